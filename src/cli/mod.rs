@@ -1,0 +1,75 @@
+//! Command-line interface: parses arguments and wires the parts together.
+
+pub mod check;
+pub mod eval;
+pub mod init;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gepa-tui",
+    version,
+    about = "A terminal workbench for evolving LLM prompts with GEPA",
+    long_about = "gepa-tui evolves the prompts of an LLM system with GEPA (reflective prompt evolution): \
+a model reads execution traces and feedback, writes a better prompt, and a Pareto frontier keeps \
+every candidate that is best on some example.\n\n\
+Run it in a project folder (gepa.toml, prompts/, data/) to open the workbench.",
+    after_help = "Examples:\n  gepa-tui sample-projects/support-triage      open the workbench on a sample\n  gepa-tui init my-project                     write a starter project\n  gepa-tui check my-project                    validate it and ping its models\n  gepa-tui run --headless --json my-project    optimize without a screen"
+)]
+pub struct Cli {
+    /// The project folder (default: the current folder).
+    pub dir: Option<PathBuf>,
+    /// Reopen this run (an id from `gepa-tui runs`).
+    #[arg(long)]
+    pub run: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Colour theme: dark, light, high-contrast, or a theme file name from the config dir.
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Serve every model call from the response cache; a miss is an error (no network, no key needed).
+    #[arg(long, global = true)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a project folder and ping each model with a tiny request.
+    #[command(
+        after_help = "Examples:\n  gepa-tui check                       the project in the current folder\n  gepa-tui check --offline my-project  validate without calling any model\n\nExit status: 0 when everything is fine, 1 on any problem."
+    )]
+    Check { dir: Option<PathBuf> },
+    /// Score a candidate (default: the seed) on a data split.
+    #[command(
+        after_help = "Examples:\n  gepa-tui eval --split val\n  gepa-tui eval my-project --split test --json\n  gepa-tui eval --candidate 20261125-101500-ab12:7 --split test"
+    )]
+    Eval {
+        dir: Option<PathBuf>,
+        /// train, val or test.
+        #[arg(long, default_value = "val")]
+        split: String,
+        /// Score a candidate from a run instead of the seed: RUN:ID.
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Print one JSON object with per-example results instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a commented starter project (never overwrites existing files).
+    #[command(
+        after_help = "Example:\n  gepa-tui init my-project && cd my-project && gepa-tui check"
+    )]
+    Init { dir: Option<PathBuf> },
+}
+
+pub fn project_dir(dir: &Option<PathBuf>) -> PathBuf {
+    dir.clone().unwrap_or_else(|| PathBuf::from("."))
+}

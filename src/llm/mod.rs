@@ -1,0 +1,129 @@
+//! Model providers behind one interface: OpenAI-compatible and Anthropic over HTTP, with retries,
+//! a response cache, a per-model concurrency limit, and token/cost accounting.
+//!
+//! Layering (outside in): `Model::chat` -> cache lookup -> concurrency permit -> retry loop ->
+//! `ChatBackend::send` (one HTTP request). Tests plug a scripted backend in at the bottom, so the
+//! cache, limits and accounting are exercised exactly as in production.
+
+pub mod anthropic;
+pub mod cache;
+pub mod model;
+pub mod openai;
+pub mod retry;
+pub mod scripted;
+pub mod usage;
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(s: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: s.into(),
+        }
+    }
+    pub fn user(s: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: s.into(),
+        }
+    }
+}
+
+/// What the caller asks for. Model name, base URL, temperature and max_tokens come from the model's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// One model answer as the backend produced it (also what the cache stores).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawReply {
+    pub text: String,
+    /// The provider stopped at max_tokens (`finish_reason: "length"` / `stop_reason: "max_tokens"`).
+    pub truncated: bool,
+    pub usage: Usage,
+}
+
+/// A model answer with accounting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatReply {
+    pub text: String,
+    pub truncated: bool,
+    pub usage: Usage,
+    /// Priced from the config, whether or not the reply came from the cache (deterministic accounting).
+    pub cost_usd: f64,
+    /// Served from `.gepa/cache/` (nothing was paid for it this time).
+    pub cached: bool,
+}
+
+/// One failed HTTP attempt, classified for the retry loop.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttemptError {
+    /// 429, 5xx, timeouts, dropped connections, malformed or wrong-shaped bodies: worth retrying.
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// 400/401/403/404 and the like: retrying cannot help.
+    #[error("{message}")]
+    Fatal {
+        status: Option<u16>,
+        message: String,
+    },
+}
+
+/// Why a model call failed for good. Messages never contain the API key.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    #[error("model `{model}`: the server refused the key (HTTP {status}); check the environment variable {env}")]
+    Auth {
+        model: String,
+        status: u16,
+        env: String,
+    },
+    #[error("model `{model}`: {message}")]
+    Fatal { model: String, message: String },
+    #[error("model `{model}`: gave up after {attempts} attempts: {last}")]
+    Exhausted {
+        model: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("model `{model}`: no cached reply for this request and --offline is set (the recorded run does not cover it)")]
+    OfflineMiss { model: String },
+    #[error("model `{model}` is not defined in [models]")]
+    UnknownModel { model: String },
+}
+
+/// Sends one request; one implementation per provider (and the scripted one for tests).
+pub trait ChatBackend: Send + Sync {
+    fn send<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<RawReply, AttemptError>>;
+}
+
+// pub use model::{Model, ModelStats, Models, ModelsOptions};

@@ -1,0 +1,96 @@
+//! A project folder: `gepa.toml`, the seed components, and the JSONL data splits.
+
+pub mod config;
+pub mod data;
+pub mod template;
+
+pub use config::ProjectConfig;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A candidate maps component name -> text.
+pub type Candidate = BTreeMap<String, String>;
+
+/// One line of a JSONL split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Example {
+    /// The `id` field if present (string or number), else `line-<n>`; stable across runs.
+    pub id: String,
+    /// 1-based line number in the file it came from.
+    pub line: usize,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Example {
+    /// A field rendered as text: strings as they are, other JSON values as compact JSON.
+    pub fn field_text(&self, name: &str) -> Option<String> {
+        self.fields.get(name).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// A loaded, validated project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project folder (canonical).
+    pub root: PathBuf,
+    pub config: ProjectConfig,
+    /// The raw text of gepa.toml (copied into each run folder).
+    pub config_text: String,
+    /// The seed candidate: each component's file text.
+    pub seed: Candidate,
+    pub train: Vec<Example>,
+    pub val: Vec<Example>,
+    pub test: Vec<Example>,
+}
+
+impl Project {
+    pub fn split(&self, split: Split) -> &[Example] {
+        match split {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+            Split::Test => &self.test,
+        }
+    }
+
+    /// Component names in config order.
+    pub fn component_names(&self) -> Vec<String> {
+        self.config
+            .components
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    pub fn gepa_dir(&self) -> PathBuf {
+        self.root.join(".gepa")
+    }
+    pub fn runs_dir(&self) -> PathBuf {
+        self.gepa_dir().join("runs")
+    }
+    pub fn cache_dir(&self) -> PathBuf {
+        self.gepa_dir().join("cache")
+    }
+}
