@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod cache;
+mod http;
 pub mod model;
 pub mod openai;
 pub mod retry;
@@ -35,16 +36,13 @@ pub struct Message {
 
 impl Message {
     pub fn system(s: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: s.into(),
-        }
+        Self { role: Role::System, content: s.into() }
     }
     pub fn user(s: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: s.into(),
-        }
+        Self { role: Role::User, content: s.into() }
+    }
+    pub fn assistant(s: impl Into<String>) -> Self {
+        Self { role: Role::Assistant, content: s.into() }
     }
 }
 
@@ -86,36 +84,24 @@ pub struct ChatReply {
 pub enum AttemptError {
     /// 429, 5xx, timeouts, dropped connections, malformed or wrong-shaped bodies: worth retrying.
     #[error("{message}")]
-    Retryable {
-        message: String,
-        retry_after: Option<std::time::Duration>,
-    },
+    Retryable { message: String, retry_after: Option<std::time::Duration> },
     /// 400/401/403/404 and the like: retrying cannot help.
     #[error("{message}")]
-    Fatal {
-        status: Option<u16>,
-        message: String,
-    },
+    Fatal { status: Option<u16>, message: String },
 }
 
 /// Why a model call failed for good. Messages never contain the API key.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
     #[error("model `{model}`: the server refused the key (HTTP {status}); check the environment variable {env}")]
-    Auth {
-        model: String,
-        status: u16,
-        env: String,
-    },
+    Auth { model: String, status: u16, env: String },
     #[error("model `{model}`: {message}")]
     Fatal { model: String, message: String },
     #[error("model `{model}`: gave up after {attempts} attempts: {last}")]
-    Exhausted {
-        model: String,
-        attempts: u32,
-        last: String,
-    },
-    #[error("model `{model}`: no cached reply for this request and --offline is set (the recorded run does not cover it)")]
+    Exhausted { model: String, attempts: u32, last: String },
+    #[error(
+        "model `{model}`: no cached reply for this request and --offline is set (the recorded run does not cover it)"
+    )]
     OfflineMiss { model: String },
     #[error("model `{model}` is not defined in [models]")]
     UnknownModel { model: String },
@@ -126,4 +112,7 @@ pub trait ChatBackend: Send + Sync {
     fn send<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<RawReply, AttemptError>>;
 }
 
-// pub use model::{Model, ModelStats, Models, ModelsOptions};
+pub use anthropic::AnthropicBackend;
+pub use model::{BackendFactory, Model, ModelStats, Models, ModelsOptions};
+pub use openai::OpenAiBackend;
+pub use scripted::ScriptedBackend;
