@@ -1,10 +1,209 @@
 //! Scores a run's output in [0, 1] with a feedback text the reflection model reads.
+//!
+//! Kinds: `exact`, `contains`, `regex`, `json_field` (in `compare`), `command` (an external scorer),
+//! `judge` (an LLM with a rubric) and `combined` (a weighted mean of the others).
 
+pub mod command;
+pub mod compare;
+pub mod judge;
+pub mod task;
+
+pub use task::{ExampleEval, Task};
+
+use crate::llm::Models;
+use crate::project::config::{EvaluatorKind, EvaluatorPart};
+use crate::project::{Example, Project, ProjectError};
+use crate::system::RunOutput;
 use serde::{Deserialize, Serialize};
 
 /// A score and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {
+    /// In [0, 1].
     pub score: f64,
+    /// What was right or wrong, in words the reflection model can act on.
     pub feedback: String,
+    /// Set when scoring itself failed (the judge could not be asked, the scorer crashed); the
+    /// score is then 0 and says nothing about the candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// USD spent on scoring (judge calls).
+    #[serde(default)]
+    pub cost_usd: f64,
+}
+
+impl Score {
+    /// A score (clamped to [0, 1]; NaN counts as 0) with its feedback.
+    pub fn new(score: f64, feedback: impl Into<String>) -> Score {
+        Score { score: clamp01(score), feedback: feedback.into(), error: None, cost_usd: 0.0 }
+    }
+
+    /// Scoring failed: 0, with the reason as both feedback and error.
+    pub fn failed(reason: impl Into<String>) -> Score {
+        let reason = reason.into();
+        Score { score: 0.0, feedback: reason.clone(), error: Some(reason), cost_usd: 0.0 }
+    }
+}
+
+pub(crate) fn clamp01(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(0.0, 1.0)
+    }
+}
+
+/// One scoring rule, built from `[evaluator]` or one of its `[[evaluator.parts]]`.
+#[derive(Debug)]
+pub enum Scorer {
+    Compare(compare::CompareScorer),
+    Command(command::CommandScorer),
+    Judge(judge::JudgeScorer),
+}
+
+impl Scorer {
+    fn from_part(part: &EvaluatorPart, project: &Project) -> Result<Scorer, ProjectError> {
+        Ok(match part.kind {
+            EvaluatorKind::Exact | EvaluatorKind::Contains | EvaluatorKind::Regex | EvaluatorKind::JsonField => {
+                Scorer::Compare(compare::CompareScorer::from_part(part)?)
+            }
+            EvaluatorKind::Command => Scorer::Command(command::CommandScorer::from_part(part, &project.root)?),
+            EvaluatorKind::Judge => Scorer::Judge(judge::JudgeScorer::from_part(part)?),
+            EvaluatorKind::Combined => {
+                return Err(ProjectError::config(None, "a part of a combined evaluator cannot itself be \"combined\""))
+            }
+        })
+    }
+
+    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Score {
+        let mut s = match self {
+            Scorer::Compare(c) => c.score(example, &run.output),
+            Scorer::Command(c) => c.score(example, &run.output).await,
+            Scorer::Judge(j) => j.score(example, &run.output, models).await,
+        };
+        s.score = clamp01(s.score);
+        s
+    }
+
+    /// The external program this scorer runs, if any.
+    pub fn command(&self) -> Option<&[String]> {
+        match self {
+            Scorer::Command(c) => Some(c.argv()),
+            _ => None,
+        }
+    }
+
+    /// The model this scorer asks, if any.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            Scorer::Judge(j) => Some(j.model()),
+            _ => None,
+        }
+    }
+}
+
+/// The project's evaluator: one scorer, or several combined by weight.
+#[derive(Debug)]
+pub struct Evaluator {
+    kind: EvaluatorKind,
+    /// (label, weight, scorer); one entry of weight 1 unless `combined`.
+    parts: Vec<(String, f64, Scorer)>,
+}
+
+impl Evaluator {
+    pub fn from_config(project: &Project) -> Result<Evaluator, ProjectError> {
+        let ev = &project.config.evaluator;
+        let parts = if ev.kind == EvaluatorKind::Combined {
+            if ev.parts.is_empty() {
+                return Err(ProjectError::config(
+                    None,
+                    "[evaluator] kind = \"combined\" needs at least one [[evaluator.parts]]",
+                ));
+            }
+            let labels = part_labels(&ev.parts);
+            ev.parts
+                .iter()
+                .zip(labels)
+                .map(|(p, label)| Ok((label, p.weight, Scorer::from_part(p, project)?)))
+                .collect::<Result<Vec<_>, ProjectError>>()?
+        } else {
+            vec![(ev.kind.as_str().to_string(), 1.0, Scorer::from_part(&ev.as_part(), project)?)]
+        };
+        let total: f64 = parts.iter().map(|p| p.1).sum();
+        if !(total.is_finite() && total > 0.0) {
+            return Err(ProjectError::config(
+                None,
+                "the weights of [[evaluator.parts]] must add up to a positive number",
+            ));
+        }
+        Ok(Evaluator { kind: ev.kind, parts })
+    }
+
+    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Score {
+        if self.kind != EvaluatorKind::Combined {
+            if let Some((_, _, scorer)) = self.parts.first() {
+                return scorer.score(example, run, models).await;
+            }
+        }
+        let scores =
+            futures::future::join_all(self.parts.iter().map(|(_, _, scorer)| scorer.score(example, run, models))).await;
+        let total: f64 = self.parts.iter().map(|p| p.1).sum();
+        let mut sum = 0.0;
+        let mut feedback = Vec::new();
+        let mut errors = Vec::new();
+        let mut cost = 0.0;
+        for ((label, weight, _), s) in self.parts.iter().zip(scores) {
+            sum += weight * s.score;
+            cost += s.cost_usd;
+            feedback.push(format!("[{label}] {}", s.feedback.trim()));
+            if let Some(e) = s.error {
+                errors.push(format!("[{label}] {e}"));
+            }
+        }
+        Score {
+            score: clamp01(sum / total),
+            feedback: feedback.join("\n"),
+            error: (!errors.is_empty()).then(|| errors.join("\n")),
+            cost_usd: cost,
+        }
+    }
+
+    /// Every external program the evaluator runs (so `check` can show them before they run).
+    pub fn commands(&self) -> Vec<&[String]> {
+        self.parts.iter().filter_map(|p| p.2.command()).collect()
+    }
+
+    /// The models the evaluator asks (judges).
+    pub fn models(&self) -> Vec<&str> {
+        self.parts.iter().filter_map(|p| p.2.model()).collect()
+    }
+
+    /// `exact`, or `combined: 0.5 × exact + 0.5 × judge`, for reports.
+    pub fn describe(&self) -> String {
+        if self.kind != EvaluatorKind::Combined {
+            return self.kind.as_str().to_string();
+        }
+        let total: f64 = self.parts.iter().map(|p| p.1).sum();
+        let parts: Vec<String> = self.parts.iter().map(|(label, w, _)| format!("{:.2} × {label}", w / total)).collect();
+        format!("combined: {}", parts.join(" + "))
+    }
+}
+
+/// Labels for combined parts: the kind, numbered when a kind repeats (`judge`, `judge#2`).
+fn part_labels(parts: &[EvaluatorPart]) -> Vec<String> {
+    let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+    let repeated = |k: &str| parts.iter().filter(|p| p.kind.as_str() == k).count() > 1;
+    parts
+        .iter()
+        .map(|p| {
+            let k = p.kind.as_str();
+            let n = seen.entry(k).or_insert(0);
+            *n += 1;
+            if repeated(k) {
+                format!("{k}#{n}")
+            } else {
+                k.to_string()
+            }
+        })
+        .collect()
 }

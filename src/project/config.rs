@@ -162,7 +162,8 @@ pub struct EvaluatorConfig {
     /// regex: the pattern the output must match; `{{field}}` placeholders are filled from the example.
     pub pattern: Option<String>,
     /// json_field: the key (dotted path) in the output JSON to compare against `field`. Several keys:
-    /// `json_fields`, scored as the fraction that match.
+    /// `json_keys`, each compared with the example field of the same name (or, when `field` names an
+    /// object, with that object's key), scored as the fraction that match.
     pub json_key: Option<String>,
     #[serde(default)]
     pub json_keys: Vec<String>,
@@ -197,6 +198,40 @@ pub struct EvaluatorPart {
     pub timeout_secs: f64,
     pub model: Option<String>,
     pub rubric: Option<String>,
+}
+
+impl EvaluatorConfig {
+    /// This evaluator as a single part (weight 1), so one code path validates and builds both the
+    /// top-level evaluator and each part of a `combined` one.
+    pub fn as_part(&self) -> EvaluatorPart {
+        EvaluatorPart {
+            kind: self.kind,
+            weight: 1.0,
+            field: self.field.clone(),
+            case_sensitive: self.case_sensitive,
+            pattern: self.pattern.clone(),
+            json_key: self.json_key.clone(),
+            json_keys: self.json_keys.clone(),
+            command: self.command.clone(),
+            timeout_secs: self.timeout_secs,
+            model: self.model.clone(),
+            rubric: self.rubric.clone(),
+        }
+    }
+}
+
+impl EvaluatorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvaluatorKind::Exact => "exact",
+            EvaluatorKind::Contains => "contains",
+            EvaluatorKind::Regex => "regex",
+            EvaluatorKind::JsonField => "json_field",
+            EvaluatorKind::Command => "command",
+            EvaluatorKind::Judge => "judge",
+            EvaluatorKind::Combined => "combined",
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -299,4 +334,437 @@ pub struct ReflectionConfig {
     /// A file (relative to the project) holding the reflection prompt template, with
     /// `<curr_instructions>` and `<inputs_outputs_feedback>` placeholders as in gepa. Default: gepa's.
     pub template_file: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing with errors a person can act on.
+
+use super::error::ProjectError;
+
+/// Parses the text of `gepa.toml`. Errors name the line and key and say what was expected.
+pub fn parse(text: &str) -> Result<ProjectConfig, ProjectError> {
+    toml::from_str::<ProjectConfig>(text).map_err(|e| explain_toml_error(text, &e))
+}
+
+/// Turns toml/serde's message into one that names the line, the section and the key, with a
+/// did-you-mean for misspelt keys and values.
+fn explain_toml_error(text: &str, err: &toml::de::Error) -> ProjectError {
+    let keys = KeyLines::new(text);
+    let start = err.span().map(|s| s.start.min(text.len()));
+    let line = start.map(|s| line_of(text, s));
+    let msg = err.message().trim();
+    let line_text = line.and_then(|l| text.lines().nth(l - 1)).unwrap_or("").trim();
+    let header = line.and_then(|l| keys.header_at(l));
+    let on_header_line = line.is_some() && header.map(|h| h.line) == line;
+
+    let message = if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (name, expected) = split_name_and_expected(rest);
+        if on_header_line {
+            // `[optimiser]`: the misspelt key is a table name in the header itself.
+            let parent = header.map(|h| parent_of_segment(h.path, &name)).unwrap_or_default();
+            format!("unknown section `{name}`{}{}", in_section(&parent), suggestion(&name, &expected))
+        } else {
+            let section = header.map(|h| h.display()).unwrap_or_default();
+            format!("unknown key `{name}`{}{}", in_section(&section), suggestion(&name, &expected))
+        }
+    } else if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let (value, expected) = split_name_and_expected(rest);
+        let key = key_on_line(line_text);
+        let section = header.map(|h| h.display()).unwrap_or_default();
+        let did_you_mean =
+            strsim_best(&value, &expected).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
+        format!(
+            "unknown value \"{value}\" for `{key}`{}{did_you_mean} Expected one of: {}",
+            in_section(&section),
+            expected.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ")
+        )
+    } else if let Some(rest) = msg.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or(rest).to_string();
+        let whole_document = err.span().is_none_or(|s| s.is_empty());
+        match header.filter(|_| !whole_document) {
+            Some(h) => format!("missing key `{name}` in {}", h.display()),
+            None => match name.as_str() {
+                "components" => "missing [[components]]: name at least one text to optimize \
+                                 (name = \"instruction\", file = \"prompts/instruction.md\")"
+                    .to_string(),
+                "models" => "missing [models]: define at least [models.task]".to_string(),
+                other => format!("missing section [{other}]"),
+            },
+        }
+    } else if let Some(rest) = msg
+        .strip_prefix("invalid type: ")
+        .map(|r| ("wrong type", r))
+        .or_else(|| msg.strip_prefix("invalid value: ").map(|r| ("bad value", r)))
+    {
+        let (what, rest) = rest;
+        let (found, expected) = match rest.rsplit_once(", expected ") {
+            Some((f, e)) => (f.to_string(), describe_expected(e)),
+            None => (rest.to_string(), String::new()),
+        };
+        let key = key_on_line(line_text);
+        let section = header.map(|h| h.display()).unwrap_or_default();
+        let key_part = if key.is_empty() { String::new() } else { format!(" for `{key}`") };
+        format!("{what}{key_part}{}: expected {expected}, found {found}", in_section(&section))
+    } else {
+        msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+    };
+    let whole_document_missing = msg.starts_with("missing field") && err.span().is_none_or(|s| s.is_empty());
+    ProjectError::config(line.filter(|_| !whole_document_missing), message)
+}
+
+fn in_section(section: &str) -> String {
+    if section.is_empty() {
+        String::new()
+    } else {
+        format!(" in {section}")
+    }
+}
+
+/// `name`, expected `a`, `b` or `c`  ->  ("name", ["a", "b", "c"])
+fn split_name_and_expected(rest: &str) -> (String, Vec<String>) {
+    let name = rest.split('`').next().unwrap_or(rest).to_string();
+    let expected = match rest.split_once("expected") {
+        Some((_, list)) => {
+            list.split('`').enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, s)| s.to_string()).collect()
+        }
+        None => Vec::new(),
+    };
+    (name, expected)
+}
+
+fn suggestion(name: &str, expected: &[String]) -> String {
+    match strsim_best(name, expected) {
+        Some(best) => format!("; did you mean `{best}`?"),
+        None if expected.is_empty() => "; this section takes no keys".to_string(),
+        None => {
+            format!("; expected one of: {}", expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
+/// The closest of `options` to `name`, if it is close enough to be a likely typo.
+pub(crate) fn strsim_best<'a>(name: &str, options: &'a [String]) -> Option<&'a str> {
+    options
+        .iter()
+        .map(|o| (strsim::jaro_winkler(&name.to_lowercase(), &o.to_lowercase()), o))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, o)| o.as_str())
+}
+
+fn describe_expected(expected: &str) -> String {
+    let e = expected.trim();
+    match e {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number (0 or more)".to_string(),
+        "i64" | "i32" => "a whole number".to_string(),
+        "f64" | "f32" => "a number".to_string(),
+        "a boolean" => "true or false".to_string(),
+        "a sequence" => "an array, like [\"a\", \"b\"]".to_string(),
+        "a map" => "a table".to_string(),
+        _ if e.starts_with("struct ") => "a table".to_string(),
+        _ if e.starts_with("enum ") => "one of the allowed names (a string)".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// `key = value` -> `key` (empty when the line has no `=`).
+fn key_on_line(line: &str) -> String {
+    match line.split_once('=') {
+        Some((k, _)) => k.trim().trim_matches('"').trim_matches('\'').to_string(),
+        None => String::new(),
+    }
+}
+
+/// For an unknown table name in a header, the section it sits in: `[system.stepz]` -> `[system]`.
+fn parent_of_segment(path: &str, name: &str) -> String {
+    let segments: Vec<&str> = path.split('.').collect();
+    match segments.iter().position(|s| *s == name) {
+        Some(0) | None => String::new(),
+        Some(i) => format!("[{}]", segments[..i].join(".")),
+    }
+}
+
+/// 1-based line number of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// Where each key and table header of a TOML text sits, so errors found after parsing (a missing
+/// file, an unknown model) can still name their line. Paths look like `models.task.model`,
+/// `components[1].file`, `system.steps[0].user`.
+#[derive(Debug, Default, Clone)]
+pub struct KeyLines {
+    entries: Vec<KeyLine>,
+}
+
+#[derive(Debug, Clone)]
+struct KeyLine {
+    path: String,
+    line: usize,
+    header: Option<Header>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Header {
+    Table,
+    ArrayOfTables,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct HeaderRef<'a> {
+    path: &'a str,
+    line: usize,
+    kind: Header,
+}
+
+impl HeaderRef<'_> {
+    fn display(&self) -> String {
+        // Drop the `[n]` index for display: `[[system.steps]]` reads better than `system.steps[0]`.
+        let bare: String = strip_indices(self.path);
+        match self.kind {
+            Header::Table => format!("[{bare}]"),
+            Header::ArrayOfTables => format!("[[{bare}]]"),
+        }
+    }
+}
+
+fn strip_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            c if !in_index => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Lexer {
+    depth: i32,
+    in_multiline: Option<&'static str>,
+}
+
+impl Lexer {
+    /// Walks `s` updating bracket depth and multi-line string state; stops at a comment.
+    fn scan(&mut self, s: &str) {
+        let mut rest = s;
+        loop {
+            if let Some(close) = self.in_multiline {
+                match rest.find(close) {
+                    Some(i) => {
+                        rest = &rest[i + close.len()..];
+                        self.in_multiline = None;
+                    }
+                    None => return,
+                }
+            }
+            let Some(c) = rest.chars().next() else { return };
+            if rest.starts_with("\"\"\"") {
+                self.in_multiline = Some("\"\"\"");
+                rest = &rest[3..];
+                continue;
+            }
+            if rest.starts_with("'''") {
+                self.in_multiline = Some("'''");
+                rest = &rest[3..];
+                continue;
+            }
+            match c {
+                '#' => return,
+                '"' => {
+                    // A basic string ends at the next unescaped quote on the same line.
+                    let mut escaped = false;
+                    let mut end = rest.len();
+                    for (i, d) in rest.char_indices().skip(1) {
+                        if escaped {
+                            escaped = false;
+                        } else if d == '\\' {
+                            escaped = true;
+                        } else if d == '"' {
+                            end = i + 1;
+                            break;
+                        }
+                    }
+                    rest = &rest[end..];
+                    continue;
+                }
+                '\'' => {
+                    let end = rest[1..].find('\'').map(|i| i + 2).unwrap_or(rest.len());
+                    rest = &rest[end..];
+                    continue;
+                }
+                '[' | '{' => self.depth += 1,
+                ']' | '}' => self.depth -= 1,
+                _ => {}
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+}
+
+fn split_key_path(key: &str) -> Vec<String> {
+    key.split('.').map(|s| s.trim().trim_matches('"').trim_matches('\'').to_string()).collect()
+}
+
+impl KeyLines {
+    pub fn new(text: &str) -> Self {
+        let mut entries = Vec::new();
+        let mut lexer = Lexer::default();
+        let mut table = String::new();
+        let mut array_counts: std::collections::HashMap<String, usize> = Default::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line_no = i + 1;
+            if lexer.in_multiline.is_some() || lexer.depth > 0 {
+                lexer.scan(raw);
+                continue;
+            }
+            let line = raw.trim_start().trim_start_matches('\u{feff}');
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(inner) = line.strip_prefix("[[") {
+                let name = inner.split("]]").next().unwrap_or("");
+                let base = split_key_path(name).join(".");
+                let n = array_counts.entry(base.clone()).or_insert(0);
+                table = format!("{base}[{n}]");
+                *n += 1;
+                entries.push(KeyLine { path: table.clone(), line: line_no, header: Some(Header::ArrayOfTables) });
+                continue;
+            }
+            if let Some(inner) = line.strip_prefix('[') {
+                let name = inner.split(']').next().unwrap_or("");
+                table = split_key_path(name).join(".");
+                entries.push(KeyLine { path: table.clone(), line: line_no, header: Some(Header::Table) });
+                continue;
+            }
+            if let Some((key, value)) = line.split_once('=') {
+                let key = split_key_path(key).join(".");
+                let path = if table.is_empty() { key } else { format!("{table}.{key}") };
+                entries.push(KeyLine { path, line: line_no, header: None });
+                lexer.scan(value);
+            }
+        }
+        KeyLines { entries }
+    }
+
+    /// The line of a key, or of the nearest enclosing table that is written down.
+    pub fn line(&self, path: &str) -> Option<usize> {
+        let mut p = path.to_string();
+        loop {
+            if let Some(e) = self.entries.iter().find(|e| e.path == p) {
+                return Some(e.line);
+            }
+            let cut = p.rfind(['.', '['])?;
+            p.truncate(cut);
+        }
+    }
+
+    /// The table header in force at `line` (the header on that line itself, if any).
+    fn header_at(&self, line: usize) -> Option<HeaderRef<'_>> {
+        self.entries
+            .iter()
+            .rev()
+            .filter(|e| e.line <= line)
+            .find_map(|e| e.header.map(|kind| HeaderRef { path: &e.path, line: e.line, kind }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[models.task]\nprovider = \"openai\"\nmodel = \"m\"\n\n\
+[[components]]\nname = \"instruction\"\nfile = \"prompts/instruction.md\"\n\n\
+[system]\nkind = \"chat\"\n[[system.steps]]\nname = \"answer\"\nuser = \"{{input}}\"\n\n\
+[data]\ntrain = \"data/train.jsonl\"\nval = \"data/val.jsonl\"\n\n\
+[evaluator]\nkind = \"exact\"\nfield = \"expected\"\n";
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn base_parses() {
+        let c = parse(BASE).unwrap();
+        assert_eq!(c.system.steps[0].model, "task");
+        assert_eq!(c.optimizer.concurrency, 16);
+    }
+
+    #[test]
+    fn unknown_key_names_line_section_and_suggestion() {
+        let text = format!("{BASE}\n[optimizer]\nconcurrency = 4\ncandidate_selecton = \"pareto\"\n");
+        assert_eq!(
+            err(&text),
+            "gepa.toml:25: unknown key `candidate_selecton` in [optimizer]; did you mean `candidate_selection`?"
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_array_of_tables() {
+        let text = BASE.replace("user = \"{{input}}\"", "usr = \"{{input}}\"");
+        assert_eq!(err(&text), "gepa.toml:13: unknown key `usr` in [[system.steps]]; did you mean `user`?");
+    }
+
+    #[test]
+    fn unknown_section() {
+        let text = format!("{BASE}\n[optimiser]\nseed = 1\n");
+        assert_eq!(err(&text), "gepa.toml:23: unknown section `optimiser`; did you mean `optimizer`?");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let text = format!("{BASE}\n[optimizer]\nconcurrency = \"4\"\n");
+        assert_eq!(
+            err(&text),
+            "gepa.toml:24: wrong type for `concurrency` in [optimizer]: expected a whole number (0 or more), found string \"4\""
+        );
+    }
+
+    #[test]
+    fn missing_key_names_table() {
+        let text = BASE.replace("model = \"m\"\n", "");
+        assert_eq!(err(&text), "gepa.toml:1: missing key `model` in [models.task]");
+        let text = BASE.replace("[evaluator]\nkind = \"exact\"\n", "[evaluator]\n");
+        assert_eq!(err(&text), "gepa.toml:19: missing key `kind` in [evaluator]");
+    }
+
+    #[test]
+    fn missing_section() {
+        let text = BASE.replace("[data]\ntrain = \"data/train.jsonl\"\nval = \"data/val.jsonl\"\n", "");
+        assert_eq!(err(&text), "gepa.toml: missing section [data]");
+    }
+
+    #[test]
+    fn bad_enum_value() {
+        let text = BASE.replace("provider = \"openai\"", "provider = \"opnai\"");
+        assert_eq!(
+            err(&text),
+            "gepa.toml:2: unknown value \"opnai\" for `provider` in [models.task]; did you mean \"openai\"? Expected one of: \"openai\", \"anthropic\""
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let text = format!("{BASE}\n[optimizer\n");
+        assert!(err(&text).starts_with("gepa.toml:23: "), "{}", err(&text));
+    }
+
+    #[test]
+    fn key_lines_follow_arrays_and_skip_multiline_strings() {
+        let text = "[[components]]\nname = \"a\"\nfile = \"x\"\n[[components]]\nname = \"b\"\n\
+file = \"y\"\n[evaluator]\nrubric = \"\"\"\nfake = 1\n[not_a_header]\n\"\"\"\ncommand = [\n  \"python\",\n  \"[x]\",\n]\nmodel = \"j\"\n";
+        let k = KeyLines::new(text);
+        assert_eq!(k.line("components[0].file"), Some(3));
+        assert_eq!(k.line("components[1].file"), Some(6));
+        assert_eq!(k.line("components[1].missing"), Some(4));
+        assert_eq!(k.line("evaluator.rubric"), Some(8));
+        assert_eq!(k.line("evaluator.fake"), Some(7));
+        assert_eq!(k.line("evaluator.model"), Some(16));
+        assert_eq!(k.line("not_a_header"), None);
+    }
 }

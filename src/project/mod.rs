@@ -2,9 +2,16 @@
 
 pub mod config;
 pub mod data;
+pub mod error;
+mod load;
 pub mod template;
 
 pub use config::ProjectConfig;
+pub use error::ProjectError;
+pub(crate) use load::{json_path, json_path_in_map};
+
+/// The config file's name inside a project folder.
+pub const CONFIG_FILE: &str = "gepa.toml";
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,6 +74,13 @@ pub struct Project {
 }
 
 impl Project {
+    /// Loads and validates the project in `dir`: parses gepa.toml, reads the component files and
+    /// the data splits, and checks every template, path and name. All problems are reported
+    /// together (`ProjectError::Several`), each with its file and line.
+    pub fn load(dir: &std::path::Path) -> Result<Project, ProjectError> {
+        load::load(dir)
+    }
+
     pub fn split(&self, split: Split) -> &[Example] {
         match split {
             Split::Train => &self.train,
@@ -77,11 +91,7 @@ impl Project {
 
     /// Component names in config order.
     pub fn component_names(&self) -> Vec<String> {
-        self.config
-            .components
-            .iter()
-            .map(|c| c.name.clone())
-            .collect()
+        self.config.components.iter().map(|c| c.name.clone()).collect()
     }
 
     pub fn gepa_dir(&self) -> PathBuf {

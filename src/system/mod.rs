@@ -44,3 +44,50 @@ pub struct RunOutput {
     #[serde(default)]
     pub cost_usd: f64,
 }
+
+use crate::llm::Models;
+use crate::project::config::SystemKind;
+use crate::project::{Candidate, Example, Project, ProjectError};
+
+/// How one candidate runs on one example, built once from the project's `[system]`.
+#[derive(Debug)]
+pub enum System {
+    Chat(chat::ChatSystem),
+    Command(command::CommandSystem),
+}
+
+impl System {
+    pub fn from_config(project: &Project) -> Result<System, ProjectError> {
+        let sys = &project.config.system;
+        Ok(match sys.kind {
+            SystemKind::Chat => System::Chat(chat::ChatSystem::from_steps(&sys.steps)?),
+            SystemKind::Command => {
+                System::Command(command::CommandSystem::new(&sys.command, &project.root, sys.timeout_secs)?)
+            }
+        })
+    }
+
+    /// Runs `candidate` on `example`. Never fails: a model error, a crashed program or a timeout
+    /// is a `RunOutput` with `error` set, which is scored 0 and shown to the user.
+    pub async fn run(&self, candidate: &Candidate, example: &Example, models: &Models) -> RunOutput {
+        match self {
+            System::Chat(chat) => chat.run(candidate, example, models).await,
+            System::Command(cmd) => cmd.run(candidate, example).await,
+        }
+    }
+
+    /// The external program this system runs, if any (so `check` can show it before it runs).
+    pub fn command(&self) -> Option<&[String]> {
+        match self {
+            System::Chat(_) => None,
+            System::Command(cmd) => Some(cmd.argv()),
+        }
+    }
+}
+
+impl RunOutput {
+    /// A run that failed before producing anything.
+    pub fn failed(error: impl Into<String>, trace: Trace, cost_usd: f64) -> RunOutput {
+        RunOutput { output: String::new(), trace, error: Some(error.into()), cost_usd }
+    }
+}

@@ -1,0 +1,124 @@
+//! The `command` evaluator: an external scorer (argv, no shell, run in the project folder) reads
+//! `{"example":{…},"output":"…"}` on stdin and prints `{"score":…,"feedback":"…"}`.
+
+use super::Score;
+use crate::project::config::EvaluatorPart;
+use crate::project::{Example, ProjectError};
+use crate::system::command::{example_json, parse_json_object, run_process, secs};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct CommandScorer {
+    argv: Vec<String>,
+    root: PathBuf,
+    timeout: Duration,
+}
+
+impl CommandScorer {
+    pub fn from_part(part: &EvaluatorPart, root: &Path) -> Result<CommandScorer, ProjectError> {
+        if part.command.first().is_none_or(|c| c.trim().is_empty()) {
+            return Err(ProjectError::config(
+                None,
+                "[evaluator] kind = \"command\" needs command = [\"program\", \"arg\", …]",
+            ));
+        }
+        Ok(CommandScorer { argv: part.command.clone(), root: root.to_path_buf(), timeout: secs(part.timeout_secs) })
+    }
+
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    pub async fn score(&self, example: &Example, output: &str) -> Score {
+        let input = json!({ "example": example_json(example), "output": output });
+        let stdin = serde_json::to_vec(&input).unwrap_or_default();
+        let done = match run_process(&self.argv, &self.root, stdin, self.timeout).await {
+            Ok(done) => done,
+            Err(failure) => return Score::failed(format!("the scorer failed: {failure}")),
+        };
+        let Some(reply) = parse_json_object(&done.stdout) else {
+            return Score::failed(done.explain(&format!(
+                "the scorer `{}` did not print a JSON object like {{\"score\": 0.5, \"feedback\": \"…\"}}",
+                self.argv[0]
+            )));
+        };
+        let score = match reply.get("score") {
+            Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+            Some(Value::Bool(b)) => f64::from(u8::from(*b)),
+            Some(other) => {
+                return Score::failed(done.explain(&format!(
+                    "the scorer `{}` printed \"score\": {other}, expected a number from 0 to 1",
+                    self.argv[0]
+                )))
+            }
+            None => {
+                return Score::failed(
+                    done.explain(&format!("the scorer `{}` printed JSON without a \"score\"", self.argv[0])),
+                )
+            }
+        };
+        let feedback = match reply.get("feedback") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        Score::new(score, feedback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::config::EvaluatorKind;
+
+    fn scorer(script: &str) -> CommandScorer {
+        let part = EvaluatorPart {
+            kind: EvaluatorKind::Command,
+            weight: 1.0,
+            field: None,
+            case_sensitive: None,
+            pattern: None,
+            json_key: None,
+            json_keys: vec![],
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            timeout_secs: 10.0,
+            model: None,
+            rubric: None,
+        };
+        CommandScorer::from_part(&part, &std::env::temp_dir()).unwrap()
+    }
+
+    fn example() -> Example {
+        Example { id: "e".into(), line: 1, fields: json!({"expected": "4"}).as_object().cloned().unwrap() }
+    }
+
+    #[tokio::test]
+    async fn reads_score_and_feedback() {
+        let s = scorer(r#"cat >/dev/null; echo '{"score": 0.25, "feedback": "close"}'"#).score(&example(), "5").await;
+        assert_eq!((s.score, s.feedback.as_str(), s.error), (0.25, "close", None));
+    }
+
+    #[tokio::test]
+    async fn gets_example_and_output() {
+        // Score 1 only when the input carries both.
+        let s = scorer(r#"grep -q '"output":"5"' && echo '{"score": 1}' || echo '{"score": 0}'"#)
+            .score(&example(), "5")
+            .await;
+        assert_eq!(s.score, 1.0);
+    }
+
+    #[tokio::test]
+    async fn out_of_range_is_clamped_and_failures_score_zero() {
+        let s = scorer(r#"echo '{"score": 7}'"#).score(&example(), "x").await;
+        assert_eq!(s.score, 1.0);
+        let s = scorer("echo 'KeyError: x' >&2; exit 1").score(&example(), "x").await;
+        assert_eq!(s.score, 0.0);
+        assert!(s.feedback.contains("KeyError: x"), "{}", s.feedback);
+        assert!(s.error.is_some());
+        let s = scorer(r#"echo '{"score": "high"}'"#).score(&example(), "x").await;
+        assert_eq!(s.score, 0.0);
+        assert!(s.feedback.contains("expected a number"), "{}", s.feedback);
+    }
+}

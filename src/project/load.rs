@@ -1,0 +1,685 @@
+//! Loading and validating a project folder. Every problem found is collected (not just the first),
+//! each naming its file, line and key, so one `gepa-tui check` shows everything to fix.
+
+use super::config::{self, strsim_best, EvaluatorKind, EvaluatorPart, KeyLines, ProjectConfig};
+use super::error::ProjectError;
+use super::template::{Scope, Template};
+use super::{data, Candidate, Example, Project, CONFIG_FILE};
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
+    let root = dir.canonicalize().map_err(|source| ProjectError::Io { path: dir.display().to_string(), source })?;
+    if !root.is_dir() {
+        return Err(ProjectError::Io {
+            path: dir.display().to_string(),
+            source: std::io::Error::other("not a folder"),
+        });
+    }
+    let config_text = match std::fs::read_to_string(root.join(CONFIG_FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ProjectError::NotAProject { dir: dir.to_path_buf() })
+        }
+        Err(source) => return Err(ProjectError::Io { path: CONFIG_FILE.to_string(), source }),
+    };
+    let config = config::parse(&config_text)?;
+    let mut v = Validator { root: root.clone(), keys: KeyLines::new(&config_text), errors: Vec::new() };
+    let seed = v.components(&config);
+    let train = v.split(&config.data.train, "data.train", true);
+    let val = v.split(&config.data.val, "data.val", true);
+    let test = match &config.data.test {
+        Some(path) => v.split(path, "data.test", false),
+        None => Some(Vec::new()),
+    };
+    // Placeholders naming example fields are checked against the first train example.
+    let fields: Option<Vec<String>> =
+        train.as_ref().and_then(|t| t.first()).map(|e| e.fields.keys().cloned().collect());
+    v.models(&config);
+    v.system(&config, fields.as_deref());
+    let all_examples: Option<[(&str, &[Example]); 3]> = match (&train, &val, &test) {
+        (Some(tr), Some(va), Some(te)) => Some([
+            (config.data.train.as_str(), tr.as_slice()),
+            (config.data.val.as_str(), va.as_slice()),
+            (config.data.test.as_deref().unwrap_or(""), te.as_slice()),
+        ]),
+        _ => None,
+    };
+    v.evaluator(&config, fields.as_deref(), all_examples.as_ref());
+    v.optimizer(&config);
+    v.reflection(&config);
+    ProjectError::from_list(v.errors)?;
+    Ok(Project {
+        root,
+        config,
+        config_text,
+        seed: seed.unwrap_or_default(),
+        train: train.unwrap_or_default(),
+        val: val.unwrap_or_default(),
+        test: test.unwrap_or_default(),
+    })
+}
+
+/// A component, step or other name usable in a `{{placeholder}}`.
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+}
+
+struct Validator {
+    root: PathBuf,
+    keys: KeyLines,
+    errors: Vec<ProjectError>,
+}
+
+impl Validator {
+    fn problem(&mut self, key_path: &str, message: impl Into<String>) {
+        let line = self.keys.line(key_path);
+        self.errors.push(ProjectError::config(line, message));
+    }
+
+    /// Resolves a path from gepa.toml to a file inside the project folder.
+    fn resolve(&mut self, rel: &str, key_path: &str, what: &str) -> Option<PathBuf> {
+        match resolve_inside(&self.root, rel) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                self.problem(key_path, format!("{what}: {why}"));
+                None
+            }
+        }
+    }
+
+    fn read_text(&mut self, rel: &str, key_path: &str, what: &str) -> Option<String> {
+        let path = self.resolve(rel, key_path, what)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    self.errors.push(ProjectError::data(rel, None, "is not UTF-8 text; save it as UTF-8"));
+                    None
+                }
+            },
+            Err(source) => {
+                self.errors.push(ProjectError::Io { path: rel.to_string(), source });
+                None
+            }
+        }
+    }
+
+    fn components(&mut self, config: &ProjectConfig) -> Option<Candidate> {
+        if config.components.is_empty() {
+            self.problem("components", "no components: add at least one [[components]] with a name and a file");
+            return None;
+        }
+        let mut seed = Candidate::new();
+        let mut ok = true;
+        for (i, c) in config.components.iter().enumerate() {
+            let at = format!("components[{i}]");
+            if !is_ident(&c.name) {
+                self.problem(
+                    &format!("{at}.name"),
+                    format!(
+                        "component name \"{}\" must be a single word (letters, digits, `_`, `-`): it is used as {{{{{}}}}} in templates",
+                        c.name, c.name
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            if seed.contains_key(&c.name) {
+                self.problem(
+                    &format!("{at}.name"),
+                    format!("component `{}` is defined twice; names must be unique", c.name),
+                );
+                ok = false;
+                continue;
+            }
+            match self.read_text(&c.file, &format!("{at}.file"), &format!("component `{}`", c.name)) {
+                Some(text) => {
+                    seed.insert(c.name.clone(), text);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(seed)
+    }
+
+    fn split(&mut self, rel: &str, key_path: &str, required: bool) -> Option<Vec<Example>> {
+        let name = key_path.trim_start_matches("data.");
+        let text = self.read_text(rel, key_path, &format!("[data] {name}"))?;
+        match data::parse_jsonl(rel, &text) {
+            Ok(examples) if examples.is_empty() && required => {
+                self.errors.push(ProjectError::data(
+                    rel,
+                    None,
+                    format!("the {name} split has no examples; add one JSON object per line"),
+                ));
+                None
+            }
+            Ok(examples) => Some(examples),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn models(&mut self, config: &ProjectConfig) {
+        for (name, m) in &config.models {
+            let at = format!("models.{name}");
+            if m.model.trim().is_empty() {
+                self.problem(&format!("{at}.model"), format!("[models.{name}] model is empty"));
+            }
+            if m.concurrency == 0 {
+                self.problem(&format!("{at}.concurrency"), format!("[models.{name}] concurrency must be at least 1"));
+            }
+            if m.max_tokens == Some(0) {
+                self.problem(&format!("{at}.max_tokens"), format!("[models.{name}] max_tokens must be at least 1"));
+            }
+            for (key, secs) in
+                [("connect_timeout_secs", m.connect_timeout_secs), ("request_timeout_secs", m.request_timeout_secs)]
+            {
+                if !(secs.is_finite() && secs > 0.0) {
+                    self.problem(
+                        &format!("{at}.{key}"),
+                        format!("[models.{name}] {key} must be a positive number of seconds"),
+                    );
+                }
+            }
+            if let Some(url) = &m.base_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    self.problem(
+                        &format!("{at}.base_url"),
+                        format!("[models.{name}] base_url \"{url}\" must start with http:// or https://"),
+                    );
+                }
+            }
+            for (key, price) in
+                [("price_input_per_mtok", m.price_input_per_mtok), ("price_output_per_mtok", m.price_output_per_mtok)]
+            {
+                if !(price.is_finite() && price >= 0.0) {
+                    self.problem(
+                        &format!("{at}.{key}"),
+                        format!("[models.{name}] {key} must be 0 or more (USD per million tokens)"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// An error unless `model` is defined in [models].
+    fn model_exists(&mut self, config: &ProjectConfig, model: &str, key_path: &str, user: &str) {
+        if config.models.contains_key(model) {
+            return;
+        }
+        let defined: Vec<String> = config.models.keys().cloned().collect();
+        let hint = match strsim_best(model, &defined) {
+            Some(best) => format!("did you mean `{best}`? "),
+            None => String::new(),
+        };
+        self.problem(
+            key_path,
+            format!(
+                "{user} uses model `{model}`, which is not defined: {hint}add a [models.{model}] section (defined: {})",
+                if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+            ),
+        );
+    }
+
+    fn system(&mut self, config: &ProjectConfig, fields: Option<&[String]>) {
+        use super::config::SystemKind;
+        let sys = &config.system;
+        if !(sys.timeout_secs.is_finite() && sys.timeout_secs > 0.0) {
+            self.problem("system.timeout_secs", "[system] timeout_secs must be a positive number of seconds");
+        }
+        match sys.kind {
+            SystemKind::Command => {
+                if sys.command.first().is_none_or(|c| c.trim().is_empty()) {
+                    self.problem(
+                        "system.command",
+                        "[system] kind = \"command\" needs command = [\"program\", \"arg\", …] (run without a shell, in the project folder)",
+                    );
+                }
+                if !sys.steps.is_empty() {
+                    self.problem(
+                        "system.steps",
+                        "[[system.steps]] are only used with kind = \"chat\"; remove them or set kind = \"chat\"",
+                    );
+                }
+            }
+            SystemKind::Chat => {
+                if !sys.command.is_empty() {
+                    self.problem(
+                        "system.command",
+                        "[system] command is only used with kind = \"command\"; remove it or set kind = \"command\"",
+                    );
+                }
+                if sys.steps.is_empty() {
+                    self.problem(
+                        "system",
+                        "[system] kind = \"chat\" needs at least one [[system.steps]] with a name and a user template",
+                    );
+                }
+                let components: Vec<String> = config.components.iter().map(|c| c.name.clone()).collect();
+                let mut earlier: Vec<String> = Vec::new();
+                for (i, step) in sys.steps.iter().enumerate() {
+                    let at = format!("system.steps[{i}]");
+                    if !is_ident(&step.name) {
+                        self.problem(
+                            &format!("{at}.name"),
+                            format!("step name \"{}\" must be a single word (letters, digits, `_`, `-`): it is used as {{{{steps.<name>.output}}}}", step.name),
+                        );
+                    } else if earlier.contains(&step.name) {
+                        self.problem(
+                            &format!("{at}.name"),
+                            format!("step `{}` is defined twice; step names must be unique", step.name),
+                        );
+                    }
+                    self.model_exists(config, &step.model, &format!("{at}.model"), &format!("step `{}`", step.name));
+                    let scope = fields.map(|f| Scope {
+                        components: components.clone(),
+                        earlier_steps: earlier.clone(),
+                        fields: f.to_vec(),
+                        special: Vec::new(),
+                    });
+                    let templates = [("system", step.system.as_deref()), ("user", Some(step.user.as_str()))];
+                    for (which, text) in templates {
+                        let Some(text) = text else { continue };
+                        self.template(
+                            text,
+                            &format!("{at}.{which}"),
+                            &format!("step `{}`, {which} template", step.name),
+                            scope.as_ref(),
+                        );
+                    }
+                    earlier.push(step.name.clone());
+                }
+            }
+        }
+    }
+
+    /// Parses a template and checks its placeholders against `scope` (when known).
+    fn template(&mut self, text: &str, key_path: &str, what: &str, scope: Option<&Scope>) -> Option<Template> {
+        match Template::parse(text) {
+            Ok(t) => {
+                if let Some(scope) = scope {
+                    if let Err(why) = scope.check(&t) {
+                        self.problem(key_path, format!("{what}: {why}"));
+                        return None;
+                    }
+                }
+                Some(t)
+            }
+            Err(e) => {
+                self.problem(key_path, format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn evaluator(
+        &mut self,
+        config: &ProjectConfig,
+        fields: Option<&[String]>,
+        splits: Option<&[(&str, &[Example]); 3]>,
+    ) {
+        let ev = &config.evaluator;
+        if ev.kind == EvaluatorKind::Combined {
+            if ev.parts.is_empty() {
+                self.problem(
+                    "evaluator",
+                    "[evaluator] kind = \"combined\" needs at least one [[evaluator.parts]] (each with a kind and a weight)",
+                );
+            }
+            for (i, part) in ev.parts.iter().enumerate() {
+                let at = format!("evaluator.parts[{i}]");
+                if part.kind == EvaluatorKind::Combined {
+                    self.problem(&format!("{at}.kind"), "a part of a combined evaluator cannot itself be \"combined\"");
+                    continue;
+                }
+                if !(part.weight.is_finite() && part.weight >= 0.0) {
+                    self.problem(&format!("{at}.weight"), "[[evaluator.parts]] weight must be a number of 0 or more");
+                }
+                self.evaluator_part(config, part, &at, "[[evaluator.parts]]", fields, splits);
+            }
+            let total: f64 = ev.parts.iter().map(|p| p.weight).filter(|w| w.is_finite()).sum();
+            if !ev.parts.is_empty() && total <= 0.0 {
+                self.problem(
+                    "evaluator.parts",
+                    "the weights of [[evaluator.parts]] add up to 0; give at least one part a positive weight",
+                );
+            }
+        } else {
+            if !ev.parts.is_empty() {
+                self.problem("evaluator.parts", "[[evaluator.parts]] are only used with kind = \"combined\"");
+            }
+            self.evaluator_part(config, &ev.as_part(), "evaluator", "[evaluator]", fields, splits);
+        }
+        // A misspelt feedback field would silently add nothing; it must exist somewhere.
+        if let Some(splits) = splits {
+            let known: BTreeSet<&String> =
+                splits.iter().flat_map(|(_, ex)| ex.iter().flat_map(|e| e.fields.keys())).collect();
+            for f in &ev.feedback_fields {
+                if !known.contains(f) {
+                    let all: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+                    let hint = strsim_best(f, &all).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
+                    self.problem(
+                        "evaluator.feedback_fields",
+                        format!("[evaluator] feedback_fields: no example has a field `{f}`{hint}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn evaluator_part(
+        &mut self,
+        config: &ProjectConfig,
+        part: &EvaluatorPart,
+        at: &str,
+        section: &str,
+        fields: Option<&[String]>,
+        splits: Option<&[(&str, &[Example]); 3]>,
+    ) {
+        let kind = part.kind.as_str();
+        let need_field = |v: &mut Self| -> Option<String> {
+            match part.field.as_deref() {
+                Some(f) if !f.trim().is_empty() => Some(f.to_string()),
+                _ => {
+                    v.problem(
+                        at,
+                        format!("{section} kind = \"{kind}\" needs field = \"<the example field holding the expected answer>\""),
+                    );
+                    None
+                }
+            }
+        };
+        match part.kind {
+            EvaluatorKind::Exact | EvaluatorKind::Contains => {
+                if let Some(f) = need_field(self) {
+                    self.field_everywhere(&f, &format!("{at}.field"), section, splits);
+                }
+            }
+            EvaluatorKind::Regex => match part.pattern.as_deref() {
+                None => self.problem(
+                    at,
+                    format!("{section} kind = \"regex\" needs pattern = \"…\" (a regular expression the output must match; {{{{field}}}} fills in an example field)"),
+                ),
+                Some(pattern) => {
+                    let scope = fields.map(|f| Scope {
+                        fields: f.to_vec(),
+                        ..Scope::default()
+                    });
+                    let key = format!("{at}.pattern");
+                    if let Some(t) = self.template(pattern, &key, &format!("{section} pattern"), scope.as_ref()) {
+                        // Fill placeholders with a plain word to see whether the rest is a valid regex.
+                        let probe = t.render(|_| Some("x".to_string())).unwrap_or_default();
+                        if let Err(e) = regex::Regex::new(&probe) {
+                            let why = e.to_string();
+                            let last = why.lines().last().unwrap_or("").trim().to_string();
+                            self.problem(&key, format!("{section} pattern is not a valid regular expression: {last}"));
+                        }
+                    }
+                }
+            },
+            EvaluatorKind::JsonField => {
+                match (&part.json_key, part.json_keys.is_empty()) {
+                    (Some(_), false) => self.problem(
+                        at,
+                        format!("{section} set either json_key (one key, compared with `field`) or json_keys (several), not both"),
+                    ),
+                    (None, true) => self.problem(
+                        at,
+                        format!("{section} kind = \"json_field\" needs json_key = \"<key in the output JSON>\" with field = \"<example field>\", or json_keys = [\"a\", \"b\"]"),
+                    ),
+                    (Some(key), true) => {
+                        if key.trim().is_empty() {
+                            self.problem(&format!("{at}.json_key"), format!("{section} json_key is empty"));
+                        }
+                        if let Some(f) = need_field(self) {
+                            self.field_everywhere(&f, &format!("{at}.field"), section, splits);
+                        }
+                    }
+                    (None, false) => {
+                        // Each key is compared with the same-named example field, or with that key
+                        // of the object in `field`.
+                        if let Some(first) = splits.and_then(|s| s[0].1.first()) {
+                            for key in &part.json_keys {
+                                let expected = match part.field.as_deref() {
+                                    Some(f) => first.fields.get(f).and_then(|v| json_path(v, key)),
+                                    None => json_path_in_map(&first.fields, key),
+                                };
+                                if expected.is_none() {
+                                    let holder = match part.field.as_deref() {
+                                        Some(f) => format!("the object in field `{f}`"),
+                                        None => "its fields".to_string(),
+                                    };
+                                    self.problem(
+                                        &format!("{at}.json_keys"),
+                                        format!("{section} json_keys: `{key}` is not among {holder} in the first train example (line {}), so there is nothing to compare it with", first.line),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            EvaluatorKind::Command => {
+                if part.command.first().is_none_or(|c| c.trim().is_empty()) {
+                    self.problem(
+                        at,
+                        format!("{section} kind = \"command\" needs command = [\"program\", \"arg\", …]: it reads {{\"example\":…,\"output\":…}} on stdin and prints {{\"score\":…,\"feedback\":…}}"),
+                    );
+                }
+                if !(part.timeout_secs.is_finite() && part.timeout_secs > 0.0) {
+                    self.problem(&format!("{at}.timeout_secs"), format!("{section} timeout_secs must be a positive number of seconds"));
+                }
+            }
+            EvaluatorKind::Judge => {
+                let model = part.model.clone().unwrap_or_else(|| "reflection".to_string());
+                self.model_exists(config, &model, &format!("{at}.model"), &format!("the {section} judge"));
+                if let Some(f) = part.field.as_deref() {
+                    self.field_everywhere(f, &format!("{at}.field"), section, splits);
+                }
+                match part.rubric.as_deref() {
+                    None => self.problem(
+                        at,
+                        format!("{section} kind = \"judge\" needs rubric = \"…\" (what a good answer is; {{{{output}}}} is the answer, {{{{expected}}}} the reference)"),
+                    ),
+                    Some(rubric) => {
+                        let mut special = vec!["output".to_string()];
+                        if part.field.is_some() {
+                            special.push("expected".to_string());
+                        }
+                        let scope = fields.map(|f| Scope {
+                            fields: f.to_vec(),
+                            special,
+                            ..Scope::default()
+                        });
+                        self.template(rubric, &format!("{at}.rubric"), &format!("{section} rubric"), scope.as_ref());
+                    }
+                }
+            }
+            EvaluatorKind::Combined => {}
+        }
+    }
+
+    /// Every example of every split must hold the reference field; the first one missing is named.
+    fn field_everywhere(
+        &mut self,
+        field: &str,
+        key_path: &str,
+        section: &str,
+        splits: Option<&[(&str, &[Example]); 3]>,
+    ) {
+        let Some(splits) = splits else { return };
+        for (file, examples) in splits {
+            if let Some(e) = examples.iter().find(|e| !e.fields.contains_key(field)) {
+                let known: Vec<String> = e.fields.keys().cloned().collect();
+                let hint = strsim_best(field, &known).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
+                let line = self.keys.line(key_path);
+                let where_cfg = match line {
+                    Some(l) => format!("{CONFIG_FILE}:{l}"),
+                    None => CONFIG_FILE.to_string(),
+                };
+                self.errors.push(ProjectError::data(
+                    file,
+                    Some(e.line),
+                    format!(
+                        "example `{}` has no field `{field}`, which {section} compares against ({where_cfg}){hint}",
+                        e.id
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn optimizer(&mut self, config: &ProjectConfig) {
+        let o = &config.optimizer;
+        let checks = [
+            ("minibatch_size", o.minibatch_size >= 1, "must be at least 1"),
+            ("concurrency", o.concurrency >= 1, "must be at least 1"),
+            ("proposals_per_round", o.proposals_per_round >= 1, "must be at least 1"),
+            ("top_k", o.top_k >= 1, "must be at least 1"),
+            ("merge_subsample", o.merge_subsample >= 1, "must be at least 1"),
+            ("max_metric_calls", o.max_metric_calls >= 1, "must be at least 1"),
+            ("epsilon", (0.0..=1.0).contains(&o.epsilon), "must be between 0 and 1"),
+            ("perfect_score", o.perfect_score.is_finite(), "must be a number"),
+        ];
+        for (key, ok, why) in checks {
+            if !ok {
+                self.problem(&format!("optimizer.{key}"), format!("[optimizer] {key} {why}"));
+            }
+        }
+    }
+
+    fn reflection(&mut self, config: &ProjectConfig) {
+        let Some(file) = &config.reflection.template_file else { return };
+        let Some(text) = self.read_text(file, "reflection.template_file", "[reflection] template_file") else {
+            return;
+        };
+        for tag in ["<curr_instructions>", "<inputs_outputs_feedback>"] {
+            if !text.contains(tag) {
+                self.errors.push(ProjectError::data(
+                    file,
+                    None,
+                    format!("the reflection template must contain {tag} (where the current text and the examples go)"),
+                ));
+            }
+        }
+    }
+}
+
+/// A dotted path (`a.b.0`) into a JSON value.
+pub(crate) fn json_path<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(v, |v, seg| match v {
+        serde_json::Value::Object(m) => m.get(seg),
+        serde_json::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+pub(crate) fn json_path_in_map<'a>(
+    m: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
+    let (first, rest) = match path.split_once('.') {
+        Some((f, r)) => (f, Some(r)),
+        None => (path, None),
+    };
+    let v = m.get(first)?;
+    match rest {
+        Some(r) => json_path(v, r),
+        None => Some(v),
+    }
+}
+
+/// Resolves `rel` inside `root` (canonical), refusing absolute paths, `..` that climbs out, and
+/// symlinks that lead outside. The error says why, in words for the user.
+pub(crate) fn resolve_inside(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    if rel.trim().is_empty() {
+        return Err("the path is empty".to_string());
+    }
+    let path = Path::new(rel);
+    if path.is_absolute() || path.has_root() {
+        return Err(format!("\"{rel}\" must be a path relative to the project folder"));
+    }
+    let mut depth: i64 = 0;
+    for c in path.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(format!("\"{rel}\" must be a path relative to the project folder"))
+            }
+        }
+        if depth < 0 {
+            return Err(format!("\"{rel}\" is outside the project folder; keep every file inside it"));
+        }
+    }
+    let joined = root.join(path);
+    let canonical = match joined.canonicalize() {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let hint = similar_file(root, path).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
+            return Err(format!("file \"{rel}\" not found in the project folder{hint}"));
+        }
+        Err(e) => return Err(format!("cannot open \"{rel}\": {e}")),
+    };
+    if !canonical.starts_with(root) {
+        return Err(format!(
+            "\"{rel}\" leads outside the project folder (through a symlink, to {}); keep every file inside it",
+            canonical.display()
+        ));
+    }
+    if !canonical.is_file() {
+        return Err(format!("\"{rel}\" is not a file"));
+    }
+    Ok(canonical)
+}
+
+/// A file next to where `rel` points whose name is close to it, as the user would write it.
+fn similar_file(root: &Path, rel: &Path) -> Option<String> {
+    let name = rel.file_name()?.to_str()?;
+    let parent_rel = rel.parent().unwrap_or(Path::new(""));
+    let dir = root.join(parent_rel);
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    let best = strsim_best(name, &names)?;
+    let p = parent_rel.join(best);
+    Some(p.to_string_lossy().replace('\\', "/"))
+}
+
+impl Project {
+    /// Problems that do not stop `eval` but stop an optimization run (e.g. no reflection model).
+    pub fn optimization_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.config.models.contains_key("reflection") {
+            let keys = KeyLines::new(&self.config_text);
+            let at = match keys.line("models") {
+                Some(l) => format!("{CONFIG_FILE}:{l}"),
+                None => CONFIG_FILE.to_string(),
+            };
+            out.push(format!(
+                "{at}: no [models.reflection]: optimizing needs a model that reads traces and rewrites prompts (it may be the same model as [models.task])"
+            ));
+        }
+        out
+    }
+
+    /// The reflection prompt template from `[reflection] template_file`, if one is set.
+    pub fn reflection_template(&self) -> Result<Option<String>, ProjectError> {
+        let Some(file) = &self.config.reflection.template_file else {
+            return Ok(None);
+        };
+        let path = resolve_inside(&self.root, file)
+            .map_err(|why| ProjectError::config(None, format!("[reflection] template_file: {why}")))?;
+        std::fs::read_to_string(&path).map(Some).map_err(|source| ProjectError::Io { path: file.clone(), source })
+    }
+}
