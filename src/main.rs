@@ -5,22 +5,32 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Check { dir }) => {
-            gepa_tui::cli::check::run(&gepa_tui::cli::project_dir(dir), &cli.common)
+        Some(Command::Check { dir }) => gepa_tui::cli::check::run(&gepa_tui::cli::project_dir(dir), &cli.common),
+        Some(Command::Eval { dir, split, candidate, json }) => {
+            gepa_tui::cli::eval::run(&gepa_tui::cli::project_dir(dir), split, candidate.as_deref(), *json, &cli.common)
         }
-        Some(Command::Eval {
-            dir,
-            split,
-            candidate,
-            json,
-        }) => gepa_tui::cli::eval::run(
-            &gepa_tui::cli::project_dir(dir),
-            split,
-            candidate.as_deref(),
-            *json,
-            &cli.common,
-        ),
         Some(Command::Init { dir }) => gepa_tui::cli::init::run(&gepa_tui::cli::project_dir(dir)),
+        Some(Command::Run { dir, headless, json, resume, seed, max_metric_calls }) => {
+            let args = gepa_tui::cli::run::RunArgs {
+                resume: resume.clone(),
+                seed: *seed,
+                max_metric_calls: *max_metric_calls,
+            };
+            if *headless {
+                gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json, &cli.common)
+            } else {
+                Err(anyhow::anyhow!("the workbench is not built yet; use --headless"))
+            }
+        }
+        Some(Command::Runs { dir }) => gepa_tui::cli::runs::list(&gepa_tui::cli::project_dir(dir)),
+        Some(Command::Export { dir, run, candidate, out, write_prompts, yes }) => gepa_tui::cli::runs::export(
+            &gepa_tui::cli::project_dir(dir),
+            run,
+            *candidate,
+            out.as_deref(),
+            *write_prompts,
+            *yes,
+        ),
         None => Err(anyhow::anyhow!("the workbench is not built yet")),
     };
     match result {

@@ -3,6 +3,8 @@
 pub mod check;
 pub mod eval;
 pub mod init;
+pub mod run;
+pub mod runs;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -63,10 +65,53 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a commented starter project (never overwrites existing files).
+    /// Optimize: with --headless, without a screen (a progress line on stderr).
     #[command(
-        after_help = "Example:\n  gepa-tui init my-project && cd my-project && gepa-tui check"
+        after_help = "Examples:\n  gepa-tui run --headless sample-projects/math-word-problems --offline\n  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project\n  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project\n\nThe budget (max_metric_calls) can be exceeded by at most one round's worth of evaluations:\na round that starts under budget runs to its end. Ctrl-C stops cleanly; the run stays resumable.\nTo stop a headless run from outside, create a file named `stop` in its run folder.\n\nExit status: 0 finished, 130 stopped (resumable), 2 on errors."
     )]
+    Run {
+        dir: Option<PathBuf>,
+        /// Run without the TUI.
+        #[arg(long)]
+        headless: bool,
+        /// Print one JSON object per event on stdout; the last is {"event":"finished",…}.
+        #[arg(long)]
+        json: bool,
+        /// Continue an interrupted run (an id from `gepa-tui runs`).
+        #[arg(long, value_name = "RUN")]
+        resume: Option<String>,
+        /// Override [optimizer] seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override [optimizer] max_metric_calls.
+        #[arg(long, value_name = "N")]
+        max_metric_calls: Option<u64>,
+    },
+    /// List the runs of a project, newest first.
+    #[command(after_help = "Example:\n  gepa-tui runs my-project")]
+    Runs { dir: Option<PathBuf> },
+    /// Write the best (or a chosen) candidate's texts of a run to a folder, or back over the prompts.
+    #[command(
+        after_help = "Examples:\n  gepa-tui export --run 20261125-084012-3fa9 --out exported/\n  gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --out exported/\n  gepa-tui export --run 20261125-084012-3fa9 --write-prompts   (asks before overwriting)"
+    )]
+    Export {
+        dir: Option<PathBuf>,
+        #[arg(long, value_name = "RUN")]
+        run: String,
+        /// Candidate id (default: the best by val mean).
+        #[arg(long)]
+        candidate: Option<usize>,
+        /// Folder to write the texts into (created; existing files are not overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Overwrite the project's component files with the candidate's texts (asks first; --yes to skip).
+        #[arg(long)]
+        write_prompts: bool,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write a commented starter project (never overwrites existing files).
+    #[command(after_help = "Example:\n  gepa-tui init my-project && cd my-project && gepa-tui check")]
     Init { dir: Option<PathBuf> },
 }
 

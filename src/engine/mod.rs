@@ -1,1 +1,18 @@
-//! (in progress)
+//! The GEPA engine: a library with no knowledge of the screen. It takes commands (pause, resume,
+//! stop) through an `EngineHandle` and emits `Notice`s (events and live status); every event is also
+//! appended to the run's `events.jsonl`, and the run's state is a fold over those events.
+
+pub mod event;
+pub mod merge;
+pub mod minibatch;
+pub mod pareto;
+pub mod reflect;
+pub mod rng;
+pub mod run;
+pub mod select;
+pub mod state;
+
+pub use event::{Event, Origin, ProposalOutcome};
+pub use pareto::CandidateId;
+pub use run::{Engine, EngineHandle, EngineOptions, Notice, RunOutcome, RunResult, Status};
+pub use state::{CandidateRecord, RunState};

@@ -1,1 +1,8 @@
-//! (in progress)
+//! The run store: `.gepa/runs/<run-id>/` with an append-only `events.jsonl`, a copy of the config,
+//! `result.json` and the best candidate's texts. Knows files, not the algorithm.
+
+pub mod events;
+pub mod runs;
+
+pub use events::{read_log, EventLog, ReadLog, StoreError};
+pub use runs::{list_runs, new_run_id, write_atomic, RunLock, RunSummary};

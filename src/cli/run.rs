@@ -1,0 +1,223 @@
+//! `gepa-tui run --headless`: the engine without a screen, for CI and scripts.
+
+use crate::cli::CommonArgs;
+use crate::engine::{Engine, EngineOptions, Event, Notice, RunResult, Status};
+use crate::eval::Task;
+use crate::llm::{Models, ModelsOptions};
+use crate::project::Project;
+use anyhow::{Context, Result};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Options shared by the headless runner and the TUI when starting or resuming a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunArgs {
+    pub resume: Option<String>,
+    pub seed: Option<u64>,
+    pub max_metric_calls: Option<u64>,
+}
+
+/// Loads the project with the run's overrides and builds its task (models with the cache).
+pub fn prepare(dir: &Path, args: &RunArgs, common: &CommonArgs) -> Result<(Arc<Project>, Arc<Task>)> {
+    let mut project = Project::load(dir)?;
+    if let Some(seed) = args.seed {
+        project.config.optimizer.seed = seed;
+    }
+    if let Some(n) = args.max_metric_calls {
+        project.config.optimizer.max_metric_calls = n;
+    }
+    let project = Arc::new(project);
+    let models = Models::from_config(
+        &project.config.models,
+        ModelsOptions { cache_dir: Some(project.cache_dir()), offline: common.offline, ..Default::default() },
+    )?;
+    let task = Task::new(project.clone(), Arc::new(models))?;
+    Ok((project, Arc::new(task)))
+}
+
+/// Creates or resumes the engine for `args`.
+pub fn open_engine(
+    project: Arc<Project>,
+    task: Arc<Task>,
+    args: &RunArgs,
+    opts: EngineOptions,
+) -> Result<(Engine, crate::engine::EngineHandle)> {
+    match &args.resume {
+        Some(id) => Engine::resume(project, task, id, opts),
+        None => Engine::create(project, task, opts),
+    }
+}
+
+pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let (project, task) = prepare(dir, args, common)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, handle) =
+            open_engine(project, task, args, EngineOptions { notices: Some(tx), start_paused: false })?;
+        let run_id = engine.run_id().to_string();
+        let mut progress = Progress::new();
+        progress.candidates = engine.state().candidates.len();
+        progress.best = engine.state().best_val();
+        let run_dir = engine.run_dir().to_path_buf();
+        eprintln!("run {run_id} in {}", run_dir.display());
+        let engine_task = tokio::spawn(engine.run());
+
+        let ctrl_c = {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    handle.stop();
+                }
+            })
+        };
+        while let Some(n) = rx.recv().await {
+            match n {
+                Notice::Event(ev) => {
+                    if json && !matches!(*ev, Event::Finished { .. }) {
+                        println!("{}", serde_json::to_string(&*ev).expect("events serialize"));
+                    }
+                    progress.event(&ev);
+                }
+                Notice::Status(s) => progress.status(&s),
+                Notice::Warning(w) => progress.line(&format!("warning: {w}")),
+            }
+        }
+        ctrl_c.abort();
+        progress.done();
+        let outcome = engine_task.await.context("the engine task failed")??;
+        match outcome.result {
+            Some(r) => {
+                if json {
+                    println!("{}", finished_line(&r));
+                }
+                eprintln!("{}", summary(&r, &outcome.run_dir));
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!(
+                    "stopped; resume with: gepa-tui run --headless --resume {} {}",
+                    outcome.run_id,
+                    dir.display()
+                );
+                Ok(ExitCode::from(130))
+            }
+        }
+    })
+}
+
+/// The last line of `--json`: the run's outcome in one object.
+pub fn finished_line(r: &RunResult) -> String {
+    serde_json::json!({
+        "event": "finished",
+        "run_id": r.run_id,
+        "best_val_score": r.best_val_score,
+        "test_score": r.test_score,
+        "candidates": r.candidates,
+        "metric_calls": r.metric_calls,
+        "cost_usd": r.cost_usd,
+        "wall_seconds": r.wall_seconds,
+    })
+    .to_string()
+}
+
+pub fn summary(r: &RunResult, run_dir: &Path) -> String {
+    let mut s = format!(
+        "finished ({}): best val {:.3} (seed {:.3}) from candidate {} of {}; {} metric calls, ${:.4}, {:.1}s",
+        r.stop_reason,
+        r.best_val_score,
+        r.seed_val_score,
+        r.best_candidate,
+        r.candidates,
+        r.metric_calls,
+        r.cost_usd,
+        r.wall_seconds
+    );
+    if let (Some(t), Some(gap)) = (r.test_score, r.val_test_gap) {
+        s.push_str(&format!(
+            "\ntest {t:.3} (val - test gap {gap:+.3}{})",
+            if gap > 0.1 { ": the prompt may be overfit to val" } else { "" }
+        ));
+    }
+    if r.failed_evaluations > 0 {
+        s.push_str(&format!(
+            "\n{} evaluations failed (model or program errors) and were scored 0",
+            r.failed_evaluations
+        ));
+    }
+    s.push_str(&format!("\nbest prompts written to {}", run_dir.join("best").display()));
+    s
+}
+
+/// The live progress line on stderr: redrawn in place on a terminal, one line per round otherwise.
+struct Progress {
+    tty: bool,
+    last: Status,
+    best: f64,
+    candidates: usize,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self { tty: std::io::stderr().is_terminal(), last: Status::default(), best: 0.0, candidates: 0, drawn: false }
+    }
+
+    fn render(&self) -> String {
+        let s = &self.last;
+        let eta = if s.metric_calls > 0 && s.max_metric_calls > s.metric_calls {
+            let per = s.elapsed_secs / s.metric_calls as f64;
+            format!("ETA {:.0}s", per * (s.max_metric_calls - s.metric_calls) as f64)
+        } else {
+            "ETA -".into()
+        };
+        format!(
+            "[{}/{} calls] best val {:.3} | {} candidates | ${:.4} | {} | {}{}",
+            s.metric_calls,
+            s.max_metric_calls,
+            self.best,
+            self.candidates,
+            s.cost_usd,
+            eta,
+            if s.paused { "paused | " } else { "" },
+            crate::text::truncate_chars(&s.activity, 60)
+        )
+    }
+
+    fn status(&mut self, s: &Status) {
+        self.last = s.clone();
+        if self.tty {
+            eprint!("\r\x1b[2K{}", self.render());
+            let _ = std::io::stderr().flush();
+            self.drawn = true;
+        }
+    }
+
+    fn event(&mut self, ev: &Event) {
+        match ev {
+            Event::RoundFinished { best_val, .. } => {
+                self.best = *best_val;
+                if !self.tty {
+                    eprintln!("{}", self.render());
+                }
+            }
+            Event::CandidateAdded { .. } => self.candidates += 1,
+            _ => {}
+        }
+    }
+
+    fn line(&mut self, msg: &str) {
+        if self.drawn {
+            eprint!("\r\x1b[2K");
+        }
+        eprintln!("{msg}");
+    }
+
+    fn done(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}

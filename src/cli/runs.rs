@@ -1,0 +1,104 @@
+//! `gepa-tui runs` and `gepa-tui export`: read a project's run store.
+
+use crate::engine::run::{best_file_names, load_events};
+use crate::engine::RunState;
+use crate::project::Project;
+use crate::store::list_runs;
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn list(dir: &Path) -> Result<ExitCode> {
+    let runs = list_runs(&dir.join(".gepa").join("runs"));
+    if runs.is_empty() {
+        println!("no runs yet in {} (start one with `gepa-tui` or `gepa-tui run --headless`)", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<22} {:<10} {:>10} {:>10} {:>11} {:>7}", "RUN", "STATUS", "BEST VAL", "TEST", "CANDIDATES", "CALLS");
+    for r in runs {
+        let (events, _) = match load_events(&r.dir, false) {
+            Ok(e) => e,
+            Err(e) => {
+                println!("{:<22} damaged: {e:#}", r.id);
+                continue;
+            }
+        };
+        let s = RunState::from_events(&events);
+        let status = if r.finished { "finished" } else { "resumable" };
+        let test = s.test_score.map(|t| format!("{t:.3}")).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<22} {:<10} {:>10.3} {:>10} {:>11} {:>7}",
+            r.id,
+            status,
+            s.best_val(),
+            test,
+            s.candidates.len(),
+            s.metric_calls
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(
+    dir: &Path,
+    run: &str,
+    candidate: Option<usize>,
+    out: Option<&Path>,
+    write_prompts: bool,
+    yes: bool,
+) -> Result<ExitCode> {
+    let project = Project::load(dir)?;
+    let run_dir = project.runs_dir().join(run);
+    if !run_dir.join("events.jsonl").is_file() {
+        bail!("no run `{run}` in {} (see `gepa-tui runs`)", project.root.display());
+    }
+    let (events, _) = load_events(&run_dir, false)?;
+    let state = RunState::from_events(&events);
+    let id = match candidate {
+        Some(c) => c,
+        None => state.best().context("the run has no scored candidates yet")?,
+    };
+    let Some(cand) = state.candidates.get(id) else {
+        bail!("run `{run}` has no candidate {id} (it has {})", state.candidates.len());
+    };
+    if out.is_none() && !write_prompts {
+        bail!("say where to export: --out DIR, or --write-prompts to overwrite the project's prompt files");
+    }
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        for (name, file) in best_file_names(&project) {
+            let path = out.join(&file);
+            if path.exists() {
+                bail!("{} exists; not overwriting it (choose an empty folder)", path.display());
+            }
+            std::fs::write(&path, &cand.texts[&name]).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    if write_prompts {
+        let targets: Vec<_> =
+            project.config.components.iter().map(|c| (c.name.clone(), project.root.join(&c.file))).collect();
+        if !yes {
+            if !std::io::stdin().is_terminal() {
+                bail!("--write-prompts overwrites your prompt files; confirm with --yes when not at a terminal");
+            }
+            print!(
+                "overwrite {} with candidate {id} of run {run}? [y/N] ",
+                targets.iter().map(|(_, p)| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
+            std::io::stdout().flush()?;
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                println!("nothing written");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        for (name, path) in targets {
+            crate::store::write_atomic(&path, cand.texts[&name].as_bytes())?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,184 @@
+//! Everything that happens in a run, as appended to `events.jsonl`. The run's state is a fold over
+//! these (see `state.rs`); the TUI, `--resume` and `export` all read the same events.
+//!
+//! Round-scoped events (`round_started` .. `round_finished`) only change the state when their round
+//! commits with `round_finished`; a round cut short by a crash is discarded on resume and redone
+//! (from the response cache, so nothing is paid twice).
+
+use super::pareto::CandidateId;
+use super::reflect::ReflectiveRecord;
+use crate::eval::ExampleEval;
+use crate::project::Candidate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Seed,
+    Mutation,
+    Merge,
+    Human,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Seed => "seed",
+            Origin::Mutation => "mutation",
+            Origin::Merge => "merge",
+            Origin::Human => "human",
+        }
+    }
+}
+
+/// One planned reflective proposal of a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedProposal {
+    pub slot: usize,
+    pub parent: CandidateId,
+    /// Index of this minibatch over the whole run (the sampler is a pure function of it).
+    pub minibatch_index: u64,
+    /// Train example ids of the minibatch.
+    pub minibatch: Vec<String>,
+    /// The component(s) this proposal rewrites.
+    pub components: Vec<String>,
+}
+
+/// Why a proposal produced no candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProposalOutcome {
+    /// The parent was perfect on the minibatch: nothing to learn (gepa's skip_perfect_score).
+    SkippedPerfect,
+    /// The reflection call failed or returned nothing usable.
+    ReflectionFailed { error: String },
+    /// The new texts equal the parent's.
+    Unchanged,
+    /// Child's minibatch sum not strictly greater than the parent's.
+    Rejected { parent_sum: f64, child_sum: f64 },
+    /// Passed the minibatch test; scored on val (or queued for review).
+    Accepted { parent_sum: f64, child_sum: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        version: String,
+        seed: u64,
+        components: Vec<String>,
+        train_ids: Vec<String>,
+        val_ids: Vec<String>,
+        test_ids: Vec<String>,
+        max_metric_calls: u64,
+        proposals_per_round: usize,
+        /// blake3 of gepa.toml, so a resume can warn when the config changed.
+        config_hash: String,
+    },
+    /// A round begins: the parents and minibatches chosen from the state at its start.
+    RoundStarted { round: u64, proposals: Vec<PlannedProposal> },
+    /// A candidate scored on a minibatch (parent before reflection, child after).
+    MinibatchEvaluated { round: u64, slot: usize, candidate_role: String, evals: Vec<ExampleEval> },
+    /// The reflection model was asked for a new text for one component.
+    Reflection {
+        round: u64,
+        slot: usize,
+        parent: CandidateId,
+        component: String,
+        dataset: Vec<ReflectiveRecord>,
+        prompt: String,
+        answer: String,
+        new_text: String,
+        /// The answer was cut off at max_tokens: the new text may be a broken half-prompt.
+        truncated: bool,
+        cost_usd: f64,
+    },
+    /// What became of one proposal.
+    ProposalFinished {
+        round: u64,
+        slot: usize,
+        parent: CandidateId,
+        outcome: ProposalOutcome,
+        /// The child's texts when it got that far.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child: Option<Candidate>,
+    },
+    /// A merge of two frontier candidates was tried.
+    MergeAttempted {
+        round: u64,
+        id1: CandidateId,
+        id2: CandidateId,
+        ancestor: CandidateId,
+        sources: Vec<CandidateId>,
+        texts: Candidate,
+        subsample: Vec<String>,
+        id1_sum: f64,
+        id2_sum: f64,
+        merged_sum: f64,
+        accepted: bool,
+        evals: Vec<ExampleEval>,
+    },
+    /// A new candidate joins the pool (ids are dense, in order of addition).
+    CandidateAdded {
+        id: CandidateId,
+        texts: Candidate,
+        parents: Vec<CandidateId>,
+        origin: Origin,
+        /// Components whose text differs from the (first) parent's.
+        changed: Vec<String>,
+        round: u64,
+        /// Metric calls used when it was discovered.
+        discovered_at: u64,
+    },
+    /// A candidate scored on the whole val split (in val order).
+    ValEvaluated { candidate: CandidateId, evals: Vec<ExampleEval> },
+    /// Commits a round: its events now count. Metric calls and cost are summed in slot order here so
+    /// the totals never depend on which call returned first.
+    RoundFinished {
+        round: u64,
+        metric_calls: u64,
+        cost_usd: f64,
+        best: CandidateId,
+        best_val: f64,
+        /// Merges owed after this round (gepa's merges_due).
+        merges_due: u32,
+        /// This round accepted a new candidate by mutation (gepa's last_iter_found_new_program).
+        found_new: bool,
+    },
+    /// The run continued after an interruption; uncommitted events before this are void.
+    Resumed { after_round: u64 },
+    /// The engine was paused or resumed by the user (informational).
+    Paused { paused: bool },
+    /// The best candidate scored on the test split.
+    TestEvaluated { candidate: CandidateId, evals: Vec<ExampleEval>, mean: f64 },
+    Finished {
+        reason: String,
+        best: CandidateId,
+        best_val: f64,
+        test_score: Option<f64>,
+        candidates: usize,
+        metric_calls: u64,
+        cost_usd: f64,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::RoundStarted { .. } => "round_started",
+            Event::MinibatchEvaluated { .. } => "minibatch_evaluated",
+            Event::Reflection { .. } => "reflection",
+            Event::ProposalFinished { .. } => "proposal_finished",
+            Event::MergeAttempted { .. } => "merge_attempted",
+            Event::CandidateAdded { .. } => "candidate_added",
+            Event::ValEvaluated { .. } => "val_evaluated",
+            Event::RoundFinished { .. } => "round_finished",
+            Event::Resumed { .. } => "resumed",
+            Event::Paused { .. } => "paused",
+            Event::TestEvaluated { .. } => "test_evaluated",
+            Event::Finished { .. } => "finished",
+        }
+    }
+}

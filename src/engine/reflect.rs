@@ -1,0 +1,174 @@
+//! The reflection step: the reflective dataset, gepa's default instruction-proposal prompt, and the
+//! extraction of the new text from the model's fenced answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// gepa's default reflection prompt (`InstructionProposalSignature.default_prompt_template`).
+/// Custom templates may use `<curr_instructions>`/`<inputs_outputs_feedback>` (gepa 0.1) or
+/// `<curr_param>`/`<side_info>` (later gepa).
+pub const DEFAULT_TEMPLATE: &str = "I provided an assistant with the following instructions to perform a task for me:
+```
+<curr_instructions>
+```
+
+The following are examples of different task inputs provided to the assistant along with the assistant's response for each of them, and some feedback on how the assistant's response could be better:
+```
+<inputs_outputs_feedback>
+```
+
+Your task is to write a new instruction for the assistant.
+
+Read the inputs carefully and identify the input format and infer detailed task description about the task I wish to solve with the assistant.
+
+Read all the assistant responses and the corresponding feedback. Identify all niche and domain specific factual information about the task and include it in the instruction, as a lot of it may not be available to the assistant in the future. The assistant may have utilized a generalizable strategy to solve the task, if so, include that in the instruction as well.
+
+Provide the new instructions within ``` blocks.";
+
+/// One record of the reflective dataset: what went in, what came out, and what was wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReflectiveRecord {
+    pub inputs: serde_json::Map<String, Value>,
+    /// The output of the step using the component (and the final output when they differ).
+    pub generated_outputs: Value,
+    pub feedback: String,
+}
+
+/// Checks a custom template has both placeholders (in either naming).
+pub fn validate_template(t: &str) -> Result<(), String> {
+    let has_curr = t.contains("<curr_instructions>") || t.contains("<curr_param>");
+    let has_data = t.contains("<inputs_outputs_feedback>") || t.contains("<side_info>");
+    match (has_curr, has_data) {
+        (true, true) => Ok(()),
+        (false, _) => Err("the reflection template has no <curr_instructions> placeholder".into()),
+        (_, false) => Err("the reflection template has no <inputs_outputs_feedback> placeholder".into()),
+    }
+}
+
+/// Renders records as gepa's markdown (`# Example N`, `## Inputs`, `### field`, ...).
+pub fn format_dataset(records: &[ReflectiveRecord]) -> String {
+    fn render(v: &Value, level: usize, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    out.push_str(&format!("{} {}\n", "#".repeat(level), k));
+                    render(v, (level + 1).min(6), out);
+                }
+                if m.is_empty() {
+                    out.push('\n');
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    out.push_str(&format!("{} Item {}\n", "#".repeat(level), i + 1));
+                    render(v, (level + 1).min(6), out);
+                }
+                if a.is_empty() {
+                    out.push('\n');
+                }
+            }
+            Value::String(s) => {
+                out.push_str(s.trim());
+                out.push_str("\n\n");
+            }
+            other => {
+                out.push_str(&other.to_string());
+                out.push_str("\n\n");
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let mut s = format!("# Example {}\n", i + 1);
+        s.push_str("## Inputs\n");
+        render(&Value::Object(r.inputs.clone()), 3, &mut s);
+        s.push_str("## Generated Outputs\n");
+        render(&r.generated_outputs, 3, &mut s);
+        s.push_str("## Feedback\n");
+        render(&Value::String(r.feedback.clone()), 3, &mut s);
+        parts.push(s);
+    }
+    parts.join("\n\n")
+}
+
+/// Builds the reflection prompt. `reviewer_notes` are reasons a human gave when vetoing earlier
+/// proposals for this component; they are appended so the model stops proposing the same thing.
+pub fn build_prompt(template: &str, current: &str, records: &[ReflectiveRecord], reviewer_notes: &[String]) -> String {
+    let data = format_dataset(records);
+    let mut p = template
+        .replace("<curr_instructions>", current)
+        .replace("<curr_param>", current)
+        .replace("<inputs_outputs_feedback>", &data)
+        .replace("<side_info>", &data);
+    if !reviewer_notes.is_empty() {
+        p.push_str("\n\nA human reviewer rejected earlier proposed instructions for this assistant. Their reasons, which the new instruction must respect:\n");
+        for n in reviewer_notes {
+            p.push_str("- ");
+            p.push_str(n.trim());
+            p.push('\n');
+        }
+    }
+    p
+}
+
+/// The text between the first and the last ``` fence, without a language tag; unfenced or
+/// half-fenced answers handled as gepa's `output_extractor` does.
+pub fn extract_instruction(answer: &str) -> String {
+    // Skips `^\S*\n`: an optional language tag (or nothing) ending the first line.
+    fn skip_tag(s: &str) -> &str {
+        match s.find('\n') {
+            Some(nl) if !s[..nl].contains(char::is_whitespace) => &s[nl + 1..],
+            _ => s,
+        }
+    }
+    if let (Some(first), Some(last)) = (answer.find("```"), answer.rfind("```")) {
+        if first + 3 < last {
+            return skip_tag(&answer[first + 3..last]).trim().to_string();
+        }
+    }
+    let stripped = answer.trim();
+    if let Some(rest) = stripped.strip_prefix("```") {
+        // An opening fence that never closed (often a reply cut off at max_tokens).
+        skip_tag(rest).trim().to_string()
+    } else if let Some(rest) = stripped.strip_suffix("```") {
+        rest.trim().to_string()
+    } else {
+        stripped.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_between_first_and_last_fence() {
+        assert_eq!(extract_instruction("Sure!\n```\nBe terse.\n```\nDone."), "Be terse.");
+        assert_eq!(extract_instruction("```markdown\nRule 1\n```"), "Rule 1");
+        // Inner fences survive: first and last are used.
+        assert_eq!(extract_instruction("```\nUse ```json``` blocks\n```"), "Use ```json``` blocks");
+    }
+
+    #[test]
+    fn handles_missing_or_half_fences() {
+        assert_eq!(extract_instruction("Just do it well."), "Just do it well.");
+        assert_eq!(extract_instruction("```text\nCut off mid"), "Cut off mid");
+        assert_eq!(extract_instruction("Ends with fence```"), "Ends with fence");
+        assert_eq!(extract_instruction(""), "");
+        assert_eq!(extract_instruction("```"), "");
+    }
+
+    #[test]
+    fn prompt_has_text_dataset_and_reviewer_notes() {
+        let mut inputs = serde_json::Map::new();
+        inputs.insert("question".into(), Value::String("2+2?".into()));
+        let r =
+            ReflectiveRecord { inputs, generated_outputs: Value::String("5".into()), feedback: "Expected 4".into() };
+        let p = build_prompt(DEFAULT_TEMPLATE, "Answer.", &[r], &["don't hard-code answers".into()]);
+        assert!(p.contains("```\nAnswer.\n```"));
+        assert!(p.contains(
+            "# Example 1\n## Inputs\n### question\n2+2?\n\n## Generated Outputs\n5\n\n## Feedback\nExpected 4"
+        ));
+        assert!(p.ends_with("- don't hard-code answers\n"));
+    }
+}

@@ -1,0 +1,216 @@
+//! The run's state as a fold over its committed events. The engine, `--resume`, the TUI and export
+//! all build it with `RunState::apply`; there is no second source of truth.
+
+use super::event::{Event, Origin, PlannedProposal};
+use super::merge::MergeHistory;
+use super::pareto::{CandidateId, ParetoFronts};
+use crate::project::Candidate;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRecord {
+    pub id: CandidateId,
+    pub texts: Candidate,
+    pub parents: Vec<CandidateId>,
+    pub origin: Origin,
+    pub changed: Vec<String>,
+    pub round: u64,
+    pub discovered_at: u64,
+    /// Score per val example, in val order (empty until `val_evaluated`).
+    pub val_scores: Vec<f64>,
+    pub val_mean: f64,
+    pub test_mean: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunState {
+    pub run_id: String,
+    pub seed: u64,
+    pub components: Vec<String>,
+    pub train_ids: Vec<String>,
+    pub val_ids: Vec<String>,
+    pub test_ids: Vec<String>,
+    pub max_metric_calls: u64,
+    pub candidates: Vec<CandidateRecord>,
+    pub fronts: ParetoFronts,
+    /// Last committed round (0 = seed evaluated; none before that).
+    pub round: Option<u64>,
+    pub metric_calls: u64,
+    pub cost_usd: f64,
+    /// Round-robin pointer per candidate: the index into `components` to rewrite next.
+    pub next_component: Vec<usize>,
+    /// Minibatches drawn so far over the run.
+    pub minibatches_drawn: u64,
+    pub merges: MergeHistory,
+    /// Merges owed: one per round that found a new candidate, up to max_merges (gepa's merges_due).
+    pub merges_due: u32,
+    pub merges_tested: u32,
+    /// The last committed round added a candidate by mutation (gepa's last_iter_found_new_program).
+    pub last_round_found_new: bool,
+    /// (metric calls, best val mean) after each round that changed the best.
+    pub best_history: Vec<(u64, f64)>,
+    pub rounds_without_improvement: u64,
+    pub finished: Option<String>,
+    pub test_score: Option<f64>,
+}
+
+impl RunState {
+    pub fn val_means(&self) -> Vec<f64> {
+        self.candidates.iter().map(|c| c.val_mean).collect()
+    }
+
+    /// Highest val mean; the earliest on ties.
+    pub fn best(&self) -> Option<CandidateId> {
+        if self.candidates.is_empty() {
+            return None;
+        }
+        Some(super::select::idxmax(&self.val_means()))
+    }
+
+    pub fn best_val(&self) -> f64 {
+        self.best().map(|b| self.candidates[b].val_mean).unwrap_or(0.0)
+    }
+
+    pub fn front_sets(&self) -> Vec<std::collections::BTreeSet<CandidateId>> {
+        self.fronts.entries.iter().map(|e| e.holders.clone()).collect()
+    }
+
+    pub fn fronts_held(&self) -> BTreeMap<CandidateId, usize> {
+        self.fronts.fronts_held()
+    }
+
+    /// Applies one committed event.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { run_id, seed, components, train_ids, val_ids, test_ids, max_metric_calls, .. } => {
+                self.run_id = run_id.clone();
+                self.seed = *seed;
+                self.components = components.clone();
+                self.train_ids = train_ids.clone();
+                self.val_ids = val_ids.clone();
+                self.test_ids = test_ids.clone();
+                self.max_metric_calls = *max_metric_calls;
+                self.fronts = ParetoFronts::new(val_ids.len());
+            }
+            Event::RoundStarted { proposals, .. } => self.plan_applied(proposals),
+            Event::CandidateAdded { id, texts, parents, origin, changed, round, discovered_at } => {
+                debug_assert_eq!(*id, self.candidates.len());
+                self.candidates.push(CandidateRecord {
+                    id: *id,
+                    texts: texts.clone(),
+                    parents: parents.clone(),
+                    origin: *origin,
+                    changed: changed.clone(),
+                    round: *round,
+                    discovered_at: *discovered_at,
+                    val_scores: Vec::new(),
+                    val_mean: 0.0,
+                    test_mean: None,
+                });
+                self.next_component.push(0);
+            }
+            Event::ValEvaluated { candidate, evals } => {
+                let scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
+                for (i, s) in scores.iter().enumerate() {
+                    self.fronts.update(i, *candidate, *s);
+                }
+                let mean = if scores.is_empty() { 0.0 } else { scores.iter().sum::<f64>() / scores.len() as f64 };
+                if let Some(c) = self.candidates.get_mut(*candidate) {
+                    c.val_scores = scores;
+                    c.val_mean = mean;
+                }
+            }
+            Event::MergeAttempted { id1, id2, ancestor, sources, accepted, .. } => {
+                if !self.merges.triplets.contains(&(*id1, *id2, *ancestor)) {
+                    self.merges.triplets.push((*id1, *id2, *ancestor));
+                }
+                let desc = (*id1, *id2, sources.clone());
+                if !self.merges.descriptions.contains(&desc) {
+                    self.merges.descriptions.push(desc);
+                }
+                if *accepted {
+                    self.merges_due = self.merges_due.saturating_sub(1);
+                    self.merges_tested += 1;
+                }
+            }
+            Event::RoundFinished { round, metric_calls, cost_usd, best_val, merges_due, found_new, .. } => {
+                self.merges_due = *merges_due;
+                self.last_round_found_new = *found_new;
+                let prev_best = self.best_history.last().map(|(_, b)| *b);
+                self.round = Some(*round);
+                self.metric_calls = *metric_calls;
+                self.cost_usd = *cost_usd;
+                if prev_best.is_none_or(|p| *best_val > p) {
+                    self.best_history.push((*metric_calls, *best_val));
+                    self.rounds_without_improvement = 0;
+                } else {
+                    self.rounds_without_improvement += 1;
+                }
+            }
+            Event::TestEvaluated { candidate, mean, evals } => {
+                // Test scoring is not part of the budget, but it is paid for.
+                self.cost_usd += evals.iter().map(|e| e.cost_usd).sum::<f64>();
+                if let Some(c) = self.candidates.get_mut(*candidate) {
+                    c.test_mean = Some(*mean);
+                }
+                self.test_score = Some(*mean);
+            }
+            Event::Finished { reason, .. } => self.finished = Some(reason.clone()),
+            Event::MinibatchEvaluated { .. }
+            | Event::Reflection { .. }
+            | Event::ProposalFinished { .. }
+            | Event::Resumed { .. }
+            | Event::Paused { .. } => {}
+        }
+    }
+
+    fn plan_applied(&mut self, proposals: &[PlannedProposal]) {
+        for p in proposals {
+            self.minibatches_drawn = self.minibatches_drawn.max(p.minibatch_index + 1);
+            if let Some(ptr) = self.next_component.get_mut(p.parent) {
+                *ptr = (*ptr + 1) % self.components.len().max(1);
+            }
+        }
+    }
+
+    /// Rebuilds the state from stored events: round-scoped events count only once their round is
+    /// committed by `round_finished`; the uncommitted tail (a crash mid-round) is dropped.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> RunState {
+        let mut state = RunState::default();
+        let mut pending: Vec<&Event> = Vec::new();
+        for ev in events {
+            match ev {
+                Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } => state.apply(ev),
+                Event::Resumed { .. } => pending.clear(),
+                Event::RoundFinished { .. } => {
+                    for p in pending.drain(..) {
+                        state.apply(p);
+                    }
+                    state.apply(ev);
+                }
+                _ => pending.push(ev),
+            }
+        }
+        state
+    }
+}
+
+impl RunState {
+    /// Every evaluation in committed rounds (and the test split), for totals such as failures.
+    pub fn committed_evals(events: &[Event]) -> impl Iterator<Item = &crate::eval::ExampleEval> {
+        let mut out: Vec<&crate::eval::ExampleEval> = Vec::new();
+        let mut pending: Vec<&crate::eval::ExampleEval> = Vec::new();
+        for ev in events {
+            match ev {
+                Event::MinibatchEvaluated { evals, .. }
+                | Event::ValEvaluated { evals, .. }
+                | Event::MergeAttempted { evals, .. } => pending.extend(evals.iter()),
+                Event::TestEvaluated { evals, .. } => out.extend(evals.iter()),
+                Event::RoundFinished { .. } => out.append(&mut pending),
+                Event::Resumed { .. } => pending.clear(),
+                _ => {}
+            }
+        }
+        out.into_iter()
+    }
+}

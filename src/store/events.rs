@@ -1,0 +1,172 @@
+//! `events.jsonl`: one JSON object per line, appended and flushed as written; fsynced at commit
+//! points. A crash can leave a torn last line, which is repaired (cut off) on resume with a warning.
+
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{path}:{line}: not a valid event ({message}); the file was edited or damaged by hand")]
+    BadLine { path: String, line: usize, message: String },
+    #[error("{path}: run `{run}` is in use by another gepa-tui (pid in {lock}); close it first")]
+    Locked { path: String, run: String, lock: String },
+    #[error("no run `{0}` in this project (see `gepa-tui runs`)")]
+    NoSuchRun(String),
+}
+
+pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.display().to_string(), source }
+}
+
+/// An open event log for appending.
+pub struct EventLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl EventLog {
+    /// Creates a new, empty log; fails if it exists (a run is never overwritten).
+    pub fn create(path: &Path) -> Result<Self, StoreError> {
+        let file = OpenOptions::new().create_new(true).append(true).open(path).map_err(io_err(path))?;
+        Ok(Self { path: path.to_path_buf(), file })
+    }
+
+    /// Opens an existing log for appending (after `read_log` repaired any torn tail).
+    pub fn open_append(path: &Path) -> Result<Self, StoreError> {
+        let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
+        Ok(Self { path: path.to_path_buf(), file })
+    }
+
+    /// Appends one object as a line. The whole line goes out in one write so a crash tears at most
+    /// the last line.
+    pub fn append(&mut self, value: &Value) -> Result<(), StoreError> {
+        let mut line = serde_json::to_vec(value).expect("JSON values always serialize");
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(io_err(&self.path))?;
+        self.file.flush().map_err(io_err(&self.path))
+    }
+
+    /// Makes everything appended so far durable (power loss included).
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.file.sync_data().map_err(io_err(&self.path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What was read back from a log.
+#[derive(Debug, Default)]
+pub struct ReadLog {
+    pub values: Vec<Value>,
+    /// Bytes of a torn last line that were cut off (only when `repair` was asked for).
+    pub repaired_bytes: Option<u64>,
+    /// A torn last line was found but left in place (read-only viewers).
+    pub torn_tail: bool,
+}
+
+/// Reads every line. A damaged line in the middle is an error naming it; a damaged *last* line is
+/// the mark of a crash mid-write: with `repair` it is cut off the file, else skipped.
+pub fn read_log(path: &Path, repair: bool) -> Result<ReadLog, StoreError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut reader = BufReader::new(file);
+    let mut out = ReadLog::default();
+    let mut buf = Vec::new();
+    let mut offset: u64 = 0;
+    let mut line_no = 0usize;
+    let mut bad: Option<(usize, u64, String)> = None;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if let Some((line, _, message)) = bad.take() {
+            // The damaged line was not the last one: this is not a torn tail.
+            return Err(StoreError::BadLine { path: path.display().to_string(), line, message });
+        }
+        let complete = buf.last() == Some(&b'\n');
+        let text = String::from_utf8_lossy(&buf);
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            offset += n as u64;
+            continue;
+        }
+        match serde_json::from_str::<Value>(trimmed) {
+            Ok(v) if complete && v.is_object() => out.values.push(v),
+            Ok(v) if v.is_object() => bad = Some((line_no, offset, "no newline at the end".into())),
+            Ok(_) => bad = Some((line_no, offset, "not a JSON object".into())),
+            Err(e) => bad = Some((line_no, offset, e.to_string())),
+        }
+        offset += n as u64;
+    }
+    if let Some((_, start, _)) = bad {
+        if repair {
+            let f = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+            let len = f.metadata().map_err(io_err(path))?.len();
+            f.set_len(start).map_err(io_err(path))?;
+            f.sync_all().map_err(io_err(path))?;
+            out.repaired_bytes = Some(len - start);
+        } else {
+            out.torn_tail = true;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the first line only (cheap run listing).
+pub fn read_first(path: &Path) -> Option<Value> {
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::Start(0)).ok()?;
+    let mut line = String::new();
+    BufReader::new(f).read_line(&mut line).ok()?;
+    serde_json::from_str(line.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn torn_last_line_is_cut_and_middle_damage_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut log = EventLog::create(&p).unwrap();
+        log.append(&json!({"a": 1})).unwrap();
+        log.append(&json!({"a": 2})).unwrap();
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        let torn = b"{\"a\": 3, \"b\": [1, 2";
+        f.write_all(torn).unwrap();
+        drop(f);
+
+        let r = read_log(&p, false).unwrap();
+        assert_eq!(r.values.len(), 2);
+        assert!(r.torn_tail);
+        let r = read_log(&p, true).unwrap();
+        assert_eq!(r.repaired_bytes, Some(torn.len() as u64));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
+        // Appending after repair continues cleanly.
+        EventLog::open_append(&p).unwrap().append(&json!({"a": 4})).unwrap();
+        assert_eq!(read_log(&p, true).unwrap().values.len(), 3);
+
+        std::fs::write(&p, "{\"a\":1}\nnot json\n{\"a\":2}\n").unwrap();
+        let err = read_log(&p, true).unwrap_err().to_string();
+        assert!(err.contains("events.jsonl:2:"), "{err}");
+    }
+
+    #[test]
+    fn create_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        EventLog::create(&p).unwrap();
+        assert!(EventLog::create(&p).is_err());
+    }
+}

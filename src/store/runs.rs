@@ -1,0 +1,135 @@
+//! Run folders: ids, listing, the one-writer lock, and atomic file replacement.
+
+use super::events::{io_err, read_first, StoreError};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A new run id: UTC time plus a short random suffix, e.g. `20261125-084012-3fa9`.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    let suffix: u16 = rand::random();
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{suffix:04x}")
+}
+
+/// UTC calendar date and time of a unix timestamp (Howard Hinnant's days-from-civil inverse).
+pub fn civil_from_unix(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
+}
+
+/// Replaces `path` atomically: a temp file in the same folder, fsynced, then renamed over it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(path)(e)
+    })
+}
+
+/// Held while a process writes to a run folder; a second writer is refused, not allowed to corrupt it.
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    pub fn acquire(run_dir: &Path) -> Result<Self, StoreError> {
+        let path = run_dir.join("lock");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let _ = writeln!(file, "{}", std::process::id());
+                Ok(Self { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+                path: run_dir.display().to_string(),
+                run: run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                lock: path.display().to_string(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+        }
+    }
+}
+
+/// One line of `gepa-tui runs`.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub id: String,
+    pub dir: PathBuf,
+    pub finished: bool,
+    /// The `result.json` contents when finished.
+    pub result: Option<serde_json::Value>,
+}
+
+/// Runs in `runs_dir`, newest first.
+pub fn list_runs(runs_dir: &Path) -> Vec<RunSummary> {
+    let Ok(rd) = std::fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<RunSummary> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("events.jsonl").is_file())
+        .filter(|e| read_first(&e.path().join("events.jsonl")).is_some())
+        .map(|e| {
+            let dir = e.path();
+            let result = std::fs::read(dir.join("result.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            RunSummary { id: e.file_name().to_string_lossy().into_owned(), finished: result.is_some(), result, dir }
+        })
+        .collect();
+    runs.sort_by(|a, b| b.id.cmp(&a.id));
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_time_is_right() {
+        // 2026-11-25 08:40:12 UTC
+        assert_eq!(civil_from_unix(1_795_596_012), (2026, 11, 25, 8, 40, 12));
+        assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+    }
+
+    #[test]
+    fn second_lock_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let _a = RunLock::acquire(d.path()).unwrap();
+        assert!(matches!(RunLock::acquire(d.path()), Err(StoreError::Locked { .. })));
+    }
+}

@@ -1,0 +1,176 @@
+//! A small scripted GEPA problem shared by the engine and TUI tests.
+//!
+//! Each example belongs to a group A–H and is answered right only when the system prompt mentions
+//! that group's rule ("rule C"); the feedback names the rule. The scripted reflection model adds
+//! every rule it reads about to the instruction. So GEPA has real work: each minibatch teaches a few
+//! rules, children specialise, the Pareto front holds several candidates, and merges can combine
+//! two components' rules.
+#![allow(dead_code)]
+
+use gepa_tui::eval::Task;
+use gepa_tui::llm::scripted::ScriptedBackend;
+use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, Models, ModelsOptions};
+use gepa_tui::project::Project;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const GROUPS: &[char] = &['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'];
+
+pub fn write_project(dir: &Path, extra_optimizer: &str) {
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(
+        dir.join("gepa.toml"),
+        format!(
+            r#"
+[models.task]
+provider = "openai"
+model = "scripted-task"
+base_url = "http://127.0.0.1:9/v1"
+price_input_per_mtok = 1.0
+price_output_per_mtok = 2.0
+
+[models.reflection]
+provider = "openai"
+model = "scripted-reflection"
+base_url = "http://127.0.0.1:9/v1"
+
+[[components]]
+name = "instruction"
+file = "prompts/instruction.md"
+
+[[components]]
+name = "format"
+file = "prompts/format.md"
+
+[system]
+kind = "chat"
+[[system.steps]]
+name = "answer"
+system = "{{{{instruction}}}}\n{{{{format}}}}"
+user = "{{{{input}}}}"
+
+[data]
+train = "data/train.jsonl"
+val = "data/val.jsonl"
+test = "data/test.jsonl"
+
+[evaluator]
+kind = "exact"
+field = "expected"
+feedback_fields = ["hint"]
+
+[optimizer]
+{extra_optimizer}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("prompts/instruction.md"), "Answer the item.").unwrap();
+    std::fs::write(dir.join("prompts/format.md"), "Reply with the code only.").unwrap();
+    let line = |i: usize, g: char| {
+        format!(
+            "{{\"id\": \"ex{i}\", \"input\": \"item {i} of group {g}\", \"expected\": \"{g}-ok\", \"hint\": \"group {g} needs rule {g}\"}}\n"
+        )
+    };
+    let mut train = String::new();
+    let mut val = String::new();
+    let mut test = String::new();
+    for i in 0..24 {
+        train.push_str(&line(i, GROUPS[(i * 3) % 8]));
+    }
+    for i in 100..116 {
+        val.push_str(&line(i, GROUPS[i % 8]));
+    }
+    for i in 200..208 {
+        test.push_str(&line(i, GROUPS[(i + 1) % 8]));
+    }
+    // Group A is answered right by the seed, so the seed is not all-zero.
+    std::fs::write(dir.join("prompts/instruction.md"), "Answer the item. rule A").unwrap();
+    std::fs::write(dir.join("data/train.jsonl"), train).unwrap();
+    std::fs::write(dir.join("data/val.jsonl"), val).unwrap();
+    std::fs::write(dir.join("data/test.jsonl"), test).unwrap();
+}
+
+/// The scripted task model: "G-ok" when the system prompt mentions "rule G", else a wrong answer.
+pub fn task_reply(req: &ChatRequest) -> String {
+    let system =
+        req.messages.iter().find(|m| m.role == gepa_tui::llm::Role::System).map(|m| m.content.as_str()).unwrap_or("");
+    let user = req
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == gepa_tui::llm::Role::User)
+        .map(|m| m.content.as_str())
+        .unwrap_or("");
+    let group = user.chars().last().unwrap_or('?');
+    if system.contains(&format!("rule {group}")) {
+        format!("{group}-ok")
+    } else {
+        "not sure".to_string()
+    }
+}
+
+/// The scripted reflection model: keeps the current text and adds the rules the feedback names,
+/// at most two new ones per reflection so learning takes several rounds.
+pub fn reflection_reply(req: &ChatRequest) -> String {
+    let prompt = &req.messages.last().unwrap().content;
+    let start = prompt.find("```\n").map(|i| i + 4).unwrap_or(0);
+    let end = prompt[start..].find("\n```").map(|i| start + i).unwrap_or(start);
+    let current = &prompt[start..end];
+    let mut text = current.to_string();
+    let mut added = 0;
+    for g in GROUPS {
+        let rule = format!("rule {g}");
+        if prompt[end..].contains(&format!("needs {rule}")) && !text.contains(&rule) && added < 2 {
+            text.push_str(&format!(" {rule}"));
+            added += 1;
+        }
+    }
+    format!("Here is a better instruction:\n```\n{text}\n```")
+}
+
+/// Called with the 1-based number of each reflection request (lets a test act mid-run, deterministically).
+pub type ReflectionHook = Arc<dyn Fn(u64) + Send + Sync>;
+
+pub fn scripted_models(project: &Project, hook: Option<ReflectionHook>) -> Models {
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(move |req: &ChatRequest| Ok::<_, AttemptError>(task_reply(req))));
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+        let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if let Some(h) = &hook {
+            h(k);
+        }
+        Ok::<_, AttemptError>(reflection_reply(req))
+    }));
+    Models::from_config(
+        &project.config.models,
+        ModelsOptions {
+            cache_dir: Some(project.cache_dir()),
+            offline: false,
+            backend_override: Some(Arc::new(
+                move |name: &str, _cfg: &gepa_tui::project::config::ModelConfig| {
+                    if name == "reflection" {
+                        refl.clone()
+                    } else {
+                        task.clone()
+                    }
+                },
+            )),
+            retry_base_delay: Some(std::time::Duration::from_millis(1)),
+        },
+    )
+    .unwrap()
+}
+
+pub fn load(dir: &Path) -> (Arc<Project>, Arc<Task>) {
+    load_with(dir, None)
+}
+
+pub fn load_with(dir: &Path, hook: Option<ReflectionHook>) -> (Arc<Project>, Arc<Task>) {
+    let project = Arc::new(Project::load(dir).unwrap());
+    let models = Arc::new(scripted_models(&project, hook));
+    let task = Arc::new(Task::new(project.clone(), models).unwrap());
+    (project, task)
+}
