@@ -85,3 +85,176 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{AttemptError, ChatRequest, ModelsOptions, ScriptedBackend};
+
+    const TOML: &str = r#"
+[models.task]
+provider = "openai"
+model = "m"
+max_retries = 0
+
+[models.judge]
+provider = "openai"
+model = "j"
+max_retries = 0
+
+[[components]]
+name = "instruction"
+file = "prompts/instruction.md"
+
+[system]
+kind = "chat"
+[[system.steps]]
+name = "draft"
+system = "{{instruction}}"
+user = "Q: {{question}}"
+[[system.steps]]
+name = "final"
+user = "Polish: {{steps.draft.output}}"
+
+[data]
+train = "data/train.jsonl"
+val = "data/val.jsonl"
+
+[evaluator]
+feedback_fields = ["hint"]
+EVALUATOR
+"#;
+
+    fn project(evaluator: &str) -> (tempfile::TempDir, Arc<Project>) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("gepa.toml", TOML.replace("EVALUATOR", evaluator)),
+            ("prompts/instruction.md", "Be brief.".to_string()),
+            (
+                "data/train.jsonl",
+                "{\"id\": \"a\", \"question\": \"2+2\", \"answer\": \"4\", \"hint\": \"add\"}\n".to_string(),
+            ),
+            ("data/val.jsonl", "{\"id\": \"b\", \"question\": \"3+3\", \"answer\": \"6\"}\n".to_string()),
+        ];
+        for (rel, text) in files {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let project = Project::load(dir.path()).unwrap();
+        (dir, Arc::new(project))
+    }
+
+    fn task(
+        evaluator: &str,
+        reply: impl Fn(&ChatRequest) -> Result<String, AttemptError> + Send + Sync + 'static,
+    ) -> (tempfile::TempDir, Task) {
+        let (dir, project) = project(evaluator);
+        let backend = Arc::new(ScriptedBackend::new(reply));
+        let models = Models::from_config(
+            &project.config.models,
+            ModelsOptions { backend_override: Some(backend.factory()), ..Default::default() },
+        )
+        .unwrap();
+        let task = Task::new(project, Arc::new(models)).unwrap();
+        (dir, task)
+    }
+
+    fn last_user(req: &ChatRequest) -> String {
+        req.messages.last().map(|m| m.content.clone()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn chat_steps_chain_and_are_traced() {
+        let (_dir, task) = task("kind = \"exact\"\nfield = \"answer\"", |req| {
+            let user = last_user(req);
+            Ok(match user.as_str() {
+                "Q: 2+2" => "four, i.e. 4".to_string(),
+                "Polish: four, i.e. 4" => "4".to_string(),
+                other => format!("unexpected: {other}"),
+            })
+        });
+        let project = Arc::clone(task.project());
+        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        assert_eq!(e.error, None);
+        assert_eq!(e.output, "4");
+        assert_eq!(e.score, 1.0);
+        assert_eq!(e.feedback, "Correct: \"4\".\nhint: add");
+        assert_eq!(e.trace.steps.len(), 2);
+        assert_eq!(e.trace.steps[0].messages[0].content, "Be brief.");
+        assert_eq!(e.trace.steps[1].messages.len(), 1);
+        assert_eq!(e.example_id, "a");
+    }
+
+    #[tokio::test]
+    async fn a_model_error_scores_zero_with_the_error_as_feedback() {
+        let (_dir, task) = task("kind = \"exact\"\nfield = \"answer\"", |_| {
+            Err(AttemptError::Fatal { status: Some(400), message: "HTTP 400: context too long".into() })
+        });
+        let project = Arc::clone(task.project());
+        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        assert_eq!(e.score, 0.0);
+        let err = e.error.clone().unwrap();
+        assert!(err.starts_with("step `draft`: "), "{err}");
+        assert!(err.contains("context too long"), "{err}");
+        assert!(e.feedback.starts_with("The run failed: step `draft`"), "{}", e.feedback);
+        assert!(e.feedback.ends_with("\nhint: add"), "{}", e.feedback);
+        // The failed request is kept so the trace shows what was sent.
+        assert_eq!(e.trace.steps.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_candidate_without_a_component_fails_cleanly() {
+        let (_dir, task) = task("kind = \"exact\"\nfield = \"answer\"", |_| Ok("4".into()));
+        let project = Arc::clone(task.project());
+        let e = task.evaluate(&Candidate::new(), &project.train[0]).await;
+        assert_eq!(e.score, 0.0);
+        assert!(e.error.unwrap().contains("no value for `{{instruction}}`"));
+    }
+
+    #[tokio::test]
+    async fn judge_scores_and_explains() {
+        let evaluator = "kind = \"judge\"\nmodel = \"judge\"\nfield = \"answer\"\nrubric = \"Is {{output}} right for {{question}}?\"";
+        let (_dir, task) = task(evaluator, |req| {
+            let user = last_user(req);
+            if user.starts_with("Is ") {
+                assert!(user.contains("## Reference answer\n4"), "{user}");
+                Ok("Right number, but wordy.\nScore: 7/10".into())
+            } else {
+                Ok("4".into())
+            }
+        });
+        let project = Arc::clone(task.project());
+        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        assert_eq!(e.error, None);
+        assert!((e.score - 0.7).abs() < 1e-9);
+        assert_eq!(e.feedback, "Right number, but wordy.\nhint: add");
+    }
+
+    #[tokio::test]
+    async fn judge_without_a_score_is_an_error_not_a_guess() {
+        let evaluator = "kind = \"judge\"\nmodel = \"judge\"\nrubric = \"Grade {{output}}\"";
+        let (_dir, task) = task(evaluator, |req| {
+            Ok(if last_user(req).starts_with("Grade") { "I cannot grade this.".into() } else { "4".into() })
+        });
+        let project = Arc::clone(task.project());
+        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        assert_eq!(e.score, 0.0);
+        assert!(e.error.unwrap().contains("no score"));
+    }
+
+    #[tokio::test]
+    async fn combined_is_a_weighted_mean_with_labelled_feedback() {
+        let evaluator = "kind = \"combined\"\n\
+            [[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"\nweight = 3\n\
+            [[evaluator.parts]]\nkind = \"judge\"\nmodel = \"judge\"\nrubric = \"Grade {{output}}\"\nweight = 1";
+        let (_dir, task) = task(evaluator, |req| {
+            Ok(if last_user(req).starts_with("Grade") { "Too terse.\nScore: 2/10".into() } else { "4".into() })
+        });
+        let project = Arc::clone(task.project());
+        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        assert!((e.score - (3.0 * 1.0 + 0.2) / 4.0).abs() < 1e-9, "{}", e.score);
+        assert_eq!(e.feedback, "[exact] Correct: \"4\".\n[judge] Too terse.\nhint: add");
+        assert_eq!(task.evaluator().describe(), "combined: 0.75 × exact + 0.25 × judge");
+    }
+}

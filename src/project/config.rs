@@ -321,11 +321,21 @@ pub enum ReviewPolicy {
     Approve,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReviewConfig {
+    /// `approve`: a child that passed its minibatch test waits for a person before it is scored on val.
     pub mutations: ReviewPolicy,
+    /// `approve`: a merge that passed its subsample test waits for a person likewise.
     pub merges: ReviewPolicy,
+    /// At most this many items wait for review; while the queue is full no new proposals start.
+    pub max_pending: usize,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        Self { mutations: ReviewPolicy::Auto, merges: ReviewPolicy::Auto, max_pending: 8 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
