@@ -1,7 +1,241 @@
+//! `gepa-tui check [DIR]`: validate a project, show what it would run, and ping its models.
+
 use crate::cli::CommonArgs;
+use crate::eval::Evaluator;
+use crate::llm::{ChatRequest, Message, Models, ModelsOptions};
+use crate::project::config::{EvaluatorKind, ProviderKind, SystemKind};
+use crate::project::{Project, Split};
+use crate::system::System;
+use crate::text::{sanitize, truncate_chars};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-pub fn run(_dir: &Path, _common: &CommonArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`check` is not built yet")
+/// How long a ping may take in all (one retry), whatever the model's own timeouts say.
+const PING_TIMEOUT_SECS: f64 = 60.0;
+
+pub fn run(dir: &Path, common: &CommonArgs) -> anyhow::Result<ExitCode> {
+    let project = match Project::load(dir) {
+        Ok(p) => p,
+        Err(e) => {
+            let problems = e.problems();
+            println!("{}: the project has {}:", dir.display(), count(problems.len(), "problem"));
+            for p in &problems {
+                println!("  ✗ {}", sanitize(p));
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut problems: Vec<String> = project.optimization_problems();
+    print_report(&project);
+
+    // Build what a run would build, to list every program it would start.
+    let system = System::from_config(&project);
+    let evaluator = Evaluator::from_config(&project);
+    let mut commands: Vec<(String, Vec<String>)> = Vec::new();
+    match &system {
+        Ok(s) => commands.extend(s.command().map(|argv| ("system".to_string(), argv.to_vec()))),
+        Err(e) => problems.extend(e.problems()),
+    }
+    match &evaluator {
+        Ok(ev) => commands.extend(ev.commands().into_iter().map(|argv| ("evaluator".to_string(), argv.to_vec()))),
+        Err(e) => problems.extend(e.problems()),
+    }
+    println!();
+    if commands.is_empty() {
+        println!("External commands: none (this project only calls models)");
+    } else {
+        println!(
+            "External commands (run in {} without a shell; read them before running someone else's project):",
+            project.root.display()
+        );
+        for (who, argv) in &commands {
+            println!("  {who:<10} {}", sanitize(&shell_words(argv)));
+        }
+    }
+
+    println!();
+    if common.offline {
+        println!("Models: not pinged (--offline: every call must come from .gepa/cache/)");
+    } else {
+        println!("Pinging models…");
+        problems.extend(ping_models(&project));
+    }
+
+    println!();
+    if problems.is_empty() {
+        println!("✓ {} is ready.", project.root.display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{}:", count(problems.len(), "problem"));
+        for p in &problems {
+            println!("  ✗ {}", sanitize(p));
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn print_report(project: &Project) {
+    let c = &project.config;
+    println!("Project {}", project.root.display());
+    println!();
+    println!("Components ({})", c.components.len());
+    let width = c.components.iter().map(|x| x.name.chars().count()).max().unwrap_or(0);
+    let file_width = c.components.iter().map(|x| sanitize(&x.file).chars().count()).max().unwrap_or(0);
+    for comp in &c.components {
+        let text = project.seed.get(&comp.name).map(String::as_str).unwrap_or("");
+        println!(
+            "  {:<width$}  {:<file_width$}  {}, {}",
+            sanitize(&comp.name),
+            sanitize(&comp.file),
+            count(text.chars().count(), "char"),
+            count(text.lines().count(), "line"),
+        );
+    }
+    println!();
+    println!("Data");
+    let files = [Some(&c.data.train), Some(&c.data.val), c.data.test.as_ref()];
+    let fw = files.iter().flatten().map(|f| sanitize(f).chars().count()).max().unwrap_or(0);
+    for (split, file) in [Split::Train, Split::Val, Split::Test].into_iter().zip(files) {
+        match file {
+            Some(f) => {
+                println!(
+                    "  {:<5}  {:<fw$}  {}",
+                    split.as_str(),
+                    sanitize(f),
+                    count(project.split(split).len(), "example")
+                )
+            }
+            None => println!("  {:<5}  (none: the best candidate is not scored on a held-out split)", split.as_str()),
+        }
+    }
+    println!();
+    match c.system.kind {
+        SystemKind::Chat => {
+            println!("System: chat, {}", count(c.system.steps.len(), "step"));
+            for step in &c.system.steps {
+                println!("  {} → model `{}`", sanitize(&step.name), sanitize(&step.model));
+            }
+        }
+        SystemKind::Command => println!("System: command (timeout {} s)", c.system.timeout_secs),
+    }
+    let ev = &c.evaluator;
+    let mut line = format!("Evaluator: {}", ev.kind.as_str());
+    if ev.kind == EvaluatorKind::Combined {
+        let parts: Vec<String> = ev.parts.iter().map(|p| format!("{} × {}", p.weight, p.kind.as_str())).collect();
+        line.push_str(&format!(" ({})", parts.join(" + ")));
+    }
+    if let Some(f) = &ev.field {
+        line.push_str(&format!(", reference field `{f}`"));
+    }
+    if !ev.feedback_fields.is_empty() {
+        line.push_str(&format!(", feedback fields: {}", ev.feedback_fields.join(", ")));
+    }
+    println!("{}", sanitize(&line));
+    println!();
+    println!("Models");
+    for (name, m) in &c.models {
+        let (provider, default_env, default_url) = match m.provider {
+            ProviderKind::Openai => ("openai", "OPENAI_API_KEY", "https://api.openai.com/v1"),
+            ProviderKind::Anthropic => ("anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com/v1"),
+        };
+        let env = m.api_key_env.as_deref().unwrap_or(default_env);
+        // Only whether the variable is set: its value never reaches the screen.
+        let key = if std::env::var_os(env).is_some_and(|v| !v.is_empty()) { "set" } else { "not set" };
+        let line = format!(
+            "  {name}: {provider} `{}` at {} (key ${env}: {key})",
+            m.model,
+            m.base_url.as_deref().unwrap_or(default_url)
+        );
+        println!("{}", sanitize(&line));
+    }
+}
+
+/// argv as a person would type it, quoting what a shell would split or expand.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars().all(|c| {
+                    c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '=' | ':' | '@' | '%' | '+' | ',')
+                });
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Asks each model for one word, without the cache (a cached reply would prove nothing), and
+/// returns a problem per model that did not answer.
+fn ping_models(project: &Project) -> Vec<String> {
+    let mut configs = project.config.models.clone();
+    for m in configs.values_mut() {
+        m.max_retries = m.max_retries.min(1);
+        m.request_timeout_secs = m.request_timeout_secs.min(PING_TIMEOUT_SECS);
+        m.max_tokens = Some(m.max_tokens.unwrap_or(16).min(16));
+    }
+    let models = match Models::from_config(&configs, ModelsOptions::default()) {
+        Ok(m) => m,
+        Err(e) => return vec![e.to_string()],
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return vec![format!("cannot start the async runtime: {e}")],
+    };
+    let request = ChatRequest { messages: vec![Message::user("Reply with the single word: ok")] };
+    let results = runtime.block_on(async {
+        let pings = models.iter().map(|(name, model)| {
+            let request = &request;
+            async move {
+                let start = Instant::now();
+                let limit = Duration::from_secs_f64(PING_TIMEOUT_SECS * 2.0 + 5.0);
+                let reply = tokio::time::timeout(limit, model.chat(request)).await;
+                (name.to_string(), start.elapsed(), reply)
+            }
+        });
+        futures::future::join_all(pings).await
+    });
+    let mut problems = Vec::new();
+    for (name, elapsed, reply) in results {
+        match reply {
+            Ok(Ok(r)) => println!(
+                "  ✓ {name}: answered in {:.1} s: {:?}",
+                elapsed.as_secs_f64(),
+                truncate_chars(&sanitize(r.text.trim()), 40)
+            ),
+            Ok(Err(e)) => {
+                println!("  ✗ {name}: {}", sanitize(&e.to_string()));
+                problems.push(format!("model `{name}` did not answer: {e}"));
+            }
+            Err(_) => {
+                println!("  ✗ {name}: no answer in {:.0} s", elapsed.as_secs_f64());
+                problems.push(format!("model `{name}` did not answer in {:.0} s", elapsed.as_secs_f64()));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_quotes_what_a_shell_would_split() {
+        let argv: Vec<String> =
+            ["python3", "scripts/score.py", "--mode=strict", "a b", "it's"].map(String::from).into();
+        assert_eq!(shell_words(&argv), r"python3 scripts/score.py --mode=strict 'a b' 'it'\''s'");
+    }
 }

@@ -1,13 +1,151 @@
+//! `gepa-tui eval [DIR] --split val`: score the seed candidate on a split and print the results.
+
 use crate::cli::CommonArgs;
+use crate::eval::{ExampleEval, Task};
+use crate::llm::{Models, ModelsOptions};
+use crate::project::{Project, Split};
+use crate::text::{sanitize, truncate_chars};
+use anyhow::Context;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use unicode_width::UnicodeWidthStr;
+
+#[derive(Debug, Serialize)]
+struct EvalReport<'a> {
+    split: &'a str,
+    candidate: &'a str,
+    mean: f64,
+    failed: usize,
+    cost_usd: f64,
+    examples: &'a [ExampleEval],
+}
+
+pub fn parse_split(split: &str) -> anyhow::Result<Split> {
+    match split.trim().to_ascii_lowercase().as_str() {
+        "train" => Ok(Split::Train),
+        "val" | "validation" => Ok(Split::Val),
+        "test" => Ok(Split::Test),
+        other => anyhow::bail!("unknown split `{other}`: use train, val or test"),
+    }
+}
 
 pub fn run(
-    _dir: &Path,
-    _split: &str,
-    _candidate: Option<&str>,
-    _json: bool,
-    _common: &CommonArgs,
+    dir: &Path,
+    split: &str,
+    candidate: Option<&str>,
+    json: bool,
+    common: &CommonArgs,
 ) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`eval` is not built yet")
+    let split = parse_split(split)?;
+    if let Some(c) = candidate {
+        anyhow::bail!(
+            "--candidate {c}: scoring a candidate from a run needs the run store, which `eval` does not read yet; \
+             run without --candidate to score the seed"
+        );
+    }
+    let project = Project::load(dir)?;
+    if split == Split::Test && project.config.data.test.is_none() {
+        anyhow::bail!("the project has no test split: add test = \"data/test.jsonl\" to [data] in gepa.toml");
+    }
+    let examples = project.split(split).to_vec();
+    let concurrency = project.config.optimizer.concurrency.max(1);
+    let models = Models::from_config(
+        &project.config.models,
+        ModelsOptions { cache_dir: Some(project.cache_dir()), offline: common.offline, ..Default::default() },
+    )
+    .context("cannot set up the models")?;
+    let seed = project.seed.clone();
+    let task = Task::new(Arc::new(project), Arc::new(models))?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+
+    let bar = ProgressBar::with_draw_target(Some(examples.len() as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("scoring the seed on {}", split.as_str()));
+    let evals: Vec<ExampleEval> = runtime.block_on(async {
+        let mut done: Vec<(usize, ExampleEval)> = futures::stream::iter(examples.iter().enumerate())
+            .map(|(i, ex)| {
+                let task = &task;
+                let seed = &seed;
+                async move { (i, task.evaluate(seed, ex).await) }
+            })
+            .buffer_unordered(concurrency)
+            .inspect(|(_, e)| {
+                bar.inc(1);
+                if e.error.is_some() {
+                    bar.set_message("(some runs failed)");
+                }
+            })
+            .collect()
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, e)| e).collect()
+    });
+    bar.finish_and_clear();
+
+    let n = evals.len();
+    let mean = if n == 0 { 0.0 } else { evals.iter().map(|e| e.score).sum::<f64>() / n as f64 };
+    let failed = evals.iter().filter(|e| e.error.is_some()).count();
+    let cost: f64 = evals.iter().map(|e| e.cost_usd).sum();
+    let stats = task.models().total_stats();
+    if json {
+        let report =
+            EvalReport { split: split.as_str(), candidate: "seed", mean, failed, cost_usd: cost, examples: &evals };
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&evals);
+        println!();
+        println!(
+            "{} · seed · mean {mean:.3} over {} · {} failed · ${cost:.4} · {} model requests, {} from cache",
+            split.as_str(),
+            if n == 1 { "1 example".to_string() } else { format!("{n} examples") },
+            failed,
+            stats.calls,
+            stats.cache_hits
+        );
+    }
+    // When nothing could be scored, the mean says nothing about the prompt: fail loudly.
+    if n > 0 && failed == n {
+        eprintln!("every evaluation failed; the first error: {}", sanitize(evals[0].error.as_deref().unwrap_or("")));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of untrusted text for a table cell: sanitized, newlines shown as `⏎`, cut to `max`.
+fn cell(s: &str, max: usize) -> String {
+    let one_line = sanitize(s.trim()).replace('\n', " ⏎ ").replace('\t', " ");
+    truncate_chars(&one_line, max)
+}
+
+fn pad(s: &str, width: usize) -> String {
+    let w = UnicodeWidthStr::width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+fn print_table(evals: &[ExampleEval]) {
+    let id_w = evals.iter().map(|e| cell(&e.example_id, 20).width()).max().unwrap_or(2).max(2);
+    let out_w = 32;
+    println!("{}  {}  {}  feedback", pad("id", id_w), pad("score", 5), pad("output", out_w));
+    for e in evals {
+        let feedback = match &e.error {
+            Some(err) => format!("error: {err}"),
+            None => e.feedback.clone(),
+        };
+        println!(
+            "{}  {:<5.2}  {}  {}",
+            pad(&cell(&e.example_id, 20), id_w),
+            e.score,
+            pad(&cell(&e.output, out_w), out_w),
+            cell(&feedback, 60)
+        );
+    }
 }

@@ -1,0 +1,304 @@
+//! The project-facing commands as a user runs them: `check`, `eval` and `init` on folders under
+//! tests/fixtures/ (each a copy of `valid` with one thing broken), and `eval` against a local
+//! OpenAI-compatible mock.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn gepa() -> Command {
+    let mut cmd = Command::cargo_bin("gepa-tui").expect("the gepa-tui binary");
+    cmd.env_remove("OPENAI_API_KEY").env_remove("ANTHROPIC_API_KEY");
+    cmd
+}
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+fn run(cmd: &mut Command) -> Outcome {
+    let out = cmd.output().expect("run gepa-tui");
+    let o = Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!o.stderr.contains("panicked"), "gepa-tui panicked:\n{}", o.stderr);
+    o
+}
+
+/// Runs `check --offline` on a fixture, expecting failure, and returns everything it printed.
+fn check_fails(dir: &Path) -> String {
+    let o = run(gepa().arg("check").arg("--offline").arg(dir));
+    assert_eq!(o.code, Some(1), "check should fail:\n{}", o.all());
+    o.all()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the `valid` fixture in a temp folder, its models pointed at `base_url`.
+fn valid_project_at(base_url: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("valid"), tmp.path());
+    let toml_path = tmp.path().join("gepa.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    std::fs::write(&toml_path, text.replace("http://127.0.0.1:9/v1", base_url)).unwrap();
+    tmp
+}
+
+#[test]
+fn valid_fixture_passes_offline_check() {
+    let o = run(gepa().arg("check").arg("--offline").arg(fixture("valid")));
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert!(o.stdout.contains("instruction"), "{}", o.stdout);
+    assert!(o.stdout.contains("val    data/val.jsonl    4 examples"), "{}", o.stdout);
+}
+
+#[test]
+fn typo_key_names_file_line_and_suggestion() {
+    let out = check_fails(&fixture("typo_key"));
+    assert!(
+        out.contains(
+            "gepa.toml:37: unknown key `candidate_selecton` in [optimizer]; did you mean `candidate_selection`?"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_prompt_file_names_key_line_and_path() {
+    let out = check_fails(&fixture("missing_prompt"));
+    assert!(out.contains("gepa.toml:17: component `instruction`: file \"prompts/instruction.md\" not found"), "{out}");
+}
+
+#[test]
+fn bad_jsonl_line_names_file_and_line() {
+    let out = check_fails(&fixture("bad_jsonl"));
+    assert!(out.contains("data/val.jsonl:3: expected a JSON object: "), "{out}");
+}
+
+#[test]
+fn unknown_placeholder_names_step_and_placeholder() {
+    let out = check_fails(&fixture("unknown_placeholder"));
+    assert!(
+        out.contains(
+            "gepa.toml:24: step `answer`, user template: unknown placeholder `{{qestion}}`; did you mean `{{question}}`?"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("example fields {{id}}, {{question}}, {{answer}}"), "{out}");
+}
+
+#[test]
+fn path_escaping_the_project_is_refused() {
+    let out = check_fails(&fixture("path_escape"));
+    assert!(
+        out.contains(
+            "gepa.toml:17: component `instruction`: \"../valid/prompts/instruction.md\" is outside the project folder"
+        ),
+        "{out}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_leading_outside_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.md");
+    std::fs::write(&secret, "not yours").unwrap();
+    let project = valid_project_at("http://127.0.0.1:9/v1");
+    let prompt = project.path().join("prompts/instruction.md");
+    std::fs::remove_file(&prompt).unwrap();
+    std::os::unix::fs::symlink(&secret, &prompt).unwrap();
+    let out = check_fails(project.path());
+    assert!(out.contains("leads outside the project folder (through a symlink"), "{out}");
+}
+
+#[test]
+fn eval_on_a_broken_project_fails_with_the_same_message() {
+    let o = run(gepa().args(["eval", "--offline", "--split", "val"]).arg(fixture("bad_jsonl")));
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("data/val.jsonl:3: expected a JSON object"), "{}", o.all());
+}
+
+#[test]
+fn not_a_project_folder() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = check_fails(empty.path());
+    assert!(out.contains("no gepa.toml in this folder"), "{out}");
+    assert!(out.contains("gepa-tui init"), "{out}");
+}
+
+#[test]
+fn init_then_check_passes_and_init_refuses_to_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("starter");
+    let o = run(gepa().arg("init").arg(&dir));
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    for f in
+        ["gepa.toml", "prompts/instruction.md", "data/train.jsonl", "data/val.jsonl", "data/test.jsonl", ".gitignore"]
+    {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(std::fs::read_to_string(dir.join(".gitignore")).unwrap().contains(".gepa/"));
+
+    let o = run(gepa().arg("check").arg("--offline").arg(&dir));
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert!(o.stdout.contains("train  data/train.jsonl  6 examples"), "{}", o.stdout);
+
+    // A second init touches nothing and names the file it would have overwritten.
+    std::fs::write(dir.join("prompts/instruction.md"), "my own prompt").unwrap();
+    let o = run(gepa().arg("init").arg(&dir));
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("gepa.toml already exists"), "{}", o.all());
+    assert_eq!(std::fs::read_to_string(dir.join("prompts/instruction.md")).unwrap(), "my own prompt");
+}
+
+#[test]
+fn init_in_a_repository_keeps_its_gitignore() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join(".gitignore"), "target/\n").unwrap();
+    let o = run(gepa().arg("init").arg(tmp.path()));
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert_eq!(std::fs::read_to_string(tmp.path().join(".gitignore")).unwrap(), "target/\n");
+    assert!(o.stdout.contains("add `.gepa/` to your .gitignore"), "{}", o.stdout);
+}
+
+#[test]
+fn eval_candidate_and_missing_test_split_are_explained() {
+    let o = run(gepa().args(["eval", "--offline", "--candidate", "r1:3"]).arg(fixture("valid")));
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("--candidate r1:3"), "{}", o.all());
+    let o = run(gepa().args(["eval", "--offline", "--split", "test"]).arg(fixture("valid")));
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("no test split"), "{}", o.all());
+    let o = run(gepa().args(["eval", "--offline", "--split", "dev"]).arg(fixture("valid")));
+    assert!(o.stderr.contains("unknown split `dev`"), "{}", o.all());
+}
+
+fn completion(text: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 1}
+    }))
+}
+
+/// A mock that answers the val questions 1+1 and 2+2 right, 3+3 and 4+4 wrong: mean 0.5.
+async fn arithmetic_mock() -> MockServer {
+    let server = MockServer::start().await;
+    for (question, reply) in [("1+1", "2"), ("2+2", " 4\n"), ("3+3", "7"), ("4+4", "The answer is 8")] {
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(body_string_contains(format!("Question: {question}")))
+            .respond_with(completion(reply))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+async fn run_async(mut cmd: Command) -> Outcome {
+    tokio::task::spawn_blocking(move || run(&mut cmd)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_scores_the_seed_and_replays_from_cache() {
+    let server = arithmetic_mock().await;
+    let project = valid_project_at(&format!("{}/v1", server.uri()));
+
+    let mut cmd = gepa();
+    cmd.args(["eval", "--split", "val", "--json"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    let report: serde_json::Value = serde_json::from_str(o.stdout.trim()).expect(&o.stdout);
+    assert_eq!(report["split"], "val");
+    assert_eq!(report["mean"], 0.5);
+    let examples = report["examples"].as_array().unwrap();
+    let ids: Vec<&str> = examples.iter().map(|e| e["example_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["v1", "v2", "v3", "v4"]);
+    assert_eq!(examples[2]["feedback"], "Expected \"6\", got \"7\".\nhint: Three plus three is six.");
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+
+    // The same evaluation again: every reply comes from .gepa/cache/, no request is sent.
+    server.reset().await;
+    let mut cmd = gepa();
+    cmd.args(["eval", "--split", "val"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert!(o.stdout.contains("mean 0.500 over 4 examples"), "{}", o.stdout);
+    assert!(o.stdout.contains("0 model requests, 4 from cache"), "{}", o.stdout);
+    assert!(o.stdout.contains("Expected \"6\", got \"7\"."), "{}", o.stdout);
+    assert_eq!(server.received_requests().await.unwrap().len(), 0);
+
+    // And offline, where a miss would be an error.
+    let mut cmd = gepa();
+    cmd.args(["eval", "--offline", "--split", "val", "--json"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    let report: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(report["mean"], 0.5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_table_sanitizes_model_text() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(completion("\u{1b}]0;pwned\u{7}\u{1b}[31m2\u{1b}[0m"))
+        .mount(&server)
+        .await;
+    let project = valid_project_at(&format!("{}/v1", server.uri()));
+    let mut cmd = gepa();
+    cmd.args(["eval", "--split", "val"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert!(!o.stdout.contains('\u{1b}'), "{:?}", o.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_pings_models() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(completion("ok")).mount(&server).await;
+    let project = valid_project_at(&format!("{}/v1", server.uri()));
+    let mut cmd = gepa();
+    cmd.arg("check").arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert!(o.stdout.contains("✓ task: answered"), "{}", o.stdout);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    // A server that refuses the key is a problem check reports.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("{\"error\": \"bad key\"}"))
+        .mount(&server)
+        .await;
+    let mut cmd = gepa();
+    cmd.arg("check").arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(1), "{}", o.all());
+    assert!(o.stdout.contains("model `task` did not answer"), "{}", o.stdout);
+}
