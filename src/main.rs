@@ -19,7 +19,14 @@ fn main() -> ExitCode {
             if *headless {
                 gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json, &cli.common)
             } else {
-                Err(anyhow::anyhow!("the workbench is not built yet; use --headless"))
+                gepa_tui::tui::run(gepa_tui::tui::TuiArgs {
+                    dir: gepa_tui::cli::project_dir(dir),
+                    run: None,
+                    new_run: true,
+                    run_args: args,
+                    theme: cli.theme.clone(),
+                    common: cli.common.clone(),
+                })
             }
         }
         Some(Command::Runs { dir }) => gepa_tui::cli::runs::list(&gepa_tui::cli::project_dir(dir)),
@@ -31,7 +38,13 @@ fn main() -> ExitCode {
             *write_prompts,
             *yes,
         ),
-        None => Err(anyhow::anyhow!("the workbench is not built yet")),
+        None => gepa_tui::tui::run(gepa_tui::tui::TuiArgs {
+            dir: gepa_tui::cli::project_dir(&cli.dir),
+            run: cli.run.clone(),
+            theme: cli.theme.clone(),
+            common: cli.common.clone(),
+            ..Default::default()
+        }),
     };
     match result {
         Ok(code) => code,

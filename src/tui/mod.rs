@@ -1,1 +1,467 @@
-//! (in progress)
+//! The workbench: a ratatui screen over the engine's events.
+//!
+//! Three things run apart and never wait on each other: a thread reading the terminal, the engine as
+//! a tokio task sending `Notice`s, and this loop, which folds both into the `App` and draws it only
+//! when something changed, at most ~30 times a second (so a burst of resizes or notices is one
+//! frame). The engine knows nothing of the screen; the screen never calls a model.
+
+pub mod app;
+pub mod keymap;
+pub mod model;
+pub mod start;
+pub mod terminal;
+pub mod theme;
+pub mod views;
+
+use crate::cli::run::{open_engine, prepare, RunArgs};
+use crate::cli::CommonArgs;
+use crate::engine::run::load_events;
+use crate::engine::{EngineHandle, EngineOptions, Notice, RunOutcome};
+use crate::eval::Task;
+use crate::project::Project;
+use anyhow::{anyhow, bail, Context, Result};
+use app::{App, EngineCommand};
+use crossterm::event::Event as TermEvent;
+use keymap::Keymap;
+use model::{Model, ModelUsage};
+use start::{RunEntry, StartChoice, StartScreen};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use terminal::Term;
+use theme::Theme;
+use tokio::sync::mpsc;
+
+/// At most this many frames a second.
+const FRAME_GAP: Duration = Duration::from_millis(33);
+/// How often per-model usage is polled from a live engine.
+const STATS_EVERY: Duration = Duration::from_millis(250);
+
+/// What `gepa-tui [DIR]` and `gepa-tui run DIR` (without --headless) ask for.
+#[derive(Debug, Clone, Default)]
+pub struct TuiArgs {
+    pub dir: PathBuf,
+    /// `--run RUN`: reopen this run directly (browse if finished, resume if not).
+    pub run: Option<String>,
+    /// Start a new run at once instead of showing the start screen (`gepa-tui run DIR`).
+    pub new_run: bool,
+    /// Seed and budget overrides for a new or resumed run.
+    pub run_args: RunArgs,
+    pub theme: Option<String>,
+    pub common: CommonArgs,
+}
+
+/// The user's config dir for gepa-tui (keymap.toml, themes/).
+pub fn config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "gepa-tui").map(|d| d.config_dir().to_path_buf())
+}
+
+/// The theme from `--theme` (or dark), without colours under NO_COLOR.
+pub fn load_theme(name: Option<&str>) -> Result<Theme> {
+    let t = Theme::load(name, config_dir().as_deref())?;
+    Ok(if theme::no_color_requested() { t.without_colour() } else { t })
+}
+
+/// Whether a stored run has finished (it has result.json or a `finished` event).
+fn run_is_finished(run_dir: &Path) -> bool {
+    run_dir.join("result.json").is_file()
+}
+
+/// Opens the workbench. Everything that can be checked before taking over the terminal is
+/// checked first, so a bad theme, keymap, project or run id is a plain error message.
+pub fn run(args: TuiArgs) -> Result<ExitCode> {
+    let theme = load_theme(args.theme.as_deref())?;
+    let keymap = Keymap::load(config_dir().as_deref())?;
+    let project = Project::load(&args.dir)?;
+    let mut first: Option<StartChoice> = None;
+    if let Some(id) = &args.run {
+        let run_dir = project.runs_dir().join(id);
+        if !run_dir.join("events.jsonl").is_file() {
+            let known: Vec<String> =
+                crate::store::list_runs(&project.runs_dir()).into_iter().map(|r| r.id).take(5).collect();
+            bail!(
+                "no run `{id}` in {}{}",
+                project.runs_dir().display(),
+                if known.is_empty() {
+                    " (the project has no runs yet)".to_string()
+                } else {
+                    format!("; recent runs: {}", known.join(", "))
+                }
+            );
+        }
+        first = Some(if run_is_finished(&run_dir) {
+            StartChoice::Browse(id.clone())
+        } else {
+            StartChoice::Resume(id.clone())
+        });
+    } else if args.new_run || args.run_args.resume.is_some() {
+        first = Some(match &args.run_args.resume {
+            Some(id) => StartChoice::Resume(id.clone()),
+            None => StartChoice::New,
+        });
+    }
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let (mut term, guard) = terminal::init().context("cannot set up the terminal")?;
+    let ctx = Ctx { args: &args, project: Arc::new(project), keymap, theme };
+    let outcome = rt.block_on(session(&mut term, &ctx, first));
+    drop(guard);
+    drop(term);
+    // Engine tasks still winding down must not hold the process open.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let outcome = outcome?;
+    if let Some(msg) = outcome.message(&args.dir) {
+        eprintln!("{msg}");
+    }
+    Ok(if outcome.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+struct Ctx<'a> {
+    args: &'a TuiArgs,
+    project: Arc<Project>,
+    keymap: Keymap,
+    theme: Theme,
+}
+
+#[derive(Default)]
+struct SessionOutcome {
+    run_id: Option<String>,
+    finished: Option<String>,
+    /// A live run was stopped by the user; it is resumable.
+    stopped: bool,
+    error: Option<String>,
+}
+
+impl SessionOutcome {
+    fn message(&self, dir: &Path) -> Option<String> {
+        let id = self.run_id.as_ref()?;
+        if let Some(e) = &self.error {
+            return Some(format!(
+                "run {id}: the engine failed: {e}\nreopen it with: gepa-tui --run {id} {}",
+                dir.display()
+            ));
+        }
+        if self.stopped {
+            return Some(format!("run {id} stopped; resume it with: gepa-tui --run {id} {}", dir.display()));
+        }
+        self.finished.as_ref().map(|r| format!("run {id} finished ({r})"))
+    }
+}
+
+/// Reads terminal events on its own thread, so a slow frame or engine never delays a key.
+struct InputReader {
+    rx: mpsc::UnboundedReceiver<TermEvent>,
+    stop: Arc<AtomicBool>,
+}
+
+impl InputReader {
+    fn spawn() -> InputReader {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("gepa-tui-input".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match crossterm::event::poll(Duration::from_millis(100)) {
+                        Ok(true) => match crossterm::event::read() {
+                            Ok(ev) => {
+                                if tx.send(ev).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(_) => break,
+                        },
+                        Ok(false) => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+            .expect("cannot start the input thread");
+        InputReader { rx, stop }
+    }
+}
+
+impl Drop for InputReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn session(term: &mut Term, ctx: &Ctx<'_>, mut first: Option<StartChoice>) -> Result<SessionOutcome> {
+    let mut input = InputReader::spawn();
+    let mut error: Option<String> = None;
+    loop {
+        let choice = match first.take() {
+            Some(c) => c,
+            None => match start_screen(term, ctx, &mut input, error.take()).await? {
+                Some(c) => c,
+                None => return Ok(SessionOutcome::default()),
+            },
+        };
+        match open(ctx, &choice) {
+            Ok(opened) => return workbench(term, ctx, &mut input, opened).await,
+            Err(e) => {
+                tracing::warn!("cannot open {choice:?}: {e:#}");
+                error = Some(format!("{e:#}"));
+            }
+        }
+    }
+}
+
+fn list_entries(project: &Project) -> Vec<RunEntry> {
+    crate::store::list_runs(&project.runs_dir()).iter().map(RunEntry::from_summary).collect()
+}
+
+async fn start_screen(
+    term: &mut Term,
+    ctx: &Ctx<'_>,
+    input: &mut InputReader,
+    error: Option<String>,
+) -> Result<Option<StartChoice>> {
+    let mut screen = StartScreen::new(
+        list_entries(&ctx.project),
+        ctx.project.root.display().to_string(),
+        ctx.keymap.clone(),
+        ctx.theme.clone(),
+    );
+    screen.error = error;
+    let mut dirty = true;
+    loop {
+        if dirty {
+            term.draw(|f| views::start::render(f, f.area(), &screen, &screen.theme))?;
+            dirty = false;
+        }
+        let Some(ev) = input.rx.recv().await else { return Ok(None) };
+        dirty |= screen.on_terminal_event(&ev);
+        while let Ok(ev) = input.rx.try_recv() {
+            dirty |= screen.on_terminal_event(&ev);
+        }
+        if screen.quit {
+            return Ok(None);
+        }
+        if let Some(c) = screen.choice.take() {
+            return Ok(Some(c));
+        }
+    }
+}
+
+/// A run ready to show: its model, and the engine if it is live.
+struct Opened {
+    model: Model,
+    run_id: String,
+    engine: Option<LiveEngine>,
+    _log_guard: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+struct LiveEngine {
+    handle: EngineHandle,
+    task: Arc<Task>,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    join: tokio::task::JoinHandle<Result<RunOutcome>>,
+}
+
+/// Logs go to `tui.log` in the run folder, never to the terminal.
+fn start_log(run_dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let appender = tracing_appender::rolling::never(run_dir, "tui.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let subscriber = tracing_subscriber::fmt().with_writer(writer).with_max_level(tracing::Level::INFO).finish();
+    tracing::subscriber::set_global_default(subscriber).ok().map(|_| guard)
+}
+
+fn open(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
+    let project = &ctx.project;
+    match choice {
+        StartChoice::Browse(id) => {
+            let run_dir = project.runs_dir().join(id);
+            let log = start_log(&run_dir);
+            let (events, warning) = load_events(&run_dir, false)?;
+            let mut model = Model::from_events(&events).with_project(project);
+            model.warnings.extend(warning);
+            if model.state.run_id.is_empty() {
+                return Err(anyhow!("{}: the run has no run_started event", run_dir.display()));
+            }
+            tracing::info!("browsing run {id}");
+            Ok(Opened { model, run_id: id.clone(), engine: None, _log_guard: log })
+        }
+        StartChoice::New | StartChoice::Resume(_) => {
+            let mut args = ctx.args.run_args.clone();
+            args.resume = match choice {
+                StartChoice::Resume(id) => Some(id.clone()),
+                _ => None,
+            };
+            let (project, task) = prepare(&ctx.args.dir, &args, &ctx.args.common)?;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let (engine, handle) = open_engine(
+                project.clone(),
+                task.clone(),
+                &args,
+                EngineOptions { notices: Some(tx), ..Default::default() },
+            )?;
+            let run_dir = engine.run_dir().to_path_buf();
+            let run_id = engine.run_id().to_string();
+            let log = start_log(&run_dir);
+            // Everything the engine emitted while opening is in events.jsonl already; keep only
+            // the warnings from the channel and read the events from the file.
+            let mut warnings = Vec::new();
+            while let Ok(n) = rx.try_recv() {
+                if let Notice::Warning(w) = n {
+                    warnings.push(w);
+                }
+            }
+            let (events, _) = load_events(&run_dir, false)?;
+            let mut model = Model::from_events(&events).with_project(&project);
+            for w in warnings {
+                model.on_notice(Notice::Warning(w));
+            }
+            model.session_start_calls = model.state.metric_calls;
+            tracing::info!(
+                "{} run {run_id} in {}",
+                if args.resume.is_some() { "resuming" } else { "starting" },
+                run_dir.display()
+            );
+            let join = tokio::spawn(engine.run());
+            Ok(Opened { model, run_id, engine: Some(LiveEngine { handle, task, notices: rx, join }), _log_guard: log })
+        }
+    }
+}
+
+fn poll_usage(task: &Task) -> Vec<ModelUsage> {
+    task.models()
+        .iter()
+        .map(|(name, m)| {
+            let s = m.stats();
+            ModelUsage {
+                name: name.to_string(),
+                in_flight: s.in_flight,
+                calls: s.calls,
+                cache_hits: s.cache_hits,
+                input_tokens: s.input_tokens,
+                output_tokens: s.output_tokens,
+                cost_usd: s.cost_usd,
+            }
+        })
+        .collect()
+}
+
+async fn next_notice(rx: &mut Option<mpsc::UnboundedReceiver<Notice>>) -> Option<Notice> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+type EngineJoin = tokio::task::JoinHandle<Result<RunOutcome>>;
+
+async fn engine_end(join: &mut Option<EngineJoin>) -> std::result::Result<Result<RunOutcome>, tokio::task::JoinError> {
+    match join {
+        Some(j) => j.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, opened: Opened) -> Result<SessionOutcome> {
+    let Opened { model, run_id, engine, _log_guard } = opened;
+    let live = engine.is_some();
+    let (mut notices, mut join, handle, task) = match engine {
+        Some(e) => (Some(e.notices), Some(e.join), Some(e.handle), Some(e.task)),
+        None => (None, None, None, None),
+    };
+    let mut app = App::new(model, ctx.keymap.clone(), ctx.theme.clone());
+    app.project_label = ctx.project.root.display().to_string();
+    app.view = if live { app::View::Dashboard } else { app::View::Frontier };
+    let mut outcome = SessionOutcome { run_id: Some(run_id), ..Default::default() };
+    let mut dirty = true;
+    let mut last_frame = Instant::now() - FRAME_GAP;
+    let mut stats_tick = tokio::time::interval(STATS_EVERY);
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        if dirty && last_frame.elapsed() >= FRAME_GAP {
+            term.draw(|f| app.render(f))?;
+            last_frame = Instant::now();
+            dirty = false;
+        }
+        let next_frame = tokio::time::Instant::from_std(last_frame + FRAME_GAP);
+        tokio::select! {
+            ev = input.rx.recv() => match ev {
+                Some(ev) => {
+                    dirty |= app.on_terminal_event(&ev);
+                    while let Ok(ev) = input.rx.try_recv() {
+                        dirty |= app.on_terminal_event(&ev);
+                    }
+                }
+                None => app.quit = true,
+            },
+            n = next_notice(&mut notices), if notices.is_some() => match n {
+                Some(n) => {
+                    app.model.on_notice(n);
+                    if let Some(rx) = notices.as_mut() {
+                        while let Ok(n) = rx.try_recv() {
+                            app.model.on_notice(n);
+                        }
+                    }
+                    dirty = true;
+                }
+                // The engine is gone (it holds the sender until it returns).
+                None => notices = None,
+            },
+            res = engine_end(&mut join), if join.is_some() => {
+                join = None;
+                // Notices sent before the engine ended are still queued; fold them first.
+                if let Some(rx) = notices.as_mut() {
+                    while let Ok(n) = rx.try_recv() {
+                        app.model.on_notice(n);
+                    }
+                }
+                app.model.engine_done = true;
+                match res {
+                    Ok(Ok(out)) => outcome.finished = out.result.map(|r| r.stop_reason),
+                    Ok(Err(e)) => {
+                        tracing::error!("engine failed: {e:#}");
+                        app.model.engine_error = Some(format!("{e:#}"));
+                        outcome.error = Some(format!("{e:#}"));
+                    }
+                    Err(e) => {
+                        app.model.engine_error = Some(format!("the engine task ended abnormally: {e}"));
+                        outcome.error = app.model.engine_error.clone();
+                    }
+                }
+                dirty = true;
+            }
+            _ = stats_tick.tick(), if task.is_some() && join.is_some() => {
+                let usage = poll_usage(task.as_ref().expect("checked"));
+                if usage != app.model.models {
+                    app.model.models = usage;
+                    dirty = true;
+                }
+            }
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+        }
+        for cmd in app.commands.drain(..) {
+            if let Some(h) = &handle {
+                match cmd {
+                    EngineCommand::Pause => h.pause(),
+                    EngineCommand::Resume => h.resume(),
+                }
+            }
+        }
+        if app.quit {
+            break;
+        }
+    }
+    if let (Some(j), Some(h)) = (join, handle) {
+        app.flash = Some("stopping the engine; the run stays resumable…".into());
+        term.draw(|f| app.render(f))?;
+        h.stop();
+        match tokio::time::timeout(Duration::from_secs(10), j).await {
+            Ok(Ok(Ok(out))) => outcome.finished = out.result.map(|r| r.stop_reason),
+            Ok(Ok(Err(err))) => outcome.error = Some(format!("{err:#}")),
+            _ => tracing::warn!("the engine did not stop within 10s"),
+        }
+        outcome.stopped = outcome.finished.is_none() && outcome.error.is_none();
+        tracing::info!("stopped by the user");
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,534 @@
+//! What the workbench shows, as a fold over the run's events (the same fold as `RunState`: round
+//! events count once `round_finished` commits them), plus what only a screen needs: every
+//! candidate's val evaluations with their traces, each proposal and what became of it, and the
+//! live, uncommitted progress of the round in flight.
+
+use crate::engine::event::PlannedProposal;
+use crate::engine::reflect::ReflectiveRecord;
+use crate::engine::{CandidateId, Event, Notice, ProposalOutcome, RunState, Status};
+use crate::eval::ExampleEval;
+use crate::project::{Candidate, Example, Project};
+use std::collections::BTreeMap;
+
+/// One reflection call of a proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReflectionView {
+    pub component: String,
+    pub dataset: Vec<ReflectiveRecord>,
+    pub prompt: String,
+    pub answer: String,
+    pub new_text: String,
+    pub truncated: bool,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeView {
+    pub id1: CandidateId,
+    pub id2: CandidateId,
+    pub ancestor: CandidateId,
+    pub subsample: Vec<String>,
+    pub id1_sum: f64,
+    pub id2_sum: f64,
+    pub merged_sum: f64,
+    pub accepted: bool,
+}
+
+/// A reflective proposal or a merge attempt, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalView {
+    pub round: u64,
+    pub slot: usize,
+    /// The parent (for a merge, the first of the two).
+    pub parent: CandidateId,
+    pub components: Vec<String>,
+    pub minibatch: Vec<String>,
+    pub parent_evals: Vec<ExampleEval>,
+    pub child_evals: Vec<ExampleEval>,
+    pub reflections: Vec<ReflectionView>,
+    /// None while the proposal is running.
+    pub outcome: Option<ProposalOutcome>,
+    pub child_texts: Option<Candidate>,
+    pub merge: Option<MergeView>,
+    /// The candidate it became, once added.
+    pub child: Option<CandidateId>,
+    /// Its round was committed (an uncommitted round is redone after a crash).
+    pub committed: bool,
+}
+
+impl ProposalView {
+    pub fn truncated(&self) -> bool {
+        self.reflections.iter().any(|r| r.truncated)
+    }
+}
+
+/// Usage of one model, polled from the live engine (not part of the run's events).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelUsage {
+    pub name: String,
+    pub in_flight: u64,
+    pub calls: u64,
+    pub cache_hits: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// Committed state: the same fold `--resume` and export use.
+    pub state: RunState,
+    /// Val evaluations per candidate (indexed like `state.candidates`), in val order.
+    pub val_evals: Vec<Vec<ExampleEval>>,
+    pub test_evals: BTreeMap<CandidateId, Vec<ExampleEval>>,
+    /// Proposals in the order they started (uncommitted ones last, `committed == false`).
+    pub proposals: Vec<ProposalView>,
+    /// Events of the round in flight, applied to `state` when it commits.
+    pending: Vec<Event>,
+    /// The engine's latest live status (None when browsing a run without an engine).
+    pub live: Option<Status>,
+    /// Metric calls when this session attached to the engine (for the ETA).
+    pub session_start_calls: u64,
+    pub paused: bool,
+    pub warnings: Vec<String>,
+    /// The engine stopped with an error.
+    pub engine_error: Option<String>,
+    /// The engine task has ended (finished, stopped or failed).
+    pub engine_done: bool,
+    pub models: Vec<ModelUsage>,
+    /// Examples by id (val, then train and test), when the project is at hand: inputs and expected.
+    pub examples: BTreeMap<String, Example>,
+    /// The example field holding the reference answer.
+    pub expected_field: Option<String>,
+    pub max_cost_usd: Option<f64>,
+    /// Increments on every change, so views can cache derived rows.
+    pub version: u64,
+    /// Per candidate: how many val fronts it holds.
+    pub fronts_held: Vec<usize>,
+    /// Per val example: mean score over the candidates scored so far (low = hard).
+    pub difficulty: Vec<f64>,
+}
+
+impl Model {
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Model {
+        let mut m = Model::new();
+        for ev in events {
+            m.apply(ev);
+        }
+        m
+    }
+
+    /// Adds the project's examples and settings the events do not carry.
+    pub fn with_project(mut self, project: &Project) -> Model {
+        self.attach_project(project);
+        self
+    }
+
+    pub fn attach_project(&mut self, project: &Project) {
+        for ex in project.test.iter().chain(project.train.iter()).chain(project.val.iter()) {
+            self.examples.insert(ex.id.clone(), ex.clone());
+        }
+        self.expected_field = project.config.evaluator.field.clone();
+        self.max_cost_usd = project.config.optimizer.max_cost_usd;
+        self.version += 1;
+    }
+
+    pub fn on_notice(&mut self, n: Notice) {
+        match n {
+            Notice::Event(ev) => self.apply(&ev),
+            Notice::Status(s) => {
+                self.paused = s.paused;
+                self.live = Some(s);
+                self.version += 1;
+            }
+            Notice::Warning(w) => {
+                self.warnings.push(crate::text::sanitize(&w));
+                self.version += 1;
+            }
+        }
+    }
+
+    /// Folds one event. Round-scoped events change `state` only when `round_finished` commits them,
+    /// exactly as `RunState::from_events` does; proposals show up at once, marked uncommitted.
+    pub fn apply(&mut self, ev: &Event) {
+        self.version += 1;
+        match ev {
+            Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } => {
+                self.state.apply(ev);
+                if let Event::TestEvaluated { candidate, evals, .. } = ev {
+                    self.test_evals.insert(*candidate, evals.clone());
+                }
+                if matches!(ev, Event::RunStarted { .. }) {
+                    self.recompute();
+                }
+            }
+            Event::Resumed { .. } => {
+                self.pending.clear();
+                self.proposals.retain(|p| p.committed);
+            }
+            Event::Paused { paused } => self.paused = *paused,
+            Event::RoundFinished { round, .. } => {
+                for p in std::mem::take(&mut self.pending) {
+                    self.state.apply(&p);
+                    match p {
+                        Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
+                        Event::ValEvaluated { candidate, evals } => {
+                            if let Some(slot) = self.val_evals.get_mut(candidate) {
+                                *slot = evals;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                self.state.apply(ev);
+                for p in self.proposals.iter_mut().filter(|p| p.round == *round) {
+                    p.committed = true;
+                }
+                self.recompute();
+            }
+            _ => {
+                self.track_proposal(ev);
+                self.pending.push(ev.clone());
+            }
+        }
+    }
+
+    fn proposal_mut(&mut self, round: u64, slot: usize) -> Option<&mut ProposalView> {
+        self.proposals.iter_mut().rev().find(|p| p.round == round && p.slot == slot && p.merge.is_none())
+    }
+
+    fn track_proposal(&mut self, ev: &Event) {
+        match ev {
+            Event::RoundStarted { round, proposals } => {
+                for PlannedProposal { slot, parent, minibatch, components, .. } in proposals {
+                    self.proposals.push(ProposalView {
+                        round: *round,
+                        slot: *slot,
+                        parent: *parent,
+                        components: components.clone(),
+                        minibatch: minibatch.clone(),
+                        parent_evals: Vec::new(),
+                        child_evals: Vec::new(),
+                        reflections: Vec::new(),
+                        outcome: None,
+                        child_texts: None,
+                        merge: None,
+                        child: None,
+                        committed: false,
+                    });
+                }
+            }
+            Event::MinibatchEvaluated { round, slot, candidate_role, evals } => {
+                if let Some(p) = self.proposal_mut(*round, *slot) {
+                    if candidate_role == "parent" {
+                        p.parent_evals = evals.clone();
+                    } else {
+                        p.child_evals = evals.clone();
+                    }
+                }
+            }
+            Event::Reflection {
+                round,
+                slot,
+                component,
+                dataset,
+                prompt,
+                answer,
+                new_text,
+                truncated,
+                cost_usd,
+                ..
+            } => {
+                if let Some(p) = self.proposal_mut(*round, *slot) {
+                    p.reflections.push(ReflectionView {
+                        component: component.clone(),
+                        dataset: dataset.clone(),
+                        prompt: prompt.clone(),
+                        answer: answer.clone(),
+                        new_text: new_text.clone(),
+                        truncated: *truncated,
+                        cost_usd: *cost_usd,
+                    });
+                }
+            }
+            Event::ProposalFinished { round, slot, outcome, child, .. } => {
+                if let Some(p) = self.proposal_mut(*round, *slot) {
+                    p.outcome = Some(outcome.clone());
+                    p.child_texts = child.clone();
+                }
+            }
+            Event::MergeAttempted {
+                round,
+                id1,
+                id2,
+                ancestor,
+                texts,
+                subsample,
+                id1_sum,
+                id2_sum,
+                merged_sum,
+                accepted,
+                evals,
+                ..
+            } => {
+                self.proposals.push(ProposalView {
+                    round: *round,
+                    slot: 0,
+                    parent: *id1,
+                    components: Vec::new(),
+                    minibatch: subsample.clone(),
+                    parent_evals: Vec::new(),
+                    child_evals: evals.clone(),
+                    reflections: Vec::new(),
+                    outcome: None,
+                    child_texts: Some(texts.clone()),
+                    merge: Some(MergeView {
+                        id1: *id1,
+                        id2: *id2,
+                        ancestor: *ancestor,
+                        subsample: subsample.clone(),
+                        id1_sum: *id1_sum,
+                        id2_sum: *id2_sum,
+                        merged_sum: *merged_sum,
+                        accepted: *accepted,
+                    }),
+                    child: None,
+                    committed: false,
+                });
+            }
+            Event::CandidateAdded { id, texts, parents, round, .. } => {
+                let first = parents.first().copied();
+                if let Some(p) = self.proposals.iter_mut().find(|p| {
+                    p.round == *round
+                        && p.child.is_none()
+                        && Some(p.parent) == first
+                        && p.child_texts.as_ref() == Some(texts)
+                }) {
+                    p.child = Some(*id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Derived per-candidate and per-example numbers, once per commit (never per frame).
+    fn recompute(&mut self) {
+        let n_val = self.state.val_ids.len();
+        let held = self.state.fronts_held();
+        self.fronts_held = (0..self.state.candidates.len()).map(|c| held.get(&c).copied().unwrap_or(0)).collect();
+        let mut sums = vec![0.0; n_val];
+        let mut counts = vec![0usize; n_val];
+        for c in &self.state.candidates {
+            for (i, s) in c.val_scores.iter().enumerate().take(n_val) {
+                sums[i] += s;
+                counts[i] += 1;
+            }
+        }
+        self.difficulty = sums.iter().zip(&counts).map(|(s, n)| if *n == 0 { 0.0 } else { s / *n as f64 }).collect();
+    }
+
+    pub fn on_frontier(&self, c: CandidateId) -> bool {
+        self.fronts_held.get(c).copied().unwrap_or(0) > 0
+    }
+
+    /// Candidates on at least one front.
+    pub fn frontier_size(&self) -> usize {
+        self.fronts_held.iter().filter(|n| **n > 0).count()
+    }
+
+    /// A val example's score for a candidate, if scored.
+    pub fn score(&self, c: CandidateId, example: usize) -> Option<f64> {
+        self.state.candidates.get(c)?.val_scores.get(example).copied()
+    }
+
+    /// The val evaluation of a candidate on an example, with its trace.
+    pub fn val_eval(&self, c: CandidateId, example: usize) -> Option<&ExampleEval> {
+        self.val_evals.get(c)?.get(example)
+    }
+
+    pub fn failed_eval(&self, c: CandidateId, example: usize) -> bool {
+        self.val_eval(c, example).is_some_and(|e| e.error.is_some())
+    }
+
+    /// Wins, ties and losses of `a` against `b` over the val examples both were scored on.
+    pub fn wins_ties_losses(&self, a: CandidateId, b: CandidateId) -> (usize, usize, usize) {
+        let (Some(ca), Some(cb)) = (self.state.candidates.get(a), self.state.candidates.get(b)) else {
+            return (0, 0, 0);
+        };
+        let mut w = (0, 0, 0);
+        for (x, y) in ca.val_scores.iter().zip(&cb.val_scores) {
+            if x > y {
+                w.0 += 1;
+            } else if x < y {
+                w.2 += 1;
+            } else {
+                w.1 += 1;
+            }
+        }
+        w
+    }
+
+    /// Whether an engine is attached and still running.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some() && !self.engine_done
+    }
+
+    /// Metric calls including the round in flight.
+    pub fn metric_calls(&self) -> u64 {
+        match &self.live {
+            Some(s) if !self.engine_done => s.metric_calls.max(self.state.metric_calls),
+            _ => self.state.metric_calls,
+        }
+    }
+
+    pub fn cost_usd(&self) -> f64 {
+        match &self.live {
+            Some(s) if !self.engine_done => s.cost_usd.max(self.state.cost_usd),
+            _ => self.state.cost_usd,
+        }
+    }
+
+    /// Seconds left at this session's pace, when it can be told.
+    pub fn eta_secs(&self) -> Option<f64> {
+        let s = self.live.as_ref()?;
+        if self.engine_done || self.state.finished.is_some() {
+            return None;
+        }
+        let done = s.metric_calls.saturating_sub(self.session_start_calls);
+        if done == 0 || s.elapsed_secs <= 0.0 {
+            return None;
+        }
+        let left = s.max_metric_calls.saturating_sub(s.metric_calls);
+        Some(s.elapsed_secs / done as f64 * left as f64)
+    }
+
+    /// Proposals of the round in flight still running.
+    pub fn proposals_running(&self) -> usize {
+        self.proposals.iter().filter(|p| !p.committed && p.outcome.is_none() && p.merge.is_none()).count()
+    }
+
+    /// The ancestors of `c` up to the seed, as (depth, id) in depth-first order; each candidate once.
+    pub fn lineage(&self, c: CandidateId, max_nodes: usize) -> Vec<(usize, CandidateId)> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![(0usize, c)];
+        while let Some((depth, id)) = stack.pop() {
+            if out.len() >= max_nodes {
+                break;
+            }
+            out.push((depth, id));
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(rec) = self.state.candidates.get(id) {
+                for &p in rec.parents.iter().rev() {
+                    if p < id {
+                        stack.push((depth + 1, p));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The reference answer of an example, when known.
+    pub fn expected(&self, example_id: &str) -> Option<String> {
+        let field = self.expected_field.as_deref()?;
+        self.examples.get(example_id)?.field_text(field)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Origin;
+
+    fn eval(id: &str, score: f64) -> ExampleEval {
+        ExampleEval {
+            example_id: id.into(),
+            score,
+            feedback: String::new(),
+            output: String::new(),
+            trace: Default::default(),
+            error: None,
+            cost_usd: 0.0,
+        }
+    }
+
+    fn added(id: CandidateId, parents: Vec<CandidateId>, round: u64) -> Event {
+        Event::CandidateAdded {
+            id,
+            texts: [("p".to_string(), format!("text {id}"))].into(),
+            parents,
+            origin: if id == 0 { Origin::Seed } else { Origin::Mutation },
+            changed: vec![],
+            round,
+            discovered_at: 0,
+            note: None,
+        }
+    }
+
+    fn finished(round: u64) -> Event {
+        Event::RoundFinished {
+            round,
+            metric_calls: 2,
+            cost_usd: 0.0,
+            best: 0,
+            best_val: 0.5,
+            merges_due: 0,
+            found_new: false,
+        }
+    }
+
+    fn start() -> Event {
+        Event::RunStarted {
+            run_id: "r".into(),
+            version: "0".into(),
+            seed: 0,
+            components: vec!["p".into()],
+            train_ids: vec![],
+            val_ids: vec!["a".into(), "b".into()],
+            test_ids: vec![],
+            max_metric_calls: 10,
+            proposals_per_round: 1,
+            config_hash: String::new(),
+            branched_from: None,
+        }
+    }
+
+    #[test]
+    fn uncommitted_rounds_do_not_count_and_resume_drops_them() {
+        let events = vec![
+            start(),
+            Event::RoundStarted { round: 0, proposals: vec![] },
+            added(0, vec![], 0),
+            Event::ValEvaluated { candidate: 0, evals: vec![eval("a", 1.0), eval("b", 0.0)] },
+            finished(0),
+            Event::RoundStarted { round: 1, proposals: vec![] },
+            added(1, vec![0], 1),
+            Event::ValEvaluated { candidate: 1, evals: vec![eval("a", 0.0), eval("b", 1.0)] },
+        ];
+        let m = Model::from_events(&events);
+        assert_eq!(m.state, RunState::from_events(&events));
+        assert_eq!(m.state.candidates.len(), 1);
+        assert_eq!(m.val_evals.len(), 1);
+        assert_eq!(m.difficulty, vec![1.0, 0.0]);
+
+        let mut more = events.clone();
+        more.push(Event::Resumed { after_round: 0 });
+        more.push(Event::RoundStarted { round: 1, proposals: vec![] });
+        more.push(added(1, vec![0], 1));
+        more.push(Event::ValEvaluated { candidate: 1, evals: vec![eval("a", 1.0), eval("b", 1.0)] });
+        more.push(finished(1));
+        let m = Model::from_events(&more);
+        assert_eq!(m.state, RunState::from_events(&more));
+        assert_eq!(m.val_evals[1][1].score, 1.0);
+        assert_eq!(m.fronts_held, vec![1, 2]);
+        assert_eq!(m.wins_ties_losses(1, 0), (1, 1, 0));
+        assert_eq!(m.lineage(1, 10), vec![(0, 1), (1, 0)]);
+    }
+}

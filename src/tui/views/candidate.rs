@@ -1,0 +1,178 @@
+//! Candidate: each component's text (wrapped, scrollable), a word-level inline diff against its
+//! parent or any chosen candidate, and its lineage as a tree up to the seed.
+
+use super::{fmt_score, heading, one_line, pane, parents_label, text_lines};
+use crate::engine::CandidateId;
+use crate::tui::app::{App, DiffMode};
+use crate::tui::model::Model;
+use crate::tui::theme::Theme;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+use similar::{ChangeTag, TextDiff};
+use std::collections::BTreeSet;
+
+/// A word-level diff of `old` -> `new` as styled lines. Without colour, removed and added words are
+/// also bracketed as `[-old-]{+new+}` so the diff still reads.
+pub fn word_diff(old: &str, new: &str, theme: &Theme) -> Vec<Line<'static>> {
+    let old = crate::text::sanitize(old).replace('\t', "    ");
+    let new = crate::text::sanitize(new).replace('\t', "    ");
+    let diff = TextDiff::configure().timeout(std::time::Duration::from_millis(200)).diff_words(&old, &new);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut cur: Vec<Span<'static>> = Vec::new();
+    for change in diff.iter_all_changes() {
+        let (style, open, close) = match change.tag() {
+            ChangeTag::Equal => (theme.text, "", ""),
+            ChangeTag::Delete => (theme.diff_removed, "[-", "-]"),
+            ChangeTag::Insert => (theme.diff_added, "{+", "+}"),
+        };
+        let marked = !theme.colour && change.tag() != ChangeTag::Equal;
+        let value = change.value();
+        let parts: Vec<&str> = value.split('\n').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                lines.push(Line::from(std::mem::take(&mut cur)));
+            }
+            if !part.is_empty() {
+                let text = if marked { format!("{open}{part}{close}") } else { part.to_string() };
+                cur.push(Span::styled(text, style));
+            }
+        }
+    }
+    lines.push(Line::from(cur));
+    lines
+}
+
+fn diff_target(app: &App) -> Option<CandidateId> {
+    let rec = app.model.state.candidates.get(app.selected)?;
+    match app.candidate.diff {
+        DiffMode::Off => None,
+        DiffMode::Parent => rec.parents.first().copied(),
+        DiffMode::Other => {
+            Some(app.candidate.compare).filter(|c| *c != app.selected && *c < app.model.state.candidates.len())
+        }
+    }
+}
+
+fn text_body(app: &App, theme: &Theme, target: Option<CandidateId>) -> Vec<Line<'static>> {
+    let m = &app.model;
+    let rec = &m.state.candidates[app.selected];
+    let mut lines = Vec::new();
+    for name in &m.state.components {
+        let text = rec.texts.get(name).map(String::as_str).unwrap_or("");
+        let other = target.and_then(|t| m.state.candidates[t].texts.get(name)).map(String::as_str);
+        let differs = other.is_some_and(|o| o != text);
+        let mark = match (target, differs) {
+            (Some(t), true) => format!(" (differs from #{t})"),
+            (Some(t), false) => format!(" (same as #{t})"),
+            (None, _) if rec.changed.contains(name) => " (changed from parent)".into(),
+            _ => String::new(),
+        };
+        lines.push(heading(format!("── {}{mark} ──", one_line(name)), theme));
+        match other {
+            Some(o) if differs => lines.extend(word_diff(o, text, theme)),
+            _ => lines.extend(text_lines(text, theme.text)),
+        }
+        lines.push(Line::raw(""));
+    }
+    lines
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let m = &app.model;
+    let Some(rec) = m.state.candidates.get(app.selected) else {
+        frame.render_widget(
+            Paragraph::new(Span::styled("No candidate yet.", theme.muted)).block(pane(" Candidate ", theme, true)),
+            area,
+        );
+        return;
+    };
+    let (text_area, tree_area) = if area.width >= 110 {
+        let [a, b] = Layout::horizontal([Constraint::Min(40), Constraint::Length(44)]).areas(area);
+        (a, b)
+    } else {
+        let h = (area.height / 3).clamp(4, 8);
+        let [a, b] = Layout::vertical([Constraint::Min(5), Constraint::Length(h)]).areas(area);
+        (a, b)
+    };
+
+    let target = diff_target(app);
+    let mut title = vec![
+        Span::styled(format!(" Candidate #{} ", rec.id), theme.title),
+        Span::styled(format!("· {} ", rec.origin.as_str()), theme.muted),
+    ];
+    if !rec.parents.is_empty() {
+        title.push(Span::styled(format!("of {} ", parents_label(&rec.parents)), theme.muted));
+    }
+    if !rec.val_scores.is_empty() {
+        title.push(Span::styled(format!("· val {} ", fmt_score(rec.val_mean)), theme.score(rec.val_mean)));
+    }
+    title.push(Span::styled(
+        match (app.candidate.diff, target) {
+            (DiffMode::Off, _) => "· no diff ".to_string(),
+            (_, Some(t)) => format!("· diff against #{t} "),
+            (DiffMode::Parent, None) => "· the seed has no parent ".to_string(),
+            (DiffMode::Other, None) => "· choose a candidate to compare with [ ] ".to_string(),
+        },
+        theme.accent,
+    ));
+    let lines = text_body(app, theme, target);
+    let max_scroll = lines.len().saturating_sub(1) as u16;
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.candidate.scroll.min(max_scroll), 0)).block(pane(
+            Line::from(title),
+            theme,
+            true,
+        )),
+        text_area,
+    );
+    render_lineage(frame, tree_area, m, rec.id, theme);
+}
+
+fn node_line(m: &Model, id: CandidateId, prefix: &str, theme: &Theme, repeated: bool) -> Line<'static> {
+    let c = &m.state.candidates[id];
+    let mut spans = vec![Span::styled(prefix.to_string(), theme.border), Span::styled(format!("#{id} "), theme.accent)];
+    spans.push(Span::styled(c.origin.as_str().to_string(), theme.muted));
+    if !c.changed.is_empty() {
+        spans.push(Span::styled(format!(" {}", one_line(&c.changed.join(","))), theme.text));
+    }
+    if !c.val_scores.is_empty() {
+        spans.push(Span::styled(format!(" {}", fmt_score(c.val_mean)), theme.score(c.val_mean)));
+    }
+    if repeated {
+        spans.push(Span::styled(" (above)", theme.muted));
+    }
+    Line::from(spans)
+}
+
+/// The ancestry of `id` as a tree: merges branch into their two parents; deep chains stop indenting
+/// after a while so a long lineage stays readable.
+fn render_lineage(frame: &mut Frame, area: Rect, m: &Model, id: CandidateId, theme: &Theme) {
+    const MAX_NODES: usize = 300;
+    let mut lines = Vec::new();
+    let mut seen = BTreeSet::new();
+    // (candidate, prefix for its line, prefix for its children)
+    let mut stack: Vec<(CandidateId, String, String)> = vec![(id, String::new(), String::new())];
+    while let Some((c, prefix, child_prefix)) = stack.pop() {
+        if lines.len() >= MAX_NODES {
+            lines.push(Line::styled("…", theme.muted));
+            break;
+        }
+        let repeated = !seen.insert(c);
+        lines.push(node_line(m, c, &prefix, theme, repeated));
+        if repeated {
+            continue;
+        }
+        let parents: Vec<CandidateId> = m.state.candidates[c].parents.iter().copied().filter(|p| *p < c).collect();
+        let n = parents.len();
+        for (k, p) in parents.into_iter().enumerate().rev() {
+            let last = k + 1 == n;
+            let (branch, cont) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+            let deep = child_prefix.chars().count() >= 24;
+            let next_child = if deep { child_prefix.clone() } else { format!("{child_prefix}{cont}") };
+            stack.push((p, format!("{child_prefix}{branch}"), next_child));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines).block(pane(" Lineage (up to the seed) ", theme, false)), area);
+}

@@ -1,0 +1,232 @@
+//! Dashboard: the budget, the best val score over metric calls, the frontier's size, what is in
+//! flight, tokens and cost, the ETA, and a live line of what the engine is doing.
+
+use super::{fmt_duration, fmt_score, fmt_tokens, one_line, pane};
+use crate::tui::app::App;
+use crate::tui::theme::Theme;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, Paragraph, Wrap};
+use ratatui::Frame;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let m = &app.model;
+    let [gauges, middle, activity] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Min(6),
+        Constraint::Length(4 + m.warnings.len().min(3) as u16),
+    ])
+    .areas(area);
+
+    // Budget: metric calls, and USD when there is a cost limit.
+    let calls = m.metric_calls();
+    let max_calls = m.state.max_metric_calls.max(1);
+    let [g1, g2] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(gauges);
+    let ratio = (calls as f64 / max_calls as f64).clamp(0.0, 1.0);
+    frame.render_widget(
+        Gauge::default()
+            .block(pane(" Budget: metric calls ", theme, false))
+            .gauge_style(theme.score_high)
+            .ratio(ratio)
+            .label(Span::styled(format!("{calls} / {} ({:.0}%)", m.state.max_metric_calls, ratio * 100.0), theme.text)),
+        g1,
+    );
+    let cost = m.cost_usd();
+    match m.max_cost_usd {
+        Some(max) if max > 0.0 => {
+            let r = (cost / max).clamp(0.0, 1.0);
+            frame.render_widget(
+                Gauge::default()
+                    .block(pane(" Budget: USD ", theme, false))
+                    .gauge_style(if r > 0.9 { theme.score_low } else { theme.score_mid })
+                    .ratio(r)
+                    .label(Span::styled(format!("${cost:.4} of ${max:.2}"), theme.text)),
+                g2,
+            );
+        }
+        _ => frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(format!("${cost:.4}"), theme.text),
+                Span::styled(" spent · no cost limit", theme.muted),
+            ]))
+            .block(pane(" Cost ", theme, false)),
+            g2,
+        ),
+    }
+
+    let stats_w = if middle.width >= 100 { 46 } else { 38 };
+    let [chart_area, stats_area] = Layout::horizontal([Constraint::Min(20), Constraint::Length(stats_w)]).areas(middle);
+    render_chart(frame, chart_area, app, theme);
+    render_stats(frame, stats_area, app, theme);
+    render_activity(frame, activity, app, theme);
+}
+
+fn render_chart(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let m = &app.model;
+    let calls = m.metric_calls();
+    let x_max = (m.state.max_metric_calls.max(calls).max(1)) as f64;
+    // The best score is a step function of metric calls.
+    let mut steps: Vec<(f64, f64)> = Vec::with_capacity(m.state.best_history.len() * 2 + 1);
+    for (x, y) in &m.state.best_history {
+        if let Some(&(_, prev)) = steps.last() {
+            steps.push((*x as f64, prev));
+        }
+        steps.push((*x as f64, *y));
+    }
+    if let Some(&(x, y)) = steps.last() {
+        if (calls as f64) > x {
+            steps.push((calls as f64, y));
+        }
+    }
+    let points: Vec<(f64, f64)> = m.state.candidates.iter().map(|c| (c.discovered_at as f64, c.val_mean)).collect();
+    let datasets = vec![
+        Dataset::default()
+            .name("candidates")
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(theme.muted)
+            .data(&points),
+        Dataset::default()
+            .name("best val")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(theme.score_high)
+            .data(&steps),
+    ];
+    let label = |s: String| Span::styled(s, theme.muted);
+    let chart = Chart::new(datasets)
+        .block(pane(" Best val score over metric calls ", theme, false))
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, x_max])
+                .labels(vec![label("0".into()), label(format!("{}", x_max as u64))])
+                .style(theme.border),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, 1.0])
+                .labels(vec![label("0".into()), label("0.5".into()), label("1".into())])
+                .style(theme.border),
+        )
+        .legend_position(Some(ratatui::widgets::LegendPosition::BottomRight))
+        .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
+    if m.state.candidates.is_empty() {
+        let msg = Paragraph::new(Span::styled("no candidate scored yet", theme.muted)).block(pane(
+            " Best val score over metric calls ",
+            theme,
+            false,
+        ));
+        frame.render_widget(msg, area);
+    } else {
+        frame.render_widget(chart, area);
+    }
+}
+
+fn kv<'a>(k: &'a str, v: Vec<Span<'a>>, theme: &Theme) -> Line<'a> {
+    let mut spans = vec![Span::styled(format!("{k:<11}"), theme.muted)];
+    spans.extend(v);
+    Line::from(spans)
+}
+
+fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let m = &app.model;
+    let s = &m.state;
+    let t = |x: String| Span::styled(x, theme.text);
+    let mut lines = Vec::new();
+    let (state, _) = super::tabs::run_state(app);
+    let round = match (&m.live, s.round) {
+        (Some(st), _) if m.is_live() => format!(" · round {}", st.round),
+        (_, Some(r)) => format!(" · {} rounds", r),
+        _ => String::new(),
+    };
+    lines.push(kv("state", vec![t(format!("{state}{round}"))], theme));
+    lines.push(kv(
+        "candidates",
+        vec![
+            t(s.candidates.len().to_string()),
+            Span::styled(format!(" ({} on the frontier)", m.frontier_size()), theme.muted),
+        ],
+        theme,
+    ));
+    if let Some(b) = s.best() {
+        let seed = s.candidates.first().map(|c| c.val_mean).unwrap_or(0.0);
+        lines.push(kv(
+            "best val",
+            vec![
+                Span::styled(fmt_score(s.candidates[b].val_mean), theme.score(s.candidates[b].val_mean)),
+                Span::styled(format!(" #{b} · seed {}", fmt_score(seed)), theme.muted),
+            ],
+            theme,
+        ));
+        if let Some(test) = s.candidates[b].test_mean {
+            let gap = s.candidates[b].val_mean - test;
+            let style = if gap > 0.1 { theme.warning } else { theme.muted };
+            let mut v =
+                vec![Span::styled(fmt_score(test), theme.score(test)), Span::styled(format!(" gap {gap:+.3}"), style)];
+            if gap > 0.1 {
+                v.push(Span::styled(" overfit?", theme.warning));
+            }
+            lines.push(kv("test", v, theme));
+        }
+    }
+    let in_flight = m.live.as_ref().filter(|_| m.is_live()).map(|l| l.in_flight).unwrap_or(0);
+    lines.push(kv(
+        "in flight",
+        vec![
+            t(format!("{in_flight} evaluations")),
+            Span::styled(format!(", {} proposals", m.proposals_running()), theme.muted),
+        ],
+        theme,
+    ));
+    for u in &m.models {
+        lines.push(kv(
+            "",
+            vec![
+                Span::styled(format!("{} ", one_line(&u.name)), theme.accent),
+                t(format!("{} in flight", u.in_flight)),
+                Span::styled(
+                    format!(" · {}/{} tok", fmt_tokens(u.input_tokens), fmt_tokens(u.output_tokens)),
+                    theme.muted,
+                ),
+                Span::styled(format!(" · {} hits", u.cache_hits), theme.muted),
+            ],
+            theme,
+        ));
+    }
+    lines.push(kv("cost", vec![t(format!("${:.4}", m.cost_usd()))], theme));
+    if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
+        let eta = m.eta_secs().map(fmt_duration).unwrap_or_else(|| "-".into());
+        lines.push(kv(
+            "elapsed",
+            vec![t(fmt_duration(l.elapsed_secs)), Span::styled(format!(" · ETA {eta}"), theme.muted)],
+            theme,
+        ));
+    }
+    if let Some(reason) = &s.finished {
+        lines.push(kv("stopped by", vec![Span::styled(one_line(reason), theme.muted)], theme));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(" Run ", theme, false)), area);
+}
+
+fn render_activity(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let m = &app.model;
+    let mut lines = Vec::new();
+    let now = if let Some(e) = &m.engine_error {
+        Span::styled(format!("the engine stopped with an error: {}", one_line(e)), theme.error)
+    } else if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
+        let act = if l.activity.is_empty() { "starting".to_string() } else { one_line(&l.activity) };
+        Span::styled(if m.paused { format!("paused · {act}") } else { act }, theme.text)
+    } else if let Some(reason) = &m.state.finished {
+        Span::styled(format!("finished: {}", one_line(reason)), theme.text)
+    } else if m.engine_done {
+        Span::styled("stopped; the run is resumable (reopen it from the start screen)", theme.muted)
+    } else {
+        Span::styled("browsing a stored run; nothing is running", theme.muted)
+    };
+    lines.push(Line::from(vec![Span::styled("now  ", theme.muted), now]));
+    for w in m.warnings.iter().rev().take(3) {
+        lines.push(Line::from(Span::styled(format!("⚠ {}", one_line(w)), theme.warning)));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(" Activity ", theme, false)), area);
+}

@@ -1,0 +1,213 @@
+//! Reflections: every proposal (newest first) with the reflective dataset sent, the reflection
+//! prompt, the model's answer, and what became of the child. A reply cut off at max_tokens is
+//! flagged where it cannot be missed: its new text may be a broken half-prompt.
+
+use super::{fmt_score, heading, inner, one_line, pane, scroll_window, text_lines};
+use crate::engine::reflect::format_dataset;
+use crate::engine::ProposalOutcome;
+use crate::tui::app::App;
+use crate::tui::model::ProposalView;
+use crate::tui::theme::Theme;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+/// A glyph and a word for a proposal's outcome.
+pub fn outcome_label(p: &ProposalView, theme: &Theme) -> (&'static str, String, Style) {
+    if let Some(mg) = &p.merge {
+        return if mg.accepted {
+            ("✓", "merged".into(), theme.score_high)
+        } else {
+            ("✗", "merge rejected".into(), theme.score_low)
+        };
+    }
+    match &p.outcome {
+        None => ("…", "running".into(), theme.muted),
+        Some(ProposalOutcome::Accepted { .. }) => ("✓", "accepted".into(), theme.score_high),
+        Some(ProposalOutcome::Rejected { .. }) => ("✗", "rejected".into(), theme.score_low),
+        Some(ProposalOutcome::Unchanged) => ("=", "unchanged".into(), theme.muted),
+        Some(ProposalOutcome::SkippedPerfect) => ("○", "skipped: perfect".into(), theme.muted),
+        Some(ProposalOutcome::ReflectionFailed { .. }) => ("!", "reflection failed".into(), theme.error),
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let m = &app.model;
+    let n = m.proposals.len();
+    if n == 0 {
+        frame.render_widget(
+            Paragraph::new(Span::styled("No proposals yet: they start once the seed is scored on val.", theme.muted))
+                .block(pane(" Reflections ", theme, true)),
+            area,
+        );
+        return;
+    }
+    let list_w = if area.width >= 120 { 44 } else { 30 };
+    let [list_area, detail_area] = Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(area);
+    let truncated = m.proposals.iter().filter(|p| p.truncated()).count();
+    let mut title = vec![Span::styled(format!(" Proposals: {n} "), theme.title)];
+    if truncated > 0 {
+        title.push(Span::styled(format!("· ⚠ {truncated} truncated "), theme.warning));
+    }
+    frame.render_widget(pane(Line::from(title), theme, true), list_area);
+    let body = inner(list_area);
+    app.reflections.list_area.set(body);
+    app.reflections.detail_area.set(detail_area);
+    let sel = app.reflections.selected.unwrap_or(n - 1).min(n - 1);
+    let pos = n - 1 - sel;
+    let off = scroll_window(&app.reflections.offset, pos, body.height as usize, n);
+    let items: Vec<Line> = (0..n)
+        .rev()
+        .skip(off)
+        .take(body.height as usize)
+        .map(|i| {
+            let p = &m.proposals[i];
+            let (g, _, gstyle) = outcome_label(p, theme);
+            let what = match &p.merge {
+                Some(mg) => format!("merge #{}+#{}", mg.id1, mg.id2),
+                None => format!("#{} {}", p.parent, one_line(&p.components.join(","))),
+            };
+            let child = p.child.map(|c| format!(" → #{c}")).unwrap_or_default();
+            let row_style = if i == sel {
+                theme.selection
+            } else if p.committed {
+                theme.text
+            } else {
+                theme.muted
+            };
+            let mut spans = vec![
+                Span::styled(format!("{g} "), if i == sel { theme.selection } else { gstyle }),
+                Span::styled(format!("r{}.{} {what}{child}", p.round, p.slot), row_style),
+            ];
+            if p.truncated() {
+                spans.push(Span::styled(" ⚠", theme.warning));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(items), body);
+
+    let p = &m.proposals[sel];
+    let lines = detail(app, p, theme);
+    let max_scroll = lines.len().saturating_sub(1) as u16;
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.reflections.scroll.min(max_scroll), 0))
+            .block(pane(format!(" Round {} · slot {} ", p.round, p.slot), theme, false)),
+        detail_area,
+    );
+}
+
+fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
+    let m = &app.model;
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let (g, word, style) = outcome_label(p, theme);
+    let became = |lines: &mut Vec<Line<'static>>| {
+        if let Some(c) = p.child {
+            let val = m.state.candidates.get(c).filter(|r| !r.val_scores.is_empty()).map(|r| r.val_mean);
+            let mut spans = vec![Span::styled(format!("became candidate #{c}"), theme.accent)];
+            if let Some(v) = val {
+                spans.push(Span::styled(format!(" · val {}", fmt_score(v)), theme.score(v)));
+            }
+            spans.push(Span::styled(" (enter opens it)", theme.muted));
+            lines.push(Line::from(spans));
+        }
+    };
+    if let Some(mg) = &p.merge {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{g} {word}"), style),
+            Span::styled(format!(": #{} and #{} (common ancestor #{})", mg.id1, mg.id2, mg.ancestor), theme.text),
+        ]));
+        lines.push(Line::styled(
+            format!(
+                "on {} val examples: #{} {:.2}, #{} {:.2}, merged {:.2} (accepted when ≥ the better parent)",
+                mg.subsample.len(),
+                mg.id1,
+                mg.id1_sum,
+                mg.id2,
+                mg.id2_sum,
+                mg.merged_sum
+            ),
+            theme.muted,
+        ));
+        became(&mut lines);
+        if let Some(texts) = &p.child_texts {
+            for (name, text) in texts {
+                lines.push(heading(format!("── Merged {} ──", one_line(name)), theme));
+                lines.extend(text_lines(text, theme.text));
+            }
+        }
+        return lines;
+    }
+    let mut head = vec![Span::styled(format!("{g} {word}"), style)];
+    match &p.outcome {
+        Some(ProposalOutcome::Accepted { parent_sum, child_sum }) => head
+            .push(Span::styled(format!(": minibatch {parent_sum:.2} → {child_sum:.2} (strictly better)"), theme.text)),
+        Some(ProposalOutcome::Rejected { parent_sum, child_sum }) => head.push(Span::styled(
+            format!(": minibatch {parent_sum:.2} → {child_sum:.2} (not strictly better)"),
+            theme.text,
+        )),
+        Some(ProposalOutcome::ReflectionFailed { error }) => {
+            head.push(Span::styled(format!(": {}", one_line(error)), theme.error))
+        }
+        _ => {}
+    }
+    if !p.committed {
+        head.push(Span::styled(" (round in progress)", theme.muted));
+    }
+    lines.push(Line::from(head));
+    lines.push(Line::styled(
+        format!(
+            "parent #{} · rewriting {} · minibatch {}",
+            p.parent,
+            one_line(&p.components.join(", ")),
+            one_line(&p.minibatch.join(", "))
+        ),
+        theme.muted,
+    ));
+    became(&mut lines);
+    if p.truncated() {
+        lines.push(Line::styled(
+            "⚠ TRUNCATED: the reflection answer was cut off at max_tokens; the new text may be a broken half-prompt.",
+            theme.warning,
+        ));
+    }
+    if !p.parent_evals.is_empty() {
+        lines.push(heading("── Minibatch scores (parent → child) ──", theme));
+        for (k, pe) in p.parent_evals.iter().enumerate() {
+            let mut spans = vec![
+                Span::styled(format!("{:<14}", one_line(&pe.example_id)), theme.text),
+                Span::styled(fmt_score(pe.score), theme.score(pe.score)),
+            ];
+            if let Some(ce) = p.child_evals.get(k) {
+                spans.push(Span::styled(" → ", theme.muted));
+                spans.push(Span::styled(fmt_score(ce.score), theme.score(ce.score)));
+            }
+            lines.push(Line::from(spans));
+        }
+    }
+    for r in &p.reflections {
+        let comp = one_line(&r.component);
+        if r.truncated {
+            lines.push(Line::styled(format!("⚠ the answer for `{comp}` stopped at max_tokens"), theme.warning));
+        }
+        lines.push(heading(format!("── Reflective dataset sent ({comp}) ──"), theme));
+        lines.extend(text_lines(&format_dataset(&r.dataset), theme.text));
+        lines.push(heading(format!("── Reflection prompt ({comp}) ──"), theme));
+        lines.extend(text_lines(&r.prompt, theme.text));
+        lines.push(heading(
+            format!("── Answer{} (${:.5}) ──", if r.truncated { ", TRUNCATED" } else { "" }, r.cost_usd),
+            theme,
+        ));
+        lines.extend(text_lines(&r.answer, theme.text));
+        lines.push(heading(format!("── New text for {comp} ──"), theme));
+        lines.extend(text_lines(&r.new_text, theme.text));
+    }
+    if p.reflections.is_empty() && p.outcome.is_none() {
+        lines.push(Line::styled("waiting for the parent's minibatch scores and the reflection…", theme.muted));
+    }
+    lines
+}

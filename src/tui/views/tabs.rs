@@ -1,0 +1,70 @@
+//! The tab bar: one tab per view (click to switch) and the run's state on the right.
+
+use crate::tui::app::{App, View};
+use crate::tui::theme::Theme;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+/// Each view's tab as (view, x, width, label) for a terminal `width` wide: full titles when they
+/// fit, short ones otherwise. Rendering and mouse hit-testing both use this.
+pub fn layout(width: u16) -> Vec<(View, u16, u16, String)> {
+    let full: Vec<String> = View::ALL.iter().enumerate().map(|(i, v)| format!(" {} {} ", i + 1, v.title())).collect();
+    let total: usize = full.iter().map(|l| l.chars().count()).sum();
+    let labels: Vec<String> = if total + 24 <= width as usize {
+        full
+    } else {
+        View::ALL.iter().enumerate().map(|(i, v)| format!(" {} {} ", i + 1, v.short_title())).collect()
+    };
+    let mut x = 0u16;
+    View::ALL
+        .iter()
+        .zip(labels)
+        .map(|(v, l)| {
+            let w = l.chars().count() as u16;
+            let out = (*v, x, w, l);
+            x += w;
+            out
+        })
+        .collect()
+}
+
+/// The view whose tab is at column `x`.
+pub fn hit(width: u16, x: u16) -> Option<View> {
+    layout(width).into_iter().find(|(_, x0, w, _)| x >= *x0 && x < x0 + w).map(|(v, ..)| v)
+}
+
+/// A word for what the run is doing.
+pub fn run_state(app: &App) -> (&'static str, bool) {
+    let m = &app.model;
+    if m.engine_error.is_some() {
+        ("✗ engine failed", true)
+    } else if m.state.finished.is_some() {
+        ("✓ finished", false)
+    } else if m.is_live() && m.paused {
+        ("⏸ paused", true)
+    } else if m.is_live() {
+        ("● running", false)
+    } else if m.engine_done {
+        ("■ stopped", true)
+    } else {
+        ("◌ browsing (resumable)", false)
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let mut spans: Vec<Span> = Vec::new();
+    for (v, _, _, label) in layout(area.width) {
+        let style = if v == app.view { theme.selection } else { theme.muted };
+        spans.push(Span::styled(label, style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    let (state, warn) = run_state(app);
+    let right =
+        Line::from(Span::styled(format!("{state} "), if warn { theme.warning } else { theme.accent })).right_aligned();
+    let used: u16 = layout(area.width).iter().map(|(_, _, w, _)| *w).sum();
+    if area.width > used + right.width() as u16 {
+        frame.render_widget(Paragraph::new(right), Rect { x: area.x + used, width: area.width - used, ..area });
+    }
+}
