@@ -52,6 +52,9 @@ pub fn run(
         anyhow::bail!("the project has no test split: add test = \"data/test.jsonl\" to [data] in gepa.toml");
     }
     let examples = project.split(split).to_vec();
+    if examples.is_empty() {
+        anyhow::bail!("the {} split has no examples", split.as_str());
+    }
     let concurrency = project.config.optimizer.concurrency.max(1);
     let models = Models::from_config(
         &project.config.models,

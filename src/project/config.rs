@@ -151,15 +151,18 @@ pub enum EvaluatorKind {
 #[serde(deny_unknown_fields)]
 pub struct EvaluatorConfig {
     pub kind: EvaluatorKind,
-    /// The example field holding the reference answer (exact, contains, json_field, judge).
+    /// The example field holding the reference answer (exact, contains, json_field, judge). For
+    /// exact and contains, an array value lists several accepted answers.
     pub field: Option<String>,
     /// Example fields appended to the feedback the reflection model reads.
     #[serde(default)]
     pub feedback_fields: Vec<String>,
-    /// exact/contains/json_field: compare ignoring case.
+    /// exact/contains/json_field compare ignoring case unless this is `true`. A regex is taken as
+    /// written unless this is `false` (then it ignores case).
     #[serde(default)]
     pub case_sensitive: Option<bool>,
-    /// regex: the pattern the output must match; `{{field}}` placeholders are filled from the example.
+    /// regex: the pattern the output must match (anywhere; anchor with `^…$`). `{{field}}`
+    /// placeholders are filled with the example's values, regex-escaped.
     pub pattern: Option<String>,
     /// json_field: the key (dotted path) in the output JSON to compare against `field`. Several keys:
     /// `json_keys`, each compared with the example field of the same name (or, when `field` names an
@@ -172,10 +175,14 @@ pub struct EvaluatorConfig {
     pub command: Vec<String>,
     #[serde(default = "default_command_timeout")]
     pub timeout_secs: f64,
-    /// judge: the model to ask (default `reflection`) and the rubric template.
+    /// judge: the model to ask (default `reflection`).
     pub model: Option<String>,
+    /// judge: what a good answer is. `{{output}}` is the answer, `{{expected}}` the value of `field`,
+    /// other `{{names}}` are example fields; the answer (and reference) are appended when the rubric
+    /// does not place them. The judge ends with `Score: N/10`, read as N/10.
     pub rubric: Option<String>,
-    /// combined: the evaluators to combine.
+    /// combined: the evaluators to combine, each with a `weight` (default 1); the score is the
+    /// weighted mean and the feedback has one line per part.
     #[serde(default)]
     pub parts: Vec<EvaluatorPart>,
 }
@@ -374,7 +381,13 @@ fn explain_toml_error(text: &str, err: &toml::de::Error) -> ProjectError {
             let parent = header.map(|h| parent_of_segment(h.path, &name)).unwrap_or_default();
             format!("unknown section `{name}`{}{}", in_section(&parent), suggestion(&name, &expected))
         } else {
-            let section = header.map(|h| h.display()).unwrap_or_default();
+            let line_key = key_on_line(line_text);
+            let section = if line_key.is_empty() || line_key == name || line_key.ends_with(&format!(".{name}")) {
+                header.map(|h| h.display()).unwrap_or_default()
+            } else {
+                // Inside an inline table: `components = [{ name = "a", fil = "x" }]`.
+                format!("`{line_key}`")
+            };
             format!("unknown key `{name}`{}{}", in_section(&section), suggestion(&name, &expected))
         }
     } else if let Some(rest) = msg.strip_prefix("unknown variant `") {
@@ -718,6 +731,12 @@ mod tests {
     fn unknown_key_in_array_of_tables() {
         let text = BASE.replace("user = \"{{input}}\"", "usr = \"{{input}}\"");
         assert_eq!(err(&text), "gepa.toml:13: unknown key `usr` in [[system.steps]]; did you mean `user`?");
+    }
+
+    #[test]
+    fn unknown_key_in_an_inline_table_names_its_key() {
+        let text = "components = [{ name = \"instruction\", fil = \"p.md\" }]\n[models.task]\nprovider = \"openai\"\n";
+        assert_eq!(err(text), "gepa.toml:1: unknown key `fil` in `components`; did you mean `file`?");
     }
 
     #[test]

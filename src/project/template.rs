@@ -4,7 +4,8 @@
 //! earlier step (`{{steps.draft.output}}`); spaces inside the braces are ignored. Templates are parsed
 //! once at load time, and every placeholder is checked against what will be available, so a typo
 //! fails in `gepa-tui check` rather than after the first paid model call. There is no escaping: a
-//! literal `{{` in a step template is an error (it would almost always be a typo).
+//! literal `{{` in a step template is an error (it would almost always be a typo). When a component
+//! and an example field share a name, `{{name}}` is the component.
 
 use std::collections::BTreeSet;
 
