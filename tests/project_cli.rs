@@ -151,6 +151,8 @@ fn not_a_project_folder() {
     let out = check_fails(empty.path());
     assert!(out.contains("no gepa.toml in this folder"), "{out}");
     assert!(out.contains("gepa-tui init"), "{out}");
+    let out = check_fails(&empty.path().join("nope"));
+    assert!(out.contains("nope: no such folder"), "{out}");
 }
 
 #[test]

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub enum ProjectError {
     #[error("{}: no gepa.toml in this folder (write a starter project with `gepa-tui init {}`)", .dir.display(), .dir.display())]
     NotAProject { dir: PathBuf },
+    #[error("{}: no such folder", .dir.display())]
+    NoSuchFolder { dir: PathBuf },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,

@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
-    let root = dir.canonicalize().map_err(|source| ProjectError::Io { path: dir.display().to_string(), source })?;
+    let root = dir.canonicalize().map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => ProjectError::NoSuchFolder { dir: dir.to_path_buf() },
+        _ => ProjectError::Io { path: dir.display().to_string(), source },
+    })?;
     if !root.is_dir() {
         return Err(ProjectError::Io {
             path: dir.display().to_string(),
