@@ -67,7 +67,7 @@ pub enum Command {
     },
     /// Optimize: with --headless, without a screen (a progress line on stderr).
     #[command(
-        after_help = "Examples:\n  gepa-tui run --headless sample-projects/math-word-problems --offline\n  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project\n  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project\n\nThe budget (max_metric_calls) can be exceeded by at most one round's worth of evaluations:\na round that starts under budget runs to its end. Ctrl-C stops cleanly; the run stays resumable.\nTo stop a headless run from outside, create a file named `stop` in its run folder.\n\nExit status: 0 finished, 130 stopped (resumable), 2 on errors."
+        after_help = "Examples:\n  gepa-tui run --headless sample-projects/math-word-problems --offline\n  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project\n  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project\n  gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project\n\nThe budget (max_metric_calls) can be exceeded by at most one round's worth of evaluations:\na round that starts under budget runs to its end. Ctrl-C stops cleanly; the run stays resumable.\nTo stop a headless run from outside, create a file named `stop` in its run folder.\n\nExit status: 0 finished, 130 stopped (resumable), 2 on errors."
     )]
     Run {
         dir: Option<PathBuf>,
@@ -86,6 +86,12 @@ pub enum Command {
         /// Override [optimizer] max_metric_calls.
         #[arg(long, value_name = "N")]
         max_metric_calls: Option<u64>,
+        /// Approve every child a `[review]` policy of "approve" would hold for a person.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Start the new run from a candidate of an earlier run instead of the prompt files: RUN:ID.
+        #[arg(long, value_name = "RUN:ID", conflicts_with = "resume")]
+        branch: Option<String>,
     },
     /// List the runs of a project, newest first.
     #[command(after_help = "Example:\n  gepa-tui runs my-project")]

@@ -4,6 +4,7 @@ use crate::cli::CommonArgs;
 use crate::engine::{Engine, EngineOptions, Event, Notice, RunResult, Status};
 use crate::eval::Task;
 use crate::llm::{Models, ModelsOptions};
+use crate::project::config::ReviewPolicy;
 use crate::project::Project;
 use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
@@ -17,6 +18,10 @@ pub struct RunArgs {
     pub resume: Option<String>,
     pub seed: Option<u64>,
     pub max_metric_calls: Option<u64>,
+    /// Treat `approve` review policies as `auto`.
+    pub auto_approve: bool,
+    /// Start the new run from candidate ID of run RUN (`RUN:ID`).
+    pub branch: Option<String>,
 }
 
 /// Loads the project with the run's overrides and builds its task (models with the cache).
@@ -54,9 +59,23 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let (project, task) = prepare(dir, args, common)?;
+        let review = &project.config.review;
+        if !args.auto_approve && (review.mutations == ReviewPolicy::Approve || review.merges == ReviewPolicy::Approve) {
+            anyhow::bail!(
+                "{}: [review] asks a person to approve {}, and a headless run has nobody to ask; \
+                 pass --auto-approve, or run it in the workbench (gepa-tui {})",
+                project.root.join("gepa.toml").display(),
+                if review.mutations == ReviewPolicy::Approve { "mutations" } else { "merges" },
+                dir.display()
+            );
+        }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let (engine, handle) =
-            open_engine(project, task, args, EngineOptions { notices: Some(tx), start_paused: false })?;
+        let (engine, handle) = open_engine(
+            project,
+            task,
+            args,
+            EngineOptions { notices: Some(tx), auto_approve: args.auto_approve, ..Default::default() },
+        )?;
         let run_id = engine.run_id().to_string();
         let mut progress = Progress::new();
         progress.candidates = engine.state().candidates.len();

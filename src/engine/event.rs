@@ -8,6 +8,7 @@
 use super::pareto::CandidateId;
 use super::reflect::ReflectiveRecord;
 use crate::eval::ExampleEval;
+use crate::project::config::ReviewPolicy;
 use crate::project::Candidate;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,63 @@ impl Origin {
             Origin::Human => "human",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewKind {
+    Mutation,
+    Merge,
+}
+
+/// A child that passed its minibatch (or subsample) test and waits for a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    pub item: u64,
+    pub kind: ReviewKind,
+    pub round: u64,
+    pub parents: Vec<CandidateId>,
+    pub texts: Candidate,
+    pub changed: Vec<String>,
+    /// For a merge: for each component (in name order), the candidate its text came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<CandidateId>,
+    /// The examples of the test it passed (train minibatch, or val subsample for a merge).
+    pub examples: Vec<String>,
+    /// Per example: the (better) parent's score and the child's.
+    pub parent_scores: Vec<f64>,
+    pub child_scores: Vec<f64>,
+    /// The reflection model's answer(s) that produced it.
+    pub reasoning: String,
+    /// USD spent on it so far.
+    pub cost_usd: f64,
+}
+
+/// Something a person did. Recorded with the round it took effect in, so replaying the events
+/// rebuilds the same run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum HumanAction {
+    /// Score a pending item on val; it joins the pool.
+    Approve { item: u64 },
+    /// Drop a pending item; the reason is given to later reflections on the components it changed.
+    Veto {
+        item: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Replace a pending item's texts, then approve it.
+    Edit { item: u64, texts: Candidate },
+    /// A new candidate written or chosen by a person (a hand edit, a manual merge, texts from files).
+    AddCandidate {
+        texts: Candidate,
+        parents: Vec<CandidateId>,
+        /// Human for a hand edit; Merge for a manual merge.
+        origin: Origin,
+        note: String,
+    },
+    /// Switch the review policies at run time.
+    SetPolicy { mutations: ReviewPolicy, merges: ReviewPolicy },
 }
 
 /// One planned reflective proposal of a round.
@@ -75,6 +133,9 @@ pub enum Event {
         proposals_per_round: usize,
         /// blake3 of gepa.toml, so a resume can warn when the config changed.
         config_hash: String,
+        /// `RUN:ID` when this run was branched from a candidate of an earlier run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branched_from: Option<String>,
     },
     /// A round begins: the parents and minibatches chosen from the state at its start.
     RoundStarted { round: u64, proposals: Vec<PlannedProposal> },
@@ -130,7 +191,14 @@ pub enum Event {
         round: u64,
         /// Metric calls used when it was discovered.
         discovered_at: u64,
+        /// Why a person added it, or how a reviewed item got here ("approved", "edited before approval").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
+    /// A child waits in the review queue instead of being scored on val.
+    ReviewQueued { item: ReviewItem },
+    /// A person acted (applied at the start of `round`).
+    Human { round: u64, action: HumanAction },
     /// A candidate scored on the whole val split (in val order).
     ValEvaluated { candidate: CandidateId, evals: Vec<ExampleEval> },
     /// Commits a round: its events now count. Metric calls and cost are summed in slot order here so
@@ -175,6 +243,8 @@ impl Event {
             Event::CandidateAdded { .. } => "candidate_added",
             Event::ValEvaluated { .. } => "val_evaluated",
             Event::RoundFinished { .. } => "round_finished",
+            Event::ReviewQueued { .. } => "review_queued",
+            Event::Human { .. } => "human",
             Event::Resumed { .. } => "resumed",
             Event::Paused { .. } => "paused",
             Event::TestEvaluated { .. } => "test_evaluated",

@@ -6,8 +6,8 @@
 //! seed alone, never on which HTTP call returned first. With `proposals_per_round = 1` a round is
 //! one iteration of gepa's loop.
 
-use super::event::{Event, Origin, PlannedProposal, ProposalOutcome};
-use super::merge::{merge_subsample, Lineage};
+use super::event::{Event, HumanAction, Origin, PlannedProposal, ProposalOutcome, ReviewItem, ReviewKind};
+use super::merge::{merge_subsample, Lineage, MergePlan};
 use super::minibatch::minibatch;
 use super::pareto::{dominators, CandidateId};
 use super::reflect::{build_prompt, extract_instruction, validate_template, ReflectiveRecord, DEFAULT_TEMPLATE};
@@ -16,7 +16,7 @@ use super::select::select_parent;
 use super::state::RunState;
 use crate::eval::{ExampleEval, Task};
 use crate::llm::{ChatRequest, Message};
-use crate::project::config::{ComponentSelection, OptimizerConfig, SystemKind};
+use crate::project::config::{ComponentSelection, OptimizerConfig, ReviewPolicy, SystemKind};
 use crate::project::{Candidate, Example, Project};
 use crate::store::{self, read_log, EventLog, RunLock};
 use anyhow::{anyhow, bail, Context, Result};
@@ -88,6 +88,11 @@ pub struct EngineOptions {
     pub notices: Option<mpsc::UnboundedSender<Notice>>,
     /// Start paused (the TUI's "new run, paused" and tests).
     pub start_paused: bool,
+    /// Treat `approve` review policies as `auto` (headless runs with nobody to ask).
+    pub auto_approve: bool,
+    /// Start a new run from these texts instead of the project's prompt files, recording where
+    /// they came from (branching a run from a candidate of an earlier one).
+    pub seed_texts: Option<(Candidate, String)>,
 }
 
 /// Steers a running engine from another task or thread.
@@ -95,9 +100,17 @@ pub struct EngineOptions {
 pub struct EngineHandle {
     paused: watch::Sender<bool>,
     cancel: CancellationToken,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl EngineHandle {
+    /// A human action, applied at the start of the next round (and recorded there).
+    pub fn act(&self, action: HumanAction) {
+        let _ = self.commands.send(Command::Act(action));
+    }
+    pub fn approve_all(&self) {
+        let _ = self.commands.send(Command::ApproveAll);
+    }
     /// Stop starting new work; calls in flight finish and are recorded.
     pub fn pause(&self) {
         self.paused.send_replace(true);
@@ -140,6 +153,10 @@ pub struct Engine {
     activity: Mutex<String>,
     /// Events of the round in progress, applied to the state when it commits.
     round_events: Mutex<Vec<Event>>,
+    commands: tokio::sync::Mutex<mpsc::UnboundedReceiver<Command>>,
+    auto_approve: bool,
+    /// Texts of the seed when branching, and where they came from.
+    seed_texts: Option<(Candidate, String)>,
     _lock: RunLock,
 }
 
@@ -192,6 +209,10 @@ pub fn load_events(run_dir: &Path, repair: bool) -> Result<(Vec<Event>, Option<S
 impl Engine {
     /// Starts a new run in `.gepa/runs/<id>/`.
     pub fn create(project: Arc<Project>, task: Arc<Task>, opts: EngineOptions) -> Result<(Engine, EngineHandle)> {
+        let problems = project.optimization_problems();
+        if !problems.is_empty() {
+            bail!("the project cannot be optimized yet:\n  {}", problems.join("\n  "));
+        }
         let run_id = store::new_run_id();
         let run_dir = project.runs_dir().join(&run_id);
         std::fs::create_dir_all(&run_dir)
@@ -213,6 +234,7 @@ impl Engine {
             max_metric_calls: engine.opt.max_metric_calls,
             proposals_per_round: engine.opt.proposals_per_round,
             config_hash: blake3::hash(p.config_text.as_bytes()).to_hex().to_string(),
+            branched_from: engine.seed_texts.as_ref().map(|(_, from)| from.clone()),
         };
         engine.emit(ev.clone(), true)?;
         engine.state.apply(&ev);
@@ -295,7 +317,8 @@ impl Engine {
             None => DEFAULT_TEMPLATE.to_string(),
         };
         let (ptx, prx) = watch::channel(opts.start_paused);
-        let handle = EngineHandle { paused: ptx, cancel: CancellationToken::new() };
+        let (ctx, crx) = mpsc::unbounded_channel();
+        let handle = EngineHandle { paused: ptx, cancel: CancellationToken::new(), commands: ctx };
         Ok(Engine {
             eval_slots: Arc::new(Semaphore::new(opt.concurrency)),
             live: Live {
@@ -318,6 +341,9 @@ impl Engine {
             created_ms,
             activity: Mutex::new(String::new()),
             round_events: Mutex::new(Vec::new()),
+            commands: tokio::sync::Mutex::new(crx),
+            auto_approve: opts.auto_approve,
+            seed_texts: opts.seed_texts,
             _lock: lock,
         })
     }
@@ -418,14 +444,19 @@ impl Engine {
         }
         let cancel = self.handle.cancel.clone();
         loop {
+            let mut allow_proposals = true;
             if self.state.round.is_some() {
                 if let Some(reason) = self.stop_reason() {
-                    let result = self.finish(&reason).await?;
-                    return Ok(RunOutcome {
-                        run_id: self.state.run_id.clone(),
-                        run_dir: self.run_dir.clone(),
-                        result: Some(result),
-                    });
+                    // Proposals already paid for get their review before the run ends.
+                    if self.state.review_queue.is_empty() || self.auto_approve {
+                        let result = self.finish(&reason).await?;
+                        return Ok(RunOutcome {
+                            run_id: self.state.run_id.clone(),
+                            run_dir: self.run_dir.clone(),
+                            result: Some(result),
+                        });
+                    }
+                    allow_proposals = false;
                 }
             }
             tokio::select! {
@@ -434,7 +465,7 @@ impl Engine {
                     self.set_activity("stopped; resumable");
                     return Ok(RunOutcome { run_id: self.state.run_id.clone(), run_dir: self.run_dir.clone(), result: None });
                 }
-                r = self.next_round() => r?,
+                r = self.next_round(allow_proposals) => r?,
             }
         }
     }
@@ -470,30 +501,250 @@ impl Engine {
         None
     }
 
-    async fn next_round(&mut self) -> Result<()> {
+    async fn next_round(&mut self, allow_proposals: bool) -> Result<()> {
         self.gate().await;
         self.round_events.lock().expect("round events").clear();
         let base_calls = self.state.metric_calls;
         let base_cost = self.state.cost_usd;
-        let (round, calls, cost, found_new) = match self.state.round {
-            None => {
-                let (calls, cost) = self.seed_round().await?;
-                (0, calls, cost, false)
-            }
-            Some(r) => {
-                let round = r + 1;
-                let merged = if self.opt.merge && self.state.last_round_found_new && self.state.merges_due > 0 {
-                    self.merge_round(round).await?
-                } else {
-                    None
-                };
-                match merged {
-                    Some((calls, cost)) => (round, calls, cost, false),
-                    None => self.reflective_round(round).await?,
+        let Some(prev) = self.state.round else {
+            let (calls, cost) = self.seed_round().await?;
+            return self.commit(0, base_calls + calls, base_cost + cost, false);
+        };
+        let round = prev + 1;
+        let actions = self.take_actions(allow_proposals).await?;
+        let mut view = self.state.clone();
+        for a in &actions {
+            view.apply(&Event::Human { round, action: a.clone() });
+        }
+        let (mutation_policy, merge_policy) = self.policies(&view);
+        let room = self.review_room(&view, mutation_policy);
+
+        // A merge first when one is due (gepa tries it instead of a reflective proposal).
+        let mut merge_plan = None;
+        if allow_proposals && room > 0 && self.opt.merge && view.last_round_found_new && view.merges_due > 0 {
+            merge_plan = self.plan_merge(round);
+        }
+        let plan = if allow_proposals && merge_plan.is_none() { self.plan_round(round, room) } else { vec![] };
+        self.emit(Event::RoundStarted { round, proposals: plan.clone() }, false)?;
+        for a in &actions {
+            self.emit(Event::Human { round, action: a.clone() }, false)?;
+        }
+        let mut to_score: Vec<NewCandidate> = actions.iter().filter_map(|a| self.human_candidate(a)).collect();
+        let mut to_review: Vec<ReviewItem> = Vec::new();
+        let mut calls = 0u64;
+        let mut cost = 0.0f64;
+        let mut found_new = false;
+
+        if let Some(mp) = merge_plan {
+            let m = self.run_merge(round, mp).await?;
+            calls += m.calls;
+            cost += m.cost;
+            if let Some((cand, item)) = m.passed {
+                match merge_policy {
+                    ReviewPolicy::Auto => to_score.push(cand),
+                    ReviewPolicy::Approve => to_review.push(item),
                 }
             }
+        } else if !plan.is_empty() {
+            self.set_activity(format!("round {round}: {} proposals", plan.len()));
+            let results = join_all(plan.iter().map(|p| self.run_proposal(round, p, &view.vetoes))).await;
+            for r in results {
+                let r = r?;
+                calls += r.calls;
+                cost += r.cost;
+                if let Some((cand, item)) = r.accepted {
+                    found_new = true;
+                    match mutation_policy {
+                        ReviewPolicy::Auto => to_score.push(cand),
+                        ReviewPolicy::Approve => to_review.push(item),
+                    }
+                }
+            }
+        }
+        let (c2, k2) = self.score_and_add(round, to_score, to_review, &view, calls).await?;
+        self.commit(round, base_calls + calls + c2, base_cost + cost + k2, found_new)
+    }
+
+    /// Review policies in force: set at run time, else gepa.toml; `--auto-approve` overrides both.
+    fn policies(&self, view: &RunState) -> (ReviewPolicy, ReviewPolicy) {
+        if self.auto_approve {
+            return (ReviewPolicy::Auto, ReviewPolicy::Auto);
+        }
+        view.policy.unwrap_or((self.project.config.review.mutations, self.project.config.review.merges))
+    }
+
+    /// How many proposals may start without overfilling the review queue.
+    fn review_room(&self, view: &RunState, mutation_policy: ReviewPolicy) -> usize {
+        let cap = self.opt.proposals_per_round;
+        if mutation_policy == ReviewPolicy::Auto && self.policies(view).1 == ReviewPolicy::Auto {
+            return cap;
+        }
+        self.project.config.review.max_pending.max(1).saturating_sub(view.review_queue.len()).min(cap)
+    }
+
+    /// Takes the human commands that arrived since the last round, validated against the state.
+    /// Waits for one when nothing else can happen: the review queue is full, or proposals are not
+    /// allowed (the budget is used but items still wait for review).
+    async fn take_actions(&self, allow_proposals: bool) -> Result<Vec<HumanAction>> {
+        let mut rx = self.commands.lock().await;
+        let mut view = self.state.clone();
+        let mut out = Vec::new();
+        loop {
+            while let Ok(cmd) = rx.try_recv() {
+                self.accept_command(cmd, &mut view, &mut out);
+            }
+            let (mp, _) = self.policies(&view);
+            let must_wait = out.is_empty()
+                && !view.review_queue.is_empty()
+                && (!allow_proposals || self.review_room(&view, mp) == 0);
+            if !must_wait {
+                return Ok(out);
+            }
+            let n = view.review_queue.len();
+            self.set_activity(if allow_proposals {
+                format!("waiting for review: {n} pending (the queue is full)")
+            } else {
+                format!("budget used; {n} pending item(s) wait for review before the run finishes")
+            });
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.accept_command(cmd, &mut view, &mut out),
+                    None => return Ok(out),
+                },
+                _ = self.handle.cancel.cancelled() => return Ok(out),
+            }
+        }
+    }
+
+    fn accept_command(&self, cmd: Command, view: &mut RunState, out: &mut Vec<HumanAction>) {
+        let actions = match cmd {
+            Command::ApproveAll => view.review_queue.iter().map(|i| HumanAction::Approve { item: i.item }).collect(),
+            Command::Act(a) => vec![a],
         };
-        self.commit(round, base_calls + calls, base_cost + cost, found_new)
+        for a in actions {
+            match self.check_action(&a, view) {
+                Ok(()) => {
+                    view.apply(&Event::Human { round: 0, action: a.clone() });
+                    out.push(a);
+                }
+                Err(why) => self.notify(Notice::Warning(format!("ignored: {why}"))),
+            }
+        }
+    }
+
+    fn check_action(&self, a: &HumanAction, view: &RunState) -> std::result::Result<(), String> {
+        let texts_ok = |texts: &Candidate| -> std::result::Result<(), String> {
+            let mut want: Vec<&String> = view.components.iter().collect();
+            want.sort();
+            if texts.keys().collect::<Vec<_>>() != want {
+                return Err(format!("texts must have exactly the components {:?}", view.components));
+            }
+            Ok(())
+        };
+        match a {
+            HumanAction::Approve { item } | HumanAction::Veto { item, .. } => {
+                view.review_item(*item).map(|_| ()).ok_or_else(|| format!("no pending review item {item}"))
+            }
+            HumanAction::Edit { item, texts } => {
+                view.review_item(*item).ok_or_else(|| format!("no pending review item {item}"))?;
+                texts_ok(texts)
+            }
+            HumanAction::AddCandidate { texts, parents, .. } => {
+                if let Some(p) = parents.iter().find(|p| **p >= view.candidates.len()) {
+                    return Err(format!("no candidate {p}"));
+                }
+                texts_ok(texts)
+            }
+            HumanAction::SetPolicy { .. } => Ok(()),
+        }
+    }
+
+    /// The candidate a human action asks to score on val, if any.
+    fn human_candidate(&self, a: &HumanAction) -> Option<NewCandidate> {
+        let s = &self.state;
+        let changed_from = |texts: &Candidate, parent: Option<&CandidateId>| -> Vec<String> {
+            match parent.and_then(|p| s.candidates.get(*p)) {
+                Some(p) => texts.iter().filter(|(k, v)| p.texts.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
+                None => texts.keys().cloned().collect(),
+            }
+        };
+        match a {
+            HumanAction::Approve { item } => {
+                let it = s.review_item(*item)?;
+                let origin = if it.kind == ReviewKind::Merge { Origin::Merge } else { Origin::Mutation };
+                Some(NewCandidate {
+                    texts: it.texts.clone(),
+                    parents: it.parents.clone(),
+                    origin,
+                    changed: it.changed.clone(),
+                    note: Some(format!("approved by a person (review item {item})")),
+                })
+            }
+            HumanAction::Edit { item, texts } => {
+                let it = s.review_item(*item)?;
+                Some(NewCandidate {
+                    texts: texts.clone(),
+                    parents: it.parents.clone(),
+                    origin: Origin::Human,
+                    changed: changed_from(texts, it.parents.first()),
+                    note: Some(format!("edited by a person before approval (review item {item})")),
+                })
+            }
+            HumanAction::AddCandidate { texts, parents, origin, note } => Some(NewCandidate {
+                texts: texts.clone(),
+                parents: parents.clone(),
+                origin: *origin,
+                changed: changed_from(texts, parents.first()),
+                note: Some(note.clone()),
+            }),
+            HumanAction::Veto { .. } | HumanAction::SetPolicy { .. } => None,
+        }
+    }
+
+    /// Scores the round's new candidates on val (concurrently) and adds them in a fixed order:
+    /// human ones first, then the proposals' by slot; queues the ones that need a review.
+    /// `calls_so_far` is the round's metric calls before this (for `discovered_at`).
+    async fn score_and_add(
+        &self,
+        round: u64,
+        to_score: Vec<NewCandidate>,
+        to_review: Vec<ReviewItem>,
+        view: &RunState,
+        calls_so_far: u64,
+    ) -> Result<(u64, f64)> {
+        for (number, mut item) in (view.next_review_item..).zip(to_review) {
+            item.item = number;
+            self.emit(Event::ReviewQueued { item }, true)?;
+        }
+        if to_score.is_empty() {
+            return Ok((0, 0.0));
+        }
+        self.set_activity(format!("round {round}: scoring {} new candidate(s) on val", to_score.len()));
+        let val: Vec<&Example> = self.project.val.iter().collect();
+        let evals = join_all(to_score.iter().map(|c| self.evaluate(&c.texts, &val))).await;
+        let mut calls = 0u64;
+        let mut cost = 0.0f64;
+        let base_id = self.state.candidates.len();
+        for (k, (c, evals)) in to_score.into_iter().zip(evals).enumerate() {
+            let id = base_id + k;
+            self.emit(
+                Event::CandidateAdded {
+                    id,
+                    texts: c.texts,
+                    parents: c.parents,
+                    origin: c.origin,
+                    changed: c.changed,
+                    round,
+                    discovered_at: self.state.metric_calls + calls_so_far + calls,
+                    note: c.note,
+                },
+                true,
+            )?;
+            calls += evals.len() as u64;
+            cost += evals.iter().map(|e| e.cost_usd).sum::<f64>();
+            self.emit(Event::ValEvaluated { candidate: id, evals }, true)?;
+        }
+        Ok((calls, cost))
     }
 
     /// Applies the round's events to a copy of the state, records the commit, then swaps it in.
@@ -539,7 +790,7 @@ impl Engine {
     async fn seed_round(&self) -> Result<(u64, f64)> {
         self.emit(Event::RoundStarted { round: 0, proposals: vec![] }, false)?;
         self.set_activity("scoring the seed candidate on val");
-        let seed = self.project.seed.clone();
+        let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| self.project.seed.clone());
         let evals = self.evaluate(&seed, &self.project.val.iter().collect::<Vec<_>>()).await;
         let cost = evals.iter().map(|e| e.cost_usd).sum();
         self.emit(
@@ -551,6 +802,7 @@ impl Engine {
                 changed: vec![],
                 round: 0,
                 discovered_at: 0,
+                note: None,
             },
             true,
         )?;
@@ -560,13 +812,13 @@ impl Engine {
     }
 
     /// Chooses the round's parents, minibatches and components from the state at its start.
-    fn plan_round(&self, round: u64) -> Vec<PlannedProposal> {
+    fn plan_round(&self, round: u64, slots: usize) -> Vec<PlannedProposal> {
         let s = &self.state;
         let fronts = s.front_sets();
         let means = s.val_means();
         let n_comp = s.components.len();
         let mut pointer_bumps: BTreeMap<CandidateId, usize> = BTreeMap::new();
-        (0..self.opt.proposals_per_round)
+        (0..slots)
             .map(|slot| {
                 let mut rng = derive_rng(self.opt.seed, &["select", &round.to_string(), &slot.to_string()]);
                 let parent = select_parent(
@@ -600,51 +852,12 @@ impl Engine {
             .collect()
     }
 
-    async fn reflective_round(&self, round: u64) -> Result<(u64, u64, f64, bool)> {
-        let plan = self.plan_round(round);
-        self.emit(Event::RoundStarted { round, proposals: plan.clone() }, false)?;
-        self.set_activity(format!("round {round}: {} proposals", plan.len()));
-        let results = join_all(plan.iter().map(|p| self.run_proposal(round, p))).await;
-        let mut calls = 0u64;
-        let mut cost = 0.0f64;
-        let mut accepted = Vec::new();
-        for (p, r) in plan.iter().zip(results) {
-            let r = r?;
-            calls += r.calls;
-            cost += r.cost;
-            if let Some((child, changed)) = r.accepted {
-                accepted.push((p, child, changed));
-            }
-        }
-        if !accepted.is_empty() {
-            self.set_activity(format!("round {round}: scoring {} new candidate(s) on val", accepted.len()));
-        }
-        let val: Vec<&Example> = self.project.val.iter().collect();
-        let val_evals = join_all(accepted.iter().map(|(_, child, _)| self.evaluate(child, &val))).await;
-        let found_new = !accepted.is_empty();
-        let base_id = self.state.candidates.len();
-        for (k, ((p, child, changed), evals)) in accepted.into_iter().zip(val_evals).enumerate() {
-            let id = base_id + k;
-            self.emit(
-                Event::CandidateAdded {
-                    id,
-                    texts: child,
-                    parents: vec![p.parent],
-                    origin: Origin::Mutation,
-                    changed,
-                    round,
-                    discovered_at: self.state.metric_calls + calls,
-                },
-                true,
-            )?;
-            calls += evals.len() as u64;
-            cost += evals.iter().map(|e| e.cost_usd).sum::<f64>();
-            self.emit(Event::ValEvaluated { candidate: id, evals }, true)?;
-        }
-        Ok((round, calls, cost, found_new))
-    }
-
-    async fn run_proposal(&self, round: u64, p: &PlannedProposal) -> Result<SlotResult> {
+    async fn run_proposal(
+        &self,
+        round: u64,
+        p: &PlannedProposal,
+        vetoes: &BTreeMap<String, Vec<String>>,
+    ) -> Result<SlotResult> {
         let parent = &self.state.candidates[p.parent].texts;
         let train_index: BTreeMap<&str, &Example> = self.project.train.iter().map(|e| (e.id.as_str(), e)).collect();
         let batch: Vec<&Example> = p.minibatch.iter().filter_map(|id| train_index.get(id.as_str()).copied()).collect();
@@ -677,9 +890,11 @@ impl Engine {
         }
 
         let mut child = parent.clone();
+        let mut reasoning = String::new();
         for component in &p.components {
             let records = self.reflective_dataset(component, &batch, &parent_evals);
-            let prompt = build_prompt(&self.template, &parent[component], &records, &[]);
+            let notes = vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
+            let prompt = build_prompt(&self.template, &parent[component], &records, notes);
             self.gate().await;
             self.set_activity(format!("round {round}: reflecting on `{component}` of candidate {}", p.parent));
             let reply = match self.task.models().get("reflection") {
@@ -695,6 +910,10 @@ impl Engine {
             };
             r.cost += reply.cost_usd;
             let new_text = extract_instruction(&reply.text);
+            if !reasoning.is_empty() {
+                reasoning.push_str("\n\n");
+            }
+            reasoning.push_str(&reply.text);
             self.emit(
                 Event::Reflection {
                     round,
@@ -726,6 +945,7 @@ impl Engine {
         r.calls += child_evals.len() as u64;
         r.cost += child_evals.iter().map(|e| e.cost_usd).sum::<f64>();
         let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
+        let child_scores: Vec<f64> = child_evals.iter().map(|e| e.score).collect();
         self.emit(
             Event::MinibatchEvaluated { round, slot: p.slot, candidate_role: "child".into(), evals: child_evals },
             false,
@@ -735,7 +955,23 @@ impl Engine {
             let changed: Vec<String> =
                 child.iter().filter(|(k, v)| parent.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
             self.emit(finish(ProposalOutcome::Accepted { parent_sum, child_sum }, Some(child.clone())), false)?;
-            r.accepted = Some((child, changed));
+            let item = ReviewItem {
+                item: 0,
+                kind: ReviewKind::Mutation,
+                round,
+                parents: vec![p.parent],
+                texts: child.clone(),
+                changed: changed.clone(),
+                sources: vec![],
+                examples: p.minibatch.clone(),
+                parent_scores: parent_evals.iter().map(|e| e.score).collect(),
+                child_scores,
+                reasoning,
+                cost_usd: r.cost,
+            };
+            let cand =
+                NewCandidate { texts: child, parents: vec![p.parent], origin: Origin::Mutation, changed, note: None };
+            r.accepted = Some((cand, item));
         } else {
             self.emit(finish(ProposalOutcome::Rejected { parent_sum, child_sum }, Some(child)), false)?;
         }
@@ -798,9 +1034,9 @@ impl Engine {
             .collect()
     }
 
-    /// A merge of two frontier candidates (gepa's MergeProposer). None when no pair qualifies; then
-    /// the round does reflective proposals instead, as gepa does.
-    async fn merge_round(&self, round: u64) -> Result<Option<(u64, f64)>> {
+    /// Picks a merge of two frontier candidates (gepa's MergeProposer). None when no pair qualifies;
+    /// then the round does reflective proposals instead, as gepa does.
+    fn plan_merge(&self, round: u64) -> Option<MergePlan> {
         let s = &self.state;
         let means = s.val_means();
         let pool: Vec<CandidateId> = dominators(&s.front_sets(), &means).into_iter().map(|(c, _)| c).collect();
@@ -809,22 +1045,27 @@ impl Engine {
         let lineage = Lineage { texts: &texts, parents: &parents, scores: &means };
         let mut rng = derive_rng(self.opt.seed, &["merge", &round.to_string()]);
         let mut history = s.merges.clone();
-        let Some(plan) = lineage.plan_merge(&mut rng, &pool, &mut history) else {
-            return Ok(None);
-        };
-        self.emit(Event::RoundStarted { round, proposals: vec![] }, false)?;
+        lineage.plan_merge(&mut rng, &pool, &mut history)
+    }
+
+    /// Scores a planned merge on a val subsample; it passes when it does at least as well as the
+    /// better parent there (gepa's rule).
+    async fn run_merge(&self, round: u64, plan: MergePlan) -> Result<MergeResult> {
+        let s = &self.state;
         self.set_activity(format!("round {round}: merging candidates {} and {}", plan.id1, plan.id2));
+        let mut rng = derive_rng(self.opt.seed, &["merge-subsample", &round.to_string()]);
         let (s1, s2) = (&s.candidates[plan.id1].val_scores, &s.candidates[plan.id2].val_scores);
         let sub = merge_subsample(s1, s2, self.opt.merge_subsample, &mut rng);
         let examples: Vec<&Example> = sub.iter().map(|&i| &self.project.val[i]).collect();
         let evals = self.evaluate(&plan.texts, &examples).await;
-        let mut calls = evals.len() as u64;
-        let mut cost: f64 = evals.iter().map(|e| e.cost_usd).sum();
+        let calls = evals.len() as u64;
+        let cost: f64 = evals.iter().map(|e| e.cost_usd).sum();
         let id1_sum: f64 = sub.iter().map(|&i| s1[i]).sum();
         let id2_sum: f64 = sub.iter().map(|&i| s2[i]).sum();
         let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
-        // gepa accepts a merge that does at least as well as the better parent on the subsample.
         let accepted = merged_sum >= id1_sum.max(id2_sum);
+        let subsample: Vec<String> = sub.iter().map(|&i| self.project.val[i].id.clone()).collect();
+        let child_scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
         self.emit(
             Event::MergeAttempted {
                 round,
@@ -833,7 +1074,7 @@ impl Engine {
                 ancestor: plan.ancestor,
                 sources: plan.sources.clone(),
                 texts: plan.texts.clone(),
-                subsample: sub.iter().map(|&i| self.project.val[i].id.clone()).collect(),
+                subsample: subsample.clone(),
                 id1_sum,
                 id2_sum,
                 merged_sum,
@@ -842,33 +1083,41 @@ impl Engine {
             },
             false,
         )?;
-        if accepted {
-            let val: Vec<&Example> = self.project.val.iter().collect();
-            let val_evals = self.evaluate(&plan.texts, &val).await;
-            let id = s.candidates.len();
-            let changed = plan
+        let passed = accepted.then(|| {
+            let better = if id2_sum > id1_sum { s2 } else { s1 };
+            let changed: Vec<String> = plan
                 .texts
                 .iter()
                 .filter(|(k, v)| s.candidates[plan.id1].texts.get(*k) != Some(*v))
                 .map(|(k, _)| k.clone())
                 .collect();
-            self.emit(
-                Event::CandidateAdded {
-                    id,
-                    texts: plan.texts,
-                    parents: vec![plan.id1, plan.id2],
-                    origin: Origin::Merge,
-                    changed,
-                    round,
-                    discovered_at: s.metric_calls + calls,
-                },
-                true,
-            )?;
-            calls += val_evals.len() as u64;
-            cost += val_evals.iter().map(|e| e.cost_usd).sum::<f64>();
-            self.emit(Event::ValEvaluated { candidate: id, evals: val_evals }, true)?;
-        }
-        Ok(Some((calls, cost)))
+            let cand = NewCandidate {
+                texts: plan.texts.clone(),
+                parents: vec![plan.id1, plan.id2],
+                origin: Origin::Merge,
+                changed: changed.clone(),
+                note: None,
+            };
+            let item = ReviewItem {
+                item: 0,
+                kind: ReviewKind::Merge,
+                round,
+                parents: vec![plan.id1, plan.id2],
+                texts: plan.texts.clone(),
+                changed,
+                sources: plan.sources.clone(),
+                examples: subsample.clone(),
+                parent_scores: sub.iter().map(|&i| better[i]).collect(),
+                child_scores,
+                reasoning: format!(
+                    "merge of {} and {} (common ancestor {}): each component taken from the side that changed it",
+                    plan.id1, plan.id2, plan.ancestor
+                ),
+                cost_usd: cost,
+            };
+            (cand, item)
+        });
+        Ok(MergeResult { calls, cost, passed })
     }
 
     /// Scores the best candidate on test, records `finished`, and writes result.json and best/.
@@ -963,7 +1212,31 @@ impl Engine {
 struct SlotResult {
     calls: u64,
     cost: f64,
-    accepted: Option<(Candidate, Vec<String>)>,
+    /// The child, and the review item to queue instead when reviews are on.
+    accepted: Option<(NewCandidate, ReviewItem)>,
+}
+
+struct MergeResult {
+    calls: u64,
+    cost: f64,
+    passed: Option<(NewCandidate, ReviewItem)>,
+}
+
+/// A candidate about to be scored on val and added.
+struct NewCandidate {
+    texts: Candidate,
+    parents: Vec<CandidateId>,
+    origin: Origin,
+    changed: Vec<String>,
+    note: Option<String>,
+}
+
+/// What a person can ask of a running engine.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Act(HumanAction),
+    /// Approve every pending item (expanded into one `approve` each, in queue order).
+    ApproveAll,
 }
 
 /// Example fields the system must not see as inputs in the reflective dataset: the reference answer

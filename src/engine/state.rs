@@ -1,9 +1,10 @@
 //! The run's state as a fold over its committed events. The engine, `--resume`, the TUI and export
 //! all build it with `RunState::apply`; there is no second source of truth.
 
-use super::event::{Event, Origin, PlannedProposal};
+use super::event::{Event, HumanAction, Origin, PlannedProposal, ReviewItem};
 use super::merge::MergeHistory;
 use super::pareto::{CandidateId, ParetoFronts};
+use crate::project::config::ReviewPolicy;
 use crate::project::Candidate;
 use std::collections::BTreeMap;
 
@@ -52,6 +53,13 @@ pub struct RunState {
     pub rounds_without_improvement: u64,
     pub finished: Option<String>,
     pub test_score: Option<f64>,
+    /// Children waiting for a person, oldest first.
+    pub review_queue: Vec<ReviewItem>,
+    pub next_review_item: u64,
+    /// Reasons given when vetoing, per component: told to later reflections on it.
+    pub vetoes: BTreeMap<String, Vec<String>>,
+    /// Review policies set at run time (mutations, merges), overriding gepa.toml.
+    pub policy: Option<(ReviewPolicy, ReviewPolicy)>,
 }
 
 impl RunState {
@@ -93,7 +101,12 @@ impl RunState {
                 self.fronts = ParetoFronts::new(val_ids.len());
             }
             Event::RoundStarted { proposals, .. } => self.plan_applied(proposals),
-            Event::CandidateAdded { id, texts, parents, origin, changed, round, discovered_at } => {
+            Event::ReviewQueued { item } => {
+                self.next_review_item = self.next_review_item.max(item.item + 1);
+                self.review_queue.push(item.clone());
+            }
+            Event::Human { action, .. } => self.apply_human(action),
+            Event::CandidateAdded { id, texts, parents, origin, changed, round, discovered_at, .. } => {
                 debug_assert_eq!(*id, self.candidates.len());
                 self.candidates.push(CandidateRecord {
                     id: *id,
@@ -162,6 +175,31 @@ impl RunState {
             | Event::Resumed { .. }
             | Event::Paused { .. } => {}
         }
+    }
+
+    fn apply_human(&mut self, action: &HumanAction) {
+        match action {
+            HumanAction::Approve { item } | HumanAction::Edit { item, .. } => {
+                self.review_queue.retain(|i| i.item != *item)
+            }
+            HumanAction::Veto { item, reason } => {
+                if let Some(pos) = self.review_queue.iter().position(|i| i.item == *item) {
+                    let it = self.review_queue.remove(pos);
+                    if let Some(r) = reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+                        for c in &it.changed {
+                            self.vetoes.entry(c.clone()).or_default().push(r.to_string());
+                        }
+                    }
+                }
+            }
+            HumanAction::SetPolicy { mutations, merges } => self.policy = Some((*mutations, *merges)),
+            HumanAction::AddCandidate { .. } => {}
+        }
+    }
+
+    /// The pending item with this number.
+    pub fn review_item(&self, item: u64) -> Option<&ReviewItem> {
+        self.review_queue.iter().find(|i| i.item == item)
     }
 
     fn plan_applied(&mut self, proposals: &[PlannedProposal]) {
