@@ -41,13 +41,15 @@ pub fn run(
     common: &CommonArgs,
 ) -> anyhow::Result<ExitCode> {
     let split = parse_split(split)?;
-    if let Some(c) = candidate {
-        anyhow::bail!(
-            "--candidate {c}: scoring a candidate from a run needs the run store, which `eval` does not read yet; \
-             run without --candidate to score the seed"
-        );
-    }
     let project = Project::load(dir)?;
+    // The seed, or a candidate of an earlier run (`RUN:ID`).
+    let (seed, label) = match candidate {
+        Some(spec) => {
+            let (texts, from) = crate::cli::run::branch_texts(&project, spec)?;
+            (texts, format!("candidate {from}"))
+        }
+        None => (project.seed.clone(), "seed".to_string()),
+    };
     if split == Split::Test && project.config.data.test.is_none() {
         anyhow::bail!("the project has no test split: add test = \"data/test.jsonl\" to [data] in gepa.toml");
     }
@@ -61,7 +63,6 @@ pub fn run(
         ModelsOptions { cache_dir: Some(project.cache_dir()), offline: common.offline, ..Default::default() },
     )
     .context("cannot set up the models")?;
-    let seed = project.seed.clone();
     let task = Task::new(Arc::new(project), Arc::new(models))?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -72,7 +73,7 @@ pub fn run(
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_prefix(format!("scoring the seed on {}", split.as_str()));
+    bar.set_prefix(format!("scoring the {label} on {}", split.as_str()));
     let evals: Vec<ExampleEval> = runtime.block_on(async {
         let mut done: Vec<(usize, ExampleEval)> = futures::stream::iter(examples.iter().enumerate())
             .map(|(i, ex)| {
@@ -101,13 +102,13 @@ pub fn run(
     let stats = task.models().total_stats();
     if json {
         let report =
-            EvalReport { split: split.as_str(), candidate: "seed", mean, failed, cost_usd: cost, examples: &evals };
+            EvalReport { split: split.as_str(), candidate: &label, mean, failed, cost_usd: cost, examples: &evals };
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_table(&evals);
         println!();
         println!(
-            "{} · seed · mean {mean:.3} over {} · {} failed · ${cost:.4} · {} model requests, {} from cache",
+            "{} · {label} · mean {mean:.3} over {} · {} failed · ${cost:.4} · {} model requests, {} from cache",
             split.as_str(),
             if n == 1 { "1 example".to_string() } else { format!("{n} examples") },
             failed,

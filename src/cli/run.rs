@@ -47,12 +47,39 @@ pub fn open_engine(
     project: Arc<Project>,
     task: Arc<Task>,
     args: &RunArgs,
-    opts: EngineOptions,
+    mut opts: EngineOptions,
 ) -> Result<(Engine, crate::engine::EngineHandle)> {
+    if let Some(spec) = &args.branch {
+        opts.seed_texts = Some(branch_texts(&project, spec)?);
+    }
     match &args.resume {
         Some(id) => Engine::resume(project, task, id, opts),
         None => Engine::create(project, task, opts),
     }
+}
+
+/// The texts of candidate ID of run RUN (`--branch RUN:ID`, `eval --candidate RUN:ID`).
+pub fn branch_texts(project: &Project, spec: &str) -> Result<(crate::project::Candidate, String)> {
+    let (run, id) = spec
+        .rsplit_once(':')
+        .and_then(|(r, i)| i.parse::<usize>().ok().map(|i| (r, i)))
+        .with_context(|| format!("expected RUN:ID (e.g. 20261125-084012-3fa9:4), not `{spec}`"))?;
+    let run_dir = project.runs_dir().join(run);
+    if !run_dir.join("events.jsonl").is_file() {
+        anyhow::bail!("no run `{run}` in {} (see `gepa-tui runs`)", project.root.display());
+    }
+    let (events, _) = crate::engine::run::load_events(&run_dir, false)?;
+    let state = crate::engine::RunState::from_events(&events);
+    let cand = state.candidates.get(id).with_context(|| format!("run `{run}` has no candidate {id}"))?;
+    let mut names = project.component_names();
+    names.sort();
+    if cand.texts.keys().cloned().collect::<Vec<_>>() != names {
+        anyhow::bail!(
+            "candidate {id} of run `{run}` has components {:?}, but gepa.toml now has {names:?}",
+            cand.texts.keys().collect::<Vec<_>>()
+        );
+    }
+    Ok((cand.texts.clone(), format!("{run}:{id}")))
 }
 
 pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs) -> Result<ExitCode> {

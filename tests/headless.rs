@@ -1,0 +1,132 @@
+//! The real binary, headless, against an OpenAI-compatible mock speaking the scripted problem:
+//! the `--json` contract, result files, `runs`, `export`, `eval --candidate`, `--branch`, review
+//! policies without a person.
+
+mod common;
+
+use assert_cmd::Command;
+use gepa_tui::llm::{ChatRequest, Message};
+use serde_json::Value;
+use std::path::Path;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// Answers like tests/common's scripted models, telling them apart by the `model` field.
+struct Scripted;
+
+impl wiremock::Respond for Scripted {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        let messages: Vec<Message> = serde_json::from_value(body["messages"].clone()).unwrap();
+        let chat = ChatRequest { messages };
+        let text = if body["model"] == "scripted-reflection" {
+            common::reflection_reply(&chat)
+        } else {
+            common::task_reply(&chat)
+        };
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 10}
+        }))
+    }
+}
+
+async fn mock() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(Scripted).mount(&server).await;
+    server
+}
+
+fn project_at(dir: &Path, server: &MockServer, extra: &str) {
+    common::write_project(dir, extra);
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    std::fs::write(dir.join("gepa.toml"), toml.replace("http://127.0.0.1:9/v1", &format!("{}/v1", server.uri())))
+        .unwrap();
+}
+
+fn bin() -> Command {
+    Command::cargo_bin("gepa-tui").unwrap()
+}
+
+fn run_json(dir: &Path, args: &[&str]) -> (Vec<Value>, String) {
+    let out = bin().arg("run").arg("--headless").arg("--json").args(args).arg(dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "stderr: {stderr}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    (lines, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_json_run_then_runs_export_eval_and_branch() {
+    let server = mock().await;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    project_at(&dir, &server, "max_metric_calls = 100\nproposals_per_round = 2\nseed = 5");
+    let d = dir.clone();
+    let (lines, stderr) = tokio::task::spawn_blocking(move || run_json(&d, &[])).await.unwrap();
+
+    // One object per event; the last is the summary the docs promise.
+    assert_eq!(lines[0]["event"], "run_started");
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "finished");
+    for key in ["run_id", "best_val_score", "test_score", "candidates", "metric_calls", "cost_usd", "wall_seconds"] {
+        assert!(last.get(key).is_some(), "finished line lacks {key}: {last}");
+    }
+    assert!(last["best_val_score"].as_f64().unwrap() > 0.125, "{last}");
+    assert!(stderr.contains("best prompts written to"), "{stderr}");
+    let run_id = last["run_id"].as_str().unwrap().to_string();
+    let run_dir = dir.join(".gepa/runs").join(&run_id);
+    assert!(run_dir.join("result.json").is_file());
+    assert!(run_dir.join("best/instruction.md").is_file());
+    assert!(run_dir.join("gepa.toml").is_file());
+
+    // `runs` lists it as finished.
+    let out = bin().arg("runs").arg(&dir).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains(&run_id) && listing.contains("finished"), "{listing}");
+
+    // `export --out` writes the best texts; never over existing files.
+    let out_dir = t.path().join("exported");
+    bin().args(["export", "--run", &run_id, "--out"]).arg(&out_dir).arg(&dir).assert().success();
+    let best: Value = serde_json::from_slice(&std::fs::read(run_dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(std::fs::read_to_string(out_dir.join("instruction.md")).unwrap(), best["best_texts"]["instruction"]);
+    bin().args(["export", "--run", &run_id, "--out"]).arg(&out_dir).arg(&dir).assert().failure();
+
+    // `eval --candidate RUN:ID` scores that candidate, from the cache.
+    let best_id = best["best_candidate"].as_u64().unwrap();
+    let spec = format!("{run_id}:{best_id}");
+    let out =
+        bin().args(["eval", "--split", "val", "--json", "--offline", "--candidate", &spec]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((report["mean"].as_f64().unwrap() - best["best_val_score"].as_f64().unwrap()).abs() < 1e-9);
+
+    // `--branch` starts a new run from that candidate and records where it came from.
+    let d = dir.clone();
+    let (lines, _) = tokio::task::spawn_blocking(move || run_json(&d, &["--branch", &spec])).await.unwrap();
+    assert_eq!(lines[0]["branched_from"], format!("{run_id}:{best_id}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_policies_need_a_person_or_auto_approve() {
+    let server = mock().await;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    project_at(&dir, &server, "max_metric_calls = 60\nseed = 1\n\n[review]\nmutations = \"approve\"");
+    let d = dir.clone();
+    let out = tokio::task::spawn_blocking(move || bin().arg("run").arg("--headless").arg(&d).output().unwrap())
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--auto-approve") && err.contains("gepa.toml"), "{err}");
+    assert!(!dir.join(".gepa/runs").exists() || std::fs::read_dir(dir.join(".gepa/runs")).unwrap().count() == 0);
+
+    let d = dir.clone();
+    let (lines, _) = tokio::task::spawn_blocking(move || run_json(&d, &["--auto-approve"])).await.unwrap();
+    assert_eq!(lines.last().unwrap()["event"], "finished");
+}
