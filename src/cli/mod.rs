@@ -54,6 +54,7 @@ pub enum Command {
         after_help = "Examples:\n  gepa-tui eval --split val\n  gepa-tui eval my-project --split test --json\n  gepa-tui eval --candidate 20261125-101500-ab12:7 --split test"
     )]
     Eval {
+        /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
         /// train, val or test.
         #[arg(long, default_value = "val")]
@@ -70,6 +71,7 @@ pub enum Command {
         after_help = "Examples:\n  gepa-tui run --headless sample-projects/math-word-problems --offline\n  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project\n  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project\n  gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project\n\nThe budget (max_metric_calls) can be exceeded by at most one round's worth of evaluations:\na round that starts under budget runs to its end. Ctrl-C stops cleanly; the run stays resumable.\nTo stop a headless run from outside, create a file named `stop` in its run folder.\n\nExit status: 0 finished, 130 stopped (resumable), 2 on errors."
     )]
     Run {
+        /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
         /// Run without the TUI.
         #[arg(long)]
@@ -101,6 +103,7 @@ pub enum Command {
         after_help = "Examples:\n  gepa-tui export --run 20261125-084012-3fa9 --out exported/\n  gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --out exported/\n  gepa-tui export --run 20261125-084012-3fa9 --write-prompts   (asks before overwriting)"
     )]
     Export {
+        /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
         #[arg(long, value_name = "RUN")]
         run: String,
