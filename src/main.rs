@@ -10,13 +10,14 @@ fn main() -> ExitCode {
             gepa_tui::cli::eval::run(&gepa_tui::cli::project_dir(dir), split, candidate.as_deref(), *json, &cli.common)
         }
         Some(Command::Init { dir }) => gepa_tui::cli::init::run(&gepa_tui::cli::project_dir(dir)),
-        Some(Command::Run { dir, headless, json, resume, seed, max_metric_calls, auto_approve, branch }) => {
+        Some(Command::Run { dir, headless, json, resume, seed, max_metric_calls, auto_approve, branch, add_seeds }) => {
             let args = gepa_tui::cli::run::RunArgs {
                 resume: resume.clone(),
                 seed: *seed,
                 max_metric_calls: *max_metric_calls,
                 auto_approve: *auto_approve,
                 branch: branch.clone(),
+                add_seeds: add_seeds.clone(),
             };
             if *headless {
                 gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json, &cli.common)

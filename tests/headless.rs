@@ -130,3 +130,35 @@ async fn approve_policies_need_a_person_or_auto_approve() {
     let (lines, _) = tokio::task::spawn_blocking(move || run_json(&d, &["--auto-approve"])).await.unwrap();
     assert_eq!(lines.last().unwrap()["event"], "finished");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_seed_candidates_from_folders_join_the_pool() {
+    let server = mock().await;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    project_at(&dir, &server, "max_metric_calls = 40\nseed = 2");
+    let variant = t.path().join("variant");
+    std::fs::create_dir_all(&variant).unwrap();
+    std::fs::write(variant.join("instruction.md"), "Answer the item. rule A rule B rule C").unwrap();
+    std::fs::write(variant.join("format.md"), "Reply with the code only.").unwrap();
+    let d = dir.clone();
+    let v = variant.to_string_lossy().into_owned();
+    let (lines, _) = tokio::task::spawn_blocking(move || run_json(&d, &["--add-seed", &v])).await.unwrap();
+    let added = lines
+        .iter()
+        .find(|l| l["event"] == "candidate_added" && l["origin"] == "human")
+        .expect("the folder's texts became a candidate");
+    assert_eq!(added["texts"]["instruction"], "Answer the item. rule A rule B rule C");
+    assert!(added["note"].as_str().unwrap().starts_with("added from"));
+
+    // A folder missing a component's file is a clear error naming it.
+    std::fs::remove_file(variant.join("format.md")).unwrap();
+    let d = dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        bin().args(["run", "--headless", "--add-seed"]).arg(&variant).arg(&d).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format.md"));
+}

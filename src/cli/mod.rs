@@ -68,7 +68,7 @@ pub enum Command {
     },
     /// Optimize: with --headless, without a screen (a progress line on stderr).
     #[command(
-        after_help = "Examples:\n  gepa-tui run --headless sample-projects/math-word-problems --offline\n  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project\n  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project\n  gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project\n\nThe budget (max_metric_calls) can be exceeded by at most one round's worth of evaluations:\na round that starts under budget runs to its end. Ctrl-C stops cleanly; the run stays resumable.\nTo stop a headless run from outside, create a file named `stop` in its run folder.\n\nExit status: 0 finished, 130 stopped (resumable), 2 on errors."
+        after_help = "Examples:\n  gepa-tui run --headless sample-projects/math-word-problems --offline\n  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project\n  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project\n  gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project\n  gepa-tui run --headless --add-seed variants/short --add-seed variants/strict my-project\n\nThe budget (max_metric_calls) can be exceeded by at most one round's worth of evaluations:\na round that starts under budget runs to its end. Ctrl-C stops cleanly; the run stays resumable.\nTo stop a headless run from outside, create a file named `stop` in its run folder.\n\nExit status: 0 finished, 130 stopped (resumable), 2 on errors."
     )]
     Run {
         /// The project folder (default: the current folder).
@@ -94,6 +94,9 @@ pub enum Command {
         /// Start the new run from a candidate of an earlier run instead of the prompt files: RUN:ID.
         #[arg(long, value_name = "RUN:ID", conflicts_with = "resume")]
         branch: Option<String>,
+        /// Add a candidate from a folder of component files (named like the prompt files); repeatable.
+        #[arg(long = "add-seed", value_name = "DIR")]
+        add_seeds: Vec<PathBuf>,
     },
     /// List the runs of a project, newest first.
     #[command(after_help = "Example:\n  gepa-tui runs my-project")]

@@ -22,6 +22,8 @@ pub struct RunArgs {
     pub auto_approve: bool,
     /// Start the new run from candidate ID of run RUN (`RUN:ID`).
     pub branch: Option<String>,
+    /// Folders holding more seed candidates (files named like the components' files).
+    pub add_seeds: Vec<std::path::PathBuf>,
 }
 
 /// Loads the project with the run's overrides and builds its task (models with the cache).
@@ -52,10 +54,35 @@ pub fn open_engine(
     if let Some(spec) = &args.branch {
         opts.seed_texts = Some(branch_texts(&project, spec)?);
     }
-    match &args.resume {
-        Some(id) => Engine::resume(project, task, id, opts),
-        None => Engine::create(project, task, opts),
+    let extra: Vec<(crate::project::Candidate, String)> =
+        args.add_seeds.iter().map(|d| candidate_from_folder(&project, d)).collect::<Result<_>>()?;
+    let (engine, handle) = match &args.resume {
+        Some(id) => Engine::resume(project, task, id, opts)?,
+        None => Engine::create(project, task, opts)?,
+    };
+    for (texts, from) in extra {
+        handle.act(crate::engine::event::HumanAction::AddCandidate {
+            texts,
+            parents: vec![],
+            origin: crate::engine::Origin::Human,
+            note: format!("added from {from}"),
+        });
     }
+    Ok((engine, handle))
+}
+
+/// A candidate from a folder holding one file per component, named like the project's component
+/// files (`prompts/instruction.md` -> `<dir>/instruction.md`).
+pub fn candidate_from_folder(project: &Project, dir: &Path) -> Result<(crate::project::Candidate, String)> {
+    let mut texts = crate::project::Candidate::new();
+    for c in &project.config.components {
+        let name = Path::new(&c.file).file_name().context("a component file has no name")?;
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read the text of component `{}`", path.display(), c.name))?;
+        texts.insert(c.name.clone(), text);
+    }
+    Ok((texts, dir.display().to_string()))
 }
 
 /// The texts of candidate ID of run RUN (`--branch RUN:ID`, `eval --candidate RUN:ID`).
