@@ -142,8 +142,10 @@ pub fn parse_judge_score(reply: &str) -> Option<Verdict> {
         Some((x, d, start, end)) => (normalize(x, d), start, end),
         None => {
             // A last line that is only a number ("8", "**0.7**", "7.").
+            // Split on '\n' only, so the byte offsets stay right on "\r\n" replies (`lines()`
+            // drops the '\r' and the offsets would drift into the middle of a character).
             let (offset, last) = reply
-                .lines()
+                .split('\n')
                 .scan(0usize, |pos, l| {
                     let start = *pos;
                     *pos += l.len() + 1;
@@ -206,6 +208,15 @@ mod tests {
         assert_eq!(score("Mostly right. I'd give it 4/5."), Some(0.8));
         assert_eq!(score("Mostly right.\n7"), Some(0.7));
         assert_eq!(score("Mostly right.\n**0.5**"), Some(0.5));
+    }
+
+    #[test]
+    fn crlf_replies_with_a_bare_number_do_not_panic() {
+        // `lines()` offsets drifted by one per "\r": this sliced inside the "é".
+        assert_eq!(score("\r\n\r\né\n7"), Some(0.7));
+        assert_eq!(score("Good.\r\nStill good.\r\n8\r\n"), Some(0.8));
+        let v = parse_judge_score("Rude tone.\r\n3").unwrap();
+        assert_eq!(v.reasoning, "Rude tone.");
     }
 
     #[test]

@@ -186,7 +186,9 @@ impl Model {
             return Err(LlmError::Fatal { model: label, message: "concurrency must be at least 1".into() });
         }
         let mut retry = RetryPolicy::new(config.max_retries);
-        if let Some(base) = opts.retry_base_delay {
+        // gepa.toml's retry_base_delay_secs, unless the caller (a test) overrides it.
+        let from_config = config.retry_base_delay_secs.and_then(|s| Duration::try_from_secs_f64(s).ok());
+        if let Some(base) = opts.retry_base_delay.or(from_config) {
             retry.base_delay = base;
         }
         Ok(Model {

@@ -60,6 +60,10 @@ pub struct ModelConfig {
     /// Attempts after the first on 429, 5xx, timeouts, dropped connections and malformed bodies.
     #[serde(default = "default_retries")]
     pub max_retries: u32,
+    /// Seconds: the ceiling of the first retry's random wait, doubling each retry (capped at 30 s).
+    /// Default 0.5. A server's `Retry-After` overrides it. Tests and local servers set it small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_base_delay_secs: Option<f64>,
 }
 
 fn default_model_concurrency() -> usize {

@@ -190,6 +190,14 @@ impl Validator {
                     );
                 }
             }
+            if let Some(secs) = m.retry_base_delay_secs {
+                if !(secs.is_finite() && secs >= 0.0) {
+                    self.problem(
+                        &format!("{at}.retry_base_delay_secs"),
+                        format!("[models.{name}] retry_base_delay_secs must be 0 or more seconds (default 0.5)"),
+                    );
+                }
+            }
             if let Some(url) = &m.base_url {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     self.problem(

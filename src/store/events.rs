@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    // Not `source`: anyhow's `{:#}` would print the I/O error twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: io::Error },
     #[error("{path}:{line}: not a valid event ({message}); the file was edited or damaged by hand")]
     BadLine { path: String, line: usize, message: String },
     #[error("{path}: run `{run}` is in use by another gepa-tui (pid in {lock}); close it first")]
@@ -19,35 +20,56 @@ pub enum StoreError {
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
+    move |error| StoreError::Io { path: path.display().to_string(), error }
 }
 
 /// An open event log for appending.
 pub struct EventLog {
     path: PathBuf,
     file: File,
+    /// Bytes of whole lines in the file: where a failed append is cut back to.
+    len: u64,
+    /// Set by a failed append; every later append fails too, so nothing lands after a torn line.
+    failed: Option<String>,
 }
 
 impl EventLog {
     /// Creates a new, empty log; fails if it exists (a run is never overwritten).
     pub fn create(path: &Path) -> Result<Self, StoreError> {
         let file = OpenOptions::new().create_new(true).append(true).open(path).map_err(io_err(path))?;
-        Ok(Self { path: path.to_path_buf(), file })
+        Ok(Self { path: path.to_path_buf(), file, len: 0, failed: None })
     }
 
     /// Opens an existing log for appending (after `read_log` repaired any torn tail).
     pub fn open_append(path: &Path) -> Result<Self, StoreError> {
         let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
-        Ok(Self { path: path.to_path_buf(), file })
+        let len = file.metadata().map_err(io_err(path))?.len();
+        Ok(Self { path: path.to_path_buf(), file, len, failed: None })
     }
 
     /// Appends one object as a line. The whole line goes out in one write so a crash tears at most
-    /// the last line.
+    /// the last line. A failed write (a full disk) is cut back off the file when possible, and
+    /// refuses every later append: a line written after half a line would bury the damage in the
+    /// middle of the log, where no resume can repair it.
     pub fn append(&mut self, value: &Value) -> Result<(), StoreError> {
+        if let Some(first) = &self.failed {
+            let error = io::Error::other(format!("an earlier write failed ({first}); resume the run once it is fixed"));
+            return Err(StoreError::Io { path: self.path.display().to_string(), error });
+        }
         let mut line = serde_json::to_vec(value).expect("JSON values always serialize");
         line.push(b'\n');
-        self.file.write_all(&line).map_err(io_err(&self.path))?;
-        self.file.flush().map_err(io_err(&self.path))
+        match self.file.write_all(&line).and_then(|()| self.file.flush()) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Best effort: shrinking works even on a full disk; if not, resume repairs the tail.
+                let _ = self.file.set_len(self.len);
+                self.failed = Some(e.to_string());
+                Err(io_err(&self.path)(e))
+            }
+        }
     }
 
     /// Makes everything appended so far durable (power loss included).
@@ -160,6 +182,16 @@ mod tests {
         std::fs::write(&p, "{\"a\":1}\nnot json\n{\"a\":2}\n").unwrap();
         let err = read_log(&p, true).unwrap_err().to_string();
         assert!(err.contains("events.jsonl:2:"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_append_refuses_every_later_one() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let Ok(mut log) = EventLog::open_append(Path::new("/dev/full")) else { return };
+        let first = log.append(&json!({"a": 1})).unwrap_err().to_string();
+        assert!(first.contains("No space left"), "{first}");
+        let second = log.append(&json!({"a": 2})).unwrap_err().to_string();
+        assert!(second.contains("an earlier write failed"), "{second}");
     }
 
     #[test]
