@@ -154,6 +154,8 @@ pub enum Event {
         /// The answer was cut off at max_tokens: the new text may be a broken half-prompt.
         truncated: bool,
         cost_usd: f64,
+        #[serde(default)]
+        usage: crate::llm::Usage,
     },
     /// What became of one proposal.
     ProposalFinished {
@@ -213,6 +215,11 @@ pub enum Event {
         merges_due: u32,
         /// This round accepted a new candidate by mutation (gepa's last_iter_found_new_program).
         found_new: bool,
+        /// Tokens used by the run so far (system steps and reflections).
+        #[serde(default)]
+        input_tokens: u64,
+        #[serde(default)]
+        output_tokens: u64,
     },
     /// The run continued after an interruption; uncommitted events before this are void.
     Resumed { after_round: u64 },

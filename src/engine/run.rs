@@ -768,6 +768,13 @@ impl Engine {
                 }
             }
         }
+        let (mut input_tokens, mut output_tokens) = (self.state.input_tokens, self.state.output_tokens);
+        for ev in self.round_events.lock().expect("round events").iter() {
+            for u in event_usage(ev) {
+                input_tokens += u.input_tokens;
+                output_tokens += u.output_tokens;
+            }
+        }
         let best = next.best().unwrap_or(0);
         let fin = Event::RoundFinished {
             round,
@@ -777,6 +784,8 @@ impl Engine {
             best_val: next.best_val(),
             merges_due,
             found_new,
+            input_tokens,
+            output_tokens,
         };
         self.emit(fin.clone(), true)?;
         next.apply(&fin);
@@ -926,6 +935,7 @@ impl Engine {
                     new_text: new_text.clone(),
                     truncated: reply.truncated,
                     cost_usd: reply.cost_usd,
+                    usage: reply.usage,
                 },
                 false,
             )?;
@@ -1205,6 +1215,21 @@ impl Engine {
         let json = serde_json::to_vec_pretty(r).expect("result serializes");
         store::write_atomic(&self.run_dir.join("result.json"), &json)?;
         Ok(())
+    }
+}
+
+/// Token usage an event records: every step of every evaluation, and reflections.
+fn event_usage(ev: &Event) -> Vec<crate::llm::Usage> {
+    let steps = |evals: &[ExampleEval]| -> Vec<crate::llm::Usage> {
+        evals.iter().flat_map(|e| e.trace.steps.iter().map(|s| s.usage)).collect()
+    };
+    match ev {
+        Event::MinibatchEvaluated { evals, .. }
+        | Event::ValEvaluated { evals, .. }
+        | Event::MergeAttempted { evals, .. }
+        | Event::TestEvaluated { evals, .. } => steps(evals),
+        Event::Reflection { usage, .. } => vec![*usage],
+        _ => vec![],
     }
 }
 

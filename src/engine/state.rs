@@ -38,6 +38,8 @@ pub struct RunState {
     pub round: Option<u64>,
     pub metric_calls: u64,
     pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
     /// Round-robin pointer per candidate: the index into `components` to rewrite next.
     pub next_component: Vec<usize>,
     /// Minibatches drawn so far over the run.
@@ -146,7 +148,19 @@ impl RunState {
                     self.merges_tested += 1;
                 }
             }
-            Event::RoundFinished { round, metric_calls, cost_usd, best_val, merges_due, found_new, .. } => {
+            Event::RoundFinished {
+                round,
+                metric_calls,
+                cost_usd,
+                best_val,
+                merges_due,
+                found_new,
+                input_tokens,
+                output_tokens,
+                ..
+            } => {
+                self.input_tokens = *input_tokens;
+                self.output_tokens = *output_tokens;
                 self.merges_due = *merges_due;
                 self.last_round_found_new = *found_new;
                 let prev_best = self.best_history.last().map(|(_, b)| *b);

@@ -89,6 +89,7 @@ impl ChatSystem {
                         messages: request.messages,
                         output: reply.text.clone(),
                         truncated: reply.truncated,
+                        usage: reply.usage,
                     });
                     outputs.insert(step.name.as_str(), reply.text.clone());
                     last = reply.text;
@@ -101,6 +102,7 @@ impl ChatSystem {
                         messages: request.messages,
                         output: String::new(),
                         truncated: false,
+                        usage: Default::default(),
                     });
                     return RunOutput::failed(format!("step `{}`: {e}", step.name), trace, cost);
                 }

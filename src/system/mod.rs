@@ -17,6 +17,9 @@ pub struct StepTrace {
     /// The reply was cut off at max_tokens.
     #[serde(default)]
     pub truncated: bool,
+    /// Tokens the call used (also for cached replies: what it cost when it was made).
+    #[serde(default)]
+    pub usage: crate::llm::Usage,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
