@@ -898,3 +898,339 @@ mod hostile {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Containment: a project folder from someone else can neither reach outside itself through its
+// paths nor smuggle a shell into its commands.
+
+mod containment {
+    use super::*;
+    use gepa_tui::project::Project;
+
+    /// The scripted project in `tmp/proj`, with a secret file next to it (outside the project).
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("proj");
+        common::write_project(&dir, "");
+        std::fs::write(tmp.path().join("outside.md"), "TOP SECRET outside the project").unwrap();
+        std::fs::write(tmp.path().join("outside.jsonl"), "{\"id\": 1, \"input\": \"TOP SECRET\"}\n").unwrap();
+        (tmp, dir)
+    }
+
+    fn load_error(dir: &Path) -> String {
+        match Project::load(dir) {
+            Ok(_) => panic!("{} loaded", dir.display()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn set_toml(dir: &Path, from: &str, to: &str) {
+        let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+        assert!(toml.contains(from), "{from}");
+        std::fs::write(dir.join("gepa.toml"), toml.replacen(from, to, 1)).unwrap();
+    }
+
+    #[test]
+    fn component_and_data_paths_cannot_leave_the_project_folder() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("file = \"prompts/instruction.md\"", "file = \"../outside.md\"", "outside the project folder"),
+            ("file = \"prompts/instruction.md\"", "file = \"prompts/../../outside.md\"", "outside the project folder"),
+            ("file = \"prompts/instruction.md\"", "file = \"/etc/hostname\"", "relative to the project folder"),
+            ("val = \"data/val.jsonl\"", "val = \"../outside.jsonl\"", "outside the project folder"),
+            ("val = \"data/val.jsonl\"", "val = \"/etc/passwd\"", "relative to the project folder"),
+            (
+                "[optimizer]",
+                "[reflection]\ntemplate_file = \"../outside.md\"\n[optimizer]",
+                "outside the project folder",
+            ),
+        ];
+        for (from, to, why) in cases {
+            let (tmp, dir) = setup();
+            set_toml(&dir, from, to);
+            let err = load_error(&dir);
+            assert!(err.contains(why), "{to}: {err}");
+            assert!(err.contains("gepa.toml:"), "{to}: the error names no line: {err}");
+            assert!(!err.contains("TOP SECRET"), "{to}: the outside file leaked: {err}");
+            drop(tmp);
+        }
+    }
+
+    #[test]
+    fn symlinks_out_of_the_project_are_refused_and_symlinks_within_it_are_fine() {
+        let (tmp, dir) = setup();
+        std::os::unix::fs::symlink(tmp.path().join("outside.md"), dir.join("prompts/link.md")).unwrap();
+        set_toml(&dir, "file = \"prompts/instruction.md\"", "file = \"prompts/link.md\"");
+        let err = load_error(&dir);
+        assert!(err.contains("leads outside the project folder (through a symlink"), "{err}");
+        assert!(!err.contains("TOP SECRET"), "{err}");
+
+        // A whole data folder linked out.
+        let (tmp2, dir2) = setup();
+        std::fs::create_dir(tmp2.path().join("elsewhere")).unwrap();
+        std::fs::copy(dir2.join("data/val.jsonl"), tmp2.path().join("elsewhere/val.jsonl")).unwrap();
+        std::os::unix::fs::symlink(tmp2.path().join("elsewhere"), dir2.join("linked")).unwrap();
+        set_toml(&dir2, "val = \"data/val.jsonl\"", "val = \"linked/val.jsonl\"");
+        assert!(load_error(&dir2).contains("leads outside the project folder"));
+
+        // A link that stays inside is an ordinary file.
+        let (_tmp3, dir3) = setup();
+        std::os::unix::fs::symlink("instruction.md", dir3.join("prompts/alias.md")).unwrap();
+        set_toml(&dir3, "file = \"prompts/instruction.md\"", "file = \"prompts/alias.md\"");
+        assert_eq!(Project::load(&dir3).unwrap().seed["instruction"], "Answer the item. rule A");
+    }
+
+    /// A project whose system and evaluator are external programs.
+    fn command_project(system: &[&str], evaluator: &[&str], timeout: f64) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("proj");
+        std::fs::create_dir_all(dir.join("prompts")).unwrap();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("prompts/instruction.md"), "Be brief.").unwrap();
+        let line = "{\"id\": \"a\", \"input\": \"$(touch pwned-by-data)\", \"expected\": \"x\"}\n";
+        std::fs::write(dir.join("data/train.jsonl"), line).unwrap();
+        std::fs::write(dir.join("data/val.jsonl"), line).unwrap();
+        let argv = |a: &[&str]| serde_json::to_string(a).unwrap();
+        std::fs::write(
+            dir.join("gepa.toml"),
+            format!(
+                "[models]\n\n[[components]]\nname = \"instruction\"\nfile = \"prompts/instruction.md\"\n\n\
+                 [system]\nkind = \"command\"\ncommand = {}\ntimeout_secs = {timeout}\n\n\
+                 [data]\ntrain = \"data/train.jsonl\"\nval = \"data/val.jsonl\"\n\n\
+                 [evaluator]\nkind = \"command\"\ncommand = {}\ntimeout_secs = {timeout}\n",
+                argv(system),
+                argv(evaluator)
+            ),
+        )
+        .unwrap();
+        (tmp, dir)
+    }
+
+    fn evaluate_seed(dir: &Path) -> gepa_tui::eval::ExampleEval {
+        use std::sync::Arc;
+        let project = Arc::new(Project::load(dir).unwrap());
+        let models = gepa_tui::llm::Models::from_config(&project.config.models, Default::default()).unwrap();
+        let task = gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(task.evaluate(&project.seed, &project.val[0]))
+    }
+
+    fn pwned(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("pwned"))
+            .collect()
+    }
+
+    #[test]
+    fn commands_run_without_a_shell_and_their_arguments_stay_literal() {
+        let hostile =
+            "$(touch pwned1) `touch pwned2`; touch pwned3 && touch pwned4 | tee pwned5 > pwned6 {{instruction}}";
+        let output = serde_json::json!({ "output": hostile }).to_string();
+        let score = serde_json::json!({ "score": 1, "feedback": "$(touch pwned7)" }).to_string();
+        let (_tmp, dir) = command_project(&["echo", &output], &["echo", &score], 10.0);
+        let e = evaluate_seed(&dir);
+        assert_eq!(e.error, None, "{e:?}");
+        // Printed back exactly as written: nothing was expanded, substituted or filled in.
+        assert_eq!(e.output, hostile);
+        assert_eq!(e.score, 1.0);
+        assert!(e.feedback.contains("$(touch pwned7)"), "{}", e.feedback);
+        assert_eq!(pwned(&dir), Vec::<String>::new(), "a shell ran");
+    }
+
+    #[test]
+    fn a_command_that_hangs_is_stopped_at_its_timeout() {
+        let (_tmp, dir) = command_project(&["sleep", "30"], &["echo", "{\"score\": 1}"], 0.5);
+        let started = Instant::now();
+        let e = evaluate_seed(&dir);
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert_eq!(e.score, 0.0);
+        let err = e.error.unwrap();
+        assert!(err.contains("did not finish within 0.5 s"), "{err}");
+    }
+
+    /// Peak resident memory (kB) of a command run under `/usr/bin/time`, when it is installed.
+    fn peak_rss_kb(stderr: &str) -> Option<u64> {
+        stderr.lines().rev().find_map(|l| l.trim().strip_prefix("PEAK_RSS_KB=")).and_then(|v| v.parse().ok())
+    }
+
+    /// A system that prints 50 MB on stdout and a scorer that prints 50 MB on stderr cost a capped
+    /// amount of memory, and say what happened.
+    #[test]
+    fn a_program_printing_fifty_megabytes_does_not_blow_memory() {
+        let (_tmp, dir) = command_project(
+            &["head", "-c", "52428800", "/dev/zero"],
+            &["sh", "-c", "head -c 52428800 /dev/zero >&2; echo '{\"score\": 1}'"],
+            60.0,
+        );
+        let e = evaluate_seed(&dir);
+        assert_eq!(e.score, 0.0);
+        assert!(e.error.as_deref().unwrap().contains("printed more than 1 MiB on stdout"), "{:?}", e.error);
+        assert!(e.output.len() <= 1 << 20);
+
+        // The scorer's 50 MB of stderr: only its tail is kept.
+        let (_tmp2, dir2) = command_project(
+            &["echo", "{\"output\": \"fine\"}"],
+            &["sh", "-c", "head -c 52428800 /dev/zero | tr '\\0' 'e' >&2; echo '{\"score\": 1}'"],
+            60.0,
+        );
+        let e = evaluate_seed(&dir2);
+        assert_eq!((e.score, e.error.as_deref()), (1.0, None));
+
+        // Measured in a process of its own: `gepa-tui eval` on the 50 MB project.
+        if !Path::new("/usr/bin/time").exists() {
+            eprintln!("peak memory not measured: no /usr/bin/time");
+            return;
+        }
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "PEAK_RSS_KB=%M", bin(), "eval", dir.to_str().unwrap(), "--split", "val", "--json"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_no_panic(&stderr);
+        let kb = peak_rss_kb(&stderr).unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"));
+        eprintln!("gepa-tui eval with a 50 MB-printing system: peak RSS {kb} kB");
+        assert!(kb < 100 * 1024, "peak RSS {kb} kB");
+    }
+
+    /// `gepa-tui check` names every program a project would start, before anything runs.
+    #[test]
+    fn check_lists_every_external_command() {
+        let (_tmp, dir) = command_project(&["python3", "system.py", "--mode", "a b"], &["echo", "{}"], 10.0);
+        let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+        let combined = toml.replace(
+            "[evaluator]\nkind = \"command\"\ncommand = [\"echo\",\"{}\"]\ntimeout_secs = 10\n",
+            "[evaluator]\nkind = \"combined\"\n\
+             [[evaluator.parts]]\nkind = \"command\"\ncommand = [\"./score.sh\", \"--strict\"]\n\
+             [[evaluator.parts]]\nkind = \"command\"\ncommand = [\"node\", \"judge.js\", \"\\u001b]0;hidden\\u0007x\"]\n\
+             [[evaluator.parts]]\nkind = \"exact\"\nfield = \"expected\"\n",
+        );
+        assert_ne!(combined, toml, "the evaluator section was not replaced");
+        std::fs::write(dir.join("gepa.toml"), combined).unwrap();
+        let out = gepa(&["check", "--offline", dir.to_str().unwrap()]).output().unwrap();
+        let stdout = text(&out.stdout);
+        assert_no_panic(&text(&out.stderr));
+        assert!(stdout.contains("External commands"), "{stdout}");
+        for line in
+            ["system     python3 system.py --mode 'a b'", "evaluator  ./score.sh --strict", "evaluator  node judge.js"]
+        {
+            assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+        }
+        assert!(!stdout.contains('\u{1b}') && !stdout.contains('\u{7}'), "an escape reached the screen: {stdout:?}");
+    }
+}
+
+/// Known gap, reported: `.gepa` is not checked like component and data paths. A project folder
+/// that ships `.gepa` as a symlink makes a run write its store and cache wherever it points.
+#[test]
+#[ignore = "known gap, reported: a symlinked .gepa (or .gepa/runs, .gepa/cache) is followed outside the project"]
+fn a_symlinked_run_store_is_refused() {
+    let server = FaultServer::start(Plan::default());
+    let p = project_at(&server.base_url(), "max_metric_calls = 20", FAST_MODEL);
+    let outside = p.dir.parent().unwrap().join("somewhere-else");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, p.dir.join(".gepa")).unwrap();
+    let out = run_headless(&p.dir, &[]);
+    assert_no_panic(&text(&out.stderr));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "the run wrote outside the project folder");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Secrets
+
+/// Every file under `root` whose bytes hold `needle`.
+fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().filter_map(|e| e.ok()).map(|e| e.path()));
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}
+
+/// A full run through faults whose error bodies quote the key back, one through a 401 that does
+/// the same, and `check` pinging a model that refuses the key: the key is in no file of the
+/// project (run store, cache, logs) and in nothing printed.
+#[test]
+fn the_api_key_reaches_no_file_and_no_output() {
+    // Project A: 20% faults, error bodies quoting the Authorization header, and one request that
+    // always fails, so a scrubbed server message ends up in the run's feedback.
+    let a = FaultServer::start(Plan {
+        seed: 5,
+        fault_percent: 20,
+        max_faults_per_request: 4,
+        echo_key_in_errors: true,
+        hang: Duration::from_secs(4),
+        fail_rules: vec![FailRule {
+            model: Some("scripted-task".into()),
+            body_contains: "item 103 of".into(),
+            fault: Fault::ServerError,
+        }],
+        ..Plan::default()
+    });
+    let pa = project_at(&a.base_url(), "max_metric_calls = 60\nproposals_per_round = 2\nseed = 1", FAST_MODEL);
+    let run_a = run_headless(&pa.dir, &[]);
+    assert_finished(&run_a);
+
+    // Project B: the reflection model and some task calls refuse the key with a 401.
+    let b = FaultServer::start(Plan {
+        echo_key_in_errors: true,
+        fail_rules: vec![
+            FailRule {
+                model: Some("scripted-reflection".into()),
+                body_contains: String::new(),
+                fault: Fault::Unauthorized,
+            },
+            FailRule {
+                model: Some("scripted-task".into()),
+                body_contains: "item 3 of".into(),
+                fault: Fault::Unauthorized,
+            },
+        ],
+        ..Plan::default()
+    });
+    let pb = project_at(&b.base_url(), "max_metric_calls = 40\nproposals_per_round = 2\nseed = 1", FAST_MODEL);
+    let run_b = run_headless(&pb.dir, &[]);
+    assert_finished(&run_b);
+    let check_b = gepa(&["check", pb.dir.to_str().unwrap()]).output().unwrap();
+    assert_eq!(check_b.status.code(), Some(1), "check should report the refused key");
+
+    // The key was really in play: sent on every request, and quoted back by the servers.
+    for server in [&a, &b] {
+        let attempts = server.attempts();
+        assert!(!attempts.is_empty());
+        for at in &attempts {
+            assert_eq!(at.authorization.as_deref(), Some(format!("Bearer {FAKE_KEY}").as_str()));
+            let body = at.raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+            assert!(!body.contains(FAKE_KEY), "the key was sent in a request body");
+        }
+    }
+    assert!(a.fault_counts().get(&Fault::ServerError).is_some_and(|n| *n > 0));
+    let auth_errors = text(&run_b.stdout);
+    assert!(auth_errors.contains("refused the key (HTTP 401)") && auth_errors.contains(KEY_ENV), "{auth_errors}");
+
+    // Nowhere: not whole, and not the distinctive tail on its own.
+    let tail = &FAKE_KEY[FAKE_KEY.len() - 16..];
+    for needle in [FAKE_KEY, tail] {
+        for p in [&pa, &pb] {
+            let hits = files_containing(p.dir.parent().unwrap(), needle.as_bytes());
+            assert!(hits.is_empty(), "the key is in {hits:?}");
+        }
+        for out in [&run_a, &run_b, &check_b] {
+            assert!(!text(&out.stdout).contains(needle) && !text(&out.stderr).contains(needle), "the key was printed");
+        }
+    }
+    // What the scrubbing left in its place, where a server quoted the key.
+    let redacted = files_containing(&pa.dir, b"Bearer [redacted]");
+    assert!(!redacted.is_empty(), "no quoted server error was recorded, so scrubbing was not exercised");
+}
