@@ -7,6 +7,7 @@ pub mod cli;
 pub mod engine;
 pub mod eval;
 pub mod llm;
+pub mod logging;
 pub mod project;
 pub mod store;
 pub mod system;

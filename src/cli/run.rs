@@ -135,6 +135,7 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
         progress.candidates = engine.state().candidates.len();
         progress.best = engine.state().best_val();
         let run_dir = engine.run_dir().to_path_buf();
+        let _log = crate::logging::log_to_run_folder(&run_dir, "headless.log");
         eprintln!("run {run_id} in {}", run_dir.display());
         let engine_task = tokio::spawn(engine.run());
 

@@ -426,6 +426,9 @@ impl Engine {
             let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
             self.live.in_flight.fetch_add(1, Ordering::Relaxed);
             let e = self.task.evaluate(candidate, ex).await;
+            if let Some(err) = &e.error {
+                tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
+            }
             self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
             self.live.metric_calls.fetch_add(1, Ordering::Relaxed);
             self.live.cost_micro_usd.fetch_add((e.cost_usd * 1e6).round() as u64, Ordering::Relaxed);
@@ -789,6 +792,14 @@ impl Engine {
         };
         self.emit(fin.clone(), true)?;
         next.apply(&fin);
+        tracing::info!(
+            round,
+            metric_calls,
+            cost_usd,
+            candidates = next.candidates.len(),
+            best_val = next.best_val(),
+            "round committed"
+        );
         self.state = next;
         self.live.metric_calls.store(self.state.metric_calls, Ordering::Relaxed);
         self.live.cost_micro_usd.store((self.state.cost_usd * 1e6) as u64, Ordering::Relaxed);

@@ -83,7 +83,7 @@ where
                     unreachable!("matched Retryable above")
                 };
                 let wait = policy.delay(retry, *retry_after);
-                tracing::debug!(attempt = attempts, ?wait, %error, "retrying model call");
+                tracing::info!(attempt = attempts, ?wait, %error, "retrying model call");
                 tokio::time::sleep(wait).await;
             }
         }

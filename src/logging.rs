@@ -1,0 +1,16 @@
+//! Logs go to a file in the run folder (`<name>.log`), never to the terminal.
+
+use std::path::Path;
+
+/// Starts logging to `run_dir/<file>`; keep the guard alive while the run goes on (it flushes on drop).
+/// Only the first call in a process installs the logger.
+pub fn log_to_run_folder(run_dir: &Path, file: &str) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let appender = tracing_appender::rolling::never(run_dir, file);
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).ok().map(|_| guard)
+}
