@@ -4,7 +4,7 @@
 
 use crate::engine::CandidateId;
 use crate::tui::keymap::{Action, Keymap};
-use crate::tui::model::Model;
+use crate::tui::model::{Memo, Model};
 use crate::tui::theme::Theme;
 use crate::tui::views;
 use crossterm::event::{
@@ -12,7 +12,7 @@ use crossterm::event::{
 };
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::Frame;
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, Ref};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -101,30 +101,10 @@ pub struct FrontierUi {
     rows: Memo<(u64, FrontierSort, String), Vec<CandidateId>>,
 }
 
-/// A value derived from the model, recomputed only when its key changes (never per frame).
-#[derive(Debug)]
-pub struct Memo<K, V>(RefCell<Option<(K, V)>>);
-
-impl<K, V> Default for Memo<K, V> {
-    fn default() -> Self {
-        Memo(RefCell::new(None))
-    }
-}
-
-impl<K: PartialEq, V> Memo<K, V> {
-    pub fn get(&self, key: K, compute: impl FnOnce() -> V) -> Ref<'_, V> {
-        let stale = self.0.borrow().as_ref().is_none_or(|(k, _)| *k != key);
-        if stale {
-            let v = compute();
-            *self.0.borrow_mut() = Some((key, v));
-        }
-        Ref::map(self.0.borrow(), |r| &r.as_ref().expect("just filled").1)
-    }
-}
-
 /// The frontier's sort order (a newtype so `FrontierUi` can derive Default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrontierSortCell(pub FrontierSort);
+
 impl Default for FrontierSortCell {
     fn default() -> Self {
         FrontierSortCell(FrontierSort::Id)
@@ -325,7 +305,7 @@ impl App {
             })
             .map(|c| c.id)
             .collect();
-        let held = &self.model.fronts_held;
+        let held = self.model.fronts_held();
         match self.frontier.sort.0 {
             FrontierSort::Id => {}
             FrontierSort::ValMean => {
@@ -347,9 +327,8 @@ impl App {
         let key = (self.model.version, self.matrix.order);
         self.matrix.order_cache.get(key, || {
             let n = self.model.state.val_ids.len();
-            let d = &self.model.difficulty;
             let mut idx: Vec<usize> = (0..n).collect();
-            let diff = |i: usize| d.get(i).copied().unwrap_or(0.0);
+            let diff = |i: usize| self.model.difficulty(i);
             match self.matrix.order {
                 ExampleOrder::Val => {}
                 ExampleOrder::HardestFirst => idx.sort_by(|a, b| diff(*a).total_cmp(&diff(*b)).then(a.cmp(b))),

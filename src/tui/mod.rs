@@ -18,6 +18,7 @@ use crate::cli::CommonArgs;
 use crate::engine::run::load_events;
 use crate::engine::{EngineHandle, EngineOptions, Notice, RunOutcome};
 use crate::eval::Task;
+use crate::project::config::ReviewPolicy;
 use crate::project::Project;
 use anyhow::{anyhow, bail, Context, Result};
 use app::{App, EngineCommand};
@@ -301,7 +302,8 @@ fn open(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
                 EngineOptions { notices: Some(tx), ..Default::default() },
             )?;
             let run_dir = engine.run_dir().to_path_buf();
-            let run_id = engine.run_id().to_string();
+            // The folder name is what `--run` takes (it is the run id unless the folder was copied).
+            let run_id = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let log = start_log(&run_dir);
             // Everything the engine emitted while opening is in events.jsonl already; keep only
             // the warnings from the channel and read the events from the file.
@@ -317,6 +319,16 @@ fn open(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
                 model.on_notice(Notice::Warning(w));
             }
             model.session_start_calls = model.state.metric_calls;
+            let review = &project.config.review;
+            if !args.auto_approve
+                && (review.mutations == ReviewPolicy::Approve || review.merges == ReviewPolicy::Approve)
+            {
+                model.on_notice(Notice::Warning(
+                    "[review] asks a person to approve children, and the workbench cannot approve yet: they will wait in \
+                     the Review view (7). Continue such runs with `gepa-tui run --auto-approve DIR`."
+                        .into(),
+                ));
+            }
             tracing::info!(
                 "{} run {run_id} in {}",
                 if args.resume.is_some() { "resuming" } else { "starting" },

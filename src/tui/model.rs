@@ -8,7 +8,36 @@ use crate::engine::reflect::ReflectiveRecord;
 use crate::engine::{CandidateId, Event, Notice, ProposalOutcome, RunState, Status};
 use crate::eval::ExampleEval;
 use crate::project::{Candidate, Example, Project};
+use std::cell::{Ref, RefCell};
 use std::collections::BTreeMap;
+
+/// A value derived from the model, recomputed only when its key changes (never per frame, never
+/// per event while a long run is folded).
+#[derive(Debug)]
+pub struct Memo<K, V>(RefCell<Option<(K, V)>>);
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo(RefCell::new(None))
+    }
+}
+
+impl<K, V> Clone for Memo<K, V> {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl<K: PartialEq, V> Memo<K, V> {
+    pub fn get(&self, key: K, compute: impl FnOnce() -> V) -> Ref<'_, V> {
+        let stale = self.0.borrow().as_ref().is_none_or(|(k, _)| *k != key);
+        if stale {
+            let v = compute();
+            *self.0.borrow_mut() = Some((key, v));
+        }
+        Ref::map(self.0.borrow(), |r| &r.as_ref().expect("just filled").1)
+    }
+}
 
 /// One reflection call of a proposal.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,10 +132,13 @@ pub struct Model {
     pub max_cost_usd: Option<f64>,
     /// Increments on every change, so views can cache derived rows.
     pub version: u64,
-    /// Per candidate: how many val fronts it holds.
-    pub fronts_held: Vec<usize>,
-    /// Per val example: mean score over the candidates scored so far (low = hard).
-    pub difficulty: Vec<f64>,
+    /// Committed rounds folded so far (keys the derived numbers).
+    commits: u64,
+    held: Memo<u64, Vec<usize>>,
+    /// Per val example: the sum and count of committed scores (for difficulty), kept as events
+    /// arrive so a long run folds in one pass.
+    score_sums: Vec<f64>,
+    score_counts: Vec<usize>,
 }
 
 impl Model {
@@ -140,10 +172,10 @@ impl Model {
     pub fn on_notice(&mut self, n: Notice) {
         match n {
             Notice::Event(ev) => self.apply(&ev),
+            // Live status changes no derived rows, so it leaves `version` alone (no re-sorts per tick).
             Notice::Status(s) => {
                 self.paused = s.paused;
                 self.live = Some(s);
-                self.version += 1;
             }
             Notice::Warning(w) => {
                 self.warnings.push(crate::text::sanitize(&w));
@@ -162,8 +194,10 @@ impl Model {
                 if let Event::TestEvaluated { candidate, evals, .. } = ev {
                     self.test_evals.insert(*candidate, evals.clone());
                 }
-                if matches!(ev, Event::RunStarted { .. }) {
-                    self.recompute();
+                if let Event::RunStarted { val_ids, .. } = ev {
+                    self.score_sums = vec![0.0; val_ids.len()];
+                    self.score_counts = vec![0; val_ids.len()];
+                    self.commits += 1;
                 }
             }
             Event::Resumed { .. } => {
@@ -178,6 +212,14 @@ impl Model {
                         Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
                         Event::ValEvaluated { candidate, evals } => {
                             if let Some(slot) = self.val_evals.get_mut(candidate) {
+                                for (i, e) in slot.iter().enumerate().take(self.score_sums.len()) {
+                                    self.score_sums[i] -= e.score;
+                                    self.score_counts[i] -= 1;
+                                }
+                                for (i, e) in evals.iter().enumerate().take(self.score_sums.len()) {
+                                    self.score_sums[i] += e.score;
+                                    self.score_counts[i] += 1;
+                                }
                                 *slot = evals;
                             }
                         }
@@ -188,7 +230,7 @@ impl Model {
                 for p in self.proposals.iter_mut().filter(|p| p.round == *round) {
                     p.committed = true;
                 }
-                self.recompute();
+                self.commits += 1;
             }
             _ => {
                 self.track_proposal(ev);
@@ -315,29 +357,36 @@ impl Model {
         }
     }
 
-    /// Derived per-candidate and per-example numbers, once per commit (never per frame).
-    fn recompute(&mut self) {
-        let n_val = self.state.val_ids.len();
-        let held = self.state.fronts_held();
-        self.fronts_held = (0..self.state.candidates.len()).map(|c| held.get(&c).copied().unwrap_or(0)).collect();
-        let mut sums = vec![0.0; n_val];
-        let mut counts = vec![0usize; n_val];
-        for c in &self.state.candidates {
-            for (i, s) in c.val_scores.iter().enumerate().take(n_val) {
-                sums[i] += s;
-                counts[i] += 1;
+    /// Per candidate: how many val fronts it holds (computed once per commit, when first asked).
+    pub fn fronts_held(&self) -> Ref<'_, Vec<usize>> {
+        self.held.get(self.commits, || {
+            let mut held = vec![0usize; self.state.candidates.len()];
+            for e in &self.state.fronts.entries {
+                for &c in &e.holders {
+                    if let Some(h) = held.get_mut(c) {
+                        *h += 1;
+                    }
+                }
             }
+            held
+        })
+    }
+
+    /// Mean committed score on val example `i` over the candidates scored so far (low = hard).
+    pub fn difficulty(&self, i: usize) -> f64 {
+        match (self.score_sums.get(i), self.score_counts.get(i)) {
+            (Some(s), Some(n)) if *n > 0 => s / *n as f64,
+            _ => 0.0,
         }
-        self.difficulty = sums.iter().zip(&counts).map(|(s, n)| if *n == 0 { 0.0 } else { s / *n as f64 }).collect();
     }
 
     pub fn on_frontier(&self, c: CandidateId) -> bool {
-        self.fronts_held.get(c).copied().unwrap_or(0) > 0
+        self.fronts_held().get(c).copied().unwrap_or(0) > 0
     }
 
     /// Candidates on at least one front.
     pub fn frontier_size(&self) -> usize {
-        self.fronts_held.iter().filter(|n| **n > 0).count()
+        self.fronts_held().iter().filter(|n| **n > 0).count()
     }
 
     /// A val example's score for a candidate, if scored.
@@ -481,6 +530,8 @@ mod tests {
             best_val: 0.5,
             merges_due: 0,
             found_new: false,
+            input_tokens: 0,
+            output_tokens: 0,
         }
     }
 
@@ -516,7 +567,7 @@ mod tests {
         assert_eq!(m.state, RunState::from_events(&events));
         assert_eq!(m.state.candidates.len(), 1);
         assert_eq!(m.val_evals.len(), 1);
-        assert_eq!(m.difficulty, vec![1.0, 0.0]);
+        assert_eq!((m.difficulty(0), m.difficulty(1)), (1.0, 0.0));
 
         let mut more = events.clone();
         more.push(Event::Resumed { after_round: 0 });
@@ -527,7 +578,8 @@ mod tests {
         let m = Model::from_events(&more);
         assert_eq!(m.state, RunState::from_events(&more));
         assert_eq!(m.val_evals[1][1].score, 1.0);
-        assert_eq!(m.fronts_held, vec![1, 2]);
+        assert_eq!(*m.fronts_held(), vec![1, 2]);
+        assert_eq!((m.difficulty(0), m.difficulty(1)), (1.0, 0.5));
         assert_eq!(m.wins_ties_losses(1, 0), (1, 1, 0));
         assert_eq!(m.lineage(1, 10), vec![(0, 1), (1, 0)]);
     }

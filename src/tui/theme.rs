@@ -171,13 +171,20 @@ impl Theme {
         self
     }
 
-    /// The style for a score in [0, 1].
+    /// The style for a score in [0, 1] written as a number: 0 is a failure and looks like one.
     pub fn score(&self, score: f64) -> Style {
         match score_band(score) {
             ScoreBand::High => self.score_high,
             ScoreBand::Mid => self.score_mid,
-            ScoreBand::Low => self.score_low,
+            ScoreBand::Low | ScoreBand::Zero => self.score_low,
+        }
+    }
+
+    /// The style of a heat-map cell: a 0 recedes (`score_none`) so the wins stand out.
+    pub fn cell(&self, score: f64) -> Style {
+        match score_band(score) {
             ScoreBand::Zero => self.score_none,
+            _ => self.score(score),
         }
     }
 }

@@ -95,8 +95,15 @@ fn render_chart(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             .data(&steps),
     ];
     let label = |s: String| Span::styled(s, theme.muted);
+    let title = Line::from(vec![
+        Span::styled(" Best val ", theme.title),
+        Span::styled("━", theme.score_high),
+        Span::styled("  candidates ", theme.title),
+        Span::styled("•", theme.muted),
+        Span::styled("  by metric calls ", theme.title),
+    ]);
     let chart = Chart::new(datasets)
-        .block(pane(" Best val score over metric calls ", theme, false))
+        .block(pane(title, theme, false))
         .x_axis(
             Axis::default()
                 .bounds([0.0, x_max])
@@ -109,8 +116,7 @@ fn render_chart(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .labels(vec![label("0".into()), label("0.5".into()), label("1".into())])
                 .style(theme.border),
         )
-        .legend_position(Some(ratatui::widgets::LegendPosition::BottomRight))
-        .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
+        .legend_position(None);
     if m.state.candidates.is_empty() {
         let msg = Paragraph::new(Span::styled("no candidate scored yet", theme.muted)).block(pane(
             " Best val score over metric calls ",
@@ -137,7 +143,7 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let (state, _) = super::tabs::run_state(app);
     let round = match (&m.live, s.round) {
         (Some(st), _) if m.is_live() => format!(" · round {}", st.round),
-        (_, Some(r)) => format!(" · {} rounds", r),
+        (_, Some(r)) => format!(" · round {r} done"),
         _ => String::new(),
     };
     lines.push(kv("state", vec![t(format!("{state}{round}"))], theme));
@@ -170,26 +176,34 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             lines.push(kv("test", v, theme));
         }
     }
-    let in_flight = m.live.as_ref().filter(|_| m.is_live()).map(|l| l.in_flight).unwrap_or(0);
-    lines.push(kv(
-        "in flight",
-        vec![
-            t(format!("{in_flight} evaluations")),
-            Span::styled(format!(", {} proposals", m.proposals_running()), theme.muted),
-        ],
-        theme,
-    ));
-    for u in &m.models {
+    if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         lines.push(kv(
-            "",
+            "in flight",
+            vec![
+                t(format!("{} evals", l.in_flight)),
+                Span::styled(format!(" · {} proposals", m.proposals_running()), theme.muted),
+            ],
+            theme,
+        ));
+    }
+    if !m.state.review_queue.is_empty() {
+        lines.push(kv(
+            "review",
+            vec![Span::styled(format!("{} waiting (view 7)", m.state.review_queue.len()), theme.warning)],
+            theme,
+        ));
+    }
+    // Per model: calls running now and tokens paid for (cached replies cost nothing).
+    for (k, u) in m.models.iter().enumerate() {
+        lines.push(kv(
+            if k == 0 { "models" } else { "" },
             vec![
                 Span::styled(format!("{} ", one_line(&u.name)), theme.accent),
-                t(format!("{} in flight", u.in_flight)),
+                t(format!("{} busy", u.in_flight)),
                 Span::styled(
                     format!(" · {}/{} tok", fmt_tokens(u.input_tokens), fmt_tokens(u.output_tokens)),
                     theme.muted,
                 ),
-                Span::styled(format!(" · {} hits", u.cache_hits), theme.muted),
             ],
             theme,
         ));

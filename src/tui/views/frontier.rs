@@ -49,12 +49,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let off = scroll_window(&app.frontier.offset, pos, height, rows.len());
     app.frontier_area.set(Rect { y: body.y + 1, height: height as u16, ..body });
     let best = m.state.best();
+    let fronts_held = m.fronts_held();
     let header =
         Row::new(["", "id", "parents", "origin", "changed", "val", "fronts", "test", "found@"].map(Cell::from))
             .style(theme.title.add_modifier(Modifier::BOLD));
     let visible = rows.iter().skip(off).take(height).map(|&id| {
         let c = &m.state.candidates[id];
-        let held = m.fronts_held.get(id).copied().unwrap_or(0);
+        let held = fronts_held.get(id).copied().unwrap_or(0);
         let mark = if held > 0 { "★" } else { " " };
         let scored = !c.val_scores.is_empty();
         let mut val_style = if scored { theme.score(c.val_mean) } else { theme.muted };
@@ -62,22 +63,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             val_style = val_style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
         }
         let changed = if c.changed.is_empty() { "-".to_string() } else { c.changed.join(",") };
+        // The selected row is one style, so its text stays readable on the selection colour.
+        let selected = id == app.selected;
+        let st = |style: ratatui::style::Style| if selected { theme.selection } else { style };
         let row = Row::new(vec![
-            Cell::from(Span::styled(mark, theme.accent)),
+            Cell::from(Span::styled(mark, st(theme.accent))),
             Cell::from(format!("#{id}")),
             Cell::from(parents_label(&c.parents)),
             Cell::from(super::origin_label(c)),
             Cell::from(one_line(&changed)),
-            Cell::from(Span::styled(if scored { fmt_score(c.val_mean) } else { "…".into() }, val_style)),
+            Cell::from(Span::styled(if scored { fmt_score(c.val_mean) } else { "…".into() }, st(val_style))),
             Cell::from(format!("{held}/{n_val}")),
             Cell::from(c.test_mean.map(fmt_score).unwrap_or_else(|| "-".into())),
             Cell::from(c.discovered_at.to_string()),
         ]);
-        if id == app.selected {
-            row.style(theme.selection)
-        } else {
-            row.style(theme.text)
-        }
+        row.style(if selected { theme.selection } else { theme.text })
     });
     let widths = [
         Constraint::Length(1),

@@ -32,7 +32,7 @@ pub fn lines(keymap: &Keymap, theme: &Theme) -> Vec<Line<'static>> {
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let lines = lines(&app.keymap, theme);
     let h = (lines.len() as u16 + 2).min(area.height);
-    let rect = centered(area, 84.min(area.width.saturating_sub(2)), h);
+    let rect = centered(area, 84, h);
     frame.render_widget(Clear, rect);
     let max_scroll = lines.len().saturating_sub(rect.height.saturating_sub(2) as usize) as u16;
     frame.render_widget(

@@ -10,8 +10,9 @@ use ratatui::Frame;
 use std::cell::Cell;
 
 pub fn render(frame: &mut Frame, area: Rect, s: &StartScreen, theme: &Theme) {
+    let foot_h = if s.error.is_some() { 4 } else { 2 };
     let [head, body, foot] =
-        Layout::vertical([Constraint::Length(3), Constraint::Min(3), Constraint::Length(2)]).areas(area);
+        Layout::vertical([Constraint::Length(3), Constraint::Min(3), Constraint::Length(foot_h)]).areas(area);
     frame.render_widget(
         Paragraph::new(vec![
             Line::from(vec![

@@ -59,8 +59,26 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         );
         return;
     }
-    let pair_h = (area.height * 2 / 5).clamp(5, 16).min(area.height / 2);
-    let [heat, pair] = Layout::vertical([Constraint::Min(6), Constraint::Length(pair_h)]).areas(area);
+    // Side by side when both matrices fit across; otherwise stacked, each pane getting the rows it
+    // needs when both fit, else the heat map about 60%.
+    let n = m.state.candidates.len() as u16;
+    let n_e = m.state.val_ids.len() as u16;
+    let heat_w = LABEL_W + CELL_W * n_e + 2;
+    let pair_w = (PAIR_LABEL_W + PAIR_W * n + 2).max(60);
+    let (heat_need, pair_need) = (n + 4, n + 4);
+    let (heat, pair) = if heat_w + pair_w <= area.width && heat_need.max(pair_need) <= area.height {
+        let [a, b] =
+            Layout::horizontal([Constraint::Length(heat_w.max(area.width - pair_w)), Constraint::Min(0)]).areas(area);
+        (a, b)
+    } else {
+        let pair_h = if heat_need + pair_need <= area.height {
+            area.height - heat_need
+        } else {
+            (area.height * 2 / 5).clamp(5.min(area.height / 2), pair_need.max(5))
+        };
+        let [a, b] = Layout::vertical([Constraint::Min(6), Constraint::Length(pair_h)]).areas(area);
+        (a, b)
+    };
     render_heat(frame, heat, app, theme);
     render_pairwise(frame, pair, app, theme);
 }
@@ -91,11 +109,7 @@ fn render_heat(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Span::styled(" on ", theme.muted),
         Span::styled(ex_id, theme.accent),
         Span::styled(
-            format!(
-                " (val {} · mean over candidates {:.2})",
-                example + 1,
-                m.difficulty.get(example).copied().unwrap_or(0.0)
-            ),
+            format!(" (val {} · difficulty: mean {:.2} over candidates)", example + 1, m.difficulty(example)),
             theme.muted,
         ),
         Span::styled(": ", theme.muted),
@@ -148,7 +162,7 @@ fn render_heat(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             let score = rec.val_scores.get(ex).copied();
             let failed = m.failed_eval(c, ex);
             let g = glyph(score, failed);
-            let mut style = if failed { theme.error } else { score.map(|s| theme.score(s)).unwrap_or(theme.muted) };
+            let mut style = if failed { theme.error } else { score.map(|s| theme.cell(s)).unwrap_or(theme.muted) };
             if c == sel && k + col_off == col {
                 style = theme.selection;
             }
@@ -170,15 +184,18 @@ fn render_pairwise(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let n_c = m.state.candidates.len();
     let (a, b) = (app.selected.min(n_c - 1), app.matrix.other.min(n_c - 1));
     let (w, t, l) = m.wins_ties_losses(a, b);
-    let title = Line::from(vec![
-        Span::styled(" Wins/ties/losses (row vs column) ", theme.title),
-        Span::styled(format!("· #{a} vs #{b}: {w} wins, {t} ties, {l} losses "), theme.muted),
-    ]);
-    frame.render_widget(pane(title, theme, focused), area);
+    frame.render_widget(pane(" Wins/ties/losses (row vs column) ", theme, focused), area);
     let body = inner(area);
-    if body.height < 2 || body.width <= PAIR_LABEL_W + PAIR_W {
+    if body.height < 3 || body.width <= PAIR_LABEL_W + PAIR_W {
         return;
     }
+    let info = Line::from(vec![
+        Span::styled(format!("#{a} vs #{b}: "), theme.accent),
+        Span::styled(format!("{w} wins, {t} ties, {l} losses"), theme.text),
+        Span::styled(format!(" over {} val examples", m.state.val_ids.len()), theme.muted),
+    ]);
+    frame.render_widget(Paragraph::new(info), Rect { height: 1, ..body });
+    let body = Rect { y: body.y + 1, height: body.height - 1, ..body };
     let rows_h = body.height as usize - 1;
     let cols_w = ((body.width - PAIR_LABEL_W) / PAIR_W) as usize;
     let row_off = scroll_window(&app.matrix.pair_row_offset, a, rows_h, n_c);
