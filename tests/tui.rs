@@ -374,3 +374,75 @@ fn demo_project() {
     let _ = fixture().dir.clone();
     eprintln!("demo project in {}: runs {id} (finished) and {id}-cut (resumable)", dir.display());
 }
+
+/// Kills this test's private tmux server however the test ends.
+struct TmuxServer(String);
+
+impl TmuxServer {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux").arg("-L").arg(&self.0).args(args).output().unwrap()
+    }
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "smoke"]).stdout).into_owned()
+    }
+    fn wait_for(&self, what: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(60), "`{what}` never appeared; the screen:\n{s}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The real binary in a pseudo-terminal (tmux): resumes an interrupted run offline (every reply
+/// from the cache), shows the frontier, quits with `q`, and leaves the terminal as it found it:
+/// the shell's screen back, cooked mode on.
+#[test]
+fn the_binary_runs_offline_shows_the_frontier_and_restores_the_terminal() {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, OPT);
+    let finished = record_run(&dir);
+    let cut = dir.join(".gepa/runs/interrupted");
+    std::fs::create_dir_all(&cut).unwrap();
+    std::fs::copy(finished.join("gepa.toml"), cut.join("gepa.toml")).unwrap();
+    let ev = std::fs::read(finished.join("events.jsonl")).unwrap();
+    std::fs::write(cut.join("events.jsonl"), &ev[..ev.len() / 3]).unwrap();
+
+    let tmux = TmuxServer(format!("gepa-tui-smoke-{}", std::process::id()));
+    let out = tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", "-s", "smoke", "sh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cmd = format!(
+        "clear; echo before-the-tui; {} --run interrupted --offline {}; echo exit=$?; stty -a | tr ' ;' '\\n\\n' | grep -x icanon",
+        env!("CARGO_BIN_EXE_gepa-tui"),
+        dir.display()
+    );
+    tmux.run(&["send-keys", "-t", "smoke", &cmd, "Enter"]);
+    // The engine replays the rest of the run from the cache and finishes.
+    tmux.wait_for("✓ finished");
+    tmux.run(&["send-keys", "-t", "smoke", "2"]);
+    let s = tmux.wait_for("Frontier:");
+    assert!(s.contains("#0") && s.contains("seed"), "{s}");
+    tmux.run(&["send-keys", "-t", "smoke", "q"]);
+    let s = tmux.wait_for("exit=");
+    assert!(s.contains("exit=0"), "{s}");
+    assert!(s.contains("before-the-tui"), "the shell's screen is back:\n{s}");
+    assert!(!s.contains("Frontier:"), "the alternate screen is gone:\n{s}");
+    let s = tmux.wait_for("icanon");
+    assert!(s.lines().any(|l| l.trim() == "icanon"), "cooked mode restored:\n{s}");
+    assert!(s.contains("run interrupted finished"), "{s}");
+}

@@ -266,10 +266,7 @@ struct LiveEngine {
 
 /// Logs go to `tui.log` in the run folder, never to the terminal.
 fn start_log(run_dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    let appender = tracing_appender::rolling::never(run_dir, "tui.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
-    let subscriber = tracing_subscriber::fmt().with_writer(writer).with_max_level(tracing::Level::INFO).finish();
-    tracing::subscriber::set_global_default(subscriber).ok().map(|_| guard)
+    crate::logging::log_to_run_folder(run_dir, "tui.log")
 }
 
 fn open(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
