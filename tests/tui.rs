@@ -446,3 +446,18 @@ fn the_binary_runs_offline_shows_the_frontier_and_restores_the_terminal() {
     assert!(s.lines().any(|l| l.trim() == "icanon"), "cooked mode restored:\n{s}");
     assert!(s.contains("run interrupted finished"), "{s}");
 }
+
+#[test]
+fn scrolling_stops_at_the_end_and_comes_straight_back() {
+    let mut a = app();
+    press(&mut a, "6");
+    draw(&a, 80, 24);
+    let max = a.reflections.scroll.max.get();
+    assert!(max > 10, "the reflection detail is longer than the screen");
+    press_code(&mut a, KeyCode::PageDown, 1000);
+    assert_eq!(a.reflections.scroll.pos, max);
+    press_code(&mut a, KeyCode::PageUp, 1);
+    assert_eq!(a.reflections.scroll.pos, max - 10);
+    let screen = text(&draw(&a, 80, 24));
+    assert!(!screen.contains("Minibatch scores"), "scrolled past the top part:\n{screen}");
+}

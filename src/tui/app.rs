@@ -170,6 +170,29 @@ impl Default for MatrixUi {
     }
 }
 
+/// A scroll position in a text pane; the pane's last render records how far it can go, so the
+/// position never runs past the end (and scrolling back up is immediate).
+#[derive(Debug, Default)]
+pub struct Scroll {
+    pub pos: u16,
+    pub max: Cell<u16>,
+}
+
+impl Scroll {
+    pub fn by(&mut self, delta: i32) {
+        self.pos = (self.pos as i32 + delta).clamp(0, self.max.get() as i32) as u16;
+    }
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+    /// The position to draw at, given the rows the content has and the rows visible.
+    pub fn at(&self, content_rows: usize, visible: u16) -> u16 {
+        let max = content_rows.saturating_sub(visible as usize).min(u16::MAX as usize) as u16;
+        self.max.set(max);
+        self.pos.min(max)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiffMode {
     Off,
@@ -181,12 +204,12 @@ pub enum DiffMode {
 pub struct CandidateUi {
     pub diff: DiffMode,
     pub compare: CandidateId,
-    pub scroll: u16,
+    pub scroll: Scroll,
 }
 
 impl Default for CandidateUi {
     fn default() -> Self {
-        CandidateUi { diff: DiffMode::Parent, compare: 0, scroll: 0 }
+        CandidateUi { diff: DiffMode::Parent, compare: 0, scroll: Scroll::default() }
     }
 }
 
@@ -195,7 +218,7 @@ pub struct TracesUi {
     /// The selected val example (an index into the val split).
     pub example: Option<usize>,
     pub query: String,
-    pub scroll: u16,
+    pub scroll: Scroll,
     pub offset: Cell<usize>,
     pub list_area: Cell<Rect>,
     pub detail_area: Cell<Rect>,
@@ -205,7 +228,7 @@ pub struct TracesUi {
 pub struct ReflectionsUi {
     /// An index into `model.proposals`; None follows the newest.
     pub selected: Option<usize>,
-    pub scroll: u16,
+    pub scroll: Scroll,
     pub offset: Cell<usize>,
     pub list_area: Cell<Rect>,
     pub detail_area: Cell<Rect>,
@@ -236,7 +259,7 @@ pub struct App {
     pub theme: Theme,
     pub view: View,
     pub help: bool,
-    pub help_scroll: u16,
+    pub help_scroll: Scroll,
     pub input: Option<InputLine>,
     pub selected: CandidateId,
     pub frontier: FrontierUi,
@@ -264,7 +287,7 @@ impl App {
             theme,
             view: View::Dashboard,
             help: false,
-            help_scroll: 0,
+            help_scroll: Scroll::default(),
             input: None,
             selected: 0,
             frontier: FrontierUi::default(),
@@ -440,7 +463,7 @@ impl App {
             InputTarget::TraceSearch => {
                 self.traces.query = text;
                 self.traces.offset.set(0);
-                self.traces.scroll = 0;
+                self.traces.scroll.reset();
             }
         }
     }
@@ -456,11 +479,11 @@ impl App {
             match action {
                 Action::Help | Action::Back => self.help = false,
                 Action::Quit => self.quit = true,
-                Action::Down | Action::ScrollDown => self.help_scroll = self.help_scroll.saturating_add(1),
-                Action::Up | Action::ScrollUp => self.help_scroll = self.help_scroll.saturating_sub(1),
-                Action::PageDown => self.help_scroll = self.help_scroll.saturating_add(10),
-                Action::PageUp => self.help_scroll = self.help_scroll.saturating_sub(10),
-                Action::Top => self.help_scroll = 0,
+                Action::Down | Action::ScrollDown => self.help_scroll.by(1),
+                Action::Up | Action::ScrollUp => self.help_scroll.by(-1),
+                Action::PageDown => self.help_scroll.by(10),
+                Action::PageUp => self.help_scroll.by(-10),
+                Action::Top => self.help_scroll.reset(),
                 _ => {
                     self.help = false;
                     self.perform(action);
@@ -472,7 +495,7 @@ impl App {
             Action::Quit => self.quit = true,
             Action::Help => {
                 self.help = true;
-                self.help_scroll = 0;
+                self.help_scroll.reset();
             }
             Action::TogglePause => self.toggle_pause(),
             Action::ViewDashboard => self.goto(View::Dashboard),
@@ -486,7 +509,7 @@ impl App {
             Action::PrevView => self.goto(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]),
             Action::OpenTraces => {
                 self.traces.example = None;
-                self.traces.scroll = 0;
+                self.traces.scroll.reset();
                 self.goto(View::Traces);
             }
             Action::Back => {
@@ -578,8 +601,8 @@ impl App {
     pub fn select_candidate(&mut self, c: CandidateId) {
         if c != self.selected {
             self.selected = c;
-            self.candidate.scroll = 0;
-            self.traces.scroll = 0;
+            self.candidate.scroll.reset();
+            self.traces.scroll.reset();
             self.traces.example = None;
             if let Some(rec) = self.model.state.candidates.get(c) {
                 self.candidate.compare = rec.parents.first().copied().unwrap_or(c);
@@ -618,7 +641,7 @@ impl App {
                 if self.model.val_eval(self.selected, example).is_some() {
                     self.traces.example = Some(example);
                     self.traces.query.clear();
-                    self.traces.scroll = 0;
+                    self.traces.scroll.reset();
                     self.goto(View::Traces);
                 } else {
                     self.flash = Some(format!("candidate #{} has no val evaluation yet", self.selected));
@@ -632,7 +655,7 @@ impl App {
                 let other = self.matrix.other;
                 self.candidate.compare = other;
                 self.candidate.diff = DiffMode::Other;
-                self.candidate.scroll = 0;
+                self.candidate.scroll.reset();
                 self.goto(View::Candidate);
             }
             _ => {}
@@ -642,11 +665,11 @@ impl App {
     fn candidate_action(&mut self, action: Action) {
         let n_c = self.n_candidates();
         match action {
-            Action::Up | Action::ScrollUp => self.candidate.scroll = self.candidate.scroll.saturating_sub(1),
-            Action::Down | Action::ScrollDown => self.candidate.scroll = self.candidate.scroll.saturating_add(1),
-            Action::PageUp => self.candidate.scroll = self.candidate.scroll.saturating_sub(10),
-            Action::PageDown => self.candidate.scroll = self.candidate.scroll.saturating_add(10),
-            Action::Top => self.candidate.scroll = 0,
+            Action::Up | Action::ScrollUp => self.candidate.scroll.by(-1),
+            Action::Down | Action::ScrollDown => self.candidate.scroll.by(1),
+            Action::PageUp => self.candidate.scroll.by(-10),
+            Action::PageDown => self.candidate.scroll.by(10),
+            Action::Top => self.candidate.scroll.reset(),
             Action::Left => self.select_candidate(Self::step(self.selected, -1, n_c)),
             Action::Right => self.select_candidate(Self::step(self.selected, 1, n_c)),
             Action::Diff => {
@@ -690,19 +713,19 @@ impl App {
                 return;
             }
             Action::PageUp => {
-                self.traces.scroll = self.traces.scroll.saturating_sub(10);
+                self.traces.scroll.by(-10);
                 return;
             }
             Action::PageDown => {
-                self.traces.scroll = self.traces.scroll.saturating_add(10);
+                self.traces.scroll.by(10);
                 return;
             }
             Action::ScrollUp => {
-                self.traces.scroll = self.traces.scroll.saturating_sub(1);
+                self.traces.scroll.by(-1);
                 return;
             }
             Action::ScrollDown => {
-                self.traces.scroll = self.traces.scroll.saturating_add(1);
+                self.traces.scroll.by(1);
                 return;
             }
             Action::Search => {
@@ -713,7 +736,7 @@ impl App {
         };
         if let Some(&e) = rows.get(new_pos) {
             if self.traces.example != Some(e) {
-                self.traces.scroll = 0;
+                self.traces.scroll.reset();
             }
             self.traces.example = Some(e);
         }
@@ -738,19 +761,19 @@ impl App {
             Action::Top => 0,
             Action::Bottom => n - 1,
             Action::PageUp => {
-                self.reflections.scroll = self.reflections.scroll.saturating_sub(10);
+                self.reflections.scroll.by(-10);
                 return;
             }
             Action::PageDown => {
-                self.reflections.scroll = self.reflections.scroll.saturating_add(10);
+                self.reflections.scroll.by(10);
                 return;
             }
             Action::ScrollUp => {
-                self.reflections.scroll = self.reflections.scroll.saturating_sub(1);
+                self.reflections.scroll.by(-1);
                 return;
             }
             Action::ScrollDown => {
-                self.reflections.scroll = self.reflections.scroll.saturating_add(1);
+                self.reflections.scroll.by(1);
                 return;
             }
             Action::Open => {
@@ -766,7 +789,7 @@ impl App {
         };
         let sel = n - 1 - new_pos;
         if Some(sel) != self.reflections.selected {
-            self.reflections.scroll = 0;
+            self.reflections.scroll.reset();
         }
         // The newest row follows new proposals as they arrive.
         self.reflections.selected = if new_pos == 0 { None } else { Some(sel) };
@@ -841,7 +864,7 @@ impl App {
                     let row = self.traces.offset.get() + (pos.y - area.y) as usize;
                     if let Some(&e) = self.trace_rows().get(row) {
                         self.traces.example = Some(e);
-                        self.traces.scroll = 0;
+                        self.traces.scroll.reset();
                     }
                 }
             }
@@ -852,7 +875,7 @@ impl App {
                     let n = self.model.proposals.len();
                     if row < n {
                         self.reflections.selected = if row == 0 { None } else { Some(n - 1 - row) };
-                        self.reflections.scroll = 0;
+                        self.reflections.scroll.reset();
                     }
                 }
             }

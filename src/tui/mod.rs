@@ -269,7 +269,27 @@ fn start_log(run_dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGua
     crate::logging::log_to_run_folder(run_dir, "tui.log")
 }
 
+/// Opens the chosen run. A run another gepa-tui is writing (a headless run, say) cannot be resumed
+/// here; it is shown read-only instead, as it is at this moment.
 fn open(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
+    match (open_choice(ctx, choice), choice) {
+        (Err(e), StartChoice::Resume(id))
+            if matches!(
+                e.downcast_ref::<crate::store::StoreError>(),
+                Some(crate::store::StoreError::Locked { .. })
+            ) =>
+        {
+            let mut opened = open_choice(ctx, &StartChoice::Browse(id.clone()))?;
+            opened.model.on_notice(Notice::Warning(format!(
+                "{e:#}; showing it read-only as it was when opened (it does not update here)"
+            )));
+            Ok(opened)
+        }
+        (result, _) => result,
+    }
+}
+
+fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
     let project = &ctx.project;
     match choice {
         StartChoice::Browse(id) => {
@@ -454,6 +474,13 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                     EngineCommand::Pause => h.pause(),
                     EngineCommand::Resume => h.resume(),
                 }
+            }
+        }
+        // The handle is the truth about pausing (a status sent just before a pause is stale).
+        if let Some(h) = &handle {
+            if app.model.paused != h.is_paused() {
+                app.model.paused = h.is_paused();
+                dirty = true;
             }
         }
         if app.quit {

@@ -118,13 +118,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         theme.accent,
     ));
     let lines = text_body(app, theme, target);
-    let max_scroll = lines.len().saturating_sub(1) as u16;
+    let body_area = super::inner(text_area);
+    let at = app.candidate.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.candidate.scroll.min(max_scroll), 0)).block(pane(
-            Line::from(title),
-            theme,
-            true,
-        )),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(Line::from(title), theme, true)),
         text_area,
     );
     render_lineage(frame, tree_area, m, rec.id, theme);

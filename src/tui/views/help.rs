@@ -34,9 +34,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let h = (lines.len() as u16 + 2).min(area.height);
     let rect = centered(area, 84, h);
     frame.render_widget(Clear, rect);
-    let max_scroll = lines.len().saturating_sub(rect.height.saturating_sub(2) as usize) as u16;
+    let body = super::inner(rect);
+    let at = app.help_scroll.at(super::wrapped_rows(&lines, body.width), body.height);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.help_scroll.min(max_scroll), 0)).block(pane(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
             " Help: ? or esc closes ",
             theme,
             true,

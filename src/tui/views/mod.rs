@@ -66,6 +66,13 @@ pub fn scroll_window(offset: &Cell<usize>, selected: usize, height: usize, len: 
     off
 }
 
+/// Rows `lines` take when wrapped at `width` (an estimate by character width: word wrapping can
+/// add a row now and then, so it errs on the long side).
+pub fn wrapped_rows(lines: &[Line], width: u16) -> usize {
+    let w = width.max(1) as usize;
+    lines.iter().map(|l| l.width().div_ceil(w).max(1) + usize::from(l.width() > w)).sum()
+}
+
 /// The inner area of a bordered block.
 pub fn inner(area: Rect) -> Rect {
     Block::default().borders(Borders::ALL).inner(area)

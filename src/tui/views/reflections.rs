@@ -91,12 +91,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 
     let p = &m.proposals[sel];
     let lines = detail(app, p, theme);
-    let max_scroll = lines.len().saturating_sub(1) as u16;
+    let body_area = super::inner(detail_area);
+    let at = app.reflections.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((app.reflections.scroll.min(max_scroll), 0))
-            .block(pane(format!(" Round {} · slot {} ", p.round, p.slot), theme, false)),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
+            format!(" Round {} · slot {} ", p.round, p.slot),
+            theme,
+            false,
+        )),
         detail_area,
     );
 }

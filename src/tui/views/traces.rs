@@ -140,9 +140,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     lines.extend(text_lines(&e.output, theme.text));
     lines.push(heading("── Feedback ──", theme));
     lines.extend(text_lines(&e.feedback, theme.text));
-    let max_scroll = lines.len().saturating_sub(1) as u16;
+    let body_area = super::inner(detail_area);
+    let at = app.traces.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.traces.scroll.min(max_scroll), 0)).block(pane(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
             format!(" Trace of #{} ", app.selected),
             theme,
             false,
