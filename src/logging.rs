@@ -7,10 +7,7 @@ use std::path::Path;
 pub fn log_to_run_folder(run_dir: &Path, file: &str) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let appender = tracing_appender::rolling::never(run_dir, file);
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
+    let subscriber =
+        tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_max_level(tracing::Level::INFO).finish();
     tracing::subscriber::set_global_default(subscriber).ok().map(|_| guard)
 }
