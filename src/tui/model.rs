@@ -408,17 +408,14 @@ impl Model {
         let (Some(ca), Some(cb)) = (self.state.candidates.get(a), self.state.candidates.get(b)) else {
             return (0, 0, 0);
         };
-        let mut w = (0, 0, 0);
+        // Branch-free counts (this runs for every visible cell of the pairwise matrix each frame).
+        let (mut wins, mut losses) = (0usize, 0usize);
         for (x, y) in ca.val_scores.iter().zip(&cb.val_scores) {
-            if x > y {
-                w.0 += 1;
-            } else if x < y {
-                w.2 += 1;
-            } else {
-                w.1 += 1;
-            }
+            wins += usize::from(x > y);
+            losses += usize::from(x < y);
         }
-        w
+        let n = ca.val_scores.len().min(cb.val_scores.len());
+        (wins, n - wins - losses, losses)
     }
 
     /// Whether an engine is attached and still running.
