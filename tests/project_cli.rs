@@ -194,7 +194,7 @@ fn init_in_a_repository_keeps_its_gitignore() {
 fn eval_candidate_and_missing_test_split_are_explained() {
     let o = run(gepa().args(["eval", "--offline", "--candidate", "r1:3"]).arg(fixture("valid")));
     assert_ne!(o.code, Some(0));
-    assert!(o.stderr.contains("--candidate r1:3"), "{}", o.all());
+    assert!(o.stderr.contains("no run `r1`"), "{}", o.all());
     let o = run(gepa().args(["eval", "--offline", "--split", "test"]).arg(fixture("valid")));
     assert_ne!(o.code, Some(0));
     assert!(o.stderr.contains("no test split"), "{}", o.all());
