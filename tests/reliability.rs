@@ -225,6 +225,7 @@ fn calls_that_exhaust_their_retries_are_failed_evaluations_not_a_crash() {
     }
     assert!(failed_evals as u64 >= failed, "{failed_evals} failed ex102 evals in the log, {failed} reported");
     assert!(failed_reflections > 0, "no reflection hit the failing rule");
+    eprintln!("{failed} failed evaluations, {failed_reflections} failed reflections, {candidates} candidates");
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&format!("{failed} evaluations failed")), "{stderr}");
 }
@@ -370,6 +371,87 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
     }
     eprintln!("{landed} kills; {} requests, {asked_again} asked again after an answer", attempts.len());
     assert!(asked_again <= landed * 16, "{asked_again} requests were paid for twice");
+}
+
+/// One life of an engine on the review project, in-process: approves every pending item (those
+/// restored by a resume, then each new one), except that at the `kill_at`-th item queued over the
+/// whole run it stops answering, waits until the engine says it is waiting for review, and dies
+/// there (its runtime is torn down mid-await, as a SIGKILL would leave it). Returns the result
+/// when the engine finished instead.
+fn review_life(
+    dir: &Path,
+    resume: Option<&str>,
+    queued_so_far: &mut usize,
+    kill_at: Option<usize>,
+) -> (String, Option<gepa_tui::engine::RunResult>) {
+    use gepa_tui::engine::event::HumanAction;
+    use gepa_tui::engine::{Engine, EngineOptions, Event, Notice};
+    let (project, task) = common::load(dir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = EngineOptions { notices: Some(tx), ..Default::default() };
+    let (engine, h) = rt.block_on(async {
+        match resume {
+            Some(id) => Engine::resume(project, task, id, opts),
+            None => Engine::create(project, task, opts),
+        }
+        .unwrap()
+    });
+    let run_id = engine.run_id().to_string();
+    for item in &engine.state().review_queue {
+        h.act(HumanAction::Approve { item: item.item });
+    }
+    let outcome = rt.block_on(async {
+        let jh = tokio::spawn(engine.run());
+        let mut dying = false;
+        while let Some(notice) = rx.recv().await {
+            match notice {
+                Notice::Event(ev) => {
+                    if let Event::ReviewQueued { item } = &*ev {
+                        *queued_so_far += 1;
+                        if Some(*queued_so_far) == kill_at {
+                            dying = true;
+                        } else {
+                            h.act(HumanAction::Approve { item: item.item });
+                        }
+                    }
+                }
+                Notice::Status(s) if dying && s.activity.starts_with("waiting for review") => return None,
+                _ => {}
+            }
+        }
+        Some(jh.await.unwrap().unwrap().result.unwrap())
+    });
+    rt.shutdown_background();
+    (run_id, outcome)
+}
+
+/// Killed while waiting for a person to review a child (in-process: headless runs refuse
+/// `approve` policies, so only the workbench waits), resumed, the pending item approved: the same
+/// result as a run where every item was approved at once.
+#[test]
+fn a_run_killed_while_waiting_for_review_resumes_to_the_same_result() {
+    const REVIEW_OPT: &str = "max_metric_calls = 140\nminibatch_size = 3\nproposals_per_round = 1\nseed = 3\n\n\
+                              [review]\nmutations = \"approve\"\nmax_pending = 1";
+    let comparable = |mut r: gepa_tui::engine::RunResult| {
+        r.wall_seconds = 0.0;
+        r.run_id.clear();
+        r
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    common::write_project(&a, REVIEW_OPT);
+    common::write_project(&b, REVIEW_OPT);
+    let (_, uninterrupted) = review_life(&a, None, &mut 0, None);
+    let uninterrupted = comparable(uninterrupted.expect("finished"));
+
+    let mut queued = 0;
+    let (id, first) = review_life(&b, None, &mut queued, Some(1));
+    assert!(first.is_none(), "no review was ever waited for");
+    let (_, second) = review_life(&b, Some(&id), &mut queued, Some(3));
+    assert!(second.is_none(), "only {queued} reviews were queued");
+    let (_, last) = review_life(&b, Some(&id), &mut queued, None);
+    assert_eq!(comparable(last.expect("finished")), uninterrupted);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -840,6 +922,20 @@ mod hostile {
         }
     }
 
+    /// A model answer of several megabytes on one line, thick with colour codes, title-setting
+    /// OSC sequences, hyperlinks and bidi overrides: all of it goes, the words stay.
+    #[test]
+    fn a_huge_hostile_line_is_sanitized_whole() {
+        let unit = "ok \u{1b}[31;1mred\u{1b}[0m \u{1b}]0;pwned title\u{7}\u{202e}txet\u{202c} \
+                    \u{1b}]8;;http://evil.example\u{1b}\\link\u{1b}]8;;\u{1b}\\ \u{9b}2J\u{0}\r";
+        let line = unit.repeat(50_000);
+        assert!(line.len() > 4_000_000);
+        let out = gepa_tui::text::sanitize(&line);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+        assert!(!out.contains("pwned title") && !out.contains("evil.example"));
+        assert_eq!(out.matches("ok red txet link").count(), 50_000, "{}", &out[..200]);
+    }
+
     /// A small finished run's events.jsonl, made in-process with the scripted models.
     fn real_log() -> &'static [u8] {
         static LOG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -1233,4 +1329,226 @@ fn the_api_key_reaches_no_file_and_no_output() {
     // What the scrubbing left in its place, where a server quoted the key.
     let redacted = files_containing(&pa.dir, b"Bearer [redacted]");
     assert!(!redacted.is_empty(), "no quoted server error was recorded, so scrubbing was not exercised");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Memory (a benchmark, not a test: run by scripts/bench-memory.sh, numbers in BENCHMARKS.md)
+
+mod memory {
+    use super::*;
+    use serde_json::json;
+    use std::io::Write;
+
+    /// Peak RSS in kB of `gepa-tui args…`, measured by /usr/bin/time; also its exit status.
+    fn measure(label: &str, args: &[&str]) -> u64 {
+        let started = Instant::now();
+        let out = Command::new("/usr/bin/time")
+            .args(["-f", "PEAK_RSS_KB=%M"])
+            .arg(bin())
+            .args(args)
+            .env(KEY_ENV, FAKE_KEY)
+            .stdin(Stdio::null())
+            .output()
+            .expect("/usr/bin/time is needed for the memory benchmark");
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{label}: {:?}\n{stderr}", out.status);
+        let kb: u64 = stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("PEAK_RSS_KB="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"));
+        println!("| {label} | {:.1} MiB | {:.1} s |", kb as f64 / 1024.0, started.elapsed().as_secs_f64());
+        kb
+    }
+
+    fn words(n: usize, salt: usize) -> String {
+        const W: &[&str] =
+            &["answer", "the", "customer", "politely", "rule", "group", "refund", "within", "days", "cite"];
+        (0..n).map(|i| W[(i * 7 + salt) % W.len()]).collect::<Vec<_>>().join(" ")
+    }
+
+    fn example_line(i: usize, group: char) -> String {
+        json!({
+            "id": format!("ex{i}"),
+            "input": format!("{} item {i} of group {group}", words(30, i)),
+            "expected": format!("{group}-ok"),
+            "hint": format!("group {group} needs rule {group}"),
+        })
+        .to_string()
+    }
+
+    /// The scripted project with `n_val` val examples of realistic size (~300 bytes each).
+    fn big_project(dir: &Path, base_url: &str, n_val: usize) {
+        write_project_in(dir, base_url, "max_metric_calls = 100\nconcurrency = 32", "concurrency = 32");
+        let mut val = String::new();
+        for i in 0..n_val {
+            val.push_str(&example_line(1000 + i, common::GROUPS[i % 8]));
+            val.push('\n');
+        }
+        std::fs::write(dir.join("data/val.jsonl"), val).unwrap();
+    }
+
+    fn eval_json(id: &str, text: &str, score: f64) -> serde_json::Value {
+        json!({
+            "example_id": id,
+            "score": score,
+            "feedback": format!("expected G-ok, got `not sure`\nhint: group G needs rule G ({})", words(8, 3)),
+            "output": if score > 0.0 { "G-ok" } else { "not sure" },
+            "trace": {"steps": [{
+                "name": "answer",
+                "model": "task",
+                "messages": [
+                    {"role": "system", "content": text},
+                    {"role": "user", "content": format!("{} item of group G", words(30, 1))},
+                ],
+                "output": "not sure",
+                "truncated": false,
+            }]},
+            "error": null,
+            "cost_usd": 0.00012,
+        })
+    }
+
+    /// A finished run with `n` candidates, one accepted mutation per round, each scored on
+    /// `val_ids`: the events a long run of the scripted project would leave.
+    fn synthetic_run(run_dir: &Path, n: usize, val_ids: &[String], train_ids: &[String], test_ids: &[String]) -> u64 {
+        std::fs::create_dir_all(run_dir).unwrap();
+        let file = std::fs::File::create(run_dir.join("events.jsonl")).unwrap();
+        let mut w = std::io::BufWriter::new(file);
+        let mut seq = 0u64;
+        let mut put = |w: &mut std::io::BufWriter<std::fs::File>, mut v: serde_json::Value| {
+            let o = v.as_object_mut().unwrap();
+            let mut line = serde_json::Map::new();
+            line.insert("seq".into(), seq.into());
+            line.insert("t".into(), 0.into());
+            line.append(o);
+            seq += 1;
+            serde_json::to_writer(&mut *w, &line).unwrap();
+            w.write_all(b"\n").unwrap();
+        };
+        let texts = |c: usize| json!({"instruction": format!("Answer the item. {} rule A v{c}", words(90, c)), "format": format!("Reply with the code only. {}", words(12, c))});
+        let system = |c: usize| format!("Answer the item. {} rule A v{c}\nReply with the code only.", words(100, c));
+        let run_id = run_dir.file_name().unwrap().to_str().unwrap();
+        put(
+            &mut w,
+            json!({"event": "run_started", "run_id": run_id, "version": "0.1.0", "seed": 0,
+            "components": ["format", "instruction"], "train_ids": train_ids, "val_ids": val_ids, "test_ids": test_ids,
+            "max_metric_calls": 1_000_000, "proposals_per_round": 1, "config_hash": "0"}),
+        );
+        let mut calls = 0u64;
+        for c in 0..n {
+            let round = c as u64;
+            let val_score = |i: usize| if (i + c).is_multiple_of(3) { 1.0 } else { 0.0 };
+            if c == 0 {
+                put(&mut w, json!({"event": "round_started", "round": 0, "proposals": []}));
+            } else {
+                let parent = c - 1;
+                let batch: Vec<&String> = (0..3).map(|k| &train_ids[(c * 3 + k) % train_ids.len()]).collect();
+                put(
+                    &mut w,
+                    json!({"event": "round_started", "round": round, "proposals": [{"slot": 0, "parent": parent,
+                    "minibatch_index": round - 1, "minibatch": batch, "components": ["instruction"]}]}),
+                );
+                let evals: Vec<_> = batch.iter().map(|id| eval_json(id, &system(parent), 0.0)).collect();
+                put(
+                    &mut w,
+                    json!({"event": "minibatch_evaluated", "round": round, "slot": 0, "candidate_role": "parent", "evals": evals}),
+                );
+                let record = json!({"inputs": {"input": words(30, c)}, "generated_outputs": "not sure", "feedback": words(20, c)});
+                put(
+                    &mut w,
+                    json!({"event": "reflection", "round": round, "slot": 0, "parent": parent, "component": "instruction",
+                    "dataset": [record.clone(), record.clone(), record], "prompt": words(500, c), "answer": format!("```\n{}\n```", words(95, c)),
+                    "new_text": texts(c)["instruction"], "truncated": false, "cost_usd": 0.002}),
+                );
+                let evals: Vec<_> = batch.iter().map(|id| eval_json(id, &system(c), 1.0)).collect();
+                put(
+                    &mut w,
+                    json!({"event": "minibatch_evaluated", "round": round, "slot": 0, "candidate_role": "child", "evals": evals}),
+                );
+                put(
+                    &mut w,
+                    json!({"event": "proposal_finished", "round": round, "slot": 0, "parent": parent,
+                    "outcome": {"kind": "accepted", "parent_sum": 0.0, "child_sum": 3.0}, "child": texts(c)}),
+                );
+                calls += 6;
+            }
+            put(
+                &mut w,
+                json!({"event": "candidate_added", "id": c, "texts": texts(c), "parents": if c == 0 { vec![] } else { vec![c - 1] },
+                "origin": if c == 0 { "seed" } else { "mutation" }, "changed": ["instruction"], "round": round, "discovered_at": calls}),
+            );
+            let evals: Vec<_> =
+                val_ids.iter().enumerate().map(|(i, id)| eval_json(id, &system(c), val_score(i))).collect();
+            put(&mut w, json!({"event": "val_evaluated", "candidate": c, "evals": evals}));
+            calls += val_ids.len() as u64;
+            put(
+                &mut w,
+                json!({"event": "round_finished", "round": round, "metric_calls": calls, "cost_usd": calls as f64 * 0.00012,
+                "best": 0, "best_val": 0.34, "merges_due": 0, "found_new": c > 0}),
+            );
+        }
+        let evals: Vec<_> = test_ids.iter().map(|id| eval_json(id, &system(0), 1.0)).collect();
+        put(&mut w, json!({"event": "test_evaluated", "candidate": 0, "evals": evals, "mean": 1.0}));
+        put(
+            &mut w,
+            json!({"event": "finished", "reason": "budget", "best": 0, "best_val": 0.34, "test_score": 1.0,
+            "candidates": n, "metric_calls": calls, "cost_usd": calls as f64 * 0.00012}),
+        );
+        w.flush().unwrap();
+        drop(w);
+        std::fs::copy(
+            run_dir.parent().unwrap().parent().unwrap().parent().unwrap().join("gepa.toml"),
+            run_dir.join("gepa.toml"),
+        )
+        .unwrap();
+        file_len(&run_dir.join("events.jsonl"))
+    }
+
+    /// Peak memory of loading a 10,000-example val set, and of folding a 2,000-candidate run.
+    #[test]
+    #[ignore = "a benchmark: scripts/bench-memory.sh runs it"]
+    fn memory_bench() {
+        let server = FaultServer::start(Plan::default());
+        // GEPA_BENCH_DIR keeps the generated projects for a look afterwards.
+        let holder = tempfile::tempdir().unwrap();
+        let root = std::env::var_os("GEPA_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| holder.path().to_path_buf());
+        std::fs::create_dir_all(&root).unwrap();
+        let tmp = &root;
+        println!("\n| what | peak RSS | wall |\n|---|---|---|");
+
+        // (a) 10,000 val examples: load and validate; score the seed on all of them; a run whose
+        // budget is the seed's val scoring.
+        let big = tmp.join("big-val");
+        big_project(&big, &server.base_url(), 10_000);
+        let val_bytes = file_len(&big.join("data/val.jsonl"));
+        println!("| (val.jsonl: 10,000 examples, {:.1} MiB) | | |", val_bytes as f64 / 1048576.0);
+        let d = big.to_str().unwrap();
+        measure("`check --offline`: load + validate 10,000 val examples", &["check", "--offline", d]);
+        measure("`eval --split val`: score the seed on 10,000 examples", &["eval", d, "--split", "val", "--json"]);
+        measure(
+            "`run --headless`: seed scored on 10,000 val examples, then test",
+            &["run", "--headless", "--max-metric-calls", "10000", d],
+        );
+
+        // (b) A finished run with 2,000 candidates, each scored on 50 val examples.
+        let long = tmp.join("long-run");
+        big_project(&long, &server.base_url(), 50);
+        let project = gepa_tui::project::Project::load(&long).unwrap();
+        let ids = |xs: &[gepa_tui::project::Example]| xs.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+        let run_dir = long.join(".gepa/runs/20260101-000000-0000");
+        let bytes = synthetic_run(&run_dir, 2000, &ids(&project.val), &ids(&project.train), &ids(&project.test));
+        println!("| (events.jsonl: 2,000 candidates x 50 val, {:.0} MiB) | | |", bytes as f64 / 1048576.0);
+        let d = long.to_str().unwrap();
+        measure("`runs`: fold the 2,000-candidate run", &["runs", d]);
+        measure(
+            "`export`: fold it and write the best",
+            &["export", d, "--run", "20260101-000000-0000", "--out", tmp.join("out").to_str().unwrap()],
+        );
+        measure(
+            "`run --headless --resume` of it (finished: rebuilds result.json)",
+            &["run", "--headless", "--resume", "20260101-000000-0000", d],
+        );
+    }
 }
