@@ -27,7 +27,6 @@ const RUN_ID: &str = "20261125-000000-f1x7";
 
 struct Fixture {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
     project: Project,
     events: Vec<Event>,
 }
@@ -47,7 +46,7 @@ fn fixture() -> &'static Fixture {
             }
         }
         let project = Project::load(&dir).unwrap();
-        Fixture { _tmp: tmp, dir, project, events }
+        Fixture { _tmp: tmp, project, events }
     })
 }
 
@@ -159,7 +158,6 @@ fn help_overlay_and_start_screen() {
     press(&mut a, "?");
     insta::assert_snapshot!("help_80x24", text(&draw(&a, 80, 24)));
 
-    let f = fixture();
     let entries: Vec<_> = vec![
         gepa_tui::tui::start::RunEntry {
             id: RUN_ID.into(),
@@ -180,7 +178,6 @@ fn help_overlay_and_start_screen() {
             stop_reason: None,
         },
     ];
-    let _ = f;
     let s = gepa_tui::tui::start::StartScreen::new(entries, "my-project".into(), Keymap::default(), Theme::default());
     let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
     term.draw(|fr| gepa_tui::tui::views::start::render(fr, fr.area(), &s, &s.theme)).unwrap();
@@ -371,7 +368,6 @@ fn demo_project() {
     std::fs::copy(finished.join("gepa.toml"), cut_dir.join("gepa.toml")).unwrap();
     let ev = std::fs::read(finished.join("events.jsonl")).unwrap();
     std::fs::write(cut_dir.join("events.jsonl"), &ev[..ev.len() / 3]).unwrap();
-    let _ = fixture().dir.clone();
     eprintln!("demo project in {}: runs {id} (finished) and {id}-cut (resumable)", dir.display());
 }
 
@@ -460,4 +456,24 @@ fn scrolling_stops_at_the_end_and_comes_straight_back() {
     assert_eq!(a.reflections.scroll.pos, max - 10);
     let screen = text(&draw(&a, 80, 24));
     assert!(!screen.contains("Minibatch scores"), "scrolled past the top part:\n{screen}");
+}
+
+#[test]
+fn trace_search_keeps_the_matching_examples_failures_first() {
+    let mut a = app();
+    let best = a.model.state.best().unwrap();
+    a.select_candidate(best);
+    press(&mut a, "5/group a");
+    let rows = a.trace_rows();
+    let evals = &a.model.val_evals[best];
+    assert!(!rows.is_empty());
+    for w in rows.windows(2) {
+        assert!(evals[w[0]].score <= evals[w[1]].score, "failures first");
+    }
+    for &r in &rows {
+        let ex = &a.model.examples[&evals[r].example_id];
+        assert!(ex.field_text("input").unwrap().contains("group A"), "{:?}", ex);
+    }
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(text(&draw(&a, 80, 24)).contains("\"group a\""));
 }

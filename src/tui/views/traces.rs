@@ -27,13 +27,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let [list_area, detail_area] = Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(area);
     let rows = app.trace_rows();
     let failing = evals.iter().filter(|e| e.error.is_some() || e.score < 1.0).count();
-    let mut title = vec![
-        Span::styled(format!(" #{} on val ", app.selected), theme.title),
-        Span::styled(format!("· {failing} below 1 "), theme.muted),
-    ];
-    if !app.traces.query.is_empty() {
-        title.push(Span::styled(format!("· \"{}\": {} ", one_line(&app.traces.query), rows.len()), theme.warning));
-    }
+    let title = if app.traces.query.is_empty() {
+        vec![
+            Span::styled(format!(" #{} on val ", app.selected), theme.title),
+            Span::styled(format!("· {failing} below 1 "), theme.muted),
+        ]
+    } else {
+        // Narrow lists have room for the query or the counts, and the query matters more.
+        vec![
+            Span::styled(format!(" #{} ", app.selected), theme.title),
+            Span::styled(format!("\"{}\" {}/{} ", one_line(&app.traces.query), rows.len(), evals.len()), theme.warning),
+        ]
+    };
     frame.render_widget(pane(Line::from(title), theme, true), list_area);
     let list_body = inner(list_area);
     app.traces.list_area.set(list_body);
