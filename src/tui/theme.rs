@@ -290,6 +290,21 @@ mod tests {
     }
 
     #[test]
+    fn user_themes_come_from_the_config_dir_and_fill_gaps_from_dark() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("themes")).unwrap();
+        std::fs::write(d.path().join("themes/mine.toml"), "score_high = \"#ff0000\"").unwrap();
+        let t = Theme::load(Some("mine"), Some(d.path())).unwrap();
+        assert_eq!(t.score_high.fg, Some(Color::Rgb(255, 0, 0)));
+        assert_eq!(t.diff_added, Theme::default().diff_added);
+        std::fs::write(d.path().join("themes/bad.toml"), "selection = 3").unwrap();
+        let e = format!("{:#}", Theme::load(Some("bad"), Some(d.path())).unwrap_err());
+        assert!(e.contains("bad.toml") && e.contains("selection"), "{e}");
+        let e = Theme::load(Some("drak"), Some(d.path())).unwrap_err().to_string();
+        assert!(e.contains("Did you mean `dark`"), "{e}");
+    }
+
+    #[test]
     fn no_colour_keeps_modifiers_and_reverses_selection() {
         let t = Theme::default().without_colour();
         assert_eq!(t.text.fg, None);
