@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# gepa-tui vs the reference gepa on the same task, budget and mock server (100 ms per call).
+#
+#   benches/vs-reference/run.sh [options]
+#
+#   --budget N              max_metric_calls for both (default 300)
+#   --reps N                repetitions, seeds 0..N-1 (default 3)
+#   --latency S             mock seconds per call (default 0.1)
+#   --rules-per-reflection N  new rules one reflection adds at most (default 2; 1 = a harder task)
+#   --python PATH           interpreter with the reference installed (default /tmp/gepa-ref-venv/bin/python)
+#   --bin PATH              gepa-tui binary (default: cargo build --release, target/release/gepa-tui)
+#   --proposals-per-round N gepa-tui [optimizer] proposals_per_round (default 4, the engine default)
+#   --concurrency N         gepa-tui [optimizer] concurrency (default 16, the engine default)
+#   --model-concurrency N   gepa-tui [models.*] concurrency (default 8, the engine default)
+#   --ref-workers N         threads the reference's adapter scores a batch with (default 10)
+#   --ref-args "..."        more arguments for run_reference.py (e.g. "--independent-sampling 4")
+#   --only ref|tui          run one side only
+#   --out DIR               where results go (default /tmp/gepa-bench-<time>)
+#
+# The reference is not installed by this script. Once:
+#   python3 -m venv /tmp/gepa-ref-venv && /tmp/gepa-ref-venv/bin/pip install gepa==0.1.4
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+budget=300 reps=3 latency=0.1 rpr=2
+python=/tmp/gepa-ref-venv/bin/python
+bin="" ppr=4 conc=16 mconc=8 ref_workers=10 ref_args="" only=""
+out="/tmp/gepa-bench-$(date +%Y%m%d-%H%M%S)"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --budget) budget=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --latency) latency=$2; shift 2 ;;
+    --rules-per-reflection) rpr=$2; shift 2 ;;
+    --python) python=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --proposals-per-round) ppr=$2; shift 2 ;;
+    --concurrency) conc=$2; shift 2 ;;
+    --model-concurrency) mconc=$2; shift 2 ;;
+    --ref-workers) ref_workers=$2; shift 2 ;;
+    --ref-args) ref_args=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$only" != "tui" ]; then
+  if ! "$python" -c 'import gepa' 2>/dev/null; then
+    echo "the reference gepa is not importable with $python; install it once with:" >&2
+    echo "  python3 -m venv /tmp/gepa-ref-venv && /tmp/gepa-ref-venv/bin/pip install gepa==0.1.4" >&2
+    exit 1
+  fi
+fi
+if [ "$only" != "ref" ] && [ -z "$bin" ]; then
+  echo "building gepa-tui (release)..." >&2
+  (cd "$root" && cargo build --release --bin gepa-tui >&2)
+  bin="$root/target/release/gepa-tui"
+fi
+
+mkdir -p "$out"
+"$python" "$here/mock_server.py" --latency "$latency" --rules-per-reflection "$rpr" --port-file "$out/mock.port" 2>"$out/mock.log" &
+mock_pid=$!
+trap 'kill "$mock_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$out/mock.port" ] && break; sleep 0.1; done
+port=$(cat "$out/mock.port")
+mock="http://127.0.0.1:$port"
+reset() { python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1]+"/reset", data=b"{}"))' "$mock"; }
+# requests since the last reset, and the most requests the mock had in flight at once
+stats() { python3 -c 'import json,sys,urllib.request; s=json.load(urllib.request.urlopen(sys.argv[1]+"/stats")); print(s["requests"], s["peak_in_flight"])' "$mock"; }
+now() { date +%s.%N; }
+
+echo "mock on $mock, latency ${latency}s, rules per reflection $rpr; budget $budget; results in $out" >&2
+for ((rep = 0; rep < reps; rep++)); do
+  seed=$rep
+  if [ "$only" != "tui" ]; then
+    echo "rep $rep: reference (seed $seed)..." >&2
+    reset; t0=$(now)
+    # shellcheck disable=SC2086
+    "$python" "$here/run_reference.py" --port "$port" --max-metric-calls "$budget" --seed "$seed" \
+      --workers "$ref_workers" $ref_args --json-out "$out/ref-$rep.json" --log-out "$out/ref-$rep.log" >/dev/null
+    t1=$(now); read -r reqs peak < <(stats)
+    python3 - "$out/ref-$rep.json" "$t0" "$t1" "$reqs" "$peak" <<'EOF'
+import json, sys
+p, t0, t1, reqs, peak = sys.argv[1:]
+d = json.load(open(p))
+d["process_seconds"] = round(float(t1) - float(t0), 3)
+d["mock_requests"] = int(reqs)
+d["peak_in_flight"] = int(peak)
+json.dump(d, open(p, "w"))
+EOF
+  fi
+  if [ "$only" != "ref" ]; then
+    echo "rep $rep: gepa-tui (seed $seed)..." >&2
+    proj="$out/project-$rep"
+    rm -rf "$proj"
+    python3 "$here/make_project.py" "$proj" --port "$port" --max-metric-calls "$budget" --seed "$seed" \
+      --proposals-per-round "$ppr" --concurrency "$conc" --model-concurrency "$mconc"
+    reset; t0=$(now)
+    "$bin" run --headless --json "$proj" --seed "$seed" --max-metric-calls "$budget" \
+      >"$out/tui-$rep.events.jsonl" 2>"$out/tui-$rep.stderr"
+    t1=$(now); read -r reqs peak < <(stats)
+    python3 - "$out/tui-$rep.events.jsonl" "$out/tui-$rep.json" "$t0" "$t1" "$reqs" "$peak" "$seed" "$budget" \
+      "$ppr" "$conc" "$mconc" <<'EOF'
+import json, sys
+ev, outp, t0, t1, reqs, peak, seed, budget, ppr, conc, mconc = sys.argv[1:]
+fin = [json.loads(l) for l in open(ev) if l.strip()][-1]
+assert fin.get("event") == "finished", fin
+d = {
+    "tool": "gepa-tui", "seed": int(seed), "max_metric_calls": int(budget),
+    "proposals_per_round": int(ppr), "concurrency": int(conc), "model_concurrency": int(mconc),
+    "wall_seconds": fin["wall_seconds"], "best_val_score": fin["best_val_score"],
+    "metric_calls": fin["metric_calls"], "candidates": fin["candidates"],
+    "process_seconds": round(float(t1) - float(t0), 3), "mock_requests": int(reqs),
+    "peak_in_flight": int(peak),
+}
+json.dump(d, open(outp, "w"))
+EOF
+  fi
+done
+
+python3 "$here/summarize.py" "$out"
