@@ -6,7 +6,7 @@ use crate::project::Candidate;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Merges already tried, so the same one is not proposed twice (gepa's `merges_performed`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -158,6 +158,31 @@ impl Lineage<'_> {
     }
 }
 
+impl Lineage<'_> {
+    /// For a merge a person asked for: which of `id1`/`id2` each component should come from by the
+    /// merge rules (the side that changed it from their latest common ancestor; the better one when
+    /// both did; `id1` when neither did or there is no common ancestor).
+    pub fn default_sources(&self, id1: CandidateId, id2: CandidateId) -> BTreeMap<String, CandidateId> {
+        let common: BTreeSet<CandidateId> = self.ancestors(id1).intersection(&self.ancestors(id2)).copied().collect();
+        // The latest common ancestor: ids grow with time.
+        let anc = common.iter().next_back().copied();
+        self.texts[id1]
+            .keys()
+            .map(|name| {
+                let (t1, t2) = (&self.texts[id1][name], &self.texts[id2][name]);
+                let from = match anc.map(|a| &self.texts[a][name]) {
+                    _ if t1 == t2 => id1,
+                    Some(a) if a == t1 => id2,
+                    Some(a) if a == t2 => id1,
+                    _ if self.scores[id2] > self.scores[id1] => id2,
+                    _ => id1,
+                };
+                (name.clone(), from)
+            })
+            .collect()
+    }
+}
+
 /// Val example indices to score a merge on first: up to `n` spread over where id1 wins, where id2
 /// wins, and where they tie (gepa's `select_eval_subsample_for_merged_program`).
 pub fn merge_subsample<R: Rng>(s1: &[f64], s2: &[f64], n: usize, rng: &mut R) -> Vec<usize> {
@@ -239,6 +264,19 @@ mod tests {
         assert!(lin.plan_merge(&mut ChaCha8Rng::seed_from_u64(0), &[1, 2], &mut MergeHistory::default()).is_none());
         let lin = Lineage { texts: &texts, parents: &[vec![], vec![0], vec![1]], scores: &[0.2, 0.5, 0.6] };
         assert!(lin.plan_merge(&mut ChaCha8Rng::seed_from_u64(0), &[1, 2], &mut MergeHistory::default()).is_none());
+    }
+
+    /// Manual merge defaults: 1 changed a, 2 changed b (both from seed 0) -> a from 1, b from 2.
+    /// Both changed a (1 better) -> a from 1.
+    #[test]
+    fn manual_merge_defaults_follow_the_rules() {
+        let texts = vec![cand("A0", "B0"), cand("A1", "B0"), cand("A0", "B2")];
+        let lin = Lineage { texts: &texts, parents: &[vec![], vec![0], vec![0]], scores: &[0.2, 0.5, 0.6] };
+        let d = lin.default_sources(1, 2);
+        assert_eq!((d["a"], d["b"]), (1, 2));
+        let texts = vec![cand("A0", "B0"), cand("A1", "B0"), cand("A2", "B0")];
+        let lin = Lineage { texts: &texts, parents: &[vec![], vec![0], vec![0]], scores: &[0.2, 0.7, 0.6] };
+        assert_eq!(lin.default_sources(1, 2)["a"], 1);
     }
 
     /// s1 wins on 0,1; s2 wins on 2; ties on 3,4,5. n=5 -> ceil(5/3)=2 from each bucket (only 1 in p2),
