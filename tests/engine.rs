@@ -176,3 +176,71 @@ fn acceptance_is_strict_and_every_candidate_beat_its_parent_on_its_minibatch() {
     }
     assert!(accepted > 0);
 }
+
+/// `accept_per_round = "best"` (the default): of a round's proposals that pass their minibatch,
+/// only the one with the largest gain is scored on val; the others are recorded as not selected.
+#[test]
+fn only_the_best_gain_of_a_round_goes_to_val() {
+    let (_t, dir) = project(OPT);
+    let (_, run_dir) = run_fresh(&dir);
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let mut per_round: std::collections::BTreeMap<u64, (Vec<f64>, Vec<f64>)> = Default::default();
+    let mut not_selected = 0;
+    for ev in &events {
+        if let Event::ProposalFinished { round, outcome, .. } = ev {
+            let e = per_round.entry(*round).or_default();
+            match outcome {
+                gepa_tui::engine::ProposalOutcome::Accepted { parent_sum, child_sum } => {
+                    e.0.push(child_sum - parent_sum)
+                }
+                gepa_tui::engine::ProposalOutcome::NotSelected { parent_sum, child_sum } => {
+                    not_selected += 1;
+                    e.1.push(child_sum - parent_sum)
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(not_selected > 0, "the scripted problem has rounds with several passing proposals");
+    for (round, (sel, others)) in per_round {
+        assert!(sel.len() <= 1, "round {round} selected {}", sel.len());
+        if let Some(best) = sel.first() {
+            assert!(others.iter().all(|g| g <= best), "round {round}: {others:?} vs {best}");
+        } else {
+            assert!(others.is_empty());
+        }
+    }
+}
+
+/// Round robin continues from the parent: a child made by rewriting component k rewrites
+/// component k+1 the first time it is a parent (gepa gives a child its parent's pointer).
+#[test]
+fn a_child_continues_its_parent_s_round_robin() {
+    let (_t, dir) = project("max_metric_calls = 200\nproposals_per_round = 1\nseed = 4");
+    let (_, run_dir) = run_fresh(&dir);
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let components = ["instruction", "format"];
+    let mut made_by: std::collections::BTreeMap<usize, String> = Default::default();
+    let mut seen_as_parent = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for ev in &events {
+        match ev {
+            Event::CandidateAdded { id, changed, .. } if changed.len() == 1 => {
+                made_by.insert(*id, changed[0].clone());
+            }
+            Event::RoundStarted { proposals, .. } => {
+                for p in proposals {
+                    if let Some(c) = made_by.get(&p.parent) {
+                        if seen_as_parent.insert(p.parent) {
+                            let k = components.iter().position(|x| x == c).unwrap();
+                            assert_eq!(p.components, vec![components[(k + 1) % 2].to_string()]);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(checked > 0);
+}

@@ -116,6 +116,9 @@ pub enum ProposalOutcome {
     Rejected { parent_sum: f64, child_sum: f64 },
     /// Passed the minibatch test; scored on val (or queued for review).
     Accepted { parent_sum: f64, child_sum: f64 },
+    /// Passed the minibatch test, but another proposal of the round gained more
+    /// (`accept_per_round = "best"`).
+    NotSelected { parent_sum: f64, child_sum: f64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

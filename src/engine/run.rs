@@ -16,7 +16,7 @@ use super::select::select_parent;
 use super::state::RunState;
 use crate::eval::{ExampleEval, Task};
 use crate::llm::{ChatRequest, Message};
-use crate::project::config::{ComponentSelection, OptimizerConfig, ReviewPolicy, SystemKind};
+use crate::project::config::{AcceptPerRound, ComponentSelection, OptimizerConfig, ReviewPolicy, SystemKind};
 use crate::project::{Candidate, Example, Project};
 use crate::store::{self, read_log, EventLog, RunLock};
 use anyhow::{anyhow, bail, Context, Result};
@@ -551,11 +551,29 @@ impl Engine {
         } else if !plan.is_empty() {
             self.set_activity(format!("round {round}: {} proposals", plan.len()));
             let results = join_all(plan.iter().map(|p| self.run_proposal(round, p, &view.vetoes))).await;
-            for r in results {
-                let r = r?;
+            let results: Vec<SlotResult> = results.into_iter().collect::<Result<_>>()?;
+            let selected = select_accepted(&results, self.opt.accept_per_round);
+            for ((p, r), chosen) in plan.iter().zip(results).zip(selected) {
                 calls += r.calls;
                 cost += r.cost;
-                if let Some((cand, item)) = r.accepted {
+                let Some((cand, item)) = r.accepted else { continue };
+                let (parent_sum, child_sum) = r.sums;
+                let outcome = if chosen {
+                    ProposalOutcome::Accepted { parent_sum, child_sum }
+                } else {
+                    ProposalOutcome::NotSelected { parent_sum, child_sum }
+                };
+                self.emit(
+                    Event::ProposalFinished {
+                        round,
+                        slot: p.slot,
+                        parent: p.parent,
+                        outcome,
+                        child: Some(cand.texts.clone()),
+                    },
+                    false,
+                )?;
+                if chosen {
                     found_new = true;
                     match mutation_policy {
                         ReviewPolicy::Auto => to_score.push(cand),
@@ -975,7 +993,9 @@ impl Engine {
         if child_sum > parent_sum {
             let changed: Vec<String> =
                 child.iter().filter(|(k, v)| parent.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
-            self.emit(finish(ProposalOutcome::Accepted { parent_sum, child_sum }, Some(child.clone())), false)?;
+            // The outcome (accepted, or passed but not selected) is recorded once the round has
+            // compared its proposals; see `accept_per_round`.
+            r.sums = (parent_sum, child_sum);
             let item = ReviewItem {
                 item: 0,
                 kind: ReviewKind::Mutation,
@@ -1250,6 +1270,25 @@ struct SlotResult {
     cost: f64,
     /// The child, and the review item to queue instead when reviews are on.
     accepted: Option<(NewCandidate, ReviewItem)>,
+    /// Minibatch score sums of the parent and the child.
+    sums: (f64, f64),
+}
+
+/// Which accepted proposals of a round go on to val: all of them, or only the one with the largest
+/// minibatch gain (the earliest slot on ties), as gepa's `AllImprovements` / `BestImprovement`.
+fn select_accepted(results: &[SlotResult], mode: AcceptPerRound) -> Vec<bool> {
+    let accepted: Vec<bool> = results.iter().map(|r| r.accepted.is_some()).collect();
+    if mode == AcceptPerRound::All {
+        return accepted;
+    }
+    let mut best: Option<(usize, f64)> = None;
+    for (i, r) in results.iter().enumerate() {
+        let gain = r.sums.1 - r.sums.0;
+        if accepted[i] && best.is_none_or(|(_, g)| gain > g) {
+            best = Some((i, gain));
+        }
+    }
+    (0..results.len()).map(|i| best.is_some_and(|(b, _)| b == i)).collect()
 }
 
 struct MergeResult {

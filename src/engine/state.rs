@@ -122,7 +122,10 @@ impl RunState {
                     val_mean: 0.0,
                     test_mean: None,
                 });
-                self.next_component.push(0);
+                // A child continues its parents' round robin (gepa: the max of the parents' pointers,
+                // already moved past the component just changed).
+                let inherited = parents.iter().filter_map(|p| self.next_component.get(*p)).copied().max().unwrap_or(0);
+                self.next_component.push(inherited);
             }
             Event::ValEvaluated { candidate, evals } => {
                 let scores: Vec<f64> = evals.iter().map(|e| e.score).collect();

@@ -67,7 +67,7 @@ pub struct ModelConfig {
 }
 
 fn default_model_concurrency() -> usize {
-    8
+    32
 }
 fn default_connect_timeout() -> f64 {
     10.0
@@ -259,6 +259,18 @@ pub enum CandidateSelection {
     TopKPareto,
 }
 
+/// Which proposals of a round that passed their minibatch test go on to val.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptPerRound {
+    /// Only the one with the largest minibatch gain (gepa's BestImprovement): the budget goes to
+    /// depth rather than to scoring siblings on val.
+    #[default]
+    Best,
+    /// All of them (gepa's AllImprovements).
+    All,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentSelection {
@@ -288,6 +300,9 @@ pub struct OptimizerConfig {
     pub merge_subsample: usize,
     /// Parents chosen per round; 1 reproduces the reference's sequential loop.
     pub proposals_per_round: usize,
+    /// `best`: of a round's proposals that pass their minibatch, only the largest gain is scored on
+    /// val; `all`: every one is.
+    pub accept_per_round: AcceptPerRound,
     /// Evaluations (system runs + scoring) in flight at most, over all models.
     pub concurrency: usize,
     pub seed: u64,
@@ -314,7 +329,8 @@ impl Default for OptimizerConfig {
             max_merges: 5,
             merge_subsample: 5,
             proposals_per_round: 4,
-            concurrency: 16,
+            accept_per_round: AcceptPerRound::Best,
+            concurrency: 32,
             seed: 0,
             score_threshold: None,
             patience_rounds: None,
