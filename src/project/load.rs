@@ -51,6 +51,7 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
     v.evaluator(&config, fields.as_deref(), all_examples.as_ref());
     v.optimizer(&config);
     v.reflection(&config);
+    v.run_store();
     ProjectError::from_list(v.errors)?;
     Ok(Project {
         root,
@@ -561,6 +562,29 @@ impl Validator {
         for (key, ok, why) in checks {
             if !ok {
                 self.problem(&format!("optimizer.{key}"), format!("[optimizer] {key} {why}"));
+            }
+        }
+    }
+
+    /// `.gepa/` is written to: a project folder that ships it (or its runs/ or cache/) as a symlink
+    /// out of the folder would have a run write wherever that points.
+    fn run_store(&mut self) {
+        for rel in [".gepa", ".gepa/runs", ".gepa/cache"] {
+            let path = self.root.join(rel);
+            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_link {
+                continue;
+            }
+            let target = path.canonicalize().ok();
+            if target.as_ref().is_none_or(|t| !t.starts_with(&self.root)) {
+                let to = target.map(|t| format!(" to {}", t.display())).unwrap_or_default();
+                self.errors.push(ProjectError::data(
+                    rel,
+                    None,
+                    format!(
+                        "is a symlink{to}, outside the project folder; gepa-tui keeps its runs and cache inside the project: remove the link"
+                    ),
+                ));
             }
         }
     }
