@@ -342,7 +342,8 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
         }
         landed += 1;
         // Whatever the moment, the log reads back (at worst with a torn last line).
-        gepa_tui::store::read_log(&log, false).unwrap_or_else(|e| panic!("after kill {landed}: {e}"));
+        gepa_tui::store::read_log::<serde_json::Value>(&log, false)
+            .unwrap_or_else(|e| panic!("after kill {landed}: {e}"));
         if landed == 2 {
             let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
             std::io::Write::write_all(&mut f, TORN_LINE.as_bytes()).unwrap();
@@ -649,7 +650,8 @@ fn a_failed_append_never_leaves_damage_in_the_middle_of_the_log() {
     // …and whether or not the log takes further events, what it holds reads back whole.
     let _ = log.append(&line);
     let _ = log.append(&line);
-    let read = read_log(&path, true).unwrap_or_else(|e| panic!("the log is damaged in the middle: {e}"));
+    let read =
+        read_log::<serde_json::Value>(&path, true).unwrap_or_else(|e| panic!("the log is damaged in the middle: {e}"));
     assert!(read.values.len() >= written, "{} of {written} events survived", read.values.len());
 }
 
@@ -984,12 +986,12 @@ mod hostile {
         /// Folding events that parse but do not fit together (a candidate id that skips, scores for
         /// a candidate that does not exist, more scores than val examples).
         #[test]
-        #[ignore = "known bug, reported: RunState::apply indexes by ids from the log (state.rs debug_assert, ParetoFronts::update); a hand-edited events.jsonl panics instead of a clear error"]
         fn a_damaged_event_log_never_panics_on_fold(bytes in mutated_log()) {
             let tmp = tempfile::tempdir().unwrap();
             std::fs::write(tmp.path().join("events.jsonl"), &bytes).unwrap();
             if let Ok((events, _)) = load_events(tmp.path(), false) {
-                let _ = RunState::from_events(&events);
+                let s = RunState::from_events(&events);
+                let _ = (s.best_val(), s.front_sets(), s.fronts_held());
             }
         }
     }

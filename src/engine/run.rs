@@ -184,18 +184,13 @@ fn stamp(ev: &Event, seq: u64) -> Value {
 }
 
 /// Reads a run's events (repairing a torn tail when `repair`): the events and a warning if repaired.
+/// Events that parse but do not fit together (a hand-edited or damaged log) are an error naming
+/// the first bad one, never a panic later.
 pub fn load_events(run_dir: &Path, repair: bool) -> Result<(Vec<Event>, Option<String>)> {
     let path = run_dir.join("events.jsonl");
-    let log = read_log(&path, repair)?;
-    let mut events = Vec::with_capacity(log.values.len());
-    for (i, mut v) in log.values.into_iter().enumerate() {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("seq");
-            o.remove("t");
-        }
-        let ev: Event = serde_json::from_value(v)
-            .map_err(|e| anyhow!("{}: event {} is not one gepa-tui understands: {e}", path.display(), i + 1))?;
-        events.push(ev);
+    let log = read_log::<Event>(&path, repair)?;
+    if let Err((i, why)) = RunState::check_events(&log.values) {
+        bail!("{}: event {} ({}) does not fit the run: {why}", path.display(), i + 1, log.values[i].name());
     }
     let warning = log.repaired_bytes.map(|n| {
         format!(
@@ -203,7 +198,7 @@ pub fn load_events(run_dir: &Path, repair: bool) -> Result<(Vec<Event>, Option<S
             path.display()
         )
     });
-    Ok((events, warning))
+    Ok((log.values, warning))
 }
 
 impl Engine {
@@ -1193,16 +1188,8 @@ impl Engine {
 
     fn result_now(&self) -> Result<RunResult> {
         let s = &self.state;
-        let (events, _) = load_events(&self.run_dir, false)?;
-        let failed = RunState::committed_evals(&events).filter(|e| e.error.is_some()).count() as u64;
-        let (reason, cost) = events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                Event::Finished { reason, cost_usd, .. } => Some((reason.clone(), *cost_usd)),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let failed = s.failed_evaluations;
+        let (reason, cost) = (s.finished.clone().unwrap_or_default(), s.cost_usd);
         let best = s.best().unwrap_or(0);
         let bv = s.candidates[best].val_mean;
         let test = s.candidates[best].test_mean;

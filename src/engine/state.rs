@@ -55,6 +55,8 @@ pub struct RunState {
     pub rounds_without_improvement: u64,
     pub finished: Option<String>,
     pub test_score: Option<f64>,
+    /// Committed evaluations that failed (model or program errors), scored 0.
+    pub failed_evaluations: u64,
     /// Children waiting for a person, oldest first.
     pub review_queue: Vec<ReviewItem>,
     pub next_review_item: u64,
@@ -91,6 +93,13 @@ impl RunState {
 
     /// Applies one committed event.
     pub fn apply(&mut self, event: &Event) {
+        if let Event::MinibatchEvaluated { evals, .. }
+        | Event::ValEvaluated { evals, .. }
+        | Event::MergeAttempted { evals, .. }
+        | Event::TestEvaluated { evals, .. } = event
+        {
+            self.failed_evaluations += evals.iter().filter(|e| e.error.is_some()).count() as u64;
+        }
         match event {
             Event::RunStarted { run_id, seed, components, train_ids, val_ids, test_ids, max_metric_calls, .. } => {
                 self.run_id = run_id.clone();
@@ -129,7 +138,7 @@ impl RunState {
             }
             Event::ValEvaluated { candidate, evals } => {
                 let scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
-                for (i, s) in scores.iter().enumerate() {
+                for (i, s) in scores.iter().enumerate().take(self.fronts.entries.len()) {
                     self.fronts.update(i, *candidate, *s);
                 }
                 let mean = if scores.is_empty() { 0.0 } else { scores.iter().sum::<f64>() / scores.len() as f64 };
@@ -251,21 +260,68 @@ impl RunState {
 }
 
 impl RunState {
-    /// Every evaluation in committed rounds (and the test split), for totals such as failures.
-    pub fn committed_evals(events: &[Event]) -> impl Iterator<Item = &crate::eval::ExampleEval> {
-        let mut out: Vec<&crate::eval::ExampleEval> = Vec::new();
-        let mut pending: Vec<&crate::eval::ExampleEval> = Vec::new();
-        for ev in events {
+    /// Checks that stored events fit together (ids in range, one score per val example), folding
+    /// them as `from_events` does. Err: the index of the first bad event and why.
+    pub fn check_events(events: &[Event]) -> Result<(), (usize, String)> {
+        let mut state = RunState::default();
+        let mut pending: Vec<(usize, &Event)> = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
             match ev {
-                Event::MinibatchEvaluated { evals, .. }
-                | Event::ValEvaluated { evals, .. }
-                | Event::MergeAttempted { evals, .. } => pending.extend(evals.iter()),
-                Event::TestEvaluated { evals, .. } => out.extend(evals.iter()),
-                Event::RoundFinished { .. } => out.append(&mut pending),
+                Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } => {
+                    state.check(ev).map_err(|w| (i, w))?;
+                    state.apply(ev);
+                }
                 Event::Resumed { .. } => pending.clear(),
-                _ => {}
+                Event::RoundFinished { .. } => {
+                    for (j, p) in pending.drain(..) {
+                        state.check(p).map_err(|w| (j, w))?;
+                        state.apply(p);
+                    }
+                    state.check(ev).map_err(|w| (i, w))?;
+                    state.apply(ev);
+                }
+                _ => pending.push((i, ev)),
             }
         }
-        out.into_iter()
+        Ok(())
+    }
+
+    /// Whether `event` can be applied to this state without referring to what is not there.
+    fn check(&self, event: &Event) -> Result<(), String> {
+        let n = self.candidates.len();
+        let known = |c: &CandidateId| -> Result<(), String> {
+            if *c < n {
+                Ok(())
+            } else {
+                Err(format!("candidate {c} does not exist ({n} so far)"))
+            }
+        };
+        if self.run_id.is_empty() && !matches!(event, Event::RunStarted { .. }) {
+            return Err("the log does not start with run_started".into());
+        }
+        match event {
+            Event::RunStarted { components, .. } if components.is_empty() => Err("a run without components".into()),
+            Event::RoundStarted { proposals, .. } => proposals.iter().try_for_each(|p| known(&p.parent)),
+            Event::CandidateAdded { id, parents, texts, .. } => {
+                if *id != n {
+                    return Err(format!("candidate id {id}, but the next id is {n}"));
+                }
+                if texts.len() != self.components.len() {
+                    return Err(format!("{} texts for {} components", texts.len(), self.components.len()));
+                }
+                parents.iter().try_for_each(known)
+            }
+            Event::ValEvaluated { candidate, evals } => {
+                known(candidate)?;
+                if evals.len() != self.val_ids.len() {
+                    return Err(format!("{} scores for {} val examples", evals.len(), self.val_ids.len()));
+                }
+                Ok(())
+            }
+            Event::TestEvaluated { candidate, .. } => known(candidate),
+            Event::MergeAttempted { id1, id2, ancestor, .. } => [id1, id2, ancestor].into_iter().try_for_each(known),
+            Event::RoundFinished { best, .. } | Event::Finished { best, .. } if n > 0 => known(best),
+            _ => Ok(()),
+        }
     }
 }

@@ -735,7 +735,7 @@ mod tests {
     fn base_parses() {
         let c = parse(BASE).unwrap();
         assert_eq!(c.system.steps[0].model, "task");
-        assert_eq!(c.optimizer.concurrency, 16);
+        assert_eq!(c.optimizer.concurrency, 32);
     }
 
     #[test]

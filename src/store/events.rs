@@ -83,21 +83,23 @@ impl EventLog {
 }
 
 /// What was read back from a log.
-#[derive(Debug, Default)]
-pub struct ReadLog {
-    pub values: Vec<Value>,
+#[derive(Debug)]
+pub struct ReadLog<T = Value> {
+    pub values: Vec<T>,
     /// Bytes of a torn last line that were cut off (only when `repair` was asked for).
     pub repaired_bytes: Option<u64>,
     /// A torn last line was found but left in place (read-only viewers).
     pub torn_tail: bool,
 }
 
-/// Reads every line. A damaged line in the middle is an error naming it; a damaged *last* line is
-/// the mark of a crash mid-write: with `repair` it is cut off the file, else skipped.
-pub fn read_log(path: &Path, repair: bool) -> Result<ReadLog, StoreError> {
+/// Reads every line straight into `T` (no intermediate copy of the whole log). A damaged line in
+/// the middle is an error naming it; a damaged *last* line (cut-off JSON) is the mark of a crash
+/// mid-write: with `repair` it is cut off the file, else skipped. Complete JSON that is not a `T`
+/// is an error wherever it is: it is never cut away.
+pub fn read_log<T: serde::de::DeserializeOwned>(path: &Path, repair: bool) -> Result<ReadLog<T>, StoreError> {
     let file = File::open(path).map_err(io_err(path))?;
     let mut reader = BufReader::new(file);
-    let mut out = ReadLog::default();
+    let mut out = ReadLog { values: Vec::new(), repaired_bytes: None, torn_tail: false };
     let mut buf = Vec::new();
     let mut offset: u64 = 0;
     let mut line_no = 0usize;
@@ -120,11 +122,21 @@ pub fn read_log(path: &Path, repair: bool) -> Result<ReadLog, StoreError> {
             offset += n as u64;
             continue;
         }
-        match serde_json::from_str::<Value>(trimmed) {
-            Ok(v) if complete && v.is_object() => out.values.push(v),
-            Ok(v) if v.is_object() => bad = Some((line_no, offset, "no newline at the end".into())),
-            Ok(_) => bad = Some((line_no, offset, "not a JSON object".into())),
-            Err(e) => bad = Some((line_no, offset, e.to_string())),
+        if !trimmed.starts_with('{') {
+            bad = Some((line_no, offset, "not a JSON object".into()));
+        } else {
+            match serde_json::from_str::<T>(trimmed) {
+                Ok(v) if complete => out.values.push(v),
+                Ok(_) => bad = Some((line_no, offset, "no newline at the end".into())),
+                Err(e) if e.classify() == serde_json::error::Category::Data => {
+                    return Err(StoreError::BadLine {
+                        path: path.display().to_string(),
+                        line: line_no,
+                        message: e.to_string(),
+                    });
+                }
+                Err(e) => bad = Some((line_no, offset, e.to_string())),
+            }
         }
         offset += n as u64;
     }
@@ -169,18 +181,18 @@ mod tests {
         f.write_all(torn).unwrap();
         drop(f);
 
-        let r = read_log(&p, false).unwrap();
+        let r = read_log::<Value>(&p, false).unwrap();
         assert_eq!(r.values.len(), 2);
         assert!(r.torn_tail);
-        let r = read_log(&p, true).unwrap();
+        let r = read_log::<Value>(&p, true).unwrap();
         assert_eq!(r.repaired_bytes, Some(torn.len() as u64));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
         // Appending after repair continues cleanly.
         EventLog::open_append(&p).unwrap().append(&json!({"a": 4})).unwrap();
-        assert_eq!(read_log(&p, true).unwrap().values.len(), 3);
+        assert_eq!(read_log::<Value>(&p, true).unwrap().values.len(), 3);
 
         std::fs::write(&p, "{\"a\":1}\nnot json\n{\"a\":2}\n").unwrap();
-        let err = read_log(&p, true).unwrap_err().to_string();
+        let err = read_log::<Value>(&p, true).unwrap_err().to_string();
         assert!(err.contains("events.jsonl:2:"), "{err}");
     }
 
