@@ -10,8 +10,8 @@
 #   --python PATH           interpreter with the reference installed (default /tmp/gepa-ref-venv/bin/python)
 #   --bin PATH              gepa-tui binary (default: cargo build --release, target/release/gepa-tui)
 #   --proposals-per-round N gepa-tui [optimizer] proposals_per_round (default 4, the engine default)
-#   --concurrency N         gepa-tui [optimizer] concurrency (default 16, the engine default)
-#   --model-concurrency N   gepa-tui [models.*] concurrency (default 8, the engine default)
+#   --concurrency N         gepa-tui [optimizer] concurrency (default 32, the engine default)
+#   --model-concurrency N   gepa-tui [models.*] concurrency (default 32, the engine default)
 #   --ref-workers N         threads the reference's adapter scores a batch with (default 10)
 #   --ref-args "..."        more arguments for run_reference.py (e.g. "--independent-sampling 4")
 #   --only ref|tui          run one side only
@@ -26,7 +26,7 @@ root="$(cd "$here/../.." && pwd)"
 
 budget=300 reps=3 latency=0.1 rpr=2
 python=/tmp/gepa-ref-venv/bin/python
-bin="" ppr=4 conc=16 mconc=8 ref_workers=10 ref_args="" only=""
+bin="" ppr=4 conc=32 mconc=32 ref_workers=10 ref_args="" only=""
 out="/tmp/gepa-bench-$(date +%Y%m%d-%H%M%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
