@@ -8,10 +8,12 @@ use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers, MouseButton, MouseEvent,
     MouseEventKind,
 };
+use gepa_tui::engine::event::HumanAction;
 use gepa_tui::engine::run::load_events;
-use gepa_tui::engine::{Engine, EngineOptions, Event, RunState};
+use gepa_tui::engine::{Engine, EngineOptions, Event, Notice, Origin, RunState};
+use gepa_tui::project::config::ReviewPolicy;
 use gepa_tui::project::Project;
-use gepa_tui::tui::app::{App, DiffMode, MatrixPane, View};
+use gepa_tui::tui::app::{App, DiffMode, EngineCommand, MatrixPane, View};
 use gepa_tui::tui::keymap::Keymap;
 use gepa_tui::tui::model::Model;
 use gepa_tui::tui::theme::Theme;
@@ -476,4 +478,464 @@ fn trace_search_keeps_the_matching_examples_failures_first() {
     }
     press_code(&mut a, KeyCode::Enter, 1);
     assert!(text(&draw(&a, 80, 24)).contains("\"group a\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Human in the loop: the Review view, the editor, manual merges and candidates from folders.
+// ---------------------------------------------------------------------------------------------
+
+const OPT_REVIEW: &str = "max_metric_calls = 120\nminibatch_size = 3\nproposals_per_round = 2\nseed = 7\n\n[review]\nmutations = \"approve\"\nmax_pending = 2";
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent {
+        code: KeyCode::Char(c),
+        modifiers: KeyModifiers::CONTROL,
+        kind: KeyEventKind::Press,
+        state: KeyEventState::NONE,
+    }
+}
+
+/// Runs an approve-mode engine until its review queue is full and it waits for a person, then
+/// stops it (as `q` does): returns the run folder.
+fn run_until_waiting(rt: &tokio::runtime::Runtime, dir: &Path) -> PathBuf {
+    let (project, task) = common::load(dir);
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, h) =
+            Engine::create(project, task, EngineOptions { notices: Some(tx), ..Default::default() }).unwrap();
+        let run_dir = engine.run_dir().to_path_buf();
+        let jh = tokio::spawn(engine.run());
+        let wait = async {
+            while let Some(n) = rx.recv().await {
+                if let Notice::Status(s) = n {
+                    if s.activity.starts_with("waiting for review") {
+                        break;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait).await.expect("the queue never filled");
+        h.stop();
+        let out = jh.await.unwrap().unwrap();
+        assert!(out.result.is_none(), "stopped, resumable");
+        run_dir
+    })
+}
+
+struct ReviewFixture {
+    _tmp: tempfile::TempDir,
+    project: Project,
+    events: Vec<Event>,
+}
+
+/// An approve-mode run of the scripted problem stopped while two items wait for review.
+fn review_fixture() -> &'static ReviewFixture {
+    static F: OnceLock<ReviewFixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("proj");
+        common::write_project(&dir, OPT_REVIEW);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let run_dir = run_until_waiting(&rt, &dir);
+        let (mut events, _) = load_events(&run_dir, false).unwrap();
+        for ev in &mut events {
+            if let Event::RunStarted { run_id, .. } = ev {
+                *run_id = RUN_ID.to_string();
+            }
+        }
+        let project = Project::load(&dir).unwrap();
+        ReviewFixture { _tmp: tmp, project, events }
+    })
+}
+
+/// The review fixture in an app that believes an engine is attached (decisions become commands).
+fn review_app() -> App {
+    let f = review_fixture();
+    let mut m = Model::from_events(&f.events).with_project(&f.project);
+    m.attached = true;
+    let mut a = App::new(m, Keymap::default(), Theme::default());
+    a.goto(View::Review);
+    a
+}
+
+fn acts(a: &App) -> Vec<HumanAction> {
+    a.commands
+        .iter()
+        .filter_map(|c| match c {
+            EngineCommand::Act(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn review_view_with_pending_items_at_both_sizes() {
+    let a = review_app();
+    assert_eq!(a.model.state.review_queue.len(), 2, "the fixture waits on two items");
+    for (w, h) in SIZES {
+        let screen = text(&draw(&a, w, h));
+        insta::assert_snapshot!(format!("7_review_pending_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn approve_sends_approve_for_the_selected_item_and_shows_it_until_recorded() {
+    let mut a = review_app();
+    let second = a.model.state.review_queue[1].item;
+    press(&mut a, "ja");
+    assert_eq!(acts(&a), vec![HumanAction::Approve { item: second }]);
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains("approve sent; applied at the start of the next round"), "{screen}");
+    // Pressing it again does not send twice.
+    press(&mut a, "a");
+    assert_eq!(acts(&a).len(), 1);
+    assert!(a.flash.as_deref().unwrap().contains("already has a decision"));
+    // The engine records it in the next round: the item shows as applied, no longer "sent".
+    let round = a.model.state.round.unwrap() + 1;
+    a.model.on_notice(Notice::Event(Box::new(Event::Human { round, action: HumanAction::Approve { item: second } })));
+    assert!(a.model.sent.is_empty());
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains(&format!("approve applied in round {round}")), "{screen}");
+}
+
+#[test]
+fn veto_carries_the_typed_reason_and_esc_cancels() {
+    let mut a = review_app();
+    let first = a.model.state.review_queue[0].item;
+    press(&mut a, "x");
+    assert!(text(&draw(&a, 80, 24)).contains(&format!("veto item {first}")));
+    press(&mut a, "abc");
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert!(a.commands.is_empty(), "esc cancels the veto");
+    press(&mut a, "xdo not hard-code the answer");
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert_eq!(acts(&a), vec![HumanAction::Veto { item: first, reason: Some("do not hard-code the answer".into()) }]);
+    // A veto without a reason is a veto too.
+    press(&mut a, "jx");
+    press_code(&mut a, KeyCode::Enter, 1);
+    let second = a.model.state.review_queue[1].item;
+    assert_eq!(acts(&a)[1], HumanAction::Veto { item: second, reason: None });
+}
+
+#[test]
+fn edit_then_approve_sends_the_edited_texts() {
+    let mut a = review_app();
+    let it = a.model.state.review_queue[0].clone();
+    press(&mut a, "e");
+    assert!(a.editor.is_some());
+    let screen = text(&draw(&a, 80, 24));
+    assert!(screen.contains(&format!("Edit item {}, then approve", it.item)), "{screen}");
+    // Keys that mean something elsewhere are text here.
+    press(&mut a, "Be brief. aq");
+    press_code(&mut a, KeyCode::Backspace, 2);
+    // The second component: append at the end of its text.
+    press_code(&mut a, KeyCode::Tab, 1);
+    a.on_key(ctrl('e')); // unbound in the editor: nothing happens
+    let end = KeyEvent {
+        code: KeyCode::End,
+        modifiers: KeyModifiers::CONTROL,
+        kind: KeyEventKind::Press,
+        state: KeyEventState::NONE,
+    };
+    a.on_key(end);
+    press_code(&mut a, KeyCode::Enter, 1);
+    press(&mut a, "No prose.");
+    insta::assert_snapshot!("review_editor_80x24", text(&draw(&a, 80, 24)));
+    a.on_key(ctrl('s'));
+    assert!(a.editor.is_none());
+    let mut want = it.texts.clone();
+    want.insert("instruction".into(), format!("Be brief. {}", it.texts["instruction"]));
+    want.insert("format".into(), format!("{}\nNo prose.", it.texts["format"]));
+    assert_eq!(acts(&a), vec![HumanAction::Edit { item: it.item, texts: want }]);
+}
+
+#[test]
+fn esc_in_the_editor_asks_before_dropping_edits() {
+    let mut a = review_app();
+    press(&mut a, "ehello");
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert!(a.editor.is_some(), "the first esc only warns");
+    assert!(a.flash.as_deref().unwrap().contains("esc again discards"));
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert!(a.editor.is_none() && a.commands.is_empty());
+    // Unchanged texts saved from the editor are a plain approval.
+    press(&mut a, "e");
+    a.on_key(ctrl('s'));
+    let first = a.model.state.review_queue[0].item;
+    assert_eq!(acts(&a), vec![HumanAction::Approve { item: first }]);
+}
+
+#[test]
+fn approve_all_and_policy_toggle() {
+    let mut a = review_app();
+    press(&mut a, "A");
+    assert_eq!(a.commands, vec![EngineCommand::ApproveAll]);
+    assert_eq!(a.model.sent.len(), 2);
+    press(&mut a, "p");
+    assert_eq!(acts(&a), vec![HumanAction::SetPolicy { mutations: ReviewPolicy::Auto, merges: ReviewPolicy::Auto }]);
+    assert_eq!(a.model.review_policy().0, ReviewPolicy::Auto);
+    // q with decisions still on their way asks first.
+    press(&mut a, "q");
+    assert!(!a.quit);
+    assert!(a.flash.as_deref().unwrap().contains("not applied yet"));
+    press(&mut a, "q");
+    assert!(a.quit);
+}
+
+#[test]
+fn a_browsed_run_explains_that_decisions_need_a_live_run() {
+    let f = review_fixture();
+    let mut a = App::new(Model::from_events(&f.events).with_project(&f.project), Keymap::default(), Theme::default());
+    for k in ["7a", "x", "e", "A", "p", "+", "2e"] {
+        press(&mut a, k);
+        assert!(a.commands.is_empty() && a.editor.is_none() && a.input.is_none(), "{k}");
+        assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{k}: {:?}", a.flash);
+    }
+}
+
+#[test]
+fn hand_edit_of_a_candidate_becomes_a_new_human_candidate() {
+    let mut a = app();
+    a.model.attached = true;
+    press(&mut a, "4");
+    a.select_candidate(1);
+    press(&mut a, "e");
+    a.on_key(ctrl('s'));
+    assert!(a.commands.is_empty(), "unchanged texts are not a new candidate");
+    assert!(a.editor.is_some());
+    press(&mut a, "Think first. ");
+    a.on_key(ctrl('s'));
+    let mut texts = a.model.state.candidates[1].texts.clone();
+    let i = texts.get_mut("instruction").unwrap();
+    *i = format!("Think first. {i}");
+    assert_eq!(
+        acts(&a),
+        vec![HumanAction::AddCandidate {
+            texts,
+            parents: vec![1],
+            origin: Origin::Human,
+            note: "edited by hand".into()
+        }]
+    );
+}
+
+#[test]
+fn manual_merge_of_two_marked_candidates() {
+    let mut a = app();
+    a.model.attached = true;
+    press(&mut a, "2");
+    press(&mut a, "M");
+    assert!(a.merge.is_none() && a.flash.as_deref().unwrap().contains("mark two"));
+    let (x, y) = (1, 2);
+    a.select_candidate(x);
+    press(&mut a, "m");
+    a.select_candidate(y);
+    press(&mut a, "m");
+    assert_eq!(a.marked, vec![x, y]);
+    assert!(text(&draw(&a, 80, 24)).contains(&format!("#{y}◆")));
+    press(&mut a, "M");
+    let mg = a.merge.as_ref().expect("the merge screen");
+    let st = &a.model.state;
+    let texts: Vec<_> = st.candidates.iter().map(|c| c.texts.clone()).collect();
+    let parents: Vec<_> = st.candidates.iter().map(|c| c.parents.clone()).collect();
+    let scores = st.val_means();
+    let rules =
+        gepa_tui::engine::merge::Lineage { texts: &texts, parents: &parents, scores: &scores }.default_sources(x, y);
+    let defaults: Vec<usize> = st.components.iter().map(|n| rules[n]).collect();
+    assert_eq!(mg.from, defaults, "the merge rules' choice comes first");
+    insta::assert_snapshot!("merge_80x24", text(&draw(&a, 80, 24)));
+    // Take the instruction from one side and the format from the other.
+    press_code(&mut a, KeyCode::Left, 1);
+    press_code(&mut a, KeyCode::Down, 1);
+    press_code(&mut a, KeyCode::Right, 1);
+    let c = a.model.state.candidates.clone();
+    let want: gepa_tui::project::Candidate = [
+        ("format".to_string(), c[y].texts["format"].clone()),
+        ("instruction".to_string(), c[x].texts["instruction"].clone()),
+    ]
+    .into();
+    let order = a.model.state.components.clone();
+    assert_eq!(order, vec!["instruction".to_string(), "format".to_string()]);
+    press_code(&mut a, KeyCode::Enter, 1);
+    if want == c[x].texts || want == c[y].texts {
+        assert!(a.commands.is_empty(), "a merge equal to one side is refused");
+        return;
+    }
+    assert_eq!(
+        acts(&a),
+        vec![HumanAction::AddCandidate {
+            texts: want,
+            parents: vec![x, y],
+            origin: Origin::Merge,
+            note: "manual merge".into()
+        }]
+    );
+    assert!(a.merge.is_none() && a.marked.is_empty());
+}
+
+#[test]
+fn a_candidate_from_a_folder_and_a_missing_file_is_an_error_that_keeps_the_path() {
+    let mut a = app();
+    a.model.attached = true;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("variant");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("instruction.md"), "Answer. rule A rule B").unwrap();
+    press(&mut a, "2+");
+    press(&mut a, &dir.display().to_string());
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.commands.is_empty());
+    let input = a.input.as_ref().expect("the prompt stays open with what was typed");
+    assert_eq!(input.text, dir.display().to_string());
+    assert!(input.error.as_deref().unwrap().contains("format.md"), "{:?}", input.error);
+    assert!(text(&draw(&a, 160, 48)).contains("format.md"));
+    std::fs::write(dir.join("format.md"), "Code only.").unwrap();
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.input.is_none());
+    assert_eq!(
+        acts(&a),
+        vec![HumanAction::AddCandidate {
+            texts: [
+                ("format".to_string(), "Code only.".to_string()),
+                ("instruction".to_string(), "Answer. rule A rule B".to_string())
+            ]
+            .into(),
+            parents: vec![],
+            origin: Origin::Human,
+            note: format!("added from {}", dir.display()),
+        }]
+    );
+}
+
+/// The whole loop with a real engine: the App is fed the engine's notices, a person presses `7`
+/// and `a` whenever an item waits, and the App's commands go to the engine's handle, as the event
+/// loop does. Every queued item is approved, recorded, and joins the frontier.
+#[test]
+fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, &OPT_REVIEW.replace("max_metric_calls = 120", "max_metric_calls = 80"));
+    let (project, task) = common::load(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (app, run_dir) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, h) =
+            Engine::create(project.clone(), task, EngineOptions { notices: Some(tx), ..Default::default() }).unwrap();
+        let run_dir = engine.run_dir().to_path_buf();
+        let jh = tokio::spawn(engine.run());
+        let mut a = App::new(Model::new().with_project(&project), Keymap::default(), Theme::default());
+        a.model.attached = true;
+        a.goto(View::Review);
+        let drive = async {
+            while let Some(n) = rx.recv().await {
+                a.model.on_notice(n);
+                if a.selected_item().is_some_and(|it| a.model.item_decision(it.item).is_none()) {
+                    press(&mut a, "a");
+                    assert!(text(&draw(&a, 80, 24)).contains("sent; applied at the start of the next round"));
+                }
+                for c in a.commands.drain(..) {
+                    match c {
+                        EngineCommand::Act(x) => h.act(x),
+                        EngineCommand::ApproveAll => h.approve_all(),
+                        _ => {}
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), drive).await.expect("the run got stuck");
+        a.model.engine_done = true;
+        assert!(jh.await.unwrap().unwrap().result.is_some(), "the run finished");
+        (a, run_dir)
+    });
+    let evs = load_events(&run_dir, false).unwrap().0;
+    let queued: Vec<u64> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReviewQueued { item } => Some(item.item),
+            _ => None,
+        })
+        .collect();
+    let approved: Vec<u64> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Human { action: HumanAction::Approve { item }, .. } => Some(*item),
+            _ => None,
+        })
+        .collect();
+    assert!(!queued.is_empty());
+    assert_eq!(queued, approved, "every item was approved from the workbench, once");
+    assert!(app.model.sent.is_empty() && app.model.state.review_queue.is_empty());
+    assert_eq!(app.model.state, RunState::from_events(&evs), "the workbench saw what was recorded");
+    // The approved children are candidates now, in the frontier like any other.
+    let n = app.model.state.candidates.len();
+    assert_eq!(n, 1 + approved.len());
+    let mut a = app;
+    a.goto(View::Frontier);
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains(&format!("Frontier: {n} candidates")) && screen.contains("mutation"), "{screen}");
+    a.goto(View::Review);
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains(&format!("item {} approved", approved[0])), "the decisions are listed:\n{screen}");
+}
+
+/// Quitting in the middle of a review loses nothing: the pending items are in the events, so a
+/// reopened run shows them and its engine waits on them; approving them then finishes the run.
+#[test]
+fn pending_items_come_back_after_quitting_and_reopening() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, OPT_REVIEW);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_dir = run_until_waiting(&rt, &dir);
+    let run_id = run_dir.file_name().unwrap().to_string_lossy().to_string();
+    let before = RunState::from_events(&load_events(&run_dir, false).unwrap().0).review_queue;
+    assert_eq!(before.len(), 2);
+
+    // Reopen: the workbench builds its model from the events, as `gepa-tui --run` does.
+    let (project, task) = common::load(&dir);
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, h) =
+            Engine::resume(project.clone(), task, &run_id, EngineOptions { notices: Some(tx), ..Default::default() })
+                .unwrap();
+        assert_eq!(engine.state().review_queue, before, "the engine has them back");
+        let mut a = App::new(
+            Model::from_events(&load_events(&run_dir, false).unwrap().0).with_project(&project),
+            Keymap::default(),
+            Theme::default(),
+        );
+        a.model.attached = true;
+        assert_eq!(a.model.state.review_queue, before, "the workbench shows them");
+        press(&mut a, "7");
+        let screen = text(&draw(&a, 80, 24));
+        assert!(screen.contains("Review: 2 pending"), "{screen}");
+        let jh = tokio::spawn(engine.run());
+        press(&mut a, "A");
+        let drive = async {
+            while let Some(n) = rx.recv().await {
+                a.model.on_notice(n);
+                if a.review_rows().iter().any(|it| a.model.item_decision(it.item).is_none()) {
+                    press(&mut a, "A");
+                }
+                for c in a.commands.drain(..) {
+                    match c {
+                        EngineCommand::Act(x) => h.act(x),
+                        EngineCommand::ApproveAll => h.approve_all(),
+                        _ => {}
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), drive).await.expect("the run got stuck");
+        assert!(jh.await.unwrap().unwrap().result.is_some());
+    });
+    let evs = load_events(&run_dir, false).unwrap().0;
+    for it in &before {
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, Event::Human { action: HumanAction::Approve { item }, .. } if *item == it.item)),
+            "item {} was decided after reopening",
+            it.item
+        );
+    }
 }

@@ -74,15 +74,7 @@ pub fn open_engine(
 /// A candidate from a folder holding one file per component, named like the project's component
 /// files (`prompts/instruction.md` -> `<dir>/instruction.md`).
 pub fn candidate_from_folder(project: &Project, dir: &Path) -> Result<(crate::project::Candidate, String)> {
-    let mut texts = crate::project::Candidate::new();
-    for c in &project.config.components {
-        let name = Path::new(&c.file).file_name().context("a component file has no name")?;
-        let path = dir.join(name);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{}: cannot read the text of component `{}`", path.display(), c.name))?;
-        texts.insert(c.name.clone(), text);
-    }
-    Ok((texts, dir.display().to_string()))
+    Ok((project.candidate_from_folder(dir)?, dir.display().to_string()))
 }
 
 /// The texts of candidate ID of run RUN (`--branch RUN:ID`, `eval --candidate RUN:ID`).

@@ -103,4 +103,40 @@ impl Project {
     pub fn cache_dir(&self) -> PathBuf {
         self.gepa_dir().join("cache")
     }
+
+    /// A candidate from a folder holding one file per component, named like the component files
+    /// (`prompts/instruction.md` -> `<dir>/instruction.md`): extra seeds, or one added mid-run.
+    pub fn candidate_from_folder(&self, dir: &std::path::Path) -> Result<Candidate, ProjectError> {
+        candidate_from_folder(&self.config.components, dir)
+    }
+}
+
+/// `Project::candidate_from_folder` for the components of a config; every file that cannot be
+/// read is reported, each naming its component.
+pub fn candidate_from_folder(
+    components: &[config::ComponentConfig],
+    dir: &std::path::Path,
+) -> Result<Candidate, ProjectError> {
+    if !dir.is_dir() {
+        return Err(ProjectError::NoSuchFolder { dir: dir.to_path_buf() });
+    }
+    let mut texts = Candidate::new();
+    let mut errors = Vec::new();
+    for c in components {
+        let name = std::path::Path::new(&c.file)
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| c.name.clone().into());
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                texts.insert(c.name.clone(), text);
+            }
+            Err(source) => {
+                errors.push(ProjectError::Io { path: format!("{} (component `{}`)", path.display(), c.name), source })
+            }
+        }
+    }
+    ProjectError::from_list(errors)?;
+    Ok(texts)
 }

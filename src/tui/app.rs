@@ -2,7 +2,11 @@
 //! keymap and change only this struct; the event loop (`tui::run`) feeds it input and engine
 //! notices and draws it when something changed. Tests drive it directly.
 
-use crate::engine::CandidateId;
+use crate::engine::event::{HumanAction, ReviewItem};
+use crate::engine::{CandidateId, Origin};
+use crate::project::config::ReviewPolicy;
+use crate::project::Candidate;
+use crate::tui::editor::TextEditor;
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::model::{Memo, Model};
 use crate::tui::theme::Theme;
@@ -234,23 +238,148 @@ pub struct ReflectionsUi {
     pub detail_area: Cell<Rect>,
 }
 
+#[derive(Debug, Default)]
+pub struct ReviewUi {
+    /// The selected item's number; None (or an item no longer pending) selects the first.
+    pub item: Option<u64>,
+    pub scroll: Scroll,
+    pub offset: Cell<usize>,
+    pub list_area: Cell<Rect>,
+    pub detail_area: Cell<Rect>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputTarget {
     FrontierFilter,
     TraceSearch,
+    /// The reason for vetoing this review item (optional).
+    VetoReason {
+        item: u64,
+    },
+    /// A folder of component files to add as a candidate.
+    Folder,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputLine {
     pub target: InputTarget,
     pub text: String,
+    /// Why the last Enter did not go through (the text stays for another try).
+    pub error: Option<String>,
+}
+
+/// What an edit is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditTarget {
+    /// Edit a pending review item's texts, then approve it.
+    ReviewItem { item: u64 },
+    /// A new candidate from a candidate's texts (origin human, parent that candidate).
+    HandEdit { parent: CandidateId },
+}
+
+/// The inline editor over a candidate's texts, one editor per component.
+#[derive(Debug, Clone)]
+pub struct EditSession {
+    pub target: EditTarget,
+    /// Component names, in the run's order.
+    pub names: Vec<String>,
+    /// The texts before editing, as they were (the editors hold them sanitized).
+    pub originals: Candidate,
+    pub editors: Vec<TextEditor>,
+    pub current: usize,
+    /// Esc was pressed once over unsent edits.
+    pub confirm_discard: bool,
+}
+
+impl EditSession {
+    pub fn new(target: EditTarget, names: &[String], texts: &Candidate) -> EditSession {
+        let editors = names
+            .iter()
+            .map(|n| TextEditor::new(&crate::text::sanitize(texts.get(n).map(String::as_str).unwrap_or(""))))
+            .collect();
+        EditSession {
+            target,
+            names: names.to_vec(),
+            originals: texts.clone(),
+            editors,
+            current: 0,
+            confirm_discard: false,
+        }
+    }
+
+    /// The edited texts; a component left as it was keeps its original text exactly (the editor
+    /// shows it with control characters removed).
+    pub fn texts(&self) -> Candidate {
+        self.names
+            .iter()
+            .zip(&self.editors)
+            .map(|(n, e)| {
+                let orig = self.originals.get(n).cloned().unwrap_or_default();
+                let text = e.text();
+                (n.clone(), if text == crate::text::sanitize(&orig) { orig } else { text })
+            })
+            .collect()
+    }
+
+    pub fn modified(&self) -> bool {
+        self.texts() != self.originals
+    }
+
+    /// Components whose text was changed here.
+    pub fn changed(&self) -> Vec<&str> {
+        let t = self.texts();
+        self.names.iter().filter(|n| t.get(*n) != self.originals.get(*n)).map(String::as_str).collect()
+    }
+}
+
+/// The manual merge screen: for each component, which of the two marked candidates it comes from.
+#[derive(Debug)]
+pub struct MergeUi {
+    pub a: CandidateId,
+    pub b: CandidateId,
+    pub names: Vec<String>,
+    pub from: Vec<CandidateId>,
+    /// What the merge rules chose, to show where the person departs from them.
+    pub default_from: Vec<CandidateId>,
+    pub cursor: usize,
+    pub scroll: Scroll,
+}
+
+impl MergeUi {
+    pub fn texts(&self, model: &Model) -> Candidate {
+        self.names
+            .iter()
+            .zip(&self.from)
+            .map(|(n, c)| (n.clone(), model.state.candidates[*c].texts.get(n).cloned().unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// A request for the event loop: suspend the terminal and edit these texts in `$EDITOR`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalEdit {
+    pub target: EditTarget,
+    pub names: Vec<String>,
+    pub texts: Candidate,
+}
+
+/// What came back from `$EDITOR`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalOutcome {
+    /// The files' texts as read back (the originals where a file could not be read).
+    pub texts: Candidate,
+    /// Why the edit did not go through cleanly (the editor failed, a file vanished).
+    pub error: Option<String>,
 }
 
 /// What the workbench asks of the engine; the event loop carries it out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EngineCommand {
     Pause,
     Resume,
+    /// A decision, applied by the engine at the start of its next round.
+    Act(HumanAction),
+    ApproveAll,
 }
 
 pub struct App {
@@ -267,6 +396,18 @@ pub struct App {
     pub candidate: CandidateUi,
     pub traces: TracesUi,
     pub reflections: ReflectionsUi,
+    pub review: ReviewUi,
+    /// The inline editor, when open (it takes every key).
+    pub editor: Option<EditSession>,
+    /// The manual merge screen, when open.
+    pub merge: Option<MergeUi>,
+    /// Candidates marked for a manual merge (at most two, oldest first).
+    pub marked: Vec<CandidateId>,
+    /// Texts to edit in `$EDITOR`; the event loop takes it, suspends the terminal and reports
+    /// back with `external_edit_done`.
+    pub external: Option<ExternalEdit>,
+    /// `q` was pressed once while decisions were still on their way to the engine.
+    pub quit_armed: bool,
     /// A one-line message in the status bar until the next key.
     pub flash: Option<String>,
     pub quit: bool,
@@ -295,6 +436,12 @@ impl App {
             candidate: CandidateUi::default(),
             traces: TracesUi::default(),
             reflections: ReflectionsUi::default(),
+            review: ReviewUi::default(),
+            editor: None,
+            merge: None,
+            marked: Vec::new(),
+            external: None,
+            quit_armed: false,
             flash: None,
             quit: false,
             commands: Vec::new(),
@@ -400,6 +547,7 @@ impl App {
             TermEvent::Key(k) => self.on_key(*k),
             TermEvent::Mouse(m) => self.on_mouse(*m),
             TermEvent::Resize(..) => true,
+            TermEvent::Paste(text) => self.on_paste(text),
             _ => false,
         }
     }
@@ -410,12 +558,23 @@ impl App {
             return false;
         }
         self.flash = None;
+        if self.editor.is_some() {
+            self.on_editor_key(key);
+            return true;
+        }
+        if self.merge.is_some() {
+            self.on_merge_key(key);
+            return true;
+        }
         if self.input.is_some() {
             self.on_input_key(key);
             return true;
         }
         match self.keymap.action_for(&key) {
             Some(a) => {
+                if a != Action::Quit {
+                    self.quit_armed = false;
+                }
                 self.perform(a);
                 true
             }
@@ -431,9 +590,22 @@ impl App {
 
     fn on_input_key(&mut self, key: KeyEvent) {
         let Some(input) = self.input.as_mut() else { return };
+        let prompt = matches!(input.target, InputTarget::VetoReason { .. } | InputTarget::Folder);
         match key.code {
+            KeyCode::Enter if prompt => {
+                let (target, text) = (input.target, input.text.clone());
+                self.submit_prompt(target, text);
+            }
             KeyCode::Enter => {
                 self.input = None;
+            }
+            KeyCode::Esc if prompt => {
+                let target = input.target;
+                self.input = None;
+                self.flash = Some(match target {
+                    InputTarget::VetoReason { item } => format!("veto of item {item} cancelled; nothing sent"),
+                    _ => "cancelled; nothing sent".into(),
+                });
             }
             KeyCode::Esc => {
                 let target = input.target;
@@ -465,6 +637,11 @@ impl App {
                 self.traces.offset.set(0);
                 self.traces.scroll.reset();
             }
+            InputTarget::VetoReason { .. } | InputTarget::Folder => {
+                if let Some(i) = self.input.as_mut() {
+                    i.error = None;
+                }
+            }
         }
     }
 
@@ -492,7 +669,7 @@ impl App {
             return;
         }
         match action {
-            Action::Quit => self.quit = true,
+            Action::Quit => self.request_quit(),
             Action::Help => {
                 self.help = true;
                 self.help_scroll.reset();
@@ -521,8 +698,37 @@ impl App {
                     self.matrix.pane = MatrixPane::Heat;
                 }
             }
+            Action::ApproveAll => self.approve_all(),
+            Action::ToggleMutationReview => self.toggle_policy(true),
+            Action::ToggleMergeReview => self.toggle_policy(false),
+            Action::Mark => self.toggle_mark(),
+            Action::MergeMarked => self.open_merge(),
+            Action::AddCandidate => {
+                if self.need_live("adding a candidate") {
+                    self.input = Some(InputLine { target: InputTarget::Folder, text: String::new(), error: None });
+                }
+            }
+            Action::Edit | Action::EditExternal if self.view != View::Review => {
+                if matches!(self.view, View::Candidate | View::Frontier) {
+                    self.hand_edit(action == Action::EditExternal);
+                } else {
+                    self.flash = Some(format!(
+                        "{} edits in the Review (7), Candidate (4) and Frontier (2) views",
+                        self.keymap.describe(action)
+                    ));
+                }
+            }
+            Action::Approve | Action::Veto if self.view != View::Review => {
+                self.flash = Some(format!(
+                    "{} {} the selected item in the Review view (7)",
+                    self.keymap.describe(action),
+                    if action == Action::Approve { "approves" } else { "vetoes" }
+                ));
+            }
+            Action::Save => {}
             _ => match self.view {
-                View::Dashboard | View::Review => {}
+                View::Dashboard => {}
+                View::Review => self.review_action(action),
                 View::Frontier => self.frontier_action(action),
                 View::WinMatrix => self.matrix_action(action),
                 View::Candidate => self.candidate_action(action),
@@ -549,6 +755,507 @@ impl App {
             self.commands.push(EngineCommand::Pause);
             self.model.paused = true;
             self.flash = Some("pausing: calls in flight finish, nothing new starts".into());
+        }
+    }
+
+    /// `q`: leaves, unless decisions are still on their way to the engine (they would be lost:
+    /// the engine applies them at the start of its next round); then the first `q` says so.
+    fn request_quit(&mut self) {
+        let waiting = self.model.sent.len();
+        if waiting > 0 && self.model.can_act() && !self.quit_armed {
+            self.quit_armed = true;
+            self.flash = Some(format!(
+                "{waiting} decision(s) sent are not applied yet ({}); {} again quits and drops them (pending items stay pending)",
+                if self.model.paused { "the engine is paused: space resumes it" } else { "wait for the next round" },
+                self.keymap.describe(Action::Quit).split(", ").next().unwrap_or("q"),
+            ));
+            return;
+        }
+        self.quit = true;
+    }
+
+    /// Whether decisions can be sent now; if not, says why in the status bar.
+    pub fn need_live(&mut self, what: &str) -> bool {
+        if self.model.can_act() {
+            return true;
+        }
+        let why = if self.model.state.finished.is_some() {
+            "this run is finished; start a new run, or branch one from a candidate with `gepa-tui run --branch RUN:ID`"
+                .to_string()
+        } else if self.model.engine_done {
+            "the engine has stopped; reopen the run to resume it".to_string()
+        } else {
+            "this run is open read-only; resume it from the start screen (or `gepa-tui --run RUN`)".to_string()
+        };
+        self.flash = Some(format!("{what} needs a live run: {why}"));
+        false
+    }
+
+    /// Sends a decision to the engine and remembers it until the engine records it.
+    pub fn send(&mut self, action: HumanAction) {
+        let what = match &action {
+            HumanAction::Approve { item } => format!("approval of item {item}"),
+            HumanAction::Veto { item, reason: Some(_) } => format!("veto of item {item} (with its reason)"),
+            HumanAction::Veto { item, reason: None } => format!("veto of item {item}"),
+            HumanAction::Edit { item, .. } => format!("edited texts of item {item}"),
+            HumanAction::AddCandidate { note, .. } => format!("new candidate ({note})"),
+            HumanAction::SetPolicy { mutations, merges } => {
+                format!("review policy (mutations {}, merges {})", policy_name(*mutations), policy_name(*merges))
+            }
+        };
+        self.commands.push(EngineCommand::Act(action.clone()));
+        self.model.sent.push(action);
+        self.model.version += 1;
+        self.flash = Some(format!("{what} sent; {}", self.when_applied()));
+    }
+
+    /// When the engine will apply a decision sent now.
+    pub fn when_applied(&self) -> &'static str {
+        if self.model.paused {
+            "applied at the start of the next round (the engine is paused: space resumes it)"
+        } else {
+            "applied at the start of the next round"
+        }
+    }
+
+    /// The review items in display order (oldest first).
+    pub fn review_rows(&self) -> &[ReviewItem] {
+        &self.model.state.review_queue
+    }
+
+    /// The selected review item (the first when none is chosen or the chosen one is gone).
+    pub fn selected_item(&self) -> Option<&ReviewItem> {
+        let q = self.review_rows();
+        self.review.item.and_then(|n| q.iter().find(|i| i.item == n)).or(q.first())
+    }
+
+    /// The selected item if a decision can be taken on it now; else says why.
+    fn actionable_item(&mut self, what: &str) -> Option<ReviewItem> {
+        let Some(it) = self.selected_item().cloned() else {
+            self.flash = Some("the review queue is empty".into());
+            return None;
+        };
+        if !self.need_live(what) {
+            return None;
+        }
+        if let Some((round, a)) = self.model.item_decision(it.item) {
+            self.flash = Some(format!(
+                "item {} already has a decision ({}) {}",
+                it.item,
+                action_word(a),
+                match round {
+                    None => "on its way to the engine".to_string(),
+                    Some(r) => format!("applied in round {r}"),
+                }
+            ));
+            return None;
+        }
+        Some(it)
+    }
+
+    fn review_action(&mut self, action: Action) {
+        let items: Vec<u64> = self.review_rows().iter().map(|i| i.item).collect();
+        let pos = self.selected_item().and_then(|it| items.iter().position(|n| *n == it.item)).unwrap_or(0);
+        let new_pos = match action {
+            Action::Up => Self::step(pos, -1, items.len()),
+            Action::Down => Self::step(pos, 1, items.len()),
+            Action::Top => 0,
+            Action::Bottom => items.len().saturating_sub(1),
+            Action::PageUp => return self.review.scroll.by(-10),
+            Action::PageDown => return self.review.scroll.by(10),
+            Action::ScrollUp => return self.review.scroll.by(-1),
+            Action::ScrollDown => return self.review.scroll.by(1),
+            Action::Approve => {
+                if let Some(it) = self.actionable_item("approving") {
+                    self.send(HumanAction::Approve { item: it.item });
+                }
+                return;
+            }
+            Action::Veto => {
+                if let Some(it) = self.actionable_item("vetoing") {
+                    self.input = Some(InputLine {
+                        target: InputTarget::VetoReason { item: it.item },
+                        text: String::new(),
+                        error: None,
+                    });
+                }
+                return;
+            }
+            Action::Edit | Action::EditExternal => {
+                if let Some(it) = self.actionable_item("editing") {
+                    let target = EditTarget::ReviewItem { item: it.item };
+                    self.start_edit(target, &it.texts, action == Action::EditExternal);
+                }
+                return;
+            }
+            Action::Open => {
+                // Enter on an item shows its parent in the Candidate view, diffed against nothing new.
+                if let Some(p) = self.selected_item().and_then(|it| it.parents.first().copied()) {
+                    self.select_candidate(p);
+                    self.goto(View::Candidate);
+                }
+                return;
+            }
+            _ => return,
+        };
+        if let Some(&n) = items.get(new_pos) {
+            if Some(n) != self.selected_item().map(|i| i.item) {
+                self.review.scroll.reset();
+            }
+            self.review.item = Some(n);
+        }
+    }
+
+    fn start_edit(&mut self, target: EditTarget, texts: &Candidate, external: bool) {
+        let names = self.model.state.components.clone();
+        if external {
+            self.external = Some(ExternalEdit { target, names, texts: texts.clone() });
+        } else {
+            self.editor = Some(EditSession::new(target, &names, texts));
+        }
+    }
+
+    /// `e` / `E` on a candidate: its texts, edited, become a new candidate.
+    fn hand_edit(&mut self, external: bool) {
+        let Some(rec) = self.model.state.candidates.get(self.selected) else {
+            self.flash = Some("no candidate to edit yet".into());
+            return;
+        };
+        let texts = rec.texts.clone();
+        if self.need_live("a hand edit") {
+            self.start_edit(EditTarget::HandEdit { parent: self.selected }, &texts, external);
+        }
+    }
+
+    /// Sends what an edit produced. Err: why nothing was sent (the caller keeps the texts).
+    fn submit_edit(&mut self, target: EditTarget, texts: Candidate) -> Result<(), String> {
+        if !self.model.can_act() {
+            return Err("the engine is not running any more; nothing was sent".into());
+        }
+        match target {
+            EditTarget::ReviewItem { item } => {
+                let Some(it) = self.model.state.review_item(item).cloned() else {
+                    return Err(format!("item {item} is no longer pending"));
+                };
+                if let Some((_, a)) = self.model.item_decision(item) {
+                    return Err(format!("item {item} already has a decision ({})", action_word(a)));
+                }
+                if texts == it.texts {
+                    self.send(HumanAction::Approve { item });
+                    self.flash =
+                        Some(format!("nothing was changed: item {item} approved as it is; {}", self.when_applied()));
+                } else {
+                    self.send(HumanAction::Edit { item, texts });
+                }
+                Ok(())
+            }
+            EditTarget::HandEdit { parent } => {
+                let same = self.model.state.candidates.get(parent).is_some_and(|c| c.texts == texts);
+                if same {
+                    return Err(format!("the texts are those of #{parent}; change something first (esc leaves)"));
+                }
+                self.send(HumanAction::AddCandidate {
+                    texts,
+                    parents: vec![parent],
+                    origin: Origin::Human,
+                    note: "edited by hand".into(),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn on_editor_key(&mut self, key: KeyEvent) {
+        let Some(ed) = self.editor.as_mut() else { return };
+        let typed = matches!(key.code, KeyCode::Char(_))
+            && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        let action = if typed { None } else { self.keymap.action_for(&key) };
+        if action != Some(Action::Back) {
+            ed.confirm_discard = false;
+        }
+        match action {
+            Some(Action::Save) => {
+                let (target, texts) = (ed.target, ed.texts());
+                match self.submit_edit(target, texts) {
+                    Ok(()) => self.editor = None,
+                    Err(e) => self.flash = Some(e),
+                }
+            }
+            Some(Action::Back) => {
+                if ed.modified() && !ed.confirm_discard {
+                    ed.confirm_discard = true;
+                    self.flash = Some(format!(
+                        "esc again discards your edits; {} sends them",
+                        self.keymap.describe(Action::Save)
+                    ));
+                } else {
+                    self.editor = None;
+                    self.flash = Some("edit cancelled; nothing sent".into());
+                }
+            }
+            Some(Action::NextView) => ed.current = (ed.current + 1) % ed.editors.len().max(1),
+            Some(Action::PrevView) => ed.current = (ed.current + ed.editors.len().max(1) - 1) % ed.editors.len().max(1),
+            Some(Action::Quit) => {
+                self.flash = Some("esc leaves the editor first (your text stays until you do)".into());
+            }
+            _ => {
+                if let Some(e) = ed.editors.get_mut(ed.current) {
+                    e.input(key);
+                }
+            }
+        }
+    }
+
+    /// Text pasted into the terminal (bracketed paste) goes into the open editor or prompt.
+    pub fn on_paste(&mut self, text: &str) -> bool {
+        if let Some(ed) = self.editor.as_mut() {
+            if let Some(e) = ed.editors.get_mut(ed.current) {
+                e.insert_str(text);
+            }
+            return true;
+        }
+        if let Some(input) = self.input.as_mut() {
+            input.text.push_str(&crate::text::sanitize(text).replace(['\n', '\t'], " "));
+            let (t, s) = (input.target, input.text.clone());
+            self.set_input_text(t, s);
+            return true;
+        }
+        false
+    }
+
+    /// What `$EDITOR` gave back: sent as the edit when it went well; otherwise (or when
+    /// nothing was changed) the texts open in the inline editor, so nothing typed is lost.
+    pub fn external_edit_done(&mut self, request: ExternalEdit, outcome: ExternalOutcome) {
+        if let Some(err) = outcome.error {
+            let mut session = EditSession::new(request.target, &request.names, &request.texts);
+            for (name, e) in session.names.iter().zip(session.editors.iter_mut()) {
+                if let Some(t) = outcome.texts.get(name) {
+                    *e = TextEditor::new(&crate::text::sanitize(t));
+                }
+            }
+            self.editor = Some(session);
+            self.flash = Some(format!(
+                "{err}; your text is in the editor here ({} sends it)",
+                self.keymap.describe(Action::Save)
+            ));
+            return;
+        }
+        if outcome.texts == request.texts {
+            self.flash = Some("nothing was changed in the editor; nothing sent".into());
+            return;
+        }
+        if let Err(e) = self.submit_edit(request.target, outcome.texts.clone()) {
+            let mut session = EditSession::new(request.target, &request.names, &request.texts);
+            for (name, ed) in session.names.iter().zip(session.editors.iter_mut()) {
+                *ed = TextEditor::new(&crate::text::sanitize(&outcome.texts[name]));
+            }
+            self.editor = Some(session);
+            self.flash = Some(format!("{e}; your text is in the editor here"));
+        }
+    }
+
+    fn submit_prompt(&mut self, target: InputTarget, text: String) {
+        match target {
+            InputTarget::VetoReason { item } => {
+                self.input = None;
+                if self.actionable_item("vetoing").is_none_or(|it| it.item != item) {
+                    return;
+                }
+                let reason = Some(text.trim().to_string()).filter(|r| !r.is_empty());
+                self.send(HumanAction::Veto { item, reason });
+            }
+            InputTarget::Folder => match self.candidate_from_folder(text.trim()) {
+                Ok((texts, dir)) => {
+                    self.input = None;
+                    if !self.need_live("adding a candidate") {
+                        return;
+                    }
+                    let dup = self.model.state.candidates.iter().find(|c| c.texts == texts).map(|c| c.id);
+                    self.send(HumanAction::AddCandidate {
+                        texts,
+                        parents: vec![],
+                        origin: Origin::Human,
+                        note: format!("added from {dir}"),
+                    });
+                    if let Some(d) = dup {
+                        if let Some(f) = self.flash.as_mut() {
+                            f.push_str(&format!(" (its texts equal #{d}'s)"));
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Some(i) = self.input.as_mut() {
+                        i.error = Some(e);
+                    }
+                }
+            },
+            _ => self.input = None,
+        }
+    }
+
+    /// Reads a folder of component files (relative to where gepa-tui was started, else to the
+    /// project folder; `~` is the home folder).
+    fn candidate_from_folder(&self, typed: &str) -> Result<(Candidate, String), String> {
+        if typed.is_empty() {
+            return Err("type the folder that holds the component files".into());
+        }
+        if self.model.component_files.is_empty() {
+            return Err("the project's components are not known in this window".into());
+        }
+        let mut path = std::path::PathBuf::from(typed);
+        if let Some(rest) = typed.strip_prefix("~/") {
+            if let Some(home) = std::env::var_os("HOME") {
+                path = std::path::PathBuf::from(home).join(rest);
+            }
+        }
+        if path.is_relative() && !path.exists() {
+            if let Some(root) = &self.model.project_root {
+                path = root.join(&path);
+            }
+        }
+        crate::project::candidate_from_folder(&self.model.component_files, &path)
+            .map(|t| (t, path.display().to_string()))
+            .map_err(|e| e.problems().join("; "))
+    }
+
+    fn approve_all(&mut self) {
+        if !self.need_live("approving") {
+            return;
+        }
+        let items: Vec<u64> =
+            self.review_rows().iter().map(|i| i.item).filter(|n| self.model.item_decision(*n).is_none()).collect();
+        if items.is_empty() {
+            self.flash = Some("nothing waits for a decision".into());
+            return;
+        }
+        self.commands.push(EngineCommand::ApproveAll);
+        for item in &items {
+            self.model.sent.push(HumanAction::Approve { item: *item });
+        }
+        self.model.version += 1;
+        self.flash = Some(format!("approval of {} item(s) sent; {}", items.len(), self.when_applied()));
+    }
+
+    fn toggle_policy(&mut self, mutations: bool) {
+        if !self.need_live("changing the review policy") {
+            return;
+        }
+        let flip = |p: ReviewPolicy| if p == ReviewPolicy::Auto { ReviewPolicy::Approve } else { ReviewPolicy::Auto };
+        let (m, g) = self.model.review_policy();
+        let (m, g) = if mutations { (flip(m), g) } else { (m, flip(g)) };
+        self.send(HumanAction::SetPolicy { mutations: m, merges: g });
+        let pending = self.review_rows().len();
+        if let Some(f) = self.flash.as_mut() {
+            if pending > 0 && (m == ReviewPolicy::Auto || g == ReviewPolicy::Auto) {
+                f.push_str(&format!(
+                    "; the {pending} pending item(s) still wait ({} approves them all)",
+                    self.keymap.describe(Action::ApproveAll)
+                ));
+            }
+        }
+    }
+
+    fn toggle_mark(&mut self) {
+        let c = self.selected;
+        if c >= self.n_candidates() {
+            self.flash = Some("no candidate to mark yet".into());
+            return;
+        }
+        if let Some(i) = self.marked.iter().position(|m| *m == c) {
+            self.marked.remove(i);
+            self.flash = Some(format!("#{c} unmarked"));
+            return;
+        }
+        self.marked.push(c);
+        if self.marked.len() > 2 {
+            let dropped = self.marked.remove(0);
+            self.flash = Some(format!("#{c} marked (#{dropped} unmarked: a merge takes two)"));
+        }
+        if self.marked.len() == 2 {
+            let m = self.keymap.describe(Action::MergeMarked);
+            let msg = format!("#{} and #{} marked; {m} merges them", self.marked[0], self.marked[1]);
+            self.flash = Some(match self.flash.take() {
+                Some(f) if f.contains("unmarked") => {
+                    format!("{f}; {m} merges #{} and #{}", self.marked[0], self.marked[1])
+                }
+                _ => msg,
+            });
+        } else {
+            self.flash = Some(format!("#{c} marked; mark one more to merge them"));
+        }
+    }
+
+    fn open_merge(&mut self) {
+        if self.marked.len() != 2 {
+            self.flash = Some(format!(
+                "mark two candidates first ({} marks the selected one); {} marked",
+                self.keymap.describe(Action::Mark),
+                self.marked.len()
+            ));
+            return;
+        }
+        if !self.need_live("a manual merge") {
+            return;
+        }
+        let (a, b) = (self.marked[0], self.marked[1]);
+        let st = &self.model.state;
+        let texts: Vec<Candidate> = st.candidates.iter().map(|c| c.texts.clone()).collect();
+        let parents: Vec<Vec<CandidateId>> = st.candidates.iter().map(|c| c.parents.clone()).collect();
+        let scores = st.val_means();
+        let lineage = crate::engine::merge::Lineage { texts: &texts, parents: &parents, scores: &scores };
+        let defaults = lineage.default_sources(a, b);
+        let names = st.components.clone();
+        let from: Vec<CandidateId> = names.iter().map(|n| defaults.get(n).copied().unwrap_or(a)).collect();
+        self.merge =
+            Some(MergeUi { a, b, names, default_from: from.clone(), from, cursor: 0, scroll: Scroll::default() });
+    }
+
+    fn on_merge_key(&mut self, key: KeyEvent) {
+        let Some(mg) = self.merge.as_mut() else { return };
+        match self.keymap.action_for(&key) {
+            Some(Action::Up) => mg.cursor = mg.cursor.saturating_sub(1),
+            Some(Action::Down) => mg.cursor = (mg.cursor + 1).min(mg.names.len().saturating_sub(1)),
+            Some(Action::Left) => {
+                if let Some(f) = mg.from.get_mut(mg.cursor) {
+                    *f = mg.a;
+                }
+            }
+            Some(Action::Right) => {
+                if let Some(f) = mg.from.get_mut(mg.cursor) {
+                    *f = mg.b;
+                }
+            }
+            Some(Action::PageDown) => mg.scroll.by(10),
+            Some(Action::PageUp) => mg.scroll.by(-10),
+            Some(Action::ScrollDown) => mg.scroll.by(1),
+            Some(Action::ScrollUp) => mg.scroll.by(-1),
+            Some(Action::Back) | Some(Action::Quit) => {
+                self.merge = None;
+                self.flash = Some("merge cancelled; nothing sent (the marks stay)".into());
+            }
+            Some(Action::Open) | Some(Action::Save) => {
+                let (a, b) = (mg.a, mg.b);
+                let texts = mg.texts(&self.model);
+                let st = &self.model.state;
+                if let Some(same) = [a, b].into_iter().find(|c| st.candidates[*c].texts == texts) {
+                    self.flash = Some(format!(
+                        "those choices give #{same}'s texts unchanged; take at least one component from each side"
+                    ));
+                    return;
+                }
+                if !self.need_live("a manual merge") {
+                    return;
+                }
+                self.merge = None;
+                self.marked.clear();
+                self.send(HumanAction::AddCandidate {
+                    texts,
+                    parents: vec![a, b],
+                    origin: Origin::Merge,
+                    note: "manual merge".into(),
+                });
+            }
+            _ => {}
         }
     }
 
@@ -587,8 +1294,11 @@ impl App {
                 return;
             }
             Action::Search => {
-                self.input =
-                    Some(InputLine { target: InputTarget::FrontierFilter, text: self.frontier.filter.clone() });
+                self.input = Some(InputLine {
+                    target: InputTarget::FrontierFilter,
+                    text: self.frontier.filter.clone(),
+                    error: None,
+                });
                 return;
             }
             _ => return,
@@ -729,7 +1439,8 @@ impl App {
                 return;
             }
             Action::Search => {
-                self.input = Some(InputLine { target: InputTarget::TraceSearch, text: self.traces.query.clone() });
+                self.input =
+                    Some(InputLine { target: InputTarget::TraceSearch, text: self.traces.query.clone(), error: None });
                 return;
             }
             _ => return,
@@ -796,6 +1507,9 @@ impl App {
     }
 
     pub fn on_mouse(&mut self, m: MouseEvent) -> bool {
+        if self.editor.is_some() || self.merge.is_some() {
+            return false;
+        }
         let pos = Position::new(m.column, m.row);
         match m.kind {
             MouseEventKind::Down(MouseButton::Left) => {
@@ -900,9 +1614,32 @@ impl App {
             View::Reflections => views::reflections::render(frame, body, self, theme),
             View::Review => views::review::render(frame, body, self, theme),
         }
+        if self.editor.is_some() {
+            views::editor::render(frame, body, self, theme);
+        } else if self.merge.is_some() {
+            views::merge::render(frame, body, self, theme);
+        }
         views::status_bar::render(frame, status, self, theme);
         if self.help {
             views::help::render(frame, body, self, theme);
         }
+    }
+}
+
+pub fn policy_name(p: ReviewPolicy) -> &'static str {
+    match p {
+        ReviewPolicy::Auto => "auto",
+        ReviewPolicy::Approve => "approve",
+    }
+}
+
+/// A decision in a word or two ("approve", "veto", "edit").
+pub fn action_word(a: &HumanAction) -> &'static str {
+    match a {
+        HumanAction::Approve { .. } => "approve",
+        HumanAction::Veto { .. } => "veto",
+        HumanAction::Edit { .. } => "edit, then approve",
+        HumanAction::AddCandidate { .. } => "add a candidate",
+        HumanAction::SetPolicy { .. } => "review policy",
     }
 }

@@ -69,6 +69,17 @@ actions! {
     CompareNext = "compare_next", "candidate: compare with the next candidate";
     ComparePrev = "compare_prev", "candidate: compare with the previous candidate";
     OpenTraces = "open_traces", "traces of the selected candidate";
+    Approve = "approve", "review: approve the selected item (scored on val, then it may join the frontier)";
+    Veto = "veto", "review: veto the selected item, with an optional reason for later reflections";
+    Edit = "edit", "review: edit the item's texts, then approve; candidate/frontier: edit into a new candidate";
+    EditExternal = "edit_external", "like edit, in $EDITOR (one file per component)";
+    ApproveAll = "approve_all", "approve every pending review item";
+    ToggleMutationReview = "toggle_mutation_review", "mutations: switch between auto and approve";
+    ToggleMergeReview = "toggle_merge_review", "merges: switch between auto and approve";
+    Mark = "mark", "mark / unmark the selected candidate for a manual merge";
+    MergeMarked = "merge_marked", "merge the two marked candidates by hand";
+    AddCandidate = "add_candidate", "add a candidate from a folder of component files";
+    Save = "save", "editor: approve / send the edited texts";
 }
 
 /// A key with its modifiers, as written in keymap.toml (`q`, `ctrl-c`, `shift-tab`, `pagedown`).
@@ -252,6 +263,17 @@ impl Default for Keymap {
             (c(']'), CompareNext),
             (c('['), ComparePrev),
             (c('t'), OpenTraces),
+            (c('a'), Approve),
+            (c('x'), Veto),
+            (c('e'), Edit),
+            (c('E'), EditExternal),
+            (c('A'), ApproveAll),
+            (c('p'), ToggleMutationReview),
+            (c('P'), ToggleMergeReview),
+            (c('m'), Mark),
+            (c('M'), MergeMarked),
+            (c('+'), AddCandidate),
+            (Key::new(K::Char('s'), KeyModifiers::CONTROL), Save),
         ];
         Keymap { bindings }
     }

@@ -6,6 +6,8 @@
 //! frame). The engine knows nothing of the screen; the screen never calls a model.
 
 pub mod app;
+pub mod editor;
+pub mod external;
 pub mod keymap;
 pub mod model;
 pub mod start;
@@ -18,7 +20,6 @@ use crate::cli::CommonArgs;
 use crate::engine::run::load_events;
 use crate::engine::{EngineHandle, EngineOptions, Notice, RunOutcome};
 use crate::eval::Task;
-use crate::project::config::ReviewPolicy;
 use crate::project::Project;
 use anyhow::{anyhow, bail, Context, Result};
 use app::{App, EngineCommand};
@@ -155,18 +156,29 @@ impl SessionOutcome {
 struct InputReader {
     rx: mpsc::UnboundedReceiver<TermEvent>,
     stop: Arc<AtomicBool>,
+    /// Asked to stop reading (another program has the terminal), and whether it has.
+    hold: Arc<AtomicBool>,
+    idle: Arc<AtomicBool>,
 }
 
 impl InputReader {
     fn spawn() -> InputReader {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let hold = Arc::new(AtomicBool::new(false));
+        let idle = Arc::new(AtomicBool::new(false));
+        let (flag, hold2, idle2) = (stop.clone(), hold.clone(), idle.clone());
         std::thread::Builder::new()
             .name("gepa-tui-input".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    match crossterm::event::poll(Duration::from_millis(100)) {
+                    if hold2.load(Ordering::SeqCst) {
+                        idle2.store(true, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                    idle2.store(false, Ordering::SeqCst);
+                    match crossterm::event::poll(Duration::from_millis(50)) {
                         Ok(true) => match crossterm::event::read() {
                             Ok(ev) => {
                                 if tx.send(ev).is_err() {
@@ -181,7 +193,22 @@ impl InputReader {
                 }
             })
             .expect("cannot start the input thread");
-        InputReader { rx, stop }
+        InputReader { rx, stop, hold, idle }
+    }
+
+    /// Stops reading the terminal until `release` (so keys typed into `$EDITOR` stay there).
+    fn hold(&self) {
+        self.hold.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        while !self.idle.load(Ordering::SeqCst) && start.elapsed() < Duration::from_millis(500) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn release(&mut self) {
+        self.hold.store(false, Ordering::SeqCst);
+        // Anything read just before holding belonged to the workbench; it is stale now.
+        while self.rx.try_recv().is_ok() {}
     }
 }
 
@@ -336,16 +363,7 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
                 model.on_notice(Notice::Warning(w));
             }
             model.session_start_calls = model.state.metric_calls;
-            let review = &project.config.review;
-            if !args.auto_approve
-                && (review.mutations == ReviewPolicy::Approve || review.merges == ReviewPolicy::Approve)
-            {
-                model.on_notice(Notice::Warning(
-                    "[review] asks a person to approve children, and the workbench cannot approve yet: they will wait in \
-                     the Review view (7). Continue such runs with `gepa-tui run --auto-approve DIR`."
-                        .into(),
-                ));
-            }
+            model.attached = true;
             tracing::info!(
                 "{} run {run_id} in {}",
                 if args.resume.is_some() { "resuming" } else { "starting" },
@@ -355,6 +373,24 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             Ok(Opened { model, run_id, engine: Some(LiveEngine { handle, task, notices: rx, join }), _log_guard: log })
         }
     }
+}
+
+/// Suspends the workbench, runs `$EDITOR` on the texts, and takes the terminal back.
+fn edit_externally(
+    term: &mut Term,
+    input: &mut InputReader,
+    request: &app::ExternalEdit,
+    components: &[crate::project::config::ComponentConfig],
+) -> Result<app::ExternalOutcome> {
+    let command = external::editor_command();
+    input.hold();
+    terminal::suspend();
+    tracing::info!("running {command:?} on {} component(s)", request.names.len());
+    let outcome = tokio::task::block_in_place(|| external::edit(request, components, &command));
+    let back = terminal::resume(term);
+    input.release();
+    back?;
+    Ok(outcome)
 }
 
 fn poll_usage(task: &Task) -> Vec<ModelUsage> {
@@ -401,6 +437,13 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
     let mut app = App::new(model, ctx.keymap.clone(), ctx.theme.clone());
     app.project_label = ctx.project.root.display().to_string();
     app.view = if live { app::View::Dashboard } else { app::View::Frontier };
+    let waiting = app.model.state.review_queue.len();
+    if waiting > 0 {
+        app.flash = Some(format!(
+            "{waiting} item(s) wait for review: {} shows them",
+            ctx.keymap.describe(keymap::Action::ViewReview)
+        ));
+    }
     let mut outcome = SessionOutcome { run_id: Some(run_id), ..Default::default() };
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME_GAP;
@@ -473,8 +516,24 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                 match cmd {
                     EngineCommand::Pause => h.pause(),
                     EngineCommand::Resume => h.resume(),
+                    EngineCommand::Act(a) => {
+                        tracing::info!("sent to the engine: {a:?}");
+                        h.act(a)
+                    }
+                    EngineCommand::ApproveAll => h.approve_all(),
                 }
             }
+        }
+        if let Some(request) = app.external.take() {
+            let result = edit_externally(term, input, &request, &app.model.component_files);
+            match result {
+                Ok(outcome) => app.external_edit_done(request, outcome),
+                Err(e) => {
+                    // The terminal could not be taken back: nothing sensible can be drawn.
+                    return Err(e.context("cannot restore the terminal after the editor"));
+                }
+            }
+            dirty = true;
         }
         // The handle is the truth about pausing (a status sent just before a pause is stale).
         if let Some(h) = &handle {

@@ -3,10 +3,11 @@
 //! candidate's val evaluations with their traces, each proposal and what became of it, and the
 //! live, uncommitted progress of the round in flight.
 
-use crate::engine::event::PlannedProposal;
+use crate::engine::event::{HumanAction, PlannedProposal};
 use crate::engine::reflect::ReflectiveRecord;
 use crate::engine::{CandidateId, Event, Notice, ProposalOutcome, RunState, Status};
 use crate::eval::ExampleEval;
+use crate::project::config::{ComponentConfig, ReviewPolicy};
 use crate::project::{Candidate, Example, Project};
 use std::cell::{Ref, RefCell};
 use std::collections::BTreeMap;
@@ -130,6 +131,18 @@ pub struct Model {
     /// The example field holding the reference answer.
     pub expected_field: Option<String>,
     pub max_cost_usd: Option<f64>,
+    /// The project's components and their files (adding a candidate from a folder, `$EDITOR`'s
+    /// file names), its folder, and the review policies gepa.toml sets.
+    pub component_files: Vec<ComponentConfig>,
+    pub project_root: Option<std::path::PathBuf>,
+    pub review_config: Option<(ReviewPolicy, ReviewPolicy)>,
+    /// An engine is attached to this window (the run is live, not browsed).
+    pub attached: bool,
+    /// Decisions sent to the engine and not yet seen back as a `human` event: the engine applies
+    /// them at the start of its next round.
+    pub sent: Vec<HumanAction>,
+    /// Committed decisions, oldest first, with the round they took effect in.
+    pub decisions: Vec<(u64, HumanAction)>,
     /// Increments on every change, so views can cache derived rows.
     pub version: u64,
     /// Committed rounds folded so far (keys the derived numbers).
@@ -166,6 +179,9 @@ impl Model {
         }
         self.expected_field = project.config.evaluator.field.clone();
         self.max_cost_usd = project.config.optimizer.max_cost_usd;
+        self.component_files = project.config.components.clone();
+        self.project_root = Some(project.root.clone());
+        self.review_config = Some((project.config.review.mutations, project.config.review.merges));
         self.version += 1;
     }
 
@@ -178,6 +194,7 @@ impl Model {
                 self.live = Some(s);
             }
             Notice::Warning(w) => {
+                self.refused(&w);
                 self.warnings.push(crate::text::sanitize(&w));
                 self.version += 1;
             }
@@ -208,6 +225,9 @@ impl Model {
             Event::RoundFinished { round, .. } => {
                 for p in std::mem::take(&mut self.pending) {
                     self.state.apply(&p);
+                    if let Event::Human { round, action } = &p {
+                        self.decisions.push((*round, action.clone()));
+                    }
                     match p {
                         Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
                         Event::ValEvaluated { candidate, evals } => {
@@ -233,10 +253,68 @@ impl Model {
                 self.commits += 1;
             }
             _ => {
+                if let Event::Human { action, .. } = ev {
+                    if let Some(i) = self.sent.iter().position(|a| a == action) {
+                        self.sent.remove(i);
+                    }
+                }
                 self.track_proposal(ev);
                 self.pending.push(ev.clone());
             }
         }
+    }
+
+    /// The engine refused a decision ("ignored: no pending review item 3"): it is no longer on
+    /// its way.
+    fn refused(&mut self, warning: &str) {
+        let Some(why) = warning.strip_prefix("ignored: ") else { return };
+        let item = why.strip_prefix("no pending review item ").and_then(|n| n.trim().parse::<u64>().ok());
+        let pos = match item {
+            Some(n) => self.sent.iter().position(|a| action_item(a) == Some(n)),
+            None => self.sent.iter().position(|a| matches!(a, HumanAction::AddCandidate { .. })),
+        };
+        if let Some(i) = pos {
+            self.sent.remove(i);
+        }
+    }
+
+    /// Decisions the engine applied in the round in flight (recorded, not yet committed).
+    pub fn uncommitted_actions(&self) -> impl Iterator<Item = (u64, &HumanAction)> {
+        self.pending.iter().filter_map(|e| match e {
+            Event::Human { round, action } => Some((*round, action)),
+            _ => None,
+        })
+    }
+
+    /// What is happening to a pending review item: a decision sent (not yet applied), or one
+    /// applied in the round in flight (with that round).
+    pub fn item_decision(&self, item: u64) -> Option<(Option<u64>, &HumanAction)> {
+        if let Some(a) = self.sent.iter().find(|a| action_item(a) == Some(item)) {
+            return Some((None, a));
+        }
+        self.uncommitted_actions().find(|(_, a)| action_item(a) == Some(item)).map(|(r, a)| (Some(r), a))
+    }
+
+    /// The review policies (mutations, merges) as they will be at the next round: the last one
+    /// sent, else applied, else gepa.toml's.
+    pub fn review_policy(&self) -> (ReviewPolicy, ReviewPolicy) {
+        let set = |a: &HumanAction| match a {
+            HumanAction::SetPolicy { mutations, merges } => Some((*mutations, *merges)),
+            _ => None,
+        };
+        self.sent
+            .iter()
+            .rev()
+            .find_map(set)
+            .or_else(|| self.uncommitted_actions().filter_map(|(_, a)| set(a)).last())
+            .or(self.state.policy)
+            .or(self.review_config)
+            .unwrap_or((ReviewPolicy::Auto, ReviewPolicy::Auto))
+    }
+
+    /// Whether decisions can be sent: an engine is attached and still running.
+    pub fn can_act(&self) -> bool {
+        self.attached && !self.engine_done
     }
 
     fn proposal_mut(&mut self, round: u64, slot: usize) -> Option<&mut ProposalView> {
@@ -420,7 +498,7 @@ impl Model {
 
     /// Whether an engine is attached and still running.
     pub fn is_live(&self) -> bool {
-        self.live.is_some() && !self.engine_done
+        (self.attached || self.live.is_some()) && !self.engine_done
     }
 
     /// Metric calls including the round in flight.
@@ -485,6 +563,14 @@ impl Model {
     pub fn expected(&self, example_id: &str) -> Option<String> {
         let field = self.expected_field.as_deref()?;
         self.examples.get(example_id)?.field_text(field)
+    }
+}
+
+/// The review item a decision is about, if any.
+pub fn action_item(a: &HumanAction) -> Option<u64> {
+    match a {
+        HumanAction::Approve { item } | HumanAction::Veto { item, .. } | HumanAction::Edit { item, .. } => Some(*item),
+        _ => None,
     }
 }
 

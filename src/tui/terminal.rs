@@ -23,6 +23,19 @@ pub fn restore() {
     }
 }
 
+/// Hands the terminal to another program (`$EDITOR`): the shell's screen, cooked mode, no mouse.
+pub fn suspend() {
+    restore();
+}
+
+/// Takes the terminal back after `suspend` and redraws everything on the next frame.
+pub fn resume(term: &mut Term) -> std::io::Result<()> {
+    enable_raw_mode()?;
+    ACTIVE.store(true, Ordering::SeqCst);
+    crossterm::execute!(stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    term.clear()
+}
+
 /// Restores the terminal when dropped (early returns, errors).
 pub struct Guard;
 

@@ -20,6 +20,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         format!(" · {} on a front · sorted by {}", m.frontier_size(), app.frontier.sort.0.label()),
         theme.muted,
     ));
+    if !app.marked.is_empty() {
+        let marks = app.marked.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(" and ");
+        title.push(Span::styled(format!(" · marked {marks} ◆"), theme.accent));
+    }
     if !app.frontier.filter.is_empty() {
         title.push(Span::styled(
             format!(" · filter \"{}\": {} shown", one_line(&app.frontier.filter), rows.len()),
@@ -68,7 +72,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         let st = |style: ratatui::style::Style| if selected { theme.selection } else { style };
         let row = Row::new(vec![
             Cell::from(Span::styled(mark, st(theme.accent))),
-            Cell::from(format!("#{id}")),
+            Cell::from(if app.marked.contains(&id) { format!("#{id}◆") } else { format!("#{id}") }),
             Cell::from(parents_label(&c.parents)),
             Cell::from(super::origin_label(c)),
             Cell::from(one_line(&changed)),

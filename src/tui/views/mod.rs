@@ -4,8 +4,10 @@
 
 pub mod candidate;
 pub mod dashboard;
+pub mod editor;
 pub mod frontier;
 pub mod help;
+pub mod merge;
 pub mod reflections;
 pub mod review;
 pub mod start;

@@ -1,57 +1,272 @@
 //! Review: children that passed their test and wait for a person (`[review]` set to "approve").
-//! The workbench shows them but cannot act on them yet; this view says so instead of offering
-//! buttons that do nothing.
+//! The list of pending items, and for the selected one: a word-level diff against its parent (for
+//! a merge, each component against the parent it did not come from), the examples of its test
+//! with scores before → after, the reflection's reasoning and its cost. What happens to a decision
+//! is shown until the engine records it: sent, then applied in a round, then gone from the queue.
 
-use super::{one_line, pane};
-use crate::engine::event::ReviewKind;
-use crate::tui::app::App;
+use super::candidate::word_diff;
+use super::{fmt_score, heading, inner, one_line, pane, parents_label, scroll_window, text_lines};
+use crate::engine::event::{HumanAction, ReviewItem, ReviewKind};
+use crate::tui::app::{action_word, policy_name, App};
+use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+fn kind_word(k: ReviewKind) -> &'static str {
+    match k {
+        ReviewKind::Mutation => "mutation",
+        ReviewKind::Merge => "merge",
+    }
+}
+
+/// The item's state in a few words, when a decision is on its way or applied.
+fn decision_label(app: &App, item: u64) -> Option<(String, bool)> {
+    let (round, a) = app.model.item_decision(item)?;
+    Some(match round {
+        None => (format!("{} sent", action_word(a)), false),
+        Some(r) => (format!("{} applied in round {r}", action_word(a)), true),
+    })
+}
+
+fn policy_line(app: &App, theme: &Theme) -> Line<'static> {
+    let (m, g) = app.model.review_policy();
+    let k = |a: Action| app.keymap.keys_for(a).first().map(|k| k.to_string()).unwrap_or_default();
+    Line::from(vec![
+        Span::styled("mutations ", theme.muted),
+        Span::styled(policy_name(m), theme.accent),
+        Span::styled(format!(" ({}) · merges ", k(Action::ToggleMutationReview)), theme.muted),
+        Span::styled(policy_name(g), theme.accent),
+        Span::styled(format!(" ({})", k(Action::ToggleMergeReview)), theme.muted),
+    ])
+}
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let queue = &app.model.state.review_queue;
-    let mut lines = Vec::new();
+    let queue = app.review_rows();
     if queue.is_empty() {
-        lines.push(Line::styled("The review queue is empty.", theme.title));
-        lines.push(Line::raw(""));
-        lines.push(Line::styled(
-            "Children that pass their minibatch test wait here for a person, instead of being scored on val, when gepa.toml says:",
-            theme.text,
-        ));
-        lines.push(Line::raw(""));
-        for l in ["    [review]", "    mutations = \"approve\"", "    merges = \"approve\""] {
-            lines.push(Line::styled(l, theme.accent));
-        }
+        return render_empty(frame, area, app, theme);
+    }
+    let (list_area, detail_area) = if area.width >= 110 {
+        let [a, b] = Layout::horizontal([Constraint::Length(44), Constraint::Min(40)]).areas(area);
+        (a, b)
     } else {
-        lines.push(Line::styled(format!("{} waiting for a person:", queue.len()), theme.title));
-        lines.push(Line::raw(""));
-        for it in queue {
-            let kind = match it.kind {
-                ReviewKind::Mutation => "mutation",
-                ReviewKind::Merge => "merge",
-            };
-            let parents = super::parents_label(&it.parents);
+        let h = (queue.len() as u16 + 3).clamp(4, (area.height / 3).max(4));
+        let [a, b] = Layout::vertical([Constraint::Length(h), Constraint::Min(3)]).areas(area);
+        (a, b)
+    };
+    let selected = app.selected_item();
+    render_list(frame, list_area, app, theme);
+    if let Some(it) = selected {
+        render_detail(frame, detail_area, app, it, theme);
+    }
+}
+
+fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let queue = app.review_rows();
+    let body = inner(area);
+    let title = Line::from(vec![
+        Span::styled(format!(" Review: {} pending ", queue.len()), theme.title),
+        Span::styled(if app.model.paused { "· engine paused " } else { "" }, theme.warning),
+    ]);
+    frame.render_widget(pane(title, theme, false), area);
+    if body.height == 0 {
+        return;
+    }
+    frame.render_widget(Paragraph::new(policy_line(app, theme)), Rect { height: 1, ..body });
+    let rows_area = Rect { y: body.y + 1, height: body.height.saturating_sub(1), ..body };
+    app.review.list_area.set(rows_area);
+    let sel = app.selected_item().map(|i| i.item);
+    let pos = queue.iter().position(|i| Some(i.item) == sel).unwrap_or(0);
+    let off = scroll_window(&app.review.offset, pos, rows_area.height as usize, queue.len());
+    let lines: Vec<Line> = queue
+        .iter()
+        .skip(off)
+        .take(rows_area.height as usize)
+        .map(|it| {
             let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
+            let selected = Some(it.item) == sel;
+            let st = |s| if selected { theme.selection } else { s };
+            let mut spans = vec![
+                Span::styled(if selected { "▶" } else { " " }, st(theme.accent)),
+                Span::styled(format!("{:>3} ", it.item), st(theme.accent)),
+                Span::styled(format!("{} of {} ", kind_word(it.kind), parents_label(&it.parents)), st(theme.text)),
+                Span::styled(format!("{ps:.1}→{cs:.1}"), st(theme.muted)),
+            ];
+            if let Some((label, applied)) = decision_label(app, it.item) {
+                spans.push(Span::styled(format!(" · {label}"), st(if applied { theme.accent } else { theme.warning })));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), rows_area);
+}
+
+fn render_detail(frame: &mut Frame, area: Rect, app: &App, it: &ReviewItem, theme: &Theme) {
+    let lines = detail_lines(app, it, theme);
+    let title = Line::from(vec![
+        Span::styled(format!(" Item {} ", it.item), theme.title),
+        Span::styled(
+            format!(
+                "· {} of {} · round {} · cost ${:.4} ",
+                kind_word(it.kind),
+                parents_label(&it.parents),
+                it.round,
+                it.cost_usd
+            ),
+            theme.muted,
+        ),
+    ]);
+    let body = inner(area);
+    app.review.detail_area.set(body);
+    let at = app.review.scroll.at(super::wrapped_rows(&lines, body.width), body.height);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(title, theme, true)),
+        area,
+    );
+}
+
+fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>> {
+    let m = &app.model;
+    let mut lines = Vec::new();
+    match m.item_decision(it.item) {
+        Some((None, a)) => {
+            let what = match a {
+                HumanAction::Veto { reason: Some(r), .. } => format!("veto sent (reason: {})", one_line(r)),
+                a => format!("{} sent", action_word(a)),
+            };
+            lines.push(Line::styled(format!("⧗ {what}; {}", app.when_applied()), theme.warning));
+            lines.push(Line::raw(""));
+        }
+        Some((Some(r), a)) => {
+            let after = match a {
+                HumanAction::Veto { .. } => "it leaves the queue when the round ends",
+                _ => "it is being scored on val, then joins the pool",
+            };
+            lines.push(Line::styled(format!("✓ {} applied in round {r}: {after}", action_word(a)), theme.accent));
+            lines.push(Line::raw(""));
+        }
+        None if !m.can_act() => {
+            lines.push(Line::styled("This run is not live here: decisions need a running engine.", theme.muted));
+            lines.push(Line::raw(""));
+        }
+        None => {}
+    }
+
+    // The texts: a merge shows each component with the parent it came from, diffed against the other.
+    for (k, name) in m.state.components.iter().enumerate() {
+        let child = it.texts.get(name).map(String::as_str).unwrap_or("");
+        let parent_text = |p: usize| m.state.candidates.get(p).and_then(|c| c.texts.get(name)).map(String::as_str);
+        let (label, base) = match it.kind {
+            ReviewKind::Merge if it.parents.len() == 2 => {
+                let src = it.sources.get(k).copied().unwrap_or(it.parents[0]);
+                let other = if src == it.parents[0] { it.parents[1] } else { it.parents[0] };
+                let same = parent_text(it.parents[0]) == parent_text(it.parents[1]);
+                if same {
+                    (format!("── {} · same in #{} and #{} ──", one_line(name), it.parents[0], it.parents[1]), None)
+                } else {
+                    (format!("── {} · from #{src} · diff against #{other} ──", one_line(name)), parent_text(other))
+                }
+            }
+            _ => {
+                let p = it.parents.first().copied().unwrap_or(0);
+                match parent_text(p) {
+                    Some(t) if t != child => {
+                        (format!("── {} · changed · diff against #{p} ──", one_line(name)), Some(t))
+                    }
+                    _ => (format!("── {} · unchanged from #{p} ──", one_line(name)), None),
+                }
+            }
+        };
+        lines.push(heading(label, theme));
+        match base {
+            Some(b) if b != child => lines.extend(word_diff(b, child, theme)),
+            _ if it.kind == ReviewKind::Merge => lines.extend(text_lines(child, theme.muted)),
+            _ => {}
+        }
+        lines.push(Line::raw(""));
+    }
+
+    let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
+    let test = if it.kind == ReviewKind::Merge { "val subsample" } else { "minibatch" };
+    lines.push(heading(
+        format!("── {test}: {} examples · {} → {} ──", it.examples.len(), fmt_score(ps), fmt_score(cs)),
+        theme,
+    ));
+    let idw = it.examples.iter().map(|e| e.chars().count()).max().unwrap_or(0).min(16);
+    for (i, ex) in it.examples.iter().enumerate() {
+        let before = it.parent_scores.get(i).copied();
+        let after = it.child_scores.get(i).copied();
+        let (arrow, st) = match (before, after) {
+            (Some(b), Some(a)) if a > b => ("▲", theme.score_high),
+            (Some(b), Some(a)) if a < b => ("▼", theme.score_low),
+            _ => ("=", theme.muted),
+        };
+        let s = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        let mut spans = vec![
+            Span::styled(format!("  {:<idw$} ", crate::text::truncate_chars(&one_line(ex), idw)), theme.text),
+            Span::styled(s(before), before.map(|v| theme.score(v)).unwrap_or(theme.muted)),
+            Span::styled(" → ", theme.muted),
+            Span::styled(s(after), after.map(|v| theme.score(v)).unwrap_or(theme.muted)),
+            Span::styled(format!(" {arrow} "), st),
+        ];
+        if let Some(input) = m.examples.get(ex).and_then(|e| e.field_text("input")) {
+            spans.push(Span::styled(crate::text::truncate_chars(&one_line(&input), 60), theme.muted));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::raw(""));
+    if !it.reasoning.trim().is_empty() {
+        lines.push(heading("── the reflection's answer ──", theme));
+        lines.extend(text_lines(it.reasoning.trim(), theme.muted));
+    }
+    lines
+}
+
+fn render_empty(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let m = &app.model;
+    let mut lines = vec![Line::styled("The review queue is empty.", theme.title), Line::raw("")];
+    lines.push(policy_line(app, theme));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "With \"approve\", a child that passes its minibatch test waits here for a person instead of being scored \
+         on val (set it in gepa.toml's [review], or switch it here while a run is live).",
+        theme.text,
+    ));
+    let sent: Vec<&HumanAction> = m.sent.iter().filter(|a| crate::tui::model::action_item(a).is_none()).collect();
+    if !sent.is_empty() {
+        lines.push(Line::raw(""));
+        for a in sent {
+            let what = match a {
+                HumanAction::AddCandidate { note, .. } => format!("new candidate ({})", one_line(note)),
+                a => action_word(a).to_string(),
+            };
+            lines.push(Line::styled(format!("⧗ {what} sent; {}", app.when_applied()), theme.warning));
+        }
+    }
+    if !m.decisions.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(heading("── decisions so far (newest first) ──", theme));
+        for (round, a) in m.decisions.iter().rev().take(20) {
+            let what = match a {
+                HumanAction::Approve { item } => format!("item {item} approved"),
+                HumanAction::Veto { item, reason: Some(r) } => format!("item {item} vetoed: {}", one_line(r)),
+                HumanAction::Veto { item, reason: None } => format!("item {item} vetoed"),
+                HumanAction::Edit { item, .. } => format!("item {item} edited, then approved"),
+                HumanAction::AddCandidate { note, parents, .. } => {
+                    format!("candidate added ({}; parents {})", one_line(note), parents_label(parents))
+                }
+                HumanAction::SetPolicy { mutations, merges } => {
+                    format!("policy: mutations {}, merges {}", policy_name(*mutations), policy_name(*merges))
+                }
+            };
             lines.push(Line::from(vec![
-                Span::styled(format!("item {} ", it.item), theme.accent),
-                Span::styled(
-                    format!("{kind} of {parents} · round {} · changes {}", it.round, one_line(&it.changed.join(", "))),
-                    theme.text,
-                ),
-                Span::styled(format!(" · {} examples: {ps:.2} → {cs:.2}", it.examples.len()), theme.muted),
+                Span::styled(format!("  round {round:>3}  "), theme.muted),
+                Span::styled(what, theme.text),
             ]));
         }
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        "Approving, vetoing with a reason, editing and merging by hand are not in the workbench yet, so an item \
-         here waits until the run is continued with `gepa-tui run --auto-approve DIR` (or [review] is set back \
-         to \"auto\"). Every proposal and its outcome is in the Reflections view (6).",
-        theme.muted,
-    ));
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(" Review queue ", theme, true)),
         area,

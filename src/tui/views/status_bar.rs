@@ -11,21 +11,54 @@ use ratatui::Frame;
 
 fn hints(app: &App) -> Vec<(Action, &'static str)> {
     use Action::*;
+    if app.editor.is_some() {
+        // The editor shows its own keys on its last line.
+        return vec![];
+    }
+    if app.merge.is_some() {
+        return vec![
+            (Left, "left side"),
+            (Right, "right side"),
+            (Down, "next component"),
+            (Open, "send"),
+            (Back, "cancel"),
+        ];
+    }
     let mut h: Vec<(Action, &'static str)> = match app.view {
         View::Dashboard => vec![(TogglePause, "pause"), (NextView, "next view")],
-        View::Frontier => vec![(Open, "open"), (OpenTraces, "traces"), (Sort, "sort"), (Search, "filter")],
+        View::Frontier if app.marked.len() == 2 => {
+            vec![(MergeMarked, "merge marked"), (Mark, "unmark"), (Open, "open"), (Edit, "edit"), (AddCandidate, "add")]
+        }
+        View::Frontier => vec![
+            (Open, "open"),
+            (Sort, "sort"),
+            (Search, "filter"),
+            (Edit, "edit"),
+            (Mark, "mark"),
+            (AddCandidate, "add"),
+        ],
         View::WinMatrix => match app.matrix.pane {
             MatrixPane::Heat => vec![(Open, "trace"), (Sort, "order examples"), (SwitchPane, "wins/ties/losses")],
             MatrixPane::Pairwise => vec![(Open, "diff the pair"), (SwitchPane, "heat map")],
         },
         View::Candidate => {
-            vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Open, "traces")]
+            vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
         }
         View::Traces => {
             vec![(Search, "search"), (PageDown, "scroll"), (Left, "prev candidate"), (Right, "next candidate")]
         }
         View::Reflections => vec![(Open, "open child"), (PageDown, "scroll")],
-        View::Review => vec![],
+        View::Review if app.model.state.review_queue.is_empty() => {
+            vec![(ToggleMutationReview, "mutations auto/approve"), (ToggleMergeReview, "merges auto/approve")]
+        }
+        View::Review => vec![
+            (Approve, "approve"),
+            (Veto, "veto"),
+            (Edit, "edit"),
+            (EditExternal, "$EDITOR"),
+            (ApproveAll, "all"),
+            (ToggleMutationReview, "policy"),
+        ],
     };
     h.push((Help, "help"));
     h.push((Quit, "quit"));
@@ -34,16 +67,44 @@ fn hints(app: &App) -> Vec<(Action, &'static str)> {
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let left: Line = if let Some(input) = &app.input {
-        let label = match input.target {
-            InputTarget::FrontierFilter => "filter candidates (id, origin, component, text)",
-            InputTarget::TraceSearch => "search traces",
+        let (label, keys) = match input.target {
+            InputTarget::FrontierFilter => {
+                ("filter candidates (id, origin, component, text)".to_string(), "  enter keep · esc clear")
+            }
+            InputTarget::TraceSearch => ("search traces".to_string(), "  enter keep · esc clear"),
+            InputTarget::VetoReason { item } => {
+                (format!("veto item {item}; reason for later reflections (optional)"), "  enter veto · esc cancel")
+            }
+            InputTarget::Folder => ("add a candidate from folder".to_string(), "  enter add · esc cancel"),
         };
-        Line::from(vec![
-            Span::styled(format!(" {label}: "), theme.title),
-            Span::styled(super::one_line(&input.text), theme.text),
+        let after = match &input.error {
+            Some(e) => Span::styled(format!("  {}", super::one_line(e)), theme.error),
+            None => Span::styled(keys, theme.muted),
+        };
+        // The end of a long text stays in view (it is where the typing happens).
+        let label = format!(" {label}: ");
+        let room = (area.width as usize).saturating_sub(label.chars().count() + 1);
+        let keep = if input.error.is_some() { room / 2 } else { room.saturating_sub(after.width()) }.max(8);
+        let typed = super::one_line(&input.text);
+        let n = typed.chars().count();
+        let shown =
+            if n > keep { format!("…{}", typed.chars().skip(n + 1 - keep).collect::<String>()) } else { typed };
+        let spans = vec![
+            Span::styled(label, theme.title),
+            Span::styled(shown, theme.text),
             Span::styled("▏", theme.accent),
-            Span::styled("  enter keep · esc clear", theme.muted),
-        ])
+            after,
+        ];
+        Line::from(spans)
+    } else if let (Some(ed), None) = (&app.editor, &app.flash) {
+        let n = ed.changed().len();
+        Line::from(Span::styled(
+            format!(
+                " editing: {n} of {} component(s) changed · the run goes on meanwhile; nothing is sent until you save",
+                ed.names.len()
+            ),
+            theme.muted,
+        ))
     } else if let Some(msg) = &app.flash {
         Line::from(Span::styled(format!(" {msg}"), theme.warning))
     } else {
