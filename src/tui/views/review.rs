@@ -9,6 +9,7 @@ use super::{fmt_score, heading, inner, one_line, pane, parents_label, scroll_win
 use crate::engine::event::{HumanAction, ReviewItem, ReviewKind};
 use crate::tui::app::{action_word, policy_name, App};
 use crate::tui::keymap::Action;
+use crate::tui::model::ProposalView;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -88,10 +89,14 @@ fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
             let selected = Some(it.item) == sel;
             let st = |s| if selected { theme.selection } else { s };
+            let what = match it.kind {
+                ReviewKind::Merge => format!("merge {} ", parents_label(&it.parents)),
+                ReviewKind::Mutation => format!("{} {} ", parents_label(&it.parents), one_line(&it.changed.join(","))),
+            };
             let mut spans = vec![
                 Span::styled(if selected { "▶" } else { " " }, st(theme.accent)),
                 Span::styled(format!("{:>3} ", it.item), st(theme.accent)),
-                Span::styled(format!("{} of {} ", kind_word(it.kind), parents_label(&it.parents)), st(theme.text)),
+                Span::styled(what, st(theme.text)),
                 Span::styled(format!("{ps:.1}→{cs:.1}"), st(theme.muted)),
             ];
             if let Some((label, applied)) = decision_label(app, it.item) {
@@ -100,7 +105,49 @@ fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             Line::from(spans)
         })
         .collect();
+    let used = lines.len() as u16;
     frame.render_widget(Paragraph::new(lines), rows_area);
+    // Room left under the items (a tall pane): the decisions taken so far.
+    let rest = Rect { y: rows_area.y + used + 1, height: rows_area.height.saturating_sub(used + 1), ..rows_area };
+    if rest.height >= 3 && !app.model.decisions.is_empty() {
+        let mut out = vec![heading("── decisions so far ──", theme)];
+        out.extend(decision_lines(app, theme, rest.height as usize - 1));
+        frame.render_widget(Paragraph::new(out), rest);
+    }
+}
+
+/// The committed decisions, newest first, one line each.
+fn decision_lines(app: &App, theme: &Theme, max: usize) -> Vec<Line<'static>> {
+    app.model
+        .decisions
+        .iter()
+        .rev()
+        .take(max)
+        .map(|(round, a)| {
+            let what = match a {
+                HumanAction::Approve { item } => format!("item {item} approved"),
+                HumanAction::Veto { item, reason: Some(r) } => format!("item {item} vetoed: {}", one_line(r)),
+                HumanAction::Veto { item, reason: None } => format!("item {item} vetoed"),
+                HumanAction::Edit { item, .. } => format!("item {item} edited, then approved"),
+                HumanAction::AddCandidate { note, parents, .. } => {
+                    format!("added ({}; parents {})", one_line(note), parents_label(parents))
+                }
+                HumanAction::SetPolicy { mutations, merges } => {
+                    format!("policy: mutations {}, merges {}", policy_name(*mutations), policy_name(*merges))
+                }
+            };
+            Line::from(vec![Span::styled(format!("r{round:<3} "), theme.muted), Span::styled(what, theme.text)])
+        })
+        .collect()
+}
+
+/// The proposal (or merge attempt) the item came from: its outputs and feedback per example.
+fn proposal_for<'a>(app: &'a App, it: &ReviewItem) -> Option<&'a ProposalView> {
+    app.model.proposals.iter().rev().find(|p| {
+        p.round == it.round
+            && p.child_texts.as_ref() == Some(&it.texts)
+            && Some(p.parent) == it.parents.first().copied()
+    })
 }
 
 fn render_detail(frame: &mut Frame, area: Rect, app: &App, it: &ReviewItem, theme: &Theme) {
@@ -188,6 +235,7 @@ fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
         lines.push(Line::raw(""));
     }
 
+    let proposal = proposal_for(app, it);
     let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
     let test = if it.kind == ReviewKind::Merge { "val subsample" } else { "minibatch" };
     lines.push(heading(
@@ -215,6 +263,26 @@ fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
             spans.push(Span::styled(crate::text::truncate_chars(&one_line(&input), 60), theme.muted));
         }
         lines.push(Line::from(spans));
+        // What each side answered, and what the judge said of the child's answer.
+        let find = |evals: &'_ [crate::eval::ExampleEval]| evals.iter().find(|e| &e.example_id == ex).cloned();
+        let (pe, ce) = proposal.map(|p| (find(&p.parent_evals), find(&p.child_evals))).unwrap_or((None, None));
+        let quote = |s: &str| format!("\"{}\"", crate::text::truncate_chars(&one_line(s), 40));
+        let mut said = Vec::new();
+        if let Some(x) = m.expected(ex) {
+            said.push(Span::styled(format!("expected {}", quote(&x)), theme.muted));
+        }
+        if let Some(e) = &pe {
+            said.push(Span::styled(format!(" · parent said {}", quote(&e.output)), theme.muted));
+        }
+        if let Some(e) = &ce {
+            let out =
+                e.error.as_deref().map(|er| format!("failed: {}", one_line(er))).unwrap_or_else(|| quote(&e.output));
+            said.push(Span::styled(format!(" · child said {out}"), theme.muted));
+        }
+        if !said.is_empty() {
+            said.insert(0, Span::raw(format!("  {:idw$}   ", "")));
+            lines.push(Line::from(said));
+        }
     }
     lines.push(Line::raw(""));
     if !it.reasoning.trim().is_empty() {
@@ -248,24 +316,7 @@ fn render_empty(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     if !m.decisions.is_empty() {
         lines.push(Line::raw(""));
         lines.push(heading("── decisions so far (newest first) ──", theme));
-        for (round, a) in m.decisions.iter().rev().take(20) {
-            let what = match a {
-                HumanAction::Approve { item } => format!("item {item} approved"),
-                HumanAction::Veto { item, reason: Some(r) } => format!("item {item} vetoed: {}", one_line(r)),
-                HumanAction::Veto { item, reason: None } => format!("item {item} vetoed"),
-                HumanAction::Edit { item, .. } => format!("item {item} edited, then approved"),
-                HumanAction::AddCandidate { note, parents, .. } => {
-                    format!("candidate added ({}; parents {})", one_line(note), parents_label(parents))
-                }
-                HumanAction::SetPolicy { mutations, merges } => {
-                    format!("policy: mutations {}, merges {}", policy_name(*mutations), policy_name(*merges))
-                }
-            };
-            lines.push(Line::from(vec![
-                Span::styled(format!("  round {round:>3}  "), theme.muted),
-                Span::styled(what, theme.text),
-            ]));
-        }
+        lines.extend(decision_lines(app, theme, 20));
     }
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(" Review queue ", theme, true)),
