@@ -302,11 +302,12 @@ impl Engine {
         if opt.proposals_per_round == 0 || opt.minibatch_size == 0 || opt.concurrency == 0 {
             bail!("gepa.toml: [optimizer] proposals_per_round, minibatch_size and concurrency must be at least 1");
         }
-        let template = match &project.config.reflection.template_file {
-            Some(f) => {
-                let path = project.root.join(f);
-                let t = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                validate_template(&t).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        // The project reads it (inside the project folder only); the engine checks its placeholders.
+        let template = match project.reflection_template()? {
+            Some(t) => {
+                validate_template(&t).map_err(|e| {
+                    anyhow!("{}: {e}", project.config.reflection.template_file.as_deref().unwrap_or_default())
+                })?;
                 t
             }
             None => DEFAULT_TEMPLATE.to_string(),
