@@ -200,6 +200,21 @@ fn take_text(c: &Arc<Mutex<Captured>>, cap: usize, keep_tail: bool) -> (String, 
     (String::from_utf8_lossy(bytes).into_owned(), c.truncated)
 }
 
+/// Kills a program's whole process group when dropped: on return (leftover background processes),
+/// on timeout, and when the run is stopped mid-evaluation (the future is dropped).
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.0) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Runs `argv` in `cwd` with `input` on stdin. A relative program path with a `/` is taken
 /// relative to `cwd` (the project folder), as users write it in gepa.toml.
 pub(crate) async fn run_process(
@@ -224,6 +239,8 @@ pub(crate) async fn run_process(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // Its own process group, so a timeout or a stopped run also ends what it started.
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             fail(match e.kind() {
@@ -236,6 +253,7 @@ pub(crate) async fn run_process(
                 _ => format!("cannot start `{program}`: {e}"),
             })
         })?;
+    let _group = child.id().map(ProcessGroup);
     let out = Arc::new(Mutex::new(Captured::default()));
     let err = Arc::new(Mutex::new(Captured::default()));
     let mut readers = Vec::new();
@@ -305,6 +323,22 @@ mod tests {
         let dir = std::env::temp_dir();
         let sys = CommandSystem::new(&sh(script), &dir, timeout).unwrap();
         sys.run(&candidate(), &example()).await
+    }
+
+    /// A program that times out is stopped with everything it started (its process group).
+    #[tokio::test]
+    async fn a_timeout_also_ends_the_program_s_children() {
+        let pidfile = tempfile::NamedTempFile::new().unwrap();
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.path().display());
+        let out = run(&script, 0.5).await;
+        assert!(out.error.unwrap().contains("did not finish"));
+        let pid: i32 = std::fs::read_to_string(pidfile.path()).unwrap().trim().parse().unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Gone, or a zombie waiting for whoever adopted it to reap it: either way not running.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let running =
+            state.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|s| s != "Z");
+        assert!(!running, "the background `sleep` {pid} outlived the timeout: {state}");
     }
 
     #[tokio::test]
