@@ -592,8 +592,9 @@ fn approve_sends_approve_for_the_selected_item_and_shows_it_until_recorded() {
     assert!(a.flash.as_deref().unwrap().contains("already has a decision"));
     // The engine records it in the next round: the item shows as applied, no longer "sent".
     let round = a.model.state.round.unwrap() + 1;
-    a.model.on_notice(Notice::Event(Box::new(Event::Human { round, action: HumanAction::Approve { item: second } })));
+    a.on_notice(Notice::Event(Box::new(Event::Human { round, action: HumanAction::Approve { item: second } })));
     assert!(a.model.sent.is_empty());
+    assert_eq!(a.flash.as_deref(), Some(format!("approve applied in round {round}").as_str()));
     let screen = text(&draw(&a, 160, 48));
     assert!(screen.contains(&format!("approve applied in round {round}")), "{screen}");
 }
@@ -677,7 +678,7 @@ fn approve_all_and_policy_toggle() {
     // q with decisions still on their way asks first.
     press(&mut a, "q");
     assert!(!a.quit);
-    assert!(a.flash.as_deref().unwrap().contains("not applied yet"));
+    assert!(a.flash.as_deref().unwrap().contains("not recorded for good yet"));
     press(&mut a, "q");
     assert!(a.quit);
 }
@@ -828,7 +829,7 @@ fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
         a.goto(View::Review);
         let drive = async {
             while let Some(n) = rx.recv().await {
-                a.model.on_notice(n);
+                a.on_notice(n);
                 if a.selected_item().is_some_and(|it| a.model.item_decision(it.item).is_none()) {
                     press(&mut a, "a");
                     assert!(text(&draw(&a, 80, 24)).contains("sent; applied at the start of the next round"));
@@ -913,7 +914,7 @@ fn pending_items_come_back_after_quitting_and_reopening() {
         press(&mut a, "A");
         let drive = async {
             while let Some(n) = rx.recv().await {
-                a.model.on_notice(n);
+                a.on_notice(n);
                 if a.review_rows().iter().any(|it| a.model.item_decision(it.item).is_none()) {
                     press(&mut a, "A");
                 }
@@ -938,4 +939,39 @@ fn pending_items_come_back_after_quitting_and_reopening() {
             it.item
         );
     }
+}
+
+#[test]
+fn a_merge_item_shows_which_parent_each_component_came_from() {
+    let mut a = app();
+    a.model.attached = true;
+    let c = a.model.state.candidates.clone();
+    // `sources` is in name order (format, instruction): the format from #1, the instruction from #2.
+    let texts: gepa_tui::project::Candidate = [
+        ("format".to_string(), "Reply with the code only, in capitals.".to_string()),
+        ("instruction".to_string(), c[2].texts["instruction"].clone()),
+    ]
+    .into();
+    a.model.state.review_queue.push(gepa_tui::engine::event::ReviewItem {
+        item: 9,
+        kind: gepa_tui::engine::event::ReviewKind::Merge,
+        round: 4,
+        parents: vec![1, 2],
+        texts,
+        changed: vec!["instruction".into()],
+        sources: vec![1, 2],
+        examples: vec!["ex100".into(), "ex101".into()],
+        parent_scores: vec![1.0, 0.0],
+        child_scores: vec![1.0, 1.0],
+        reasoning: String::new(),
+        cost_usd: 0.0123,
+    });
+    a.goto(View::Review);
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains("merge #1+#2"), "{screen}");
+    assert!(screen.contains("Item 9 · merge of #1+#2 · round 4 · cost $0.0123"), "{screen}");
+    assert!(screen.contains("instruction · from #2 · diff against #1"), "{screen}");
+    assert!(screen.contains("val subsample: 2 examples · 1.000 → 2.000"), "{screen}");
+    // #1 and #2 share their format text; the merge's own format shows as a diff against it.
+    assert!(screen.contains("format · diff against #1 and #2 (same in both)"), "{screen}");
 }

@@ -758,20 +758,47 @@ impl App {
         }
     }
 
-    /// `q`: leaves, unless decisions are still on their way to the engine (they would be lost:
-    /// the engine applies them at the start of its next round); then the first `q` says so.
+    /// `q`: leaves, unless decisions are not safely recorded yet: sent and not yet applied, or
+    /// applied in a round still running (stopping abandons that round, to be redone on resume).
+    /// Then the first `q` says so; pending items stay pending either way.
     fn request_quit(&mut self) {
-        let waiting = self.model.sent.len();
+        let waiting = self.model.sent.len() + self.model.uncommitted_actions().count();
         if waiting > 0 && self.model.can_act() && !self.quit_armed {
             self.quit_armed = true;
             self.flash = Some(format!(
-                "{waiting} decision(s) sent are not applied yet ({}); {} again quits and drops them (pending items stay pending)",
-                if self.model.paused { "the engine is paused: space resumes it" } else { "wait for the next round" },
-                self.keymap.describe(Action::Quit).split(", ").next().unwrap_or("q"),
+                "{waiting} decision(s) not recorded for good yet ({}); {} again quits without them (the items stay pending)",
+                if self.model.paused { "the engine is paused: space resumes it" } else { "wait for this round to end" },
+                self.keymap.keys_for(Action::Quit).first().map(|k| k.to_string()).unwrap_or_else(|| "q".into()),
             ));
             return;
         }
         self.quit = true;
+    }
+
+    /// Feeds an engine notice to the model, and says in the status bar when a decision sent
+    /// from here is applied or refused.
+    pub fn on_notice(&mut self, n: crate::engine::Notice) {
+        use crate::engine::{Event, Notice};
+        let sent_before = self.model.sent.len();
+        let applied = match &n {
+            Notice::Event(ev) => match &**ev {
+                Event::Human { round, action } => Some((*round, action.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let refused = match &n {
+            Notice::Warning(w) if w.starts_with("ignored: ") => Some(w.clone()),
+            _ => None,
+        };
+        self.model.on_notice(n);
+        if self.model.sent.len() < sent_before {
+            self.flash = match (applied, refused) {
+                (Some((round, a)), _) => Some(format!("{} applied in round {round}", action_word(&a))),
+                (_, Some(w)) => Some(format!("the engine {}", crate::text::sanitize(&w))),
+                _ => self.flash.take(),
+            };
+        }
     }
 
     /// Whether decisions can be sent now; if not, says why in the status bar.

@@ -415,7 +415,14 @@ impl TextEditor {
         frame.render_widget(Paragraph::new(visible), area);
         let pos = Position::new(area.x + cursor_at.1 as u16, area.y + (cursor_at.0 - top) as u16);
         if let Some(cell) = frame.buffer_mut().cell_mut(pos) {
-            cell.set_style(cursor.add_modifier(Modifier::REVERSED));
+            // A block in the cursor colour where there is one (some terminals and renderers drop
+            // the reverse attribute); reversed video without colours.
+            match cursor.fg {
+                Some(c) if c != ratatui::style::Color::Reset => {
+                    cell.set_style(Style::default().bg(c).fg(ratatui::style::Color::Black))
+                }
+                _ => cell.set_style(cursor.add_modifier(Modifier::REVERSED)),
+            };
             if cell.symbol().is_empty() {
                 cell.set_symbol(" ");
             }
@@ -498,5 +505,25 @@ mod tests {
         e.input(k(KeyCode::Up));
         e.input(k(KeyCode::Up));
         assert_eq!(e.cursor(), (0, 1));
+    }
+}
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    #[test]
+    fn the_cursor_cell_is_drawn_reversed() {
+        let mut e = TextEditor::new("abc def");
+        e.input(KeyEvent::from(KeyCode::End));
+        let mut term = Terminal::new(TestBackend::new(6, 3)).unwrap();
+        term.draw(|f| e.render(f, f.area(), Style::default(), Style::default())).unwrap();
+        let buf = term.backend().buffer().clone();
+        let cells: Vec<_> = (0..3)
+            .flat_map(|y| (0..6).map(move |x| (x, y)))
+            .filter(|&(x, y)| buf[(x, y)].modifier.contains(Modifier::REVERSED))
+            .collect();
+        assert_eq!(cells, vec![(3, 1)], "{buf:?}");
     }
 }

@@ -468,10 +468,10 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
             },
             n = next_notice(&mut notices), if notices.is_some() => match n {
                 Some(n) => {
-                    app.model.on_notice(n);
+                    app.on_notice(n);
                     if let Some(rx) = notices.as_mut() {
                         while let Ok(n) = rx.try_recv() {
-                            app.model.on_notice(n);
+                            app.on_notice(n);
                         }
                     }
                     dirty = true;
@@ -484,7 +484,7 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                 // Notices sent before the engine ended are still queued; fold them first.
                 if let Some(rx) = notices.as_mut() {
                     while let Ok(n) = rx.try_recv() {
-                        app.model.on_notice(n);
+                        app.on_notice(n);
                     }
                 }
                 app.model.engine_done = true;

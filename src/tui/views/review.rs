@@ -177,6 +177,19 @@ fn render_detail(frame: &mut Frame, area: Rect, app: &App, it: &ReviewItem, them
 fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>> {
     let m = &app.model;
     let mut lines = Vec::new();
+    if let Some(crate::tui::app::InputLine { target: crate::tui::app::InputTarget::VetoReason { item }, .. }) =
+        &app.input
+    {
+        if *item == it.item {
+            let on =
+                if it.changed.is_empty() { "its components".to_string() } else { one_line(&it.changed.join(", ")) };
+            lines.push(Line::styled(
+                format!("✗ vetoing item {item}: type why (optional) below; the reason is given to later reflections on {on}. enter vetoes, esc cancels."),
+                theme.warning,
+            ));
+            lines.push(Line::raw(""));
+        }
+    }
     match m.item_decision(it.item) {
         Some((None, a)) => {
             let what = match a {
@@ -202,16 +215,28 @@ fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
     }
 
     // The texts: a merge shows each component with the parent it came from, diffed against the other.
-    for (k, name) in m.state.components.iter().enumerate() {
+    // `sources` follows the components in name order.
+    let mut by_name: Vec<&String> = m.state.components.iter().collect();
+    by_name.sort();
+    for name in &m.state.components {
+        let k = by_name.iter().position(|n| *n == name).unwrap_or(0);
         let child = it.texts.get(name).map(String::as_str).unwrap_or("");
         let parent_text = |p: usize| m.state.candidates.get(p).and_then(|c| c.texts.get(name)).map(String::as_str);
         let (label, base) = match it.kind {
             ReviewKind::Merge if it.parents.len() == 2 => {
                 let src = it.sources.get(k).copied().unwrap_or(it.parents[0]);
                 let other = if src == it.parents[0] { it.parents[1] } else { it.parents[0] };
-                let same = parent_text(it.parents[0]) == parent_text(it.parents[1]);
-                if same {
+                let (t0, t1) = (parent_text(it.parents[0]), parent_text(it.parents[1]));
+                if t0 == t1 && t0 == Some(child) {
                     (format!("── {} · same in #{} and #{} ──", one_line(name), it.parents[0], it.parents[1]), None)
+                } else if t0 == t1 {
+                    let label = format!(
+                        "── {} · diff against #{} and #{} (same in both) ──",
+                        one_line(name),
+                        it.parents[0],
+                        it.parents[1]
+                    );
+                    (label, t0)
                 } else {
                     (format!("── {} · from #{src} · diff against #{other} ──", one_line(name)), parent_text(other))
                 }

@@ -73,7 +73,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             }
             InputTarget::TraceSearch => ("search traces".to_string(), "  enter keep · esc clear"),
             InputTarget::VetoReason { item } => {
-                (format!("veto item {item}; reason for later reflections (optional)"), "  enter veto · esc cancel")
+                (format!("veto item {item} · reason (optional)"), "  enter veto · esc cancel")
             }
             InputTarget::Folder => ("add a candidate from folder".to_string(), "  enter add · esc cancel"),
         };
@@ -84,7 +84,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         // The end of a long text stays in view (it is where the typing happens).
         let label = format!(" {label}: ");
         let room = (area.width as usize).saturating_sub(label.chars().count() + 1);
-        let keep = if input.error.is_some() { room / 2 } else { room.saturating_sub(after.width()) }.max(8);
+        // The keys hint gives way to the text when the line is short.
+        let (after, keep) = match input.error {
+            Some(_) => (after, (room / 2).max(8)),
+            None if room >= after.width() + 24 => {
+                let w = after.width();
+                (after, room - w)
+            }
+            None => (Span::raw(""), room.max(8)),
+        };
         let typed = super::one_line(&input.text);
         let n = typed.chars().count();
         let shown =
@@ -99,10 +107,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     } else if let (Some(ed), None) = (&app.editor, &app.flash) {
         let n = ed.changed().len();
         Line::from(Span::styled(
-            format!(
-                " editing: {n} of {} component(s) changed · the run goes on meanwhile; nothing is sent until you save",
-                ed.names.len()
-            ),
+            format!(" editing: {n} of {} changed · the run goes on; nothing is sent until you save", ed.names.len()),
             theme.muted,
         ))
     } else if let Some(msg) = &app.flash {
