@@ -975,3 +975,11 @@ fn a_merge_item_shows_which_parent_each_component_came_from() {
     // #1 and #2 share their format text; the merge's own format shows as a diff against it.
     assert!(screen.contains("format · diff against #1 and #2 (same in both)"), "{screen}");
 }
+
+/// README.md's Keys table is generated from the keymap; this keeps them equal.
+#[test]
+fn the_readme_keys_table_matches_the_keymap() {
+    let want = gepa_tui::tui::views::help::readme_keys(&Keymap::default());
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains(&want), "README.md's Keys section should have this table (from the keymap):\n{want}");
+}

@@ -45,3 +45,80 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         rect,
     );
 }
+
+/// The main keys per view, for README.md's "Keys" section (a test keeps the README equal to this,
+/// so the README follows the keymap).
+pub fn readme_keys(keymap: &Keymap) -> String {
+    use Action::*;
+    let k =
+        |a: Action| keymap.keys_for(a).first().map(|k| format!("`{k}`")).unwrap_or_else(|| format!("({})", a.name()));
+    let row =
+        |items: &[(String, &str)]| items.iter().map(|(k, what)| format!("{k} {what}")).collect::<Vec<_>>().join(" · ");
+    let rows: Vec<(&str, Vec<(String, &str)>)> = vec![
+        (
+            "everywhere",
+            vec![
+                (k(Help), "all keys"),
+                (format!("{}–{}", k(ViewDashboard), k(ViewReview)), "views"),
+                (k(NextView), "next view"),
+                (k(TogglePause), "pause / resume"),
+                (k(ApproveAll), "approve all pending"),
+                (k(Quit), "quit (a live run stays resumable)"),
+            ],
+        ),
+        (
+            "2 Frontier",
+            vec![
+                (k(Open), "open"),
+                (k(Sort), "sort"),
+                (k(Search), "filter"),
+                (k(Edit), "edit into a new candidate"),
+                (k(Mark), "mark for a merge"),
+                (k(MergeMarked), "merge the two marked"),
+                (k(AddCandidate), "add a candidate from a folder"),
+            ],
+        ),
+        (
+            "4 Candidate",
+            vec![
+                (k(Diff), "diff off / parent / other"),
+                (format!("{} {}", k(ComparePrev), k(CompareNext)), "compare with another"),
+                (k(Edit), "edit into a new candidate"),
+                (k(EditExternal), "the same in $EDITOR"),
+            ],
+        ),
+        (
+            "7 Review",
+            vec![
+                (k(Approve), "approve"),
+                (k(Veto), "veto, with an optional reason"),
+                (k(Edit), "edit, then approve"),
+                (k(EditExternal), "the same in $EDITOR"),
+                (format!("{} {}", k(ToggleMutationReview), k(ToggleMergeReview)), "mutations / merges: auto ↔ approve"),
+            ],
+        ),
+        (
+            "editor",
+            vec![
+                (k(Save), "send"),
+                (k(Back), "cancel"),
+                (k(NextView), "next component"),
+                ("`ctrl-z` `ctrl-y`".into(), "undo / redo"),
+            ],
+        ),
+        (
+            "merge screen",
+            vec![
+                (format!("{} {}", k(Left), k(Right)), "take the component from the left / right"),
+                (format!("{} {}", k(Up), k(Down)), "component"),
+                (k(Open), "send"),
+                (k(Back), "cancel"),
+            ],
+        ),
+    ];
+    let mut out = String::from("| where | keys |\n|---|---|\n");
+    for (view, items) in rows {
+        out.push_str(&format!("| {view} | {} |\n", row(&items)));
+    }
+    out
+}
