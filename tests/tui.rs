@@ -827,9 +827,19 @@ fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
         let mut a = App::new(Model::new().with_project(&project), Keymap::default(), Theme::default());
         a.model.attached = true;
         a.goto(View::Review);
+        let mut hand_edited = false;
         let drive = async {
             while let Some(n) = rx.recv().await {
                 a.on_notice(n);
+                // Once the seed is scored, a hand edit of it from the Candidate view.
+                if !hand_edited && !a.model.state.candidates.is_empty() {
+                    hand_edited = true;
+                    a.select_candidate(0);
+                    press(&mut a, "4eHand: ");
+                    a.on_key(ctrl('s'));
+                    assert!(a.editor.is_none());
+                    press(&mut a, "7");
+                }
                 if a.selected_item().is_some_and(|it| a.model.item_decision(it.item).is_none()) {
                     press(&mut a, "a");
                     assert!(text(&draw(&a, 80, 24)).contains("sent; applied at the start of the next round"));
@@ -867,13 +877,19 @@ fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
     assert_eq!(queued, approved, "every item was approved from the workbench, once");
     assert!(app.model.sent.is_empty() && app.model.state.review_queue.is_empty());
     assert_eq!(app.model.state, RunState::from_events(&evs), "the workbench saw what was recorded");
-    // The approved children are candidates now, in the frontier like any other.
+    // The approved children and the hand edit are candidates now, in the frontier like any other.
     let n = app.model.state.candidates.len();
-    assert_eq!(n, 1 + approved.len());
+    assert_eq!(n, 2 + approved.len());
+    let human: Vec<_> = app.model.state.candidates.iter().filter(|c| c.origin == Origin::Human).collect();
+    assert_eq!(human.len(), 1);
+    assert_eq!(human[0].parents, vec![0]);
+    assert!(human[0].texts["instruction"].starts_with("Hand: "), "{:?}", human[0].texts);
+    assert!(!human[0].val_scores.is_empty(), "scored on val");
     let mut a = app;
     a.goto(View::Frontier);
     let screen = text(&draw(&a, 160, 48));
     assert!(screen.contains(&format!("Frontier: {n} candidates")) && screen.contains("mutation"), "{screen}");
+    assert!(screen.contains("human"), "{screen}");
     a.goto(View::Review);
     let screen = text(&draw(&a, 160, 48));
     assert!(screen.contains(&format!("item {} approved", approved[0])), "the decisions are listed:\n{screen}");

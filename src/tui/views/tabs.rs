@@ -61,9 +61,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
     let (state, warn) = run_state(app);
-    let right =
-        Line::from(Span::styled(format!("{state} "), if warn { theme.warning } else { theme.accent })).right_aligned();
     let used: u16 = layout(area.width).iter().map(|(_, _, w, _)| *w).sum();
+    let state_span = Span::styled(format!("{state} "), if warn { theme.warning } else { theme.accent });
+    // Items waiting for a person are worth a glance from any view.
+    let waiting = app.model.state.review_queue.len();
+    let mut right = Line::from(state_span.clone()).right_aligned();
+    if waiting > 0 && app.model.can_act() {
+        for label in [format!("⚑ {waiting} to review · "), format!("⚑ {waiting} ")] {
+            let line = Line::from(vec![Span::styled(label, theme.warning), state_span.clone()]).right_aligned();
+            if area.width > used + line.width() as u16 {
+                right = line;
+                break;
+            }
+        }
+    }
     if area.width > used + right.width() as u16 {
         frame.render_widget(Paragraph::new(right), Rect { x: area.x + used, width: area.width - used, ..area });
     }
