@@ -999,3 +999,31 @@ fn the_readme_keys_table_matches_the_keymap() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert!(readme.contains(&want), "README.md's Keys section should have this table (from the keymap):\n{want}");
 }
+
+#[test]
+fn a_pasted_prompt_lands_in_the_editor_whole_and_clicks_choose_review_items() {
+    let mut a = review_app();
+    draw(&a, 160, 48);
+    let second = a.model.state.review_queue[1].item;
+    let area = a.review.list_area.get();
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: area.x + 2,
+        row: area.y + 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    a.on_terminal_event(&TermEvent::Mouse(click));
+    assert_eq!(a.selected_item().unwrap().item, second);
+    press(&mut a, "e");
+    a.on_key(KeyEvent {
+        code: KeyCode::End,
+        modifiers: KeyModifiers::CONTROL,
+        kind: KeyEventKind::Press,
+        state: KeyEventState::NONE,
+    });
+    a.on_terminal_event(&TermEvent::Paste("\nLine one.\nLine two, with a \u{1b}[31mcolour\u{1b}[0m.".into()));
+    a.on_key(ctrl('s'));
+    let HumanAction::Edit { item, texts } = &acts(&a)[0] else { panic!("{:?}", a.commands) };
+    assert_eq!(*item, second);
+    assert!(texts["instruction"].ends_with("\nLine one.\nLine two, with a colour."), "{texts:?}");
+}

@@ -1558,6 +1558,7 @@ impl App {
                 let in_detail = match self.view {
                     View::Traces => self.traces.detail_area.get().contains(pos),
                     View::Reflections => self.reflections.detail_area.get().contains(pos),
+                    View::Review => self.review.detail_area.get().contains(pos),
                     _ => false,
                 };
                 let action = match (self.help || in_detail || self.view == View::Candidate, down) {
@@ -1606,6 +1607,18 @@ impl App {
                     if let Some(&e) = self.trace_rows().get(row) {
                         self.traces.example = Some(e);
                         self.traces.scroll.reset();
+                    }
+                }
+            }
+            View::Review => {
+                let area = self.review.list_area.get();
+                if area.contains(pos) {
+                    let row = self.review.offset.get() + (pos.y - area.y) as usize;
+                    if let Some(n) = self.review_rows().get(row).map(|i| i.item) {
+                        if Some(n) != self.selected_item().map(|i| i.item) {
+                            self.review.scroll.reset();
+                        }
+                        self.review.item = Some(n);
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! Terminal hygiene: raw mode, the alternate screen and mouse capture on the way in; restored on
 //! every way out (a guard's Drop, and a panic hook chained in front of the previous one).
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::{DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture};
 use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
@@ -18,7 +18,13 @@ static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
 /// Puts the terminal back as we found it; safe to call more than once.
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
-        let _ = crossterm::execute!(stdout(), DisableMouseCapture, LeaveAlternateScreen, crossterm::cursor::Show);
+        let _ = crossterm::execute!(
+            stdout(),
+            DisableBracketedPaste,
+            DisableMouseCapture,
+            LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
         let _ = disable_raw_mode();
     }
 }
@@ -32,7 +38,7 @@ pub fn suspend() {
 pub fn resume(term: &mut Term) -> std::io::Result<()> {
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
-    crossterm::execute!(stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    crossterm::execute!(stdout(), EnterAlternateScreen, EnableMouseCapture, EnableBracketedPaste)?;
     term.clear()
 }
 
@@ -62,13 +68,14 @@ fn install_panic_hook() {
     }));
 }
 
-/// Enters the alternate screen in raw mode with mouse capture.
+/// Enters the alternate screen in raw mode with mouse capture and bracketed paste (a pasted
+/// prompt arrives as one piece, newlines and all).
 pub fn init() -> std::io::Result<(Term, Guard)> {
     install_panic_hook();
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
     let guard = Guard;
-    crossterm::execute!(stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    crossterm::execute!(stdout(), EnterAlternateScreen, EnableMouseCapture, EnableBracketedPaste)?;
     let terminal = Terminal::new(CrosstermBackend::new(stdout()))?;
     Ok((terminal, guard))
 }
