@@ -64,8 +64,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let texts = mg.texts(m);
     let mut out = Vec::new();
     for (name, from) in mg.names.iter().zip(&mg.from) {
-        out.push(heading(format!("── {} · from #{from} ──", one_line(name)), theme));
-        out.extend(text_lines(texts.get(name).map(String::as_str).unwrap_or(""), theme.text));
+        let other = if *from == mg.a { mg.b } else { mg.a };
+        let chosen = texts.get(name).map(String::as_str).unwrap_or("");
+        let left_out = m.state.candidates[other].texts.get(name).map(String::as_str).unwrap_or("");
+        if left_out == chosen {
+            out.push(heading(format!("── {} · from #{from} (same in #{other}) ──", one_line(name)), theme));
+            out.extend(text_lines(chosen, theme.text));
+        } else {
+            // What the choice brings, against the side left out.
+            out.push(heading(format!("── {} · from #{from} · diff against #{other} ──", one_line(name)), theme));
+            out.extend(super::candidate::word_diff(left_out, chosen, theme));
+        }
         out.push(Line::raw(""));
     }
     let at = mg.scroll.at(super::wrapped_rows(&out, preview.width), preview.height);
