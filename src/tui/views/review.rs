@@ -129,8 +129,9 @@ fn decision_lines(app: &App, theme: &Theme, max: usize) -> Vec<Line<'static>> {
                 HumanAction::Veto { item, reason: Some(r) } => format!("item {item} vetoed: {}", one_line(r)),
                 HumanAction::Veto { item, reason: None } => format!("item {item} vetoed"),
                 HumanAction::Edit { item, .. } => format!("item {item} edited, then approved"),
+                HumanAction::AddCandidate { note, parents, .. } if parents.is_empty() => one_line(note),
                 HumanAction::AddCandidate { note, parents, .. } => {
-                    format!("added ({}; parents {})", one_line(note), parents_label(parents))
+                    format!("{} (from {})", one_line(note), parents_label(parents))
                 }
                 HumanAction::SetPolicy { mutations, merges } => {
                     format!("policy: mutations {}, merges {}", policy_name(*mutations), policy_name(*merges))
