@@ -1027,3 +1027,34 @@ fn a_pasted_prompt_lands_in_the_editor_whole_and_clicks_choose_review_items() {
     assert_eq!(*item, second);
     assert!(texts["instruction"].ends_with("\nLine one.\nLine two, with a colour."), "{texts:?}");
 }
+
+#[test]
+fn what_comes_back_from_the_external_editor_is_sent_or_kept() {
+    use gepa_tui::tui::app::{EditTarget, ExternalOutcome};
+    let mut a = review_app();
+    let it = a.model.state.review_queue[0].clone();
+    press(&mut a, "E");
+    let request = a.external.take().expect("a request for the event loop");
+    assert_eq!(request.target, EditTarget::ReviewItem { item: it.item });
+    // The editor failed half-way: nothing is sent, and its text opens in the inline editor.
+    let mut half = it.texts.clone();
+    half.insert("format".into(), "half-written".into());
+    a.external_edit_done(
+        request.clone(),
+        ExternalOutcome { texts: half.clone(), error: Some("`vi` exited with 1".into()) },
+    );
+    assert!(a.commands.is_empty());
+    assert_eq!(a.editor.as_ref().unwrap().texts(), half);
+    assert!(a.flash.as_deref().unwrap().contains("exited with 1"));
+    // Saved from there, it is the edit.
+    a.on_key(ctrl('s'));
+    assert_eq!(acts(&a), vec![HumanAction::Edit { item: it.item, texts: half }]);
+
+    // Nothing changed in the editor: nothing is sent.
+    let mut a = review_app();
+    press(&mut a, "E");
+    let request = a.external.take().unwrap();
+    a.external_edit_done(request.clone(), ExternalOutcome { texts: request.texts.clone(), error: None });
+    assert!(a.commands.is_empty() && a.editor.is_none());
+    assert!(a.flash.as_deref().unwrap().contains("nothing sent"));
+}
