@@ -1,6 +1,8 @@
 //! The workbench as a person sees it: snapshots of every view at 80×24 and 160×48 for a small fixed
 //! run (the scripted GEPA problem of tests/common), key sequences driven through the `App` with no
-//! terminal, and the model's fold checked against the engine's.
+//! terminal, and the model's fold checked against the engine's. Human in the loop: keys drive
+//! approve / veto / edit / merge / add, checked on the commands the App sends, and with a real
+//! engine in approve mode (decisions recorded, pending items back after a stop and reopen).
 
 mod common;
 

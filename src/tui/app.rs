@@ -1085,7 +1085,15 @@ impl App {
         match target {
             InputTarget::VetoReason { item } => {
                 self.input = None;
-                if self.actionable_item("vetoing").is_none_or(|it| it.item != item) {
+                if !self.need_live("vetoing") {
+                    return;
+                }
+                if self.model.state.review_item(item).is_none() {
+                    self.flash = Some(format!("item {item} is no longer pending; the veto was not sent"));
+                    return;
+                }
+                if let Some((_, a)) = self.model.item_decision(item) {
+                    self.flash = Some(format!("item {item} already has a decision ({})", action_word(a)));
                     return;
                 }
                 let reason = Some(text.trim().to_string()).filter(|r| !r.is_empty());
