@@ -274,3 +274,65 @@ fn invalid_actions_are_refused_with_a_warning_and_change_nothing() {
     assert!(warnings.iter().any(|w| w.contains("no pending review item 99")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("components")), "{warnings:?}");
 }
+
+/// A decision taken in a round that never committed (the run was stopped mid-round) is not lost:
+/// resuming applies it again, and nobody has to decide twice.
+#[test]
+fn a_decision_in_an_abandoned_round_survives_the_resume() {
+    use std::sync::{Arc, OnceLock};
+    let (_t, dir) = project();
+    let handle: Arc<OnceLock<EngineHandle>> = Arc::new(OnceLock::new());
+    let h2 = handle.clone();
+    // Reflection 1 makes item 0; the person approves it; the round that applies the approval
+    // stops at its reflection (number 2), before it commits.
+    let hook: common::ReflectionHook = Arc::new(move |k| {
+        if k == 2 {
+            h2.get().unwrap().stop();
+        }
+    });
+    let (proj, task) = common::load_with(&dir, Some(hook));
+    let run_id = rt().block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, h) =
+            Engine::create(proj, task, EngineOptions { notices: Some(tx), ..Default::default() }).unwrap();
+        handle.set(h.clone()).ok().unwrap();
+        let id = engine.run_id().to_string();
+        let jh = tokio::spawn(engine.run());
+        while let Some(n) = rx.recv().await {
+            if let Notice::Event(ev) = n {
+                if let Event::ReviewQueued { item } = &*ev {
+                    h.act(HumanAction::Approve { item: item.item });
+                }
+            }
+        }
+        assert!(jh.await.unwrap().unwrap().result.is_none(), "stopped mid-round");
+        id
+    });
+    let run_dir = dir.join(".gepa/runs").join(&run_id);
+    let evs = events(&run_dir);
+    assert!(evs.iter().any(|e| matches!(e, Event::Human { action: HumanAction::Approve { item: 0 }, .. })));
+    assert!(RunState::from_events(&evs).review_item(0).is_some(), "the approval's round was not committed");
+
+    // Resume, approving only items queued from now on: item 0 must not need a second decision.
+    let (proj, task) = common::load(&dir);
+    let r = rt().block_on(async {
+        let run = async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let (engine, h) =
+                Engine::resume(proj, task, &run_id, EngineOptions { notices: Some(tx), ..Default::default() }).unwrap();
+            let jh = tokio::spawn(engine.run());
+            while let Some(n) = rx.recv().await {
+                if let Notice::Event(ev) = n {
+                    if let Event::ReviewQueued { item } = &*ev {
+                        h.act(HumanAction::Approve { item: item.item });
+                    }
+                }
+            }
+            jh.await.unwrap().unwrap()
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), run).await.expect("the run waited for item 0 again")
+    });
+    assert!(r.result.is_some());
+    let s = RunState::from_events(&events(&run_dir));
+    assert!(s.candidates.iter().any(|c| c.note.as_deref().is_some_and(|n| n.contains("review item 0"))));
+}

@@ -283,6 +283,11 @@ impl Engine {
             engine.emit(Event::Resumed { after_round }, true)?;
         }
         let handle = engine.handle.clone();
+        // Decisions a person made in a round that never committed are not lost: they are taken
+        // again at the start of the next round.
+        for action in uncommitted_human_actions(&events) {
+            handle.act(action);
+        }
         Ok((engine, handle))
     }
 
@@ -1235,6 +1240,21 @@ impl Engine {
         store::write_atomic(&self.run_dir.join("result.json"), &json)?;
         Ok(())
     }
+}
+
+/// Human actions recorded after the last committed round (possibly over several interrupted
+/// attempts at it), each once, in the order they were made.
+fn uncommitted_human_actions(events: &[Event]) -> Vec<HumanAction> {
+    let last_commit = events.iter().rposition(|e| matches!(e, Event::RoundFinished { .. })).map_or(0, |i| i + 1);
+    let mut out: Vec<HumanAction> = Vec::new();
+    for e in &events[last_commit..] {
+        if let Event::Human { action, .. } = e {
+            if !out.contains(action) {
+                out.push(action.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Token usage an event records: every step of every evaluation, and reflections.

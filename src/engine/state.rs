@@ -21,6 +21,8 @@ pub struct CandidateRecord {
     pub val_scores: Vec<f64>,
     pub val_mean: f64,
     pub test_mean: Option<f64>,
+    /// Why a person added it, or how a reviewed item got here.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -117,7 +119,7 @@ impl RunState {
                 self.review_queue.push(item.clone());
             }
             Event::Human { action, .. } => self.apply_human(action),
-            Event::CandidateAdded { id, texts, parents, origin, changed, round, discovered_at, .. } => {
+            Event::CandidateAdded { id, texts, parents, origin, changed, round, discovered_at, note } => {
                 debug_assert_eq!(*id, self.candidates.len());
                 self.candidates.push(CandidateRecord {
                     id: *id,
@@ -130,6 +132,7 @@ impl RunState {
                     val_scores: Vec::new(),
                     val_mean: 0.0,
                     test_mean: None,
+                    note: note.clone(),
                 });
                 // A child continues its parents' round robin (gepa: the max of the parents' pointers,
                 // already moved past the component just changed).
