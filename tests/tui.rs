@@ -1060,3 +1060,48 @@ fn what_comes_back_from_the_external_editor_is_sent_or_kept() {
     assert!(a.commands.is_empty() && a.editor.is_none());
     assert!(a.flash.as_deref().unwrap().contains("nothing sent"));
 }
+
+/// The README's quick start, as a person does it: the workbench on the support-triage sample,
+/// offline; Enter starts a run, which replays the recorded one to the end; the frontier shows;
+/// `q` leaves and the terminal is restored. (In a copy, so the repository is not written to.)
+#[test]
+fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects/support-triage");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("support-triage");
+    copy_tree(&sample, &dir);
+    let _ = std::fs::remove_dir_all(dir.join(".gepa/runs"));
+
+    let tmux = TmuxServer(format!("gepa-tui-quick-{}", std::process::id()));
+    let out = tmux.run(&["new-session", "-d", "-x", "120", "-y", "36", "-s", "smoke", "sh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cmd = format!("clear; {} {} --offline; echo exit=$?", env!("CARGO_BIN_EXE_gepa-tui"), dir.display());
+    tmux.run(&["send-keys", "-t", "smoke", &cmd, "Enter"]);
+    tmux.wait_for("New run");
+    tmux.run(&["send-keys", "-t", "smoke", "Enter"]);
+    let s = tmux.wait_for("✓ finished");
+    assert!(!s.contains("no cached reply"), "{s}");
+    tmux.run(&["send-keys", "-t", "smoke", "2"]);
+    let s = tmux.wait_for("Frontier:");
+    assert!(s.contains("#0") && s.contains("seed"), "{s}");
+    tmux.run(&["send-keys", "-t", "smoke", "q"]);
+    let s = tmux.wait_for("exit=");
+    assert!(s.contains("exit=0"), "{s}");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}

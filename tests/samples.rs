@@ -1,0 +1,95 @@
+//! Every sample project replays its recorded run offline, to the end (so a change that alters the
+//! requests the engine makes, and so breaks replay, breaks CI), and `check --offline` passes.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn samples() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("gepa.toml").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_name() == "runs" {
+            continue; // a developer's local runs are not part of the sample
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A sample's recorded model replies (`.gepa/cache/`), committed with it.
+fn is_recorded(sample: &Path) -> bool {
+    std::fs::read_dir(sample.join(".gepa/cache")).is_ok_and(|mut d| d.next().is_some())
+}
+
+#[test]
+fn every_sample_checks_and_replays_offline_to_the_end() {
+    let samples = samples();
+    assert!(samples.len() >= 4, "{samples:?}");
+    let mut improved = Vec::new();
+    let mut recorded = 0;
+    for sample in samples {
+        let name = sample.file_name().unwrap().to_string_lossy().into_owned();
+        let out = Command::cargo_bin("gepa-tui").unwrap().args(["check", "--offline"]).arg(&sample).output().unwrap();
+        assert!(out.status.success(), "{name}: check --offline failed:\n{}", String::from_utf8_lossy(&out.stdout));
+        if !is_recorded(&sample) {
+            // The quick start's sample must always replay; others may await their recording.
+            assert_ne!(name, "support-triage", "the quick start's sample has no recorded run");
+            eprintln!("{name}: no recorded run yet (.gepa/cache is empty); only checked");
+            continue;
+        }
+        recorded += 1;
+
+        // Replay in a copy, so the test never writes into the repository.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(&name);
+        copy_dir(&sample, &dir);
+        let out = Command::cargo_bin("gepa-tui")
+            .unwrap()
+            .args(["run", "--headless", "--offline", "--json"])
+            .arg(&dir)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: the recorded run does not replay offline:\n{stderr}");
+        let last: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+
+        assert_eq!(last["event"], "finished", "{name}");
+        // A request the recording does not cover fails that evaluation (score 0) instead of the run.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("no cached reply"),
+            "{name}: the recording does not cover every request of the replay"
+        );
+        let run_id = last["run_id"].as_str().unwrap();
+        let result: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(".gepa/runs").join(run_id).join("result.json")).unwrap())
+                .unwrap();
+        let (seed, best) = (result["seed_val_score"].as_f64().unwrap(), result["best_val_score"].as_f64().unwrap());
+        assert!(best >= seed, "{name}: best {best} below seed {seed}");
+        if best > seed {
+            improved.push(name);
+        }
+    }
+    assert!(
+        improved.len() >= recorded.min(2),
+        "at least two recorded samples improve on their seed; improved: {improved:?} of {recorded}"
+    );
+}
