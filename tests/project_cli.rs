@@ -2,6 +2,7 @@
 //! tests/fixtures/ (each a copy of `valid` with one thing broken), and `eval` against a local
 //! OpenAI-compatible mock.
 
+mod common;
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use wiremock::matchers::{body_string_contains, method, path};
@@ -47,23 +48,10 @@ fn check_fails(dir: &Path) -> String {
     o.all()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A copy of the `valid` fixture in a temp folder, its models pointed at `base_url`.
 fn valid_project_at(base_url: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture("valid"), tmp.path());
+    common::copy_tree(&fixture("valid"), tmp.path(), &[]);
     let toml_path = tmp.path().join("gepa.toml");
     let text = std::fs::read_to_string(&toml_path).unwrap();
     std::fs::write(&toml_path, text.replace("http://127.0.0.1:9/v1", base_url)).unwrap();

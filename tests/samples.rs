@@ -1,6 +1,8 @@
 //! Every sample project replays its recorded run offline, to the end (so a change that alters the
 //! requests the engine makes, and so breaks replay, breaks CI), and `check --offline` passes.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -14,22 +16,6 @@ fn samples() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_name() == "runs" {
-            continue; // a developer's local runs are not part of the sample
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A sample's recorded model replies (`.gepa/cache/`), committed with it.
@@ -58,7 +44,8 @@ fn every_sample_checks_and_replays_offline_to_the_end() {
         // Replay in a copy, so the test never writes into the repository.
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join(&name);
-        copy_dir(&sample, &dir);
+        // A developer's local runs are not part of the sample.
+        common::copy_tree(&sample, &dir, &["runs"]);
         let out = Command::cargo_bin("gepa-tui")
             .unwrap()
             .args(["run", "--headless", "--offline", "--json"])

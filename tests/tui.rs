@@ -1073,8 +1073,7 @@ fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects/support-triage");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("support-triage");
-    copy_tree(&sample, &dir);
-    let _ = std::fs::remove_dir_all(dir.join(".gepa/runs"));
+    common::copy_tree(&sample, &dir, &["runs"]);
 
     let tmux = TmuxServer(format!("gepa-tui-quick-{}", std::process::id()));
     let out = tmux.run(&["new-session", "-d", "-x", "120", "-y", "36", "-s", "smoke", "sh"]);
@@ -1091,17 +1090,4 @@ fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
     tmux.run(&["send-keys", "-t", "smoke", "q"]);
     let s = tmux.wait_for("exit=");
     assert!(s.contains("exit=0"), "{s}");
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }

@@ -174,3 +174,19 @@ pub fn load_with(dir: &Path, hook: Option<ReflectionHook>) -> (Arc<Project>, Arc
     let task = Arc::new(Task::new(project.clone(), models).unwrap());
     (project, task)
 }
+
+/// Copies a folder tree (files and folders; folders named in `skip` are left out).
+pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            if !skip.iter().any(|s| e.file_name() == *s) {
+                copy_tree(&e.path(), &target, skip);
+            }
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
