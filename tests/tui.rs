@@ -1078,7 +1078,11 @@ fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
     let tmux = TmuxServer(format!("gepa-tui-quick-{}", std::process::id()));
     let out = tmux.run(&["new-session", "-d", "-x", "120", "-y", "36", "-s", "smoke", "sh"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cmd = format!("clear; {} {} --offline; echo exit=$?", env!("CARGO_BIN_EXE_gepa-tui"), dir.display());
+    let cmd = format!(
+        "clear; echo before-the-tui; {} {} --offline; echo exit=$?; stty -a | tr ' ;' '\\n\\n' | grep -x icanon",
+        env!("CARGO_BIN_EXE_gepa-tui"),
+        dir.display()
+    );
     tmux.run(&["send-keys", "-t", "smoke", &cmd, "Enter"]);
     tmux.wait_for("New run");
     tmux.run(&["send-keys", "-t", "smoke", "Enter"]);
@@ -1090,4 +1094,7 @@ fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
     tmux.run(&["send-keys", "-t", "smoke", "q"]);
     let s = tmux.wait_for("exit=");
     assert!(s.contains("exit=0"), "{s}");
+    assert!(s.contains("before-the-tui") && !s.contains("Frontier:"), "the shell's screen is back:\n{s}");
+    let s = tmux.wait_for("icanon");
+    assert!(s.lines().any(|l| l.trim() == "icanon"), "cooked mode restored:\n{s}");
 }
