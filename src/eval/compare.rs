@@ -15,6 +15,19 @@ fn quote(s: &str) -> String {
     format!("{:?}", truncate_chars(s, QUOTE_CHARS))
 }
 
+/// How much of the end of an output the regex feedback quotes.
+const TAIL_CHARS: usize = 120;
+
+/// Quotes the last `max` characters of `s`, marking a cut with "…".
+fn quote_tail(s: &str, max: usize) -> String {
+    let count = s.chars().count();
+    if count <= max {
+        return format!("{s:?}");
+    }
+    let tail: String = s.chars().skip(count - max).collect();
+    format!("{:?}", format!("…{tail}"))
+}
+
 #[derive(Debug)]
 pub enum CompareScorer {
     Exact {
@@ -27,7 +40,6 @@ pub enum CompareScorer {
     },
     Regex {
         pattern: Template,
-        source: String,
         /// Add `(?i)`: only when `case_sensitive = false` is written (a regex says what it means).
         ignore_case: bool,
     },
@@ -64,7 +76,7 @@ impl CompareScorer {
                     .clone()
                     .ok_or_else(|| bad("[evaluator] kind = \"regex\" needs pattern = \"…\"".into()))?;
                 let pattern = Template::parse(&source).map_err(|e| bad(format!("[evaluator] pattern: {e}")))?;
-                CompareScorer::Regex { pattern, source, ignore_case: part.case_sensitive == Some(false) }
+                CompareScorer::Regex { pattern, ignore_case: part.case_sensitive == Some(false) }
             }
             EvaluatorKind::JsonField => {
                 if part.json_key.is_none() && part.json_keys.is_empty() {
@@ -93,9 +105,7 @@ impl CompareScorer {
                 None => missing_field(example, field),
                 Some(expected) => contains(expected, output, *case_sensitive),
             },
-            CompareScorer::Regex { pattern, source, ignore_case } => {
-                regex_score(pattern, source, *ignore_case, example, output)
-            }
+            CompareScorer::Regex { pattern, ignore_case } => regex_score(pattern, *ignore_case, example, output),
             CompareScorer::JsonField { field, key, keys, case_sensitive } => {
                 json_field(example, output, field.as_deref(), key.as_deref(), keys, *case_sensitive)
             }
@@ -175,7 +185,7 @@ pub fn contains(expected: &Value, output: &str, case_sensitive: bool) -> Score {
 }
 
 /// `regex`: the output matches the pattern, its `{{field}}`s filled with the example's (escaped).
-fn regex_score(pattern: &Template, source: &str, ignore_case: bool, example: &Example, output: &str) -> Score {
+fn regex_score(pattern: &Template, ignore_case: bool, example: &Example, output: &str) -> Score {
     let filled = pattern.render_with(|name, out| match example.field_text(name) {
         Some(v) => {
             out.push_str(&regex::escape(&v));
@@ -195,13 +205,11 @@ fn regex_score(pattern: &Template, source: &str, ignore_case: bool, example: &Ex
     let full = if ignore_case { format!("(?i){filled}") } else { filled.clone() };
     match regex::Regex::new(&full) {
         Ok(re) if re.is_match(output) => Score::new(1.0, format!("Correct: the output matches /{filled}/.")),
+        // The reflection model already sees the whole output next to this feedback, so quote only
+        // its end: that is where an anchored answer pattern looks, and it keeps the prompt short.
         Ok(_) => Score::new(
             0.0,
-            format!(
-                "The output does not match /{filled}/ (pattern {}). Output: {}.",
-                quote(source),
-                quote(output.trim())
-            ),
+            format!("The output does not match /{filled}/. It ends with {}.", quote_tail(output.trim(), TAIL_CHARS)),
         ),
         Err(e) => Score::failed(format!("the regex pattern /{filled}/ is invalid: {e}")),
     }
@@ -398,6 +406,27 @@ mod tests {
         assert_eq!(s.score(&ex, "answer: 3.5 (approx)").score, 1.0);
         let missing = s.score(&example(json!({})), "x");
         assert!(missing.error.is_some());
+    }
+
+    #[test]
+    fn regex_feedback_quotes_the_end_of_a_long_output() {
+        let mut p = part(EvaluatorKind::Regex);
+        p.pattern = Some(r"\n{{answer}}\z".into());
+        let s = CompareScorer::from_part(&p).unwrap();
+        let ex = example(json!({"answer": "30"}));
+        let long = format!("{}\nSo the bus has 30 passengers.", "Let me think step by step. ".repeat(20));
+        let got = s.score(&ex, &long);
+        assert_eq!(got.score, 0.0);
+        assert_eq!(
+            got.feedback,
+            format!(
+                "The output does not match /\\n30\\z/. It ends with {:?}.",
+                format!("…{}", &long[long.len() - 120..])
+            )
+        );
+        assert!(got.feedback.ends_with("So the bus has 30 passengers.\"."), "{}", got.feedback);
+        let short = s.score(&ex, "The answer is 30.");
+        assert_eq!(short.feedback, "The output does not match /\\n30\\z/. It ends with \"The answer is 30.\".");
     }
 
     #[test]

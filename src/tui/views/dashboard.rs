@@ -193,21 +193,25 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme,
         ));
     }
-    // Per model: calls running now and tokens paid for (cached replies cost nothing).
+    // Per model, this session: calls running now, requests sent (retries included) and replies
+    // the cache served.
     for (k, u) in m.models.iter().enumerate() {
         lines.push(kv(
             if k == 0 { "models" } else { "" },
             vec![
                 Span::styled(format!("{} ", one_line(&u.name)), theme.accent),
                 t(format!("{} busy", u.in_flight)),
-                Span::styled(
-                    format!(" · {}/{} tok", fmt_tokens(u.input_tokens), fmt_tokens(u.output_tokens)),
-                    theme.muted,
-                ),
+                Span::styled(format!(" · {} sent, {} cached", u.calls, u.cache_hits), theme.muted),
             ],
             theme,
         ));
     }
+    // The whole run's usage as its events record it, so a replayed or reopened run shows it too.
+    lines.push(kv(
+        "tokens",
+        vec![t(format!("{} in · {} out", fmt_tokens(s.input_tokens), fmt_tokens(s.output_tokens)))],
+        theme,
+    ));
     lines.push(kv("cost", vec![t(format!("${:.4}", m.cost_usd()))], theme));
     if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         let eta = m.eta_secs().map(fmt_duration).unwrap_or_else(|| "-".into());
