@@ -69,8 +69,11 @@ fn model() -> Model {
     Model::from_events(&f.events).with_project(&f.project)
 }
 
+/// The fixture run with the seed selected, so key-driven tests count rows from the top.
 fn app_with(theme: Theme) -> App {
-    App::new(model(), Keymap::default(), theme)
+    let mut a = App::new(model(), Keymap::default(), theme);
+    a.select_candidate(0);
+    a
 }
 
 fn app() -> App {
@@ -198,6 +201,25 @@ fn no_color_keeps_the_glyphs_and_drops_the_colours() {
     for cell in buf.content() {
         assert!(cell.fg == ratatui::style::Color::Reset && cell.bg == ratatui::style::Color::Reset, "{cell:?}");
     }
+}
+
+#[test]
+fn a_reopened_run_opens_on_its_best_candidate_until_the_user_picks_one() {
+    let m = model();
+    let best = m.state.best().unwrap();
+    assert_ne!(best, 0, "the fixture's best must not be the seed for this test to mean anything");
+    let mut a = App::new(m, Keymap::default(), Theme::default());
+    assert_eq!(a.selected, best);
+    press(&mut a, "4");
+    assert!(text(&draw(&a, 160, 48)).contains(&format!("Candidate #{best}")));
+    // Once the user moves, later events no longer move the selection.
+    press(&mut a, "2");
+    press_code(&mut a, KeyCode::Home, 1);
+    let picked = a.selected;
+    assert_ne!(picked, best);
+    assert!(!a.follow_best);
+    a.on_notice(Notice::Warning("nothing".into()));
+    assert_eq!(a.selected, picked);
 }
 
 #[test]

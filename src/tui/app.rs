@@ -391,6 +391,8 @@ pub struct App {
     pub help_scroll: Scroll,
     pub input: Option<InputLine>,
     pub selected: CandidateId,
+    /// The selection follows the best candidate until the user picks one.
+    pub follow_best: bool,
     pub frontier: FrontierUi,
     pub matrix: MatrixUi,
     pub candidate: CandidateUi,
@@ -422,7 +424,7 @@ pub struct App {
 
 impl App {
     pub fn new(model: Model, keymap: Keymap, theme: Theme) -> App {
-        App {
+        let mut app = App {
             model,
             keymap,
             theme,
@@ -431,6 +433,7 @@ impl App {
             help_scroll: Scroll::default(),
             input: None,
             selected: 0,
+            follow_best: true,
             frontier: FrontierUi::default(),
             matrix: MatrixUi::default(),
             candidate: CandidateUi::default(),
@@ -448,6 +451,16 @@ impl App {
             project_label: String::new(),
             frontier_area: Cell::new(Rect::default()),
             last_width: Cell::new(80),
+        };
+        app.follow_best_candidate();
+        app
+    }
+
+    /// Until the user selects a candidate, keep the best one selected, so a finished or reopened
+    /// run opens on its winner and a live run's views follow the newest best.
+    fn follow_best_candidate(&mut self) {
+        if let Some(b) = self.model.state.best().filter(|_| self.follow_best) {
+            self.show_candidate(b);
         }
     }
 
@@ -792,6 +805,7 @@ impl App {
             _ => None,
         };
         self.model.on_notice(n);
+        self.follow_best_candidate();
         if self.model.sent.len() < sent_before {
             self.flash = match (applied, refused) {
                 (Some((round, a)), _) => Some(format!("{} applied in round {round}", action_word(&a))),
@@ -1343,7 +1357,13 @@ impl App {
         }
     }
 
+    /// Selects a candidate by the user's choice: the selection stops following the best.
     pub fn select_candidate(&mut self, c: CandidateId) {
+        self.follow_best = false;
+        self.show_candidate(c);
+    }
+
+    fn show_candidate(&mut self, c: CandidateId) {
         if c != self.selected {
             self.selected = c;
             self.candidate.scroll.reset();
