@@ -488,6 +488,10 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                     }
                 }
                 app.model.engine_done = true;
+                // The last poll may be up to a tick old; show the final counts.
+                if let Some(t) = task.as_ref() {
+                    app.model.models = poll_usage(t);
+                }
                 match res {
                     Ok(Ok(out)) => outcome.finished = out.result.map(|r| r.stop_reason),
                     Ok(Err(e)) => {

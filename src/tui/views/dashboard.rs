@@ -193,18 +193,18 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             theme,
         ));
     }
-    // Per model, this session: calls running now, requests sent (retries included) and replies
-    // the cache served.
+    // Per model, this session: its calls (requests sent, retries included, plus replies the
+    // cache served), how many the cache served, and how many are running now.
     for (k, u) in m.models.iter().enumerate() {
-        lines.push(kv(
-            if k == 0 { "models" } else { "" },
-            vec![
-                Span::styled(format!("{} ", one_line(&u.name)), theme.accent),
-                t(format!("{} busy", u.in_flight)),
-                Span::styled(format!(" · {} sent, {} cached", u.calls, u.cache_hits), theme.muted),
-            ],
-            theme,
-        ));
+        let mut v = vec![
+            Span::styled(format!("{} ", one_line(&u.name)), theme.accent),
+            t((u.calls + u.cache_hits).to_string()),
+            Span::styled(format!(" ({} cached)", u.cache_hits), theme.muted),
+        ];
+        if u.in_flight > 0 {
+            v.push(t(format!(" · {} busy", u.in_flight)));
+        }
+        lines.push(kv(if k == 0 { "calls" } else { "" }, v, theme));
     }
     // The whole run's usage as its events record it, so a replayed or reopened run shows it too.
     lines.push(kv(
