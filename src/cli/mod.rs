@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod eval;
+pub mod help;
 pub mod init;
 pub mod run;
 pub mod runs;
@@ -14,11 +15,9 @@ use std::path::PathBuf;
     name = "gepa-tui",
     version,
     about = "A terminal workbench for evolving LLM prompts with GEPA",
-    long_about = "gepa-tui evolves the prompts of an LLM system with GEPA (reflective prompt evolution): \
-a model reads execution traces and feedback, writes a better prompt, and a Pareto frontier keeps \
-every candidate that is best on some example.\n\n\
-Run it in a project folder (gepa.toml, prompts/, data/) to open the workbench.",
-    after_help = "Examples:\n  gepa-tui sample-projects/support-triage      open the workbench on a sample\n  gepa-tui init my-project                     write a starter project\n  gepa-tui check my-project                    validate it and ping its models\n  gepa-tui run --headless --json my-project    optimize without a screen"
+    long_about = help::MAIN_LONG,
+    after_long_help = help::MAIN_AFTER,
+    after_help = "Examples:\n  gepa-tui sample-projects/support-triage --offline   replay a recorded sample run\n  gepa-tui init my-project                     write a starter project\n  gepa-tui check my-project                    validate it and ping its models\n  gepa-tui run --headless --json my-project    optimize without a screen\n\nMore with --help; each command has its own (gepa-tui run --help)."
 )]
 pub struct Cli {
     /// The project folder (default: the current folder).
@@ -45,14 +44,13 @@ pub struct CommonArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a project folder and ping each model with a tiny request.
-    #[command(
-        after_help = "Examples:\n  gepa-tui check                       the project in the current folder\n  gepa-tui check --offline my-project  validate without calling any model\n\nExit status: 0 when everything is fine, 1 on any problem."
-    )]
-    Check { dir: Option<PathBuf> },
+    #[command(long_about = help::CHECK_LONG, after_long_help = help::CHECK_AFTER)]
+    Check {
+        /// The project folder (default: the current folder).
+        dir: Option<PathBuf>,
+    },
     /// Score a candidate (default: the seed) on a data split.
-    #[command(
-        after_help = "Examples:\n  gepa-tui eval --split val\n  gepa-tui eval my-project --split test --json\n  gepa-tui eval --candidate 20261125-101500-ab12:7 --split test"
-    )]
+    #[command(long_about = help::EVAL_LONG, after_long_help = help::EVAL_AFTER)]
     Eval {
         /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
@@ -67,9 +65,7 @@ pub enum Command {
         json: bool,
     },
     /// Optimize: with --headless, without a screen (a progress line on stderr).
-    #[command(
-        after_help = "Examples:\n  gepa-tui run --headless sample-projects/math-word-problems --offline\n  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project\n  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project\n  gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project\n  gepa-tui run --headless --add-seed variants/short --add-seed variants/strict my-project\n\nThe budget (max_metric_calls) can be exceeded by at most one round's worth of evaluations:\na round that starts under budget runs to its end. Ctrl-C stops cleanly; the run stays resumable.\nTo stop a headless run from outside, create a file named `stop` in its run folder.\n\nExit status: 0 finished, 130 stopped (resumable), 2 on errors."
-    )]
+    #[command(long_about = help::RUN_LONG, after_long_help = help::RUN_AFTER)]
     Run {
         /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
@@ -99,15 +95,17 @@ pub enum Command {
         add_seeds: Vec<PathBuf>,
     },
     /// List the runs of a project, newest first.
-    #[command(after_help = "Example:\n  gepa-tui runs my-project")]
-    Runs { dir: Option<PathBuf> },
+    #[command(long_about = help::RUNS_LONG, after_long_help = help::RUNS_AFTER)]
+    Runs {
+        /// The project folder (default: the current folder).
+        dir: Option<PathBuf>,
+    },
     /// Write the best (or a chosen) candidate's texts of a run to a folder, or back over the prompts.
-    #[command(
-        after_help = "Examples:\n  gepa-tui export --run 20261125-084012-3fa9 --out exported/\n  gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --out exported/\n  gepa-tui export --run 20261125-084012-3fa9 --write-prompts   (asks before overwriting)"
-    )]
+    #[command(long_about = help::EXPORT_LONG, after_long_help = help::EXPORT_AFTER)]
     Export {
         /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
+        /// The run to export from (an id from `gepa-tui runs`).
         #[arg(long, value_name = "RUN")]
         run: String,
         /// Candidate id (default: the best by val mean).
@@ -119,12 +117,16 @@ pub enum Command {
         /// Overwrite the project's component files with the candidate's texts (asks first; --yes to skip).
         #[arg(long)]
         write_prompts: bool,
+        /// With --write-prompts: overwrite without asking.
         #[arg(long)]
         yes: bool,
     },
     /// Write a commented starter project (never overwrites existing files).
-    #[command(after_help = "Example:\n  gepa-tui init my-project && cd my-project && gepa-tui check")]
-    Init { dir: Option<PathBuf> },
+    #[command(long_about = help::INIT_LONG, after_long_help = help::INIT_AFTER)]
+    Init {
+        /// The folder to write into (default: the current folder; created if missing).
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn project_dir(dir: &Option<PathBuf>) -> PathBuf {

@@ -1,0 +1,190 @@
+//! The long `--help` texts, written like a man page: what a command does, what it reads and
+//! writes, its exit status and examples. `-h` shows the one-line summaries.
+
+pub const MAIN_LONG: &str = "\
+gepa-tui evolves the prompts of an LLM system with GEPA (reflective prompt evolution, Agrawal et \
+al., arXiv 2507.19457). It runs your system on a few training examples, shows a reflection model \
+what went in, what came out and what the evaluator said was wrong, and asks it for a better \
+prompt. A child that does better on its minibatch is scored on the validation set, and a Pareto \
+frontier keeps every candidate that is best on at least one validation example.
+
+Without a command, gepa-tui opens the workbench (a terminal UI) on the project in DIR: start a new \
+run, or pick an earlier one to resume (unfinished) or browse (finished). The optimizer runs inside \
+the program; the screen shows it live, and you can pause it, approve or veto mutations, edit a \
+candidate by hand, merge two, and export the winner. Press ? in the workbench for every key.
+
+A project folder holds gepa.toml (models, components, system, data, evaluator, optimizer), \
+prompts/ (one file per component: the seed candidate) and data/ (train, val and optional test \
+JSONL). `gepa-tui init` writes a commented starter; README.md documents every key.";
+
+pub const MAIN_AFTER: &str = "\
+Files:
+  DIR/gepa.toml                 the project's one config file
+  DIR/.gepa/runs/RUN/           a run: events.jsonl (its whole history), result.json, best/
+  DIR/.gepa/cache/              one file per model reply, keyed by the request (never the key)
+  CONFIG/keymap.toml            key bindings; CONFIG/themes/*.toml: colour themes
+                                (CONFIG is ~/.config/gepa-tui on Linux)
+
+Environment:
+  OPENAI_API_KEY, ANTHROPIC_API_KEY
+                 provider keys (or the variable a model's api_key_env names); read, never stored
+  VISUAL, EDITOR the editor the workbench opens for `E` (default vi)
+  NO_COLOR       draw without colours (the glyphs stay)
+
+Exit status: 0 on success, 1 when a check or evaluation found problems, 2 on errors
+(a bad config, an unknown run), 130 when a run was stopped (it stays resumable).
+
+Examples:
+  gepa-tui sample-projects/support-triage --offline
+                                     replay a recorded sample run in the workbench (no key, no network)
+  gepa-tui init my-project           write a starter project
+  gepa-tui check my-project          validate it, list the commands it would run, ping its models
+  gepa-tui eval my-project --split val
+                                     the seed's score: the baseline to beat
+  gepa-tui my-project                the workbench
+  gepa-tui --run 20261125-084012-3fa9 my-project
+                                     reopen a run
+  gepa-tui run --headless --json my-project > events.jsonl
+                                     optimize without a screen (CI)";
+
+pub const CHECK_LONG: &str = "\
+Loads DIR/gepa.toml and everything it names, and reports each problem with the file, the line and \
+the key (with a \"did you mean\" for a misspelt key): unknown keys, wrong types, missing prompt or \
+data files, bad JSONL lines, template placeholders that name nothing, paths that leave the project \
+folder, a missing [models.reflection].
+
+It then prints what a run would use: the components and their sizes, the number of examples in \
+each data split, the system's steps, the evaluator, and the models with their provider, base URL \
+and whether their key variable is set (never the key); and every external program the project would start (a `command` system or \
+evaluator), so you can read them before running someone else's project.
+
+Last, it pings each model with a tiny request (one retry, at most 60 s in all). With --offline no \
+model is called: use it to validate a project whose recorded replies are in .gepa/cache/.
+
+Nothing is written.";
+
+pub const CHECK_AFTER: &str = "\
+Exit status: 0 when the project is ready, 1 when anything is wrong (every problem is listed),
+2 when DIR cannot be read.
+
+Examples:
+  gepa-tui check                         the project in the current folder
+  gepa-tui check my-project              validate it and ping its models
+  gepa-tui check --offline my-project    validate without calling any model";
+
+pub const EVAL_LONG: &str = "\
+Runs a candidate on every example of one data split and scores it with the project's evaluator, \
+exactly as a run would: the seed candidate (the prompt files) by default, or candidate ID of an \
+earlier run with --candidate RUN:ID. Prints one line per example (its id, score, the start of its \
+output and the evaluator's feedback, or the error when the run failed), then the mean.
+
+Use it for the baseline before a first run (`--split val`), and to check a winner on the held-out \
+test split. Model calls go through the response cache, so scoring the same candidate twice calls \
+no model the second time; with --offline every call must come from the cache.";
+
+pub const EVAL_AFTER: &str = "\
+Output: a table on stdout and a summary line (mean, failures, cost, requests and cache hits);
+with --json one object: {\"split\",\"candidate\",\"mean\",\"failed\",\"cost_usd\",\"examples\":[…]},
+each example with its example_id, score, feedback, output, trace and error.
+
+Exit status: 0 when scored, 1 when every evaluation failed (the first error is printed),
+2 on errors (a bad config, an unknown split, run or candidate).
+
+Examples:
+  gepa-tui eval --split val                              the seed on val
+  gepa-tui eval my-project --split test --json           the seed on test, as JSON
+  gepa-tui eval --candidate 20261125-101500-ab12:7 --split test
+                                                         candidate 7 of that run, on test";
+
+pub const RUN_LONG: &str = "\
+Runs the optimizer. With --headless it runs without a screen: a progress line on stderr (metric \
+calls used of the budget, best val score, candidates, cost, ETA) and a summary at the end; with \
+--json also one JSON object per event on stdout, the last being
+
+  {\"event\":\"finished\",\"run_id\":…,\"best_val_score\":…,\"test_score\":…,\"candidates\":…,
+   \"metric_calls\":…,\"cost_usd\":…,\"wall_seconds\":…}
+
+Without --headless it opens the workbench on a new run with the same options.
+
+A new run gets an id (date-time-random) and a folder DIR/.gepa/runs/RUN/. Its events.jsonl is \
+appended and fsynced as the run goes, so a run stopped at any moment (Ctrl-C, kill -9, power \
+loss) can be continued with --resume RUN and ends exactly as an uninterrupted run would: the \
+unfinished round is redone and its model calls come from the cache. At the end the best \
+candidate (highest val mean) is scored on test, its texts are written to RUN/best/ and the whole \
+outcome to RUN/result.json.
+
+The run stops when the budget (max_metric_calls; one example scored is one metric call) is used, \
+or on max_cost_usd, max_wall_secs, score_threshold or patience_rounds from [optimizer], or when a \
+file named `stop` appears in the run folder (the best is still scored on test). The budget can be \
+exceeded by at most one round's worth of evaluations: a round that starts under budget runs to its \
+end.
+
+A project whose [review] asks a person to approve mutations or merges needs --auto-approve \
+headless (or the workbench, where you decide).";
+
+pub const RUN_AFTER: &str = "\
+Exit status: 0 finished, 130 stopped by Ctrl-C (resumable with --resume), 2 on errors.
+
+Examples:
+  gepa-tui run --headless --offline sample-projects/math-word-problems
+                                   replay a recorded sample run
+  gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project
+                                   another seed and a smaller budget, events as JSON
+  gepa-tui run --headless --resume 20261125-084012-3fa9 my-project
+                                   continue a stopped run
+  gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project
+                                   a new run seeded with candidate 4 of an earlier one
+  gepa-tui run --headless --add-seed variants/short --add-seed variants/strict my-project
+                                   more starting candidates from folders of prompt files
+  touch my-project/.gepa/runs/20261125-084012-3fa9/stop
+                                   end a running run gracefully from outside";
+
+pub const RUNS_LONG: &str = "\
+Lists the runs in DIR/.gepa/runs/, newest first: the run id, whether it finished or can be \
+resumed, its best val score, its test score (finished runs), how many candidates it has and how \
+many metric calls it used. A run whose log is damaged is listed with what is wrong with it.
+
+Nothing is written; a run being written by another gepa-tui is read as it stands.";
+
+pub const RUNS_AFTER: &str = "\
+Exit status: 0 (also when there are no runs yet).
+
+Examples:
+  gepa-tui runs                 the runs of the project in the current folder
+  gepa-tui runs my-project";
+
+pub const EXPORT_LONG: &str = "\
+Writes the texts of a candidate of run RUN (the best by val mean unless --candidate ID) to a \
+folder, one file per component, named like the project's prompt files (prompts/instruction.md -> \
+OUT/instruction.md). Existing files in OUT are never overwritten: choose a new or empty folder.
+
+With --write-prompts the candidate's texts replace the project's own prompt files (the seed of \
+the next run). gepa-tui asks first, naming each file; --yes skips the question, and without a \
+terminal to ask on it refuses unless --yes is given. Files are replaced atomically.
+
+The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json.";
+
+pub const EXPORT_AFTER: &str = "\
+Exit status: 0 when written, 1 when you answered no, 2 on errors (an unknown run or candidate,
+an existing file in OUT).
+
+Examples:
+  gepa-tui export --run 20261125-084012-3fa9 --out exported/
+                                           the best candidate's texts into exported/
+  gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --out exported/
+  gepa-tui export --run 20261125-084012-3fa9 --write-prompts
+                                           over prompts/*.md, after asking";
+
+pub const INIT_LONG: &str = "\
+Writes a small, commented starter project into DIR (default: the current folder; created if \
+missing): gepa.toml with every section explained, prompts/instruction.md (the seed prompt), and a \
+few lines of data/train.jsonl, data/val.jsonl and data/test.jsonl to replace with your own, plus a \
+.gitignore for .gepa/ when there is none.
+
+It never overwrites a file: if any of them exists, nothing is written at all.";
+
+pub const INIT_AFTER: &str = "\
+Exit status: 0 when written, 2 when a file exists or cannot be written.
+
+Example:
+  gepa-tui init my-project && cd my-project && $EDITOR gepa.toml && gepa-tui check";
