@@ -292,3 +292,23 @@ async fn check_pings_models() {
     assert_eq!(o.code, Some(1), "{}", o.all());
     assert!(o.stdout.contains("model `task` did not answer"), "{}", o.stdout);
 }
+
+/// `--help` is the manual: every command says what it does, its exit status and how to call it.
+#[test]
+fn every_command_has_a_manual_with_exit_status_and_examples() {
+    for args in [vec![], vec!["run"], vec!["check"], vec!["eval"], vec!["runs"], vec!["export"], vec!["init"]] {
+        let out = gepa().args(&args).arg("--help").env("COLUMNS", "80").output().unwrap();
+        assert!(out.status.success(), "{args:?} --help failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for section in ["Usage: gepa-tui", "Exit status:", "Example"] {
+            assert!(text.contains(section), "`gepa-tui {} --help` lacks {section:?}:\n{text}", args.join(" "));
+        }
+        // Each example names the program, so it can be copied as it stands.
+        let examples = &text[text.find("Example").unwrap()..];
+        assert!(examples.lines().skip(1).any(|l| l.trim_start().starts_with("gepa-tui")), "{args:?}: {examples}");
+        // The short form stays short and points at the long one.
+        let short = gepa().args(&args).arg("-h").output().unwrap();
+        let short = String::from_utf8(short.stdout).unwrap();
+        assert!(short.len() < text.len(), "{args:?}: -h is not shorter than --help");
+    }
+}

@@ -19,33 +19,40 @@ JSONL). `gepa-tui init` writes a commented starter; README.md documents every ke
 
 pub const MAIN_AFTER: &str = "\
 Files:
-  DIR/gepa.toml                 the project's one config file
-  DIR/.gepa/runs/RUN/           a run: events.jsonl (its whole history), result.json, best/
-  DIR/.gepa/cache/              one file per model reply, keyed by the request (never the key)
-  CONFIG/keymap.toml            key bindings; CONFIG/themes/*.toml: colour themes
-                                (CONFIG is ~/.config/gepa-tui on Linux)
+  DIR/gepa.toml         the project's one config file
+  DIR/.gepa/runs/RUN/   a run: events.jsonl (its history), result.json, best/
+  DIR/.gepa/cache/      one file per model reply, keyed by the request
+  CONFIG/keymap.toml    key bindings (CONFIG is ~/.config/gepa-tui on Linux)
+  CONFIG/themes/        colour themes, one TOML file each
 
 Environment:
   OPENAI_API_KEY, ANTHROPIC_API_KEY
-                 provider keys (or the variable a model's api_key_env names); read, never stored
-  VISUAL, EDITOR the editor the workbench opens for `E` (default vi)
-  NO_COLOR       draw without colours (the glyphs stay)
+      the providers' keys, or the variable a model's api_key_env names; read,
+      never stored, logged or shown
+  VISUAL, EDITOR
+      the editor the workbench opens for `E` (default vi)
+  NO_COLOR
+      draw without colours (the glyphs stay)
 
-Exit status: 0 on success, 1 when a check or evaluation found problems, 2 on errors
-(a bad config, an unknown run), 130 when a run was stopped (it stays resumable).
+Exit status:
+  0 success; 1 a check or an evaluation found problems; 2 an error (a bad
+  config, an unknown run); 130 a run was stopped (it stays resumable).
 
 Examples:
   gepa-tui sample-projects/support-triage --offline
-                                     replay a recorded sample run in the workbench (no key, no network)
-  gepa-tui init my-project           write a starter project
-  gepa-tui check my-project          validate it, list the commands it would run, ping its models
+      replay a recorded sample run in the workbench (no key, no network)
+  gepa-tui init my-project
+      write a starter project
+  gepa-tui check my-project
+      validate it, list the commands it would run, ping its models
   gepa-tui eval my-project --split val
-                                     the seed's score: the baseline to beat
-  gepa-tui my-project                the workbench
+      the seed's score: the baseline to beat
+  gepa-tui my-project
+      the workbench
   gepa-tui --run 20261125-084012-3fa9 my-project
-                                     reopen a run
+      reopen a run
   gepa-tui run --headless --json my-project > events.jsonl
-                                     optimize without a screen (CI)";
+      optimize without a screen (CI)";
 
 pub const CHECK_LONG: &str = "\
 Loads DIR/gepa.toml and everything it names, and reports each problem with the file, the line and \
@@ -64,13 +71,17 @@ model is called: use it to validate a project whose recorded replies are in .gep
 Nothing is written.";
 
 pub const CHECK_AFTER: &str = "\
-Exit status: 0 when the project is ready, 1 when anything is wrong (every problem is listed),
-2 when DIR cannot be read.
+Exit status:
+  0 the project is ready; 1 something is wrong (every problem is listed);
+  2 DIR cannot be read.
 
 Examples:
-  gepa-tui check                         the project in the current folder
-  gepa-tui check my-project              validate it and ping its models
-  gepa-tui check --offline my-project    validate without calling any model";
+  gepa-tui check
+      the project in the current folder
+  gepa-tui check my-project
+      validate it and ping its models
+  gepa-tui check --offline my-project
+      validate without calling any model";
 
 pub const EVAL_LONG: &str = "\
 Runs a candidate on every example of one data split and scores it with the project's evaluator, \
@@ -83,26 +94,32 @@ test split. Model calls go through the response cache, so scoring the same candi
 no model the second time; with --offline every call must come from the cache.";
 
 pub const EVAL_AFTER: &str = "\
-Output: a table on stdout and a summary line (mean, failures, cost, requests and cache hits);
-with --json one object: {\"split\",\"candidate\",\"mean\",\"failed\",\"cost_usd\",\"examples\":[…]},
-each example with its example_id, score, feedback, output, trace and error.
+Output:
+  A table on stdout and a summary line (mean, failures, cost, requests and
+  cache hits). With --json one object {\"split\", \"candidate\", \"mean\",
+  \"failed\", \"cost_usd\", \"examples\"}, each example with its example_id,
+  score, feedback, output, trace and error.
 
-Exit status: 0 when scored, 1 when every evaluation failed (the first error is printed),
-2 on errors (a bad config, an unknown split, run or candidate).
+Exit status:
+  0 scored; 1 every evaluation failed (the first error is printed); 2 an
+  error (a bad config, an unknown split, run or candidate).
 
 Examples:
-  gepa-tui eval --split val                              the seed on val
-  gepa-tui eval my-project --split test --json           the seed on test, as JSON
+  gepa-tui eval --split val
+      the seed on val
+  gepa-tui eval my-project --split test --json
+      the seed on test, as JSON
   gepa-tui eval --candidate 20261125-101500-ab12:7 --split test
-                                                         candidate 7 of that run, on test";
+      candidate 7 of that run, on test";
 
 pub const RUN_LONG: &str = "\
 Runs the optimizer. With --headless it runs without a screen: a progress line on stderr (metric \
 calls used of the budget, best val score, candidates, cost, ETA) and a summary at the end; with \
 --json also one JSON object per event on stdout, the last being
 
-  {\"event\":\"finished\",\"run_id\":…,\"best_val_score\":…,\"test_score\":…,\"candidates\":…,
-   \"metric_calls\":…,\"cost_usd\":…,\"wall_seconds\":…}
+  {\"event\":\"finished\",\"run_id\":…,\"best_val_score\":…,
+   \"test_score\":…,\"candidates\":…,\"metric_calls\":…,
+   \"cost_usd\":…,\"wall_seconds\":…}
 
 Without --headless it opens the workbench on a new run with the same options.
 
@@ -123,21 +140,22 @@ A project whose [review] asks a person to approve mutations or merges needs --au
 headless (or the workbench, where you decide).";
 
 pub const RUN_AFTER: &str = "\
-Exit status: 0 finished, 130 stopped by Ctrl-C (resumable with --resume), 2 on errors.
+Exit status:
+  0 finished; 130 stopped by Ctrl-C (resumable with --resume); 2 an error.
 
 Examples:
   gepa-tui run --headless --offline sample-projects/math-word-problems
-                                   replay a recorded sample run
+      replay a recorded sample run
   gepa-tui run --headless --json --seed 3 --max-metric-calls 300 my-project
-                                   another seed and a smaller budget, events as JSON
+      another seed and a smaller budget, events as JSON
   gepa-tui run --headless --resume 20261125-084012-3fa9 my-project
-                                   continue a stopped run
+      continue a stopped run
   gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project
-                                   a new run seeded with candidate 4 of an earlier one
-  gepa-tui run --headless --add-seed variants/short --add-seed variants/strict my-project
-                                   more starting candidates from folders of prompt files
+      a new run seeded with candidate 4 of an earlier one
+  gepa-tui run --headless --add-seed variants/short --add-seed variants/strict
+      more starting candidates, from folders of prompt files
   touch my-project/.gepa/runs/20261125-084012-3fa9/stop
-                                   end a running run gracefully from outside";
+      end a running run gracefully from outside";
 
 pub const RUNS_LONG: &str = "\
 Lists the runs in DIR/.gepa/runs/, newest first: the run id, whether it finished or can be \
@@ -147,10 +165,12 @@ many metric calls it used. A run whose log is damaged is listed with what is wro
 Nothing is written; a run being written by another gepa-tui is read as it stands.";
 
 pub const RUNS_AFTER: &str = "\
-Exit status: 0 (also when there are no runs yet).
+Exit status:
+  0, also when there are no runs yet.
 
 Examples:
-  gepa-tui runs                 the runs of the project in the current folder
+  gepa-tui runs
+      the runs of the project in the current folder
   gepa-tui runs my-project";
 
 pub const EXPORT_LONG: &str = "\
@@ -165,15 +185,17 @@ terminal to ask on it refuses unless --yes is given. Files are replaced atomical
 The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json.";
 
 pub const EXPORT_AFTER: &str = "\
-Exit status: 0 when written, 1 when you answered no, 2 on errors (an unknown run or candidate,
-an existing file in OUT).
+Exit status:
+  0 written; 1 you answered no; 2 an error (an unknown run or candidate, a
+  file that exists in OUT).
 
 Examples:
   gepa-tui export --run 20261125-084012-3fa9 --out exported/
-                                           the best candidate's texts into exported/
+      the best candidate's texts into exported/
   gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --out exported/
+      candidate 4's texts
   gepa-tui export --run 20261125-084012-3fa9 --write-prompts
-                                           over prompts/*.md, after asking";
+      over prompts/*.md, after asking";
 
 pub const INIT_LONG: &str = "\
 Writes a small, commented starter project into DIR (default: the current folder; created if \
@@ -184,7 +206,9 @@ few lines of data/train.jsonl, data/val.jsonl and data/test.jsonl to replace wit
 It never overwrites a file: if any of them exists, nothing is written at all.";
 
 pub const INIT_AFTER: &str = "\
-Exit status: 0 when written, 2 when a file exists or cannot be written.
+Exit status:
+  0 written; 2 a file exists or cannot be written.
 
 Example:
-  gepa-tui init my-project && cd my-project && $EDITOR gepa.toml && gepa-tui check";
+  gepa-tui init my-project && cd my-project && $EDITOR gepa.toml
+  gepa-tui check";
