@@ -46,6 +46,34 @@ pub fn text_lines(s: &str, style: Style) -> Vec<Line<'static>> {
     crate::text::sanitize(s).replace('\t', "    ").split('\n').map(|l| Line::styled(l.to_string(), style)).collect()
 }
 
+/// What each side of a proposal answered on one example, on one line: the expected answer, the
+/// parent's reply and the child's (or why the child's run failed). None when there is nothing to say.
+pub fn answers_line(
+    m: &crate::tui::model::Model,
+    example_id: &str,
+    parent: Option<&crate::eval::ExampleEval>,
+    child: Option<&crate::eval::ExampleEval>,
+    indent: usize,
+    theme: &Theme,
+) -> Option<Line<'static>> {
+    let quote = |s: &str| format!("\"{}\"", crate::text::truncate_chars(&one_line(s), 40));
+    let mut said: Vec<String> = Vec::new();
+    if let Some(x) = m.expected(example_id) {
+        said.push(format!("expected {}", quote(&x)));
+    }
+    if let Some(e) = parent {
+        said.push(format!("parent said {}", quote(&e.output)));
+    }
+    if let Some(e) = child {
+        let out = e.error.as_deref().map(|er| format!("failed: {}", one_line(er))).unwrap_or_else(|| quote(&e.output));
+        said.push(format!("child said {out}"));
+    }
+    if said.is_empty() {
+        return None;
+    }
+    Some(Line::styled(format!("{}{}", " ".repeat(indent), said.join(" · ")), theme.muted))
+}
+
 /// A heading line inside a detail pane.
 pub fn heading(s: impl Into<String>, theme: &Theme) -> Line<'static> {
     Line::from(Span::styled(s.into(), theme.title))
@@ -124,5 +152,50 @@ pub fn fmt_tokens(n: u64) -> String {
         format!("{:.1}k", n as f64 / 1e3)
     } else {
         n.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(id: &str, output: &str, error: Option<&str>) -> crate::eval::ExampleEval {
+        crate::eval::ExampleEval {
+            example_id: id.into(),
+            score: 0.0,
+            feedback: String::new(),
+            output: output.into(),
+            trace: Default::default(),
+            error: error.map(Into::into),
+            cost_usd: 0.0,
+        }
+    }
+
+    fn plain(line: Option<Line>) -> Option<String> {
+        line.map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+    }
+
+    #[test]
+    fn answers_line_says_what_each_side_answered_and_strips_escapes() {
+        let theme = Theme::default();
+        let mut m = crate::tui::model::Model::default();
+        // No reference field (a regex evaluator): no "expected", and no dangling separator.
+        let p = eval("ex1", "3\n", None);
+        let c = eval("ex1", "\x1b[31m22\x1b[0m", None);
+        assert_eq!(
+            plain(answers_line(&m, "ex1", Some(&p), Some(&c), 2, &theme)).as_deref(),
+            Some("  parent said \"3 \" · child said \"22\"")
+        );
+        // A failed child run says why; the expected answer comes from the example's field.
+        m.expected_field = Some("answer".into());
+        let mut fields = serde_json::Map::new();
+        fields.insert("answer".into(), serde_json::json!("22"));
+        m.examples.insert("ex1".into(), crate::project::Example { id: "ex1".into(), line: 1, fields });
+        let failed = eval("ex1", "", Some("timed out after 60 s"));
+        assert_eq!(
+            plain(answers_line(&m, "ex1", None, Some(&failed), 0, &theme)).as_deref(),
+            Some("expected \"22\" · child said failed: timed out after 60 s")
+        );
+        assert_eq!(plain(answers_line(&crate::tui::model::Model::default(), "ex1", None, None, 0, &theme)), None);
     }
 }

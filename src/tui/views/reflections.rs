@@ -2,7 +2,7 @@
 //! prompt, the model's answer, and what became of the child. A reply cut off at max_tokens is
 //! flagged where it cannot be missed: its new text may be a broken half-prompt.
 
-use super::{fmt_score, heading, inner, one_line, pane, scroll_window, text_lines};
+use super::{answers_line, fmt_score, heading, inner, one_line, pane, scroll_window, text_lines};
 use crate::engine::reflect::format_dataset;
 use crate::engine::ProposalOutcome;
 use crate::tui::app::App;
@@ -184,16 +184,27 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
     }
     if !p.parent_evals.is_empty() {
         lines.push(heading("── Minibatch scores (parent → child) ──", theme));
-        for (k, pe) in p.parent_evals.iter().enumerate() {
+        for pe in &p.parent_evals {
             let mut spans = vec![
                 Span::styled(format!("{:<14}", one_line(&pe.example_id)), theme.text),
                 Span::styled(fmt_score(pe.score), theme.score(pe.score)),
             ];
-            if let Some(ce) = p.child_evals.get(k) {
+            let ce = p.child_evals.iter().find(|c| c.example_id == pe.example_id);
+            if let Some(ce) = ce {
                 spans.push(Span::styled(" → ", theme.muted));
                 spans.push(Span::styled(fmt_score(ce.score), theme.score(ce.score)));
             }
             lines.push(Line::from(spans));
+            // Why a child fell short is in what it answered and what the evaluator said of it.
+            lines.extend(answers_line(m, &pe.example_id, Some(pe), ce, 2, theme));
+            if let Some(ce) = ce.filter(|c| c.score < 1.0 && c.error.is_none()) {
+                if let Some(first) = ce.feedback.lines().find(|l| !l.trim().is_empty()) {
+                    lines.push(Line::styled(
+                        format!("  child's feedback: {}", crate::text::truncate_chars(&one_line(first), 160)),
+                        theme.muted,
+                    ));
+                }
+            }
         }
     }
     for r in &p.reflections {

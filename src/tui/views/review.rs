@@ -5,7 +5,7 @@
 //! is shown until the engine records it: sent, then applied in a round, then gone from the queue.
 
 use super::candidate::word_diff;
-use super::{fmt_score, heading, inner, one_line, pane, parents_label, scroll_window, text_lines};
+use super::{answers_line, fmt_score, heading, inner, one_line, pane, parents_label, scroll_window, text_lines};
 use crate::engine::event::{HumanAction, ReviewItem, ReviewKind};
 use crate::tui::app::{action_word, policy_name, App};
 use crate::tui::keymap::Action;
@@ -289,26 +289,10 @@ fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
             spans.push(Span::styled(crate::text::truncate_chars(&one_line(&input), 60), theme.muted));
         }
         lines.push(Line::from(spans));
-        // What each side answered, and what the judge said of the child's answer.
+        // What each side answered.
         let find = |evals: &'_ [crate::eval::ExampleEval]| evals.iter().find(|e| &e.example_id == ex).cloned();
         let (pe, ce) = proposal.map(|p| (find(&p.parent_evals), find(&p.child_evals))).unwrap_or((None, None));
-        let quote = |s: &str| format!("\"{}\"", crate::text::truncate_chars(&one_line(s), 40));
-        let mut said = Vec::new();
-        if let Some(x) = m.expected(ex) {
-            said.push(Span::styled(format!("expected {}", quote(&x)), theme.muted));
-        }
-        if let Some(e) = &pe {
-            said.push(Span::styled(format!(" · parent said {}", quote(&e.output)), theme.muted));
-        }
-        if let Some(e) = &ce {
-            let out =
-                e.error.as_deref().map(|er| format!("failed: {}", one_line(er))).unwrap_or_else(|| quote(&e.output));
-            said.push(Span::styled(format!(" · child said {out}"), theme.muted));
-        }
-        if !said.is_empty() {
-            said.insert(0, Span::raw(format!("  {:idw$}   ", "")));
-            lines.push(Line::from(said));
-        }
+        lines.extend(answers_line(m, ex, pe.as_ref(), ce.as_ref(), idw + 5, theme));
     }
     lines.push(Line::raw(""));
     if !it.reasoning.trim().is_empty() {
