@@ -360,6 +360,23 @@ fn pausing_a_browsed_run_says_why_not() {
 }
 
 #[test]
+fn branching_asks_once_then_names_the_selected_candidate() {
+    let mut a = app();
+    a.select_candidate(1);
+    press(&mut a, "b");
+    assert_eq!(a.branch, None, "one press only says what will happen");
+    let said = a.flash.clone().unwrap();
+    assert!(said.contains("b again") && said.contains("#1"), "{said}");
+    // Any other key in between disarms it: a stray `b` later does not branch.
+    press(&mut a, "2");
+    press(&mut a, "b");
+    assert_eq!(a.branch, None);
+    press(&mut a, "b");
+    assert_eq!(a.branch, Some(1));
+    assert!(!a.quit, "branching is not quitting: the workbench opens the new run");
+}
+
+#[test]
 fn model_fold_matches_the_engine_fold_at_every_prefix() {
     let f = fixture();
     for cut in (0..=f.events.len()).step_by(7).chain([f.events.len()]) {
@@ -1119,4 +1136,62 @@ fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
     assert!(s.contains("before-the-tui") && !s.contains("Frontier:"), "the shell's screen is back:\n{s}");
     let s = tmux.wait_for("icanon");
     assert!(s.lines().any(|l| l.trim() == "icanon"), "cooked mode restored:\n{s}");
+}
+
+/// The branch key in the real binary: after the sample's replay, `b` `b` on the best candidate
+/// starts a new run whose seed is that candidate's texts; leaving says what became of both runs.
+#[test]
+fn branching_from_the_workbench_starts_a_run_seeded_with_the_candidate() {
+    if std::process::Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects/support-triage");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("support-triage");
+    common::copy_tree(&sample, &dir, &["runs"]);
+
+    let tmux = TmuxServer(format!("gepa-tui-branch-{}", std::process::id()));
+    let out = tmux.run(&["new-session", "-d", "-x", "120", "-y", "36", "-s", "smoke", "sh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cmd = format!("clear; {} {} --offline; echo exit=$?", env!("CARGO_BIN_EXE_gepa-tui"), dir.display());
+    tmux.run(&["send-keys", "-t", "smoke", &cmd, "Enter"]);
+    tmux.wait_for("New run");
+    tmux.run(&["send-keys", "-t", "smoke", "Enter"]);
+    tmux.wait_for("✓ finished");
+    let runs = |d: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d.join(".gepa/runs")).unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    };
+    let first = runs(&dir).pop().unwrap();
+    let (events, _) = load_events(&first, false).unwrap();
+    let state = RunState::from_events(&events);
+    let best = state.best().unwrap();
+    assert!(best > 0, "the recording found a better candidate than the seed");
+
+    // The workbench follows the best candidate, so `b` `b` branches from it.
+    tmux.run(&["send-keys", "-t", "smoke", "2", "b"]);
+    tmux.wait_for(&format!("again: a new run from #{best}'s texts"));
+    tmux.run(&["send-keys", "-t", "smoke", "b"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let all = loop {
+        let all = runs(&dir);
+        if all.len() == 2 && all[1].join("events.jsonl").is_file() {
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "no second run appeared:\n{}", tmux.screen());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // The workbench now shows the new run.
+    tmux.wait_for(&format!("run {}", all[1].file_name().unwrap().to_string_lossy()));
+    tmux.run(&["send-keys", "-t", "smoke", "q"]);
+    let s = tmux.wait_for("exit=");
+    assert!(s.contains("exit=0"), "{s}");
+    let first_id = first.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(s.contains(&format!("run {first_id} finished")), "what became of the first run:\n{s}");
+
+    let (events, _) = load_events(&all[1], false).unwrap();
+    let branched = RunState::from_events(&events);
+    assert_eq!(branched.candidates[0].texts, state.candidates[best].texts, "the new run's seed is #{best}'s texts");
 }

@@ -410,6 +410,11 @@ pub struct App {
     pub external: Option<ExternalEdit>,
     /// `q` was pressed once while decisions were still on their way to the engine.
     pub quit_armed: bool,
+    /// The branch key was pressed once on this candidate; pressing it again branches.
+    pub branch_armed: Option<CandidateId>,
+    /// Leave this run and start a new one seeded with this candidate's texts (the event loop
+    /// stops a live engine first).
+    pub branch: Option<CandidateId>,
     /// A one-line message in the status bar until the next key.
     pub flash: Option<String>,
     pub quit: bool,
@@ -445,6 +450,8 @@ impl App {
             marked: Vec::new(),
             external: None,
             quit_armed: false,
+            branch_armed: None,
+            branch: None,
             flash: None,
             quit: false,
             commands: Vec::new(),
@@ -588,6 +595,9 @@ impl App {
                 if a != Action::Quit {
                     self.quit_armed = false;
                 }
+                if a != Action::Branch {
+                    self.branch_armed = None;
+                }
                 self.perform(a);
                 true
             }
@@ -715,6 +725,7 @@ impl App {
             Action::ToggleMutationReview => self.toggle_policy(true),
             Action::ToggleMergeReview => self.toggle_policy(false),
             Action::Mark => self.toggle_mark(),
+            Action::Branch => self.request_branch(),
             Action::MergeMarked => self.open_merge(),
             Action::AddCandidate => {
                 if self.need_live("adding a candidate") {
@@ -1202,6 +1213,36 @@ impl App {
                 ));
             }
         }
+    }
+
+    /// The branch key: the first press says what will happen, the second (on the same candidate)
+    /// asks the event loop to start a new run seeded with the selected candidate's texts, as
+    /// `gepa-tui run --branch RUN:ID` does. The run left behind stays as it is (a live one stops
+    /// and stays resumable).
+    fn request_branch(&mut self) {
+        let c = self.selected;
+        if c >= self.n_candidates() {
+            self.flash = Some("no candidate to start a new run from yet".into());
+            return;
+        }
+        if self.branch_armed == Some(c) {
+            self.branch_armed = None;
+            self.branch = Some(c);
+            self.flash = Some(format!("starting a new run from #{c}…"));
+            return;
+        }
+        self.branch_armed = Some(c);
+        let key = self.keymap.keys_for(Action::Branch).first().map(|k| k.to_string()).unwrap_or_else(|| "b".into());
+        // Short enough for an 80-column status bar; what matters most comes first.
+        let mut msg = format!("{key} again: a new run from #{c}'s texts, fresh budget");
+        if self.model.is_live() {
+            msg.push_str("; this run stops (resumable)");
+            let waiting = self.model.sent.len() + self.model.uncommitted_actions().count();
+            if waiting > 0 {
+                msg.push_str(&format!(", dropping {waiting} unrecorded decision(s)"));
+            }
+        }
+        self.flash = Some(msg);
     }
 
     fn toggle_mark(&mut self) {

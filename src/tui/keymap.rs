@@ -79,6 +79,7 @@ actions! {
     Mark = "mark", "mark / unmark the selected candidate for a manual merge";
     MergeMarked = "merge_marked", "merge the two marked candidates by hand";
     AddCandidate = "add_candidate", "add a candidate from a folder of component files";
+    Branch = "branch", "start a new run seeded with the selected candidate (press twice; a live run stops, resumable)";
     Save = "save", "editor: approve / send the edited texts";
 }
 
@@ -273,6 +274,7 @@ impl Default for Keymap {
             (c('m'), Mark),
             (c('M'), MergeMarked),
             (c('+'), AddCandidate),
+            (c('b'), Branch),
             (Key::new(K::Char('s'), KeyModifiers::CONTROL), Save),
         ];
         Keymap { bindings }

@@ -114,6 +114,9 @@ pub fn run(args: TuiArgs) -> Result<ExitCode> {
     // Engine tasks still winding down must not hold the process open.
     rt.shutdown_timeout(Duration::from_secs(2));
     let outcome = outcome?;
+    for msg in &outcome.earlier {
+        eprintln!("{msg}");
+    }
     if let Some(msg) = outcome.message(&args.dir) {
         eprintln!("{msg}");
     }
@@ -134,6 +137,10 @@ struct SessionOutcome {
     /// A live run was stopped by the user; it is resumable.
     stopped: bool,
     error: Option<String>,
+    /// The user branched from this run: open this next.
+    next: Option<StartChoice>,
+    /// What was said of the runs left earlier in this session (by branching).
+    earlier: Vec<String>,
 }
 
 impl SessionOutcome {
@@ -221,6 +228,7 @@ impl Drop for InputReader {
 async fn session(term: &mut Term, ctx: &Ctx<'_>, mut first: Option<StartChoice>) -> Result<SessionOutcome> {
     let mut input = InputReader::spawn();
     let mut error: Option<String> = None;
+    let mut earlier: Vec<String> = Vec::new();
     loop {
         let choice = match first.take() {
             Some(c) => c,
@@ -230,7 +238,19 @@ async fn session(term: &mut Term, ctx: &Ctx<'_>, mut first: Option<StartChoice>)
             },
         };
         match open(ctx, &choice) {
-            Ok(opened) => return workbench(term, ctx, &mut input, opened).await,
+            Ok(opened) => {
+                let mut outcome = workbench(term, ctx, &mut input, opened).await?;
+                match outcome.next.take() {
+                    Some(next) => {
+                        earlier.extend(outcome.message(&ctx.args.dir));
+                        first = Some(next);
+                    }
+                    None => {
+                        outcome.earlier = earlier;
+                        return Ok(outcome);
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!("cannot open {choice:?}: {e:#}");
                 error = Some(format!("{e:#}"));
@@ -331,12 +351,15 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             tracing::info!("browsing run {id}");
             Ok(Opened { model, run_id: id.clone(), engine: None, _log_guard: log })
         }
-        StartChoice::New | StartChoice::Resume(_) => {
+        StartChoice::New | StartChoice::Resume(_) | StartChoice::Branch { .. } => {
             let mut args = ctx.args.run_args.clone();
             args.resume = match choice {
                 StartChoice::Resume(id) => Some(id.clone()),
                 _ => None,
             };
+            if let StartChoice::Branch { run, id } = choice {
+                args.branch = Some(format!("{run}:{id}"));
+            }
             let (project, task) = prepare(&ctx.args.dir, &args, &ctx.args.common)?;
             let (tx, mut rx) = mpsc::unbounded_channel();
             let (engine, handle) = open_engine(
@@ -444,7 +467,7 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
             ctx.keymap.describe(keymap::Action::ViewReview)
         ));
     }
-    let mut outcome = SessionOutcome { run_id: Some(run_id), ..Default::default() };
+    let mut outcome = SessionOutcome { run_id: Some(run_id.clone()), ..Default::default() };
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME_GAP;
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
@@ -546,10 +569,11 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                 dirty = true;
             }
         }
-        if app.quit {
+        if app.quit || app.branch.is_some() {
             break;
         }
     }
+    outcome.next = app.branch.map(|id| StartChoice::Branch { run: run_id.clone(), id });
     if let (Some(j), Some(h)) = (join, handle) {
         app.flash = Some("stopping the engine; the run stays resumable…".into());
         term.draw(|f| app.render(f))?;

@@ -41,6 +41,11 @@ pub enum StartChoice {
     Resume(String),
     /// A finished run: browse it read-only.
     Browse(String),
+    /// A new run seeded with candidate `id` of run `run` (the branch key in the workbench).
+    Branch {
+        run: String,
+        id: usize,
+    },
 }
 
 pub struct StartScreen {

@@ -76,6 +76,7 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (k(Mark), "mark for a merge"),
                 (k(MergeMarked), "merge the two marked"),
                 (k(AddCandidate), "add a candidate from a folder"),
+                (k(Branch), "a new run from the selected candidate"),
             ],
         ),
         (
