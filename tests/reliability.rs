@@ -1242,6 +1242,48 @@ fn a_symlinked_run_store_is_refused() {
     assert_finished(&run_headless(&p.dir, &[]));
 }
 
+/// A run folder copied from elsewhere (a shared project, a tarball) can carry symlinks: its
+/// `lock`, `events.jsonl` or log pointing at one of the user's files. Resuming or listing it must
+/// neither write through them nor read through them: a clear error names the link, the file
+/// it points at is untouched, and once the link is gone the run resumes to the same result.
+#[test]
+fn links_planted_in_a_run_folder_are_refused_and_nothing_is_written_through_them() {
+    let server = FaultServer::start(Plan { latency: Duration::from_millis(30), ..Plan::default() });
+    let p = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let id = interrupted_run(&p.dir);
+    let run_dir = p.dir.join(".gepa/runs").join(&id);
+    let victim = p.dir.parent().unwrap().join("victim.txt");
+    let precious = b"the user's own file\n";
+    std::fs::write(&victim, precious).unwrap();
+    for name in ["lock", "headless.log"] {
+        let planted = run_dir.join(name);
+        let _ = std::fs::remove_file(&planted);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let out = run_headless(&p.dir, &["--resume", &id]);
+        assert_clear_error(&out, &[&format!("{} is a symlink", planted.display())]);
+        assert_eq!(std::fs::read(&victim).unwrap(), precious, "{name}: written through the link");
+        // Listing the runs reads nothing through it either, and says what is wrong.
+        let out = gepa(&["runs"]).arg(&p.dir).output().unwrap();
+        assert!(text(&out.stdout).contains("is a symlink"), "{}", text(&out.stdout));
+        std::fs::remove_file(&planted).unwrap();
+    }
+    // The events log itself as a link: refused before it is read, let alone repaired.
+    let events = run_dir.join("events.jsonl");
+    let moved = p.dir.parent().unwrap().join("events-elsewhere.jsonl");
+    std::fs::rename(&events, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &events).unwrap();
+    let before = std::fs::read(&moved).unwrap();
+    let out = run_headless(&p.dir, &["--resume", &id]);
+    assert_clear_error(&out, &[&format!("{} is a symlink", events.display())]);
+    assert_eq!(std::fs::read(&moved).unwrap(), before, "the linked log was changed");
+    std::fs::remove_file(&events).unwrap();
+    std::fs::rename(&moved, &events).unwrap();
+
+    let out = run_headless(&p.dir, &["--resume", &id]);
+    assert_finished(&out);
+    assert_eq!(comparable(read_result(&p.dir, &id)), *reference());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Secrets
 

@@ -20,7 +20,7 @@ pub fn list(dir: &Path) -> Result<ExitCode> {
         let (events, _) = match load_events(&r.dir, false) {
             Ok(e) => e,
             Err(e) => {
-                println!("{:<22} damaged: {e:#}", r.id);
+                println!("{:<22} cannot be read: {e:#}", r.id);
                 continue;
             }
         };

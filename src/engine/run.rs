@@ -187,6 +187,7 @@ fn stamp(ev: &Event, seq: u64) -> Value {
 /// Events that parse but do not fit together (a hand-edited or damaged log) are an error naming
 /// the first bad one, never a panic later.
 pub fn load_events(run_dir: &Path, repair: bool) -> Result<(Vec<Event>, Option<String>)> {
+    store::refuse_symlinks(run_dir)?;
     let path = run_dir.join("events.jsonl");
     let log = read_log::<Event>(&path, repair)?;
     if let Err((i, why)) = RunState::check_events(&log.values) {

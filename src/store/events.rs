@@ -17,6 +17,22 @@ pub enum StoreError {
     Locked { path: String, run: String, lock: String },
     #[error("no run `{0}` in this project (see `gepa-tui runs`)")]
     NoSuchRun(String),
+    #[error(
+        "{path} is a symlink; a run folder holds only its own files, and gepa-tui does not read or write \
+         through links there (a run copied from elsewhere could point them at your files): remove the link"
+    )]
+    Symlink { path: String },
+}
+
+/// Opens without following a symlink at the last component (unix): a run folder's files are
+/// written to, and a planted link must not turn that into a write somewhere else.
+pub fn no_follow(opts: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    opts
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -36,13 +52,13 @@ pub struct EventLog {
 impl EventLog {
     /// Creates a new, empty log; fails if it exists (a run is never overwritten).
     pub fn create(path: &Path) -> Result<Self, StoreError> {
-        let file = OpenOptions::new().create_new(true).append(true).open(path).map_err(io_err(path))?;
+        let file = no_follow(OpenOptions::new().create_new(true).append(true)).open(path).map_err(io_err(path))?;
         Ok(Self { path: path.to_path_buf(), file, len: 0, failed: None })
     }
 
     /// Opens an existing log for appending (after `read_log` repaired any torn tail).
     pub fn open_append(path: &Path) -> Result<Self, StoreError> {
-        let file = OpenOptions::new().append(true).open(path).map_err(io_err(path))?;
+        let file = no_follow(OpenOptions::new().append(true)).open(path).map_err(io_err(path))?;
         let len = file.metadata().map_err(io_err(path))?.len();
         Ok(Self { path: path.to_path_buf(), file, len, failed: None })
     }
@@ -142,7 +158,7 @@ pub fn read_log<T: serde::de::DeserializeOwned>(path: &Path, repair: bool) -> Re
     }
     if let Some((_, start, _)) = bad {
         if repair {
-            let f = OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+            let f = no_follow(OpenOptions::new().write(true)).open(path).map_err(io_err(path))?;
             let len = f.metadata().map_err(io_err(path))?.len();
             f.set_len(start).map_err(io_err(path))?;
             f.sync_all().map_err(io_err(path))?;

@@ -40,7 +40,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        let mut f = super::events::no_follow(OpenOptions::new().write(true).create(true).truncate(true)).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -62,12 +62,9 @@ pub struct RunLock {
 
 impl RunLock {
     pub fn acquire(run_dir: &Path) -> Result<Self, StoreError> {
+        refuse_symlinks(run_dir)?;
         let path = run_dir.join("lock");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
+        let mut file = super::events::no_follow(OpenOptions::new().create(true).truncate(false).read(true).write(true))
             .open(&path)
             .map_err(io_err(&path))?;
         match file.try_lock() {
@@ -84,6 +81,25 @@ impl RunLock {
             Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
         }
     }
+}
+
+/// Refuses a run folder that is a symlink or holds one (directly or in `best/`): gepa-tui writes
+/// its log, lock, results and best texts there, and reads its events from there.
+pub fn refuse_symlinks(run_dir: &Path) -> Result<(), StoreError> {
+    let is_link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    let refuse = |p: &Path| Err(StoreError::Symlink { path: p.display().to_string() });
+    if is_link(run_dir) {
+        return refuse(run_dir);
+    }
+    for dir in [run_dir.to_path_buf(), run_dir.join("best")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                return refuse(&entry.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One line of `gepa-tui runs`.
@@ -103,12 +119,25 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunSummary> {
     };
     let mut runs: Vec<RunSummary> = rd
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("events.jsonl").is_file())
-        .filter(|e| read_first(&e.path().join("events.jsonl")).is_some())
-        .map(|e| {
+        .filter_map(|e| {
             let dir = e.path();
-            let result = std::fs::read(dir.join("result.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            RunSummary { id: e.file_name().to_string_lossy().into_owned(), finished: result.is_some(), result, dir }
+            // A run holding a symlink is listed but not read through it; opening it says why.
+            let linked = refuse_symlinks(&dir).is_err();
+            let events = dir.join("events.jsonl");
+            if !linked && (!events.is_file() || read_first(&events).is_none()) {
+                return None;
+            }
+            let result = if linked {
+                None
+            } else {
+                std::fs::read(dir.join("result.json")).ok().and_then(|b| serde_json::from_slice(&b).ok())
+            };
+            Some(RunSummary {
+                id: e.file_name().to_string_lossy().into_owned(),
+                finished: result.is_some(),
+                result,
+                dir,
+            })
         })
         .collect();
     runs.sort_by(|a, b| b.id.cmp(&a.id));
