@@ -1,7 +1,9 @@
-//! Reflections: every proposal (newest first) with the reflective dataset sent, the reflection
-//! prompt, the model's answer, and what became of the child. A reply cut off at max_tokens is
-//! flagged where it cannot be missed: its new text may be a broken half-prompt.
+//! Reflections: every proposal (newest first): what became of the child, its minibatch answers,
+//! the new text as a diff against the parent, the reflective dataset sent, the reflection prompt
+//! and the model's answer. A reply cut off at max_tokens is flagged where it cannot be missed: its
+//! new text may be a broken half-prompt.
 
+use super::candidate::word_diff;
 use super::{answers_line, fmt_score, heading, inner, one_line, pane, scroll_window, text_lines};
 use crate::engine::reflect::format_dataset;
 use crate::engine::ProposalOutcome;
@@ -207,6 +209,25 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
             }
         }
     }
+    // What the reflection proposed, as a diff against the parent's text: for a rejected child this
+    // is the only place its text can be read.
+    for r in &p.reflections {
+        let comp = one_line(&r.component);
+        let before = m.state.candidates.get(p.parent).and_then(|c| c.texts.get(&r.component));
+        match before {
+            Some(b) if b != &r.new_text => {
+                lines.push(heading(format!("── New text for {comp} (diff against #{}) ──", p.parent), theme));
+                lines.extend(word_diff(b, &r.new_text, theme));
+            }
+            Some(_) => {
+                lines.push(heading(format!("── New text for {comp}: the same as #{}'s ──", p.parent), theme));
+            }
+            None => {
+                lines.push(heading(format!("── New text for {comp} ──"), theme));
+                lines.extend(text_lines(&r.new_text, theme.text));
+            }
+        }
+    }
     for r in &p.reflections {
         let comp = one_line(&r.component);
         if r.truncated {
@@ -221,8 +242,6 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
             theme,
         ));
         lines.extend(text_lines(&r.answer, theme.text));
-        lines.push(heading(format!("── New text for {comp} ──"), theme));
-        lines.extend(text_lines(&r.new_text, theme.text));
     }
     if p.reflections.is_empty() && p.outcome.is_none() {
         lines.push(Line::styled("waiting for the parent's minibatch scores and the reflection…", theme.muted));
