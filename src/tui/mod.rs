@@ -234,7 +234,8 @@ async fn session(term: &mut Term, ctx: &Ctx<'_>, mut first: Option<StartChoice>)
             Some(c) => c,
             None => match start_screen(term, ctx, &mut input, error.take()).await? {
                 Some(c) => c,
-                None => return Ok(SessionOutcome::default()),
+                // Left from the start screen (a branch that could not open lands there too).
+                None => return Ok(SessionOutcome { earlier, ..Default::default() }),
             },
         };
         match open(ctx, &choice) {
