@@ -36,7 +36,8 @@ Environment:
 
 Exit status:
   0 success; 1 a check or an evaluation found problems; 2 an error (a bad
-  config, an unknown run); 130 a run was stopped (it stays resumable).
+  config, an unknown run); 130 a headless run stopped by Ctrl-C (it stays
+  resumable). Leaving the workbench with q is 0, a live run stays resumable.
 
 Examples:
   gepa-tui sample-projects/support-triage --offline
