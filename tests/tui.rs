@@ -1175,23 +1175,27 @@ fn branching_from_the_workbench_starts_a_run_seeded_with_the_candidate() {
     tmux.wait_for(&format!("again: a new run from #{best}'s texts"));
     tmux.run(&["send-keys", "-t", "smoke", "b"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let all = loop {
+    // Run ids made in the same second do not sort by time: the new run is the other one.
+    let new_run = loop {
         let all = runs(&dir);
-        if all.len() == 2 && all[1].join("events.jsonl").is_file() {
-            break all;
+        if let Some(new) = all.iter().find(|r| **r != first && r.join("events.jsonl").is_file()) {
+            break new.clone();
         }
         assert!(std::time::Instant::now() < deadline, "no second run appeared:\n{}", tmux.screen());
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     // The workbench now shows the new run.
-    tmux.wait_for(&format!("run {}", all[1].file_name().unwrap().to_string_lossy()));
+    tmux.wait_for(&format!("run {}", new_run.file_name().unwrap().to_string_lossy()));
     tmux.run(&["send-keys", "-t", "smoke", "q"]);
     let s = tmux.wait_for("exit=");
     assert!(s.contains("exit=0"), "{s}");
     let first_id = first.file_name().unwrap().to_string_lossy().into_owned();
     assert!(s.contains(&format!("run {first_id} finished")), "what became of the first run:\n{s}");
 
-    let (events, _) = load_events(&all[1], false).unwrap();
+    let (events, _) = load_events(&new_run, false).unwrap();
     let branched = RunState::from_events(&events);
     assert_eq!(branched.candidates[0].texts, state.candidates[best].texts, "the new run's seed is #{best}'s texts");
+    // Each run's log is in its own folder.
+    let log = std::fs::read_to_string(new_run.join("tui.log")).unwrap_or_default();
+    assert!(log.contains("starting run"), "the new run's tui.log:\n{log}");
 }

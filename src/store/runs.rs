@@ -112,35 +112,35 @@ pub struct RunSummary {
     pub result: Option<serde_json::Value>,
 }
 
-/// Runs in `runs_dir`, newest first.
+/// Runs in `runs_dir`, newest first (by the start time in their first event).
 pub fn list_runs(runs_dir: &Path) -> Vec<RunSummary> {
     let Ok(rd) = std::fs::read_dir(runs_dir) else {
         return Vec::new();
     };
-    let mut runs: Vec<RunSummary> = rd
+    let mut runs: Vec<(u64, RunSummary)> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let dir = e.path();
             // A run holding a symlink is listed but not read through it; opening it says why.
             let linked = refuse_symlinks(&dir).is_err();
             let events = dir.join("events.jsonl");
-            if !linked && (!events.is_file() || read_first(&events).is_none()) {
+            let first = if linked { None } else { read_first(&events) };
+            if !linked && (!events.is_file() || first.is_none()) {
                 return None;
             }
+            // When it started, to the millisecond: ids made in the same second do not sort by time.
+            let started = first.as_ref().and_then(|v| v.get("t")).and_then(|t| t.as_u64()).unwrap_or(0);
             let result = if linked {
                 None
             } else {
                 std::fs::read(dir.join("result.json")).ok().and_then(|b| serde_json::from_slice(&b).ok())
             };
-            Some(RunSummary {
-                id: e.file_name().to_string_lossy().into_owned(),
-                finished: result.is_some(),
-                result,
-                dir,
-            })
+            let id = e.file_name().to_string_lossy().into_owned();
+            Some((started, RunSummary { id, finished: result.is_some(), result, dir }))
         })
         .collect();
-    runs.sort_by(|a, b| b.id.cmp(&a.id));
+    runs.sort_by(|(ta, a), (tb, b)| (tb, &b.id).cmp(&(ta, &a.id)));
+    let runs: Vec<RunSummary> = runs.into_iter().map(|(_, r)| r).collect();
     runs
 }
 
@@ -153,6 +153,21 @@ mod tests {
         // 2026-11-25 08:40:12 UTC
         assert_eq!(civil_from_unix(1_795_596_012), (2026, 11, 25, 8, 40, 12));
         assert_eq!(civil_from_unix(0), (1970, 1, 1, 0, 0, 0));
+    }
+
+    #[test]
+    fn runs_are_listed_newest_first_even_within_one_second() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Same second, random suffixes that sort the other way round.
+        for (id, t) in [("20261201-082639-bd64", 1_000), ("20261201-082639-bb73", 1_500), ("20261130-235959-ffff", 10)]
+        {
+            let dir = tmp.path().join(id);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("events.jsonl"), format!("{{\"seq\":0,\"t\":{t},\"event\":\"run_started\"}}\n"))
+                .unwrap();
+        }
+        let ids: Vec<String> = list_runs(tmp.path()).into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["20261201-082639-bb73", "20261201-082639-bd64", "20261130-235959-ffff"]);
     }
 
     #[test]
