@@ -253,6 +253,48 @@ fn enter_on_a_heat_map_cell_shows_that_trace() {
     assert!((0..m.state.val_ids.len()).all(|i| m.difficulty(i) >= m.difficulty(hardest)));
 }
 
+/// `t` in Reflections opens the proposal's minibatch in Traces: the parent's runs, then the
+/// child's, with the messages each sent; ← → move between proposals; esc goes back.
+#[test]
+fn t_in_reflections_shows_the_minibatch_traces_of_that_proposal() {
+    let mut a = app();
+    press(&mut a, "6");
+    let n = a.model.proposals.len();
+    let newest = &a.model.proposals[n - 1];
+    let (parent, child) = (newest.parent_evals.clone(), newest.child_evals.clone());
+    assert!(!parent.is_empty() && !child.is_empty(), "the fixture's newest proposal ran its minibatch");
+    press(&mut a, "t");
+    assert_eq!(a.view, View::Traces);
+    assert_eq!(a.traces.proposal, Some(n - 1));
+    let rows: Vec<(String, String)> = a
+        .trace_rows()
+        .iter()
+        .map(|&i| a.trace_evals()[i])
+        .map(|(w, e)| (w.to_string(), e.example_id.clone()))
+        .collect();
+    let want: Vec<(String, String)> = parent
+        .iter()
+        .map(|e| ("parent".to_string(), e.example_id.clone()))
+        .chain(child.iter().map(|e| ("child".to_string(), e.example_id.clone())))
+        .collect();
+    assert_eq!(rows, want, "the parent's runs, then the child's, in minibatch order");
+    // The child's trace shows the messages the child sent: its text for the changed component.
+    press_code(&mut a, KeyCode::Down, parent.len());
+    let screen = text(&draw(&a, 160, 48));
+    let p = &a.model.proposals[n - 1];
+    assert!(screen.contains(&format!("r{}.{} minibatch", p.round, p.slot)), "{screen}");
+    assert!(screen.contains(&format!("the child's run in r{}.{}'s minibatch", p.round, p.slot)), "{screen}");
+    let sent = &child[0].trace.steps[0].messages[0].content;
+    assert!(screen.contains(sent.lines().next().unwrap()), "the child's system message:\n{screen}");
+    // ← goes to the older proposal, esc back to Reflections; 5 is the candidate's val traces again.
+    press_code(&mut a, KeyCode::Left, 1);
+    assert_eq!(a.traces.proposal, Some(n - 2));
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert_eq!(a.view, View::Reflections);
+    press(&mut a, "t5");
+    assert_eq!((a.view, a.traces.proposal), (View::Traces, None));
+}
+
 #[test]
 fn pairwise_cell_opens_the_diff_of_the_pair() {
     let mut a = app();

@@ -219,7 +219,10 @@ impl Default for CandidateUi {
 
 #[derive(Debug, Default)]
 pub struct TracesUi {
-    /// The selected val example (an index into the val split).
+    /// Some(k): the minibatch evaluations of proposal k (`model.proposals[k]`: the parent's, then
+    /// the child's) instead of the selected candidate's val evaluations.
+    pub proposal: Option<usize>,
+    /// The selected row's evaluation (an index into `App::trace_evals`).
     pub example: Option<usize>,
     pub query: String,
     pub scroll: Scroll,
@@ -530,17 +533,51 @@ impl App {
 
     /// The selected candidate's val examples for the traces list: failures first (errors, then
     /// lowest score), filtered by the search query.
+    /// The evaluations the Traces view lists, each with whose it is ("" for a candidate's val
+    /// evaluations; "parent" or "child" for a proposal's minibatch).
+    pub fn trace_evals(&self) -> Vec<(&'static str, &crate::eval::ExampleEval)> {
+        match self.traces.proposal.and_then(|k| self.model.proposals.get(k)) {
+            Some(p) => {
+                p.parent_evals.iter().map(|e| ("parent", e)).chain(p.child_evals.iter().map(|e| ("child", e))).collect()
+            }
+            None => {
+                self.model.val_evals.get(self.selected).map(|v| v.iter().map(|e| ("", e)).collect()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// Opens the Traces view on the selected candidate's val evaluations.
+    fn open_val_traces(&mut self) {
+        self.traces.proposal = None;
+        self.traces.example = None;
+        self.traces.scroll.reset();
+        self.goto(View::Traces);
+    }
+
+    /// Opens the Traces view on proposal `k`'s minibatch: what parent and child were sent and said.
+    fn open_proposal_traces(&mut self, k: usize) {
+        let Some(p) = self.model.proposals.get(k) else { return };
+        if p.parent_evals.is_empty() && p.child_evals.is_empty() {
+            self.flash = Some("this proposal has no minibatch evaluations (yet)".into());
+            return;
+        }
+        self.traces.proposal = Some(k);
+        self.traces.example = None;
+        self.traces.offset.set(0);
+        self.traces.scroll.reset();
+        self.goto(View::Traces);
+    }
+
     pub fn trace_rows(&self) -> Vec<usize> {
-        let Some(evals) = self.model.val_evals.get(self.selected) else {
-            return Vec::new();
-        };
+        let evals = self.trace_evals();
+        let minibatch = self.traces.proposal.is_some();
         let q = self.traces.query.to_lowercase();
         let mut rows: Vec<usize> = (0..evals.len())
             .filter(|&i| {
                 if q.is_empty() {
                     return true;
                 }
-                let e = &evals[i];
+                let e = evals[i].1;
                 let hay = |s: &str| s.to_lowercase().contains(&q);
                 hay(&e.example_id)
                     || hay(&e.output)
@@ -554,10 +591,13 @@ impl App {
                         .is_some_and(|ex| ex.fields.values().any(|v| hay(&v.to_string())))
             })
             .collect();
-        rows.sort_by(|a, b| {
-            let (ea, eb) = (&evals[*a], &evals[*b]);
-            eb.error.is_some().cmp(&ea.error.is_some()).then(ea.score.total_cmp(&eb.score)).then(a.cmp(b))
-        });
+        // A minibatch keeps its order (parent's, then child's); val puts failures first.
+        if !minibatch {
+            rows.sort_by(|a, b| {
+                let (ea, eb) = (evals[*a].1, evals[*b].1);
+                eb.error.is_some().cmp(&ea.error.is_some()).then(ea.score.total_cmp(&eb.score)).then(a.cmp(b))
+            });
+        }
         rows
     }
 
@@ -702,21 +742,30 @@ impl App {
             Action::ViewFrontier => self.goto(View::Frontier),
             Action::ViewWinMatrix => self.goto(View::WinMatrix),
             Action::ViewCandidate => self.goto(View::Candidate),
-            Action::ViewTraces => self.goto(View::Traces),
+            Action::ViewTraces => {
+                self.traces.proposal = None;
+                self.goto(View::Traces);
+            }
             Action::ViewReflections => self.goto(View::Reflections),
             Action::ViewReview => self.goto(View::Review),
             Action::NextView => self.goto(View::ALL[(self.view.index() + 1) % View::ALL.len()]),
             Action::PrevView => self.goto(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]),
-            Action::OpenTraces => {
-                self.traces.example = None;
-                self.traces.scroll.reset();
-                self.goto(View::Traces);
+            Action::OpenTraces if self.view == View::Reflections => {
+                let n = self.model.proposals.len();
+                if n > 0 {
+                    self.open_proposal_traces(self.reflections.selected.unwrap_or(n - 1).min(n - 1));
+                }
             }
+            Action::OpenTraces => self.open_val_traces(),
             Action::Back => {
                 if self.view == View::Frontier && !self.frontier.filter.is_empty() {
                     self.frontier.filter.clear();
                 } else if self.view == View::Traces && !self.traces.query.is_empty() {
                     self.traces.query.clear();
+                } else if self.view == View::Traces && self.traces.proposal.is_some() {
+                    // Back to the proposal these minibatch traces came from.
+                    self.traces.proposal = None;
+                    self.goto(View::Reflections);
                 } else if self.view == View::WinMatrix && self.matrix.pane == MatrixPane::Pairwise {
                     self.matrix.pane = MatrixPane::Heat;
                 }
@@ -1445,6 +1494,7 @@ impl App {
             (MatrixPane::Heat, Action::Open) => {
                 let Some(&example) = self.example_order().get(self.matrix.col) else { return };
                 if self.model.val_eval(self.selected, example).is_some() {
+                    self.traces.proposal = None;
                     self.traces.example = Some(example);
                     self.traces.query.clear();
                     self.traces.scroll.reset();
@@ -1494,10 +1544,7 @@ impl App {
                 self.candidate.compare = c;
                 self.candidate.diff = DiffMode::Other;
             }
-            Action::Open => {
-                self.traces.example = None;
-                self.goto(View::Traces);
-            }
+            Action::Open => self.open_val_traces(),
             _ => {}
         }
     }
@@ -1510,6 +1557,16 @@ impl App {
             Action::Down => Self::step(pos, 1, rows.len()),
             Action::Top => 0,
             Action::Bottom => rows.len().saturating_sub(1),
+            // On a proposal's minibatch, ← → go to the older / newer proposal.
+            Action::Left | Action::Right if self.traces.proposal.is_some() => {
+                let k = self.traces.proposal.unwrap_or(0);
+                let next = if action == Action::Left { k.checked_sub(1) } else { Some(k + 1) };
+                match next.filter(|&j| j < self.model.proposals.len()) {
+                    Some(j) => self.open_proposal_traces(j),
+                    None => self.flash = Some("no more proposals that way".into()),
+                }
+                return;
+            }
             Action::Left => {
                 self.select_candidate(Self::step(self.selected, -1, self.n_candidates()));
                 return;

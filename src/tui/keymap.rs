@@ -68,7 +68,7 @@ actions! {
     Diff = "diff", "candidate: diff off / against parent / against another";
     CompareNext = "compare_next", "candidate: compare with the next candidate";
     ComparePrev = "compare_prev", "candidate: compare with the previous candidate";
-    OpenTraces = "open_traces", "traces of the selected candidate";
+    OpenTraces = "open_traces", "traces of the selected candidate (from Reflections: the proposal's minibatch)";
     Approve = "approve", "review: approve the selected item (scored on val, then it may join the frontier)";
     Veto = "veto", "review: veto the selected item, with an optional reason for later reflections";
     Edit = "edit", "review: edit the item's texts, then approve; candidate/frontier: edit into a new candidate";

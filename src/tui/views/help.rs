@@ -89,6 +89,13 @@ pub fn readme_keys(keymap: &Keymap) -> String {
             ],
         ),
         (
+            "6 Reflections",
+            vec![
+                (k(Open), "open the child"),
+                (k(OpenTraces), "the proposal's minibatch traces (parent, then child)"),
+            ],
+        ),
+        (
             "7 Review",
             vec![
                 (k(Approve), "approve"),

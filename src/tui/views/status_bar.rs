@@ -44,10 +44,13 @@ fn hints(app: &App) -> Vec<(Action, &'static str)> {
         View::Candidate => {
             vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
         }
+        View::Traces if app.traces.proposal.is_some() => {
+            vec![(Search, "search"), (PageDown, "scroll"), (Left, "older"), (Right, "newer"), (Back, "back")]
+        }
         View::Traces => {
             vec![(Search, "search"), (PageDown, "scroll"), (Left, "prev candidate"), (Right, "next candidate")]
         }
-        View::Reflections => vec![(Open, "open child"), (PageDown, "scroll")],
+        View::Reflections => vec![(Open, "open child"), (OpenTraces, "minibatch traces"), (PageDown, "scroll")],
         View::Review if app.model.state.review_queue.is_empty() => {
             vec![(ToggleMutationReview, "mutations auto/approve"), (ToggleMergeReview, "merges auto/approve")]
         }

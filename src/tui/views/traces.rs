@@ -1,5 +1,6 @@
 //! Traces: for the selected candidate, each val example (failures first) with its input fields, the
-//! rendered messages of every step, the output, the expected answer, the score and the feedback.
+//! rendered messages of every step, the output, the expected answer, the score and the feedback;
+//! or, opened with `t` from Reflections, the same for a proposal's minibatch (parent, then child).
 //! `/` searches inputs, messages, outputs and feedback.
 
 use super::{fmt_score, heading, inner, one_line, pane, scroll_window, text_lines};
@@ -12,9 +13,21 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+/// A list row's name: the example id, after whose run it is on a minibatch.
+fn row_label(whose: &str, example_id: &str) -> String {
+    if whose.is_empty() {
+        one_line(example_id)
+    } else {
+        format!("{whose} {}", one_line(example_id))
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let m = &app.model;
-    let Some(evals) = m.val_evals.get(app.selected).filter(|e| !e.is_empty()) else {
+    let evals = app.trace_evals();
+    // On a proposal's minibatch: which proposal, for the titles.
+    let proposal = app.traces.proposal.and_then(|k| m.proposals.get(k)).map(|p| format!("r{}.{}", p.round, p.slot));
+    if evals.is_empty() {
         let msg = if m.state.candidates.is_empty() {
             "No candidate yet.".to_string()
         } else {
@@ -22,20 +35,29 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         };
         frame.render_widget(Paragraph::new(Span::styled(msg, theme.muted)).block(pane(" Traces ", theme, true)), area);
         return;
-    };
+    }
     let list_w = if area.width >= 120 { 36 } else { 26 };
     let [list_area, detail_area] = Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(area);
     let rows = app.trace_rows();
-    let failing = evals.iter().filter(|e| e.error.is_some() || e.score < 1.0).count();
+    let failing = evals.iter().filter(|(_, e)| e.error.is_some() || e.score < 1.0).count();
+    let what = match &proposal {
+        Some(p) => format!(" {p} minibatch "),
+        None => format!(" #{} on val ", app.selected),
+    };
     let title = if app.traces.query.is_empty() {
-        vec![
-            Span::styled(format!(" #{} on val ", app.selected), theme.title),
-            Span::styled(format!("· {failing} below 1 "), theme.muted),
-        ]
+        // "below 1" is shortened on a minibatch, whose longer name must fit a narrow list.
+        let below = if proposal.is_some() { format!("· {failing} < 1 ") } else { format!("· {failing} below 1 ") };
+        vec![Span::styled(what, theme.title), Span::styled(below, theme.muted)]
     } else {
         // Narrow lists have room for the query or the counts, and the query matters more.
         vec![
-            Span::styled(format!(" #{} ", app.selected), theme.title),
+            Span::styled(
+                match &proposal {
+                    Some(p) => format!(" {p} "),
+                    None => format!(" #{} ", app.selected),
+                },
+                theme.title,
+            ),
             Span::styled(format!("\"{}\" {}/{} ", one_line(&app.traces.query), rows.len(), evals.len()), theme.warning),
         ]
     };
@@ -51,7 +73,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .skip(off)
         .take(list_body.height as usize)
         .map(|&i| {
-            let e = &evals[i];
+            let (whose, e) = evals[i];
             let failed = e.error.is_some();
             let g = glyph(Some(e.score), failed);
             let style = if Some(i) == selected { theme.selection } else { theme.text };
@@ -66,7 +88,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                         theme.score(e.score)
                     },
                 ),
-                Span::styled(format!("{} {}", fmt_score(e.score), one_line(&e.example_id)), style),
+                Span::styled(format!("{} {}", fmt_score(e.score), row_label(whose, &e.example_id)), style),
             ])
         })
         .collect();
@@ -80,11 +102,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         frame.render_widget(pane(" Trace ", theme, false), detail_area);
         return;
     };
-    let e = &evals[sel];
+    let (whose, e) = evals[sel];
     let mut lines: Vec<Line> = Vec::new();
+    let place = match &proposal {
+        Some(p) => format!(" · the {whose}'s run in {p}'s minibatch · score "),
+        None => format!(" · val {} of {} · score ", sel + 1, evals.len()),
+    };
     lines.push(Line::from(vec![
         Span::styled(one_line(&e.example_id), theme.accent),
-        Span::styled(format!(" · val {} of {} · score ", sel + 1, evals.len()), theme.muted),
+        Span::styled(place, theme.muted),
         Span::styled(fmt_score(e.score), theme.score(e.score)),
         Span::styled(format!(" · ${:.5}", e.cost_usd), theme.muted),
     ]));
@@ -149,7 +175,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let at = app.traces.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
-            format!(" Trace of #{} ", app.selected),
+            match &proposal {
+                Some(p) => format!(" Trace: {p}, {whose} "),
+                None => format!(" Trace of #{} ", app.selected),
+            },
             theme,
             false,
         )),
