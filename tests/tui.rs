@@ -1142,23 +1142,29 @@ fn what_comes_back_from_the_external_editor_is_sent_or_kept() {
     assert!(a.flash.as_deref().unwrap().contains("nothing sent"));
 }
 
-/// The README's quick start, as a person does it: the workbench on the support-triage sample,
-/// offline; Enter starts a run, which replays the recorded one to the end; the frontier shows;
-/// `q` leaves and the terminal is restored. (In a copy, so the repository is not written to.)
-#[test]
-fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
+/// A copy of the support-triage sample and a tmux session (120×36, a shell) to run the real
+/// binary on it; None (the test skips, saying so) when tmux is not installed.
+fn sample_in_tmux(name: &str) -> Option<(tempfile::TempDir, PathBuf, TmuxServer)> {
     if std::process::Command::new("tmux").arg("-V").output().is_err() {
         eprintln!("skipped: tmux is not installed");
-        return;
+        return None;
     }
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects/support-triage");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("support-triage");
     common::copy_tree(&sample, &dir, &["runs"]);
-
-    let tmux = TmuxServer(format!("gepa-tui-quick-{}", std::process::id()));
+    let tmux = TmuxServer(format!("gepa-tui-{name}-{}", std::process::id()));
     let out = tmux.run(&["new-session", "-d", "-x", "120", "-y", "36", "-s", "smoke", "sh"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some((tmp, dir, tmux))
+}
+
+/// The README's quick start, as a person does it: the workbench on the support-triage sample,
+/// offline; Enter starts a run, which replays the recorded one to the end; the frontier shows;
+/// `q` leaves and the terminal is restored. (In a copy, so the repository is not written to.)
+#[test]
+fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
+    let Some((_tmp, dir, tmux)) = sample_in_tmux("quick") else { return };
     let cmd = format!(
         "clear; echo before-the-tui; {} {} --offline; echo exit=$?; stty -a | tr ' ;' '\\n\\n' | grep -x icanon",
         env!("CARGO_BIN_EXE_gepa-tui"),
@@ -1184,18 +1190,7 @@ fn the_quick_start_replays_the_sample_offline_in_the_workbench() {
 /// starts a new run whose seed is that candidate's texts; leaving says what became of both runs.
 #[test]
 fn branching_from_the_workbench_starts_a_run_seeded_with_the_candidate() {
-    if std::process::Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
-        return;
-    }
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects/support-triage");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("support-triage");
-    common::copy_tree(&sample, &dir, &["runs"]);
-
-    let tmux = TmuxServer(format!("gepa-tui-branch-{}", std::process::id()));
-    let out = tmux.run(&["new-session", "-d", "-x", "120", "-y", "36", "-s", "smoke", "sh"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some((_tmp, dir, tmux)) = sample_in_tmux("branch") else { return };
     let cmd = format!("clear; {} {} --offline; echo exit=$?", env!("CARGO_BIN_EXE_gepa-tui"), dir.display());
     tmux.run(&["send-keys", "-t", "smoke", &cmd, "Enter"]);
     tmux.wait_for("New run");

@@ -90,10 +90,7 @@ pub fn readme_keys(keymap: &Keymap) -> String {
         ),
         (
             "6 Reflections",
-            vec![
-                (k(Open), "open the child"),
-                (k(OpenTraces), "the proposal's minibatch traces (parent, then child)"),
-            ],
+            vec![(k(Open), "open the child"), (k(OpenTraces), "the proposal's minibatch traces (parent, then child)")],
         ),
         (
             "7 Review",
