@@ -388,6 +388,16 @@ fn review_life(
     use gepa_tui::engine::event::HumanAction;
     use gepa_tui::engine::{Engine, EngineOptions, Event, Notice};
     let (project, task) = common::load(dir);
+    if let Some(id) = resume {
+        // The "killed" engine was torn down on a runtime shut down in the background, whose
+        // threads may still hold the run's lock for a moment (a killed process lets go at once).
+        let run_dir = dir.join(".gepa/runs").join(id);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while gepa_tui::store::RunLock::acquire(&run_dir).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the torn-down engine never let go of the run");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let opts = EngineOptions { notices: Some(tx), ..Default::default() };

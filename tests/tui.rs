@@ -1221,12 +1221,13 @@ fn branching_from_the_workbench_starts_a_run_seeded_with_the_candidate() {
         assert!(std::time::Instant::now() < deadline, "no second run appeared:\n{}", tmux.screen());
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    // The workbench now shows the new run.
+    // The workbench now shows the new run, and where its seed came from.
     tmux.wait_for(&format!("run {}", new_run.file_name().unwrap().to_string_lossy()));
+    let first_id = first.file_name().unwrap().to_string_lossy().into_owned();
+    tmux.wait_for(&format!("seeded     {first_id} #{best}"));
     tmux.run(&["send-keys", "-t", "smoke", "q"]);
     let s = tmux.wait_for("exit=");
     assert!(s.contains("exit=0"), "{s}");
-    let first_id = first.file_name().unwrap().to_string_lossy().into_owned();
     assert!(s.contains(&format!("run {first_id} finished")), "what became of the first run:\n{s}");
 
     let (events, _) = load_events(&new_run, false).unwrap();

@@ -28,6 +28,8 @@ pub struct CandidateRecord {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunState {
     pub run_id: String,
+    /// `RUN:ID` when the run was started from a candidate of another run (`--branch`, `b`).
+    pub branched_from: Option<String>,
     pub seed: u64,
     pub components: Vec<String>,
     pub train_ids: Vec<String>,
@@ -103,8 +105,19 @@ impl RunState {
             self.failed_evaluations += evals.iter().filter(|e| e.error.is_some()).count() as u64;
         }
         match event {
-            Event::RunStarted { run_id, seed, components, train_ids, val_ids, test_ids, max_metric_calls, .. } => {
+            Event::RunStarted {
+                run_id,
+                seed,
+                components,
+                train_ids,
+                val_ids,
+                test_ids,
+                max_metric_calls,
+                branched_from,
+                ..
+            } => {
                 self.run_id = run_id.clone();
+                self.branched_from = branched_from.clone();
                 self.seed = *seed;
                 self.components = components.clone();
                 self.train_ids = train_ids.clone();

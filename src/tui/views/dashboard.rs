@@ -147,6 +147,14 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         _ => String::new(),
     };
     lines.push(kv("state", vec![t(format!("{state}{round}"))], theme));
+    if let Some(from) = &s.branched_from {
+        let what = match from.rsplit_once(':') {
+            // Run first: it fits an 80-column dashboard on one line.
+            Some((run, id)) => format!("{} #{}", one_line(run), one_line(id)),
+            None => one_line(from),
+        };
+        lines.push(kv("seeded", vec![Span::styled(what, theme.muted)], theme));
+    }
     lines.push(kv(
         "candidates",
         vec![
