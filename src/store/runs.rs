@@ -122,26 +122,25 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunSummary> {
         .filter_map(|e| {
             let dir = e.path();
             // A run holding a symlink is listed but not read through it; opening it says why.
-            let linked = refuse_symlinks(&dir).is_err();
-            let events = dir.join("events.jsonl");
-            let first = if linked { None } else { read_first(&events) };
-            if !linked && (!events.is_file() || first.is_none()) {
-                return None;
-            }
-            // When it started, to the millisecond: ids made in the same second do not sort by time.
-            let started = first.as_ref().and_then(|v| v.get("t")).and_then(|t| t.as_u64()).unwrap_or(0);
-            let result = if linked {
-                None
+            let (started, result) = if refuse_symlinks(&dir).is_err() {
+                (0, None)
             } else {
-                std::fs::read(dir.join("result.json")).ok().and_then(|b| serde_json::from_slice(&b).ok())
+                let events = dir.join("events.jsonl");
+                if !events.is_file() {
+                    return None;
+                }
+                // When it started, to the millisecond: ids made in the same second do not sort by time.
+                let started = read_first(&events)?.get("t").and_then(|t| t.as_u64()).unwrap_or(0);
+                let result: Option<serde_json::Value> =
+                    std::fs::read(dir.join("result.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                (started, result)
             };
             let id = e.file_name().to_string_lossy().into_owned();
             Some((started, RunSummary { id, finished: result.is_some(), result, dir }))
         })
         .collect();
     runs.sort_by(|(ta, a), (tb, b)| (tb, &b.id).cmp(&(ta, &a.id)));
-    let runs: Vec<RunSummary> = runs.into_iter().map(|(_, r)| r).collect();
-    runs
+    runs.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]

@@ -531,8 +531,6 @@ impl App {
         })
     }
 
-    /// The selected candidate's val examples for the traces list: failures first (errors, then
-    /// lowest score), filtered by the search query.
     /// The evaluations the Traces view lists, each with whose it is ("" for a candidate's val
     /// evaluations; "parent" or "child" for a proposal's minibatch).
     pub fn trace_evals(&self) -> Vec<(&'static str, &crate::eval::ExampleEval)> {
@@ -568,6 +566,8 @@ impl App {
         self.goto(View::Traces);
     }
 
+    /// The traces list's rows (indexes into `trace_evals`), filtered by the search query: on val,
+    /// failures first (errors, then lowest score); on a minibatch, in its order.
     pub fn trace_rows(&self) -> Vec<usize> {
         let evals = self.trace_evals();
         let minibatch = self.traces.proposal.is_some();
@@ -835,7 +835,7 @@ impl App {
     /// applied in a round still running (stopping abandons that round, to be redone on resume).
     /// Then the first `q` says so; pending items stay pending either way.
     fn request_quit(&mut self) {
-        let waiting = self.model.sent.len() + self.model.uncommitted_actions().count();
+        let waiting = self.model.unrecorded_decisions();
         if waiting > 0 && self.model.can_act() && !self.quit_armed {
             self.quit_armed = true;
             self.flash = Some(format!(
@@ -1281,12 +1281,12 @@ impl App {
             return;
         }
         self.branch_armed = Some(c);
-        let key = self.keymap.keys_for(Action::Branch).first().map(|k| k.to_string()).unwrap_or_else(|| "b".into());
         // Short enough for an 80-column status bar; what matters most comes first.
-        let mut msg = format!("{key} again: a new run from #{c}'s texts, fresh budget");
+        let mut msg =
+            format!("{} again: a new run from #{c}'s texts, fresh budget", self.keymap.describe(Action::Branch));
         if self.model.is_live() {
             msg.push_str("; this run stops (resumable)");
-            let waiting = self.model.sent.len() + self.model.uncommitted_actions().count();
+            let waiting = self.model.unrecorded_decisions();
             if waiting > 0 {
                 msg.push_str(&format!(", dropping {waiting} unrecorded decision(s)"));
             }

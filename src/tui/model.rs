@@ -278,6 +278,12 @@ impl Model {
         }
     }
 
+    /// Decisions that stopping the engine now would lose: sent and not yet applied, or applied in
+    /// the round in flight (which a stop abandons).
+    pub fn unrecorded_decisions(&self) -> usize {
+        self.sent.len() + self.uncommitted_actions().count()
+    }
+
     /// Decisions the engine applied in the round in flight (recorded, not yet committed).
     pub fn uncommitted_actions(&self) -> impl Iterator<Item = (u64, &HumanAction)> {
         self.pending.iter().filter_map(|e| match e {
