@@ -42,11 +42,12 @@ fn events() -> Vec<Event> {
         test_ids: vec![],
         max_metric_calls: (CANDIDATES * EXAMPLES) as u64,
         proposals_per_round: 1,
+        pipeline_lag: None,
         config_hash: String::new(),
         branched_from: None,
     }];
     for c in 0..CANDIDATES {
-        out.push(Event::RoundStarted { round: c as u64, proposals: vec![] });
+        out.push(Event::RoundStarted { round: c as u64, proposals: vec![], planned_after: None, merge: None });
         out.push(Event::CandidateAdded {
             id: c,
             texts: [("instruction".to_string(), format!("Answer carefully. Variant {c}. ").repeat(20))].into(),
@@ -66,9 +67,10 @@ fn events() -> Vec<Event> {
                 trace: Default::default(),
                 error: None,
                 cost_usd: 0.0,
+                cached: false,
             })
             .collect();
-        out.push(Event::ValEvaluated { candidate: c, evals });
+        out.push(Event::ValEvaluated { candidate: c, evals, round: None });
         out.push(Event::RoundFinished {
             round: c as u64,
             metric_calls: ((c + 1) * EXAMPLES) as u64,

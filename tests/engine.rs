@@ -146,7 +146,7 @@ fn proposals_per_round_one_is_the_sequential_loop() {
     let (r, run_dir) = run_fresh(&dir);
     let (events, _) = load_events(&run_dir, false).unwrap();
     for ev in &events {
-        if let Event::RoundStarted { proposals, round } = ev {
+        if let Event::RoundStarted { proposals, round, .. } = ev {
             assert!(proposals.len() <= 1, "round {round} planned {}", proposals.len());
         }
     }

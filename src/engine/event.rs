@@ -102,6 +102,19 @@ pub struct PlannedProposal {
     pub components: Vec<String>,
 }
 
+/// A merge chosen when its round was planned: the two parents, their common ancestor, the texts,
+/// and the val examples (indices, in val order) it is first scored on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedMerge {
+    pub id1: CandidateId,
+    pub id2: CandidateId,
+    pub ancestor: CandidateId,
+    /// For each component (in name order), the candidate its text came from.
+    pub sources: Vec<CandidateId>,
+    pub texts: Candidate,
+    pub subsample: Vec<usize>,
+}
+
 /// Why a proposal produced no candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -119,6 +132,9 @@ pub enum ProposalOutcome {
     /// Passed the minibatch test, but another proposal of the round gained more
     /// (`accept_per_round = "best"`).
     NotSelected { parent_sum: f64, child_sum: f64 },
+    /// Passed the minibatch test with the very texts of an item already waiting for review: the
+    /// two are one review item.
+    SameAsPending { item: u64, parent_sum: f64, child_sum: f64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,16 +150,38 @@ pub enum Event {
         test_ids: Vec<String>,
         max_metric_calls: u64,
         proposals_per_round: usize,
+        /// Rounds in flight at most (round n planned from the state after round n - lag).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pipeline_lag: Option<usize>,
         /// blake3 of gepa.toml, so a resume can warn when the config changed.
         config_hash: String,
         /// `RUN:ID` when this run was branched from a candidate of an earlier run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branched_from: Option<String>,
     },
-    /// A round begins: the parents and minibatches chosen from the state at its start.
-    RoundStarted { round: u64, proposals: Vec<PlannedProposal> },
+    /// A round is planned: the parents and minibatches (or the merge) chosen from the state as it
+    /// was committed after round `planned_after`. Recorded before any of its work starts, so a
+    /// resumed run redoes exactly this plan.
+    RoundStarted {
+        round: u64,
+        proposals: Vec<PlannedProposal>,
+        /// The last committed round when this one was planned (absent in logs written before the
+        /// pipeline: then `round - 1`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        planned_after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        merge: Option<PlannedMerge>,
+    },
     /// A candidate scored on a minibatch (parent before reflection, child after).
-    MinibatchEvaluated { round: u64, slot: usize, candidate_role: String, evals: Vec<ExampleEval> },
+    MinibatchEvaluated {
+        round: u64,
+        slot: usize,
+        candidate_role: String,
+        evals: Vec<ExampleEval>,
+        /// `candidate_hash` of the texts scored (the evaluation cache's key).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate_hash: Option<String>,
+    },
     /// The reflection model was asked for a new text for one component.
     Reflection {
         round: u64,
@@ -205,7 +243,13 @@ pub enum Event {
     /// A person acted (applied at the start of `round`).
     Human { round: u64, action: HumanAction },
     /// A candidate scored on the whole val split (in val order).
-    ValEvaluated { candidate: CandidateId, evals: Vec<ExampleEval> },
+    ValEvaluated {
+        candidate: CandidateId,
+        evals: Vec<ExampleEval>,
+        /// The round it belongs to (absent in older logs, where it follows its round's events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        round: Option<u64>,
+    },
     /// Commits a round: its events now count. Metric calls and cost are summed in slot order here so
     /// the totals never depend on which call returned first.
     RoundFinished {
@@ -241,7 +285,54 @@ pub enum Event {
     },
 }
 
+/// The texts' identity for the evaluation cache: blake3 over the components in name order.
+pub fn candidate_hash(texts: &Candidate) -> String {
+    let mut h = blake3::Hasher::new();
+    for (k, v) in texts {
+        h.update(&(k.len() as u64).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// How the commit rule files an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Counts at once (run_started, test_evaluated, finished, paused).
+    Run,
+    /// Belongs to this round; counts when it commits.
+    Round(u64),
+    /// Commits this round.
+    Commit(u64),
+    /// Voids every uncommitted round (resumed).
+    Void,
+    /// Belongs to the round of the event before it (val_evaluated in older logs).
+    Previous,
+}
+
 impl Event {
+    pub fn scope(&self) -> Scope {
+        match self {
+            Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } | Event::Paused { .. } => {
+                Scope::Run
+            }
+            Event::Resumed { .. } => Scope::Void,
+            Event::RoundFinished { round, .. } => Scope::Commit(*round),
+            Event::RoundStarted { round, .. }
+            | Event::MinibatchEvaluated { round, .. }
+            | Event::Reflection { round, .. }
+            | Event::ProposalFinished { round, .. }
+            | Event::MergeAttempted { round, .. }
+            | Event::CandidateAdded { round, .. }
+            | Event::Human { round, .. } => Scope::Round(*round),
+            Event::ReviewQueued { item } => Scope::Round(item.round),
+            Event::ValEvaluated { round: Some(r), .. } => Scope::Round(*r),
+            Event::ValEvaluated { round: None, .. } => Scope::Previous,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Event::RunStarted { .. } => "run_started",

@@ -1,49 +1,62 @@
-//! Rounds of proposals, commands in, events out.
+//! The optimization loop as a deterministic fixed-lag pipeline: commands in, events out.
 //!
-//! A round plans up to `proposals_per_round` reflective proposals from the state at its start (each
-//! random choice from an RNG derived from (seed, round, slot)), runs them concurrently, scores the
-//! accepted children on val, and commits the results in slot order. So the outcome depends on the
-//! seed alone, never on which HTTP call returned first. With `proposals_per_round = 1` a round is
-//! one iteration of gepa's loop.
+//! Work is cut into numbered rounds. A round holds `proposals_per_round` reflective proposals
+//! (1 by default, so a round is one iteration of gepa's loop), or one merge, plus the human
+//! decisions taken when it was planned. Round n is planned (parents, minibatches, components,
+//! RNG) from the state as committed after round n − `pipeline_lag`; up to `pipeline_lag` rounds
+//! are in flight, a new one starts the moment the oldest commits, and rounds commit strictly in
+//! order. So the outcome depends on the project, the seed and the settings alone, never on which
+//! HTTP call returned first; `pipeline_lag = 1` is the reference's sequential loop.
+//!
+//! A round's plan (`round_started`) is written before its work starts and its results are
+//! committed by `round_finished`; a crash in between is redone from the recorded plan on resume.
 
-use super::event::{Event, HumanAction, Origin, PlannedProposal, ProposalOutcome, ReviewItem, ReviewKind};
-use super::merge::{merge_subsample, Lineage, MergePlan};
+use super::event::{
+    candidate_hash, Event, HumanAction, Origin, PlannedMerge, PlannedProposal, ProposalOutcome, ReviewItem, ReviewKind,
+};
+use super::merge::{merge_subsample, Lineage};
 use super::minibatch::minibatch;
 use super::pareto::{dominators, CandidateId};
 use super::reflect::{build_prompt, extract_instruction, validate_template, ReflectiveRecord, DEFAULT_TEMPLATE};
 use super::rng::derive_rng;
 use super::select::select_parent;
-use super::state::RunState;
+use super::state::{CommitBuffer, RunState};
 use crate::eval::{ExampleEval, Task};
 use crate::llm::{ChatRequest, Message};
 use crate::project::config::{AcceptPerRound, ComponentSelection, OptimizerConfig, ReviewPolicy, SystemKind};
 use crate::project::{Candidate, Example, Project};
 use crate::store::{self, read_log, EventLog, RunLock};
 use anyhow::{anyhow, bail, Context, Result};
-use futures::future::join_all;
+use futures::future::{join_all, BoxFuture};
+use futures::stream::{FuturesOrdered, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// Live, uncommitted progress for displays (never persisted).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Status {
-    /// What the engine is doing now, in a few words.
+    /// What the engine is doing now, in a few words: each round in flight and its stage.
     pub activity: String,
     pub paused: bool,
+    /// The oldest round in flight (the next to commit).
     pub round: u64,
-    /// Metric calls including the current round's so far.
+    /// Metric calls including those of the rounds in flight so far.
     pub metric_calls: u64,
     pub max_metric_calls: u64,
     pub cost_usd: f64,
     /// Evaluations running right now.
     pub in_flight: usize,
+    /// Rounds planned and not yet committed.
+    pub rounds_in_flight: usize,
+    /// Evaluations served from the evaluation cache, committed so far.
+    pub evaluations_cached: u64,
     pub elapsed_secs: f64,
 }
 
@@ -69,6 +82,9 @@ pub struct RunResult {
     pub val_test_gap: Option<f64>,
     pub candidates: usize,
     pub metric_calls: u64,
+    /// Evaluations served from the run's evaluation cache instead of being run and counted.
+    #[serde(default)]
+    pub evaluations_cached: u64,
     pub cost_usd: f64,
     /// Evaluations that failed (model errors after retries, program crashes), scored 0.
     pub failed_evaluations: u64,
@@ -104,7 +120,7 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// A human action, applied at the start of the next round (and recorded there).
+    /// A human action, taken when the next round is planned (and recorded with it).
     pub fn act(&self, action: HumanAction) {
         let _ = self.commands.send(Command::Act(action));
     }
@@ -121,42 +137,126 @@ impl EngineHandle {
     pub fn is_paused(&self) -> bool {
         *self.paused.borrow()
     }
-    /// Stop now: the current round is abandoned (redone from the cache on resume).
+    /// Stop now: the rounds in flight are abandoned (redone from their recorded plans on resume).
     pub fn stop(&self) {
         self.cancel.cancel();
     }
 }
 
 struct Live {
+    /// Metric calls committed plus those of the rounds in flight so far.
     metric_calls: AtomicU64,
     cost_micro_usd: AtomicU64,
     in_flight: AtomicUsize,
 }
 
-pub struct Engine {
+/// Which split an evaluation was of (the evaluation cache keeps them apart: ids may repeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Split {
+    Train,
+    Val,
+}
+
+/// Committed evaluations by (texts, split, example), with the round that committed them: an
+/// evaluation is reused by a round only when it was committed before that round was planned, so
+/// what a round pays never depends on timing (gepa's `EvaluationCache`).
+#[derive(Default)]
+struct EvalCache {
+    entries: HashMap<(String, Split, String), (u64, Arc<ExampleEval>)>,
+}
+
+impl EvalCache {
+    fn get(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> Option<ExampleEval> {
+        let (round, e) = self.entries.get(&(hash.to_string(), split, example.to_string()))?;
+        (*round <= committed_by).then(|| ExampleEval { cost_usd: 0.0, cached: true, ..(**e).clone() })
+    }
+
+    fn contains(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> bool {
+        self.entries.get(&(hash.to_string(), split, example.to_string())).is_some_and(|(r, _)| *r <= committed_by)
+    }
+
+    /// Remembers a committed round's evaluations; failed ones are not kept (they run again).
+    fn put(&mut self, round: u64, hash: &str, split: Split, evals: &[ExampleEval]) {
+        for e in evals.iter().filter(|e| e.error.is_none() && !e.cached) {
+            self.entries
+                .entry((hash.to_string(), split, e.example_id.clone()))
+                .or_insert_with(|| (round, Arc::new(e.clone())));
+        }
+    }
+
+    /// Files the evaluations of one committed round's events.
+    fn put_events(&mut self, round: u64, events: &[Event], state: &RunState) {
+        for ev in events {
+            match ev {
+                Event::MinibatchEvaluated { candidate_hash: Some(h), evals, .. } => {
+                    self.put(round, h, Split::Train, evals)
+                }
+                Event::ValEvaluated { candidate, evals, .. } => {
+                    if let Some(c) = state.candidates.get(*candidate) {
+                        self.put(round, &candidate_hash(&c.texts), Split::Val, evals);
+                    }
+                }
+                Event::MergeAttempted { texts, evals, .. } => {
+                    self.put(round, &candidate_hash(texts), Split::Val, evals)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What the rounds in flight are doing, for the Activity line.
+#[derive(Default)]
+struct Activity {
+    general: String,
+    rounds: BTreeMap<u64, String>,
+}
+
+/// What the rounds in flight share with the engine: the project, the models, the log.
+struct Shared {
     project: Arc<Project>,
     task: Arc<Task>,
     opt: OptimizerConfig,
     template: String,
-    run_dir: PathBuf,
     log: Mutex<EventLog>,
     seq: AtomicU64,
-    state: RunState,
     notices: Option<mpsc::UnboundedSender<Notice>>,
     paused: watch::Receiver<bool>,
-    handle: EngineHandle,
     eval_slots: Arc<Semaphore>,
     live: Live,
-    /// Wall-clock start of this process's part of the run, and the run's creation time.
+    /// Wall-clock start of this process's part of the run.
     started: Instant,
+    activity: Mutex<Activity>,
+    /// The engine's own copy of the commit rule: each round's events until it commits.
+    held: Mutex<CommitBuffer<Event>>,
+    cache: Mutex<EvalCache>,
+    /// Rounds planned and not committed, and evaluations served from the cache (committed).
+    rounds_in_flight: AtomicUsize,
+    evaluations_cached: AtomicU64,
+    /// The next round to commit.
+    next_commit: AtomicU64,
+    /// Whether a round's events go out one by one (the proposal number in the activity line).
+    one_per_round: bool,
+}
+
+pub struct Engine {
+    sh: Arc<Shared>,
+    run_dir: PathBuf,
+    state: RunState,
+    handle: EngineHandle,
+    /// Creation time of the run.
     created_ms: u64,
-    activity: Mutex<String>,
-    /// Events of the round in progress, applied to the state when it commits.
-    round_events: Mutex<Vec<Event>>,
-    commands: tokio::sync::Mutex<mpsc::UnboundedReceiver<Command>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Commands received while waiting, not yet taken.
+    command_buf: Vec<Command>,
     auto_approve: bool,
     /// Texts of the seed when branching, and where they came from.
     seed_texts: Option<(Candidate, String)>,
+    /// The last committed round found a new candidate and no round has been planned since
+    /// (gepa's `last_iter_found_new_program`, consumed by the next plan).
+    merge_ready: bool,
+    /// Rounds recorded as planned but not committed when the run was resumed: redone first.
+    recovered: Vec<(Event, Vec<HumanAction>)>,
     _lock: RunLock,
 }
 
@@ -218,27 +318,30 @@ impl Engine {
         let lock = RunLock::acquire(&run_dir)?;
         let log = EventLog::create(&run_dir.join("events.jsonl"))?;
         let mut engine = Self::assemble(project, task, run_dir, log, lock, RunState::default(), 0, now_ms(), opts)?;
-        let p = &engine.project;
+        let p = &engine.sh.project;
+        let opt = &engine.sh.opt;
         let ev = Event::RunStarted {
             run_id,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            seed: engine.opt.seed,
+            seed: opt.seed,
             components: p.component_names(),
             train_ids: p.train.iter().map(|e| e.id.clone()).collect(),
             val_ids: p.val.iter().map(|e| e.id.clone()).collect(),
             test_ids: p.test.iter().map(|e| e.id.clone()).collect(),
-            max_metric_calls: engine.opt.max_metric_calls,
-            proposals_per_round: engine.opt.proposals_per_round,
+            max_metric_calls: opt.max_metric_calls,
+            proposals_per_round: opt.proposals_per_round,
+            pipeline_lag: Some(opt.pipeline_lag),
             config_hash: blake3::hash(p.config_text.as_bytes()).to_hex().to_string(),
             branched_from: engine.seed_texts.as_ref().map(|(_, from)| from.clone()),
         };
-        engine.emit(ev.clone(), true)?;
+        engine.sh.emit(ev.clone(), true)?;
         engine.state.apply(&ev);
         let handle = engine.handle.clone();
         Ok((engine, handle))
     }
 
-    /// Continues an interrupted run: the uncommitted tail is voided and redone.
+    /// Continues an interrupted run: the rounds it had planned and not committed are redone from
+    /// their recorded plans, then planning goes on as if nothing had happened.
     pub fn resume(
         project: Arc<Project>,
         task: Arc<Task>,
@@ -267,27 +370,43 @@ impl Engine {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_else(now_ms);
         let log = EventLog::open_append(&run_dir.join("events.jsonl"))?;
-        let engine = Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, created, opts)?;
+        let mut engine = Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, created, opts)?;
         if let Some(w) = warning {
-            engine.notify(Notice::Warning(w));
+            engine.sh.notify(Notice::Warning(w));
         }
         if old_hash.is_some_and(|h| h != hash) {
-            engine.notify(Notice::Warning(
+            engine.sh.notify(Notice::Warning(
                 "gepa.toml changed since this run started; the resumed run follows the new settings".into(),
             ));
         }
-        if engine.state.val_ids != engine.project.val.iter().map(|e| e.id.clone()).collect::<Vec<_>>() {
+        if engine.state.val_ids != engine.sh.project.val.iter().map(|e| e.id.clone()).collect::<Vec<_>>() {
             bail!("the val split changed since run {run_id} started; resuming would mix scores of different data");
         }
-        if engine.state.finished.is_none() {
-            let after_round = engine.state.round.unwrap_or(0);
-            engine.emit(Event::Resumed { after_round }, true)?;
-        }
         let handle = engine.handle.clone();
-        // Decisions a person made in a round that never committed are not lost: they are taken
-        // again at the start of the next round.
-        for action in uncommitted_human_actions(&events) {
-            handle.act(action);
+        if engine.state.finished.is_none() {
+            engine.rebuild_cache(&events);
+            let (recovered, lost_actions) = recovered_rounds(&events, engine.state.round);
+            let after_round = engine.state.round.unwrap_or(0);
+            engine.sh.emit(Event::Resumed { after_round }, true)?;
+            // The rounds planned before the interruption keep their plans and decisions: they
+            // are redone first, so the run goes on exactly as it would have.
+            for (started, actions) in &recovered {
+                engine.sh.emit(started.clone(), true)?;
+                for a in actions {
+                    let Event::RoundStarted { round, .. } = started else { continue };
+                    engine.sh.emit(Event::Human { round: *round, action: a.clone() }, true)?;
+                }
+            }
+            let consumed = recovered
+                .iter()
+                .any(|(e, _)| matches!(e, Event::RoundStarted { planned_after: Some(a), .. } if Some(*a) == engine.state.round));
+            engine.merge_ready = engine.state.last_round_found_new && !consumed;
+            engine.recovered = recovered;
+            // Decisions recorded in a round whose plan cannot be redone (a log from before the
+            // pipeline) are taken again when the next round is planned.
+            for action in lost_actions {
+                handle.act(action);
+            }
         }
         Ok((engine, handle))
     }
@@ -305,8 +424,10 @@ impl Engine {
         opts: EngineOptions,
     ) -> Result<Engine> {
         let opt = project.config.optimizer.clone();
-        if opt.proposals_per_round == 0 || opt.minibatch_size == 0 || opt.concurrency == 0 {
-            bail!("gepa.toml: [optimizer] proposals_per_round, minibatch_size and concurrency must be at least 1");
+        if opt.proposals_per_round == 0 || opt.minibatch_size == 0 || opt.concurrency == 0 || opt.pipeline_lag == 0 {
+            bail!(
+                "gepa.toml: [optimizer] proposals_per_round, pipeline_lag, minibatch_size and concurrency must be at least 1"
+            );
         }
         // The project reads it (inside the project folder only); the engine checks its placeholders.
         let template = match project.reflection_template()? {
@@ -321,33 +442,64 @@ impl Engine {
         let (ptx, prx) = watch::channel(opts.start_paused);
         let (ctx, crx) = mpsc::unbounded_channel();
         let handle = EngineHandle { paused: ptx, cancel: CancellationToken::new(), commands: ctx };
-        Ok(Engine {
+        let sh = Shared {
             eval_slots: Arc::new(Semaphore::new(opt.concurrency)),
             live: Live {
                 metric_calls: AtomicU64::new(state.metric_calls),
                 cost_micro_usd: AtomicU64::new((state.cost_usd * 1e6) as u64),
                 in_flight: AtomicUsize::new(0),
             },
+            one_per_round: opt.proposals_per_round == 1,
             project,
             task,
             opt,
             template,
-            run_dir,
             log: Mutex::new(log),
             seq: AtomicU64::new(seq),
-            state,
             notices: opts.notices,
             paused: prx,
-            handle,
             started: Instant::now(),
+            activity: Mutex::new(Activity::default()),
+            held: Mutex::new(CommitBuffer::default()),
+            cache: Mutex::new(EvalCache::default()),
+            rounds_in_flight: AtomicUsize::new(0),
+            evaluations_cached: AtomicU64::new(state.evaluations_cached),
+            next_commit: AtomicU64::new(state.round.map(|r| r + 1).unwrap_or(0)),
+        };
+        Ok(Engine {
+            sh: Arc::new(sh),
+            run_dir,
+            state,
+            handle,
             created_ms,
-            activity: Mutex::new(String::new()),
-            round_events: Mutex::new(Vec::new()),
-            commands: tokio::sync::Mutex::new(crx),
+            commands: crx,
+            command_buf: Vec::new(),
             auto_approve: opts.auto_approve,
             seed_texts: opts.seed_texts,
+            merge_ready: false,
+            recovered: Vec::new(),
             _lock: lock,
         })
+    }
+
+    /// Files every committed evaluation of the log in the evaluation cache, with its round.
+    fn rebuild_cache(&self, events: &[Event]) {
+        let mut commits = CommitBuffer::default();
+        let mut state = RunState::default();
+        let mut cache = self.sh.cache.lock().expect("cache");
+        for ev in events {
+            let batch = commits.feed(ev, ev);
+            let Some(Event::RoundFinished { round, .. }) = batch.last() else {
+                batch.into_iter().for_each(|e| state.apply(e));
+                continue;
+            };
+            let round = *round;
+            let owned: Vec<Event> = batch.iter().map(|e| (*e).clone()).collect();
+            for e in batch {
+                state.apply(e);
+            }
+            cache.put_events(round, &owned, &state);
+        }
     }
 
     pub fn run_id(&self) -> &str {
@@ -363,14 +515,802 @@ impl Engine {
         self.handle.clone()
     }
 
+    /// Runs until a stopping condition (then scores the best on test and writes result.json) or
+    /// until `stop()` (then returns with `result: None`, resumable).
+    pub async fn run(mut self) -> Result<RunOutcome> {
+        if self.state.finished.is_some() {
+            let result = self.read_result()?;
+            return Ok(RunOutcome { run_id: self.state.run_id.clone(), run_dir: self.run_dir.clone(), result });
+        }
+        let cancel = self.handle.cancel.clone();
+        let stopped = |e: &Engine| {
+            e.sh.set_activity("stopped; resumable");
+            RunOutcome { run_id: e.state.run_id.clone(), run_dir: e.run_dir.clone(), result: None }
+        };
+        if self.state.round.is_none() {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(stopped(&self)),
+                r = self.seed_round() => r?,
+            }
+        }
+        let mut inflight: Vec<InFlight> = Vec::new();
+        let mut work: FuturesOrdered<BoxFuture<'static, Result<RoundOutput>>> = FuturesOrdered::new();
+        for (started, actions) in std::mem::take(&mut self.recovered) {
+            let (f, fut) = self.start_round(&inflight, started, actions);
+            inflight.push(f);
+            work.push_back(fut);
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            while inflight.len() < self.sh.opt.pipeline_lag {
+                let Some((f, fut)) = self.plan_next(&inflight) else { break };
+                inflight.push(f);
+                work.push_back(fut);
+            }
+            self.sh.rounds_in_flight.store(inflight.len(), Ordering::Relaxed);
+            if inflight.is_empty() {
+                let stop = self.stop_reason(0);
+                if let Some(reason) = &stop {
+                    // Proposals already paid for get their review before the run ends.
+                    if self.state.review_queue.is_empty() || self.auto_approve {
+                        let result = self.finish(reason).await?;
+                        return Ok(RunOutcome {
+                            run_id: self.state.run_id.clone(),
+                            run_dir: self.run_dir.clone(),
+                            result: Some(result),
+                        });
+                    }
+                }
+                let n = self.state.review_queue.len();
+                self.sh.set_activity(if stop.is_none() {
+                    format!("waiting for review: {n} pending (the queue is full)")
+                } else {
+                    format!("budget used; {n} pending item(s) wait for review before the run finishes")
+                });
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Ok(stopped(&self)),
+                    cmd = self.commands.recv() => match cmd {
+                        Some(c) => self.command_buf.push(c),
+                        // Nobody can answer any more: finish (or stop) without the reviews.
+                        None => {
+                            if stop.is_some() {
+                                self.auto_approve = true;
+                            } else {
+                                return Ok(stopped(&self));
+                            }
+                        }
+                    },
+                    _ = tick.tick() => self.sh.send_status(),
+                }
+                continue;
+            }
+            let room_for_more = inflight.len() < self.sh.opt.pipeline_lag;
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(stopped(&self)),
+                done = work.next() => {
+                    let out = done.expect("a round is in flight")?;
+                    let f = inflight.remove(0);
+                    self.commit(f, out)?;
+                }
+                // A decision while the pipeline has room (the review queue was full): plan now.
+                cmd = self.commands.recv(), if room_for_more => {
+                    if let Some(c) = cmd {
+                        self.command_buf.push(c);
+                    }
+                }
+                _ = tick.tick() => self.sh.send_status(),
+            }
+        }
+    }
+
+    /// The reason to stop planning, counting `in_flight_calls` not yet committed.
+    fn stop_reason(&self, in_flight_calls: u64) -> Option<String> {
+        let s = &self.state;
+        let opt = &self.sh.opt;
+        if s.metric_calls + in_flight_calls >= opt.max_metric_calls {
+            return Some(format!("budget of {} metric calls used", opt.max_metric_calls));
+        }
+        if let Some(max) = opt.max_cost_usd {
+            if s.cost_usd >= max {
+                return Some(format!("cost limit of ${max:.2} reached"));
+            }
+        }
+        if let Some(max) = opt.max_wall_secs {
+            if (now_ms().saturating_sub(self.created_ms)) as f64 / 1000.0 >= max {
+                return Some(format!("time limit of {max:.0}s reached"));
+            }
+        }
+        if let Some(t) = opt.score_threshold {
+            if s.best_val() >= t {
+                return Some(format!("best val score reached the threshold {t}"));
+            }
+        }
+        if let Some(p) = opt.patience_rounds {
+            if s.rounds_without_improvement >= p {
+                return Some(format!("no improvement in {p} rounds"));
+            }
+        }
+        if self.run_dir.join("stop").exists() {
+            return Some("stop file found in the run folder".into());
+        }
+        None
+    }
+
+    /// The state a round planned now starts from: the committed state with the rounds in flight
+    /// planned on top.
+    fn planning_view(&self, inflight: &[InFlight]) -> RunState {
+        let mut view = self.state.clone();
+        for f in inflight {
+            view.plan_in_flight(&f.started, &f.actions);
+        }
+        view
+    }
+
+    /// Plans the next round from the committed state and the rounds in flight, records its plan,
+    /// and returns its work. None when nothing should start now (the budget is spoken for, the
+    /// review queue is full, or only reviews are left).
+    fn plan_next(&mut self, inflight: &[InFlight]) -> Option<(InFlight, BoxFuture<'static, Result<RoundOutput>>)> {
+        let mut view = self.planning_view(inflight);
+        let actions = self.take_commands(&mut view);
+        let committed = self.state.round.unwrap_or(0);
+        let round = committed + 1 + inflight.len() as u64;
+        let projected: u64 = inflight.iter().map(|f| f.min_calls).sum();
+        let allow_proposals = self.stop_reason(projected).is_none();
+        let (mutation_policy, merge_policy) = self.policies(&view);
+        let room = if mutation_policy == ReviewPolicy::Auto && merge_policy == ReviewPolicy::Auto {
+            usize::MAX
+        } else {
+            let pending = view.review_queue.len() + inflight.iter().map(|f| f.may_queue).sum::<usize>();
+            self.sh.project.config.review.max_pending.max(1).saturating_sub(pending)
+        };
+        let opt = &self.sh.opt;
+        let mut merge = None;
+        if allow_proposals && room > 0 && opt.merge && self.merge_ready && view.merges_due > 0 {
+            merge = self.plan_merge(&view, round);
+        }
+        let proposals = if allow_proposals && room > 0 && merge.is_none() {
+            self.plan_proposals(&view, round, opt.proposals_per_round.min(room))
+        } else {
+            vec![]
+        };
+        if proposals.is_empty() && merge.is_none() && actions.is_empty() {
+            return None;
+        }
+        if !proposals.is_empty() || merge.is_some() {
+            self.merge_ready = false;
+        }
+        let started = Event::RoundStarted { round, proposals, planned_after: Some(committed), merge };
+        if let Err(e) = self.record_plan(&started, &actions) {
+            return Some(fail_round(e, started, actions));
+        }
+        Some(self.start_round(inflight, started, actions))
+    }
+
+    fn record_plan(&self, started: &Event, actions: &[HumanAction]) -> Result<()> {
+        let Event::RoundStarted { round, .. } = started else { unreachable!("a plan is a round_started") };
+        self.sh.emit(started.clone(), true)?;
+        for a in actions {
+            self.sh.emit(Event::Human { round: *round, action: a.clone() }, true)?;
+        }
+        Ok(())
+    }
+
+    /// Turns a recorded plan into its work, started beside the rounds in flight.
+    fn start_round(
+        &self,
+        inflight: &[InFlight],
+        started: Event,
+        actions: Vec<HumanAction>,
+    ) -> (InFlight, BoxFuture<'static, Result<RoundOutput>>) {
+        let Event::RoundStarted { round, proposals, planned_after, merge } = &started else {
+            unreachable!("a plan is a round_started")
+        };
+        let view = self.planning_view(inflight);
+        let reuse_until = planned_after.unwrap_or(round.saturating_sub(1));
+        let mut after_actions = view.clone();
+        for a in &actions {
+            after_actions.apply_human_action(a);
+        }
+        let (mutation_policy, merge_policy) = self.policies(&after_actions);
+        let human: Vec<NewCandidate> = actions.iter().filter_map(|a| self.human_candidate(&view, a)).collect();
+        let jobs: Vec<ProposalJob> = proposals
+            .iter()
+            .filter_map(|p| {
+                let parent_texts = self.state.candidates.get(p.parent)?.texts.clone();
+                Some(ProposalJob { plan: p.clone(), parent_texts })
+            })
+            .collect();
+        let merge_job = merge.as_ref().map(|m| self.merge_job(m));
+        let val_ids: Vec<&str> = self.sh.project.val.iter().map(|e| e.id.as_str()).collect();
+        let mut min_calls: u64 =
+            human.iter().map(|c| self.sh.uncached(&c.texts, &val_ids, Split::Val, reuse_until)).sum();
+        for j in &jobs {
+            let ids: Vec<&str> = j.plan.minibatch.iter().map(String::as_str).collect();
+            min_calls += self.sh.uncached(&j.parent_texts, &ids, Split::Train, reuse_until);
+        }
+        if let Some(m) = &merge_job {
+            let ids: Vec<&str> = m.plan.subsample.iter().map(|&i| val_ids[i]).collect();
+            min_calls += self.sh.uncached(&m.plan.texts, &ids, Split::Val, reuse_until);
+        }
+        let may_queue = match (mutation_policy, merge_policy) {
+            (ReviewPolicy::Approve, _) if !jobs.is_empty() => jobs.len(),
+            (_, ReviewPolicy::Approve) if merge_job.is_some() => 1,
+            _ => 0,
+        };
+        let plan = RoundPlan {
+            round: *round,
+            planned_after: reuse_until,
+            human,
+            proposals: jobs,
+            merge: merge_job,
+            vetoes: after_actions.vetoes.clone(),
+            mutation_policy,
+            merge_policy,
+        };
+        let what = if plan.merge.is_some() {
+            "merge planned"
+        } else if plan.proposals.is_empty() {
+            "scoring a person's candidate(s) on val"
+        } else {
+            "planned"
+        };
+        self.sh.stage(*round, Some(what.into()));
+        let fut = Box::pin(self.sh.clone().run_round(plan));
+        (InFlight { started, actions, min_calls, may_queue }, fut)
+    }
+
+    /// Review policies in force: set at run time, else gepa.toml; `--auto-approve` overrides both.
+    fn policies(&self, view: &RunState) -> (ReviewPolicy, ReviewPolicy) {
+        if self.auto_approve {
+            return (ReviewPolicy::Auto, ReviewPolicy::Auto);
+        }
+        let review = &self.sh.project.config.review;
+        view.policy.unwrap_or((review.mutations, review.merges))
+    }
+
+    /// Takes the human commands that arrived since the last plan, validated against the view.
+    fn take_commands(&mut self, view: &mut RunState) -> Vec<HumanAction> {
+        let mut cmds = std::mem::take(&mut self.command_buf);
+        while let Ok(cmd) = self.commands.try_recv() {
+            cmds.push(cmd);
+        }
+        let mut out = Vec::new();
+        for cmd in cmds {
+            let actions = match cmd {
+                Command::ApproveAll => {
+                    view.review_queue.iter().map(|i| HumanAction::Approve { item: i.item }).collect()
+                }
+                Command::Act(a) => vec![a],
+            };
+            for a in actions {
+                match check_action(&a, view) {
+                    Ok(()) => {
+                        view.apply_human_action(&a);
+                        out.push(a);
+                    }
+                    Err(why) => self.sh.notify(Notice::Warning(format!("ignored: {why}"))),
+                }
+            }
+        }
+        out
+    }
+
+    /// The candidate a human action asks to score on val, if any (`view`: before the action).
+    fn human_candidate(&self, view: &RunState, a: &HumanAction) -> Option<NewCandidate> {
+        let s = view;
+        let changed_from = |texts: &Candidate, parent: Option<&CandidateId>| -> Vec<String> {
+            match parent.and_then(|p| s.candidates.get(*p)) {
+                Some(p) => texts.iter().filter(|(k, v)| p.texts.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
+                None => texts.keys().cloned().collect(),
+            }
+        };
+        let item = |n: u64| s.review_item(n).or_else(|| self.state.review_item(n));
+        match a {
+            HumanAction::Approve { item: n } => {
+                let it = item(*n)?;
+                let origin = if it.kind == ReviewKind::Merge { Origin::Merge } else { Origin::Mutation };
+                Some(NewCandidate {
+                    texts: it.texts.clone(),
+                    parents: it.parents.clone(),
+                    origin,
+                    changed: it.changed.clone(),
+                    note: Some(format!("approved by a person (review item {n})")),
+                })
+            }
+            HumanAction::Edit { item: n, texts } => {
+                let it = item(*n)?;
+                Some(NewCandidate {
+                    texts: texts.clone(),
+                    parents: it.parents.clone(),
+                    origin: Origin::Human,
+                    changed: changed_from(texts, it.parents.first()),
+                    note: Some(format!("edited by a person before approval (review item {n})")),
+                })
+            }
+            HumanAction::AddCandidate { texts, parents, origin, note } => Some(NewCandidate {
+                texts: texts.clone(),
+                parents: parents.clone(),
+                origin: *origin,
+                changed: changed_from(texts, parents.first()),
+                note: Some(note.clone()),
+            }),
+            HumanAction::Veto { .. } | HumanAction::SetPolicy { .. } => None,
+        }
+    }
+
+    /// Chooses a round's parents, minibatches and components from the planning view.
+    fn plan_proposals(&self, view: &RunState, round: u64, slots: usize) -> Vec<PlannedProposal> {
+        let s = view;
+        let opt = &self.sh.opt;
+        let train = &self.sh.project.train;
+        let fronts = s.front_sets();
+        let means = s.val_means();
+        let n_comp = s.components.len();
+        let mut pointer_bumps: BTreeMap<CandidateId, usize> = BTreeMap::new();
+        (0..slots)
+            .map(|slot| {
+                let mut rng = derive_rng(opt.seed, &["select", &round.to_string(), &slot.to_string()]);
+                let parent = select_parent(opt.candidate_selection, &fronts, &means, opt.epsilon, opt.top_k, &mut rng);
+                let minibatch_index = s.minibatches_drawn + slot as u64;
+                let idx = minibatch(opt.seed, train.len(), opt.minibatch_size, minibatch_index);
+                let components = match opt.component_selection {
+                    ComponentSelection::All => s.components.clone(),
+                    ComponentSelection::RoundRobin => {
+                        // Several slots may share a parent: each takes the next component in turn.
+                        let bump = pointer_bumps.entry(parent).or_insert(0);
+                        let c = (s.next_component[parent] + *bump) % n_comp;
+                        *bump += 1;
+                        vec![s.components[c].clone()]
+                    }
+                };
+                PlannedProposal {
+                    slot,
+                    parent,
+                    minibatch_index,
+                    minibatch: idx.iter().map(|&i| train[i].id.clone()).collect(),
+                    components,
+                }
+            })
+            .collect()
+    }
+
+    /// Picks a merge of two frontier candidates (gepa's MergeProposer) and its val subsample. None
+    /// when no pair qualifies; then the round does reflective proposals instead, as gepa does.
+    fn plan_merge(&self, view: &RunState, round: u64) -> Option<PlannedMerge> {
+        let s = view;
+        let opt = &self.sh.opt;
+        // Both parents must have been scored on at least this many of the same val examples
+        // (gepa merge.py's `val_overlap_floor`); every candidate here is scored on all of val.
+        if s.val_ids.len() < MERGE_VAL_OVERLAP_FLOOR {
+            return None;
+        }
+        let means = s.val_means();
+        let pool: Vec<CandidateId> = dominators(&s.front_sets(), &means).into_iter().map(|(c, _)| c).collect();
+        let texts: Vec<Candidate> = s.candidates.iter().map(|c| c.texts.clone()).collect();
+        let parents: Vec<Vec<CandidateId>> = s.candidates.iter().map(|c| c.parents.clone()).collect();
+        let lineage = Lineage { texts: &texts, parents: &parents, scores: &means };
+        let mut rng = derive_rng(opt.seed, &["merge", &round.to_string()]);
+        let mut history = s.merges.clone();
+        let plan = lineage.plan_merge(&mut rng, &pool, &mut history)?;
+        let mut rng = derive_rng(opt.seed, &["merge-subsample", &round.to_string()]);
+        let (s1, s2) = (&s.candidates[plan.id1].val_scores, &s.candidates[plan.id2].val_scores);
+        let subsample = merge_subsample(s1, s2, opt.merge_subsample, &mut rng);
+        Some(PlannedMerge {
+            id1: plan.id1,
+            id2: plan.id2,
+            ancestor: plan.ancestor,
+            sources: plan.sources,
+            texts: plan.texts,
+            subsample,
+        })
+    }
+
+    fn merge_job(&self, plan: &PlannedMerge) -> MergeJob {
+        let s = &self.state;
+        let (s1, s2) = (&s.candidates[plan.id1].val_scores, &s.candidates[plan.id2].val_scores);
+        let id1_sum: f64 = plan.subsample.iter().map(|&i| s1[i]).sum();
+        let id2_sum: f64 = plan.subsample.iter().map(|&i| s2[i]).sum();
+        let better = if id2_sum > id1_sum { s2 } else { s1 };
+        let changed: Vec<String> = plan
+            .texts
+            .iter()
+            .filter(|(k, v)| s.candidates[plan.id1].texts.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        MergeJob {
+            plan: plan.clone(),
+            id1_sum,
+            id2_sum,
+            better_scores: plan.subsample.iter().map(|&i| better[i]).collect(),
+            changed,
+        }
+    }
+
+    /// Commits the oldest round: records what it added (ids and review numbers are given here, in
+    /// round order), applies its events to the state, and files its evaluations in the cache.
+    fn commit(&mut self, f: InFlight, out: RoundOutput) -> Result<()> {
+        let Event::RoundStarted { round, .. } = f.started else { unreachable!("a plan is a round_started") };
+        let sh = self.sh.clone();
+        let finished = |p: &Passed, outcome: ProposalOutcome, child: &Candidate| Event::ProposalFinished {
+            round,
+            slot: p.slot,
+            parent: p.parent,
+            outcome,
+            child: Some(child.clone()),
+        };
+        // Identical children are one review item: the first queued stands for the others.
+        let mut queued: Vec<(u64, Candidate)> =
+            self.state.review_queue.iter().map(|i| (i.item, i.texts.clone())).collect();
+        let mut next_item = self.state.next_review_item;
+        for (mut item, passed) in out.to_review {
+            if let Some((same, _)) = queued.iter().find(|(_, t)| *t == item.texts) {
+                if let Some(p) = &passed {
+                    let (parent_sum, child_sum) = p.sums;
+                    let outcome = ProposalOutcome::SameAsPending { item: *same, parent_sum, child_sum };
+                    sh.emit(finished(p, outcome, &item.texts), false)?;
+                }
+                continue;
+            }
+            if let Some(p) = &passed {
+                let (parent_sum, child_sum) = p.sums;
+                sh.emit(finished(p, ProposalOutcome::Accepted { parent_sum, child_sum }, &item.texts), false)?;
+            }
+            item.item = next_item;
+            next_item += 1;
+            queued.push((item.item, item.texts.clone()));
+            sh.emit(Event::ReviewQueued { item }, false)?;
+        }
+        let base_id = self.state.candidates.len();
+        for (k, (c, evals, calls_before, passed)) in out.scored.into_iter().enumerate() {
+            if let Some(p) = &passed {
+                let (parent_sum, child_sum) = p.sums;
+                sh.emit(finished(p, ProposalOutcome::Accepted { parent_sum, child_sum }, &c.texts), false)?;
+            }
+            let id = base_id + k;
+            sh.emit(
+                Event::CandidateAdded {
+                    id,
+                    texts: c.texts,
+                    parents: c.parents,
+                    origin: c.origin,
+                    changed: c.changed,
+                    round,
+                    discovered_at: self.state.metric_calls + calls_before,
+                    note: c.note,
+                },
+                false,
+            )?;
+            sh.emit(Event::ValEvaluated { candidate: id, evals, round: Some(round) }, false)?;
+        }
+        let batch = sh.held.lock().expect("held events").take(round);
+        let mut next = self.state.clone();
+        for ev in &batch {
+            next.apply(ev);
+        }
+        let accepted_mutations =
+            batch.iter().filter(|e| matches!(e, Event::CandidateAdded { origin: Origin::Mutation, .. })).count();
+        let mut merges_due = next.merges_due;
+        if sh.opt.merge {
+            for _ in 0..accepted_mutations {
+                if next.merges_tested < sh.opt.max_merges {
+                    merges_due += 1;
+                }
+            }
+        }
+        let (mut input_tokens, mut output_tokens) = (self.state.input_tokens, self.state.output_tokens);
+        for ev in &batch {
+            for u in event_usage(ev) {
+                input_tokens += u.input_tokens;
+                output_tokens += u.output_tokens;
+            }
+        }
+        let metric_calls = self.state.metric_calls + out.calls;
+        let cost_usd = self.state.cost_usd + out.cost;
+        let fin = Event::RoundFinished {
+            round,
+            metric_calls,
+            cost_usd,
+            best: next.best().unwrap_or(0),
+            best_val: next.best_val(),
+            merges_due,
+            found_new: out.found_new,
+            input_tokens,
+            output_tokens,
+        };
+        sh.emit(fin.clone(), true)?;
+        let _ = sh.held.lock().expect("held events").take(round);
+        next.apply(&fin);
+        tracing::info!(
+            round,
+            metric_calls,
+            cost_usd,
+            candidates = next.candidates.len(),
+            best_val = next.best_val(),
+            "round committed"
+        );
+        sh.cache.lock().expect("cache").put_events(round, &batch, &next);
+        self.state = next;
+        self.merge_ready = out.found_new;
+        sh.stage(round, None);
+        // Live counters: the committed totals plus what the rounds still in flight spent so far.
+        sh.evaluations_cached.store(self.state.evaluations_cached, Ordering::Relaxed);
+        sh.next_commit.store(round + 1, Ordering::Relaxed);
+        sh.send_status();
+        Ok(())
+    }
+
+    async fn seed_round(&mut self) -> Result<()> {
+        let sh = self.sh.clone();
+        sh.emit(Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None }, false)?;
+        sh.set_activity("scoring the seed candidate on val");
+        let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
+        let val: Vec<&Example> = sh.project.val.iter().collect();
+        let (evals, calls, cost) = sh.evaluate(&seed, &val, Split::Val, None).await;
+        let added = Event::CandidateAdded {
+            id: 0,
+            texts: seed,
+            parents: vec![],
+            origin: Origin::Seed,
+            changed: vec![],
+            round: 0,
+            discovered_at: 0,
+            note: None,
+        };
+        sh.emit(added, false)?;
+        sh.emit(Event::ValEvaluated { candidate: 0, evals, round: Some(0) }, false)?;
+        let out = RoundOutput { calls, cost, ..Default::default() };
+        let started = Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None };
+        self.commit(InFlight { started, actions: vec![], min_calls: 0, may_queue: 0 }, out)?;
+        sh.set_activity("");
+        Ok(())
+    }
+
+    /// Scores the best candidate on test, records `finished`, and writes result.json and best/.
+    async fn finish(&mut self, reason: &str) -> Result<RunResult> {
+        let sh = self.sh.clone();
+        let best = self.state.best().ok_or_else(|| anyhow!("the run has no candidates"))?;
+        if !sh.project.test.is_empty() && self.state.candidates[best].test_mean.is_none() {
+            sh.set_activity("scoring the best candidate on test");
+            let texts = self.state.candidates[best].texts.clone();
+            let test: Vec<&Example> = sh.project.test.iter().collect();
+            let (evals, _, _) = sh.evaluate(&texts, &test, Split::Val, None).await;
+            let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
+            let ev = Event::TestEvaluated { candidate: best, evals, mean: m };
+            sh.emit(ev.clone(), true)?;
+            self.state.apply(&ev);
+        }
+        let s = &self.state;
+        let fin = Event::Finished {
+            reason: reason.to_string(),
+            best,
+            best_val: s.candidates[best].val_mean,
+            test_score: s.candidates[best].test_mean,
+            candidates: s.candidates.len(),
+            metric_calls: s.metric_calls,
+            cost_usd: s.cost_usd,
+        };
+        sh.emit(fin.clone(), true)?;
+        self.state.apply(&fin);
+        sh.set_activity(format!("finished: {reason}"));
+        let result = self.result_now()?;
+        self.write_outputs(&result)?;
+        Ok(result)
+    }
+
+    fn result_now(&self) -> Result<RunResult> {
+        let s = &self.state;
+        let failed = s.failed_evaluations;
+        let (reason, cost) = (s.finished.clone().unwrap_or_default(), s.cost_usd);
+        let best = s.best().unwrap_or(0);
+        let bv = s.candidates[best].val_mean;
+        let test = s.candidates[best].test_mean;
+        Ok(RunResult {
+            run_id: s.run_id.clone(),
+            stop_reason: reason,
+            best_candidate: best,
+            best_val_score: bv,
+            seed_val_score: s.candidates.first().map(|c| c.val_mean).unwrap_or(0.0),
+            test_score: test,
+            val_test_gap: test.map(|t| bv - t),
+            candidates: s.candidates.len(),
+            metric_calls: s.metric_calls,
+            evaluations_cached: s.evaluations_cached,
+            cost_usd: cost,
+            failed_evaluations: failed,
+            wall_seconds: (now_ms().saturating_sub(self.created_ms)) as f64 / 1000.0,
+            best_texts: s.candidates[best].texts.clone(),
+        })
+    }
+
+    fn read_result(&self) -> Result<Option<RunResult>> {
+        let path = self.run_dir.join("result.json");
+        if !path.exists() {
+            // Finished but result.json lost (crash between the two writes): rebuild it.
+            let r = self.result_now()?;
+            self.write_outputs(&r)?;
+            return Ok(Some(r));
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))?))
+    }
+
+    fn write_outputs(&self, r: &RunResult) -> Result<()> {
+        let best_dir = self.run_dir.join("best");
+        std::fs::create_dir_all(&best_dir).with_context(|| format!("cannot create {}", best_dir.display()))?;
+        for (name, file) in best_file_names(&self.sh.project) {
+            if let Some(text) = r.best_texts.get(&name) {
+                store::write_atomic(&best_dir.join(file), text.as_bytes())?;
+            }
+        }
+        let json = serde_json::to_vec_pretty(r).expect("result serializes");
+        store::write_atomic(&self.run_dir.join("result.json"), &json)?;
+        Ok(())
+    }
+}
+
+/// gepa merge.py's `val_overlap_floor`: a merge needs this many val examples both parents were
+/// scored on.
+const MERGE_VAL_OVERLAP_FLOOR: usize = 5;
+
+/// A round whose plan could not be recorded: its work is the error, so the run stops there.
+fn fail_round(
+    e: anyhow::Error,
+    started: Event,
+    actions: Vec<HumanAction>,
+) -> (InFlight, BoxFuture<'static, Result<RoundOutput>>) {
+    let fut: BoxFuture<'static, Result<RoundOutput>> = Box::pin(async move { Err(e) });
+    (InFlight { started, actions, min_calls: 0, may_queue: 0 }, fut)
+}
+
+fn check_action(a: &HumanAction, view: &RunState) -> std::result::Result<(), String> {
+    let texts_ok = |texts: &Candidate| -> std::result::Result<(), String> {
+        let mut want: Vec<&String> = view.components.iter().collect();
+        want.sort();
+        if texts.keys().collect::<Vec<_>>() != want {
+            return Err(format!("texts must have exactly the components {:?}", view.components));
+        }
+        Ok(())
+    };
+    match a {
+        HumanAction::Approve { item } | HumanAction::Veto { item, .. } => {
+            view.review_item(*item).map(|_| ()).ok_or_else(|| format!("no pending review item {item}"))
+        }
+        HumanAction::Edit { item, texts } => {
+            view.review_item(*item).ok_or_else(|| format!("no pending review item {item}"))?;
+            texts_ok(texts)
+        }
+        HumanAction::AddCandidate { texts, parents, .. } => {
+            if let Some(p) = parents.iter().find(|p| **p >= view.candidates.len()) {
+                return Err(format!("no candidate {p}"));
+            }
+            texts_ok(texts)
+        }
+        HumanAction::SetPolicy { .. } => Ok(()),
+    }
+}
+
+/// The rounds a log planned after its last committed round, each with the human decisions taken
+/// with it, in round order; and the decisions of rounds whose plan cannot be redone (logs from
+/// before the pipeline, whose merges were not recorded), to be taken again.
+fn recovered_rounds(events: &[Event], committed: Option<u64>) -> (Vec<(Event, Vec<HumanAction>)>, Vec<HumanAction>) {
+    let mut planned: BTreeMap<u64, (Event, Vec<HumanAction>)> = BTreeMap::new();
+    let mut orphans: Vec<HumanAction> = Vec::new();
+    let Some(last) = committed else { return (vec![], vec![]) };
+    for ev in events {
+        match ev {
+            Event::RoundStarted { round, .. } if *round > last => {
+                planned.insert(*round, (ev.clone(), vec![]));
+            }
+            Event::Human { round, action } if *round > last => match planned.get_mut(round) {
+                Some((_, actions)) if !actions.contains(action) => actions.push(action.clone()),
+                Some(_) => {}
+                None => orphans.push(action.clone()),
+            },
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut expect = last + 1;
+    for (round, (started, actions)) in planned {
+        let redoable = round == expect && matches!(started, Event::RoundStarted { planned_after: Some(_), .. });
+        if redoable && out.len() == round as usize - last as usize - 1 {
+            out.push((started, actions));
+            expect += 1;
+        } else {
+            for a in actions {
+                if !orphans.contains(&a) {
+                    orphans.push(a);
+                }
+            }
+        }
+    }
+    (out, orphans)
+}
+
+/// One reflective proposal of a planned round, with the parent's texts it starts from.
+struct ProposalJob {
+    plan: PlannedProposal,
+    parent_texts: Candidate,
+}
+
+/// A planned merge, with what its test compares against.
+struct MergeJob {
+    plan: PlannedMerge,
+    /// The parents' score sums on the subsample, and the better parent's score per example.
+    id1_sum: f64,
+    id2_sum: f64,
+    better_scores: Vec<f64>,
+    /// Components whose text differs from id1's.
+    changed: Vec<String>,
+}
+
+/// A planned round: everything its work needs, owned, so it runs beside the rounds before it.
+struct RoundPlan {
+    round: u64,
+    /// Evaluations committed up to this round may be reused.
+    planned_after: u64,
+    human: Vec<NewCandidate>,
+    proposals: Vec<ProposalJob>,
+    merge: Option<MergeJob>,
+    vetoes: BTreeMap<String, Vec<String>>,
+    mutation_policy: ReviewPolicy,
+    merge_policy: ReviewPolicy,
+}
+
+/// A round planned and not committed, as the planner sees it.
+struct InFlight {
+    started: Event,
+    actions: Vec<HumanAction>,
+    /// Metric calls it spends at least (its first evaluations not served from the cache).
+    min_calls: u64,
+    /// Proposals or merges that may each queue a review item.
+    may_queue: usize,
+}
+
+/// A proposal that passed its test, as the commit records it.
+struct Passed {
+    slot: usize,
+    parent: CandidateId,
+    sums: (f64, f64),
+}
+
+/// What a round's work produced, for its commit.
+#[derive(Default)]
+struct RoundOutput {
+    calls: u64,
+    cost: f64,
+    found_new: bool,
+    /// Candidates scored on val, in the order they join (human ones first): the candidate, its
+    /// val evaluations, the round's metric calls before it, and the proposal it came from.
+    scored: Vec<(NewCandidate, Vec<ExampleEval>, u64, Option<Passed>)>,
+    /// Children waiting for a person instead, with the proposal each came from.
+    to_review: Vec<(ReviewItem, Option<Passed>)>,
+}
+
+/// The outcome of one proposal before the round compares them.
+#[derive(Default)]
+struct SlotResult {
+    calls: u64,
+    cost: f64,
+    /// The child, and the review item to queue instead when reviews are on.
+    accepted: Option<(NewCandidate, ReviewItem)>,
+    /// Minibatch score sums of the parent and the child.
+    sums: (f64, f64),
+}
+
+impl Shared {
     fn notify(&self, n: Notice) {
         if let Some(tx) = &self.notices {
             let _ = tx.send(n);
         }
     }
 
-    /// Appends an event (fsynced when `durable`), remembers it for the round's commit, and tells
-    /// the consumers.
+    /// Appends an event (fsynced when `durable`), holds it for its round's commit, and tells the
+    /// consumers.
     fn emit(&self, ev: Event, durable: bool) -> Result<()> {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         {
@@ -381,14 +1321,41 @@ impl Engine {
                 log.sync()?;
             }
         }
-        self.round_events.lock().expect("round events").push(ev.clone());
+        // Run-level events are applied by the engine itself; only round events are held here.
+        let _ = self.held.lock().expect("held events").feed(&ev, ev.clone());
         self.notify(Notice::Event(Box::new(ev)));
         Ok(())
     }
 
     fn set_activity(&self, s: impl Into<String>) {
-        *self.activity.lock().expect("activity") = s.into();
+        self.activity.lock().expect("activity").general = s.into();
         self.send_status();
+    }
+
+    /// What round `round` is doing now ("reflecting on `instruction`"); None when it committed.
+    fn stage(&self, round: u64, what: Option<String>) {
+        {
+            let mut a = self.activity.lock().expect("activity");
+            match what {
+                Some(w) => a.rounds.insert(round, w),
+                None => a.rounds.remove(&round),
+            };
+        }
+        self.send_status();
+    }
+
+    fn activity_line(&self) -> String {
+        let a = self.activity.lock().expect("activity");
+        if a.rounds.is_empty() {
+            return a.general.clone();
+        }
+        let word = if self.one_per_round { "proposal" } else { "round" };
+        let mut parts: Vec<String> = a.rounds.iter().map(|(r, w)| format!("{word} {r}: {w}")).collect();
+        let n = self.live.in_flight.load(Ordering::Relaxed);
+        if n > 0 {
+            parts.push(format!("{n} evaluation{} in flight", if n == 1 { "" } else { "s" }));
+        }
+        parts.join(" · ")
     }
 
     fn send_status(&self) {
@@ -396,13 +1363,15 @@ impl Engine {
             return;
         }
         let status = Status {
-            activity: self.activity.lock().expect("activity").clone(),
+            activity: self.activity_line(),
             paused: *self.paused.borrow(),
-            round: self.state.round.map(|r| r + 1).unwrap_or(0),
+            round: self.next_commit.load(Ordering::Relaxed),
             metric_calls: self.live.metric_calls.load(Ordering::Relaxed),
             max_metric_calls: self.opt.max_metric_calls,
             cost_usd: self.live.cost_micro_usd.load(Ordering::Relaxed) as f64 / 1e6,
             in_flight: self.live.in_flight.load(Ordering::Relaxed),
+            rounds_in_flight: self.rounds_in_flight.load(Ordering::Relaxed),
+            evaluations_cached: self.evaluations_cached.load(Ordering::Relaxed),
             elapsed_secs: self.started.elapsed().as_secs_f64(),
         };
         self.notify(Notice::Status(status));
@@ -421,484 +1390,132 @@ impl Engine {
         }
     }
 
-    /// Scores a candidate on examples, concurrently within the run-wide limit; results in input order.
-    async fn evaluate(&self, candidate: &Candidate, examples: &[&Example]) -> Vec<ExampleEval> {
-        join_all(examples.iter().map(|ex| async move {
-            self.gate().await;
-            let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
-            self.live.in_flight.fetch_add(1, Ordering::Relaxed);
-            let e = self.task.evaluate(candidate, ex).await;
-            if let Some(err) = &e.error {
-                tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
-            }
-            self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-            self.live.metric_calls.fetch_add(1, Ordering::Relaxed);
-            self.live.cost_micro_usd.fetch_add((e.cost_usd * 1e6).round() as u64, Ordering::Relaxed);
-            self.send_status();
-            e
-        }))
-        .await
-    }
-
-    /// Runs until a stopping condition (then scores the best on test and writes result.json) or
-    /// until `stop()` (then returns with `result: None`, resumable).
-    pub async fn run(mut self) -> Result<RunOutcome> {
-        if self.state.finished.is_some() {
-            let result = self.read_result()?;
-            return Ok(RunOutcome { run_id: self.state.run_id.clone(), run_dir: self.run_dir.clone(), result });
-        }
-        let cancel = self.handle.cancel.clone();
-        loop {
-            let mut allow_proposals = true;
-            if self.state.round.is_some() {
-                if let Some(reason) = self.stop_reason() {
-                    // Proposals already paid for get their review before the run ends.
-                    if self.state.review_queue.is_empty() || self.auto_approve {
-                        let result = self.finish(&reason).await?;
-                        return Ok(RunOutcome {
-                            run_id: self.state.run_id.clone(),
-                            run_dir: self.run_dir.clone(),
-                            result: Some(result),
-                        });
+    /// Scores a candidate on examples, concurrently within the run-wide limit; results in input
+    /// order. An evaluation committed by round `reuse_until` or earlier is served from the cache
+    /// (free, marked `cached`). Returns the evaluations, the metric calls and the cost.
+    async fn evaluate(
+        &self,
+        candidate: &Candidate,
+        examples: &[&Example],
+        split: Split,
+        reuse_until: Option<u64>,
+    ) -> (Vec<ExampleEval>, u64, f64) {
+        let hash = candidate_hash(candidate);
+        let evals = join_all(examples.iter().map(|ex| {
+            let hash = &hash;
+            async move {
+                if let Some(until) = reuse_until.filter(|_| self.opt.cache_evaluations) {
+                    if let Some(e) = self.cache.lock().expect("cache").get(hash, split, &ex.id, until) {
+                        return e;
                     }
-                    allow_proposals = false;
                 }
-            }
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => {
-                    self.set_activity("stopped; resumable");
-                    return Ok(RunOutcome { run_id: self.state.run_id.clone(), run_dir: self.run_dir.clone(), result: None });
+                self.gate().await;
+                let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
+                self.live.in_flight.fetch_add(1, Ordering::Relaxed);
+                let e = self.task.evaluate(candidate, ex).await;
+                if let Some(err) = &e.error {
+                    tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
                 }
-                r = self.next_round(allow_proposals) => r?,
+                self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+                self.live.metric_calls.fetch_add(1, Ordering::Relaxed);
+                self.live.cost_micro_usd.fetch_add((e.cost_usd * 1e6).round() as u64, Ordering::Relaxed);
+                self.send_status();
+                e
             }
-        }
+        }))
+        .await;
+        let calls = evals.iter().filter(|e| !e.cached).count() as u64;
+        let cost = evals.iter().map(|e| e.cost_usd).sum();
+        (evals, calls, cost)
     }
 
-    fn stop_reason(&self) -> Option<String> {
-        let s = &self.state;
-        if s.metric_calls >= self.opt.max_metric_calls {
-            return Some(format!("budget of {} metric calls used", self.opt.max_metric_calls));
+    /// How many of these evaluations a round planned now would have to run (not in the cache).
+    fn uncached(&self, candidate: &Candidate, ids: &[&str], split: Split, reuse_until: u64) -> u64 {
+        if !self.opt.cache_evaluations {
+            return ids.len() as u64;
         }
-        if let Some(max) = self.opt.max_cost_usd {
-            if s.cost_usd >= max {
-                return Some(format!("cost limit of ${max:.2} reached"));
-            }
-        }
-        if let Some(max) = self.opt.max_wall_secs {
-            if (now_ms().saturating_sub(self.created_ms)) as f64 / 1000.0 >= max {
-                return Some(format!("time limit of {max:.0}s reached"));
-            }
-        }
-        if let Some(t) = self.opt.score_threshold {
-            if s.best_val() >= t {
-                return Some(format!("best val score reached the threshold {t}"));
-            }
-        }
-        if let Some(p) = self.opt.patience_rounds {
-            if s.rounds_without_improvement >= p {
-                return Some(format!("no improvement in {p} rounds"));
-            }
-        }
-        if self.run_dir.join("stop").exists() {
-            return Some("stop file found in the run folder".into());
-        }
-        None
+        let hash = candidate_hash(candidate);
+        let cache = self.cache.lock().expect("cache");
+        ids.iter().filter(|id| !cache.contains(&hash, split, id, reuse_until)).count() as u64
     }
 
-    async fn next_round(&mut self, allow_proposals: bool) -> Result<()> {
-        self.gate().await;
-        self.round_events.lock().expect("round events").clear();
-        let base_calls = self.state.metric_calls;
-        let base_cost = self.state.cost_usd;
-        let Some(prev) = self.state.round else {
-            let (calls, cost) = self.seed_round().await?;
-            return self.commit(0, base_calls + calls, base_cost + cost, false);
-        };
-        let round = prev + 1;
-        let actions = self.take_actions(allow_proposals).await?;
-        let mut view = self.state.clone();
-        for a in &actions {
-            view.apply(&Event::Human { round, action: a.clone() });
-        }
-        let (mutation_policy, merge_policy) = self.policies(&view);
-        let room = self.review_room(&view, mutation_policy);
-
-        // A merge first when one is due (gepa tries it instead of a reflective proposal).
-        let mut merge_plan = None;
-        if allow_proposals && room > 0 && self.opt.merge && view.last_round_found_new && view.merges_due > 0 {
-            merge_plan = self.plan_merge(round);
-        }
-        let plan = if allow_proposals && merge_plan.is_none() { self.plan_round(round, room) } else { vec![] };
-        self.emit(Event::RoundStarted { round, proposals: plan.clone() }, false)?;
-        for a in &actions {
-            self.emit(Event::Human { round, action: a.clone() }, false)?;
-        }
-        let mut to_score: Vec<NewCandidate> = actions.iter().filter_map(|a| self.human_candidate(a)).collect();
-        let mut to_review: Vec<ReviewItem> = Vec::new();
-        let mut calls = 0u64;
-        let mut cost = 0.0f64;
-        let mut found_new = false;
-
-        if let Some(mp) = merge_plan {
-            let m = self.run_merge(round, mp).await?;
-            calls += m.calls;
-            cost += m.cost;
-            if let Some((cand, item)) = m.passed {
-                match merge_policy {
-                    ReviewPolicy::Auto => to_score.push(cand),
-                    ReviewPolicy::Approve => to_review.push(item),
+    /// Does a planned round's work: its merge or proposals, then scores the candidates that passed
+    /// (and those the round's human decisions add) on val. Nothing here touches the committed
+    /// state; the commit does, in round order.
+    async fn run_round(self: Arc<Self>, plan: RoundPlan) -> Result<RoundOutput> {
+        let round = plan.round;
+        let mut out = RoundOutput::default();
+        let mut to_score: Vec<(NewCandidate, Option<Passed>)> = plan.human.into_iter().map(|c| (c, None)).collect();
+        if let Some(job) = plan.merge {
+            let (calls, cost, passed) = self.run_merge(round, plan.planned_after, job).await?;
+            out.calls += calls;
+            out.cost += cost;
+            if let Some((cand, item)) = passed {
+                match plan.merge_policy {
+                    ReviewPolicy::Auto => to_score.push((cand, None)),
+                    ReviewPolicy::Approve => out.to_review.push((item, None)),
                 }
             }
-        } else if !plan.is_empty() {
-            self.set_activity(format!("round {round}: {} proposals", plan.len()));
-            let results = join_all(plan.iter().map(|p| self.run_proposal(round, p, &view.vetoes))).await;
+        } else if !plan.proposals.is_empty() {
+            let results =
+                join_all(plan.proposals.iter().map(|p| self.run_proposal(round, plan.planned_after, p, &plan.vetoes)))
+                    .await;
             let results: Vec<SlotResult> = results.into_iter().collect::<Result<_>>()?;
             let selected = select_accepted(&results, self.opt.accept_per_round);
-            for ((p, r), chosen) in plan.iter().zip(results).zip(selected) {
-                calls += r.calls;
-                cost += r.cost;
+            for ((p, r), chosen) in plan.proposals.iter().zip(results).zip(selected) {
+                out.calls += r.calls;
+                out.cost += r.cost;
                 let Some((cand, item)) = r.accepted else { continue };
                 let (parent_sum, child_sum) = r.sums;
-                let outcome = if chosen {
-                    ProposalOutcome::Accepted { parent_sum, child_sum }
-                } else {
-                    ProposalOutcome::NotSelected { parent_sum, child_sum }
-                };
-                self.emit(
-                    Event::ProposalFinished {
-                        round,
-                        slot: p.slot,
-                        parent: p.parent,
-                        outcome,
-                        child: Some(cand.texts.clone()),
-                    },
-                    false,
-                )?;
-                if chosen {
-                    found_new = true;
-                    match mutation_policy {
-                        ReviewPolicy::Auto => to_score.push(cand),
-                        ReviewPolicy::Approve => to_review.push(item),
-                    }
+                if !chosen {
+                    let outcome = ProposalOutcome::NotSelected { parent_sum, child_sum };
+                    self.emit(
+                        Event::ProposalFinished {
+                            round,
+                            slot: p.plan.slot,
+                            parent: p.plan.parent,
+                            outcome,
+                            child: Some(cand.texts.clone()),
+                        },
+                        false,
+                    )?;
+                    continue;
+                }
+                out.found_new = true;
+                let passed = Passed { slot: p.plan.slot, parent: p.plan.parent, sums: r.sums };
+                match plan.mutation_policy {
+                    ReviewPolicy::Auto => to_score.push((cand, Some(passed))),
+                    ReviewPolicy::Approve => out.to_review.push((item, Some(passed))),
                 }
             }
         }
-        let (c2, k2) = self.score_and_add(round, to_score, to_review, &view, calls).await?;
-        self.commit(round, base_calls + calls + c2, base_cost + cost + k2, found_new)
-    }
-
-    /// Review policies in force: set at run time, else gepa.toml; `--auto-approve` overrides both.
-    fn policies(&self, view: &RunState) -> (ReviewPolicy, ReviewPolicy) {
-        if self.auto_approve {
-            return (ReviewPolicy::Auto, ReviewPolicy::Auto);
-        }
-        view.policy.unwrap_or((self.project.config.review.mutations, self.project.config.review.merges))
-    }
-
-    /// How many proposals may start without overfilling the review queue.
-    fn review_room(&self, view: &RunState, mutation_policy: ReviewPolicy) -> usize {
-        let cap = self.opt.proposals_per_round;
-        if mutation_policy == ReviewPolicy::Auto && self.policies(view).1 == ReviewPolicy::Auto {
-            return cap;
-        }
-        self.project.config.review.max_pending.max(1).saturating_sub(view.review_queue.len()).min(cap)
-    }
-
-    /// Takes the human commands that arrived since the last round, validated against the state.
-    /// Waits for one when nothing else can happen: the review queue is full, or proposals are not
-    /// allowed (the budget is used but items still wait for review).
-    async fn take_actions(&self, allow_proposals: bool) -> Result<Vec<HumanAction>> {
-        let mut rx = self.commands.lock().await;
-        let mut view = self.state.clone();
-        let mut out = Vec::new();
-        loop {
-            while let Ok(cmd) = rx.try_recv() {
-                self.accept_command(cmd, &mut view, &mut out);
-            }
-            let (mp, _) = self.policies(&view);
-            let must_wait = out.is_empty()
-                && !view.review_queue.is_empty()
-                && (!allow_proposals || self.review_room(&view, mp) == 0);
-            if !must_wait {
-                return Ok(out);
-            }
-            let n = view.review_queue.len();
-            self.set_activity(if allow_proposals {
-                format!("waiting for review: {n} pending (the queue is full)")
-            } else {
-                format!("budget used; {n} pending item(s) wait for review before the run finishes")
-            });
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.accept_command(cmd, &mut view, &mut out),
-                    None => return Ok(out),
-                },
-                _ = self.handle.cancel.cancelled() => return Ok(out),
+        if !to_score.is_empty() {
+            let n = to_score.len();
+            self.stage(round, Some(format!("scoring {n} new candidate{} on val", if n == 1 { "" } else { "s" })));
+            let val: Vec<&Example> = self.project.val.iter().collect();
+            let evals = join_all(
+                to_score.iter().map(|(c, _)| self.evaluate(&c.texts, &val, Split::Val, Some(plan.planned_after))),
+            )
+            .await;
+            for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
+                out.scored.push((c, evals, out.calls, passed));
+                out.calls += calls;
+                out.cost += cost;
             }
         }
-    }
-
-    fn accept_command(&self, cmd: Command, view: &mut RunState, out: &mut Vec<HumanAction>) {
-        let actions = match cmd {
-            Command::ApproveAll => view.review_queue.iter().map(|i| HumanAction::Approve { item: i.item }).collect(),
-            Command::Act(a) => vec![a],
-        };
-        for a in actions {
-            match self.check_action(&a, view) {
-                Ok(()) => {
-                    view.apply(&Event::Human { round: 0, action: a.clone() });
-                    out.push(a);
-                }
-                Err(why) => self.notify(Notice::Warning(format!("ignored: {why}"))),
-            }
-        }
-    }
-
-    fn check_action(&self, a: &HumanAction, view: &RunState) -> std::result::Result<(), String> {
-        let texts_ok = |texts: &Candidate| -> std::result::Result<(), String> {
-            let mut want: Vec<&String> = view.components.iter().collect();
-            want.sort();
-            if texts.keys().collect::<Vec<_>>() != want {
-                return Err(format!("texts must have exactly the components {:?}", view.components));
-            }
-            Ok(())
-        };
-        match a {
-            HumanAction::Approve { item } | HumanAction::Veto { item, .. } => {
-                view.review_item(*item).map(|_| ()).ok_or_else(|| format!("no pending review item {item}"))
-            }
-            HumanAction::Edit { item, texts } => {
-                view.review_item(*item).ok_or_else(|| format!("no pending review item {item}"))?;
-                texts_ok(texts)
-            }
-            HumanAction::AddCandidate { texts, parents, .. } => {
-                if let Some(p) = parents.iter().find(|p| **p >= view.candidates.len()) {
-                    return Err(format!("no candidate {p}"));
-                }
-                texts_ok(texts)
-            }
-            HumanAction::SetPolicy { .. } => Ok(()),
-        }
-    }
-
-    /// The candidate a human action asks to score on val, if any.
-    fn human_candidate(&self, a: &HumanAction) -> Option<NewCandidate> {
-        let s = &self.state;
-        let changed_from = |texts: &Candidate, parent: Option<&CandidateId>| -> Vec<String> {
-            match parent.and_then(|p| s.candidates.get(*p)) {
-                Some(p) => texts.iter().filter(|(k, v)| p.texts.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
-                None => texts.keys().cloned().collect(),
-            }
-        };
-        match a {
-            HumanAction::Approve { item } => {
-                let it = s.review_item(*item)?;
-                let origin = if it.kind == ReviewKind::Merge { Origin::Merge } else { Origin::Mutation };
-                Some(NewCandidate {
-                    texts: it.texts.clone(),
-                    parents: it.parents.clone(),
-                    origin,
-                    changed: it.changed.clone(),
-                    note: Some(format!("approved by a person (review item {item})")),
-                })
-            }
-            HumanAction::Edit { item, texts } => {
-                let it = s.review_item(*item)?;
-                Some(NewCandidate {
-                    texts: texts.clone(),
-                    parents: it.parents.clone(),
-                    origin: Origin::Human,
-                    changed: changed_from(texts, it.parents.first()),
-                    note: Some(format!("edited by a person before approval (review item {item})")),
-                })
-            }
-            HumanAction::AddCandidate { texts, parents, origin, note } => Some(NewCandidate {
-                texts: texts.clone(),
-                parents: parents.clone(),
-                origin: *origin,
-                changed: changed_from(texts, parents.first()),
-                note: Some(note.clone()),
-            }),
-            HumanAction::Veto { .. } | HumanAction::SetPolicy { .. } => None,
-        }
-    }
-
-    /// Scores the round's new candidates on val (concurrently) and adds them in a fixed order:
-    /// human ones first, then the proposals' by slot; queues the ones that need a review.
-    /// `calls_so_far` is the round's metric calls before this (for `discovered_at`).
-    async fn score_and_add(
-        &self,
-        round: u64,
-        to_score: Vec<NewCandidate>,
-        to_review: Vec<ReviewItem>,
-        view: &RunState,
-        calls_so_far: u64,
-    ) -> Result<(u64, f64)> {
-        for (number, mut item) in (view.next_review_item..).zip(to_review) {
-            item.item = number;
-            self.emit(Event::ReviewQueued { item }, true)?;
-        }
-        if to_score.is_empty() {
-            return Ok((0, 0.0));
-        }
-        self.set_activity(format!("round {round}: scoring {} new candidate(s) on val", to_score.len()));
-        let val: Vec<&Example> = self.project.val.iter().collect();
-        let evals = join_all(to_score.iter().map(|c| self.evaluate(&c.texts, &val))).await;
-        let mut calls = 0u64;
-        let mut cost = 0.0f64;
-        let base_id = self.state.candidates.len();
-        for (k, (c, evals)) in to_score.into_iter().zip(evals).enumerate() {
-            let id = base_id + k;
-            self.emit(
-                Event::CandidateAdded {
-                    id,
-                    texts: c.texts,
-                    parents: c.parents,
-                    origin: c.origin,
-                    changed: c.changed,
-                    round,
-                    discovered_at: self.state.metric_calls + calls_so_far + calls,
-                    note: c.note,
-                },
-                true,
-            )?;
-            calls += evals.len() as u64;
-            cost += evals.iter().map(|e| e.cost_usd).sum::<f64>();
-            self.emit(Event::ValEvaluated { candidate: id, evals }, true)?;
-        }
-        Ok((calls, cost))
-    }
-
-    /// Applies the round's events to a copy of the state, records the commit, then swaps it in.
-    fn commit(&mut self, round: u64, metric_calls: u64, cost_usd: f64, found_new: bool) -> Result<()> {
-        let mut next = self.state.clone();
-        for ev in self.round_events.lock().expect("round events").iter() {
-            next.apply(ev);
-        }
-        let accepted_mutations = self
-            .round_events
-            .lock()
-            .expect("round events")
-            .iter()
-            .filter(|e| matches!(e, Event::CandidateAdded { origin: Origin::Mutation, .. }))
-            .count() as u32;
-        let mut merges_due = next.merges_due;
-        if self.opt.merge {
-            for _ in 0..accepted_mutations {
-                if next.merges_tested < self.opt.max_merges {
-                    merges_due += 1;
-                }
-            }
-        }
-        let (mut input_tokens, mut output_tokens) = (self.state.input_tokens, self.state.output_tokens);
-        for ev in self.round_events.lock().expect("round events").iter() {
-            for u in event_usage(ev) {
-                input_tokens += u.input_tokens;
-                output_tokens += u.output_tokens;
-            }
-        }
-        let best = next.best().unwrap_or(0);
-        let fin = Event::RoundFinished {
-            round,
-            metric_calls,
-            cost_usd,
-            best,
-            best_val: next.best_val(),
-            merges_due,
-            found_new,
-            input_tokens,
-            output_tokens,
-        };
-        self.emit(fin.clone(), true)?;
-        next.apply(&fin);
-        tracing::info!(
-            round,
-            metric_calls,
-            cost_usd,
-            candidates = next.candidates.len(),
-            best_val = next.best_val(),
-            "round committed"
-        );
-        self.state = next;
-        self.live.metric_calls.store(self.state.metric_calls, Ordering::Relaxed);
-        self.live.cost_micro_usd.store((self.state.cost_usd * 1e6) as u64, Ordering::Relaxed);
-        self.send_status();
-        Ok(())
-    }
-
-    async fn seed_round(&self) -> Result<(u64, f64)> {
-        self.emit(Event::RoundStarted { round: 0, proposals: vec![] }, false)?;
-        self.set_activity("scoring the seed candidate on val");
-        let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| self.project.seed.clone());
-        let evals = self.evaluate(&seed, &self.project.val.iter().collect::<Vec<_>>()).await;
-        let cost = evals.iter().map(|e| e.cost_usd).sum();
-        self.emit(
-            Event::CandidateAdded {
-                id: 0,
-                texts: seed,
-                parents: vec![],
-                origin: Origin::Seed,
-                changed: vec![],
-                round: 0,
-                discovered_at: 0,
-                note: None,
-            },
-            true,
-        )?;
-        let n = evals.len() as u64;
-        self.emit(Event::ValEvaluated { candidate: 0, evals }, true)?;
-        Ok((n, cost))
-    }
-
-    /// Chooses the round's parents, minibatches and components from the state at its start.
-    fn plan_round(&self, round: u64, slots: usize) -> Vec<PlannedProposal> {
-        let s = &self.state;
-        let fronts = s.front_sets();
-        let means = s.val_means();
-        let n_comp = s.components.len();
-        let mut pointer_bumps: BTreeMap<CandidateId, usize> = BTreeMap::new();
-        (0..slots)
-            .map(|slot| {
-                let mut rng = derive_rng(self.opt.seed, &["select", &round.to_string(), &slot.to_string()]);
-                let parent = select_parent(
-                    self.opt.candidate_selection,
-                    &fronts,
-                    &means,
-                    self.opt.epsilon,
-                    self.opt.top_k,
-                    &mut rng,
-                );
-                let minibatch_index = s.minibatches_drawn + slot as u64;
-                let idx = minibatch(self.opt.seed, self.project.train.len(), self.opt.minibatch_size, minibatch_index);
-                let components = match self.opt.component_selection {
-                    ComponentSelection::All => s.components.clone(),
-                    ComponentSelection::RoundRobin => {
-                        // Several slots may share a parent: each takes the next component in turn.
-                        let bump = pointer_bumps.entry(parent).or_insert(0);
-                        let c = (s.next_component[parent] + *bump) % n_comp;
-                        *bump += 1;
-                        vec![s.components[c].clone()]
-                    }
-                };
-                PlannedProposal {
-                    slot,
-                    parent,
-                    minibatch_index,
-                    minibatch: idx.iter().map(|&i| self.project.train[i].id.clone()).collect(),
-                    components,
-                }
-            })
-            .collect()
+        self.stage(round, Some("committing".into()));
+        Ok(out)
     }
 
     async fn run_proposal(
         &self,
         round: u64,
-        p: &PlannedProposal,
+        reuse_until: u64,
+        job: &ProposalJob,
         vetoes: &BTreeMap<String, Vec<String>>,
     ) -> Result<SlotResult> {
-        let parent = &self.state.candidates[p.parent].texts;
+        let p = &job.plan;
+        let parent = &job.parent_texts;
         let train_index: BTreeMap<&str, &Example> = self.project.train.iter().map(|e| (e.id.as_str(), e)).collect();
         let batch: Vec<&Example> = p.minibatch.iter().filter_map(|id| train_index.get(id.as_str()).copied()).collect();
         let mut r = SlotResult::default();
@@ -910,9 +1527,10 @@ impl Engine {
             child,
         };
 
-        let parent_evals = self.evaluate(parent, &batch).await;
-        r.calls += parent_evals.len() as u64;
-        r.cost += parent_evals.iter().map(|e| e.cost_usd).sum::<f64>();
+        self.stage(round, Some(format!("parent {} on minibatch", p.parent)));
+        let (parent_evals, calls, cost) = self.evaluate(parent, &batch, Split::Train, Some(reuse_until)).await;
+        r.calls += calls;
+        r.cost += cost;
         let parent_sum: f64 = parent_evals.iter().map(|e| e.score).sum();
         let perfect = parent_evals.iter().all(|e| e.score >= self.opt.perfect_score);
         self.emit(
@@ -921,6 +1539,7 @@ impl Engine {
                 slot: p.slot,
                 candidate_role: "parent".into(),
                 evals: parent_evals.clone(),
+                candidate_hash: Some(candidate_hash(parent)),
             },
             false,
         )?;
@@ -936,7 +1555,7 @@ impl Engine {
             let notes = vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
             let prompt = build_prompt(&self.template, &parent[component], &records, notes);
             self.gate().await;
-            self.set_activity(format!("round {round}: reflecting on `{component}` of candidate {}", p.parent));
+            self.stage(round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
             let reply = match self.task.models().get("reflection") {
                 Ok(m) => m.chat(&ChatRequest { messages: vec![Message::user(prompt.clone())] }).await,
                 Err(e) => Err(e),
@@ -982,13 +1601,20 @@ impl Engine {
             return Ok(r);
         }
 
-        let child_evals = self.evaluate(&child, &batch).await;
-        r.calls += child_evals.len() as u64;
-        r.cost += child_evals.iter().map(|e| e.cost_usd).sum::<f64>();
+        self.stage(round, Some("child on minibatch".into()));
+        let (child_evals, calls, cost) = self.evaluate(&child, &batch, Split::Train, Some(reuse_until)).await;
+        r.calls += calls;
+        r.cost += cost;
         let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
         let child_scores: Vec<f64> = child_evals.iter().map(|e| e.score).collect();
         self.emit(
-            Event::MinibatchEvaluated { round, slot: p.slot, candidate_role: "child".into(), evals: child_evals },
+            Event::MinibatchEvaluated {
+                round,
+                slot: p.slot,
+                candidate_role: "child".into(),
+                evals: child_evals,
+                candidate_hash: Some(candidate_hash(&child)),
+            },
             false,
         )?;
         // Strict improvement on the minibatch, as gepa's StrictImprovementAcceptance.
@@ -1077,37 +1703,21 @@ impl Engine {
             .collect()
     }
 
-    /// Picks a merge of two frontier candidates (gepa's MergeProposer). None when no pair qualifies;
-    /// then the round does reflective proposals instead, as gepa does.
-    fn plan_merge(&self, round: u64) -> Option<MergePlan> {
-        let s = &self.state;
-        let means = s.val_means();
-        let pool: Vec<CandidateId> = dominators(&s.front_sets(), &means).into_iter().map(|(c, _)| c).collect();
-        let texts: Vec<Candidate> = s.candidates.iter().map(|c| c.texts.clone()).collect();
-        let parents: Vec<Vec<CandidateId>> = s.candidates.iter().map(|c| c.parents.clone()).collect();
-        let lineage = Lineage { texts: &texts, parents: &parents, scores: &means };
-        let mut rng = derive_rng(self.opt.seed, &["merge", &round.to_string()]);
-        let mut history = s.merges.clone();
-        lineage.plan_merge(&mut rng, &pool, &mut history)
-    }
-
-    /// Scores a planned merge on a val subsample; it passes when it does at least as well as the
+    /// Scores a planned merge on its val subsample; it passes when it does at least as well as the
     /// better parent there (gepa's rule).
-    async fn run_merge(&self, round: u64, plan: MergePlan) -> Result<MergeResult> {
-        let s = &self.state;
-        self.set_activity(format!("round {round}: merging candidates {} and {}", plan.id1, plan.id2));
-        let mut rng = derive_rng(self.opt.seed, &["merge-subsample", &round.to_string()]);
-        let (s1, s2) = (&s.candidates[plan.id1].val_scores, &s.candidates[plan.id2].val_scores);
-        let sub = merge_subsample(s1, s2, self.opt.merge_subsample, &mut rng);
-        let examples: Vec<&Example> = sub.iter().map(|&i| &self.project.val[i]).collect();
-        let evals = self.evaluate(&plan.texts, &examples).await;
-        let calls = evals.len() as u64;
-        let cost: f64 = evals.iter().map(|e| e.cost_usd).sum();
-        let id1_sum: f64 = sub.iter().map(|&i| s1[i]).sum();
-        let id2_sum: f64 = sub.iter().map(|&i| s2[i]).sum();
+    async fn run_merge(
+        &self,
+        round: u64,
+        reuse_until: u64,
+        job: MergeJob,
+    ) -> Result<(u64, f64, Option<(NewCandidate, ReviewItem)>)> {
+        let plan = job.plan;
+        self.stage(round, Some(format!("merging candidates {} and {}", plan.id1, plan.id2)));
+        let examples: Vec<&Example> = plan.subsample.iter().map(|&i| &self.project.val[i]).collect();
+        let (evals, calls, cost) = self.evaluate(&plan.texts, &examples, Split::Val, Some(reuse_until)).await;
         let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
-        let accepted = merged_sum >= id1_sum.max(id2_sum);
-        let subsample: Vec<String> = sub.iter().map(|&i| self.project.val[i].id.clone()).collect();
+        let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
+        let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();
         let child_scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
         self.emit(
             Event::MergeAttempted {
@@ -1118,8 +1728,8 @@ impl Engine {
                 sources: plan.sources.clone(),
                 texts: plan.texts.clone(),
                 subsample: subsample.clone(),
-                id1_sum,
-                id2_sum,
+                id1_sum: job.id1_sum,
+                id2_sum: job.id2_sum,
                 merged_sum,
                 accepted,
                 evals,
@@ -1127,18 +1737,11 @@ impl Engine {
             false,
         )?;
         let passed = accepted.then(|| {
-            let better = if id2_sum > id1_sum { s2 } else { s1 };
-            let changed: Vec<String> = plan
-                .texts
-                .iter()
-                .filter(|(k, v)| s.candidates[plan.id1].texts.get(*k) != Some(*v))
-                .map(|(k, _)| k.clone())
-                .collect();
             let cand = NewCandidate {
                 texts: plan.texts.clone(),
                 parents: vec![plan.id1, plan.id2],
                 origin: Origin::Merge,
-                changed: changed.clone(),
+                changed: job.changed.clone(),
                 note: None,
             };
             let item = ReviewItem {
@@ -1147,10 +1750,10 @@ impl Engine {
                 round,
                 parents: vec![plan.id1, plan.id2],
                 texts: plan.texts.clone(),
-                changed,
+                changed: job.changed.clone(),
                 sources: plan.sources.clone(),
                 examples: subsample.clone(),
-                parent_scores: sub.iter().map(|&i| better[i]).collect(),
+                parent_scores: job.better_scores.clone(),
                 child_scores,
                 reasoning: format!(
                     "merge of {} and {} (common ancestor {}): each component taken from the side that changed it",
@@ -1160,108 +1763,15 @@ impl Engine {
             };
             (cand, item)
         });
-        Ok(MergeResult { calls, cost, passed })
+        Ok((calls, cost, passed))
     }
-
-    /// Scores the best candidate on test, records `finished`, and writes result.json and best/.
-    async fn finish(&mut self, reason: &str) -> Result<RunResult> {
-        let best = self.state.best().ok_or_else(|| anyhow!("the run has no candidates"))?;
-        if !self.project.test.is_empty() && self.state.candidates[best].test_mean.is_none() {
-            self.set_activity("scoring the best candidate on test");
-            let texts = self.state.candidates[best].texts.clone();
-            let evals = self.evaluate(&texts, &self.project.test.iter().collect::<Vec<_>>()).await;
-            let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
-            let ev = Event::TestEvaluated { candidate: best, evals, mean: m };
-            self.emit(ev.clone(), true)?;
-            self.state.apply(&ev);
-        }
-        let s = &self.state;
-        let fin = Event::Finished {
-            reason: reason.to_string(),
-            best,
-            best_val: s.candidates[best].val_mean,
-            test_score: s.candidates[best].test_mean,
-            candidates: s.candidates.len(),
-            metric_calls: s.metric_calls,
-            cost_usd: s.cost_usd,
-        };
-        self.emit(fin.clone(), true)?;
-        self.state.apply(&fin);
-        self.set_activity(format!("finished: {reason}"));
-        let result = self.result_now()?;
-        self.write_outputs(&result)?;
-        Ok(result)
-    }
-
-    fn result_now(&self) -> Result<RunResult> {
-        let s = &self.state;
-        let failed = s.failed_evaluations;
-        let (reason, cost) = (s.finished.clone().unwrap_or_default(), s.cost_usd);
-        let best = s.best().unwrap_or(0);
-        let bv = s.candidates[best].val_mean;
-        let test = s.candidates[best].test_mean;
-        Ok(RunResult {
-            run_id: s.run_id.clone(),
-            stop_reason: reason,
-            best_candidate: best,
-            best_val_score: bv,
-            seed_val_score: s.candidates.first().map(|c| c.val_mean).unwrap_or(0.0),
-            test_score: test,
-            val_test_gap: test.map(|t| bv - t),
-            candidates: s.candidates.len(),
-            metric_calls: s.metric_calls,
-            cost_usd: cost,
-            failed_evaluations: failed,
-            wall_seconds: (now_ms().saturating_sub(self.created_ms)) as f64 / 1000.0,
-            best_texts: s.candidates[best].texts.clone(),
-        })
-    }
-
-    fn read_result(&self) -> Result<Option<RunResult>> {
-        let path = self.run_dir.join("result.json");
-        if !path.exists() {
-            // Finished but result.json lost (crash between the two writes): rebuild it.
-            let r = self.result_now()?;
-            self.write_outputs(&r)?;
-            return Ok(Some(r));
-        }
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", path.display()))?))
-    }
-
-    fn write_outputs(&self, r: &RunResult) -> Result<()> {
-        let best_dir = self.run_dir.join("best");
-        std::fs::create_dir_all(&best_dir).with_context(|| format!("cannot create {}", best_dir.display()))?;
-        for (name, file) in best_file_names(&self.project) {
-            if let Some(text) = r.best_texts.get(&name) {
-                store::write_atomic(&best_dir.join(file), text.as_bytes())?;
-            }
-        }
-        let json = serde_json::to_vec_pretty(r).expect("result serializes");
-        store::write_atomic(&self.run_dir.join("result.json"), &json)?;
-        Ok(())
-    }
-}
-
-/// Human actions recorded after the last committed round (possibly over several interrupted
-/// attempts at it), each once, in the order they were made.
-fn uncommitted_human_actions(events: &[Event]) -> Vec<HumanAction> {
-    let last_commit = events.iter().rposition(|e| matches!(e, Event::RoundFinished { .. })).map_or(0, |i| i + 1);
-    let mut out: Vec<HumanAction> = Vec::new();
-    for e in &events[last_commit..] {
-        if let Event::Human { action, .. } = e {
-            if !out.contains(action) {
-                out.push(action.clone());
-            }
-        }
-    }
-    out
 }
 
 /// Token usage an event records: every step of every evaluation, and reflections.
 fn event_usage(ev: &Event) -> Vec<crate::llm::Usage> {
+    // An evaluation served from the cache used nothing this time.
     let steps = |evals: &[ExampleEval]| -> Vec<crate::llm::Usage> {
-        evals.iter().flat_map(|e| e.trace.steps.iter().map(|s| s.usage)).collect()
+        evals.iter().filter(|e| !e.cached).flat_map(|e| e.trace.steps.iter().map(|s| s.usage)).collect()
     };
     match ev {
         Event::MinibatchEvaluated { evals, .. }
@@ -1273,22 +1783,14 @@ fn event_usage(ev: &Event) -> Vec<crate::llm::Usage> {
     }
 }
 
-#[derive(Default)]
-struct SlotResult {
-    calls: u64,
-    cost: f64,
-    /// The child, and the review item to queue instead when reviews are on.
-    accepted: Option<(NewCandidate, ReviewItem)>,
-    /// Minibatch score sums of the parent and the child.
-    sums: (f64, f64),
-}
-
 /// Which accepted proposals of a round go on to val: all of them, or only the one with the largest
 /// minibatch gain (the earliest slot on ties), as gepa's `AllImprovements` / `BestImprovement`.
+/// With `all`, siblings with the same texts go on once (the earliest slot), as gepa dedupes them.
 fn select_accepted(results: &[SlotResult], mode: AcceptPerRound) -> Vec<bool> {
     let accepted: Vec<bool> = results.iter().map(|r| r.accepted.is_some()).collect();
     if mode == AcceptPerRound::All {
-        return accepted;
+        let texts = |i: usize| results[i].accepted.as_ref().map(|(c, _)| &c.texts);
+        return (0..results.len()).map(|i| accepted[i] && (0..i).all(|j| texts(j) != texts(i))).collect();
     }
     let mut best: Option<(usize, f64)> = None;
     for (i, r) in results.iter().enumerate() {
@@ -1298,12 +1800,6 @@ fn select_accepted(results: &[SlotResult], mode: AcceptPerRound) -> Vec<bool> {
         }
     }
     (0..results.len()).map(|i| best.is_some_and(|(b, _)| b == i)).collect()
-}
-
-struct MergeResult {
-    calls: u64,
-    cost: f64,
-    passed: Option<(NewCandidate, ReviewItem)>,
 }
 
 /// A candidate about to be scored on val and added.

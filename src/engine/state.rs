@@ -1,7 +1,7 @@
 //! The run's state as a fold over its committed events. The engine, `--resume`, the TUI and export
 //! all build it with `RunState::apply`; there is no second source of truth.
 
-use super::event::{Event, HumanAction, Origin, PlannedProposal, ReviewItem};
+use super::event::{Event, HumanAction, Origin, PlannedProposal, ProposalOutcome, ReviewItem, Scope};
 use super::merge::MergeHistory;
 use super::pareto::{CandidateId, ParetoFronts};
 use crate::project::config::ReviewPolicy;
@@ -61,6 +61,8 @@ pub struct RunState {
     pub test_score: Option<f64>,
     /// Committed evaluations that failed (model or program errors), scored 0.
     pub failed_evaluations: u64,
+    /// Evaluations served from the evaluation cache (not run again, not counted as metric calls).
+    pub evaluations_cached: u64,
     /// Children waiting for a person, oldest first.
     pub review_queue: Vec<ReviewItem>,
     pub next_review_item: u64,
@@ -103,6 +105,7 @@ impl RunState {
         | Event::TestEvaluated { evals, .. } = event
         {
             self.failed_evaluations += evals.iter().filter(|e| e.error.is_some()).count() as u64;
+            self.evaluations_cached += evals.iter().filter(|e| e.cached).count() as u64;
         }
         match event {
             Event::RunStarted {
@@ -152,7 +155,7 @@ impl RunState {
                 let inherited = parents.iter().filter_map(|p| self.next_component.get(*p)).copied().max().unwrap_or(0);
                 self.next_component.push(inherited);
             }
-            Event::ValEvaluated { candidate, evals } => {
+            Event::ValEvaluated { candidate, evals, .. } => {
                 let scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
                 for (i, s) in scores.iter().enumerate().take(self.fronts.entries.len()) {
                     self.fronts.update(i, *candidate, *s);
@@ -211,12 +214,25 @@ impl RunState {
                 self.test_score = Some(*mean);
             }
             Event::Finished { reason, .. } => self.finished = Some(reason.clone()),
+            // The round robin moves on for every proposal that reflected: not for one skipped
+            // because its parent was perfect (gepa's selector runs after the skip check).
+            Event::ProposalFinished { parent, outcome, .. } => {
+                if *outcome != ProposalOutcome::SkippedPerfect {
+                    if let Some(ptr) = self.next_component.get_mut(*parent) {
+                        *ptr = (*ptr + 1) % self.components.len().max(1);
+                    }
+                }
+            }
             Event::MinibatchEvaluated { .. }
             | Event::Reflection { .. }
-            | Event::ProposalFinished { .. }
             | Event::Resumed { .. }
             | Event::Paused { .. } => {}
         }
+    }
+
+    /// Takes a person's decision (the planner's view of a round not yet committed).
+    pub fn apply_human_action(&mut self, action: &HumanAction) {
+        self.apply_human(action);
     }
 
     fn apply_human(&mut self, action: &HumanAction) {
@@ -247,31 +263,104 @@ impl RunState {
     fn plan_applied(&mut self, proposals: &[PlannedProposal]) {
         for p in proposals {
             self.minibatches_drawn = self.minibatches_drawn.max(p.minibatch_index + 1);
-            if let Some(ptr) = self.next_component.get_mut(p.parent) {
-                *ptr = (*ptr + 1) % self.components.len().max(1);
+        }
+    }
+
+    /// What the planner sees of a round that is planned but not committed: its minibatches are
+    /// drawn, its parents' round robins moved on (as if none of them is skipped), the merge it
+    /// tries is owed no more, and its human actions are taken.
+    pub fn plan_in_flight(&mut self, planned: &Event, actions: &[HumanAction]) {
+        if let Event::RoundStarted { proposals, merge, .. } = planned {
+            self.plan_applied(proposals);
+            for p in proposals {
+                if let Some(ptr) = self.next_component.get_mut(p.parent) {
+                    *ptr = (*ptr + 1) % self.components.len().max(1);
+                }
+            }
+            if merge.is_some() {
+                self.merges_due = self.merges_due.saturating_sub(1);
+            }
+        }
+        for a in actions {
+            self.apply_human(a);
+        }
+        if let Event::RoundStarted { merge: Some(m), .. } = planned {
+            // A merge in flight is not planned again.
+            if !self.merges.triplets.contains(&(m.id1, m.id2, m.ancestor)) {
+                self.merges.triplets.push((m.id1, m.id2, m.ancestor));
+            }
+            let desc = (m.id1, m.id2, m.sources.clone());
+            if !self.merges.descriptions.contains(&desc) {
+                self.merges.descriptions.push(desc);
             }
         }
     }
 
     /// Rebuilds the state from stored events: round-scoped events count only once their round is
-    /// committed by `round_finished`; the uncommitted tail (a crash mid-round) is dropped.
+    /// committed by `round_finished`; uncommitted rounds (a crash mid-round) are dropped.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> RunState {
         let mut state = RunState::default();
-        let mut pending: Vec<&Event> = Vec::new();
+        let mut commits = CommitBuffer::default();
         for ev in events {
-            match ev {
-                Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } => state.apply(ev),
-                Event::Resumed { .. } => pending.clear(),
-                Event::RoundFinished { .. } => {
-                    for p in pending.drain(..) {
-                        state.apply(p);
-                    }
-                    state.apply(ev);
-                }
-                _ => pending.push(ev),
+            for e in commits.feed(ev, ev) {
+                state.apply(e);
             }
         }
         state
+    }
+}
+
+/// The commit rule, in one place: events that belong to a round are held until its
+/// `round_finished`, then released in the order they were written (several rounds may be in
+/// flight at once, their events interleaved in the log); `resumed` voids every uncommitted round;
+/// run-level events pass at once. The engine, `RunState::from_events`, `check_events` and the
+/// workbench's model all fold through it.
+#[derive(Debug, Clone)]
+pub struct CommitBuffer<T> {
+    pending: BTreeMap<u64, Vec<T>>,
+    last_round: u64,
+}
+
+impl<T> Default for CommitBuffer<T> {
+    fn default() -> Self {
+        CommitBuffer { pending: BTreeMap::new(), last_round: 0 }
+    }
+}
+
+impl<T> CommitBuffer<T> {
+    /// Takes one event (carried as `item`) and returns what now counts, in order.
+    pub fn feed(&mut self, ev: &Event, item: T) -> Vec<T> {
+        match ev.scope() {
+            Scope::Run => vec![item],
+            Scope::Void => {
+                self.pending.clear();
+                vec![]
+            }
+            Scope::Commit(round) => {
+                let mut out = self.pending.remove(&round).unwrap_or_default();
+                out.push(item);
+                out
+            }
+            Scope::Round(round) => {
+                self.last_round = round;
+                self.pending.entry(round).or_default().push(item);
+                vec![]
+            }
+            Scope::Previous => {
+                self.pending.entry(self.last_round).or_default().push(item);
+                vec![]
+            }
+        }
+    }
+
+    /// Held events, by round.
+    pub fn pending(&self) -> impl Iterator<Item = &T> {
+        self.pending.values().flatten()
+    }
+
+    /// Takes the held events of one round (the engine commits it itself).
+    pub fn take(&mut self, round: u64) -> Vec<T> {
+        self.pending.remove(&round).unwrap_or_default()
     }
 }
 
@@ -280,23 +369,11 @@ impl RunState {
     /// them as `from_events` does. Err: the index of the first bad event and why.
     pub fn check_events(events: &[Event]) -> Result<(), (usize, String)> {
         let mut state = RunState::default();
-        let mut pending: Vec<(usize, &Event)> = Vec::new();
+        let mut commits = CommitBuffer::default();
         for (i, ev) in events.iter().enumerate() {
-            match ev {
-                Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } => {
-                    state.check(ev).map_err(|w| (i, w))?;
-                    state.apply(ev);
-                }
-                Event::Resumed { .. } => pending.clear(),
-                Event::RoundFinished { .. } => {
-                    for (j, p) in pending.drain(..) {
-                        state.check(p).map_err(|w| (j, w))?;
-                        state.apply(p);
-                    }
-                    state.check(ev).map_err(|w| (i, w))?;
-                    state.apply(ev);
-                }
-                _ => pending.push((i, ev)),
+            for (j, e) in commits.feed(ev, (i, ev)) {
+                state.check(e).map_err(|w| (j, w))?;
+                state.apply(e);
             }
         }
         Ok(())
@@ -327,7 +404,7 @@ impl RunState {
                 }
                 parents.iter().try_for_each(known)
             }
-            Event::ValEvaluated { candidate, evals } => {
+            Event::ValEvaluated { candidate, evals, .. } => {
                 known(candidate)?;
                 if evals.len() != self.val_ids.len() {
                     return Err(format!("{} scores for {} val examples", evals.len(), self.val_ids.len()));

@@ -21,8 +21,12 @@ pub struct ExampleEval {
     pub trace: Trace,
     /// Why the run or the scoring failed, if it did.
     pub error: Option<String>,
-    /// USD spent on this evaluation: the system's model calls plus any judge.
+    /// USD spent on this evaluation: the system's model calls plus any judge (0 when `cached`).
     pub cost_usd: f64,
+    /// Served from the run's evaluation cache: the same texts were scored on this example
+    /// before; nothing ran and no metric call was counted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// A project's system and evaluator, ready to score candidates.
@@ -82,6 +86,7 @@ impl Task {
             trace: run.trace,
             error: run.error.or(score.error),
             cost_usd: run.cost_usd + score.cost_usd,
+            cached: false,
         }
     }
 }

@@ -298,8 +298,15 @@ pub struct OptimizerConfig {
     pub max_merges: u32,
     /// Val examples a merge is first scored on.
     pub merge_subsample: usize,
-    /// Parents chosen per round; 1 reproduces the reference's sequential loop.
+    /// Proposals planned together in one round from the same state (siblings); 1 (the default)
+    /// makes every proposal its own round, as in the reference's loop.
     pub proposals_per_round: usize,
+    /// Rounds in flight at most: round n is planned from the state as committed after round
+    /// n - lag, and rounds commit in order. 1 is the reference's sequential loop.
+    pub pipeline_lag: usize,
+    /// An evaluation already made in this run (same texts, same example) is reused, not run or
+    /// counted again (gepa's `cache_evaluation`).
+    pub cache_evaluations: bool,
     /// `best`: of a round's proposals that pass their minibatch, only the largest gain is scored on
     /// val; `all`: every one is.
     pub accept_per_round: AcceptPerRound,
@@ -328,7 +335,9 @@ impl Default for OptimizerConfig {
             merge: false,
             max_merges: 5,
             merge_subsample: 5,
-            proposals_per_round: 4,
+            proposals_per_round: 1,
+            pipeline_lag: 4,
+            cache_evaluations: true,
             accept_per_round: AcceptPerRound::Best,
             concurrency: 32,
             seed: 0,
@@ -361,7 +370,7 @@ pub struct ReviewConfig {
 
 impl Default for ReviewConfig {
     fn default() -> Self {
-        Self { mutations: ReviewPolicy::Auto, merges: ReviewPolicy::Auto, max_pending: 8 }
+        Self { mutations: ReviewPolicy::Auto, merges: ReviewPolicy::Auto, max_pending: 2 }
     }
 }
 

@@ -3,8 +3,9 @@
 //! candidate's val evaluations with their traces, each proposal and what became of it, and the
 //! live, uncommitted progress of the round in flight.
 
-use crate::engine::event::{HumanAction, PlannedProposal};
+use crate::engine::event::{HumanAction, PlannedProposal, Scope};
 use crate::engine::reflect::ReflectiveRecord;
+use crate::engine::state::CommitBuffer;
 use crate::engine::{CandidateId, Event, Notice, ProposalOutcome, RunState, Status};
 use crate::eval::ExampleEval;
 use crate::project::config::{ComponentConfig, ReviewPolicy};
@@ -113,8 +114,8 @@ pub struct Model {
     pub test_evals: BTreeMap<CandidateId, Vec<ExampleEval>>,
     /// Proposals in the order they started (uncommitted ones last, `committed == false`).
     pub proposals: Vec<ProposalView>,
-    /// Events of the round in flight, applied to `state` when it commits.
-    pending: Vec<Event>,
+    /// Events of the rounds in flight, applied to `state` when each commits.
+    pending: CommitBuffer<Event>,
     /// The engine's latest live status (None when browsing a run without an engine).
     pub live: Option<Status>,
     /// Metric calls when this session attached to the engine (for the ETA).
@@ -205,63 +206,58 @@ impl Model {
     /// exactly as `RunState::from_events` does; proposals show up at once, marked uncommitted.
     pub fn apply(&mut self, ev: &Event) {
         self.version += 1;
-        match ev {
-            Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } => {
-                self.state.apply(ev);
-                if let Event::TestEvaluated { candidate, evals, .. } = ev {
-                    self.test_evals.insert(*candidate, evals.clone());
-                }
-                if let Event::RunStarted { val_ids, .. } = ev {
-                    self.score_sums = vec![0.0; val_ids.len()];
-                    self.score_counts = vec![0; val_ids.len()];
-                    self.commits += 1;
-                }
+        if let Event::Human { action, .. } = ev {
+            if let Some(i) = self.sent.iter().position(|a| a == action) {
+                self.sent.remove(i);
             }
-            Event::Resumed { .. } => {
-                self.pending.clear();
-                self.proposals.retain(|p| p.committed);
+        }
+        match ev.scope() {
+            Scope::Void => self.proposals.retain(|p| p.committed),
+            Scope::Round(_) | Scope::Previous => self.track_proposal(ev),
+            _ => {}
+        }
+        let committed = self.pending.feed(ev, ev.clone());
+        for p in committed {
+            self.commit_one(p);
+        }
+    }
+
+    /// Applies one event that now counts.
+    fn commit_one(&mut self, p: Event) {
+        match &p {
+            Event::TestEvaluated { candidate, evals, .. } => {
+                self.test_evals.insert(*candidate, evals.clone());
+            }
+            Event::RunStarted { val_ids, .. } => {
+                self.score_sums = vec![0.0; val_ids.len()];
+                self.score_counts = vec![0; val_ids.len()];
+                self.commits += 1;
             }
             Event::Paused { paused } => self.paused = *paused,
-            Event::RoundFinished { round, .. } => {
-                for p in std::mem::take(&mut self.pending) {
-                    self.state.apply(&p);
-                    if let Event::Human { round, action } = &p {
-                        self.decisions.push((*round, action.clone()));
+            Event::Human { round, action } => self.decisions.push((*round, action.clone())),
+            Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
+            Event::ValEvaluated { candidate, evals, .. } => {
+                if let Some(slot) = self.val_evals.get_mut(*candidate) {
+                    for (i, e) in slot.iter().enumerate().take(self.score_sums.len()) {
+                        self.score_sums[i] -= e.score;
+                        self.score_counts[i] -= 1;
                     }
-                    match p {
-                        Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
-                        Event::ValEvaluated { candidate, evals } => {
-                            if let Some(slot) = self.val_evals.get_mut(candidate) {
-                                for (i, e) in slot.iter().enumerate().take(self.score_sums.len()) {
-                                    self.score_sums[i] -= e.score;
-                                    self.score_counts[i] -= 1;
-                                }
-                                for (i, e) in evals.iter().enumerate().take(self.score_sums.len()) {
-                                    self.score_sums[i] += e.score;
-                                    self.score_counts[i] += 1;
-                                }
-                                *slot = evals;
-                            }
-                        }
-                        _ => {}
+                    for (i, e) in evals.iter().enumerate().take(self.score_sums.len()) {
+                        self.score_sums[i] += e.score;
+                        self.score_counts[i] += 1;
                     }
+                    *slot = evals.clone();
                 }
-                self.state.apply(ev);
-                for p in self.proposals.iter_mut().filter(|p| p.round == *round) {
-                    p.committed = true;
+            }
+            Event::RoundFinished { round, .. } => {
+                for pv in self.proposals.iter_mut().filter(|pv| pv.round == *round) {
+                    pv.committed = true;
                 }
                 self.commits += 1;
             }
-            _ => {
-                if let Event::Human { action, .. } = ev {
-                    if let Some(i) = self.sent.iter().position(|a| a == action) {
-                        self.sent.remove(i);
-                    }
-                }
-                self.track_proposal(ev);
-                self.pending.push(ev.clone());
-            }
+            _ => {}
         }
+        self.state.apply(&p);
     }
 
     /// The engine refused a decision ("ignored: no pending review item 3"): it is no longer on
@@ -286,7 +282,7 @@ impl Model {
 
     /// Decisions the engine applied in the round in flight (recorded, not yet committed).
     pub fn uncommitted_actions(&self) -> impl Iterator<Item = (u64, &HumanAction)> {
-        self.pending.iter().filter_map(|e| match e {
+        self.pending.pending().filter_map(|e| match e {
             Event::Human { round, action } => Some((*round, action)),
             _ => None,
         })
@@ -329,7 +325,7 @@ impl Model {
 
     fn track_proposal(&mut self, ev: &Event) {
         match ev {
-            Event::RoundStarted { round, proposals } => {
+            Event::RoundStarted { round, proposals, .. } => {
                 for PlannedProposal { slot, parent, minibatch, components, .. } in proposals {
                     self.proposals.push(ProposalView {
                         round: *round,
@@ -348,7 +344,7 @@ impl Model {
                     });
                 }
             }
-            Event::MinibatchEvaluated { round, slot, candidate_role, evals } => {
+            Event::MinibatchEvaluated { round, slot, candidate_role, evals, .. } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
                     if candidate_role == "parent" {
                         p.parent_evals = evals.clone();
@@ -594,6 +590,7 @@ mod tests {
             trace: Default::default(),
             error: None,
             cost_usd: 0.0,
+            cached: false,
         }
     }
 
@@ -635,6 +632,7 @@ mod tests {
             test_ids: vec![],
             max_metric_calls: 10,
             proposals_per_round: 1,
+            pipeline_lag: None,
             config_hash: String::new(),
             branched_from: None,
         }
@@ -644,13 +642,13 @@ mod tests {
     fn uncommitted_rounds_do_not_count_and_resume_drops_them() {
         let events = vec![
             start(),
-            Event::RoundStarted { round: 0, proposals: vec![] },
+            Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None },
             added(0, vec![], 0),
-            Event::ValEvaluated { candidate: 0, evals: vec![eval("a", 1.0), eval("b", 0.0)] },
+            Event::ValEvaluated { candidate: 0, evals: vec![eval("a", 1.0), eval("b", 0.0)], round: None },
             finished(0),
-            Event::RoundStarted { round: 1, proposals: vec![] },
+            Event::RoundStarted { round: 1, proposals: vec![], planned_after: None, merge: None },
             added(1, vec![0], 1),
-            Event::ValEvaluated { candidate: 1, evals: vec![eval("a", 0.0), eval("b", 1.0)] },
+            Event::ValEvaluated { candidate: 1, evals: vec![eval("a", 0.0), eval("b", 1.0)], round: None },
         ];
         let m = Model::from_events(&events);
         assert_eq!(m.state, RunState::from_events(&events));
@@ -660,9 +658,9 @@ mod tests {
 
         let mut more = events.clone();
         more.push(Event::Resumed { after_round: 0 });
-        more.push(Event::RoundStarted { round: 1, proposals: vec![] });
+        more.push(Event::RoundStarted { round: 1, proposals: vec![], planned_after: None, merge: None });
         more.push(added(1, vec![0], 1));
-        more.push(Event::ValEvaluated { candidate: 1, evals: vec![eval("a", 1.0), eval("b", 1.0)] });
+        more.push(Event::ValEvaluated { candidate: 1, evals: vec![eval("a", 1.0), eval("b", 1.0)], round: None });
         more.push(finished(1));
         let m = Model::from_events(&more);
         assert_eq!(m.state, RunState::from_events(&more));

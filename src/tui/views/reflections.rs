@@ -30,6 +30,7 @@ pub fn outcome_label(p: &ProposalView, theme: &Theme) -> (&'static str, String, 
         Some(ProposalOutcome::Accepted { .. }) => ("✓", "accepted".into(), theme.score_high),
         Some(ProposalOutcome::Rejected { .. }) => ("✗", "rejected".into(), theme.score_low),
         Some(ProposalOutcome::NotSelected { .. }) => ("~", "passed, not selected".into(), theme.muted),
+        Some(ProposalOutcome::SameAsPending { item, .. }) => ("~", format!("same as review item {item}"), theme.muted),
         Some(ProposalOutcome::Unchanged) => ("=", "unchanged".into(), theme.muted),
         Some(ProposalOutcome::SkippedPerfect) => ("○", "skipped: perfect".into(), theme.muted),
         Some(ProposalOutcome::ReflectionFailed { .. }) => ("!", "reflection failed".into(), theme.error),
@@ -157,6 +158,10 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         )),
         Some(ProposalOutcome::NotSelected { parent_sum, child_sum }) => head.push(Span::styled(
             format!(": minibatch {parent_sum:.2} → {child_sum:.2}; another proposal of the round gained more"),
+            theme.text,
+        )),
+        Some(ProposalOutcome::SameAsPending { item, parent_sum, child_sum }) => head.push(Span::styled(
+            format!(": minibatch {parent_sum:.2} → {child_sum:.2}; the same texts already wait as review item {item}"),
             theme.text,
         )),
         Some(ProposalOutcome::ReflectionFailed { error }) => {
