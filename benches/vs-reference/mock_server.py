@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """A deterministic OpenAI-compatible mock for the benchmark (stdlib only).
 
-    python3 mock_server.py [--port 0] [--latency 0.1] [--port-file FILE] [--rules-per-reflection 2]
+    python3 mock_server.py [--port 0] [--latency 0.1] [--port-file FILE] [--task main|deep]
+        [--rules-per-reflection N]
 
 `POST /v1/chat/completions` sleeps `--latency` seconds, then answers by the request's `model`:
-`mock-task` runs the scripted task of bench_task.py on the system and last user message,
+`mock-task` runs the scripted task (`--task`) of bench_task.py on the system and last user message,
 `mock-reflection` runs the scripted reflection on the last user message. One thread per
 connection (HTTP/1.1 keep-alive), so concurrent requests overlap their sleeps.
 
-`GET /stats` returns the request counts and the peak number of requests in flight;
-`POST /reset` zeroes them. With `--port 0` the OS picks a port, written to `--port-file`.
+`GET /stats` returns the request counts, the peak number of requests in flight, and the task and
+rules per reflection it serves; `POST /reset` zeroes the counts. With `--port 0` the OS picks a port, written to `--port-file`.
 """
 
 import argparse
@@ -116,7 +117,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.rstrip("/") == "/stats":
-            self._send(200, COUNTERS.snapshot())
+            snap = COUNTERS.snapshot()
+            snap["task"] = bench_task.TASK
+            snap["rules_per_reflection"] = bench_task.rules_per_reflection()
+            self._send(200, snap)
         elif self.path.rstrip("/").endswith("/models"):
             self._send(200, {"object": "list", "data": [
                 {"id": bench_task.TASK_MODEL, "object": "model"},
@@ -190,11 +194,13 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.1, help="seconds slept per chat call (default 0.1)")
     ap.add_argument("--port-file", help="write the bound port here once listening")
-    ap.add_argument("--rules-per-reflection", type=int, default=bench_task.RULES_PER_REFLECTION,
-                    help="new rules the scripted reflection adds at most (default 2; 1 is a harder task)")
+    ap.add_argument("--task", choices=bench_task.TASKS, default="main", help="the task (default main)")
+    ap.add_argument("--rules-per-reflection", type=int, default=None,
+                    help="new rules the scripted reflection adds at most (default: main 2, deep 1; "
+                         "1 on main is the harder task)")
     args = ap.parse_args()
     LATENCY = args.latency
-    bench_task.RULES_PER_REFLECTION = args.rules_per_reflection
+    bench_task.configure(args.task, args.rules_per_reflection)
     srv = Server((args.host, args.port), Handler)
     port = srv.server_address[1]
     if args.port_file:
@@ -202,7 +208,8 @@ def main():
         with open(tmp, "w") as f:
             f.write(str(port))
         os.replace(tmp, args.port_file)
-    print(f"mock listening on http://{args.host}:{port}/v1 (latency {LATENCY}s)", file=sys.stderr, flush=True)
+    print(f"mock listening on http://{args.host}:{port}/v1 (latency {LATENCY}s, task {bench_task.TASK}, "
+          f"rules per reflection {bench_task.rules_per_reflection()})", file=sys.stderr, flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

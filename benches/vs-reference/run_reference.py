@@ -5,11 +5,13 @@ Installs nothing. Run it with the interpreter of a venv that has the reference i
 
     python3 -m venv /tmp/gepa-ref-venv
     /tmp/gepa-ref-venv/bin/pip install gepa==0.1.4
-    /tmp/gepa-ref-venv/bin/python run_reference.py --port PORT --max-metric-calls 300 --seed 0
+    /tmp/gepa-ref-venv/bin/python run_reference.py --port PORT --max-metric-calls 300 --seed 0 [--task main|deep]
 
-It calls the public API, `gepa.optimize(...)`, with a small custom GEPAAdapter (HTTP via urllib,
-exact match with feedback, as gepa-tui's `exact` evaluator with `feedback_fields = ["hint"]`) and
-a reflection_lm callable that asks the mock's reflection model. Everything else is the
+The task (`--task`, bench_task.py's; the mock must serve the same one, which is checked) gives
+the seed candidate, components and data. It calls the public API, `gepa.optimize(...)`, with a
+small custom GEPAAdapter (HTTP via urllib, exact match with feedback, as gepa-tui's `exact`
+evaluator with `feedback_fields = ["hint"]`) and a reflection_lm callable that asks the mock's
+reflection model. Everything else is the
 reference's default: pareto candidate selection, round-robin components, epoch-shuffled
 minibatches of 3, strict-improvement acceptance, skip-perfect-score, no merge, one proposal per
 iteration (SingleMutationSampling).
@@ -21,7 +23,7 @@ matters when the reference plans several proposals per iteration (`--independent
 the reference's own parallel-proposal option; not its default).
 
 Prints a JSON summary on stdout's last line (and to `--json-out`): wall_seconds (around
-gepa.optimize only), best_val_score, metric_calls, candidates, mock requests.
+gepa.optimize only), best_val_score, metric_calls, candidates, mock requests, task.
 """
 
 import argparse
@@ -127,6 +129,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--max-metric-calls", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--task", choices=bench_task.TASKS, default="main", help="the task (default main)")
     ap.add_argument("--workers", type=int, default=10, help="threads scoring a batch (default 10)")
     ap.add_argument("--independent-sampling", type=int, default=0,
                     help="N > 0: the reference's IndependentSampling(N) (N proposals per iteration)")
@@ -136,7 +139,11 @@ def main():
     ap.add_argument("--log-out", help="write the reference's log lines here")
     args = ap.parse_args()
 
+    bench_task.configure(args.task)
     mock = Mock(args.port)
+    served = mock.get("/stats")
+    if served.get("task", "main") != args.task:
+        sys.exit(f"the mock serves task {served.get('task')!r}, not {args.task!r}: start it with --task {args.task}")
     adapter = MockAdapter(mock, args.workers)
     logger = QuietLogger()
 
@@ -157,7 +164,7 @@ def main():
     before = mock.get("/stats")["requests"]
     t0 = time.perf_counter()
     result = gepa.optimize(
-        seed_candidate=dict(bench_task.SEED_CANDIDATE),
+        seed_candidate=bench_task.seed_candidate(),
         trainset=bench_task.trainset(),
         valset=bench_task.valset(),
         adapter=adapter,
@@ -177,6 +184,8 @@ def main():
     summary = {
         "tool": "reference",
         "gepa_version": getattr(gepa, "__version__", None) or _dist_version(),
+        "task": args.task,
+        "rules_per_reflection": served.get("rules_per_reflection"),
         "seed": args.seed,
         "max_metric_calls": args.max_metric_calls,
         "workers": args.workers,
