@@ -39,6 +39,8 @@ fn resume(dir: &Path, run_id: &str) -> RunResult {
 /// result.json without what legitimately differs between two runs (timing, the run's id).
 fn comparable(mut r: RunResult) -> RunResult {
     r.wall_seconds = 0.0;
+    // Work dropped from rounds planned ahead depends on how far they got: timing.
+    r.evaluations_dropped = 0;
     r.run_id.clear();
     r
 }
@@ -177,6 +179,12 @@ fn acceptance_is_strict_and_every_candidate_beat_its_parent_on_its_minibatch() {
     assert!(accepted > 0);
 }
 
+/// The events that count, in commit order (rounds planned ahead and dropped are left out).
+fn committed(events: &[Event]) -> Vec<Event> {
+    let mut commits = gepa_tui::engine::state::CommitBuffer::default();
+    events.iter().flat_map(|ev| commits.feed(ev, ev.clone())).collect()
+}
+
 /// `accept_per_round = "best"` (the default): of a round's proposals that pass their minibatch,
 /// only the one with the largest gain is scored on val; the others are recorded as not selected.
 #[test]
@@ -184,6 +192,7 @@ fn only_the_best_gain_of_a_round_goes_to_val() {
     let (_t, dir) = project(OPT);
     let (_, run_dir) = run_fresh(&dir);
     let (events, _) = load_events(&run_dir, false).unwrap();
+    let events = committed(&events);
     let mut per_round: std::collections::BTreeMap<u64, (Vec<f64>, Vec<f64>)> = Default::default();
     let mut not_selected = 0;
     for ev in &events {
@@ -243,4 +252,184 @@ fn a_child_continues_its_parent_s_round_robin() {
         }
     }
     assert!(checked > 0);
+}
+
+/// The defaults: one proposal per round, four rounds in flight, the evaluation cache on.
+const OPT_PIPE: &str = "max_metric_calls = 200\nminibatch_size = 3\nseed = 7\nmerge = true\nmax_merges = 3";
+
+fn run_jittered(dir: &Path, jitter: Option<std::time::Duration>) -> (RunResult, Vec<gepa_tui::project::Candidate>) {
+    let (project, task) = common::load_jittered(dir, None, jitter);
+    let (r, run_dir) = rt().block_on(async {
+        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        let out = engine.run().await.unwrap();
+        (out.result.unwrap(), out.run_dir)
+    });
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let texts = RunState::from_events(&events).candidates.into_iter().map(|c| c.texts).collect();
+    (r, texts)
+}
+
+/// Several rounds in flight, replies returning in a random order after random delays: the same
+/// seed still gives the same candidates in the same order and the same result.json.
+#[test]
+fn completion_order_and_delays_never_change_the_result() {
+    let (_t, dir) = project(OPT_PIPE);
+    let (calm, calm_texts) = run_jittered(&dir, None);
+    assert!(calm.candidates >= 3, "{calm:?}");
+    for k in 0..3 {
+        // A fresh folder each time: no response cache, every call really runs (out of order).
+        let (_t2, dir2) = project(OPT_PIPE);
+        let (shaken, texts) = run_jittered(&dir2, Some(std::time::Duration::from_millis(15)));
+        assert_eq!(texts, calm_texts, "try {k}: the candidates differ");
+        assert_eq!(comparable(shaken), comparable(calm.clone()), "try {k}");
+    }
+}
+
+/// With the defaults (rounds in flight), a run cut anywhere resumes to the uninterrupted result:
+/// the rounds it had planned are redone from their recorded plans.
+#[test]
+fn a_pipelined_run_killed_at_any_point_resumes_to_the_same_result() {
+    let (_t, dir) = project(OPT_PIPE);
+    let (full, run_dir) = run_fresh(&dir);
+    let events = std::fs::read(run_dir.join("events.jsonl")).unwrap();
+    let len = events.len();
+    for (k, cut) in
+        [len / 40, len / 9 + 5, len / 4 + 11, len / 2 + 3, (len * 3) / 4 + 1, len - 3].into_iter().enumerate()
+    {
+        let id = format!("pipe-cut-{k}");
+        let copy = dir.join(".gepa/runs").join(&id);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(run_dir.join("gepa.toml"), copy.join("gepa.toml")).unwrap();
+        std::fs::write(copy.join("events.jsonl"), &events[..cut]).unwrap();
+        let resumed = resume(&dir, &id);
+        assert_eq!(comparable(resumed), comparable(full.clone()), "cut at byte {cut} of {len}");
+    }
+}
+
+/// The state committed through each round, folded from a finished run's events.
+fn states_by_round(events: &[Event]) -> std::collections::BTreeMap<u64, RunState> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut commits = gepa_tui::engine::state::CommitBuffer::default();
+    let mut s = RunState::default();
+    for ev in events {
+        for e in commits.feed(ev, ev) {
+            s.apply(e);
+            if let Event::RoundFinished { round, .. } = e {
+                out.insert(*round, s.clone());
+            }
+        }
+    }
+    out
+}
+
+/// What gepa's loop would propose next from `s`: parent by the seeded Pareto sampler, the next
+/// minibatch of the epoch, the parent's round-robin component (gepa `core/engine.py`,
+/// `strategies/component_selector.py`).
+fn sequential_plan(s: &RunState, round: u64, seed: u64, n_train: usize) -> (usize, u64, Vec<usize>, String) {
+    use gepa_tui::engine::{minibatch::minibatch, rng::derive_rng, select::select_parent};
+    let mut rng = derive_rng(seed, &["select", &round.to_string(), "0"]);
+    let parent = select_parent(
+        gepa_tui::project::config::CandidateSelection::Pareto,
+        &s.front_sets(),
+        &s.val_means(),
+        0.1,
+        5,
+        &mut rng,
+    );
+    let idx = minibatch(seed, n_train, 3, s.minibatches_drawn);
+    (parent, s.minibatches_drawn, idx, s.components[s.next_component[parent]].clone())
+}
+
+/// `pipeline_lag = 1` is the reference's sequential loop, proposal for proposal: every round is
+/// planned from the state with every earlier round committed. With the default lag of 4, rounds
+/// are planned ahead, and a round that a round before it made stale is dropped and planned again,
+/// so every committed plan is still the sequential one. With `keep_stale_plans`, round n is
+/// planned from the state after round n - 4 (a fixed-lag pipeline).
+#[test]
+fn every_committed_plan_is_the_sequential_loop_s() {
+    let cases = [
+        ("max_metric_calls = 200\npipeline_lag = 1\nseed = 3", false),
+        ("max_metric_calls = 200\nseed = 3", false),
+        ("max_metric_calls = 200\nkeep_stale_plans = true\nseed = 3", true),
+    ];
+    for (opt, stale) in cases {
+        let (_t, dir) = project(opt);
+        let (_, run_dir) = run_fresh(&dir);
+        let (events, _) = load_events(&run_dir, false).unwrap();
+        let states = states_by_round(&events);
+        let mut checked = 0;
+        for ev in committed(&events) {
+            let Event::RoundStarted { round, proposals, planned_after, .. } = &ev else { continue };
+            let Some(p) = proposals.first() else { continue };
+            assert_eq!(proposals.len(), 1, "{opt}: round {round}");
+            if stale {
+                assert_eq!(planned_after.unwrap(), round.saturating_sub(4), "{opt}: round {round}");
+            } else {
+                let (parent, index, _, component) = sequential_plan(&states[&(round - 1)], *round, 3, 24);
+                assert_eq!(
+                    (p.parent, p.minibatch_index, &p.components),
+                    (parent, index, &vec![component]),
+                    "{opt}: round {round}"
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked > 10, "{opt}: {checked} rounds");
+    }
+}
+
+/// The evaluation cache (gepa's `cache_evaluation`): over the same 25 proposals, a run with it
+/// finds the same candidates in the same order as one without, counts fewer metric calls, and
+/// says how many evaluations it reused.
+#[test]
+fn the_evaluation_cache_saves_metric_calls_and_changes_nothing_else() {
+    let base = "max_metric_calls = 100000\nmax_rounds = 25\nseed = 5\n";
+    let (_t, on_dir) = project(base);
+    let (_t2, off_dir) = project(&format!("{base}cache_evaluations = false"));
+    let (on, on_texts) = run_jittered(&on_dir, None);
+    let (off, off_texts) = run_jittered(&off_dir, None);
+    assert_eq!(on_texts, off_texts);
+    assert_eq!(on.best_val_score, off.best_val_score);
+    assert_eq!(off.evaluations_cached, 0);
+    assert!(on.evaluations_cached > 0, "{on:?}");
+    assert_eq!(on.metric_calls + on.evaluations_cached, off.metric_calls);
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(on_dir.join(".gepa/runs").join(&on.run_id).join("result.json")).unwrap())
+            .unwrap();
+    assert_eq!(on_disk["evaluations_cached"], on.evaluations_cached);
+}
+
+/// The budget is overshot by at most what was in flight when it ran out: four rounds, each at
+/// most two minibatches and one val scoring.
+#[test]
+fn the_budget_is_overshot_by_at_most_the_rounds_in_flight() {
+    for budget in [60u64, 97, 150] {
+        let (_t, dir) = project(&format!("max_metric_calls = {budget}\nseed = 2"));
+        let (r, _) = run_fresh(&dir);
+        assert!(r.metric_calls >= budget, "{budget}: {}", r.metric_calls);
+        assert!(r.metric_calls <= budget + 4 * (3 + 3 + 16), "{budget}: {}", r.metric_calls);
+    }
+}
+
+/// gepa merge.py: a merge needs at least 5 val examples both parents were scored on
+/// (`val_overlap_floor`); with 4 val examples none is tried.
+#[test]
+fn no_merge_is_tried_on_fewer_than_five_val_examples() {
+    let (_t, dir) = project(&format!("{OPT}\nkeep_stale_plans = true"));
+    let val: String = (100..104)
+        .map(|i| {
+            let g = common::GROUPS[i % 8];
+            format!("{{\"id\": \"ex{i}\", \"input\": \"item {i} of group {g}\", \"expected\": \"{g}-ok\", \"hint\": \"group {g} needs rule {g}\"}}\n")
+        })
+        .collect();
+    std::fs::write(dir.join("data/val.jsonl"), val).unwrap();
+    let (r, run_dir) = run_fresh(&dir);
+    assert!(r.candidates >= 3, "{r:?}");
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    assert!(!events.iter().any(|e| matches!(e, Event::MergeAttempted { .. })));
+    // With 16 val examples they do (planning from stale states makes siblings to merge).
+    let (_t2, dir2) = project(&format!("{OPT}\nkeep_stale_plans = true"));
+    let (_, run_dir2) = run_fresh(&dir2);
+    let (events2, _) = load_events(&run_dir2, false).unwrap();
+    assert!(events2.iter().any(|e| matches!(e, Event::MergeAttempted { .. })));
 }

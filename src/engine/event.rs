@@ -270,6 +270,9 @@ pub enum Event {
     },
     /// The run continued after an interruption; uncommitted events before this are void.
     Resumed { after_round: u64 },
+    /// A round planned ahead was dropped before it committed: a round before it changed what it
+    /// would have been. Its events are void; the round is planned again under the same number.
+    RoundVoided { round: u64 },
     /// The engine was paused or resumed by the user (informational).
     Paused { paused: bool },
     /// The best candidate scored on the test split.
@@ -308,6 +311,8 @@ pub enum Scope {
     Commit(u64),
     /// Voids every uncommitted round (resumed).
     Void,
+    /// Voids this uncommitted round (round_voided).
+    Drop(u64),
     /// Belongs to the round of the event before it (val_evaluated in older logs).
     Previous,
 }
@@ -319,6 +324,7 @@ impl Event {
                 Scope::Run
             }
             Event::Resumed { .. } => Scope::Void,
+            Event::RoundVoided { round } => Scope::Drop(*round),
             Event::RoundFinished { round, .. } => Scope::Commit(*round),
             Event::RoundStarted { round, .. }
             | Event::MinibatchEvaluated { round, .. }
@@ -347,6 +353,7 @@ impl Event {
             Event::ReviewQueued { .. } => "review_queued",
             Event::Human { .. } => "human",
             Event::Resumed { .. } => "resumed",
+            Event::RoundVoided { .. } => "round_voided",
             Event::Paused { .. } => "paused",
             Event::TestEvaluated { .. } => "test_evaluated",
             Event::Finished { .. } => "finished",

@@ -27,8 +27,7 @@ use crate::project::config::{AcceptPerRound, ComponentSelection, OptimizerConfig
 use crate::project::{Candidate, Example, Project};
 use crate::store::{self, read_log, EventLog, RunLock};
 use anyhow::{anyhow, bail, Context, Result};
-use futures::future::{join_all, BoxFuture};
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +56,8 @@ pub struct Status {
     pub rounds_in_flight: usize,
     /// Evaluations served from the evaluation cache, committed so far.
     pub evaluations_cached: u64,
+    /// Evaluations of rounds planned ahead and dropped (run, not counted).
+    pub evaluations_dropped: u64,
     pub elapsed_secs: f64,
 }
 
@@ -85,6 +86,10 @@ pub struct RunResult {
     /// Evaluations served from the run's evaluation cache instead of being run and counted.
     #[serde(default)]
     pub evaluations_cached: u64,
+    /// Evaluations run for rounds planned ahead that were then dropped (paid for, never counted
+    /// or used), in this process's part of the run. Depends on timing.
+    #[serde(default)]
+    pub evaluations_dropped: u64,
     pub cost_usd: f64,
     /// Evaluations that failed (model errors after retries, program crashes), scored 0.
     pub failed_evaluations: u64,
@@ -205,6 +210,15 @@ impl EvalCache {
     }
 }
 
+/// Round events waiting for their commit, and the work whose events are still taken.
+#[derive(Default)]
+struct Held {
+    buf: CommitBuffer<Event>,
+    live: std::collections::HashSet<u64>,
+    /// Work that was voided (its late evaluations are not shown as spent by the run).
+    voided: std::collections::HashSet<u64>,
+}
+
 /// What the rounds in flight are doing, for the Activity line.
 #[derive(Default)]
 struct Activity {
@@ -227,14 +241,20 @@ struct Shared {
     /// Wall-clock start of this process's part of the run.
     started: Instant,
     activity: Mutex<Activity>,
-    /// The engine's own copy of the commit rule: each round's events until it commits.
-    held: Mutex<CommitBuffer<Event>>,
+    /// The engine's own copy of the commit rule: each round's events until it commits, and the
+    /// generations of round work still wanted.
+    held: Mutex<Held>,
+    next_gen: AtomicU64,
     cache: Mutex<EvalCache>,
     /// Rounds planned and not committed, and evaluations served from the cache (committed).
     rounds_in_flight: AtomicUsize,
     evaluations_cached: AtomicU64,
     /// The next round to commit.
     next_commit: AtomicU64,
+    /// Metric calls and cost (micro-USD) spent so far by the work of each round in flight (by
+    /// generation).
+    round_spend: Mutex<BTreeMap<u64, (u64, u64)>>,
+    evaluations_dropped: AtomicU64,
     /// Whether a round's events go out one by one (the proposal number in the activity line).
     one_per_round: bool,
 }
@@ -460,11 +480,14 @@ impl Engine {
             paused: prx,
             started: Instant::now(),
             activity: Mutex::new(Activity::default()),
-            held: Mutex::new(CommitBuffer::default()),
+            held: Mutex::new(Held::default()),
+            next_gen: AtomicU64::new(1),
             cache: Mutex::new(EvalCache::default()),
             rounds_in_flight: AtomicUsize::new(0),
             evaluations_cached: AtomicU64::new(state.evaluations_cached),
             next_commit: AtomicU64::new(state.round.map(|r| r + 1).unwrap_or(0)),
+            round_spend: Mutex::new(BTreeMap::new()),
+            evaluations_dropped: AtomicU64::new(0),
         };
         Ok(Engine {
             sh: Arc::new(sh),
@@ -534,20 +557,37 @@ impl Engine {
                 r = self.seed_round() => r?,
             }
         }
-        let mut inflight: Vec<InFlight> = Vec::new();
-        let mut work: FuturesOrdered<BoxFuture<'static, Result<RoundOutput>>> = FuturesOrdered::new();
+        let mut inflight: Vec<Running> = Vec::new();
         for (started, actions) in std::mem::take(&mut self.recovered) {
-            let (f, fut) = self.start_round(&inflight, started, actions);
+            let f = self.start_round(&plans(&inflight), started, actions);
             inflight.push(f);
-            work.push_back(fut);
         }
+        // A crash may have come between a commit and the voiding of the plans it made stale.
+        self.revalidate(&mut inflight)?;
+        let result = self.pipeline(&mut inflight).await;
+        for r in &inflight {
+            r.work.abort();
+        }
+        match result? {
+            Some(result) => Ok(RunOutcome {
+                run_id: self.state.run_id.clone(),
+                run_dir: self.run_dir.clone(),
+                result: Some(result),
+            }),
+            None => Ok(stopped(&self)),
+        }
+    }
+
+    /// Keeps up to `pipeline_lag` rounds in flight and commits them in order, until the run
+    /// finishes (Some) or is stopped (None).
+    async fn pipeline(&mut self, inflight: &mut Vec<Running>) -> Result<Option<RunResult>> {
+        let cancel = self.handle.cancel.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while inflight.len() < self.sh.opt.pipeline_lag {
-                let Some((f, fut)) = self.plan_next(&inflight) else { break };
+                let Some(f) = self.plan_next(&plans(inflight)) else { break };
                 inflight.push(f);
-                work.push_back(fut);
             }
             self.sh.rounds_in_flight.store(inflight.len(), Ordering::Relaxed);
             if inflight.is_empty() {
@@ -555,12 +595,7 @@ impl Engine {
                 if let Some(reason) = &stop {
                     // Proposals already paid for get their review before the run ends.
                     if self.state.review_queue.is_empty() || self.auto_approve {
-                        let result = self.finish(reason).await?;
-                        return Ok(RunOutcome {
-                            run_id: self.state.run_id.clone(),
-                            run_dir: self.run_dir.clone(),
-                            result: Some(result),
-                        });
+                        return Ok(Some(self.finish(reason).await?));
                     }
                 }
                 let n = self.state.review_queue.len();
@@ -571,7 +606,7 @@ impl Engine {
                 });
                 tokio::select! {
                     biased;
-                    _ = cancel.cancelled() => return Ok(stopped(&self)),
+                    _ = cancel.cancelled() => return Ok(None),
                     cmd = self.commands.recv() => match cmd {
                         Some(c) => self.command_buf.push(c),
                         // Nobody can answer any more: finish (or stop) without the reviews.
@@ -579,7 +614,7 @@ impl Engine {
                             if stop.is_some() {
                                 self.auto_approve = true;
                             } else {
-                                return Ok(stopped(&self));
+                                return Ok(None);
                             }
                         }
                     },
@@ -590,11 +625,12 @@ impl Engine {
             let room_for_more = inflight.len() < self.sh.opt.pipeline_lag;
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => return Ok(stopped(&self)),
-                done = work.next() => {
-                    let out = done.expect("a round is in flight")?;
+                _ = cancel.cancelled() => return Ok(None),
+                done = &mut inflight[0].work => {
+                    let out = done.map_err(|e| anyhow!("a round's work ended abnormally: {e}"))??;
                     let f = inflight.remove(0);
-                    self.commit(f, out)?;
+                    self.commit(f.plan, out)?;
+                    self.revalidate(inflight)?;
                 }
                 // A decision while the pipeline has room (the review queue was full): plan now.
                 cmd = self.commands.recv(), if room_for_more => {
@@ -605,6 +641,69 @@ impl Engine {
                 _ = tick.tick() => self.sh.send_status(),
             }
         }
+    }
+
+    /// Rounds in flight were planned ahead, from the committed state with the rounds before them
+    /// assumed to change nothing. After a commit, each is kept only if the plan made now, from
+    /// what those rounds really did, is the same; the first that differs is voided with every
+    /// round after it (their work is dropped, never counted) and planned again. So the search is
+    /// the sequential loop's, plan for plan, whatever the lag.
+    fn revalidate(&mut self, inflight: &mut Vec<Running>) -> Result<()> {
+        if self.sh.opt.keep_stale_plans {
+            return Ok(());
+        }
+        let mut merge_ready = self.merge_ready;
+        for i in 0..inflight.len() {
+            let before = plans(&inflight[..i]);
+            let mut view = self.planning_view(&before);
+            for a in &inflight[i].plan.actions {
+                view.apply_human_action(a);
+            }
+            let Event::RoundStarted { round, proposals, merge, .. } = &inflight[i].plan.started else {
+                unreachable!("a plan is a round_started")
+            };
+            let now = self.decide(&view, &before, *round, merge_ready);
+            let same = match now {
+                Some((p, m)) => p == *proposals && m == *merge,
+                None => proposals.is_empty() && merge.is_none(),
+            };
+            if !same {
+                self.void_from(inflight, i)?;
+                return Ok(());
+            }
+            if i == 0 && (!proposals.is_empty() || merge.is_some()) {
+                self.merge_ready = false;
+            }
+            merge_ready = false;
+        }
+        Ok(())
+    }
+
+    /// Drops rounds `i..` in flight: their work stops, `round_voided` records it, and the human
+    /// decisions they carried are taken again by the next plan.
+    fn void_from(&mut self, inflight: &mut Vec<Running>, i: usize) -> Result<()> {
+        let voided: Vec<Running> = inflight.drain(i..).collect();
+        let mut actions = Vec::new();
+        for r in voided.iter().rev() {
+            r.work.abort();
+        }
+        for r in voided {
+            let Event::RoundStarted { round, .. } = r.plan.started else { unreachable!("a plan is a round_started") };
+            {
+                let mut held = self.sh.held.lock().expect("held events");
+                held.live.remove(&r.plan.gen);
+                held.voided.insert(r.plan.gen);
+                let _ = held.buf.take(round);
+            }
+            let dropped = self.sh.drop_round_calls(r.plan.gen);
+            self.sh.evaluations_dropped.fetch_add(dropped, Ordering::Relaxed);
+            self.sh.emit(Event::RoundVoided { round }, true)?;
+            self.sh.stage(round, None);
+            actions.extend(r.plan.actions.into_iter().map(Command::Act));
+        }
+        actions.append(&mut self.command_buf);
+        self.command_buf = actions;
+        Ok(())
     }
 
     /// The reason to stop planning, counting `in_flight_calls` not yet committed.
@@ -637,6 +736,17 @@ impl Engine {
         if self.run_dir.join("stop").exists() {
             return Some("stop file found in the run folder".into());
         }
+        // Proposals that cost nothing learn nothing: every parent was perfect on minibatches it
+        // was already scored on. Without the budget moving, this would go on for ever.
+        let idle = (2 * self.sh.project.train.len().div_ceil(opt.minibatch_size.max(1)) as u64).max(10);
+        if s.rounds_without_calls >= idle {
+            return Some(format!("nothing left to learn: {idle} proposals in a row found their parent perfect on minibatches it was already scored on"));
+        }
+        if let Some(max) = opt.max_rounds {
+            if s.round.unwrap_or(0) >= max {
+                return Some(format!("{max} rounds done"));
+            }
+        }
         None
     }
 
@@ -650,33 +760,48 @@ impl Engine {
         view
     }
 
-    /// Plans the next round from the committed state and the rounds in flight, records its plan,
-    /// and returns its work. None when nothing should start now (the budget is spoken for, the
-    /// review queue is full, or only reviews are left).
-    fn plan_next(&mut self, inflight: &[InFlight]) -> Option<(InFlight, BoxFuture<'static, Result<RoundOutput>>)> {
-        let mut view = self.planning_view(inflight);
-        let actions = self.take_commands(&mut view);
-        let committed = self.state.round.unwrap_or(0);
-        let round = committed + 1 + inflight.len() as u64;
+    /// What round `round` should be, planned from `view` (the committed state, the rounds in
+    /// flight and this round's human decisions on top): its proposals, or a merge. None when no
+    /// proposal should start (the budget is spoken for, the review queue is full, or only reviews
+    /// are left).
+    fn decide(
+        &self,
+        view: &RunState,
+        inflight: &[InFlight],
+        round: u64,
+        merge_ready: bool,
+    ) -> Option<(Vec<PlannedProposal>, Option<PlannedMerge>)> {
+        let opt = &self.sh.opt;
         let projected: u64 = inflight.iter().map(|f| f.min_calls).sum();
-        let allow_proposals = self.stop_reason(projected).is_none();
-        let (mutation_policy, merge_policy) = self.policies(&view);
+        if self.stop_reason(projected).is_some() || opt.max_rounds.is_some_and(|max| round > max) {
+            return None;
+        }
+        let (mutation_policy, merge_policy) = self.policies(view);
         let room = if mutation_policy == ReviewPolicy::Auto && merge_policy == ReviewPolicy::Auto {
             usize::MAX
         } else {
             let pending = view.review_queue.len() + inflight.iter().map(|f| f.may_queue).sum::<usize>();
             self.sh.project.config.review.max_pending.max(1).saturating_sub(pending)
         };
-        let opt = &self.sh.opt;
-        let mut merge = None;
-        if allow_proposals && room > 0 && opt.merge && self.merge_ready && view.merges_due > 0 {
-            merge = self.plan_merge(&view, round);
+        if room == 0 {
+            return None;
         }
-        let proposals = if allow_proposals && room > 0 && merge.is_none() {
-            self.plan_proposals(&view, round, opt.proposals_per_round.min(room))
-        } else {
-            vec![]
-        };
+        if opt.merge && merge_ready && view.merges_due > 0 {
+            if let Some(m) = self.plan_merge(view, round) {
+                return Some((vec![], Some(m)));
+            }
+        }
+        Some((self.plan_proposals(view, round, opt.proposals_per_round.min(room)), None))
+    }
+
+    /// Plans the next round from the committed state and the rounds in flight, records its plan,
+    /// and starts its work. None when nothing should start now.
+    fn plan_next(&mut self, inflight: &[InFlight]) -> Option<Running> {
+        let mut view = self.planning_view(inflight);
+        let actions = self.take_commands(&mut view);
+        let committed = self.state.round.unwrap_or(0);
+        let round = committed + 1 + inflight.len() as u64;
+        let (proposals, merge) = self.decide(&view, inflight, round, self.merge_ready).unwrap_or_default();
         if proposals.is_empty() && merge.is_none() && actions.is_empty() {
             return None;
         }
@@ -700,12 +825,7 @@ impl Engine {
     }
 
     /// Turns a recorded plan into its work, started beside the rounds in flight.
-    fn start_round(
-        &self,
-        inflight: &[InFlight],
-        started: Event,
-        actions: Vec<HumanAction>,
-    ) -> (InFlight, BoxFuture<'static, Result<RoundOutput>>) {
+    fn start_round(&self, inflight: &[InFlight], started: Event, actions: Vec<HumanAction>) -> Running {
         let Event::RoundStarted { round, proposals, planned_after, merge } = &started else {
             unreachable!("a plan is a round_started")
         };
@@ -741,8 +861,11 @@ impl Engine {
             (_, ReviewPolicy::Approve) if merge_job.is_some() => 1,
             _ => 0,
         };
+        let gen = self.sh.next_gen.fetch_add(1, Ordering::Relaxed);
+        self.sh.held.lock().expect("held events").live.insert(gen);
         let plan = RoundPlan {
             round: *round,
+            gen,
             planned_after: reuse_until,
             human,
             proposals: jobs,
@@ -759,8 +882,8 @@ impl Engine {
             "planned"
         };
         self.sh.stage(*round, Some(what.into()));
-        let fut = Box::pin(self.sh.clone().run_round(plan));
-        (InFlight { started, actions, min_calls, may_queue }, fut)
+        let work = tokio::spawn(self.sh.clone().run_round(plan));
+        Running { plan: InFlight { started, gen, actions, min_calls, may_queue }, work }
     }
 
     /// Review policies in force: set at run time, else gepa.toml; `--auto-approve` overrides both.
@@ -986,7 +1109,11 @@ impl Engine {
             )?;
             sh.emit(Event::ValEvaluated { candidate: id, evals, round: Some(round) }, false)?;
         }
-        let batch = sh.held.lock().expect("held events").take(round);
+        let batch = {
+            let mut held = sh.held.lock().expect("held events");
+            held.live.remove(&f.gen);
+            held.buf.take(round)
+        };
         let mut next = self.state.clone();
         for ev in &batch {
             next.apply(ev);
@@ -1022,7 +1149,7 @@ impl Engine {
             output_tokens,
         };
         sh.emit(fin.clone(), true)?;
-        let _ = sh.held.lock().expect("held events").take(round);
+        let _ = sh.held.lock().expect("held events").buf.take(round);
         next.apply(&fin);
         tracing::info!(
             round,
@@ -1033,6 +1160,9 @@ impl Engine {
             "round committed"
         );
         sh.cache.lock().expect("cache").put_events(round, &batch, &next);
+        sh.drop_round_calls(f.gen);
+        sh.live.metric_calls.store(next.metric_calls, Ordering::Relaxed);
+        sh.live.cost_micro_usd.store((next.cost_usd * 1e6).round() as u64, Ordering::Relaxed);
         self.state = next;
         self.merge_ready = out.found_new;
         sh.stage(round, None);
@@ -1049,7 +1179,7 @@ impl Engine {
         sh.set_activity("scoring the seed candidate on val");
         let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
         let val: Vec<&Example> = sh.project.val.iter().collect();
-        let (evals, calls, cost) = sh.evaluate(&seed, &val, Split::Val, None).await;
+        let (evals, calls, cost) = sh.evaluate(0, &seed, &val, Split::Val, None).await;
         let added = Event::CandidateAdded {
             id: 0,
             texts: seed,
@@ -1064,7 +1194,7 @@ impl Engine {
         sh.emit(Event::ValEvaluated { candidate: 0, evals, round: Some(0) }, false)?;
         let out = RoundOutput { calls, cost, ..Default::default() };
         let started = Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None };
-        self.commit(InFlight { started, actions: vec![], min_calls: 0, may_queue: 0 }, out)?;
+        self.commit(InFlight { started, gen: 0, actions: vec![], min_calls: 0, may_queue: 0 }, out)?;
         sh.set_activity("");
         Ok(())
     }
@@ -1077,7 +1207,9 @@ impl Engine {
             sh.set_activity("scoring the best candidate on test");
             let texts = self.state.candidates[best].texts.clone();
             let test: Vec<&Example> = sh.project.test.iter().collect();
-            let (evals, _, _) = sh.evaluate(&texts, &test, Split::Val, None).await;
+            let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
+            let (evals, _, _) = sh.evaluate(gen, &texts, &test, Split::Val, None).await;
+            sh.drop_round_calls(gen);
             let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
             let ev = Event::TestEvaluated { candidate: best, evals, mean: m };
             sh.emit(ev.clone(), true)?;
@@ -1119,6 +1251,7 @@ impl Engine {
             candidates: s.candidates.len(),
             metric_calls: s.metric_calls,
             evaluations_cached: s.evaluations_cached,
+            evaluations_dropped: self.sh.evaluations_dropped.load(Ordering::Relaxed),
             cost_usd: cost,
             failed_evaluations: failed,
             wall_seconds: (now_ms().saturating_sub(self.created_ms)) as f64 / 1000.0,
@@ -1157,13 +1290,14 @@ impl Engine {
 const MERGE_VAL_OVERLAP_FLOOR: usize = 5;
 
 /// A round whose plan could not be recorded: its work is the error, so the run stops there.
-fn fail_round(
-    e: anyhow::Error,
-    started: Event,
-    actions: Vec<HumanAction>,
-) -> (InFlight, BoxFuture<'static, Result<RoundOutput>>) {
-    let fut: BoxFuture<'static, Result<RoundOutput>> = Box::pin(async move { Err(e) });
-    (InFlight { started, actions, min_calls: 0, may_queue: 0 }, fut)
+fn fail_round(e: anyhow::Error, started: Event, actions: Vec<HumanAction>) -> Running {
+    let work = tokio::spawn(async move { Err(e) });
+    Running { plan: InFlight { started, gen: 0, actions, min_calls: 0, may_queue: 0 }, work }
+}
+
+/// The plans of rounds in flight.
+fn plans(inflight: &[Running]) -> Vec<InFlight> {
+    inflight.iter().map(|r| r.plan.clone()).collect()
 }
 
 fn check_action(a: &HumanAction, view: &RunState) -> std::result::Result<(), String> {
@@ -1204,6 +1338,12 @@ fn recovered_rounds(events: &[Event], committed: Option<u64>) -> (Vec<(Event, Ve
         match ev {
             Event::RoundStarted { round, .. } if *round > last => {
                 planned.insert(*round, (ev.clone(), vec![]));
+            }
+            Event::RoundVoided { round } => {
+                if let Some((_, actions)) = planned.remove(round) {
+                    // The decisions of a dropped round went on to the round planned after it.
+                    orphans.retain(|a| !actions.contains(a));
+                }
             }
             Event::Human { round, action } if *round > last => match planned.get_mut(round) {
                 Some((_, actions)) if !actions.contains(action) => actions.push(action.clone()),
@@ -1251,6 +1391,8 @@ struct MergeJob {
 /// A planned round: everything its work needs, owned, so it runs beside the rounds before it.
 struct RoundPlan {
     round: u64,
+    /// This attempt at the round (a voided round is planned again under the same number).
+    gen: u64,
     /// Evaluations committed up to this round may be reused.
     planned_after: u64,
     human: Vec<NewCandidate>,
@@ -1261,9 +1403,17 @@ struct RoundPlan {
     merge_policy: ReviewPolicy,
 }
 
+/// A round in flight: its plan and its work (a task of its own).
+struct Running {
+    plan: InFlight,
+    work: tokio::task::JoinHandle<Result<RoundOutput>>,
+}
+
 /// A round planned and not committed, as the planner sees it.
+#[derive(Clone)]
 struct InFlight {
     started: Event,
+    gen: u64,
     actions: Vec<HumanAction>,
     /// Metric calls it spends at least (its first evaluations not served from the cache).
     min_calls: u64,
@@ -1312,6 +1462,21 @@ impl Shared {
     /// Appends an event (fsynced when `durable`), holds it for its round's commit, and tells the
     /// consumers.
     fn emit(&self, ev: Event, durable: bool) -> Result<()> {
+        let mut held = self.held.lock().expect("held events");
+        self.record(&mut held, ev, durable)
+    }
+
+    /// An event of the work of round generation `gen`: dropped when that work was voided (an
+    /// aborted task may still be running up to its next await), so nothing of it lands.
+    fn emit_in(&self, gen: u64, ev: Event, durable: bool) -> Result<()> {
+        let mut held = self.held.lock().expect("held events");
+        if !held.live.contains(&gen) {
+            return Ok(());
+        }
+        self.record(&mut held, ev, durable)
+    }
+
+    fn record(&self, held: &mut Held, ev: Event, durable: bool) -> Result<()> {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         {
             let mut log = self.log.lock().expect("log lock");
@@ -1322,9 +1487,15 @@ impl Shared {
             }
         }
         // Run-level events are applied by the engine itself; only round events are held here.
-        let _ = self.held.lock().expect("held events").feed(&ev, ev.clone());
+        let _ = held.buf.feed(&ev, ev.clone());
         self.notify(Notice::Event(Box::new(ev)));
         Ok(())
+    }
+
+    fn stage_in(&self, gen: u64, round: u64, what: Option<String>) {
+        if self.held.lock().expect("held events").live.contains(&gen) {
+            self.stage(round, what);
+        }
     }
 
     fn set_activity(&self, s: impl Into<String>) {
@@ -1362,16 +1533,18 @@ impl Shared {
         if self.notices.is_none() {
             return;
         }
+        let spend = self.round_spend.lock().expect("round spend").values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         let status = Status {
             activity: self.activity_line(),
             paused: *self.paused.borrow(),
             round: self.next_commit.load(Ordering::Relaxed),
-            metric_calls: self.live.metric_calls.load(Ordering::Relaxed),
+            metric_calls: self.live.metric_calls.load(Ordering::Relaxed) + spend.0,
             max_metric_calls: self.opt.max_metric_calls,
-            cost_usd: self.live.cost_micro_usd.load(Ordering::Relaxed) as f64 / 1e6,
+            cost_usd: (self.live.cost_micro_usd.load(Ordering::Relaxed) + spend.1) as f64 / 1e6,
             in_flight: self.live.in_flight.load(Ordering::Relaxed),
             rounds_in_flight: self.rounds_in_flight.load(Ordering::Relaxed),
             evaluations_cached: self.evaluations_cached.load(Ordering::Relaxed),
+            evaluations_dropped: self.evaluations_dropped.load(Ordering::Relaxed),
             elapsed_secs: self.started.elapsed().as_secs_f64(),
         };
         self.notify(Notice::Status(status));
@@ -1395,6 +1568,7 @@ impl Shared {
     /// (free, marked `cached`). Returns the evaluations, the metric calls and the cost.
     async fn evaluate(
         &self,
+        gen: u64,
         candidate: &Candidate,
         examples: &[&Example],
         split: Split,
@@ -1417,8 +1591,12 @@ impl Shared {
                     tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
                 }
                 self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-                self.live.metric_calls.fetch_add(1, Ordering::Relaxed);
-                self.live.cost_micro_usd.fetch_add((e.cost_usd * 1e6).round() as u64, Ordering::Relaxed);
+                if !self.held.lock().expect("held events").voided.contains(&gen) {
+                    let mut spend = self.round_spend.lock().expect("round spend");
+                    let r = spend.entry(gen).or_default();
+                    r.0 += 1;
+                    r.1 += (e.cost_usd * 1e6).round() as u64;
+                }
                 self.send_status();
                 e
             }
@@ -1427,6 +1605,11 @@ impl Shared {
         let calls = evals.iter().filter(|e| !e.cached).count() as u64;
         let cost = evals.iter().map(|e| e.cost_usd).sum();
         (evals, calls, cost)
+    }
+
+    /// Forgets what a round's work spent (it committed, or was dropped): the metric calls.
+    fn drop_round_calls(&self, gen: u64) -> u64 {
+        self.round_spend.lock().expect("round spend").remove(&gen).map_or(0, |(calls, _)| calls)
     }
 
     /// How many of these evaluations a round planned now would have to run (not in the cache).
@@ -1443,11 +1626,11 @@ impl Shared {
     /// (and those the round's human decisions add) on val. Nothing here touches the committed
     /// state; the commit does, in round order.
     async fn run_round(self: Arc<Self>, plan: RoundPlan) -> Result<RoundOutput> {
-        let round = plan.round;
+        let (round, gen) = (plan.round, plan.gen);
         let mut out = RoundOutput::default();
         let mut to_score: Vec<(NewCandidate, Option<Passed>)> = plan.human.into_iter().map(|c| (c, None)).collect();
         if let Some(job) = plan.merge {
-            let (calls, cost, passed) = self.run_merge(round, plan.planned_after, job).await?;
+            let (calls, cost, passed) = self.run_merge(round, gen, plan.planned_after, job).await?;
             out.calls += calls;
             out.cost += cost;
             if let Some((cand, item)) = passed {
@@ -1457,9 +1640,10 @@ impl Shared {
                 }
             }
         } else if !plan.proposals.is_empty() {
-            let results =
-                join_all(plan.proposals.iter().map(|p| self.run_proposal(round, plan.planned_after, p, &plan.vetoes)))
-                    .await;
+            let results = join_all(
+                plan.proposals.iter().map(|p| self.run_proposal(round, gen, plan.planned_after, p, &plan.vetoes)),
+            )
+            .await;
             let results: Vec<SlotResult> = results.into_iter().collect::<Result<_>>()?;
             let selected = select_accepted(&results, self.opt.accept_per_round);
             for ((p, r), chosen) in plan.proposals.iter().zip(results).zip(selected) {
@@ -1469,7 +1653,8 @@ impl Shared {
                 let (parent_sum, child_sum) = r.sums;
                 if !chosen {
                     let outcome = ProposalOutcome::NotSelected { parent_sum, child_sum };
-                    self.emit(
+                    self.emit_in(
+                        gen,
                         Event::ProposalFinished {
                             round,
                             slot: p.plan.slot,
@@ -1491,10 +1676,14 @@ impl Shared {
         }
         if !to_score.is_empty() {
             let n = to_score.len();
-            self.stage(round, Some(format!("scoring {n} new candidate{} on val", if n == 1 { "" } else { "s" })));
+            self.stage_in(
+                gen,
+                round,
+                Some(format!("scoring {n} new candidate{} on val", if n == 1 { "" } else { "s" })),
+            );
             let val: Vec<&Example> = self.project.val.iter().collect();
             let evals = join_all(
-                to_score.iter().map(|(c, _)| self.evaluate(&c.texts, &val, Split::Val, Some(plan.planned_after))),
+                to_score.iter().map(|(c, _)| self.evaluate(gen, &c.texts, &val, Split::Val, Some(plan.planned_after))),
             )
             .await;
             for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
@@ -1503,13 +1692,14 @@ impl Shared {
                 out.cost += cost;
             }
         }
-        self.stage(round, Some("committing".into()));
+        self.stage_in(gen, round, Some("committing".into()));
         Ok(out)
     }
 
     async fn run_proposal(
         &self,
         round: u64,
+        gen: u64,
         reuse_until: u64,
         job: &ProposalJob,
         vetoes: &BTreeMap<String, Vec<String>>,
@@ -1527,13 +1717,14 @@ impl Shared {
             child,
         };
 
-        self.stage(round, Some(format!("parent {} on minibatch", p.parent)));
-        let (parent_evals, calls, cost) = self.evaluate(parent, &batch, Split::Train, Some(reuse_until)).await;
+        self.stage_in(gen, round, Some(format!("parent {} on minibatch", p.parent)));
+        let (parent_evals, calls, cost) = self.evaluate(gen, parent, &batch, Split::Train, Some(reuse_until)).await;
         r.calls += calls;
         r.cost += cost;
         let parent_sum: f64 = parent_evals.iter().map(|e| e.score).sum();
         let perfect = parent_evals.iter().all(|e| e.score >= self.opt.perfect_score);
-        self.emit(
+        self.emit_in(
+            gen,
             Event::MinibatchEvaluated {
                 round,
                 slot: p.slot,
@@ -1544,7 +1735,7 @@ impl Shared {
             false,
         )?;
         if self.opt.skip_perfect_score && perfect {
-            self.emit(finish(ProposalOutcome::SkippedPerfect, None), false)?;
+            self.emit_in(gen, finish(ProposalOutcome::SkippedPerfect, None), false)?;
             return Ok(r);
         }
 
@@ -1555,7 +1746,7 @@ impl Shared {
             let notes = vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
             let prompt = build_prompt(&self.template, &parent[component], &records, notes);
             self.gate().await;
-            self.stage(round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
+            self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
             let reply = match self.task.models().get("reflection") {
                 Ok(m) => m.chat(&ChatRequest { messages: vec![Message::user(prompt.clone())] }).await,
                 Err(e) => Err(e),
@@ -1563,7 +1754,7 @@ impl Shared {
             let reply = match reply {
                 Ok(reply) => reply,
                 Err(e) => {
-                    self.emit(finish(ProposalOutcome::ReflectionFailed { error: e.to_string() }, None), false)?;
+                    self.emit_in(gen, finish(ProposalOutcome::ReflectionFailed { error: e.to_string() }, None), false)?;
                     return Ok(r);
                 }
             };
@@ -1573,7 +1764,8 @@ impl Shared {
                 reasoning.push_str("\n\n");
             }
             reasoning.push_str(&reply.text);
-            self.emit(
+            self.emit_in(
+                gen,
                 Event::Reflection {
                     round,
                     slot: p.slot,
@@ -1591,23 +1783,24 @@ impl Shared {
             )?;
             if new_text.trim().is_empty() {
                 let error = "the reflection answer held no new text".to_string();
-                self.emit(finish(ProposalOutcome::ReflectionFailed { error }, None), false)?;
+                self.emit_in(gen, finish(ProposalOutcome::ReflectionFailed { error }, None), false)?;
                 return Ok(r);
             }
             child.insert(component.clone(), new_text);
         }
         if child == *parent {
-            self.emit(finish(ProposalOutcome::Unchanged, None), false)?;
+            self.emit_in(gen, finish(ProposalOutcome::Unchanged, None), false)?;
             return Ok(r);
         }
 
-        self.stage(round, Some("child on minibatch".into()));
-        let (child_evals, calls, cost) = self.evaluate(&child, &batch, Split::Train, Some(reuse_until)).await;
+        self.stage_in(gen, round, Some("child on minibatch".into()));
+        let (child_evals, calls, cost) = self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await;
         r.calls += calls;
         r.cost += cost;
         let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
         let child_scores: Vec<f64> = child_evals.iter().map(|e| e.score).collect();
-        self.emit(
+        self.emit_in(
+            gen,
             Event::MinibatchEvaluated {
                 round,
                 slot: p.slot,
@@ -1642,7 +1835,7 @@ impl Shared {
                 NewCandidate { texts: child, parents: vec![p.parent], origin: Origin::Mutation, changed, note: None };
             r.accepted = Some((cand, item));
         } else {
-            self.emit(finish(ProposalOutcome::Rejected { parent_sum, child_sum }, Some(child)), false)?;
+            self.emit_in(gen, finish(ProposalOutcome::Rejected { parent_sum, child_sum }, Some(child)), false)?;
         }
         Ok(r)
     }
@@ -1708,18 +1901,20 @@ impl Shared {
     async fn run_merge(
         &self,
         round: u64,
+        gen: u64,
         reuse_until: u64,
         job: MergeJob,
     ) -> Result<(u64, f64, Option<(NewCandidate, ReviewItem)>)> {
         let plan = job.plan;
-        self.stage(round, Some(format!("merging candidates {} and {}", plan.id1, plan.id2)));
+        self.stage_in(gen, round, Some(format!("merging candidates {} and {}", plan.id1, plan.id2)));
         let examples: Vec<&Example> = plan.subsample.iter().map(|&i| &self.project.val[i]).collect();
-        let (evals, calls, cost) = self.evaluate(&plan.texts, &examples, Split::Val, Some(reuse_until)).await;
+        let (evals, calls, cost) = self.evaluate(gen, &plan.texts, &examples, Split::Val, Some(reuse_until)).await;
         let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
         let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
         let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();
         let child_scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
-        self.emit(
+        self.emit_in(
+            gen,
             Event::MergeAttempted {
                 round,
                 id1: plan.id1,

@@ -57,6 +57,9 @@ pub struct RunState {
     /// (metric calls, best val mean) after each round that changed the best.
     pub best_history: Vec<(u64, f64)>,
     pub rounds_without_improvement: u64,
+    /// Committed rounds in a row that spent no metric call (every evaluation they needed was in
+    /// the evaluation cache: parents perfect on minibatches already seen).
+    pub rounds_without_calls: u64,
     pub finished: Option<String>,
     pub test_score: Option<f64>,
     /// Committed evaluations that failed (model or program errors), scored 0.
@@ -195,6 +198,11 @@ impl RunState {
                 self.merges_due = *merges_due;
                 self.last_round_found_new = *found_new;
                 let prev_best = self.best_history.last().map(|(_, b)| *b);
+                if self.round.is_some() && *metric_calls == self.metric_calls {
+                    self.rounds_without_calls += 1;
+                } else {
+                    self.rounds_without_calls = 0;
+                }
                 self.round = Some(*round);
                 self.metric_calls = *metric_calls;
                 self.cost_usd = *cost_usd;
@@ -226,6 +234,7 @@ impl RunState {
             Event::MinibatchEvaluated { .. }
             | Event::Reflection { .. }
             | Event::Resumed { .. }
+            | Event::RoundVoided { .. }
             | Event::Paused { .. } => {}
         }
     }
@@ -334,6 +343,10 @@ impl<T> CommitBuffer<T> {
             Scope::Run => vec![item],
             Scope::Void => {
                 self.pending.clear();
+                vec![]
+            }
+            Scope::Drop(round) => {
+                self.pending.remove(&round);
                 vec![]
             }
             Scope::Commit(round) => {

@@ -13,6 +13,8 @@ type Script = dyn Fn(&ChatRequest) -> Result<RawReply, AttemptError> + Send + Sy
 pub struct ScriptedBackend {
     script: Box<Script>,
     latency: Option<Duration>,
+    /// Up to this much more, at random per call (not seeded: completion order changes run to run).
+    jitter: Option<Duration>,
     calls: AtomicU64,
 }
 
@@ -34,12 +36,19 @@ impl ScriptedBackend {
 
     /// Replies with the closure's whole `RawReply` (to script truncation or exact usage).
     pub fn raw(reply: impl Fn(&ChatRequest) -> Result<RawReply, AttemptError> + Send + Sync + 'static) -> Self {
-        Self { script: Box::new(reply), latency: None, calls: AtomicU64::new(0) }
+        Self { script: Box::new(reply), latency: None, jitter: None, calls: AtomicU64::new(0) }
     }
 
     /// Waits this long (tokio time) before each reply, to exercise concurrency.
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = Some(latency);
+        self
+    }
+
+    /// Waits a random time up to `max` (tokio time) before each reply, so calls return in a
+    /// different order every run.
+    pub fn with_jitter(mut self, max: Duration) -> Self {
+        self.jitter = Some(max);
         self
     }
 
@@ -65,6 +74,10 @@ impl ChatBackend for ScriptedBackend {
         Box::pin(async move {
             if let Some(latency) = self.latency {
                 tokio::time::sleep(latency).await;
+            }
+            if let Some(max) = self.jitter {
+                let micros = rand::random::<u64>() % (max.as_micros() as u64).max(1);
+                tokio::time::sleep(Duration::from_micros(micros)).await;
             }
             (self.script)(req)
         })

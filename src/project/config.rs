@@ -304,6 +304,10 @@ pub struct OptimizerConfig {
     /// Rounds in flight at most: round n is planned from the state as committed after round
     /// n - lag, and rounds commit in order. 1 is the reference's sequential loop.
     pub pipeline_lag: usize,
+    /// Keep a round planned ahead even when a round before it changed what it would have been
+    /// (a fixed-lag pipeline: faster, but each proposal sees up to `pipeline_lag - 1` fewer of
+    /// the results before it). Off by default: such a round is dropped and planned again.
+    pub keep_stale_plans: bool,
     /// An evaluation already made in this run (same texts, same example) is reused, not run or
     /// counted again (gepa's `cache_evaluation`).
     pub cache_evaluations: bool,
@@ -317,6 +321,8 @@ pub struct OptimizerConfig {
     pub score_threshold: Option<f64>,
     /// Stop after this many rounds without a new best val mean.
     pub patience_rounds: Option<u64>,
+    /// Stop after this many rounds (proposals, with one per round) past the seed.
+    pub max_rounds: Option<u64>,
     pub max_cost_usd: Option<f64>,
     pub max_wall_secs: Option<f64>,
 }
@@ -337,12 +343,14 @@ impl Default for OptimizerConfig {
             merge_subsample: 5,
             proposals_per_round: 1,
             pipeline_lag: 4,
+            keep_stale_plans: false,
             cache_evaluations: true,
             accept_per_round: AcceptPerRound::Best,
             concurrency: 32,
             seed: 0,
             score_threshold: None,
             patience_rounds: None,
+            max_rounds: None,
             max_cost_usd: None,
             max_wall_secs: None,
         }

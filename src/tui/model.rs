@@ -213,6 +213,7 @@ impl Model {
         }
         match ev.scope() {
             Scope::Void => self.proposals.retain(|p| p.committed),
+            Scope::Drop(round) => self.proposals.retain(|p| p.committed || p.round != round),
             Scope::Round(_) | Scope::Previous => self.track_proposal(ev),
             _ => {}
         }

@@ -134,16 +134,29 @@ pub fn reflection_reply(req: &ChatRequest) -> String {
 pub type ReflectionHook = Arc<dyn Fn(u64) + Send + Sync>;
 
 pub fn scripted_models(project: &Project, hook: Option<ReflectionHook>) -> Models {
+    scripted_models_with(project, hook, None)
+}
+
+/// The scripted models, each reply delayed at random up to `jitter` (calls return out of order).
+pub fn scripted_models_with(
+    project: &Project,
+    hook: Option<ReflectionHook>,
+    jitter: Option<std::time::Duration>,
+) -> Models {
+    let shake = |b: ScriptedBackend| match jitter {
+        Some(j) => b.with_jitter(j),
+        None => b,
+    };
     let task: Arc<dyn ChatBackend> =
-        Arc::new(ScriptedBackend::new(move |req: &ChatRequest| Ok::<_, AttemptError>(task_reply(req))));
+        Arc::new(shake(ScriptedBackend::new(move |req: &ChatRequest| Ok::<_, AttemptError>(task_reply(req)))));
     let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+    let refl: Arc<dyn ChatBackend> = Arc::new(shake(ScriptedBackend::new(move |req: &ChatRequest| {
         let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         if let Some(h) = &hook {
             h(k);
         }
         Ok::<_, AttemptError>(reflection_reply(req))
-    }));
+    })));
     Models::from_config(
         &project.config.models,
         ModelsOptions {
@@ -169,8 +182,16 @@ pub fn load(dir: &Path) -> (Arc<Project>, Arc<Task>) {
 }
 
 pub fn load_with(dir: &Path, hook: Option<ReflectionHook>) -> (Arc<Project>, Arc<Task>) {
+    load_jittered(dir, hook, None)
+}
+
+pub fn load_jittered(
+    dir: &Path,
+    hook: Option<ReflectionHook>,
+    jitter: Option<std::time::Duration>,
+) -> (Arc<Project>, Arc<Task>) {
     let project = Arc::new(Project::load(dir).unwrap());
-    let models = Arc::new(scripted_models(&project, hook));
+    let models = Arc::new(scripted_models_with(&project, hook, jitter));
     let task = Arc::new(Task::new(project.clone(), models).unwrap());
     (project, task)
 }
