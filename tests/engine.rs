@@ -228,6 +228,7 @@ fn a_child_continues_its_parent_s_round_robin() {
     let (_t, dir) = project("max_metric_calls = 200\nproposals_per_round = 1\nseed = 4");
     let (_, run_dir) = run_fresh(&dir);
     let (events, _) = load_events(&run_dir, false).unwrap();
+    let events = committed(&events);
     let components = ["instruction", "format"];
     let mut made_by: std::collections::BTreeMap<usize, String> = Default::default();
     let mut seen_as_parent = std::collections::BTreeSet::new();

@@ -126,16 +126,16 @@ Without --headless it opens the workbench on a new run with the same options.
 
 A new run gets an id (date-time-random) and a folder DIR/.gepa/runs/RUN/. Its events.jsonl is \
 appended and fsynced as the run goes, so a run stopped at any moment (Ctrl-C, kill -9, power \
-loss) can be continued with --resume RUN and ends exactly as an uninterrupted run would: the \
-unfinished round is redone and its model calls come from the cache. At the end the best \
+loss) can be continued with --resume RUN and ends exactly as an uninterrupted run would: the rounds \
+it had planned are redone from their recorded plans and their model calls come from the cache. At the end the best \
 candidate (highest val mean) is scored on test, its texts are written to RUN/best/ and the whole \
 outcome to RUN/result.json.
 
 The run stops when the budget (max_metric_calls; one example scored is one metric call) is used, \
-or on max_cost_usd, max_wall_secs, score_threshold or patience_rounds from [optimizer], or when a \
-file named `stop` appears in the run folder (the best is still scored on test). The budget can be \
-exceeded by at most one round's worth of evaluations: a round that starts under budget runs to its \
-end.
+or on max_cost_usd, max_wall_secs, score_threshold, patience_rounds or max_rounds from \
+[optimizer], or when a file named `stop` appears in the run folder (the best is still scored on \
+test). The budget can be exceeded by at most what the rounds in flight (pipeline_lag of them) \
+spend: a round that starts under budget runs to its end.
 
 A project whose [review] asks a person to approve mutations or merges needs --auto-approve \
 headless (or the workbench, where you decide).";

@@ -240,15 +240,16 @@ impl Progress {
             "ETA -".into()
         };
         format!(
-            "[{}/{} calls] best val {:.3} | {} candidates | ${:.4} | {} | {}{}",
+            "[{}/{} calls{}] best val {:.3} | {} candidates | ${:.4} | {} | {}{}",
             s.metric_calls,
             s.max_metric_calls,
+            if s.evaluations_cached > 0 { format!(", {} reused", s.evaluations_cached) } else { String::new() },
             self.best,
             self.candidates,
             s.cost_usd,
             eta,
             if s.paused { "paused | " } else { "" },
-            crate::text::truncate_chars(&s.activity, 60)
+            crate::text::truncate_chars(&s.activity, 110)
         )
     }
 

@@ -257,6 +257,8 @@ struct Shared {
     evaluations_dropped: AtomicU64,
     /// Whether a round's events go out one by one (the proposal number in the activity line).
     one_per_round: bool,
+    /// Early news from rounds in flight (work generation, what it knows).
+    previews: mpsc::UnboundedSender<(u64, Preview)>,
 }
 
 pub struct Engine {
@@ -267,6 +269,7 @@ pub struct Engine {
     /// Creation time of the run.
     created_ms: u64,
     commands: mpsc::UnboundedReceiver<Command>,
+    previews: mpsc::UnboundedReceiver<(u64, Preview)>,
     /// Commands received while waiting, not yet taken.
     command_buf: Vec<Command>,
     auto_approve: bool,
@@ -460,6 +463,7 @@ impl Engine {
             None => DEFAULT_TEMPLATE.to_string(),
         };
         let (ptx, prx) = watch::channel(opts.start_paused);
+        let (vtx, vrx) = mpsc::unbounded_channel();
         let (ctx, crx) = mpsc::unbounded_channel();
         let handle = EngineHandle { paused: ptx, cancel: CancellationToken::new(), commands: ctx };
         let sh = Shared {
@@ -470,6 +474,7 @@ impl Engine {
                 in_flight: AtomicUsize::new(0),
             },
             one_per_round: opt.proposals_per_round == 1,
+            previews: vtx,
             project,
             task,
             opt,
@@ -496,6 +501,7 @@ impl Engine {
             handle,
             created_ms,
             commands: crx,
+            previews: vrx,
             command_buf: Vec::new(),
             auto_approve: opts.auto_approve,
             seed_texts: opts.seed_texts,
@@ -628,9 +634,22 @@ impl Engine {
                 _ = cancel.cancelled() => return Ok(None),
                 done = &mut inflight[0].work => {
                     let out = done.map_err(|e| anyhow!("a round's work ended abnormally: {e}"))??;
+                    if self.reused_late(&inflight[0].plan, &out) {
+                        // Planned ahead, it ran what the sequential loop would have reused.
+                        self.void_from(inflight, 0)?;
+                        continue;
+                    }
                     let f = inflight.remove(0);
                     self.commit(f.plan, out)?;
                     self.revalidate(inflight)?;
+                }
+                Some((gen, preview)) = self.previews.recv() => {
+                    // A fixed-lag pipeline plans from committed states only.
+                    let fixed = self.sh.opt.keep_stale_plans;
+                    if let Some(i) = inflight.iter().position(|r| r.plan.gen == gen).filter(|_| !fixed) {
+                        inflight[i].plan.preview = Some(preview);
+                        self.revalidate_from(inflight, i + 1)?;
+                    }
                 }
                 // A decision while the pipeline has room (the review queue was full): plan now.
                 cmd = self.commands.recv(), if room_for_more => {
@@ -649,20 +668,24 @@ impl Engine {
     /// round after it (their work is dropped, never counted) and planned again. So the search is
     /// the sequential loop's, plan for plan, whatever the lag.
     fn revalidate(&mut self, inflight: &mut Vec<Running>) -> Result<()> {
+        self.revalidate_from(inflight, 0)
+    }
+
+    fn revalidate_from(&mut self, inflight: &mut Vec<Running>, from: usize) -> Result<()> {
         if self.sh.opt.keep_stale_plans {
             return Ok(());
         }
-        let mut merge_ready = self.merge_ready;
-        for i in 0..inflight.len() {
+        let mut merge_ready = self.merge_ready && from == 0;
+        for i in from..inflight.len() {
             let before = plans(&inflight[..i]);
-            let mut view = self.planning_view(&before);
+            let (mut view, guess) = self.planning_view_and_guess(&before);
             for a in &inflight[i].plan.actions {
                 view.apply_human_action(a);
             }
             let Event::RoundStarted { round, proposals, merge, .. } = &inflight[i].plan.started else {
                 unreachable!("a plan is a round_started")
             };
-            let now = self.decide(&view, &before, *round, merge_ready);
+            let now = self.decide(&view, &before, *round, merge_ready, guess);
             let same = match now {
                 Some((p, m)) => p == *proposals && m == *merge,
                 None => proposals.is_empty() && merge.is_none(),
@@ -677,6 +700,28 @@ impl Engine {
             merge_ready = false;
         }
         Ok(())
+    }
+
+    /// Whether a round planned ahead ran an evaluation that a round committed after it was
+    /// planned (and before it) had already made: the sequential loop would have reused it, so
+    /// the round's count would differ; it is redone. Rare (the same texts on the same example).
+    fn reused_late(&self, f: &InFlight, out: &RoundOutput) -> bool {
+        let Event::RoundStarted { round, .. } = &f.started else { return false };
+        if !self.sh.opt.cache_evaluations || *round == 0 {
+            return false;
+        }
+        let cache = self.sh.cache.lock().expect("cache");
+        let before = round - 1;
+        let held = self.sh.held.lock().expect("held events");
+        let late = |hash: &str, split: Split, evals: &[ExampleEval]| {
+            evals.iter().any(|e| !e.cached && cache.contains(hash, split, &e.example_id, before))
+        };
+        let events = held.buf.pending_of(*round);
+        events.iter().any(|ev| match ev {
+            Event::MinibatchEvaluated { candidate_hash: Some(h), evals, .. } => late(h, Split::Train, evals),
+            Event::MergeAttempted { texts, evals, .. } => late(&candidate_hash(texts), Split::Val, evals),
+            _ => false,
+        }) || out.scored.iter().any(|(c, evals, _, _)| late(&candidate_hash(&c.texts), Split::Val, evals))
     }
 
     /// Drops rounds `i..` in flight: their work stops, `round_voided` records it, and the human
@@ -753,11 +798,25 @@ impl Engine {
     /// The state a round planned now starts from: the committed state with the rounds in flight
     /// planned on top.
     fn planning_view(&self, inflight: &[InFlight]) -> RunState {
+        self.planning_view_and_guess(inflight).0
+    }
+
+    /// The planning view, and the parent to guess for the next round: the child of the last
+    /// round in flight, when that round's child has passed its minibatch (it will most likely be
+    /// the best candidate; the guess is checked at commit like every plan).
+    fn planning_view_and_guess(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>) {
         let mut view = self.state.clone();
+        let mut guess = None;
         for f in inflight {
-            view.plan_in_flight(&f.started, &f.actions);
+            view.plan_in_flight(&f.started, &f.actions, f.preview == Some(Preview::Skipped));
+            guess = None;
+            if let (Some(Preview::Passed(child)), Event::RoundStarted { proposals, .. }) = (&f.preview, &f.started) {
+                if let Some(p) = proposals.first() {
+                    guess = Some(view.add_provisional(child, p.parent));
+                }
+            }
         }
-        view
+        (view, guess)
     }
 
     /// What round `round` should be, planned from `view` (the committed state, the rounds in
@@ -770,8 +829,13 @@ impl Engine {
         inflight: &[InFlight],
         round: u64,
         merge_ready: bool,
+        guess: Option<CandidateId>,
     ) -> Option<(Vec<PlannedProposal>, Option<PlannedMerge>)> {
         let opt = &self.sh.opt;
+        if guess.is_some() && opt.merge {
+            // After a new candidate a merge may be due; that waits for the commit.
+            return None;
+        }
         let projected: u64 = inflight.iter().map(|f| f.min_calls).sum();
         if self.stop_reason(projected).is_some() || opt.max_rounds.is_some_and(|max| round > max) {
             return None;
@@ -791,17 +855,17 @@ impl Engine {
                 return Some((vec![], Some(m)));
             }
         }
-        Some((self.plan_proposals(view, round, opt.proposals_per_round.min(room)), None))
+        Some((self.plan_proposals(view, round, opt.proposals_per_round.min(room), guess), None))
     }
 
     /// Plans the next round from the committed state and the rounds in flight, records its plan,
     /// and starts its work. None when nothing should start now.
     fn plan_next(&mut self, inflight: &[InFlight]) -> Option<Running> {
-        let mut view = self.planning_view(inflight);
+        let (mut view, guess) = self.planning_view_and_guess(inflight);
         let actions = self.take_commands(&mut view);
         let committed = self.state.round.unwrap_or(0);
         let round = committed + 1 + inflight.len() as u64;
-        let (proposals, merge) = self.decide(&view, inflight, round, self.merge_ready).unwrap_or_default();
+        let (proposals, merge) = self.decide(&view, inflight, round, self.merge_ready, guess).unwrap_or_default();
         if proposals.is_empty() && merge.is_none() && actions.is_empty() {
             return None;
         }
@@ -837,10 +901,11 @@ impl Engine {
         }
         let (mutation_policy, merge_policy) = self.policies(&after_actions);
         let human: Vec<NewCandidate> = actions.iter().filter_map(|a| self.human_candidate(&view, a)).collect();
+        let (guess_view, _) = self.planning_view_and_guess(inflight);
         let jobs: Vec<ProposalJob> = proposals
             .iter()
             .filter_map(|p| {
-                let parent_texts = self.state.candidates.get(p.parent)?.texts.clone();
+                let parent_texts = guess_view.candidates.get(p.parent)?.texts.clone();
                 Some(ProposalJob { plan: p.clone(), parent_texts })
             })
             .collect();
@@ -883,7 +948,7 @@ impl Engine {
         };
         self.sh.stage(*round, Some(what.into()));
         let work = tokio::spawn(self.sh.clone().run_round(plan));
-        Running { plan: InFlight { started, gen, actions, min_calls, may_queue }, work }
+        Running { plan: InFlight { started, gen, preview: None, actions, min_calls, may_queue }, work }
     }
 
     /// Review policies in force: set at run time, else gepa.toml; `--auto-approve` overrides both.
@@ -966,7 +1031,13 @@ impl Engine {
     }
 
     /// Chooses a round's parents, minibatches and components from the planning view.
-    fn plan_proposals(&self, view: &RunState, round: u64, slots: usize) -> Vec<PlannedProposal> {
+    fn plan_proposals(
+        &self,
+        view: &RunState,
+        round: u64,
+        slots: usize,
+        guess: Option<CandidateId>,
+    ) -> Vec<PlannedProposal> {
         let s = view;
         let opt = &self.sh.opt;
         let train = &self.sh.project.train;
@@ -977,7 +1048,10 @@ impl Engine {
         (0..slots)
             .map(|slot| {
                 let mut rng = derive_rng(opt.seed, &["select", &round.to_string(), &slot.to_string()]);
-                let parent = select_parent(opt.candidate_selection, &fronts, &means, opt.epsilon, opt.top_k, &mut rng);
+                let parent = match guess {
+                    Some(g) => g,
+                    None => select_parent(opt.candidate_selection, &fronts, &means, opt.epsilon, opt.top_k, &mut rng),
+                };
                 let minibatch_index = s.minibatches_drawn + slot as u64;
                 let idx = minibatch(opt.seed, train.len(), opt.minibatch_size, minibatch_index);
                 let components = match opt.component_selection {
@@ -1194,7 +1268,8 @@ impl Engine {
         sh.emit(Event::ValEvaluated { candidate: 0, evals, round: Some(0) }, false)?;
         let out = RoundOutput { calls, cost, ..Default::default() };
         let started = Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None };
-        self.commit(InFlight { started, gen: 0, actions: vec![], min_calls: 0, may_queue: 0 }, out)?;
+        let f = InFlight { started, gen: 0, preview: None, actions: vec![], min_calls: 0, may_queue: 0 };
+        self.commit(f, out)?;
         sh.set_activity("");
         Ok(())
     }
@@ -1292,7 +1367,7 @@ const MERGE_VAL_OVERLAP_FLOOR: usize = 5;
 /// A round whose plan could not be recorded: its work is the error, so the run stops there.
 fn fail_round(e: anyhow::Error, started: Event, actions: Vec<HumanAction>) -> Running {
     let work = tokio::spawn(async move { Err(e) });
-    Running { plan: InFlight { started, gen: 0, actions, min_calls: 0, may_queue: 0 }, work }
+    Running { plan: InFlight { started, gen: 0, preview: None, actions, min_calls: 0, may_queue: 0 }, work }
 }
 
 /// The plans of rounds in flight.
@@ -1409,11 +1484,24 @@ struct Running {
     work: tokio::task::JoinHandle<Result<RoundOutput>>,
 }
 
+/// What a round in flight already knows of its outcome, before it commits: lets the planner
+/// guess better for the rounds after it (results are still decided at commit).
+#[derive(Clone, Debug, PartialEq)]
+enum Preview {
+    /// Its parent was perfect on the minibatch: no reflection, the round robin stays.
+    Skipped,
+    /// Its child failed the minibatch test: nothing will change.
+    Rejected,
+    /// Its child passed and will be scored on val and added: likely the next parent.
+    Passed(Candidate),
+}
+
 /// A round planned and not committed, as the planner sees it.
 #[derive(Clone)]
 struct InFlight {
     started: Event,
     gen: u64,
+    preview: Option<Preview>,
     actions: Vec<HumanAction>,
     /// Metric calls it spends at least (its first evaluations not served from the cache).
     min_calls: u64,
@@ -1450,6 +1538,8 @@ struct SlotResult {
     accepted: Option<(NewCandidate, ReviewItem)>,
     /// Minibatch score sums of the parent and the child.
     sums: (f64, f64),
+    /// The parent was perfect on the minibatch.
+    skipped: bool,
 }
 
 impl Shared {
@@ -1640,10 +1730,24 @@ impl Shared {
                 }
             }
         } else if !plan.proposals.is_empty() {
+            // Early news only for a round of one proposal (siblings are compared first).
+            let news = plan.proposals.len() == 1 && to_score.is_empty();
+            let auto = plan.mutation_policy == ReviewPolicy::Auto;
             let results = join_all(
                 plan.proposals.iter().map(|p| self.run_proposal(round, gen, plan.planned_after, p, &plan.vetoes)),
             )
             .await;
+            if news {
+                let preview = match &results[0] {
+                    Ok(r) if r.skipped => Some(Preview::Skipped),
+                    Ok(SlotResult { accepted: Some((c, _)), .. }) if auto => Some(Preview::Passed(c.texts.clone())),
+                    Ok(SlotResult { accepted: None, .. }) => Some(Preview::Rejected),
+                    _ => None,
+                };
+                if let Some(pv) = preview {
+                    let _ = self.previews.send((gen, pv));
+                }
+            }
             let results: Vec<SlotResult> = results.into_iter().collect::<Result<_>>()?;
             let selected = select_accepted(&results, self.opt.accept_per_round);
             for ((p, r), chosen) in plan.proposals.iter().zip(results).zip(selected) {
@@ -1736,6 +1840,7 @@ impl Shared {
         )?;
         if self.opt.skip_perfect_score && perfect {
             self.emit_in(gen, finish(ProposalOutcome::SkippedPerfect, None), false)?;
+            r.skipped = true;
             return Ok(r);
         }
 

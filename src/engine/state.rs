@@ -278,10 +278,10 @@ impl RunState {
     /// What the planner sees of a round that is planned but not committed: its minibatches are
     /// drawn, its parents' round robins moved on (as if none of them is skipped), the merge it
     /// tries is owed no more, and its human actions are taken.
-    pub fn plan_in_flight(&mut self, planned: &Event, actions: &[HumanAction]) {
+    pub fn plan_in_flight(&mut self, planned: &Event, actions: &[HumanAction], skipped: bool) {
         if let Event::RoundStarted { proposals, merge, .. } = planned {
             self.plan_applied(proposals);
-            for p in proposals {
+            for p in proposals.iter().filter(|_| !skipped) {
                 if let Some(ptr) = self.next_component.get_mut(p.parent) {
                     *ptr = (*ptr + 1) % self.components.len().max(1);
                 }
@@ -303,6 +303,28 @@ impl RunState {
                 self.merges.descriptions.push(desc);
             }
         }
+    }
+
+    /// A child that passed its minibatch in a round not yet committed, as the planner guesses
+    /// the state will hold it: its id, texts and round robin (no val scores yet). Returns its id.
+    pub fn add_provisional(&mut self, texts: &Candidate, parent: CandidateId) -> CandidateId {
+        let id = self.candidates.len();
+        self.candidates.push(CandidateRecord {
+            id,
+            texts: texts.clone(),
+            parents: vec![parent],
+            origin: Origin::Mutation,
+            changed: vec![],
+            round: 0,
+            discovered_at: 0,
+            val_scores: Vec::new(),
+            val_mean: 0.0,
+            test_mean: None,
+            note: None,
+        });
+        let inherited = self.next_component.get(parent).copied().unwrap_or(0);
+        self.next_component.push(inherited);
+        id
     }
 
     /// Rebuilds the state from stored events: round-scoped events count only once their round is
@@ -369,6 +391,11 @@ impl<T> CommitBuffer<T> {
     /// Held events, by round.
     pub fn pending(&self) -> impl Iterator<Item = &T> {
         self.pending.values().flatten()
+    }
+
+    /// The held events of one round.
+    pub fn pending_of(&self, round: u64) -> &[T] {
+        self.pending.get(&round).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Takes the held events of one round (the engine commits it itself).

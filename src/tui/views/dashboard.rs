@@ -189,10 +189,18 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             "in flight",
             vec![
                 t(format!("{} evals", l.in_flight)),
-                Span::styled(format!(" · {} proposals", m.proposals_running()), theme.muted),
+                Span::styled(format!(" · {} rounds", l.rounds_in_flight.max(m.proposals_running())), theme.muted),
             ],
             theme,
         ));
+    }
+    let dropped = m.live.as_ref().map_or(0, |l| l.evaluations_dropped);
+    if s.evaluations_cached > 0 || dropped > 0 {
+        let mut v = vec![t(format!("{} reused", s.evaluations_cached))];
+        if dropped > 0 {
+            v.push(Span::styled(format!(" · {dropped} dropped (planned ahead)"), theme.muted));
+        }
+        lines.push(kv("evaluations", v, theme));
     }
     if !m.state.review_queue.is_empty() {
         lines.push(kv(

@@ -67,11 +67,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let queue = app.review_rows();
     let body = inner(area);
-    let title = Line::from(vec![
-        Span::styled(format!(" Review: {} pending ", queue.len()), theme.title),
-        Span::styled(if app.model.paused { "· engine paused " } else { "" }, theme.warning),
-    ]);
-    frame.render_widget(pane(title, theme, false), area);
+    // What waiting costs: the metric calls (and money) the pending items already spent, unused
+    // until someone decides.
+    let state = &app.model.state;
+    let spent: u64 = state
+        .review_queue
+        .iter()
+        .map(|it| it.examples.len() as u64 * if it.kind == crate::engine::event::ReviewKind::Mutation { 2 } else { 1 })
+        .sum();
+    let usd: f64 = state.review_queue.iter().map(|it| it.cost_usd).sum();
+    let share = if state.max_metric_calls > 0 { 100.0 * spent as f64 / state.max_metric_calls as f64 } else { 0.0 };
+    let mut title = vec![Span::styled(format!(" Review: {} pending ", queue.len()), theme.title)];
+    if spent > 0 {
+        let money = if usd > 0.0 { format!(", ${usd:.4}") } else { String::new() };
+        title.push(Span::styled(format!("· {spent} calls{money} ({share:.0}% of budget) waiting "), theme.muted));
+    }
+    title.push(Span::styled(if app.model.paused { "· engine paused " } else { "" }, theme.warning));
+    frame.render_widget(pane(Line::from(title), theme, false), area);
     if body.height == 0 {
         return;
     }
