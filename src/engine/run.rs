@@ -810,7 +810,9 @@ impl Engine {
         for f in inflight {
             view.plan_in_flight(&f.started, &f.actions, f.preview == Some(Preview::Skipped));
             guess = None;
-            if let (Some(Preview::Passed(child)), Event::RoundStarted { proposals, .. }) = (&f.preview, &f.started) {
+            if let (Some(Preview::Passed(child) | Preview::Reflected(child)), Event::RoundStarted { proposals, .. }) =
+                (&f.preview, &f.started)
+            {
                 if let Some(p) = proposals.first() {
                     guess = Some(view.add_provisional(child, p.parent));
                 }
@@ -1494,6 +1496,8 @@ enum Preview {
     Rejected,
     /// Its child passed and will be scored on val and added: likely the next parent.
     Passed(Candidate),
+    /// Its child is written and being tested: most children pass, so it is the guess too.
+    Reflected(Candidate),
 }
 
 /// A round planned and not committed, as the planner sees it.
@@ -1734,7 +1738,9 @@ impl Shared {
             let news = plan.proposals.len() == 1 && to_score.is_empty();
             let auto = plan.mutation_policy == ReviewPolicy::Auto;
             let results = join_all(
-                plan.proposals.iter().map(|p| self.run_proposal(round, gen, plan.planned_after, p, &plan.vetoes)),
+                plan.proposals
+                    .iter()
+                    .map(|p| self.run_proposal(round, gen, plan.planned_after, p, &plan.vetoes, news && auto)),
             )
             .await;
             if news {
@@ -1800,6 +1806,8 @@ impl Shared {
         Ok(out)
     }
 
+    /// `early`: tell the engine the child's texts as soon as they are written.
+    #[allow(clippy::too_many_arguments)]
     async fn run_proposal(
         &self,
         round: u64,
@@ -1807,6 +1815,7 @@ impl Shared {
         reuse_until: u64,
         job: &ProposalJob,
         vetoes: &BTreeMap<String, Vec<String>>,
+        early: bool,
     ) -> Result<SlotResult> {
         let p = &job.plan;
         let parent = &job.parent_texts;
@@ -1898,6 +1907,9 @@ impl Shared {
             return Ok(r);
         }
 
+        if early {
+            let _ = self.previews.send((gen, Preview::Reflected(child.clone())));
+        }
         self.stage_in(gen, round, Some("child on minibatch".into()));
         let (child_evals, calls, cost) = self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await;
         r.calls += calls;
