@@ -336,3 +336,81 @@ fn a_decision_in_an_abandoned_round_survives_the_resume() {
     let s = RunState::from_events(&events(&run_dir));
     assert!(s.candidates.iter().any(|c| c.note.as_deref().is_some_and(|n| n.contains("review item 0"))));
 }
+
+/// Identical children are one review item (a small model often proposes the same text twice): the
+/// second is recorded as "same as review item N", not queued again; and while items wait, new
+/// proposals start only while fewer than `max_pending` wait or may yet wait.
+#[test]
+fn identical_children_are_one_review_item() {
+    use gepa_tui::llm::scripted::ScriptedBackend;
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, Models, ModelsOptions};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("proj");
+    common::write_project(
+        &p,
+        "max_metric_calls = 60\nseed = 3\ncomponent_selection = \"all\"\n\n[review]\nmutations = \"approve\"\nmax_pending = 3",
+    );
+    let project = Arc::new(gepa_tui::project::Project::load(&p).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    // Whatever it reads, the reflection model proposes the same instruction.
+    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(|_: &ChatRequest| {
+        Ok::<_, AttemptError>("```\nAnswer the item. rule A rule B rule C rule D rule E rule F\n```".to_string())
+    }));
+    let models = Models::from_config(
+        &project.config.models,
+        ModelsOptions {
+            cache_dir: Some(project.cache_dir()),
+            offline: false,
+            backend_override: Some(Arc::new(
+                move |name: &str, _: &gepa_tui::project::config::ModelConfig| {
+                    if name == "reflection" {
+                        refl.clone()
+                    } else {
+                        task.clone()
+                    }
+                },
+            )),
+            retry_base_delay: Some(std::time::Duration::from_millis(1)),
+        },
+    )
+    .unwrap();
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let run_dir = rt().block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, h) =
+            Engine::create(project, task, EngineOptions { notices: Some(tx), ..Default::default() }).unwrap();
+        let run_dir = engine.run_dir().to_path_buf();
+        let jh = tokio::spawn(engine.run());
+        let mut approved = false;
+        while let Some(n) = rx.recv().await {
+            // Once the budget is used, the person approves what waits.
+            if let Notice::Status(s) = n {
+                if !approved && s.activity.contains("wait for review before the run finishes") {
+                    h.approve_all();
+                    approved = true;
+                }
+            }
+        }
+        jh.await.unwrap().unwrap();
+        run_dir
+    });
+    let mut commits = gepa_tui::engine::state::CommitBuffer::default();
+    let evs: Vec<Event> = events(&run_dir).iter().flat_map(|e| commits.feed(e, e.clone())).collect();
+    let queued = evs.iter().filter(|e| matches!(e, Event::ReviewQueued { .. })).count();
+    let same = evs
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ProposalFinished {
+                    outcome: gepa_tui::engine::ProposalOutcome::SameAsPending { item: 0, .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(queued, 1, "one item for one text");
+    assert!(same >= 1, "the other passing children joined item 0");
+}

@@ -278,6 +278,8 @@ pub struct Engine {
     /// The last committed round found a new candidate and no round has been planned since
     /// (gepa's `last_iter_found_new_program`, consumed by the next plan).
     merge_ready: bool,
+    /// Work of dropped plans still running unseen (see `void_from`).
+    shadows: std::collections::VecDeque<Running>,
     /// Rounds recorded as planned but not committed when the run was resumed: redone first.
     recovered: Vec<(Event, Vec<HumanAction>)>,
     _lock: RunLock,
@@ -506,6 +508,7 @@ impl Engine {
             auto_approve: opts.auto_approve,
             seed_texts: opts.seed_texts,
             merge_ready: false,
+            shadows: Default::default(),
             recovered: Vec::new(),
             _lock: lock,
         })
@@ -571,7 +574,7 @@ impl Engine {
         // A crash may have come between a commit and the voiding of the plans it made stale.
         self.revalidate(&mut inflight)?;
         let result = self.pipeline(&mut inflight).await;
-        for r in &inflight {
+        for r in inflight.iter().chain(self.shadows.iter()) {
             r.work.abort();
         }
         match result? {
@@ -729,9 +732,6 @@ impl Engine {
     fn void_from(&mut self, inflight: &mut Vec<Running>, i: usize) -> Result<()> {
         let voided: Vec<Running> = inflight.drain(i..).collect();
         let mut actions = Vec::new();
-        for r in voided.iter().rev() {
-            r.work.abort();
-        }
         for r in voided {
             let Event::RoundStarted { round, .. } = r.plan.started else { unreachable!("a plan is a round_started") };
             {
@@ -744,7 +744,16 @@ impl Engine {
             self.sh.evaluations_dropped.fetch_add(dropped, Ordering::Relaxed);
             self.sh.emit(Event::RoundVoided { round }, true)?;
             self.sh.stage(round, None);
-            actions.extend(r.plan.actions.into_iter().map(Command::Act));
+            actions.extend(r.plan.actions.iter().cloned().map(Command::Act));
+            // A plan dropped on early news may come back (a guessed child fails after all): its
+            // work goes on unseen up to its reflection and child test, so that the replies are in
+            // the response cache if it does. A few at most; nothing of it is recorded or counted.
+            self.shadows.push_back(r);
+            while self.shadows.len() > self.sh.opt.pipeline_lag {
+                if let Some(old) = self.shadows.pop_front() {
+                    old.work.abort();
+                }
+            }
         }
         actions.append(&mut self.command_buf);
         self.command_buf = actions;
@@ -1685,7 +1694,9 @@ impl Shared {
                     tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
                 }
                 self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-                if !self.held.lock().expect("held events").voided.contains(&gen) {
+                if self.held.lock().expect("held events").voided.contains(&gen) {
+                    self.evaluations_dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
                     let mut spend = self.round_spend.lock().expect("round spend");
                     let r = spend.entry(gen).or_default();
                     r.0 += 1;
@@ -1783,6 +1794,10 @@ impl Shared {
                     ReviewPolicy::Approve => out.to_review.push((item, Some(passed))),
                 }
             }
+        }
+        if !self.held.lock().expect("held events").live.contains(&gen) {
+            // Dropped: what it found is never used, and scoring on val would be all waste.
+            return Ok(out);
         }
         if !to_score.is_empty() {
             let n = to_score.len();
