@@ -75,12 +75,11 @@ fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .iter()
         .map(|it| it.examples.len() as u64 * if it.kind == crate::engine::event::ReviewKind::Mutation { 2 } else { 1 })
         .sum();
-    let usd: f64 = state.review_queue.iter().map(|it| it.cost_usd).sum();
     let share = if state.max_metric_calls > 0 { 100.0 * spent as f64 / state.max_metric_calls as f64 } else { 0.0 };
     let mut title = vec![Span::styled(format!(" Review: {} pending ", queue.len()), theme.title)];
     if spent > 0 {
-        let money = if usd > 0.0 { format!(", ${usd:.4}") } else { String::new() };
-        title.push(Span::styled(format!("· {spent} calls{money} ({share:.0}% of budget) waiting "), theme.muted));
+        // Metric calls (and their share of the budget) spent on items nobody has looked at yet.
+        title.push(Span::styled(format!("· {spent} calls ({share:.0}%) spent "), theme.muted));
     }
     title.push(Span::styled(if app.model.paused { "· engine paused " } else { "" }, theme.warning));
     frame.render_widget(pane(Line::from(title), theme, false), area);
