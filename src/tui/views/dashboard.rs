@@ -196,11 +196,12 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     }
     let dropped = m.live.as_ref().map_or(0, |l| l.evaluations_dropped);
     if s.evaluations_cached > 0 || dropped > 0 {
-        let mut v = vec![t(format!("{} reused", s.evaluations_cached))];
+        // Evaluations served from the run's evaluation cache, and those of plans dropped.
+        let mut v = vec![t(format!("{} evals", s.evaluations_cached))];
         if dropped > 0 {
-            v.push(Span::styled(format!(" · {dropped} dropped (planned ahead)"), theme.muted));
+            v.push(Span::styled(format!(" · {dropped} dropped"), theme.muted));
         }
-        lines.push(kv("evaluations", v, theme));
+        lines.push(kv("reused", v, theme));
     }
     if !m.state.review_queue.is_empty() {
         lines.push(kv(
