@@ -83,17 +83,14 @@ fn same_seed_gives_the_same_result_and_another_seed_may_not() {
     assert_eq!(s.metric_calls, a.metric_calls);
 }
 
-/// Cuts a finished run's events.jsonl at `cut` bytes (as a crash would, possibly mid-line), resumes
-/// it, and checks the result equals the uninterrupted run's.
-#[test]
-fn a_run_killed_at_any_point_resumes_to_the_same_result() {
-    let (_t, dir) = project(OPT);
+/// Runs `opt` to the end, then cuts copies of its events.jsonl at `cuts(len)` bytes (as a crash
+/// would, possibly mid-line), resumes each, and checks the result equals the uninterrupted run's.
+fn resumes_to_the_same_result_after_cuts(opt: &str, cuts: impl Fn(usize) -> Vec<usize>) {
+    let (_t, dir) = project(opt);
     let (full, run_dir) = run_fresh(&dir);
     let events = std::fs::read(run_dir.join("events.jsonl")).unwrap();
     let len = events.len();
-    // Deterministic spread of cut points, including mid-line ones.
-    let cuts = [len / 50, len / 7 + 13, len / 3 + 1, len / 2 + 7, (len * 4) / 5 + 3, len - 2];
-    for (k, cut) in cuts.into_iter().enumerate() {
+    for (k, cut) in cuts(len).into_iter().enumerate() {
         let id = format!("cut-{k}");
         let copy = dir.join(".gepa/runs").join(&id);
         std::fs::create_dir_all(&copy).unwrap();
@@ -102,6 +99,14 @@ fn a_run_killed_at_any_point_resumes_to_the_same_result() {
         let resumed = resume(&dir, &id);
         assert_eq!(comparable(resumed), comparable(full.clone()), "cut at byte {cut} of {len}");
     }
+}
+
+#[test]
+fn a_run_killed_at_any_point_resumes_to_the_same_result() {
+    // Deterministic spread of cut points, including mid-line ones.
+    resumes_to_the_same_result_after_cuts(OPT, |len| {
+        vec![len / 50, len / 7 + 13, len / 3 + 1, len / 2 + 7, (len * 4) / 5 + 3, len - 2]
+    });
 }
 
 #[test]
@@ -290,21 +295,9 @@ fn completion_order_and_delays_never_change_the_result() {
 /// the rounds it had planned are redone from their recorded plans.
 #[test]
 fn a_pipelined_run_killed_at_any_point_resumes_to_the_same_result() {
-    let (_t, dir) = project(OPT_PIPE);
-    let (full, run_dir) = run_fresh(&dir);
-    let events = std::fs::read(run_dir.join("events.jsonl")).unwrap();
-    let len = events.len();
-    for (k, cut) in
-        [len / 40, len / 9 + 5, len / 4 + 11, len / 2 + 3, (len * 3) / 4 + 1, len - 3].into_iter().enumerate()
-    {
-        let id = format!("pipe-cut-{k}");
-        let copy = dir.join(".gepa/runs").join(&id);
-        std::fs::create_dir_all(&copy).unwrap();
-        std::fs::copy(run_dir.join("gepa.toml"), copy.join("gepa.toml")).unwrap();
-        std::fs::write(copy.join("events.jsonl"), &events[..cut]).unwrap();
-        let resumed = resume(&dir, &id);
-        assert_eq!(comparable(resumed), comparable(full.clone()), "cut at byte {cut} of {len}");
-    }
+    resumes_to_the_same_result_after_cuts(OPT_PIPE, |len| {
+        vec![len / 40, len / 9 + 5, len / 4 + 11, len / 2 + 3, (len * 3) / 4 + 1, len - 3]
+    });
 }
 
 /// The state committed through each round, folded from a finished run's events.

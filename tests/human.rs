@@ -343,7 +343,7 @@ fn a_decision_in_an_abandoned_round_survives_the_resume() {
 #[test]
 fn identical_children_are_one_review_item() {
     use gepa_tui::llm::scripted::ScriptedBackend;
-    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, Models, ModelsOptions};
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("proj");
@@ -358,24 +358,7 @@ fn identical_children_are_one_review_item() {
     let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(|_: &ChatRequest| {
         Ok::<_, AttemptError>("```\nAnswer the item. rule A rule B rule C rule D rule E rule F\n```".to_string())
     }));
-    let models = Models::from_config(
-        &project.config.models,
-        ModelsOptions {
-            cache_dir: Some(project.cache_dir()),
-            offline: false,
-            backend_override: Some(Arc::new(
-                move |name: &str, _: &gepa_tui::project::config::ModelConfig| {
-                    if name == "reflection" {
-                        refl.clone()
-                    } else {
-                        task.clone()
-                    }
-                },
-            )),
-            retry_base_delay: Some(std::time::Duration::from_millis(1)),
-        },
-    )
-    .unwrap();
+    let models = common::models_from(&project, task, refl);
     let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
     let run_dir = rt().block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -157,6 +157,12 @@ pub fn scripted_models_with(
         }
         Ok::<_, AttemptError>(reflection_reply(req))
     })));
+    models_from(project, task, refl)
+}
+
+/// Models that answer the task (and judge) with `task` and reflections with `refl`, through the
+/// real cache, concurrency limit and accounting.
+pub fn models_from(project: &Project, task: Arc<dyn ChatBackend>, refl: Arc<dyn ChatBackend>) -> Models {
     Models::from_config(
         &project.config.models,
         ModelsOptions {
