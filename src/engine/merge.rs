@@ -17,6 +17,19 @@ pub struct MergeHistory {
     pub descriptions: Vec<(CandidateId, CandidateId, Vec<CandidateId>)>,
 }
 
+impl MergeHistory {
+    /// Remembers a merge tried (or in flight), each triplet and description once.
+    pub fn record(&mut self, id1: CandidateId, id2: CandidateId, ancestor: CandidateId, sources: &[CandidateId]) {
+        if !self.triplets.contains(&(id1, id2, ancestor)) {
+            self.triplets.push((id1, id2, ancestor));
+        }
+        let desc = (id1, id2, sources.to_vec());
+        if !self.descriptions.contains(&desc) {
+            self.descriptions.push(desc);
+        }
+    }
+}
+
 /// A merge ready to be scored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MergePlan {

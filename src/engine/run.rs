@@ -804,15 +804,10 @@ impl Engine {
         None
     }
 
-    /// The state a round planned now starts from: the committed state with the rounds in flight
-    /// planned on top.
-    fn planning_view(&self, inflight: &[InFlight]) -> RunState {
-        self.planning_view_and_guess(inflight).0
-    }
-
-    /// The planning view, and the parent to guess for the next round: the child of the last
-    /// round in flight, when that round's child has passed its minibatch (it will most likely be
-    /// the best candidate; the guess is checked at commit like every plan).
+    /// The state a round planned now starts from (the committed state with the rounds in flight
+    /// planned on top), and the parent to guess for it: the child of the last round in flight,
+    /// when that child is written or passed its minibatch (it will most likely be the best
+    /// candidate; the guess is checked at commit like every plan).
     fn planning_view_and_guess(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>) {
         let mut view = self.state.clone();
         let mut guess = None;
@@ -904,7 +899,9 @@ impl Engine {
         let Event::RoundStarted { round, proposals, planned_after, merge } = &started else {
             unreachable!("a plan is a round_started")
         };
-        let view = self.planning_view(inflight);
+        // The view with the guessed child in it: it only adds a candidate, so the human decisions
+        // read it as they would the plain view.
+        let (view, _) = self.planning_view_and_guess(inflight);
         let reuse_until = planned_after.unwrap_or(round.saturating_sub(1));
         let mut after_actions = view.clone();
         for a in &actions {
@@ -912,11 +909,10 @@ impl Engine {
         }
         let (mutation_policy, merge_policy) = self.policies(&after_actions);
         let human: Vec<NewCandidate> = actions.iter().filter_map(|a| self.human_candidate(&view, a)).collect();
-        let (guess_view, _) = self.planning_view_and_guess(inflight);
         let jobs: Vec<ProposalJob> = proposals
             .iter()
             .filter_map(|p| {
-                let parent_texts = guess_view.candidates.get(p.parent)?.texts.clone();
+                let parent_texts = view.candidates.get(p.parent)?.texts.clone();
                 Some(ProposalJob { plan: p.clone(), parent_texts })
             })
             .collect();
@@ -1234,7 +1230,6 @@ impl Engine {
             output_tokens,
         };
         sh.emit(fin.clone(), true)?;
-        let _ = sh.held.lock().expect("held events").buf.take(round);
         next.apply(&fin);
         tracing::info!(
             round,
@@ -1443,7 +1438,7 @@ fn recovered_rounds(events: &[Event], committed: Option<u64>) -> (Vec<(Event, Ve
     let mut expect = last + 1;
     for (round, (started, actions)) in planned {
         let redoable = round == expect && matches!(started, Event::RoundStarted { planned_after: Some(_), .. });
-        if redoable && out.len() == round as usize - last as usize - 1 {
+        if redoable {
             out.push((started, actions));
             expect += 1;
         } else {

@@ -170,13 +170,7 @@ impl RunState {
                 }
             }
             Event::MergeAttempted { id1, id2, ancestor, sources, accepted, .. } => {
-                if !self.merges.triplets.contains(&(*id1, *id2, *ancestor)) {
-                    self.merges.triplets.push((*id1, *id2, *ancestor));
-                }
-                let desc = (*id1, *id2, sources.clone());
-                if !self.merges.descriptions.contains(&desc) {
-                    self.merges.descriptions.push(desc);
-                }
+                self.merges.record(*id1, *id2, *ancestor, sources);
                 if *accepted {
                     self.merges_due = self.merges_due.saturating_sub(1);
                     self.merges_tested += 1;
@@ -226,9 +220,7 @@ impl RunState {
             // because its parent was perfect (gepa's selector runs after the skip check).
             Event::ProposalFinished { parent, outcome, .. } => {
                 if *outcome != ProposalOutcome::SkippedPerfect {
-                    if let Some(ptr) = self.next_component.get_mut(*parent) {
-                        *ptr = (*ptr + 1) % self.components.len().max(1);
-                    }
+                    self.advance_round_robin(*parent);
                 }
             }
             Event::MinibatchEvaluated { .. }
@@ -282,26 +274,23 @@ impl RunState {
         if let Event::RoundStarted { proposals, merge, .. } = planned {
             self.plan_applied(proposals);
             for p in proposals.iter().filter(|_| !skipped) {
-                if let Some(ptr) = self.next_component.get_mut(p.parent) {
-                    *ptr = (*ptr + 1) % self.components.len().max(1);
-                }
+                self.advance_round_robin(p.parent);
             }
-            if merge.is_some() {
+            if let Some(m) = merge {
                 self.merges_due = self.merges_due.saturating_sub(1);
+                // A merge in flight is not planned again.
+                self.merges.record(m.id1, m.id2, m.ancestor, &m.sources);
             }
         }
         for a in actions {
             self.apply_human(a);
         }
-        if let Event::RoundStarted { merge: Some(m), .. } = planned {
-            // A merge in flight is not planned again.
-            if !self.merges.triplets.contains(&(m.id1, m.id2, m.ancestor)) {
-                self.merges.triplets.push((m.id1, m.id2, m.ancestor));
-            }
-            let desc = (m.id1, m.id2, m.sources.clone());
-            if !self.merges.descriptions.contains(&desc) {
-                self.merges.descriptions.push(desc);
-            }
+    }
+
+    /// The candidate's next reflection rewrites the next component (round robin).
+    fn advance_round_robin(&mut self, parent: CandidateId) {
+        if let Some(ptr) = self.next_component.get_mut(parent) {
+            *ptr = (*ptr + 1) % self.components.len().max(1);
         }
     }
 
