@@ -185,10 +185,6 @@ fn acceptance_is_strict_and_every_candidate_beat_its_parent_on_its_minibatch() {
 }
 
 /// The events that count, in commit order (rounds planned ahead and dropped are left out).
-fn committed(events: &[Event]) -> Vec<Event> {
-    let mut commits = gepa_tui::engine::state::CommitBuffer::default();
-    events.iter().flat_map(|ev| commits.feed(ev, ev.clone())).collect()
-}
 
 /// `accept_per_round = "best"` (the default): of a round's proposals that pass their minibatch,
 /// only the one with the largest gain is scored on val; the others are recorded as not selected.
@@ -197,7 +193,7 @@ fn only_the_best_gain_of_a_round_goes_to_val() {
     let (_t, dir) = project(OPT);
     let (_, run_dir) = run_fresh(&dir);
     let (events, _) = load_events(&run_dir, false).unwrap();
-    let events = committed(&events);
+    let events = common::committed(&events);
     let mut per_round: std::collections::BTreeMap<u64, (Vec<f64>, Vec<f64>)> = Default::default();
     let mut not_selected = 0;
     for ev in &events {
@@ -233,7 +229,7 @@ fn a_child_continues_its_parent_s_round_robin() {
     let (_t, dir) = project("max_metric_calls = 200\nproposals_per_round = 1\nseed = 4");
     let (_, run_dir) = run_fresh(&dir);
     let (events, _) = load_events(&run_dir, false).unwrap();
-    let events = committed(&events);
+    let events = common::committed(&events);
     let components = ["instruction", "format"];
     let mut made_by: std::collections::BTreeMap<usize, String> = Default::default();
     let mut seen_as_parent = std::collections::BTreeSet::new();
@@ -352,7 +348,7 @@ fn every_committed_plan_is_the_sequential_loop_s() {
         let (events, _) = load_events(&run_dir, false).unwrap();
         let states = states_by_round(&events);
         let mut checked = 0;
-        for ev in committed(&events) {
+        for ev in common::committed(&events) {
             let Event::RoundStarted { round, proposals, planned_after, .. } = &ev else { continue };
             let Some(p) = proposals.first() else { continue };
             assert_eq!(proposals.len(), 1, "{opt}: round {round}");
@@ -414,7 +410,7 @@ fn no_merge_is_tried_on_fewer_than_five_val_examples() {
     let merges = |dir: &Path| {
         let (_, run_dir) = run_fresh(dir);
         let (events, _) = load_events(&run_dir, false).unwrap();
-        committed(&events).iter().filter(|e| matches!(e, Event::MergeAttempted { .. })).count()
+        common::committed(&events).iter().filter(|e| matches!(e, Event::MergeAttempted { .. })).count()
     };
     let (_t, dir) = project(MERGING);
     assert!(merges(&dir) > 0, "the settings merge with 16 val examples");

@@ -71,7 +71,7 @@ fn events(run_dir: &Path) -> Vec<Event> {
 fn approved_children_join_the_pool_and_every_decision_is_recorded() {
     let (_t, dir) = project();
     let (r, run_dir) = drive(&dir, |item, _| vec![HumanAction::Approve { item: item.item }], None);
-    let evs = events(&run_dir);
+    let evs = common::committed(&events(&run_dir));
     let queued = evs.iter().filter(|e| matches!(e, Event::ReviewQueued { .. })).count();
     let approvals =
         evs.iter().filter(|e| matches!(e, Event::Human { action: HumanAction::Approve { .. }, .. })).count();
@@ -126,7 +126,7 @@ fn a_veto_reason_reaches_the_next_reflection_on_that_component() {
 }
 
 fn evs_after_veto(run_dir: &Path) -> ((u64, Vec<String>), Vec<Event>) {
-    let evs = events(run_dir);
+    let evs = common::committed(&events(run_dir));
     let item0 = evs
         .iter()
         .find_map(|e| match e {

@@ -217,3 +217,11 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
         }
     }
 }
+
+/// The events the fold keeps, in the order it applies them: a voided round's events, and any
+/// human decision it carried (recorded again in the round planned in its place), are left out.
+#[allow(dead_code)]
+pub fn committed(events: &[gepa_tui::engine::Event]) -> Vec<gepa_tui::engine::Event> {
+    let mut commits = gepa_tui::engine::state::CommitBuffer::default();
+    events.iter().flat_map(|ev| commits.feed(ev, ev.clone())).collect()
+}
