@@ -184,8 +184,6 @@ fn acceptance_is_strict_and_every_candidate_beat_its_parent_on_its_minibatch() {
     assert!(accepted > 0);
 }
 
-/// The events that count, in commit order (rounds planned ahead and dropped are left out).
-
 /// `accept_per_round = "best"` (the default): of a round's proposals that pass their minibatch,
 /// only the one with the largest gain is scored on val; the others are recorded as not selected.
 #[test]
