@@ -67,6 +67,7 @@ fn events() -> Vec<Event> {
                 trace: Default::default(),
                 error: None,
                 cost_usd: 0.0,
+                replayed_usd: 0.0,
                 cached: false,
             })
             .collect();
@@ -75,6 +76,7 @@ fn events() -> Vec<Event> {
             round: c as u64,
             metric_calls: ((c + 1) * EXAMPLES) as u64,
             cost_usd: 0.0,
+            cost_usd_replayed: 0.0,
             best: 0,
             best_val: 0.0,
             merges_due: 0,

@@ -59,6 +59,19 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     out
 }
 
+/// `HH:MM:SS` of a Unix time in milliseconds, in the machine's local time zone.
+pub fn clock(unix_ms: u64) -> String {
+    let secs = (unix_ms / 1000) as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if !ok {
+        let day = unix_ms / 1000 % 86_400;
+        return format!("{:02}:{:02}:{:02} UTC", day / 3600, day / 60 % 60, day % 60);
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,10 @@ fn comparable(mut r: RunResult) -> RunResult {
     // Work dropped from rounds planned ahead depends on how far they got: timing.
     r.evaluations_dropped = 0;
     r.run_id.clear();
+    // Which replies were paid and which served from the response cache depends on what ran first
+    // (work planned ahead fills the cache); what they cost together does not.
+    r.cost_usd = ((r.cost_usd + r.cost_usd_replayed) * 1e9).round() / 1e9;
+    r.cost_usd_replayed = 0.0;
     r
 }
 

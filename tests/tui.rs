@@ -25,8 +25,9 @@ use ratatui::Terminal;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-const OPT: &str =
-    "max_metric_calls = 120\nminibatch_size = 3\nproposals_per_round = 2\nseed = 7\nmerge = true\nmax_merges = 2";
+/// One round at a time: no work planned ahead fills the response cache, so what was paid and what
+/// was replayed (on the dashboard) do not depend on timing.
+const OPT: &str = "max_metric_calls = 120\nminibatch_size = 3\nproposals_per_round = 2\nseed = 7\nmerge = true\nmax_merges = 2\npipeline_lag = 1";
 const RUN_ID: &str = "20261125-000000-f1x7";
 
 struct Fixture {
@@ -1230,7 +1231,10 @@ fn branching_from_the_workbench_starts_a_run_seeded_with_the_candidate() {
     tmux.wait_for(&format!("seeded     {first_id} #{best}"));
     tmux.run(&["send-keys", "-t", "smoke", "q"]);
     let s = tmux.wait_for("exit=");
-    assert!(s.contains("exit=0"), "{s}");
+    // Offline, the branched run stops (resumably) at the first request the recording does not
+    // cover, unless `q` came first.
+    let offline_stop = s.contains("exit=3") && s.contains("--offline is set");
+    assert!(s.contains("exit=0") || offline_stop, "{s}");
     assert!(s.contains(&format!("run {first_id} finished")), "what became of the first run:\n{s}");
 
     let (events, _) = load_events(&new_run, false).unwrap();

@@ -74,8 +74,8 @@ pub fn run(
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("scoring the {label} on {}", split.as_str()));
-    let evals: Vec<ExampleEval> = runtime.block_on(async {
-        let mut done: Vec<(usize, ExampleEval)> = futures::stream::iter(examples.iter().enumerate())
+    let evals: Result<Vec<ExampleEval>, crate::llm::LlmError> = runtime.block_on(async {
+        let mut done: Vec<(usize, Result<ExampleEval, _>)> = futures::stream::iter(examples.iter().enumerate())
             .map(|(i, ex)| {
                 let task = &task;
                 let seed = &seed;
@@ -84,7 +84,7 @@ pub fn run(
             .buffer_unordered(concurrency)
             .inspect(|(_, e)| {
                 bar.inc(1);
-                if e.error.is_some() {
+                if e.as_ref().map_or(true, |e| e.error.is_some()) {
                     bar.set_message("(some runs failed)");
                 }
             })
@@ -94,6 +94,8 @@ pub fn run(
         done.into_iter().map(|(_, e)| e).collect()
     });
     bar.finish_and_clear();
+    // A provider that is down, refuses the key or has no credit says nothing about the candidate.
+    let evals = evals.map_err(|e| anyhow::anyhow!("{e}; nothing was scored"))?;
 
     let n = evals.len();
     let mean = if n == 0 { 0.0 } else { evals.iter().map(|e| e.score).sum::<f64>() / n as f64 };

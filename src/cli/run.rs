@@ -11,6 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Options shared by the headless runner and the TUI when starting or resuming a run.
 #[derive(Debug, Clone, Default)]
@@ -36,9 +37,17 @@ pub fn prepare(dir: &Path, args: &RunArgs, common: &CommonArgs) -> Result<(Arc<P
         project.config.optimizer.max_metric_calls = n;
     }
     let project = Arc::new(project);
+    // A run holds requests through a provider's outage (up to max_outage_secs) instead of
+    // scoring them; checked at load, so the conversion cannot fail.
+    let max_outage = Duration::try_from_secs_f64(project.config.optimizer.max_outage_secs).unwrap_or_default();
     let models = Models::from_config(
         &project.config.models,
-        ModelsOptions { cache_dir: Some(project.cache_dir()), offline: common.offline, ..Default::default() },
+        ModelsOptions {
+            cache_dir: Some(project.cache_dir()),
+            offline: common.offline,
+            max_outage: Some(max_outage),
+            ..Default::default()
+        },
     )?;
     let task = Task::new(project.clone(), Arc::new(models))?;
     Ok((project, Arc::new(task)))
@@ -153,7 +162,18 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
         }
         ctrl_c.abort();
         progress.done();
-        let outcome = engine_task.await.context("the engine task failed")??;
+        let outcome = match engine_task.await.context("the engine task failed")? {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let Some(halt) = e.downcast_ref::<crate::engine::Halted>() else { return Err(e) };
+                eprintln!(
+                    "stopped: {halt}\nnothing was scored for it; once that is fixed, resume with: \
+                     gepa-tui run --headless --resume {run_id} {}",
+                    dir.display()
+                );
+                return Ok(ExitCode::from(HALTED));
+            }
+        };
         match outcome.result {
             Some(r) => {
                 if json {
@@ -174,6 +194,10 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
     })
 }
 
+/// The exit code of a run stopped by its model provider (a refused key, an empty account, an
+/// outage past `max_outage_secs`): resumable once fixed.
+pub const HALTED: u8 = 3;
+
 /// The last line of `--json`: the run's outcome in one object.
 pub fn finished_line(r: &RunResult) -> String {
     serde_json::json!({
@@ -184,6 +208,7 @@ pub fn finished_line(r: &RunResult) -> String {
         "candidates": r.candidates,
         "metric_calls": r.metric_calls,
         "cost_usd": r.cost_usd,
+        "cost_usd_replayed": r.cost_usd_replayed,
         "wall_seconds": r.wall_seconds,
     })
     .to_string()
@@ -201,6 +226,12 @@ pub fn summary(r: &RunResult, run_dir: &Path) -> String {
         r.cost_usd,
         r.wall_seconds
     );
+    if r.cost_usd_replayed > 0.0 {
+        s.push_str(&format!(
+            " (replies replayed from the cache, free this time, would have cost ${:.4})",
+            r.cost_usd_replayed
+        ));
+    }
     if let (Some(t), Some(gap)) = (r.test_score, r.val_test_gap) {
         s.push_str(&format!(
             "\ntest {t:.3} (val - test gap {gap:+.3}{})",
@@ -254,6 +285,19 @@ impl Progress {
     }
 
     fn status(&mut self, s: &Status) {
+        // Without a terminal the line is not redrawn: say when a model stops and starts answering.
+        if !self.tty {
+            for o in &s.outages {
+                if !self.last.outages.iter().any(|p| p.model == o.model) {
+                    eprintln!("{}", o.describe());
+                }
+            }
+            for p in &self.last.outages {
+                if !s.outages.iter().any(|o| o.model == p.model) {
+                    eprintln!("model \"{}\" answers again", p.model);
+                }
+            }
+        }
         self.last = s.clone();
         if self.tty {
             eprint!("\r\x1b[2K{}", self.render());

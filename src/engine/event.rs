@@ -194,9 +194,13 @@ pub enum Event {
         new_text: String,
         /// The answer was cut off at max_tokens: the new text may be a broken half-prompt.
         truncated: bool,
+        /// Priced whether or not the reply was served from the response cache.
         cost_usd: f64,
         #[serde(default)]
         usage: crate::llm::Usage,
+        /// The reply was served from the response cache: nothing was paid for it this time.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cached: bool,
     },
     /// What became of one proposal.
     ProposalFinished {
@@ -255,7 +259,11 @@ pub enum Event {
     RoundFinished {
         round: u64,
         metric_calls: u64,
+        /// USD paid so far: replies served from the response cache cost nothing.
         cost_usd: f64,
+        /// USD the replies served from the cache so far would have cost.
+        #[serde(default, skip_serializing_if = "crate::system::is_zero")]
+        cost_usd_replayed: f64,
         best: CandidateId,
         best_val: f64,
         /// Merges owed after this round (gepa's merges_due).

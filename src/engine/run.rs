@@ -59,7 +59,17 @@ pub struct Status {
     /// Evaluations of rounds planned ahead and dropped (run, not counted).
     pub evaluations_dropped: u64,
     pub elapsed_secs: f64,
+    /// Models whose provider is not answering: their requests are held and probed, not scored.
+    pub outages: Vec<crate::llm::Outage>,
 }
+
+/// The run stopped because a model's provider failed in a way that says nothing about the
+/// candidates: it did not answer for longer than `max_outage_secs`, refused the key, ran out of
+/// quota or credit, or refused the request as configured. Nothing was scored for it; the run is
+/// resumable once the cause is fixed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Halted(pub crate::llm::LlmError);
 
 /// What the engine tells its consumers (TUI, headless printer, tests).
 #[derive(Debug, Clone)]
@@ -90,7 +100,12 @@ pub struct RunResult {
     /// or used), in this process's part of the run. Depends on timing.
     #[serde(default)]
     pub evaluations_dropped: u64,
+    /// USD paid for the run's committed work (replies replayed from the response cache are free;
+    /// work of rounds planned ahead and dropped is not included).
     pub cost_usd: f64,
+    /// USD the replies served from the response cache would have cost.
+    #[serde(default)]
+    pub cost_usd_replayed: f64,
     /// Evaluations that failed (model errors after retries, program crashes), scored 0.
     pub failed_evaluations: u64,
     pub wall_seconds: f64,
@@ -173,7 +188,12 @@ struct EvalCache {
 impl EvalCache {
     fn get(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> Option<ExampleEval> {
         let (round, e) = self.entries.get(&(hash.to_string(), split, example.to_string()))?;
-        (*round <= committed_by).then(|| ExampleEval { cost_usd: 0.0, cached: true, ..(**e).clone() })
+        (*round <= committed_by).then(|| ExampleEval {
+            cost_usd: 0.0,
+            replayed_usd: 0.0,
+            cached: true,
+            ..(**e).clone()
+        })
     }
 
     fn contains(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> bool {
@@ -266,8 +286,8 @@ pub struct Engine {
     run_dir: PathBuf,
     state: RunState,
     handle: EngineHandle,
-    /// Creation time of the run.
-    created_ms: u64,
+    /// Milliseconds the run was running before this process took it up (its earlier parts).
+    active_before_ms: u64,
     commands: mpsc::UnboundedReceiver<Command>,
     previews: mpsc::UnboundedReceiver<(u64, Preview)>,
     /// Commands received while waiting, not yet taken.
@@ -283,6 +303,37 @@ pub struct Engine {
     /// Rounds recorded as planned but not committed when the run was resumed: redone first.
     recovered: Vec<(Event, Vec<HumanAction>)>,
     _lock: RunLock,
+}
+
+/// A spawned task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long the processes that wrote a run's log were running it, from the `t` stamps: each part
+/// runs from its first event (`run_started`, or `resumed`) to the last event before the next
+/// `resumed`.
+fn active_ms(log: &Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(log) else { return 0 };
+    let (mut total, mut part) = (0u64, None::<(u64, u64)>);
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let Some(t) = v.get("t").and_then(Value::as_u64) else { continue };
+        if v.get("event").and_then(Value::as_str) == Some("resumed") {
+            if let Some((first, last)) = part.take() {
+                total += last.saturating_sub(first);
+            }
+        }
+        part = Some(match part {
+            Some((first, _)) => (first, t),
+            None => (t, t),
+        });
+    }
+    total + part.map_or(0, |(first, last)| last.saturating_sub(first))
 }
 
 fn now_ms() -> u64 {
@@ -342,7 +393,7 @@ impl Engine {
             .with_context(|| format!("cannot write {}", run_dir.join("gepa.toml").display()))?;
         let lock = RunLock::acquire(&run_dir)?;
         let log = EventLog::create(&run_dir.join("events.jsonl"))?;
-        let mut engine = Self::assemble(project, task, run_dir, log, lock, RunState::default(), 0, now_ms(), opts)?;
+        let mut engine = Self::assemble(project, task, run_dir, log, lock, RunState::default(), 0, 0, opts)?;
         let p = &engine.sh.project;
         let opt = &engine.sh.opt;
         let ev = Event::RunStarted {
@@ -388,14 +439,10 @@ impl Engine {
             Event::RunStarted { config_hash, .. } => Some(config_hash.clone()),
             _ => None,
         });
-        let created = std::fs::metadata(run_dir.join("gepa.toml"))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_else(now_ms);
+        // The time between a stop and this resume is not the run's.
+        let active = active_ms(&run_dir.join("events.jsonl"));
         let log = EventLog::open_append(&run_dir.join("events.jsonl"))?;
-        let mut engine = Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, created, opts)?;
+        let mut engine = Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, active, opts)?;
         if let Some(w) = warning {
             engine.sh.notify(Notice::Warning(w));
         }
@@ -445,7 +492,7 @@ impl Engine {
         lock: RunLock,
         state: RunState,
         seq: u64,
-        created_ms: u64,
+        active_before_ms: u64,
         opts: EngineOptions,
     ) -> Result<Engine> {
         let opt = project.config.optimizer.clone();
@@ -501,7 +548,7 @@ impl Engine {
             run_dir,
             state,
             handle,
-            created_ms,
+            active_before_ms,
             commands: crx,
             previews: vrx,
             command_buf: Vec::new(),
@@ -534,6 +581,11 @@ impl Engine {
         }
     }
 
+    /// Seconds the run has been running, over all its processes (not the time it lay stopped).
+    fn active_secs(&self) -> f64 {
+        (self.active_before_ms as f64 + self.sh.started.elapsed().as_secs_f64() * 1000.0) / 1000.0
+    }
+
     pub fn run_id(&self) -> &str {
         &self.state.run_id
     }
@@ -559,6 +611,15 @@ impl Engine {
             e.sh.set_activity("stopped; resumable");
             RunOutcome { run_id: e.state.run_id.clone(), run_dir: e.run_dir.clone(), result: None }
         };
+        // Status once a second whatever the engine is doing (a held model is worth showing even
+        // while the seed is scored).
+        let sh = self.sh.clone();
+        let ticker = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                sh.send_status();
+            }
+        }));
         if self.state.round.is_none() {
             tokio::select! {
                 biased;
@@ -577,6 +638,7 @@ impl Engine {
         for r in inflight.iter().chain(self.shadows.iter()) {
             r.work.abort();
         }
+        drop(ticker);
         match result? {
             Some(result) => Ok(RunOutcome {
                 run_id: self.state.run_id.clone(),
@@ -591,8 +653,6 @@ impl Engine {
     /// finishes (Some) or is stopped (None).
     async fn pipeline(&mut self, inflight: &mut Vec<Running>) -> Result<Option<RunResult>> {
         let cancel = self.handle.cancel.clone();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while inflight.len() < self.sh.opt.pipeline_lag {
                 let Some(f) = self.plan_next(&plans(inflight)) else { break };
@@ -627,7 +687,6 @@ impl Engine {
                             }
                         }
                     },
-                    _ = tick.tick() => self.sh.send_status(),
                 }
                 continue;
             }
@@ -660,7 +719,6 @@ impl Engine {
                         self.command_buf.push(c);
                     }
                 }
-                _ = tick.tick() => self.sh.send_status(),
             }
         }
     }
@@ -773,7 +831,7 @@ impl Engine {
             }
         }
         if let Some(max) = opt.max_wall_secs {
-            if (now_ms().saturating_sub(self.created_ms)) as f64 / 1000.0 >= max {
+            if self.active_secs() >= max {
                 return Some(format!("time limit of {max:.0}s reached"));
             }
         }
@@ -1217,11 +1275,16 @@ impl Engine {
             }
         }
         let metric_calls = self.state.metric_calls + out.calls;
-        let cost_usd = self.state.cost_usd + out.cost;
+        // What the round's replies cost, paid and served free from the response cache apart.
+        let (paid, replayed) = batch.iter().map(event_cost).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        debug_assert!((paid + replayed - out.cost).abs() < 1e-9, "the events hold every cost of the round");
+        let cost_usd = self.state.cost_usd + paid;
+        let cost_usd_replayed = self.state.cost_usd_replayed + replayed;
         let fin = Event::RoundFinished {
             round,
             metric_calls,
             cost_usd,
+            cost_usd_replayed,
             best: next.best().unwrap_or(0),
             best_val: next.best_val(),
             merges_due,
@@ -1259,7 +1322,7 @@ impl Engine {
         sh.set_activity("scoring the seed candidate on val");
         let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
         let val: Vec<&Example> = sh.project.val.iter().collect();
-        let (evals, calls, cost) = sh.evaluate(0, &seed, &val, Split::Val, None).await;
+        let (evals, calls, cost) = sh.evaluate(0, &seed, &val, Split::Val, None).await?;
         let added = Event::CandidateAdded {
             id: 0,
             texts: seed,
@@ -1289,7 +1352,7 @@ impl Engine {
             let texts = self.state.candidates[best].texts.clone();
             let test: Vec<&Example> = sh.project.test.iter().collect();
             let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
-            let (evals, _, _) = sh.evaluate(gen, &texts, &test, Split::Val, None).await;
+            let (evals, _, _) = sh.evaluate(gen, &texts, &test, Split::Val, None).await?;
             sh.drop_round_calls(gen);
             let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
             let ev = Event::TestEvaluated { candidate: best, evals, mean: m };
@@ -1334,8 +1397,9 @@ impl Engine {
             evaluations_cached: s.evaluations_cached,
             evaluations_dropped: self.sh.evaluations_dropped.load(Ordering::Relaxed),
             cost_usd: cost,
+            cost_usd_replayed: s.cost_usd_replayed,
             failed_evaluations: failed,
-            wall_seconds: (now_ms().saturating_sub(self.created_ms)) as f64 / 1000.0,
+            wall_seconds: self.active_secs(),
             best_texts: s.candidates[best].texts.clone(),
         })
     }
@@ -1613,7 +1677,12 @@ impl Shared {
         self.send_status();
     }
 
-    fn activity_line(&self) -> String {
+    fn activity_line(&self, outages: &[crate::llm::Outage]) -> String {
+        // A model that is not answering holds everything that needs it: that comes first.
+        let waiting: Vec<String> = outages.iter().map(|o| o.describe()).collect();
+        if !waiting.is_empty() {
+            return waiting.join(" · ");
+        }
         let a = self.activity.lock().expect("activity");
         if a.rounds.is_empty() {
             return a.general.clone();
@@ -1632,8 +1701,10 @@ impl Shared {
             return;
         }
         let spend = self.round_spend.lock().expect("round spend").values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let outages = self.task.models().outages();
         let status = Status {
-            activity: self.activity_line(),
+            activity: self.activity_line(&outages),
+            outages,
             paused: *self.paused.borrow(),
             round: self.next_commit.load(Ordering::Relaxed),
             metric_calls: self.live.metric_calls.load(Ordering::Relaxed) + spend.0,
@@ -1671,20 +1742,27 @@ impl Shared {
         examples: &[&Example],
         split: Split,
         reuse_until: Option<u64>,
-    ) -> (Vec<ExampleEval>, u64, f64) {
+    ) -> Result<(Vec<ExampleEval>, u64, f64)> {
         let hash = candidate_hash(candidate);
-        let evals = join_all(examples.iter().map(|ex| {
+        let evals = futures::future::try_join_all(examples.iter().map(|ex| {
             let hash = &hash;
             async move {
                 if let Some(until) = reuse_until.filter(|_| self.opt.cache_evaluations) {
                     if let Some(e) = self.cache.lock().expect("cache").get(hash, split, &ex.id, until) {
-                        return e;
+                        return Ok(e);
                     }
                 }
                 self.gate().await;
                 let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
                 self.live.in_flight.fetch_add(1, Ordering::Relaxed);
                 let e = self.task.evaluate(candidate, ex).await;
+                let e = match e {
+                    Ok(e) => e,
+                    Err(halt) => {
+                        self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        return Err(Halted(halt));
+                    }
+                };
                 if let Some(err) = &e.error {
                     tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
                 }
@@ -1695,16 +1773,17 @@ impl Shared {
                     let mut spend = self.round_spend.lock().expect("round spend");
                     let r = spend.entry(gen).or_default();
                     r.0 += 1;
-                    r.1 += (e.cost_usd * 1e6).round() as u64;
+                    // Paid only: a reply replayed from the response cache is free.
+                    r.1 += (e.paid_and_replayed().0 * 1e6).round() as u64;
                 }
                 self.send_status();
-                e
+                Ok(e)
             }
         }))
-        .await;
+        .await?;
         let calls = evals.iter().filter(|e| !e.cached).count() as u64;
         let cost = evals.iter().map(|e| e.cost_usd).sum();
-        (evals, calls, cost)
+        Ok((evals, calls, cost))
     }
 
     /// Forgets what a round's work spent (it committed, or was dropped): the metric calls.
@@ -1802,10 +1881,10 @@ impl Shared {
                 Some(format!("scoring {n} new candidate{} on val", if n == 1 { "" } else { "s" })),
             );
             let val: Vec<&Example> = self.project.val.iter().collect();
-            let evals = join_all(
+            let evals = futures::future::try_join_all(
                 to_score.iter().map(|(c, _)| self.evaluate(gen, &c.texts, &val, Split::Val, Some(plan.planned_after))),
             )
-            .await;
+            .await?;
             for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
                 out.scored.push((c, evals, out.calls, passed));
                 out.calls += calls;
@@ -1841,7 +1920,7 @@ impl Shared {
         };
 
         self.stage_in(gen, round, Some(format!("parent {} on minibatch", p.parent)));
-        let (parent_evals, calls, cost) = self.evaluate(gen, parent, &batch, Split::Train, Some(reuse_until)).await;
+        let (parent_evals, calls, cost) = self.evaluate(gen, parent, &batch, Split::Train, Some(reuse_until)).await?;
         r.calls += calls;
         r.cost += cost;
         let parent_sum: f64 = parent_evals.iter().map(|e| e.score).sum();
@@ -1877,6 +1956,7 @@ impl Shared {
             };
             let reply = match reply {
                 Ok(reply) => reply,
+                Err(e) if e.stops_run() => return Err(Halted(e).into()),
                 Err(e) => {
                     self.emit_in(gen, finish(ProposalOutcome::ReflectionFailed { error: e.to_string() }, None), false)?;
                     return Ok(r);
@@ -1902,6 +1982,7 @@ impl Shared {
                     truncated: reply.truncated,
                     cost_usd: reply.cost_usd,
                     usage: reply.usage,
+                    cached: reply.cached,
                 },
                 false,
             )?;
@@ -1921,7 +2002,7 @@ impl Shared {
             let _ = self.previews.send((gen, Preview::Reflected(child.clone())));
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
-        let (child_evals, calls, cost) = self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await;
+        let (child_evals, calls, cost) = self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await?;
         r.calls += calls;
         r.cost += cost;
         let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
@@ -2035,7 +2116,7 @@ impl Shared {
         let plan = job.plan;
         self.stage_in(gen, round, Some(format!("merging candidates {} and {}", plan.id1, plan.id2)));
         let examples: Vec<&Example> = plan.subsample.iter().map(|&i| &self.project.val[i]).collect();
-        let (evals, calls, cost) = self.evaluate(gen, &plan.texts, &examples, Split::Val, Some(reuse_until)).await;
+        let (evals, calls, cost) = self.evaluate(gen, &plan.texts, &examples, Split::Val, Some(reuse_until)).await?;
         let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
         let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
         let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();
@@ -2086,6 +2167,21 @@ impl Shared {
             (cand, item)
         });
         Ok((calls, cost, passed))
+    }
+}
+
+/// What the replies an event records cost: (paid, served free from the response cache).
+pub(crate) fn event_cost(ev: &Event) -> (f64, f64) {
+    match ev {
+        Event::MinibatchEvaluated { evals, .. }
+        | Event::ValEvaluated { evals, .. }
+        | Event::MergeAttempted { evals, .. }
+        | Event::TestEvaluated { evals, .. } => {
+            evals.iter().map(ExampleEval::paid_and_replayed).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        }
+        Event::Reflection { cost_usd, cached: true, .. } => (0.0, *cost_usd),
+        Event::Reflection { cost_usd, .. } => (*cost_usd, 0.0),
+        _ => (0.0, 0.0),
     }
 }
 
@@ -2173,5 +2269,30 @@ pub fn best_file_names(project: &Project) -> Vec<(String, String)> {
         names.into_iter().map(|(n, _)| (n.clone(), format!("{n}.txt"))).collect()
     } else {
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run stopped for an hour and resumed counts only the minutes it ran.
+    #[test]
+    fn active_time_leaves_out_the_time_between_a_stop_and_a_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events.jsonl");
+        let lines = [
+            r#"{"seq":0,"t":1000,"event":"run_started"}"#,
+            r#"{"seq":1,"t":61000,"event":"round_finished"}"#,
+            // Killed here; resumed an hour later.
+            r#"{"seq":2,"t":3661000,"event":"resumed"}"#,
+            r#"{"seq":3,"t":3691000,"event":"round_finished"}"#,
+            r#"{"seq":4,"t":3700000,"event":"resumed"}"#,
+            r#"{"seq":5,"t":3705000,"event":"finished"}"#,
+            "{\"seq\":6,\"t\":99",
+        ];
+        std::fs::write(&log, lines.join("\n")).unwrap();
+        assert_eq!(active_ms(&log), 60_000 + 30_000 + 5_000);
+        assert_eq!(active_ms(&dir.path().join("missing.jsonl")), 0);
     }
 }

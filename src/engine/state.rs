@@ -41,7 +41,10 @@ pub struct RunState {
     /// Last committed round (0 = seed evaluated; none before that).
     pub round: Option<u64>,
     pub metric_calls: u64,
+    /// USD paid (replies served from the response cache are free).
     pub cost_usd: f64,
+    /// USD the replies served from the response cache would have cost.
+    pub cost_usd_replayed: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// Round-robin pointer per candidate: the index into `components` to rewrite next.
@@ -180,6 +183,7 @@ impl RunState {
                 round,
                 metric_calls,
                 cost_usd,
+                cost_usd_replayed,
                 best_val,
                 merges_due,
                 found_new,
@@ -200,6 +204,7 @@ impl RunState {
                 self.round = Some(*round);
                 self.metric_calls = *metric_calls;
                 self.cost_usd = *cost_usd;
+                self.cost_usd_replayed = *cost_usd_replayed;
                 if prev_best.is_none_or(|p| *best_val > p) {
                     self.best_history.push((*metric_calls, *best_val));
                     self.rounds_without_improvement = 0;
@@ -209,7 +214,11 @@ impl RunState {
             }
             Event::TestEvaluated { candidate, mean, evals } => {
                 // Test scoring is not part of the budget, but it is paid for.
-                self.cost_usd += evals.iter().map(|e| e.cost_usd).sum::<f64>();
+                for e in evals {
+                    let (paid, replayed) = e.paid_and_replayed();
+                    self.cost_usd += paid;
+                    self.cost_usd_replayed += replayed;
+                }
                 if let Some(c) = self.candidates.get_mut(*candidate) {
                     c.test_mean = Some(*mean);
                 }

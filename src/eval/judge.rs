@@ -2,7 +2,7 @@
 //! explanation is the feedback the reflection model reads; the final `Score: N/10` is the score.
 
 use super::Score;
-use crate::llm::{ChatRequest, Message, Models};
+use crate::llm::{ChatRequest, LlmError, Message, Models};
 use crate::project::config::EvaluatorPart;
 use crate::project::template::Template;
 use crate::project::{Example, ProjectError};
@@ -69,18 +69,20 @@ impl JudgeScorer {
         Ok(ChatRequest { messages: vec![Message::system(SYSTEM_PROMPT), Message::user(user)] })
     }
 
-    pub async fn score(&self, example: &Example, output: &str, models: &Models) -> Score {
+    /// Asks the judge. `Err` when its provider failed in a way that must stop the run.
+    pub async fn score(&self, example: &Example, output: &str, models: &Models) -> Result<Score, LlmError> {
         let request = match self.request(example, output) {
             Ok(r) => r,
-            Err(why) => return Score::failed(why),
+            Err(why) => return Ok(Score::failed(why)),
         };
         let model = match models.get(&self.model) {
             Ok(m) => m,
-            Err(e) => return Score::failed(format!("the judge could not be asked: {e}")),
+            Err(e) => return Ok(Score::failed(format!("the judge could not be asked: {e}"))),
         };
         let reply = match model.chat(&request).await {
             Ok(r) => r,
-            Err(e) => return Score::failed(format!("the judge could not be asked: {e}")),
+            Err(e) if e.stops_run() => return Err(e),
+            Err(e) => return Ok(Score::failed(format!("the judge could not be asked: {e}"))),
         };
         let mut score = match parse_judge_score(&reply.text) {
             Some(verdict) => Score::new(verdict.score, verdict.reasoning),
@@ -91,7 +93,10 @@ impl JudgeScorer {
             )),
         };
         score.cost_usd = reply.cost_usd;
-        score
+        if reply.cached {
+            score.replayed_usd = reply.cost_usd;
+        }
+        Ok(score)
     }
 }
 

@@ -10,7 +10,7 @@ pub mod task;
 
 pub use task::{ExampleEval, Task};
 
-use crate::llm::Models;
+use crate::llm::{LlmError, Models};
 use crate::project::config::{EvaluatorKind, EvaluatorPart};
 use crate::project::{Example, Project, ProjectError};
 use crate::system::RunOutput;
@@ -27,21 +27,24 @@ pub struct Score {
     /// score is then 0 and says nothing about the candidate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// USD spent on scoring (judge calls).
+    /// USD spent on scoring (judge calls), priced whether or not served from the cache.
     #[serde(default)]
     pub cost_usd: f64,
+    /// The part of `cost_usd` served from the response cache.
+    #[serde(default, skip_serializing_if = "crate::system::is_zero")]
+    pub replayed_usd: f64,
 }
 
 impl Score {
     /// A score (clamped to [0, 1]; NaN counts as 0) with its feedback.
     pub fn new(score: f64, feedback: impl Into<String>) -> Score {
-        Score { score: clamp01(score), feedback: feedback.into(), error: None, cost_usd: 0.0 }
+        Score { score: clamp01(score), feedback: feedback.into(), error: None, cost_usd: 0.0, replayed_usd: 0.0 }
     }
 
     /// Scoring failed: 0, with the reason as both feedback and error.
     pub fn failed(reason: impl Into<String>) -> Score {
         let reason = reason.into();
-        Score { score: 0.0, feedback: reason.clone(), error: Some(reason), cost_usd: 0.0 }
+        Score { score: 0.0, feedback: reason.clone(), error: Some(reason), cost_usd: 0.0, replayed_usd: 0.0 }
     }
 }
 
@@ -75,14 +78,14 @@ impl Scorer {
         })
     }
 
-    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Score {
+    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Result<Score, LlmError> {
         let mut s = match self {
             Scorer::Compare(c) => c.score(example, &run.output),
             Scorer::Command(c) => c.score(example, &run.output).await,
-            Scorer::Judge(j) => j.score(example, &run.output, models).await,
+            Scorer::Judge(j) => j.score(example, &run.output, models).await?,
         };
         s.score = clamp01(s.score);
-        s
+        Ok(s)
     }
 
     /// The external program this scorer runs, if any.
@@ -139,7 +142,8 @@ impl Evaluator {
         Ok(Evaluator { kind: ev.kind, parts })
     }
 
-    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Score {
+    /// Scores a run. `Err` when a judge's provider failed in a way that must stop the run.
+    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Result<Score, LlmError> {
         if self.kind != EvaluatorKind::Combined {
             if let Some((_, _, scorer)) = self.parts.first() {
                 return scorer.score(example, run, models).await;
@@ -147,25 +151,28 @@ impl Evaluator {
         }
         let scores =
             futures::future::join_all(self.parts.iter().map(|(_, _, scorer)| scorer.score(example, run, models))).await;
+        let scores = scores.into_iter().collect::<Result<Vec<_>, _>>()?;
         let total: f64 = self.parts.iter().map(|p| p.1).sum();
         let mut sum = 0.0;
         let mut feedback = Vec::new();
         let mut errors = Vec::new();
-        let mut cost = 0.0;
+        let (mut cost, mut replayed) = (0.0, 0.0);
         for ((label, weight, _), s) in self.parts.iter().zip(scores) {
             sum += weight * s.score;
             cost += s.cost_usd;
+            replayed += s.replayed_usd;
             feedback.push(format!("[{label}] {}", s.feedback.trim()));
             if let Some(e) = s.error {
                 errors.push(format!("[{label}] {e}"));
             }
         }
-        Score {
+        Ok(Score {
             score: clamp01(sum / total),
             feedback: feedback.join("\n"),
             error: (!errors.is_empty()).then(|| errors.join("\n")),
             cost_usd: cost,
-        }
+            replayed_usd: replayed,
+        })
     }
 
     /// Every external program the evaluator runs (so `check` can show them before they run).

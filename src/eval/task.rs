@@ -2,7 +2,7 @@
 //! This is what the engine, `gepa-tui eval` and the tests all call.
 
 use super::{Evaluator, Score};
-use crate::llm::Models;
+use crate::llm::{LlmError, Models};
 use crate::project::{Candidate, Example, Project, ProjectError};
 use crate::system::{System, Trace};
 use serde::{Deserialize, Serialize};
@@ -21,12 +21,27 @@ pub struct ExampleEval {
     pub trace: Trace,
     /// Why the run or the scoring failed, if it did.
     pub error: Option<String>,
-    /// USD spent on this evaluation: the system's model calls plus any judge (0 when `cached`).
+    /// USD of this evaluation: the system's model calls plus any judge, priced whether or not a
+    /// reply came from the response cache (0 when `cached`).
     pub cost_usd: f64,
+    /// The part of `cost_usd` whose replies were served from the response cache: not paid now.
+    #[serde(default, skip_serializing_if = "crate::system::is_zero")]
+    pub replayed_usd: f64,
     /// Served from the run's evaluation cache: the same texts were scored on this example
     /// before; nothing ran and no metric call was counted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+}
+
+impl ExampleEval {
+    /// (paid, served free from the response cache). Exactly (0, cost) when every reply was cached.
+    pub fn paid_and_replayed(&self) -> (f64, f64) {
+        if self.replayed_usd == self.cost_usd {
+            (0.0, self.replayed_usd)
+        } else {
+            ((self.cost_usd - self.replayed_usd).max(0.0), self.replayed_usd)
+        }
+    }
 }
 
 /// A project's system and evaluator, ready to score candidates.
@@ -61,13 +76,15 @@ impl Task {
         &self.evaluator
     }
 
-    /// Runs `candidate` on `example` and scores it. Never fails: a failed run scores 0 with the
-    /// error as its feedback, so one bad example cannot stop an optimization.
-    pub async fn evaluate(&self, candidate: &Candidate, example: &Example) -> ExampleEval {
-        let run = self.system.run(candidate, example, &self.models).await;
+    /// Runs `candidate` on `example` and scores it. A failed run scores 0 with the error as its
+    /// feedback, so one bad example cannot stop an optimization. `Err` only when a model's
+    /// provider failed (down past the outage ceiling, a refused key, an empty account): that says
+    /// nothing about the candidate, so it is not a score.
+    pub async fn evaluate(&self, candidate: &Candidate, example: &Example) -> Result<ExampleEval, LlmError> {
+        let run = self.system.run(candidate, example, &self.models).await?;
         let score = match &run.error {
-            Some(e) => Score { score: 0.0, feedback: format!("The run failed: {e}"), error: None, cost_usd: 0.0 },
-            None => self.evaluator.score(example, &run, &self.models).await,
+            Some(e) => Score { feedback: format!("The run failed: {e}"), ..Score::new(0.0, "") },
+            None => self.evaluator.score(example, &run, &self.models).await?,
         };
         let mut feedback = score.feedback;
         for name in &self.project.config.evaluator.feedback_fields {
@@ -78,7 +95,7 @@ impl Task {
                 feedback.push_str(&format!("{name}: {value}"));
             }
         }
-        ExampleEval {
+        Ok(ExampleEval {
             example_id: example.id.clone(),
             score: super::clamp01(score.score),
             feedback,
@@ -86,15 +103,16 @@ impl Task {
             trace: run.trace,
             error: run.error.or(score.error),
             cost_usd: run.cost_usd + score.cost_usd,
+            replayed_usd: run.replayed_usd + score.replayed_usd,
             cached: false,
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{AttemptError, ChatRequest, ModelsOptions, ScriptedBackend};
+    use crate::llm::{AttemptError, ChatRequest, FatalKind, ModelsOptions, ScriptedBackend};
 
     const TOML: &str = r#"
 [models.task]
@@ -180,7 +198,7 @@ EVALUATOR
             })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
         assert_eq!(e.error, None);
         assert_eq!(e.output, "4");
         assert_eq!(e.score, 1.0);
@@ -192,12 +210,13 @@ EVALUATOR
     }
 
     #[tokio::test]
-    async fn a_model_error_scores_zero_with_the_error_as_feedback() {
+    async fn a_request_the_model_refuses_scores_zero_with_the_error_as_feedback() {
         let (_dir, task) = task("kind = \"exact\"\nfield = \"answer\"", |_| {
-            Err(AttemptError::Fatal { status: Some(400), message: "HTTP 400: context too long".into() })
+            let message = "HTTP 400: context too long".to_string();
+            Err(AttemptError::Fatal { status: Some(400), kind: FatalKind::ThisRequest, message })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
         assert_eq!(e.score, 0.0);
         let err = e.error.clone().unwrap();
         assert!(err.starts_with("step `draft`: "), "{err}");
@@ -208,11 +227,36 @@ EVALUATOR
         assert_eq!(e.trace.steps.len(), 1);
     }
 
+    /// A provider that refuses the key, has no credit, or is down says nothing about the
+    /// candidate: no score, an error for the caller to stop on, from the system and the judge.
+    #[tokio::test]
+    async fn a_failure_of_the_provider_is_not_a_score() {
+        for kind in [FatalKind::Auth, FatalKind::Billing, FatalKind::BadRequest] {
+            let (_dir, task) = task("kind = \"exact\"\nfield = \"answer\"", move |_| {
+                Err(AttemptError::Fatal { status: Some(401), kind, message: "HTTP 401".into() })
+            });
+            let project = Arc::clone(task.project());
+            let err = task.evaluate(&project.seed, &project.train[0]).await.unwrap_err();
+            assert!(err.stops_run(), "{kind:?}: {err}");
+        }
+        let judge = "kind = \"judge\"\nmodel = \"judge\"\nrubric = \"Grade {{output}}\"";
+        let (_dir, task) = task(judge, |req| {
+            if last_user(req).starts_with("Grade") {
+                Err(AttemptError::Retryable { message: "HTTP 503 Service Unavailable".into(), retry_after: None })
+            } else {
+                Ok("4".into())
+            }
+        });
+        let project = Arc::clone(task.project());
+        let err = task.evaluate(&project.seed, &project.train[0]).await.unwrap_err();
+        assert!(matches!(err, LlmError::Exhausted { .. }), "{err}");
+    }
+
     #[tokio::test]
     async fn a_candidate_without_a_component_fails_cleanly() {
         let (_dir, task) = task("kind = \"exact\"\nfield = \"answer\"", |_| Ok("4".into()));
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&Candidate::new(), &project.train[0]).await;
+        let e = task.evaluate(&Candidate::new(), &project.train[0]).await.unwrap();
         assert_eq!(e.score, 0.0);
         assert!(e.error.unwrap().contains("no value for `{{instruction}}`"));
     }
@@ -230,7 +274,7 @@ EVALUATOR
             }
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
         assert_eq!(e.error, None);
         assert!((e.score - 0.7).abs() < 1e-9);
         assert_eq!(e.feedback, "Right number, but wordy.\nhint: add");
@@ -243,7 +287,7 @@ EVALUATOR
             Ok(if last_user(req).starts_with("Grade") { "I cannot grade this.".into() } else { "4".into() })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
         assert_eq!(e.score, 0.0);
         assert!(e.error.unwrap().contains("no score"));
     }
@@ -257,7 +301,7 @@ EVALUATOR
             Ok(if last_user(req).starts_with("Grade") { "Too terse.\nScore: 2/10".into() } else { "4".into() })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await;
+        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
         assert!((e.score - (3.0 * 1.0 + 0.2) / 4.0).abs() < 1e-9, "{}", e.score);
         assert_eq!(e.feedback, "[exact] Correct: \"4\".\n[judge] Too terse.\nhint: add");
         assert_eq!(task.evaluator().describe(), "combined: 0.75 × exact + 0.25 × judge");

@@ -85,9 +85,28 @@ pub enum AttemptError {
     /// 429, 5xx, timeouts, dropped connections, malformed or wrong-shaped bodies: worth retrying.
     #[error("{message}")]
     Retryable { message: String, retry_after: Option<std::time::Duration> },
-    /// 400/401/403/404 and the like: retrying cannot help.
+    /// 400/401/403/404, an exhausted quota and the like: retrying cannot help.
     #[error("{message}")]
-    Fatal { status: Option<u16>, message: String },
+    Fatal { status: Option<u16>, kind: FatalKind, message: String },
+    /// The provider kept failing past the outage ceiling (only `Model::wait_out` makes it).
+    #[error("no answer for {waited_secs:.0} s: {last}")]
+    Outage { waited_secs: f64, last: String },
+}
+
+/// Why retrying cannot help (`retry::fatal_kind` reads it from the reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FatalKind {
+    /// 401/403: the key is missing, wrong or revoked.
+    Auth,
+    /// The account is out of quota or credit.
+    Billing,
+    /// 404: no such model or endpoint.
+    NotFound,
+    /// The request cannot be sent as configured (a bad parameter, an unusable URL).
+    BadRequest,
+    /// This request alone is refused (too long for the model, a content filter): the candidate's
+    /// fault, scored as a failed evaluation.
+    ThisRequest,
 }
 
 /// Why a model call failed for good. Messages never contain the API key.
@@ -97,8 +116,17 @@ pub enum LlmError {
     Auth { model: String, status: u16, env: String },
     #[error("model `{model}`: {message}")]
     Fatal { model: String, message: String },
+    #[error("model `{model}`: the provider refused for billing or quota: {message}; add credit or raise the account's limit with the provider")]
+    Billing { model: String, message: String },
+    /// This request alone was refused (too long, filtered): scored as a failed evaluation.
+    #[error("model `{model}`: the provider refused this request: {message}")]
+    Rejected { model: String, message: String },
     #[error("model `{model}`: gave up after {attempts} attempts: {last}")]
     Exhausted { model: String, attempts: u32, last: String },
+    #[error(
+        "model `{model}`: no answer for {waited_secs:.0} s, longer than [optimizer] max_outage_secs allows: {last}"
+    )]
+    Outage { model: String, waited_secs: f64, last: String },
     #[error(
         "model `{model}`: no cached reply for this request and --offline is set (the recorded run does not cover it)"
     )]
@@ -107,12 +135,21 @@ pub enum LlmError {
     UnknownModel { model: String },
 }
 
+impl LlmError {
+    /// Whether the run must stop (resumably) rather than score the evaluation that hit it: every
+    /// failure of the provider is not a property of the candidate; only a refusal of this one
+    /// request is.
+    pub fn stops_run(&self) -> bool {
+        !matches!(self, LlmError::Rejected { .. })
+    }
+}
+
 /// Sends one request; one implementation per provider (and the scripted one for tests).
 pub trait ChatBackend: Send + Sync {
     fn send<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<RawReply, AttemptError>>;
 }
 
 pub use anthropic::AnthropicBackend;
-pub use model::{BackendFactory, Model, ModelStats, Models, ModelsOptions};
+pub use model::{BackendFactory, Model, ModelStats, Models, ModelsOptions, Outage};
 pub use openai::OpenAiBackend;
 pub use scripted::ScriptedBackend;

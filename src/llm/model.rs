@@ -6,7 +6,7 @@ use super::cache::{CacheKey, RequestIdentity, ResponseCache};
 use super::openai::{self, OpenAiBackend};
 use super::retry::{with_retries, GaveUp, RetryPolicy};
 use super::usage::cost_usd;
-use super::{AttemptError, ChatBackend, ChatReply, ChatRequest, LlmError, RawReply, Usage};
+use super::{AttemptError, ChatBackend, ChatReply, ChatRequest, FatalKind, LlmError, RawReply, Usage};
 use crate::project::config::{ModelConfig, ProviderKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +30,10 @@ pub struct ModelsOptions {
     pub backend_override: Option<BackendFactory>,
     /// The first retry's backoff ceiling; default 0.5 s. Tests set it tiny.
     pub retry_base_delay: Option<Duration>,
+    /// When a request's retries are used up on failures of the provider (it is down, overloaded,
+    /// unreachable), keep probing it for up to this long before giving up with
+    /// `LlmError::Outage`. None: give up at once (`LlmError::Exhausted`), as `check` does.
+    pub max_outage: Option<Duration>,
 }
 
 impl fmt::Debug for ModelsOptions {
@@ -39,6 +43,7 @@ impl fmt::Debug for ModelsOptions {
             .field("offline", &self.offline)
             .field("backend_override", &self.backend_override.is_some())
             .field("retry_base_delay", &self.retry_base_delay)
+            .field("max_outage", &self.max_outage)
             .finish()
     }
 }
@@ -112,6 +117,84 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A model that is not answering: its requests are held and probed until it does.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outage {
+    /// The model's key in `[models]`.
+    pub model: String,
+    /// The last failure, as the provider gave it.
+    pub error: String,
+    /// Unix milliseconds of the first failure of the longest-held request.
+    pub since_ms: u64,
+    /// Seconds until the next probe.
+    pub next_try_secs: f64,
+    /// Requests held.
+    pub requests: usize,
+}
+
+impl Outage {
+    /// `waiting for model "task": connection refused; next try in 40 s (retrying since 12:01:07)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "waiting for model \"{}\": {}; next try in {:.0} s (retrying since {})",
+            self.model,
+            short_reason(&self.error),
+            self.next_try_secs.ceil(),
+            crate::text::clock(self.since_ms)
+        )
+    }
+}
+
+/// The gist of a provider failure for a one-line status: `HTTP 503 Service Unavailable`, or the
+/// innermost cause of a transport error (`connection refused`, `operation timed out`).
+pub fn short_reason(message: &str) -> String {
+    if message.starts_with("HTTP ") {
+        return message.split(':').next().unwrap_or(message).trim().to_string();
+    }
+    if message.starts_with("malformed reply") {
+        return "malformed replies".into();
+    }
+    let last = message.rsplit(": ").next().unwrap_or(message);
+    let last = match last.find(" (os error") {
+        Some(i) => &last[..i],
+        None => last,
+    };
+    let mut out = crate::text::truncate_chars(last.trim(), 60);
+    if let Some(first) = out.get(..1) {
+        out = first.to_lowercase() + &out[1..];
+    }
+    out
+}
+
+/// One held request, for `Model::outage`.
+struct Held {
+    error: String,
+    since_ms: u64,
+    next_try: std::time::Instant,
+}
+
+/// Takes a held request off the list when its wait ends, however it ends.
+struct HeldGuard<'a> {
+    held: &'a Mutex<BTreeMap<u64, Held>>,
+    id: u64,
+}
+
+impl HeldGuard<'_> {
+    fn update(&self, error: String, since_ms: u64, next_try: std::time::Instant) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(self.id, Held { error, since_ms, next_try });
+    }
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
+}
+
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 type Gates = Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>;
 
 /// The right to make the one call for a request key; identical requests wait for it.
@@ -152,6 +235,12 @@ pub struct Model {
     retry: RetryPolicy,
     counters: Counters,
     gates: Gates,
+    max_outage: Option<Duration>,
+    /// Requests held while the provider is not answering, by a private id.
+    held: Mutex<BTreeMap<u64, Held>>,
+    next_held: AtomicU64,
+    /// Wakes held requests for an early probe ("retry now").
+    wake: tokio::sync::Notify,
 }
 
 impl fmt::Debug for Model {
@@ -207,6 +296,10 @@ impl Model {
             retry,
             counters: Counters::default(),
             gates: Mutex::default(),
+            max_outage: opts.max_outage,
+            held: Mutex::default(),
+            next_held: AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -281,9 +374,10 @@ impl Model {
             None => None,
         };
 
-        let _permit = self.permits.acquire().await.expect("the model's semaphore is never closed");
-        let _in_flight = InFlight::enter(&self.counters.in_flight);
-        let outcome = with_retries(&self.retry, |attempt| {
+        let first_try = (std::time::Instant::now(), std::time::SystemTime::now());
+        let permit = self.permits.acquire().await.expect("the model's semaphore is never closed");
+        let in_flight = InFlight::enter(&self.counters.in_flight);
+        let mut outcome = with_retries(&self.retry, |attempt| {
             bump(&self.counters.calls);
             if attempt > 1 {
                 bump(&self.counters.retries);
@@ -291,6 +385,13 @@ impl Model {
             self.backend.send(req)
         })
         .await;
+        drop((permit, in_flight));
+        if let Err(GaveUp { error: AttemptError::Retryable { .. }, .. }) = &outcome {
+            if let Some(max) = self.max_outage {
+                let Err(gave_up) = outcome else { unreachable!("matched Err above") };
+                outcome = self.wait_out(req, gave_up, first_try, max).await;
+            }
+        }
         match outcome {
             Ok(raw) => {
                 if let (Some(cache), Some(key)) = (&self.cache, &key) {
@@ -308,6 +409,71 @@ impl Model {
                 Err(self.explain(gave_up))
             }
         }
+    }
+
+    /// The provider failed every retry of `req` in ways that say nothing about the request (down,
+    /// overloaded, unreachable): hold it and probe, with a backoff capped at a minute, until the
+    /// provider answers or `max` has passed since the first try. The wait is listed by `outage`
+    /// and cut short by `retry_now`.
+    async fn wait_out(
+        &self,
+        req: &ChatRequest,
+        mut gave_up: GaveUp,
+        (first, first_wall): (std::time::Instant, std::time::SystemTime),
+        max: Duration,
+    ) -> Result<RawReply, GaveUp> {
+        let guard = HeldGuard { held: &self.held, id: self.next_held.fetch_add(1, Ordering::Relaxed) };
+        let since_ms = unix_ms(first_wall);
+        for probe in 0u32.. {
+            let AttemptError::Retryable { message, retry_after } = &gave_up.error else { return Err(gave_up) };
+            let waited = first.elapsed();
+            if waited >= max {
+                tracing::warn!(model = %self.label, waited = ?waited, error = %message, "model did not answer; giving up");
+                let waited_secs = waited.as_secs_f64();
+                let last = message.clone();
+                return Err(GaveUp { attempts: gave_up.attempts, error: AttemptError::Outage { waited_secs, last } });
+            }
+            // The last probe comes at the ceiling itself.
+            let wait = self.retry.probe_delay(probe, *retry_after).min(max - waited);
+            guard.update(message.clone(), since_ms, std::time::Instant::now() + wait);
+            tracing::info!(model = %self.label, ?wait, error = %message, "model not answering; waiting");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+            }
+            let _permit = self.permits.acquire().await.expect("the model's semaphore is never closed");
+            let _in_flight = InFlight::enter(&self.counters.in_flight);
+            bump(&self.counters.calls);
+            bump(&self.counters.retries);
+            gave_up.attempts += 1;
+            match self.backend.send(req).await {
+                Ok(raw) => return Ok(raw),
+                Err(error) => gave_up.error = error,
+            }
+        }
+        unreachable!("the probe loop only ends by returning")
+    }
+
+    /// The provider is not answering some of this model's requests: how many are held, since
+    /// when, the last failure and the next probe. None while it answers.
+    pub fn outage(&self) -> Option<Outage> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let oldest = held.values().min_by_key(|h| h.since_ms)?;
+        let latest = held.values().max_by_key(|h| h.next_try)?;
+        let next = held.values().map(|h| h.next_try).min().unwrap_or(now);
+        Some(Outage {
+            model: self.name.clone(),
+            error: latest.error.clone(),
+            since_ms: oldest.since_ms,
+            next_try_secs: next.saturating_duration_since(now).as_secs_f64(),
+            requests: held.len(),
+        })
+    }
+
+    /// Probes every held request now instead of at its next try.
+    pub fn retry_now(&self) {
+        self.wake.notify_waiters();
     }
 
     async fn replay(&self, key: Option<&CacheKey>) -> Option<ChatReply> {
@@ -340,15 +506,18 @@ impl Model {
     fn explain(&self, gave_up: GaveUp) -> LlmError {
         let model = self.label.clone();
         match gave_up.error {
-            AttemptError::Fatal { status: Some(status @ (401 | 403)), .. } => {
+            AttemptError::Fatal { status: Some(status), kind: FatalKind::Auth, .. } => {
                 let set = std::env::var_os(&self.key_env).is_some_and(|v| !v.is_empty());
                 let env = if set { self.key_env.clone() } else { format!("{} (it is not set)", self.key_env) };
                 LlmError::Auth { model, status, env }
             }
+            AttemptError::Fatal { kind: FatalKind::Billing, message, .. } => LlmError::Billing { model, message },
+            AttemptError::Fatal { kind: FatalKind::ThisRequest, message, .. } => LlmError::Rejected { model, message },
             AttemptError::Fatal { message, .. } => LlmError::Fatal { model, message },
             AttemptError::Retryable { message, .. } => {
                 LlmError::Exhausted { model, attempts: gave_up.attempts, last: message }
             }
+            AttemptError::Outage { waited_secs, last } => LlmError::Outage { model, waited_secs, last },
         }
     }
 }
@@ -389,6 +558,16 @@ impl Models {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Model>)> {
         self.by_name.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The models the provider is not answering right now (see `Model::outage`).
+    pub fn outages(&self) -> Vec<Outage> {
+        self.by_name.values().filter_map(|m| m.outage()).collect()
+    }
+
+    /// Probes every held request of every model now.
+    pub fn retry_now(&self) {
+        self.by_name.values().for_each(|m| m.retry_now());
     }
 
     /// All models' counters added up.
@@ -531,7 +710,7 @@ mod tests {
     #[tokio::test]
     async fn fatal_errors_are_not_retried_and_counted_as_failures() {
         let backend = Arc::new(ScriptedBackend::new(|_| {
-            Err(AttemptError::Fatal { status: Some(400), message: "HTTP 400: bad".into() })
+            Err(AttemptError::Fatal { status: Some(400), kind: FatalKind::BadRequest, message: "HTTP 400: bad".into() })
         }));
         let cfg = config("provider = \"openai\"\nmodel = \"m\"");
         let model = Model::new("task", &cfg, backend.clone(), &fast()).unwrap();

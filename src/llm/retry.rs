@@ -4,7 +4,7 @@
 //! malformed bodies are retryable; any other 4xx is fatal. Waits use exponential backoff with full
 //! jitter, or the server's `Retry-After` when it sends one.
 
-use super::AttemptError;
+use super::{AttemptError, FatalKind};
 use rand::Rng;
 use reqwest::header::HeaderMap;
 use std::future::Future;
@@ -27,6 +27,8 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(500);
+    /// The longest wait between two probes of a model that is not answering.
+    pub const MAX_PROBE_DELAY: Duration = Duration::from_secs(60);
 
     pub fn new(max_retries: u32) -> Self {
         Self {
@@ -41,6 +43,18 @@ impl RetryPolicy {
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
         let factor = 2u32.saturating_pow(retry.min(31));
         self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+
+    /// The wait before probe number `probe` (0-based) of a model that is not answering, after its
+    /// retries are used up: the server's `Retry-After` if given (capped), else between half and
+    /// all of `base * 2^(max_retries + probe)`, capped at `MAX_PROBE_DELAY`.
+    pub fn probe_delay(&self, probe: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max_retry_after);
+        }
+        let factor = 2u32.saturating_pow(self.max_retries.saturating_add(probe).min(31));
+        let ceiling = self.base_delay.saturating_mul(factor).min(Self::MAX_PROBE_DELAY);
+        ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
     }
 
     /// The wait before retry number `retry`: the server's `Retry-After` if given (capped), else a
@@ -73,7 +87,9 @@ where
         attempts += 1;
         match attempt(attempts).await {
             Ok(value) => return Ok(value),
-            Err(error @ AttemptError::Fatal { .. }) => return Err(GaveUp { attempts, error }),
+            Err(error @ (AttemptError::Fatal { .. } | AttemptError::Outage { .. })) => {
+                return Err(GaveUp { attempts, error })
+            }
             Err(error @ AttemptError::Retryable { .. }) => {
                 let retry = attempts - 1;
                 if retry >= policy.max_retries {
@@ -103,11 +119,56 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &str, secret: Opt
         message.push_str(": ");
         message.push_str(&snippet);
     }
-    let retryable = status == 408 || status == 429 || (500..=599).contains(&status);
+    let kind = fatal_kind(status, body);
+    let retryable = kind != FatalKind::Billing && (status == 408 || status == 429 || (500..=599).contains(&status));
     if retryable {
         AttemptError::Retryable { message, retry_after: retry_after(headers, SystemTime::now()) }
     } else {
-        AttemptError::Fatal { status: Some(status), message }
+        AttemptError::Fatal { status: Some(status), kind, message }
+    }
+}
+
+/// What an error reply no retry can fix means, from its status and the provider's own words:
+/// an exhausted quota or credit (OpenAI's `insufficient_quota` 429, Anthropic's "credit balance is
+/// too low" 400, 402 Payment Required), a refused key, an unknown model or URL, a request too
+/// large for the model or refused by a content filter (that request's fault, not the run's), or
+/// any other invalid request.
+pub fn fatal_kind(status: u16, body: &str) -> FatalKind {
+    let text = body.to_lowercase();
+    let says = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if status == 402
+        || says(&[
+            "insufficient_quota",
+            "exceeded your current quota",
+            "credit balance",
+            "insufficient credits",
+            "insufficient_credits",
+            "billing",
+            "out of credits",
+        ])
+    {
+        return FatalKind::Billing;
+    }
+    match status {
+        401 | 403 => FatalKind::Auth,
+        404 => FatalKind::NotFound,
+        413 => FatalKind::ThisRequest,
+        _ if says(&[
+            "context_length_exceeded",
+            "maximum context length",
+            "context length",
+            "context window",
+            "context too long",
+            "prompt is too long",
+            "too many tokens",
+            "content_filter",
+            "content management policy",
+            "content_policy",
+        ]) =>
+        {
+            FatalKind::ThisRequest
+        }
+        _ => FatalKind::BadRequest,
     }
 }
 
@@ -135,7 +196,7 @@ pub fn classify_transport(err: &reqwest::Error) -> AttemptError {
         source = cause.source();
     }
     if err.is_builder() {
-        AttemptError::Fatal { status: None, message }
+        AttemptError::Fatal { status: None, kind: FatalKind::BadRequest, message }
     } else {
         AttemptError::Retryable { message, retry_after: None }
     }
@@ -236,6 +297,38 @@ mod tests {
     }
 
     #[test]
+    fn billing_errors_are_not_retried_and_request_specific_refusals_are_told_apart() {
+        let none = HeaderMap::new();
+        let openai_quota = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        let anthropic_credit = r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#;
+        for (status, body) in [(429, openai_quota), (400, anthropic_credit), (402, "")] {
+            assert!(
+                matches!(
+                    classify_status(status, &none, body, None),
+                    AttemptError::Fatal { kind: FatalKind::Billing, .. }
+                ),
+                "{status} {body}"
+            );
+        }
+        // A plain 429 is still a rate limit, worth waiting for.
+        let rate =
+            r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#;
+        assert!(matches!(classify_status(429, &none, rate, None), AttemptError::Retryable { .. }));
+        let too_long = r#"{"error":{"message":"This model's maximum context length is 8192 tokens.","code":"context_length_exceeded"}}"#;
+        assert_eq!(fatal_kind(400, too_long), FatalKind::ThisRequest);
+        assert_eq!(
+            fatal_kind(400, r#"{"error":{"message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#),
+            FatalKind::ThisRequest
+        );
+        assert_eq!(
+            fatal_kind(400, r#"{"error":{"message":"Unsupported parameter: 'max_tokens'"}}"#),
+            FatalKind::BadRequest
+        );
+        assert_eq!(fatal_kind(401, ""), FatalKind::Auth);
+        assert_eq!(fatal_kind(404, r#"{"error":"model 'x' not found"}"#), FatalKind::NotFound);
+    }
+
+    #[test]
     fn snippet_is_short_printable_and_never_holds_the_key() {
         let body = format!("{{\"error\":\"bad key sk-secret-123\"}}\u{1b}[31m\n\n{}", "x".repeat(1000));
         let s = body_snippet(&body, Some("sk-secret-123"));
@@ -256,6 +349,13 @@ mod tests {
         }
         assert_eq!(p.delay(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
         assert_eq!(p.delay(0, Some(Duration::from_secs(600))), Duration::from_secs(60));
+        // Probes of a model that is down start where the retries stopped and cap at a minute.
+        for probe in 0..10 {
+            let d = p.probe_delay(probe, None);
+            let ceiling = p.base_delay.saturating_mul(1 << (5 + probe).min(20)).min(RetryPolicy::MAX_PROBE_DELAY);
+            assert!(d <= ceiling && d >= ceiling / 2, "probe {probe}: {d:?}");
+        }
+        assert_eq!(p.probe_delay(3, Some(Duration::from_secs(5))), Duration::from_secs(5));
     }
 
     #[tokio::test]
@@ -273,7 +373,7 @@ mod tests {
         let mut seen = 0;
         let out: Result<(), _> = with_retries(&policy, |_| {
             seen += 1;
-            async { Err(AttemptError::Fatal { status: Some(400), message: "bad".into() }) }
+            async { Err(AttemptError::Fatal { status: Some(400), kind: FatalKind::BadRequest, message: "bad".into() }) }
         })
         .await;
         assert_eq!(out.unwrap_err().attempts, 1);

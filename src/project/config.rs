@@ -325,6 +325,9 @@ pub struct OptimizerConfig {
     pub max_rounds: Option<u64>,
     pub max_cost_usd: Option<f64>,
     pub max_wall_secs: Option<f64>,
+    /// Seconds a model's provider may fail every request (down, unreachable, overloaded) before
+    /// the run stops, resumably. Until then its requests are held and probed, never scored.
+    pub max_outage_secs: f64,
 }
 
 impl Default for OptimizerConfig {
@@ -353,6 +356,7 @@ impl Default for OptimizerConfig {
             max_rounds: None,
             max_cost_usd: None,
             max_wall_secs: None,
+            max_outage_secs: 1800.0,
         }
     }
 }

@@ -559,6 +559,11 @@ impl Validator {
             ("max_metric_calls", o.max_metric_calls >= 1, "must be at least 1"),
             ("epsilon", (0.0..=1.0).contains(&o.epsilon), "must be between 0 and 1"),
             ("perfect_score", o.perfect_score.is_finite(), "must be a number"),
+            (
+                "max_outage_secs",
+                o.max_outage_secs.is_finite() && o.max_outage_secs >= 0.0,
+                "must be a number of seconds, 0 or more",
+            ),
         ];
         for (key, ok, why) in checks {
             if !ok {

@@ -2,7 +2,7 @@
 //! A step may use the components, the example's fields and the outputs of the steps before it.
 
 use super::{RunOutput, StepTrace, Trace};
-use crate::llm::{ChatRequest, Message, Models};
+use crate::llm::{ChatRequest, LlmError, Message, Models};
 use crate::project::config::ChatStep;
 use crate::project::template::{step_output_name, Template};
 use crate::project::{Candidate, Example, ProjectError};
@@ -45,10 +45,14 @@ impl ChatSystem {
         Ok(ChatSystem { steps })
     }
 
-    pub async fn run(&self, candidate: &Candidate, example: &Example, models: &Models) -> RunOutput {
+    /// Runs the steps in order. A model failure that says nothing about the candidate (the
+    /// provider down past its ceiling, a refused key, an empty account) is an `Err`: the run must
+    /// stop, not score it.
+    pub async fn run(&self, candidate: &Candidate, example: &Example, models: &Models) -> Result<RunOutput, LlmError> {
         let mut trace = Trace::default();
         let mut outputs: HashMap<&str, String> = HashMap::new();
         let mut cost = 0.0;
+        let mut replayed = 0.0;
         let mut last = String::new();
         for step in &self.steps {
             let lookup = |name: &str| -> Option<String> {
@@ -72,17 +76,23 @@ impl ChatSystem {
                         "step `{}`: {missing}: example `{}` has no such field and the candidate no such component",
                         step.name, example.id
                     );
-                    return RunOutput::failed(msg, trace, cost);
+                    return Ok(RunOutput { replayed_usd: replayed, ..RunOutput::failed(msg, trace, cost) });
                 }
             };
             let model = match models.get(&step.model) {
                 Ok(m) => m,
-                Err(e) => return RunOutput::failed(format!("step `{}`: {e}", step.name), trace, cost),
+                Err(e) => {
+                    let failed = RunOutput::failed(format!("step `{}`: {e}", step.name), trace, cost);
+                    return Ok(RunOutput { replayed_usd: replayed, ..failed });
+                }
             };
             let request = ChatRequest { messages };
             match model.chat(&request).await {
                 Ok(reply) => {
                     cost += reply.cost_usd;
+                    if reply.cached {
+                        replayed += reply.cost_usd;
+                    }
                     trace.steps.push(StepTrace {
                         name: step.name.clone(),
                         model: step.model.clone(),
@@ -94,6 +104,7 @@ impl ChatSystem {
                     outputs.insert(step.name.as_str(), reply.text.clone());
                     last = reply.text;
                 }
+                Err(e) if e.stops_run() => return Err(e),
                 Err(e) => {
                     // Keep what was sent, so the trace view shows the request that failed.
                     trace.steps.push(StepTrace {
@@ -104,10 +115,13 @@ impl ChatSystem {
                         truncated: false,
                         usage: Default::default(),
                     });
-                    return RunOutput::failed(format!("step `{}`: {e}", step.name), trace, cost);
+                    return Ok(RunOutput {
+                        replayed_usd: replayed,
+                        ..RunOutput::failed(format!("step `{}`: {e}", step.name), trace, cost)
+                    });
                 }
             }
         }
-        RunOutput { output: last, trace, error: None, cost_usd: cost }
+        Ok(RunOutput { output: last, trace, error: None, cost_usd: cost, replayed_usd: replayed })
     }
 }

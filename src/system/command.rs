@@ -76,7 +76,7 @@ impl CommandSystem {
             }
             Some(other) => other.to_string(),
         };
-        RunOutput { output, trace, error: None, cost_usd: 0.0 }
+        RunOutput { output, trace, error: None, cost_usd: 0.0, replayed_usd: 0.0 }
     }
 }
 

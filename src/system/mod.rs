@@ -43,12 +43,19 @@ pub struct RunOutput {
     /// A failed run is scored 0 with this as feedback; it never stops the optimizer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// USD spent by model calls in this run (priced, cached or not).
+    /// USD of the model calls in this run (priced, cached or not).
     #[serde(default)]
     pub cost_usd: f64,
+    /// The part of `cost_usd` served from the response cache: not paid this time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed_usd: f64,
 }
 
-use crate::llm::Models;
+pub(crate) fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+use crate::llm::{LlmError, Models};
 use crate::project::config::SystemKind;
 use crate::project::{Candidate, Example, Project, ProjectError};
 
@@ -70,12 +77,14 @@ impl System {
         })
     }
 
-    /// Runs `candidate` on `example`. Never fails: a model error, a crashed program or a timeout
-    /// is a `RunOutput` with `error` set, which is scored 0 and shown to the user.
-    pub async fn run(&self, candidate: &Candidate, example: &Example, models: &Models) -> RunOutput {
+    /// Runs `candidate` on `example`. A failure of the system (a crashed program, a timeout, a
+    /// template error, a request the model refuses) is a `RunOutput` with `error` set, which is
+    /// scored 0 and shown to the user; a failure of the model provider is an `Err` (see
+    /// `LlmError::stops_run`).
+    pub async fn run(&self, candidate: &Candidate, example: &Example, models: &Models) -> Result<RunOutput, LlmError> {
         match self {
             System::Chat(chat) => chat.run(candidate, example, models).await,
-            System::Command(cmd) => cmd.run(candidate, example).await,
+            System::Command(cmd) => Ok(cmd.run(candidate, example).await),
         }
     }
 
@@ -91,6 +100,6 @@ impl System {
 impl RunOutput {
     /// A run that failed before producing anything.
     pub fn failed(error: impl Into<String>, trace: Trace, cost_usd: f64) -> RunOutput {
-        RunOutput { output: String::new(), trace, error: Some(error.into()), cost_usd }
+        RunOutput { output: String::new(), trace, error: Some(error.into()), cost_usd, replayed_usd: 0.0 }
     }
 }

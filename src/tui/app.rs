@@ -383,6 +383,8 @@ pub enum EngineCommand {
     /// A decision, applied by the engine at the start of its next round.
     Act(HumanAction),
     ApproveAll,
+    /// Probe the models that are not answering now.
+    RetryNow,
 }
 
 pub struct App {
@@ -738,6 +740,7 @@ impl App {
                 self.help_scroll.reset();
             }
             Action::TogglePause => self.toggle_pause(),
+            Action::RetryNow => self.retry_now(),
             Action::ViewDashboard => self.goto(View::Dashboard),
             Action::ViewFrontier => self.goto(View::Frontier),
             Action::ViewWinMatrix => self.goto(View::WinMatrix),
@@ -809,6 +812,20 @@ impl App {
                 View::Reflections => self.reflections_action(action),
             },
         }
+    }
+
+    /// `r`: the engine is holding work for a model that does not answer; ask it again now.
+    fn retry_now(&mut self) {
+        let waiting: Vec<String> = match self.model.live.as_ref().filter(|_| self.model.is_live()) {
+            Some(s) => s.outages.iter().map(|o| format!("\"{}\"", o.model)).collect(),
+            None => vec![],
+        };
+        if waiting.is_empty() {
+            self.flash = Some("every model is answering; there is nothing to retry".into());
+            return;
+        }
+        self.commands.push(EngineCommand::RetryNow);
+        self.flash = Some(format!("trying model {} again now", waiting.join(", ")));
     }
 
     fn toggle_pause(&mut self) {

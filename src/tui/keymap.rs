@@ -41,6 +41,7 @@ actions! {
     Quit = "quit", "leave (a live run is stopped cleanly and stays resumable)";
     Help = "help", "show or hide this help";
     TogglePause = "toggle_pause", "pause or resume the engine";
+    RetryNow = "retry_now", "try a model that is not answering again now";
     ViewDashboard = "view_dashboard", "dashboard: budget, best score, activity";
     ViewFrontier = "view_frontier", "frontier: every candidate";
     ViewWinMatrix = "view_win_matrix", "win matrix: candidates x val examples";
@@ -230,6 +231,7 @@ impl Default for Keymap {
             (Key::new(K::Char('c'), KeyModifiers::CONTROL), Quit),
             (c('?'), Help),
             (c(' '), TogglePause),
+            (c('r'), RetryNow),
             (c('1'), ViewDashboard),
             (c('2'), ViewFrontier),
             (c('3'), ViewWinMatrix),

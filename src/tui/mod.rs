@@ -120,7 +120,11 @@ pub fn run(args: TuiArgs) -> Result<ExitCode> {
     if let Some(msg) = outcome.message(&args.dir) {
         eprintln!("{msg}");
     }
-    Ok(if outcome.error.is_some() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(match (&outcome.error, outcome.halted) {
+        (Some(_), true) => ExitCode::from(crate::cli::run::HALTED),
+        (Some(_), false) => ExitCode::from(2),
+        (None, _) => ExitCode::SUCCESS,
+    })
 }
 
 struct Ctx<'a> {
@@ -137,6 +141,9 @@ struct SessionOutcome {
     /// A live run was stopped by the user; it is resumable.
     stopped: bool,
     error: Option<String>,
+    /// The error was the model provider's (a refused key, an empty account, an outage past
+    /// max_outage_secs): the run is resumable once fixed.
+    halted: bool,
     /// The user branched from this run: open this next.
     next: Option<StartChoice>,
     /// What was said of the runs left earlier in this session (by branching).
@@ -146,6 +153,12 @@ struct SessionOutcome {
 impl SessionOutcome {
     fn message(&self, dir: &Path) -> Option<String> {
         let id = self.run_id.as_ref()?;
+        if let (Some(e), true) = (&self.error, self.halted) {
+            return Some(format!(
+                "run {id} stopped: {e}\nnothing was scored for it; once that is fixed, resume with: gepa-tui --run {id} {}",
+                dir.display()
+            ));
+        }
         if let Some(e) = &self.error {
             return Some(format!(
                 "run {id}: the engine failed: {e}\nreopen it with: gepa-tui --run {id} {}",
@@ -520,8 +533,10 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                     Ok(Ok(out)) => outcome.finished = out.result.map(|r| r.stop_reason),
                     Ok(Err(e)) => {
                         tracing::error!("engine failed: {e:#}");
+                        app.model.halted = e.downcast_ref::<crate::engine::Halted>().is_some();
                         app.model.engine_error = Some(format!("{e:#}"));
                         outcome.error = Some(format!("{e:#}"));
+                        outcome.halted = app.model.halted;
                     }
                     Err(e) => {
                         app.model.engine_error = Some(format!("the engine task ended abnormally: {e}"));
@@ -549,6 +564,11 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                         h.act(a)
                     }
                     EngineCommand::ApproveAll => h.approve_all(),
+                    EngineCommand::RetryNow => {
+                        if let Some(t) = task.as_ref() {
+                            t.models().retry_now();
+                        }
+                    }
                 }
             }
         }

@@ -124,6 +124,9 @@ pub struct Model {
     pub warnings: Vec<String>,
     /// The engine stopped with an error.
     pub engine_error: Option<String>,
+    /// That error was the model provider's (see `engine::Halted`): the run is resumable once
+    /// it is fixed.
+    pub halted: bool,
     /// The engine task has ended (finished, stopped or failed).
     pub engine_done: bool,
     pub models: Vec<ModelUsage>,
@@ -500,6 +503,11 @@ impl Model {
     }
 
     /// Whether an engine is attached and still running.
+    /// The models the engine is waiting for (not answering), from the last status.
+    pub fn live_outages(&self) -> &[crate::llm::Outage] {
+        self.live.as_ref().map(|s| s.outages.as_slice()).unwrap_or(&[])
+    }
+
     pub fn is_live(&self) -> bool {
         (self.attached || self.live.is_some()) && !self.engine_done
     }
@@ -591,6 +599,7 @@ mod tests {
             trace: Default::default(),
             error: None,
             cost_usd: 0.0,
+            replayed_usd: 0.0,
             cached: false,
         }
     }
@@ -613,6 +622,7 @@ mod tests {
             round,
             metric_calls: 2,
             cost_usd: 0.0,
+            cost_usd_replayed: 0.0,
             best: 0,
             best_val: 0.5,
             merges_due: 0,

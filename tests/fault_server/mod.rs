@@ -48,6 +48,8 @@ pub enum Fault {
     SlowStream,
     /// 401 Unauthorized, quoting the key it was sent (as a careless server might).
     Unauthorized,
+    /// 429 with OpenAI's `insufficient_quota` body: the account is out of credit.
+    InsufficientQuota,
 }
 
 impl Fault {
@@ -88,6 +90,8 @@ pub struct Plan {
     pub max_faults_per_request: u32,
     /// Persistent faults: every attempt of a matching request fails this way.
     pub fail_rules: Vec<FailRule>,
+    /// Every attempt fails this way (a provider incident, a revoked key), before any other rule.
+    pub fail_all: Option<Fault>,
     /// Added before every answer.
     pub latency: Duration,
     /// How long a `Hang` or `StalledBody` waits before giving up on the client.
@@ -104,6 +108,7 @@ impl Default for Plan {
             faults: Fault::TRANSIENT.to_vec(),
             max_faults_per_request: u32::MAX,
             fail_rules: Vec::new(),
+            fail_all: None,
             latency: Duration::ZERO,
             hang: Duration::from_secs(10),
             echo_key_in_errors: false,
@@ -137,6 +142,18 @@ pub struct FaultServer {
     plan: Arc<Mutex<Plan>>,
     book: Arc<Mutex<Book>>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// The task accepting connections; None while the server is down.
+    acceptor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+async fn accept_loop(listener: TcpListener, p: Arc<Mutex<Plan>>, b: Arc<Mutex<Book>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let (p, b) = (p.clone(), b.clone());
+        tokio::spawn(async move {
+            let _ = serve(stream, p, b).await;
+        });
+    }
 }
 
 impl FaultServer {
@@ -151,17 +168,28 @@ impl FaultServer {
         let addr = listener.local_addr().unwrap();
         let plan = Arc::new(Mutex::new(plan));
         let book = Arc::new(Mutex::new(Book::default()));
-        let (p, b) = (plan.clone(), book.clone());
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let (p, b) = (p.clone(), b.clone());
-                tokio::spawn(async move {
-                    let _ = serve(stream, p, b).await;
-                });
-            }
-        });
-        FaultServer { addr, plan, book, runtime: Some(runtime) }
+        let acceptor = runtime.spawn(accept_loop(listener, plan.clone(), book.clone()));
+        FaultServer { addr, plan, book, runtime: Some(runtime), acceptor: Mutex::new(Some(acceptor)) }
+    }
+
+    /// Closes the listening socket: new connections are refused, as when a server is stopped or
+    /// a laptop loses its network.
+    pub fn go_down(&self) {
+        if let Some(task) = self.acceptor.lock().unwrap().take() {
+            task.abort();
+            // The listener is dropped when the aborted task is.
+            let _ = self.runtime.as_ref().unwrap().block_on(task);
+        }
+    }
+
+    /// Listens again on the same address.
+    pub fn come_up(&self) {
+        let mut acceptor = self.acceptor.lock().unwrap();
+        if acceptor.is_none() {
+            let rt = self.runtime.as_ref().unwrap();
+            let listener = rt.block_on(TcpListener::bind(self.addr)).expect("bind the same address again");
+            *acceptor = Some(rt.spawn(accept_loop(listener, self.plan.clone(), self.book.clone())));
+        }
     }
 
     /// The `base_url` to put in gepa.toml.
@@ -277,7 +305,7 @@ async fn serve(mut stream: TcpStream, plan: Arc<Mutex<Plan>>, book: Arc<Mutex<Bo
             let r = draw(&[&plan.seed.to_le_bytes(), body_hash.as_bytes(), &number.to_le_bytes()]);
             (r % 100 < plan.fault_percent).then(|| plan.faults[((r / 100) % plan.faults.len() as u64) as usize])
         };
-        let fault = persistent.or_else(drawn);
+        let fault = plan.fail_all.or(persistent).or_else(drawn);
         book.log.push(Attempt {
             body_hash,
             model: model.clone(),
@@ -356,6 +384,12 @@ async fn serve(mut stream: TcpStream, plan: Arc<Mutex<Plan>>, book: Arc<Mutex<Bo
                 stream.flush().await?;
             }
             Ok(())
+        }
+        Some(Fault::InsufficientQuota) => {
+            let b = json!({"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}});
+            respond(&mut stream, 429, &[], b.to_string().as_bytes()).await
         }
         Some(Fault::Unauthorized) => {
             let b = json!({"error": {"message": format!("Incorrect API key provided: {echoed}"), "type": "invalid_request_error"}});

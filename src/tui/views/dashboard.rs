@@ -229,7 +229,12 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         vec![t(format!("{} in · {} out", fmt_tokens(s.input_tokens), fmt_tokens(s.output_tokens)))],
         theme,
     ));
-    lines.push(kv("cost", vec![t(format!("${:.4}", m.cost_usd()))], theme));
+    // Paid, and apart what the replies replayed from the response cache would have cost.
+    let mut cost = vec![t(format!("${:.4} paid", m.cost_usd()))];
+    if s.cost_usd_replayed > 0.0 {
+        cost.push(Span::styled(format!(" · ${:.4} replayed free", s.cost_usd_replayed), theme.muted));
+    }
+    lines.push(kv("cost", cost, theme));
     if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         let eta = m.eta_secs().map(fmt_duration).unwrap_or_else(|| "-".into());
         lines.push(kv(
@@ -247,8 +252,17 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 fn render_activity(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let m = &app.model;
     let mut lines = Vec::new();
-    let now = if let Some(e) = &m.engine_error {
+    let now = if let (Some(e), true) = (&m.engine_error, m.halted) {
+        Span::styled(
+            format!("stopped: {}; nothing was scored for it. Fix that and reopen the run to resume", one_line(e)),
+            theme.error,
+        )
+    } else if let Some(e) = &m.engine_error {
         Span::styled(format!("the engine stopped with an error: {}", one_line(e)), theme.error)
+    } else if let Some(l) = m.live.as_ref().filter(|_| m.is_live() && !m.live_outages().is_empty()) {
+        let keys = app.keymap.describe(crate::tui::keymap::Action::RetryNow);
+        let quit = app.keymap.describe(crate::tui::keymap::Action::Quit);
+        Span::styled(format!("{} · {keys} tries now, {quit} stops (resumable)", one_line(&l.activity)), theme.warning)
     } else if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         let act = if l.activity.is_empty() { "starting".to_string() } else { one_line(&l.activity) };
         Span::styled(if m.paused { format!("paused · {act}") } else { act }, theme.text)

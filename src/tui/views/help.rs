@@ -62,6 +62,7 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (format!("{}–{}", k(ViewDashboard), k(ViewReview)), "views"),
                 (k(NextView), "next view"),
                 (k(TogglePause), "pause / resume"),
+                (k(RetryNow), "try a model that is not answering now"),
                 (k(ApproveAll), "approve all pending"),
                 (k(Quit), "quit (a live run stays resumable)"),
             ],

@@ -168,6 +168,7 @@ mod tests {
             trace: Default::default(),
             error: error.map(Into::into),
             cost_usd: 0.0,
+            replayed_usd: 0.0,
             cached: false,
         }
     }

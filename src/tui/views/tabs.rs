@@ -38,10 +38,14 @@ pub fn hit(width: u16, x: u16) -> Option<View> {
 /// A word for what the run is doing.
 pub fn run_state(app: &App) -> (&'static str, bool) {
     let m = &app.model;
-    if m.engine_error.is_some() {
+    if m.engine_error.is_some() && m.halted {
+        ("■ stopped by a model (resumable)", true)
+    } else if m.engine_error.is_some() {
         ("✗ engine failed", true)
     } else if m.state.finished.is_some() {
         ("✓ finished", false)
+    } else if m.is_live() && m.live.as_ref().is_some_and(|s| !s.outages.is_empty()) {
+        ("⧗ waiting for a model", true)
     } else if m.is_live() && m.paused {
         ("⏸ paused", true)
     } else if m.is_live() {
