@@ -68,6 +68,7 @@ fn events() -> Vec<Event> {
                 error: None,
                 cost_usd: 0.0,
                 replayed_usd: 0.0,
+                scorer_failed: false,
                 cached: false,
             })
             .collect();

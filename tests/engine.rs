@@ -426,3 +426,35 @@ fn no_merge_is_tried_on_fewer_than_five_val_examples() {
     std::fs::write(small.join("data/val.jsonl"), val).unwrap();
     assert_eq!(merges(&small), 0);
 }
+
+/// A scorer that fails (here a command scorer that crashes) says nothing of what the system
+/// answered: the reflection still reads the system's output, and the scorer's failure as the
+/// feedback, never "(the system failed …)".
+#[test]
+fn a_failing_scorer_leaves_the_system_s_output_in_the_reflective_dataset() {
+    let (_t, dir) = project("max_metric_calls = 20\nseed = 3");
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    let broken = "[evaluator]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo 'scorer broke' >&2; exit 3\"]\n";
+    let toml = toml.replace("[evaluator]\nkind = \"exact\"\nfield = \"expected\"\n", broken);
+    assert!(toml.contains("scorer broke"));
+    std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+    let (r, run_dir) = run_fresh(&dir);
+    assert!(r.failed_evaluations > 0, "{r:?}");
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let records: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reflection { dataset, .. } => Some(dataset.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(!records.is_empty(), "no reflection ran");
+    for rec in &records {
+        let out = rec.generated_outputs.as_str().unwrap_or_default();
+        assert!(!out.starts_with("(the system failed"), "{out}");
+        // The scripted task model answers with a group's code ("A-ok") or a wrong guess.
+        assert!(!out.is_empty(), "{rec:?}");
+        assert!(rec.feedback.contains("scorer broke"), "{}", rec.feedback);
+    }
+}

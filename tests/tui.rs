@@ -1244,3 +1244,18 @@ fn branching_from_the_workbench_starts_a_run_seeded_with_the_candidate() {
     let log = std::fs::read_to_string(new_run.join("tui.log")).unwrap_or_default();
     assert!(log.contains("starting run"), "the new run's tui.log:\n{log}");
 }
+
+/// A decision sent just as the engine ends (it finished, or stopped first) was never taken: the
+/// workbench says so instead of showing it as "sent" for ever.
+#[test]
+fn a_decision_the_engine_never_took_is_reported_when_it_ends() {
+    let mut a = review_app();
+    press(&mut a, "a");
+    assert_eq!(acts(&a).len(), 1);
+    assert_eq!(a.model.sent.len(), 1);
+    a.model.engine_ended();
+    assert!(a.model.sent.is_empty());
+    press(&mut a, "1");
+    let screen = text(&draw(&a, 120, 36));
+    assert!(screen.contains("1 decision sent to the engine was not applied"), "{screen}");
+}

@@ -27,6 +27,13 @@ pub struct RunArgs {
     pub add_seeds: Vec<std::path::PathBuf>,
 }
 
+impl RunArgs {
+    /// The engine's options for these arguments, the same for the workbench and headless runs.
+    pub fn engine_options(&self, notices: tokio::sync::mpsc::UnboundedSender<Notice>) -> EngineOptions {
+        EngineOptions { notices: Some(notices), auto_approve: self.auto_approve, ..Default::default() }
+    }
+}
+
 /// Loads the project with the run's overrides and builds its task (models with the cache).
 pub fn prepare(dir: &Path, args: &RunArgs, common: &CommonArgs) -> Result<(Arc<Project>, Arc<Task>)> {
     let mut project = Project::load(dir)?;
@@ -125,12 +132,7 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
             );
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let (engine, handle) = open_engine(
-            project,
-            task,
-            args,
-            EngineOptions { notices: Some(tx), auto_approve: args.auto_approve, ..Default::default() },
-        )?;
+        let (engine, handle) = open_engine(project, task, args, args.engine_options(tx))?;
         let run_id = engine.run_id().to_string();
         let mut progress = Progress::new();
         progress.candidates = engine.state().candidates.len();
@@ -330,5 +332,20 @@ impl Progress {
         if self.drawn {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The workbench and headless runs build their engine from the same arguments the same way:
+    /// `--auto-approve` is not lost in the workbench.
+    #[test]
+    fn auto_approve_reaches_the_engine_whichever_front_end_starts_it() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let args = RunArgs { auto_approve: true, ..Default::default() };
+        assert!(args.engine_options(tx.clone()).auto_approve);
+        assert!(!RunArgs::default().engine_options(tx).auto_approve);
     }
 }

@@ -2078,7 +2078,8 @@ impl Shared {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 let n_steps = ev.trace.steps.len();
-                let generated = if let Some(err) = &ev.error {
+                // A scorer that failed says nothing of what the system said: show that as usual.
+                let generated = if let (Some(err), false) = (&ev.error, ev.scorer_failed) {
                     Value::String(format!("(the system failed: {err})"))
                 } else if using_steps.is_empty() || using_steps.iter().all(|&i| i + 1 >= n_steps) {
                     Value::String(ev.output.clone())

@@ -21,6 +21,10 @@ pub struct ExampleEval {
     pub trace: Trace,
     /// Why the run or the scoring failed, if it did.
     pub error: Option<String>,
+    /// The run went through and the scorer failed (a judge without a verdict, a crashed scorer):
+    /// `output` is what the system said.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scorer_failed: bool,
     /// USD of this evaluation: the system's model calls plus any judge, priced whether or not a
     /// reply came from the response cache (0 when `cached`).
     pub cost_usd: f64,
@@ -101,6 +105,7 @@ impl Task {
             feedback,
             output: run.output,
             trace: run.trace,
+            scorer_failed: run.error.is_none() && score.error.is_some(),
             error: run.error.or(score.error),
             cost_usd: run.cost_usd + score.cost_usd,
             replayed_usd: run.replayed_usd + score.replayed_usd,

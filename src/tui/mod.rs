@@ -18,7 +18,7 @@ pub mod views;
 use crate::cli::run::{open_engine, prepare, RunArgs};
 use crate::cli::CommonArgs;
 use crate::engine::run::load_events;
-use crate::engine::{EngineHandle, EngineOptions, Notice, RunOutcome};
+use crate::engine::{EngineHandle, Notice, RunOutcome};
 use crate::eval::Task;
 use crate::project::Project;
 use anyhow::{anyhow, bail, Context, Result};
@@ -376,12 +376,8 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             }
             let (project, task) = prepare(&ctx.args.dir, &args, &ctx.args.common)?;
             let (tx, mut rx) = mpsc::unbounded_channel();
-            let (engine, handle) = open_engine(
-                project.clone(),
-                task.clone(),
-                &args,
-                EngineOptions { notices: Some(tx), ..Default::default() },
-            )?;
+            // `--auto-approve` holds here as headless: `approve` policies are treated as `auto`.
+            let (engine, handle) = open_engine(project.clone(), task.clone(), &args, args.engine_options(tx))?;
             let run_dir = engine.run_dir().to_path_buf();
             // The folder name is what `--run` takes (it is the run id unless the folder was copied).
             let run_id = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -524,7 +520,7 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                         app.on_notice(n);
                     }
                 }
-                app.model.engine_done = true;
+                app.model.engine_ended();
                 // The last poll may be up to a tick old; show the final counts.
                 if let Some(t) = task.as_ref() {
                     app.model.models = poll_usage(t);

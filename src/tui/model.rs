@@ -278,6 +278,28 @@ impl Model {
         }
     }
 
+    /// The engine task has ended. Decisions sent that it never took (it finished, stopped or
+    /// failed first) are said to be lost, not left showing as "sent".
+    pub fn engine_ended(&mut self) {
+        self.engine_done = true;
+        let lost = std::mem::take(&mut self.sent);
+        if lost.is_empty() {
+            return;
+        }
+        let why = if self.state.finished.is_some() {
+            "the run finished first"
+        } else {
+            "the engine stopped first; reopen the run and decide again"
+        };
+        let n = lost.len();
+        self.warnings.push(format!(
+            "{n} decision{} sent to the engine {} not applied: {why}",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "was" } else { "were" }
+        ));
+        self.version += 1;
+    }
+
     /// Decisions that stopping the engine now would lose: sent and not yet applied, or applied in
     /// the round in flight (which a stop abandons).
     pub fn unrecorded_decisions(&self) -> usize {
@@ -600,6 +622,7 @@ mod tests {
             error: None,
             cost_usd: 0.0,
             replayed_usd: 0.0,
+            scorer_failed: false,
             cached: false,
         }
     }

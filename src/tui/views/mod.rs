@@ -169,6 +169,7 @@ mod tests {
             error: error.map(Into::into),
             cost_usd: 0.0,
             replayed_usd: 0.0,
+            scorer_failed: false,
             cached: false,
         }
     }
