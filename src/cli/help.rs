@@ -36,8 +36,10 @@ Environment:
 
 Exit status:
   0 success; 1 a check or an evaluation found problems; 2 an error (a bad
-  config, an unknown run); 130 a headless run stopped by Ctrl-C (it stays
-  resumable). Leaving the workbench with q is 0, a live run stays resumable.
+  config, an unknown run); 3 a run stopped by its model provider (a refused
+  key, an empty account, no answer for max_outage_secs; resumable once
+  fixed); 130 a headless run stopped by Ctrl-C (it stays resumable). Leaving
+  the workbench with q is 0, a live run stays resumable.
 
 Examples:
   gepa-tui sample-projects/support-triage --offline
@@ -138,11 +140,17 @@ test). The budget can be exceeded by at most what the rounds in flight (pipeline
 spend: a round that starts under budget runs to its end.
 
 A project whose [review] asks a person to approve mutations or merges needs --auto-approve \
-headless (or the workbench, where you decide).";
+headless (or the workbench, where you decide).
+
+A provider that stops answering is waited for, never scored: its requests are held and tried \
+again (at most a minute apart) until it answers or [optimizer] max_outage_secs (default 1800) \
+has passed; then, or at once for a refused key, an exhausted quota or an invalid request, the run \
+stops with exit 3 and the cause named, resumable with --resume.";
 
 pub const RUN_AFTER: &str = "\
 Exit status:
-  0 finished; 130 stopped by Ctrl-C (resumable with --resume); 2 an error.
+  0 finished; 130 stopped by Ctrl-C (resumable with --resume); 3 stopped by
+  the model provider (resumable once fixed); 2 an error.
 
 Examples:
   gepa-tui run --headless --offline sample-projects/math-word-problems
