@@ -206,17 +206,24 @@ fn wait_exit(child: &mut Running, stderr: &Path) -> (Option<i32>, String) {
     (status.code(), err)
 }
 
-/// A provider that fails everything (`outage` starts it, `restore` ends it) for 3 s in the middle
-/// of a run, longer than all retries take: the run holds its requests, says so, and carries on by
-/// itself when the provider is back, ending exactly where the run without the outage ends.
-fn survives_an_outage(outage: impl Fn(&FaultServer), restore: impl Fn(&FaultServer)) -> String {
-    let reference = reference().clone();
+/// A run against a fault server answering in 5 ms, 30 events in: the server, the project, where
+/// the run's stderr goes, the process and the run's id.
+fn a_run_thirty_events_in() -> (FaultServer, TestProject, PathBuf, Running, String) {
     let server = FaultServer::start(Plan { latency: Duration::from_millis(5), ..Plan::default() });
     let p = project_at(&server.base_url(), OPT, OUTAGE_MODEL);
     let err_path = p.dir.join("stderr.txt");
     let mut child = spawn_headless(&p.dir, &[], &err_path);
     let run = wait_for_run_start(&p.dir, &mut child);
     wait_for_lines(&p.dir, &run, 30, &mut child);
+    (server, p, err_path, child, run)
+}
+
+/// A provider that fails everything (`outage` starts it, `restore` ends it) for 3 s in the middle
+/// of a run, longer than all retries take: the run holds its requests, says so, and carries on by
+/// itself when the provider is back, ending exactly where the run without the outage ends.
+fn survives_an_outage(outage: impl Fn(&FaultServer), restore: impl Fn(&FaultServer)) -> String {
+    let reference = reference().clone();
+    let (server, p, err_path, mut child, run) = a_run_thirty_events_in();
     outage(&server);
     let held_at = log_lines(&p.dir, &run);
     std::thread::sleep(Duration::from_secs(3));
@@ -260,13 +267,7 @@ fn a_provider_answering_503_to_everything_is_waited_for_and_the_result_is_the_cl
 #[test]
 fn a_revoked_key_and_an_empty_account_stop_the_run_resumably_with_the_fix_named() {
     let reference = reference().clone();
-    let server = FaultServer::start(Plan { latency: Duration::from_millis(5), ..Plan::default() });
-    let p = project_at(&server.base_url(), OPT, OUTAGE_MODEL);
-    let err_path = p.dir.join("stderr.txt");
-
-    let mut child = spawn_headless(&p.dir, &[], &err_path);
-    let run = wait_for_run_start(&p.dir, &mut child);
-    wait_for_lines(&p.dir, &run, 30, &mut child);
+    let (server, p, err_path, mut child, run) = a_run_thirty_events_in();
     server.set_plan(|p| p.fail_all = Some(Fault::Unauthorized));
     let (code, err) = wait_exit(&mut child, &err_path);
     assert_eq!(code, Some(3), "{err}");
