@@ -473,3 +473,162 @@ async fn offline_hit_replays_a_recorded_reply() {
     assert_eq!(reply.text, "Paris");
     assert_eq!(requests(&server).await.len(), 1);
 }
+
+fn anthropic_reply(text: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "msg_1", "type": "message", "role": "assistant",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 3, "output_tokens": 1}
+    }))
+}
+
+/// Anthropic's SDKs and `ANTHROPIC_BASE_URL` write the base without `/v1`; gepa.toml may write it
+/// either way, with or without a trailing slash: every form posts to `/v1/messages`.
+#[tokio::test]
+async fn anthropic_base_url_with_or_without_v1() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/messages")).respond_with(anthropic_reply("ok")).mount(&server).await;
+    for base in [server.uri(), format!("{}/", server.uri()), format!("{}/v1", server.uri())] {
+        let config: ModelConfig = toml::from_str(&format!(
+            "provider = \"anthropic\"\nmodel = \"claude-test\"\nbase_url = \"{base}\"\napi_key_env = \"{ANTHROPIC_KEY_ENV}\""
+        ))
+        .unwrap();
+        let reply = task_models(config, options(None)).get("task").unwrap().chat(&ask("hi")).await;
+        assert_eq!(reply.expect(&base).text, "ok");
+    }
+    assert_eq!(requests(&server).await.len(), 3);
+}
+
+/// An OpenAI-compatible base with no path (how Ollama, llama-server and vLLM are often written)
+/// gets `/v1`; one that names the whole endpoint is used as it is.
+#[tokio::test]
+async fn openai_base_url_without_v1_or_with_the_whole_endpoint() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ok_completion("ok"))
+        .mount(&server)
+        .await;
+    for base in [server.uri(), format!("{}/v1/chat/completions", server.uri())] {
+        let config: ModelConfig = toml::from_str(&format!(
+            "provider = \"openai\"\nmodel = \"m\"\nbase_url = \"{base}\"\napi_key_env = \"{OPENAI_KEY_ENV}\""
+        ))
+        .unwrap();
+        let reply = task_models(config, options(None)).get("task").unwrap().chat(&ask("hi")).await;
+        assert_eq!(reply.expect(&base).text, "ok");
+    }
+}
+
+/// Without `base_url`, the official SDKs' variables say where to go (and `check` shows it).
+#[tokio::test]
+async fn base_urls_come_from_the_environment_when_gepa_toml_has_none() {
+    let openai = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ok_completion("from env"))
+        .mount(&openai)
+        .await;
+    let anthropic = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(anthropic_reply("from env too"))
+        .mount(&anthropic)
+        .await;
+    // Only this test reads these two variables.
+    std::env::set_var("OPENAI_BASE_URL", format!("{}/v1", openai.uri()));
+    std::env::set_var("ANTHROPIC_BASE_URL", anthropic.uri());
+    let o: ModelConfig =
+        toml::from_str(&format!("provider = \"openai\"\nmodel = \"m\"\napi_key_env = \"{OPENAI_KEY_ENV}\"")).unwrap();
+    let a: ModelConfig =
+        toml::from_str(&format!("provider = \"anthropic\"\nmodel = \"c\"\napi_key_env = \"{ANTHROPIC_KEY_ENV}\""))
+            .unwrap();
+    let eo = gepa_tui::llm::http::endpoint(&o).unwrap();
+    let ea = gepa_tui::llm::http::endpoint(&a).unwrap();
+    let ro = task_models(o, options(None)).get("task").unwrap().chat(&ask("hi")).await;
+    let ra = task_models(a, options(None)).get("task").unwrap().chat(&ask("hi")).await;
+    std::env::remove_var("OPENAI_BASE_URL");
+    std::env::remove_var("ANTHROPIC_BASE_URL");
+    assert_eq!(ro.unwrap().text, "from env");
+    assert_eq!(ra.unwrap().text, "from env too");
+    assert_eq!((eo.source, ea.source), ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"));
+    assert_eq!(ea.url, format!("{}/v1/messages", anthropic.uri()));
+}
+
+/// OpenAI's reasoning models take `max_completion_tokens`, no temperature unless set, and a
+/// `reasoning_effort`; `[models.x.extra]` fields travel as given.
+#[tokio::test]
+async fn a_reasoning_model_s_body_and_extra_fields() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ok_completion("ok")).mount(&server).await;
+    let mut config = openai_config(
+        &server,
+        "max_tokens = 500\nreasoning_effort = \"low\"\n[extra]\nseed = 7\ntop_p = 0.5\nstop = [\"END\"]",
+    );
+    config.model = "o4-mini".into();
+    task_models(config, options(None)).get("task").unwrap().chat(&ask("hi")).await.unwrap();
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(body["max_completion_tokens"], 500);
+    assert!(body.get("max_tokens").is_none() && body.get("temperature").is_none(), "{body}");
+    assert_eq!(body["reasoning_effort"], "low");
+    assert_eq!(
+        (body["seed"].clone(), body["top_p"].clone(), body["stop"].clone()),
+        (json!(7), json!(0.5), json!(["END"]))
+    );
+    assert_eq!(body["model"], "o4-mini");
+}
+
+/// Anthropic's extended thinking is a budget; thinking blocks are not the answer.
+#[tokio::test]
+async fn anthropic_thinking_budget_is_sent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(anthropic_reply("ok")).mount(&server).await;
+    let config: ModelConfig = toml::from_str(&format!(
+        "provider = \"anthropic\"\nmodel = \"claude-test\"\nbase_url = \"{}\"\napi_key_env = \"{ANTHROPIC_KEY_ENV}\"\n\
+         max_tokens = 4000\nthinking_budget_tokens = 2000",
+        server.uri()
+    ))
+    .unwrap();
+    task_models(config, options(None)).get("task").unwrap().chat(&ask("hi")).await.unwrap();
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": 2000}));
+    assert_eq!(body["max_tokens"], 4000);
+}
+
+/// A provider's 400 that names a parameter it refuses becomes a message naming the gepa.toml
+/// key to change.
+#[tokio::test]
+async fn a_refused_parameter_names_the_gepa_toml_key_to_change() {
+    let cases = [
+        (
+            "max_tokens = 50",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+            "set token_param = \"max_completion_tokens\" in [models.task]",
+        ),
+        (
+            "temperature = 0.2",
+            "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.",
+            "remove temperature from [models.task]",
+        ),
+        (
+            "[extra]\ntop_k = 5",
+            "Unrecognized request argument supplied: top_k",
+            "remove `top_k` from [models.task.extra]",
+        ),
+    ];
+    for (setting, said, hint) in cases {
+        let server = MockServer::start().await;
+        let body = json!({"error": {"message": said, "type": "invalid_request_error", "param": null, "code": "unsupported_parameter"}});
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(400).set_body_json(body)).mount(&server).await;
+        let err = task_models(openai_config(&server, setting), options(None))
+            .get("task")
+            .unwrap()
+            .chat(&ask("hi"))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(hint) && text.contains("gepa.toml"), "{setting}: {text}");
+        assert!(err.stops_run());
+        assert_eq!(requests(&server).await.len(), 1, "a 400 is not retried");
+    }
+}

@@ -312,3 +312,26 @@ fn every_command_has_a_manual_with_exit_status_and_examples() {
         assert!(short.len() < text.len(), "{args:?}: -h is not shorter than --help");
     }
 }
+
+/// `[models.x.extra]` passes fields through, but not the ones gepa.toml sets itself: `check`
+/// names the field, its line, and the key that sets it; and `check` says where a base URL taken
+/// from the environment points.
+#[test]
+fn extra_may_not_set_the_model_and_check_shows_an_environment_base_url() {
+    let tmp = valid_project_at("http://127.0.0.1:9/v1");
+    let toml_path = tmp.path().join("gepa.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    let bad = format!("{text}\n[models.task.extra]\nmodel = \"other\"\ntop_p = 0.5\n");
+    std::fs::write(&toml_path, bad).unwrap();
+    let out = check_fails(tmp.path());
+    assert!(out.contains("[models.task.extra] cannot set `model`: gepa.toml sets it with model"), "{out}");
+    assert!(out.contains("gepa.toml:"), "the line is named: {out}");
+    assert!(!out.contains("top_p"), "{out}");
+
+    let tmp = valid_project_at("http://127.0.0.1:9/v1");
+    let text = std::fs::read_to_string(tmp.path().join("gepa.toml")).unwrap();
+    let no_base: String = text.lines().filter(|l| !l.starts_with("base_url")).collect::<Vec<_>>().join("\n");
+    std::fs::write(tmp.path().join("gepa.toml"), no_base).unwrap();
+    let o = run(gepa().arg("check").arg("--offline").arg(tmp.path()).env("OPENAI_BASE_URL", "http://127.0.0.1:7/"));
+    assert!(o.stdout.contains("at http://127.0.0.1:7/v1/chat/completions (from $OPENAI_BASE_URL)"), "{}", o.all());
+}

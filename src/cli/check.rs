@@ -143,18 +143,20 @@ fn print_report(project: &Project) {
     println!();
     println!("Models");
     for (name, m) in &c.models {
-        let (provider, default_env, default_url) = match m.provider {
-            ProviderKind::Openai => ("openai", "OPENAI_API_KEY", "https://api.openai.com/v1"),
-            ProviderKind::Anthropic => ("anthropic", "ANTHROPIC_API_KEY", "https://api.anthropic.com/v1"),
+        let (provider, default_env) = match m.provider {
+            ProviderKind::Openai => ("openai", "OPENAI_API_KEY"),
+            ProviderKind::Anthropic => ("anthropic", "ANTHROPIC_API_KEY"),
+        };
+        // The URL requests go to, and whether it came from the environment (never the key).
+        let at = match crate::llm::http::endpoint(m) {
+            Ok(e) if e.source.ends_with("_BASE_URL") => format!("{} (from ${})", e.url, e.source),
+            Ok(e) => e.url,
+            Err(e) => format!("an unusable URL: {e}"),
         };
         let env = m.api_key_env.as_deref().unwrap_or(default_env);
         // Only whether the variable is set: its value never reaches the screen.
         let key = if std::env::var_os(env).is_some_and(|v| !v.is_empty()) { "set" } else { "not set" };
-        let line = format!(
-            "  {name}: {provider} `{}` at {} (key ${env}: {key})",
-            m.model,
-            m.base_url.as_deref().unwrap_or(default_url)
-        );
+        let line = format!("  {name}: {provider} `{}` at {at} (key ${env}: {key})", m.model);
         println!("{}", sanitize(&line));
     }
 }

@@ -8,7 +8,6 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::json;
 
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
 pub const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
 pub const API_VERSION: &str = "2023-06-01";
 /// The Messages API requires max_tokens; this is used when the config leaves it out.
@@ -20,6 +19,7 @@ pub struct AnthropicBackend {
     model: String,
     temperature: Option<f64>,
     max_tokens: u32,
+    params: Option<serde_json::Map<String, serde_json::Value>>,
     headers: HeaderMap,
     /// Kept only to scrub it from quoted error bodies.
     key: Option<String>,
@@ -30,8 +30,7 @@ impl AnthropicBackend {
     /// will answer 401, which names the variable to set).
     pub fn new(config: &ModelConfig) -> Result<Self, LlmError> {
         let fatal = |message: String| LlmError::Fatal { model: config.model.clone(), message };
-        let base_url = config.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-        let url = endpoint(base_url, "messages").map_err(fatal)?;
+        let url = endpoint(config).map_err(fatal)?.url;
         let client = build_client(config).map_err(fatal)?;
         let env = config.api_key_env.as_deref().unwrap_or(DEFAULT_KEY_ENV);
         let key = read_key(env);
@@ -46,6 +45,7 @@ impl AnthropicBackend {
             model: config.model.clone(),
             temperature: config.temperature,
             max_tokens: config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            params: config.body_params(),
             headers,
             key,
         })
@@ -71,6 +71,9 @@ impl AnthropicBackend {
         }
         if let Some(t) = self.temperature {
             body["temperature"] = json!(t);
+        }
+        for (k, v) in self.params.iter().flatten() {
+            body[k.as_str()] = v.clone();
         }
         body
     }

@@ -22,6 +22,10 @@ pub struct RequestIdentity<'a> {
     pub messages: &'a [Message],
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// Further request fields (reasoning effort, thinking, `[models.x.extra]`); absent from the
+    /// hashed JSON when there are none, so keys made before they existed still match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The hex blake3 hash naming one cache entry.
@@ -128,6 +132,7 @@ mod tests {
             messages,
             temperature: Some(0.0),
             max_tokens: None,
+            params: None,
         }
     }
 
@@ -138,6 +143,7 @@ mod tests {
         assert_eq!(a, CacheKey::of(&identity(&msgs)));
         assert_eq!(a.hex().len(), 64);
         let other_msgs = [Message::user("hi!")];
+        let extra = serde_json::Map::from_iter([("top_p".to_string(), serde_json::json!(0.5))]);
         let variants = [
             CacheKey::of(&identity(&other_msgs)),
             CacheKey::of(&RequestIdentity { temperature: Some(0.5), ..identity(&msgs) }),
@@ -145,6 +151,7 @@ mod tests {
             CacheKey::of(&RequestIdentity { model: "n", ..identity(&msgs) }),
             CacheKey::of(&RequestIdentity { provider: "anthropic", ..identity(&msgs) }),
             CacheKey::of(&RequestIdentity { base_url: "http://other/v1", ..identity(&msgs) }),
+            CacheKey::of(&RequestIdentity { params: Some(&extra), ..identity(&msgs) }),
         ];
         for v in variants {
             assert_ne!(a, v);

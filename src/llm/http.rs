@@ -2,7 +2,7 @@
 
 use super::retry::{classify_status, classify_transport};
 use super::AttemptError;
-use crate::project::config::ModelConfig;
+use crate::project::config::{ModelConfig, ProviderKind};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
 
@@ -26,13 +26,58 @@ fn seconds(key: &str, value: f64) -> Result<Duration, String> {
     }
 }
 
-/// `{base_url}/{path}` with exactly one slash between, after checking that base_url is a URL.
-pub(crate) fn endpoint(base_url: &str, path: &str) -> Result<String, String> {
-    let base = base_url.trim_end_matches('/');
-    let url = format!("{base}/{path}");
-    reqwest::Url::parse(&url)
-        .map_err(|e| format!("base_url `{base_url}` is not a valid URL ({e}); e.g. https://api.openai.com/v1"))?;
-    Ok(url)
+/// Where a model's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The URL each request is posted to.
+    pub url: String,
+    /// The API root it is under (`…/v1`): what identifies the server in the response cache.
+    pub base: String,
+    /// Where the base URL came from: `base_url`, an environment variable, or the default.
+    pub source: &'static str,
+}
+
+/// Resolves a model's endpoint the way the providers' own SDKs take it: `base_url` from gepa.toml,
+/// else `OPENAI_BASE_URL` / `ANTHROPIC_BASE_URL` from the environment, else the provider's public
+/// API. Anthropic's base works with or without `/v1` (its SDKs and `ANTHROPIC_BASE_URL` leave it
+/// out). An OpenAI-compatible base with no path at all (`http://localhost:11434`) gets `/v1`;
+/// any other path is used as given (OpenRouter's `…/api/v1`), and a base that already ends in
+/// `/chat/completions` is the endpoint itself.
+pub fn endpoint(config: &ModelConfig) -> Result<Endpoint, String> {
+    let (env, default) = match config.provider {
+        ProviderKind::Openai => ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        ProviderKind::Anthropic => ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+    };
+    let from_env = || std::env::var(env).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (raw, source) = match (&config.base_url, from_env()) {
+        (Some(b), _) => (b.clone(), "base_url"),
+        (None, Some(v)) => (v, env),
+        (None, None) => (default.to_string(), "default"),
+    };
+    let trimmed = raw.trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| {
+        let from =
+            if source == "base_url" { "base_url".to_string() } else { format!("{source} (from the environment)") };
+        format!("{from} `{raw}` is not a valid URL ({e}); e.g. {default}")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{source} `{raw}` must start with http:// or https://"));
+    }
+    let bare = parsed.path().trim_matches('/').is_empty();
+    let base = match config.provider {
+        ProviderKind::Anthropic if trimmed.ends_with("/v1") => trimmed.to_string(),
+        ProviderKind::Anthropic => format!("{trimmed}/v1"),
+        ProviderKind::Openai if trimmed.ends_with("/chat/completions") => {
+            trimmed.trim_end_matches("/chat/completions").to_string()
+        }
+        ProviderKind::Openai if bare => format!("{trimmed}/v1"),
+        ProviderKind::Openai => trimmed.to_string(),
+    };
+    let path = match config.provider {
+        ProviderKind::Openai => "chat/completions",
+        ProviderKind::Anthropic => "messages",
+    };
+    Ok(Endpoint { url: format!("{base}/{path}"), base, source })
 }
 
 /// The environment variable's value, when it is set and not empty.

@@ -7,7 +7,7 @@
 
 pub mod anthropic;
 pub mod cache;
-mod http;
+pub mod http;
 pub mod model;
 pub mod openai;
 pub mod retry;

@@ -228,6 +228,8 @@ pub struct Model {
     base_url: String,
     /// What the provider is actually sent (Anthropic always sends one), for the cache key.
     sent_max_tokens: Option<u32>,
+    /// The further request fields (`ModelConfig::body_params`), for the cache key.
+    params: Option<serde_json::Map<String, serde_json::Value>>,
     backend: Arc<dyn ChatBackend>,
     cache: Option<ResponseCache>,
     offline: bool,
@@ -262,14 +264,19 @@ impl Model {
         opts: &ModelsOptions,
     ) -> Result<Model, LlmError> {
         let label = format!("{name} ({})", config.model);
-        let (provider, default_url, default_env, sent_max_tokens) = match config.provider {
-            ProviderKind::Openai => ("openai", openai::DEFAULT_BASE_URL, openai::DEFAULT_KEY_ENV, config.max_tokens),
+        let (provider, default_env, sent_max_tokens) = match config.provider {
+            ProviderKind::Openai => ("openai", openai::DEFAULT_KEY_ENV, config.max_tokens),
             ProviderKind::Anthropic => (
                 "anthropic",
-                anthropic::DEFAULT_BASE_URL,
                 anthropic::DEFAULT_KEY_ENV,
                 Some(config.max_tokens.unwrap_or(anthropic::DEFAULT_MAX_TOKENS)),
             ),
+        };
+        // The API root the requests go to (`…/v1`, however base_url spells it), so that two
+        // spellings of one server share the cache.
+        let base_url = match super::http::endpoint(config) {
+            Ok(e) => e.base,
+            Err(_) => config.base_url.clone().unwrap_or_default().trim_end_matches('/').to_string(),
         };
         if config.concurrency == 0 {
             return Err(LlmError::Fatal { model: label, message: "concurrency must be at least 1".into() });
@@ -285,9 +292,9 @@ impl Model {
             label,
             key_env: config.api_key_env.clone().unwrap_or_else(|| default_env.to_string()),
             provider,
-            // A trailing slash does not make a different request, so it must not miss the cache.
-            base_url: config.base_url.as_deref().unwrap_or(default_url).trim_end_matches('/').to_string(),
+            base_url,
             sent_max_tokens,
+            params: config.body_params(),
             config: config.clone(),
             backend,
             cache: opts.cache_dir.as_ref().map(ResponseCache::new),
@@ -350,6 +357,7 @@ impl Model {
             messages: &req.messages,
             temperature: self.config.temperature,
             max_tokens: self.sent_max_tokens,
+            params: self.params.as_ref(),
         }))
     }
 
@@ -513,6 +521,13 @@ impl Model {
             }
             AttemptError::Fatal { kind: FatalKind::Billing, message, .. } => LlmError::Billing { model, message },
             AttemptError::Fatal { kind: FatalKind::ThisRequest, message, .. } => LlmError::Rejected { model, message },
+            AttemptError::Fatal { kind: FatalKind::BadRequest, message, .. } => {
+                let message = match config_hint(&self.name, &self.config, &message) {
+                    Some(hint) => format!("{message}; to fix it, {hint}"),
+                    None => message,
+                };
+                LlmError::Fatal { model, message }
+            }
             AttemptError::Fatal { message, .. } => LlmError::Fatal { model, message },
             AttemptError::Retryable { message, .. } => {
                 LlmError::Exhausted { model, attempts: gave_up.attempts, last: message }
@@ -520,6 +535,40 @@ impl Model {
             AttemptError::Outage { waited_secs, last } => LlmError::Outage { model, waited_secs, last },
         }
     }
+}
+
+/// Which gepa.toml key to change when a provider refuses a parameter of the request (OpenAI's
+/// "Unsupported parameter: 'max_tokens' … Use 'max_completion_tokens' instead", "'temperature' does
+/// not support 0.2 with this model", "Unrecognized request argument supplied: top_k").
+fn config_hint(name: &str, config: &ModelConfig, message: &str) -> Option<String> {
+    let m = message.to_lowercase();
+    let table = format!("[models.{name}] in gepa.toml");
+    if m.contains("max_tokens") && m.contains("max_completion_tokens") {
+        let want = if m.contains("use 'max_tokens'") || m.contains("use \"max_tokens\"") {
+            "max_tokens"
+        } else {
+            "max_completion_tokens"
+        };
+        return Some(format!("set token_param = \"{want}\" in {table}"));
+    }
+    let refused = |field: &str| {
+        m.contains(field)
+            && ["unsupported", "not support", "unrecognized", "not permitted", "unknown", "only the default"]
+                .iter()
+                .any(|w| m.contains(w))
+    };
+    if refused("temperature") && config.temperature.is_some() {
+        return Some(format!("remove temperature from {table} (this model takes only its default)"));
+    }
+    if refused("reasoning_effort") && config.reasoning_effort.is_some() {
+        return Some(format!("remove reasoning_effort from {table}"));
+    }
+    if refused("thinking") && config.thinking_budget_tokens.is_some() {
+        return Some(format!("remove thinking_budget_tokens from {table}"));
+    }
+    let extra = config.extra.as_ref()?;
+    let field = extra.keys().find(|k| refused(&k.to_lowercase()))?;
+    Some(format!("remove `{field}` from [models.{name}.extra] in gepa.toml"))
 }
 
 /// The project's `[models]`, by name.

@@ -4,12 +4,11 @@
 use super::http::{build_client, endpoint, post_json, read_key, secret_header};
 use super::retry::malformed;
 use super::{AttemptError, BoxFuture, ChatBackend, ChatRequest, LlmError, RawReply, Usage};
-use crate::project::config::ModelConfig;
+use crate::project::config::{ModelConfig, TokenParam};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
 
 pub struct OpenAiBackend {
@@ -18,6 +17,8 @@ pub struct OpenAiBackend {
     model: String,
     temperature: Option<f64>,
     max_tokens: Option<u32>,
+    token_param: &'static str,
+    params: Option<serde_json::Map<String, serde_json::Value>>,
     headers: HeaderMap,
     /// Kept only to scrub it from quoted error bodies.
     key: Option<String>,
@@ -28,8 +29,7 @@ impl OpenAiBackend {
     /// header (local servers need none).
     pub fn new(config: &ModelConfig) -> Result<Self, LlmError> {
         let fatal = |message: String| LlmError::Fatal { model: config.model.clone(), message };
-        let base_url = config.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-        let url = endpoint(base_url, "chat/completions").map_err(fatal)?;
+        let url = endpoint(config).map_err(fatal)?.url;
         let client = build_client(config).map_err(fatal)?;
         let env = config.api_key_env.as_deref().unwrap_or(DEFAULT_KEY_ENV);
         let key = read_key(env);
@@ -44,6 +44,11 @@ impl OpenAiBackend {
             model: config.model.clone(),
             temperature: config.temperature,
             max_tokens: config.max_tokens,
+            token_param: match config.token_param() {
+                TokenParam::MaxTokens => "max_tokens",
+                TokenParam::MaxCompletionTokens => "max_completion_tokens",
+            },
+            params: config.body_params(),
             headers,
             key,
         })
@@ -55,7 +60,10 @@ impl OpenAiBackend {
             body["temperature"] = json!(t);
         }
         if let Some(n) = self.max_tokens {
-            body["max_tokens"] = json!(n);
+            body[self.token_param] = json!(n);
+        }
+        for (k, v) in self.params.iter().flatten() {
+            body[k.as_str()] = v.clone();
         }
         body
     }

@@ -64,7 +64,77 @@ pub struct ModelConfig {
     /// Default 0.5. A server's `Retry-After` overrides it. Tests and local servers set it small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_base_delay_secs: Option<f64>,
+    /// The request field `max_tokens` is sent as (OpenAI's reasoning models take only
+    /// `max_completion_tokens`). Default: `max_completion_tokens` for model ids starting with
+    /// o1, o3, o4 or gpt-5, else `max_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_param: Option<TokenParam>,
+    /// OpenAI reasoning models: `reasoning_effort` ("minimal", "low", "medium", "high").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    /// Anthropic: extended thinking with this many tokens of budget (less than max_tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_budget_tokens: Option<u32>,
+    /// Request-body fields sent as given (`top_p`, `seed`, `stop`, `response_format`, …), merged
+    /// into every request; part of the cache key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<toml::Table>,
 }
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenParam {
+    MaxTokens,
+    MaxCompletionTokens,
+}
+
+impl ModelConfig {
+    /// The field the output limit is sent as (see `token_param`).
+    pub fn token_param(&self) -> TokenParam {
+        if let Some(p) = self.token_param {
+            return p;
+        }
+        let id = self.model.rsplit('/').next().unwrap_or(&self.model).to_ascii_lowercase();
+        let reasoning = ["o1", "o3", "o4", "gpt-5"].iter().any(|p| id.starts_with(p));
+        if self.provider == ProviderKind::Openai && reasoning {
+            TokenParam::MaxCompletionTokens
+        } else {
+            TokenParam::MaxTokens
+        }
+    }
+
+    /// The request-body fields beyond model, messages, temperature and the output limit, as
+    /// one JSON object (`reasoning_effort`, `thinking`, then `extra`); None when there are none.
+    /// `extra` may not set what gepa.toml's own keys set (`load` says so, naming the field).
+    pub fn body_params(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let mut out = serde_json::Map::new();
+        if let Some(effort) = &self.reasoning_effort {
+            out.insert("reasoning_effort".into(), effort.clone().into());
+        }
+        if let Some(budget) = self.thinking_budget_tokens {
+            out.insert("thinking".into(), serde_json::json!({"type": "enabled", "budget_tokens": budget}));
+        }
+        for (k, v) in self.extra.iter().flatten() {
+            if let Ok(v) = serde_json::to_value(v) {
+                out.insert(k.clone(), v);
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+/// Request fields `[models.x.extra]` may not set, and the key that does instead.
+pub const RESERVED_BODY_FIELDS: &[(&str, &str)] = &[
+    ("model", "model"),
+    ("messages", "the prompts (they come from the system and the candidate)"),
+    ("system", "the prompts (they come from the system and the candidate)"),
+    ("max_tokens", "max_tokens"),
+    ("max_completion_tokens", "max_tokens with token_param = \"max_completion_tokens\""),
+    ("temperature", "temperature"),
+    ("reasoning_effort", "reasoning_effort"),
+    ("thinking", "thinking_budget_tokens"),
+    ("stream", "nothing: replies are read whole"),
+];
 
 fn default_model_concurrency() -> usize {
     32

@@ -181,6 +181,36 @@ impl Validator {
             if m.max_tokens == Some(0) {
                 self.problem(&format!("{at}.max_tokens"), format!("[models.{name}] max_tokens must be at least 1"));
             }
+            for (field, instead) in crate::project::config::RESERVED_BODY_FIELDS {
+                if m.extra.as_ref().is_some_and(|t| t.contains_key(*field)) {
+                    self.problem(
+                        &format!("{at}.extra.{field}"),
+                        format!("[models.{name}.extra] cannot set `{field}`: gepa.toml sets it with {instead}"),
+                    );
+                }
+            }
+            let anthropic = m.provider == crate::project::config::ProviderKind::Anthropic;
+            if m.reasoning_effort.is_some() && anthropic {
+                self.problem(
+                    &format!("{at}.reasoning_effort"),
+                    format!("[models.{name}] reasoning_effort is OpenAI's; for Anthropic set thinking_budget_tokens"),
+                );
+            }
+            if let Some(budget) = m.thinking_budget_tokens {
+                if !anthropic {
+                    self.problem(
+                        &format!("{at}.thinking_budget_tokens"),
+                        format!(
+                            "[models.{name}] thinking_budget_tokens is Anthropic's; for OpenAI set reasoning_effort"
+                        ),
+                    );
+                } else if budget >= m.max_tokens.unwrap_or(crate::llm::anthropic::DEFAULT_MAX_TOKENS) {
+                    self.problem(
+                        &format!("{at}.thinking_budget_tokens"),
+                        format!("[models.{name}] thinking_budget_tokens ({budget}) must be less than max_tokens (the answer comes after the thinking)"),
+                    );
+                }
+            }
             for (key, secs) in
                 [("connect_timeout_secs", m.connect_timeout_secs), ("request_timeout_secs", m.request_timeout_secs)]
             {
