@@ -83,8 +83,8 @@ impl ChatBackend for AnthropicBackend {
     fn send<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<RawReply, AttemptError>> {
         Box::pin(async move {
             let secret = self.key.as_deref();
-            let text = post_json(&self.client, &self.url, &self.headers, &self.body(req), secret).await?;
-            parse_reply(&text, secret)
+            let (text, hold) = post_json(&self.client, &self.url, &self.headers, &self.body(req), secret).await?;
+            parse_reply(&text, secret).map(|r| RawReply { hold, ..r })
         })
     }
 }
@@ -126,6 +126,7 @@ pub fn parse_reply(body: &str, secret: Option<&str>) -> Result<RawReply, Attempt
         text,
         truncated: reply.stop_reason.as_deref() == Some("max_tokens"),
         usage: Usage { input_tokens: usage.input_tokens.unwrap_or(0), output_tokens: usage.output_tokens.unwrap_or(0) },
+        hold: None,
     })
 }
 

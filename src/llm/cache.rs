@@ -166,8 +166,12 @@ mod tests {
         let key = CacheKey::of(&identity(&msgs));
         assert_eq!(cache.get(&key).await, None);
 
-        let reply =
-            RawReply { text: "hello".into(), truncated: false, usage: Usage { input_tokens: 1, output_tokens: 2 } };
+        let reply = RawReply {
+            text: "hello".into(),
+            truncated: false,
+            usage: Usage { input_tokens: 1, output_tokens: 2 },
+            hold: None,
+        };
         cache.put(&key, &reply).await.unwrap();
         let path = cache.path(&key);
         assert!(path.starts_with(dir.path().join(&key.hex()[..2])));

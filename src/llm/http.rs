@@ -101,7 +101,7 @@ pub(crate) async fn post_json(
     headers: &HeaderMap,
     body: &serde_json::Value,
     secret: Option<&str>,
-) -> Result<String, AttemptError> {
+) -> Result<(String, Option<Duration>), AttemptError> {
     let response =
         client.post(url).headers(headers.clone()).json(body).send().await.map_err(|e| classify_transport(&e))?;
     let status = response.status();
@@ -109,8 +109,97 @@ pub(crate) async fn post_json(
     // Reading the body can fail on its own: a dropped connection or the request timeout mid-body.
     let text = response.text().await.map_err(|e| classify_transport(&e))?;
     if status.is_success() {
-        Ok(text)
+        Ok((text, exhausted_until(&reply_headers)))
     } else {
         Err(classify_status(status.as_u16(), &reply_headers, &text, secret))
+    }
+}
+
+/// How long the provider says nothing more may be sent, when a reply says its remaining requests
+/// or tokens are 0 (OpenAI's and Anthropic's `…-ratelimit-remaining-*` and `…-reset-*` headers).
+pub(crate) fn exhausted_until(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let mut hold: Option<Duration> = None;
+    for (remaining, reset) in [
+        ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+        ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+        ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+        ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ] {
+        if header(remaining).and_then(|v| v.parse::<u64>().ok()) != Some(0) {
+            continue;
+        }
+        let Some(value) = header(reset) else { continue };
+        // OpenAI writes a duration (`6m0s`); Anthropic an RFC 3339 time, read as "a minute at most".
+        let wait = super::limit::parse_reset(value).unwrap_or(Duration::from_secs(60));
+        hold = Some(hold.map_or(wait, |h| h.max(wait)));
+    }
+    hold
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn zero_remaining_holds_until_the_reset_the_provider_names() {
+        let h = headers(&[("x-ratelimit-remaining-requests", "0"), ("x-ratelimit-reset-requests", "6m0s")]);
+        assert_eq!(exhausted_until(&h), Some(Duration::from_secs(360)));
+        let h = headers(&[
+            ("x-ratelimit-remaining-requests", "12"),
+            ("x-ratelimit-reset-requests", "1s"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-reset-tokens", "250ms"),
+        ]);
+        assert_eq!(exhausted_until(&h), Some(Duration::from_millis(250)));
+        let h = headers(&[("x-ratelimit-remaining-requests", "3"), ("x-ratelimit-reset-requests", "1s")]);
+        assert_eq!(exhausted_until(&h), None);
+        let h = headers(&[
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", "2026-12-02T00:00:30Z"),
+        ]);
+        assert_eq!(exhausted_until(&h), Some(Duration::from_secs(60)));
+    }
+
+    fn config(toml_text: &str) -> ModelConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn endpoints_as_each_ecosystem_writes_base_urls() {
+        let url = |t: &str| endpoint(&config(t)).unwrap().url;
+        let oa = "provider = \"openai\"\nmodel = \"m\"\n";
+        assert_eq!(
+            url(&format!("{oa}base_url = \"http://localhost:11434\"")),
+            "http://localhost:11434/v1/chat/completions"
+        );
+        assert_eq!(
+            url(&format!("{oa}base_url = \"http://localhost:11434/v1/\"")),
+            "http://localhost:11434/v1/chat/completions"
+        );
+        assert_eq!(
+            url(&format!("{oa}base_url = \"https://openrouter.ai/api/v1\"")),
+            "https://openrouter.ai/api/v1/chat/completions"
+        );
+        let an = "provider = \"anthropic\"\nmodel = \"c\"\n";
+        assert_eq!(
+            url(&format!("{an}base_url = \"https://api.anthropic.com\"")),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            url(&format!("{an}base_url = \"https://api.anthropic.com/v1\"")),
+            "https://api.anthropic.com/v1/messages"
+        );
+        let bad = endpoint(&config(&format!("{oa}base_url = \"localhost:8080\""))).unwrap_err();
+        assert!(bad.contains("base_url") && bad.contains("localhost:8080"), "{bad}");
     }
 }

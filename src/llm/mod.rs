@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod cache;
 pub mod http;
+pub mod limit;
 pub mod model;
 pub mod openai;
 pub mod retry;
@@ -65,6 +66,10 @@ pub struct RawReply {
     /// The provider stopped at max_tokens (`finish_reason: "length"` / `stop_reason: "max_tokens"`).
     pub truncated: bool,
     pub usage: Usage,
+    /// The provider said its remaining requests or tokens are 0 until this long from now
+    /// (`x-ratelimit-remaining-*`, `x-ratelimit-reset-*`): not stored in the cache.
+    #[serde(skip)]
+    pub hold: Option<std::time::Duration>,
 }
 
 /// A model answer with accounting.

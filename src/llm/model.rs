@@ -3,6 +3,7 @@
 
 use super::anthropic::{self, AnthropicBackend};
 use super::cache::{CacheKey, RequestIdentity, ResponseCache};
+use super::limit::RateLimiter;
 use super::openai::{self, OpenAiBackend};
 use super::retry::{with_retries, GaveUp, RetryPolicy};
 use super::usage::cost_usd;
@@ -61,6 +62,11 @@ pub struct ModelStats {
     pub failures: u64,
     /// Attempts that were retries of a failed attempt.
     pub retries: u64,
+    /// Requests that waited for a rate limit, and those waiting now.
+    #[serde(default)]
+    pub rate_limited: u64,
+    #[serde(default)]
+    pub waiting_on_limit: u64,
     /// Tokens of paid (non-cached) replies.
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -77,6 +83,8 @@ impl std::ops::AddAssign for ModelStats {
         self.in_flight += o.in_flight;
         self.failures += o.failures;
         self.retries += o.retries;
+        self.rate_limited += o.rate_limited;
+        self.waiting_on_limit += o.waiting_on_limit;
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
         self.cost_usd += o.cost_usd;
@@ -238,6 +246,8 @@ pub struct Model {
     counters: Counters,
     gates: Gates,
     max_outage: Option<Duration>,
+    /// `requests_per_minute` / `tokens_per_minute`, and the provider's own "0 remaining".
+    limiter: RateLimiter,
     /// Requests held while the provider is not answering, by a private id.
     held: Mutex<BTreeMap<u64, Held>>,
     next_held: AtomicU64,
@@ -304,6 +314,7 @@ impl Model {
             counters: Counters::default(),
             gates: Mutex::default(),
             max_outage: opts.max_outage,
+            limiter: RateLimiter::new(config.requests_per_minute, config.tokens_per_minute),
             held: Mutex::default(),
             next_held: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
@@ -340,6 +351,8 @@ impl Model {
             in_flight: load(&c.in_flight),
             failures: load(&c.failures),
             retries: load(&c.retries),
+            rate_limited: load(&self.limiter.waited),
+            waiting_on_limit: load(&self.limiter.waiting),
             input_tokens: paid.input_tokens,
             output_tokens: paid.output_tokens,
             cost_usd: cost_usd(paid, &self.config),
@@ -386,11 +399,10 @@ impl Model {
         let permit = self.permits.acquire().await.expect("the model's semaphore is never closed");
         let in_flight = InFlight::enter(&self.counters.in_flight);
         let mut outcome = with_retries(&self.retry, |attempt| {
-            bump(&self.counters.calls);
             if attempt > 1 {
                 bump(&self.counters.retries);
             }
-            self.backend.send(req)
+            self.send(req)
         })
         .await;
         drop((permit, in_flight));
@@ -451,15 +463,29 @@ impl Model {
             }
             let _permit = self.permits.acquire().await.expect("the model's semaphore is never closed");
             let _in_flight = InFlight::enter(&self.counters.in_flight);
-            bump(&self.counters.calls);
             bump(&self.counters.retries);
             gave_up.attempts += 1;
-            match self.backend.send(req).await {
+            match self.send(req).await {
                 Ok(raw) => return Ok(raw),
                 Err(error) => gave_up.error = error,
             }
         }
         unreachable!("the probe loop only ends by returning")
+    }
+
+    /// One HTTP request, within the model's rate limits.
+    async fn send(&self, req: &ChatRequest) -> Result<RawReply, AttemptError> {
+        let chars = req.messages.iter().map(|m| m.content.chars().count()).sum();
+        let slot = self.limiter.acquire(super::limit::estimate_tokens(chars, self.sent_max_tokens)).await;
+        bump(&self.counters.calls);
+        let reply = self.backend.send(req).await;
+        if let Ok(r) = &reply {
+            slot.settle(r.usage.input_tokens + r.usage.output_tokens);
+            if let Some(wait) = r.hold {
+                self.limiter.block_for(wait);
+            }
+        }
+        reply
     }
 
     /// The provider is not answering some of this model's requests: how many are held, since
@@ -667,7 +693,7 @@ mod tests {
                 self.peak.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(3)).await;
                 self.busy.fetch_sub(1, Ordering::SeqCst);
-                Ok(RawReply { text: "ok".into(), truncated: false, usage: Usage::default() })
+                Ok(RawReply { text: "ok".into(), truncated: false, usage: Usage::default(), hold: None })
             })
         }
     }
@@ -719,6 +745,7 @@ mod tests {
                 text: "x".into(),
                 truncated: false,
                 usage: Usage { input_tokens: 1_000_000, output_tokens: 500_000 },
+                hold: None,
             })
         }));
         let models = Models::from_config(
@@ -744,6 +771,30 @@ mod tests {
         assert_eq!(stats.cost_usd_replayed, 4.0);
         assert_eq!((stats.calls, stats.cache_hits), (1, 1));
         assert_eq!(stats.input_tokens, 1_000_000);
+    }
+
+    /// 120 calls at `requests_per_minute = 60` take two (virtual) minutes, and the model says
+    /// how many waited.
+    #[tokio::test(start_paused = true)]
+    async fn calls_keep_to_requests_per_minute() {
+        let backend = Arc::new(ScriptedBackend::new(|r| Ok(r.messages[0].content.clone())));
+        let cfg = config("provider = \"openai\"\nmodel = \"m\"\nrequests_per_minute = 60");
+        let model = Arc::new(Model::new("task", &cfg, backend.clone(), &fast()).unwrap());
+        let start = tokio::time::Instant::now();
+        let calls: Vec<_> = (0..120)
+            .map(|i| {
+                let model = Arc::clone(&model);
+                tokio::spawn(async move { model.chat(&ask(&format!("q{i}"))).await })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_secs(119) && took < Duration::from_secs(121), "{took:?}");
+        assert_eq!(backend.calls(), 120);
+        let stats = model.stats();
+        assert_eq!((stats.rate_limited, stats.waiting_on_limit), (119, 0));
     }
 
     #[tokio::test]

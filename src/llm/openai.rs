@@ -73,8 +73,8 @@ impl ChatBackend for OpenAiBackend {
     fn send<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<RawReply, AttemptError>> {
         Box::pin(async move {
             let secret = self.key.as_deref();
-            let text = post_json(&self.client, &self.url, &self.headers, &self.body(req), secret).await?;
-            parse_reply(&text, secret)
+            let (text, hold) = post_json(&self.client, &self.url, &self.headers, &self.body(req), secret).await?;
+            parse_reply(&text, secret).map(|r| RawReply { hold, ..r })
         })
     }
 }
@@ -125,6 +125,7 @@ pub fn parse_reply(body: &str, secret: Option<&str>) -> Result<RawReply, Attempt
             input_tokens: usage.prompt_tokens.unwrap_or(0),
             output_tokens: usage.completion_tokens.unwrap_or(0),
         },
+        hold: None,
     })
 }
 

@@ -30,6 +30,7 @@ impl ScriptedBackend {
                 },
                 text,
                 truncated: false,
+                hold: None,
             })
         })
     }

@@ -75,6 +75,13 @@ pub struct ModelConfig {
     /// Anthropic: extended thinking with this many tokens of budget (less than max_tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_budget_tokens: Option<u32>,
+    /// At most this many requests in any minute (retries included); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// At most this many tokens (prompt and reply) in any minute; a request is counted at four
+    /// characters a token plus max_tokens until its reply gives the real count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
     /// Request-body fields sent as given (`top_p`, `seed`, `stop`, `response_format`, …), merged
     /// into every request; part of the cache key.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -181,6 +181,13 @@ impl Validator {
             if m.max_tokens == Some(0) {
                 self.problem(&format!("{at}.max_tokens"), format!("[models.{name}] max_tokens must be at least 1"));
             }
+            if m.requests_per_minute == Some(0) || m.tokens_per_minute == Some(0) {
+                let key = if m.requests_per_minute == Some(0) { "requests_per_minute" } else { "tokens_per_minute" };
+                self.problem(
+                    &format!("{at}.{key}"),
+                    format!("[models.{name}] {key} must be at least 1 (leave it out for no limit)"),
+                );
+            }
             for (field, instead) in crate::project::config::RESERVED_BODY_FIELDS {
                 if m.extra.as_ref().is_some_and(|t| t.contains_key(*field)) {
                     self.problem(

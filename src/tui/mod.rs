@@ -439,6 +439,7 @@ fn poll_usage(task: &Task) -> Vec<ModelUsage> {
                 input_tokens: s.input_tokens,
                 output_tokens: s.output_tokens,
                 cost_usd: s.cost_usd,
+                waiting_on_limit: s.waiting_on_limit,
             }
         })
         .collect()

@@ -103,6 +103,8 @@ pub struct ModelUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_usd: f64,
+    /// Calls waiting for the model's rate limit right now.
+    pub waiting_on_limit: u64,
 }
 
 #[derive(Debug, Clone, Default)]

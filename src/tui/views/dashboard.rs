@@ -221,6 +221,9 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         if u.in_flight > 0 {
             v.push(t(format!(" · {} busy", u.in_flight)));
         }
+        if u.waiting_on_limit > 0 {
+            v.push(Span::styled(format!(" · {} waiting on its rate limit", u.waiting_on_limit), theme.warning));
+        }
         lines.push(kv(if k == 0 { "calls" } else { "" }, v, theme));
     }
     // The whole run's usage as its events record it, so a replayed or reopened run shows it too.
