@@ -4,7 +4,7 @@ mod common;
 
 use gepa_tui::engine::run::load_events;
 use gepa_tui::engine::EngineHandle;
-use gepa_tui::engine::{Engine, EngineOptions, Event, RunResult, RunState};
+use gepa_tui::engine::{Engine, EngineOptions, Event, ProposalOutcome, RunResult, RunState};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -457,4 +457,97 @@ fn a_failing_scorer_leaves_the_system_s_output_in_the_reflective_dataset() {
         assert!(!out.is_empty(), "{rec:?}");
         assert!(rec.feedback.contains("scorer broke"), "{}", rec.feedback);
     }
+}
+
+/// Runs the scripted problem with `refl` as the reflection model; returns the committed events.
+fn run_with_reflection(opt: &str, refl: Arc<dyn gepa_tui::llm::ChatBackend>) -> Vec<Event> {
+    use gepa_tui::llm::{AttemptError, ChatRequest, ScriptedBackend};
+    let (_t, dir) = project(opt);
+    let project = Arc::new(gepa_tui::project::Project::load(&dir).unwrap());
+    let task: Arc<dyn gepa_tui::llm::ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    let models = common::models_from(&project, task, refl);
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let run_dir = rt().block_on(async {
+        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().run_dir
+    });
+    common::committed(&load_events(&run_dir, false).unwrap().0)
+}
+
+/// A reflection model whose first answer to each prompt is cut off at max_tokens mid-fence, and
+/// which answers whole when asked again with the cut-off note (when `recovers`).
+fn cutting_reflection(recovers: bool) -> Arc<dyn gepa_tui::llm::ChatBackend> {
+    use gepa_tui::llm::{ChatRequest, RawReply, ScriptedBackend, Usage};
+    Arc::new(ScriptedBackend::raw(move |req: &ChatRequest| {
+        let retry = req.messages.len() > 1;
+        let (text, truncated) = if retry && recovers {
+            let first = ChatRequest { messages: vec![req.messages[0].clone()] };
+            (common::reflection_reply(&first), false)
+        } else {
+            ("Here is a better instruction:\n```\nFRAGMENT Answer the it".to_string(), true)
+        };
+        Ok(RawReply { text, truncated, usage: Usage { input_tokens: 100, output_tokens: 50 }, hold: None })
+    }))
+}
+
+/// Nothing a cut-off reflection wrote ever reaches a prompt the task model runs.
+fn assert_no_fragment_ran(events: &[Event]) {
+    for ev in events {
+        if let Event::MinibatchEvaluated { evals, .. } | Event::ValEvaluated { evals, .. } = ev {
+            for e in evals {
+                for step in &e.trace.steps {
+                    assert!(step.messages.iter().all(|m| !m.content.contains("FRAGMENT")), "a fragment was evaluated");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_cut_off_reflection_is_asked_again_and_its_whole_answer_used() {
+    let events = run_with_reflection("max_metric_calls = 60\nseed = 3", cutting_reflection(true));
+    assert_no_fragment_ran(&events);
+    let reflections: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reflection { cut_answers, new_text, usage, truncated, .. } => {
+                Some((cut_answers.clone(), new_text.clone(), *usage, *truncated))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!reflections.is_empty());
+    for (cut, new_text, usage, truncated) in &reflections {
+        assert_eq!(cut.len(), 1, "each first answer was cut and asked again once");
+        assert!(cut[0].contains("FRAGMENT") && !new_text.contains("FRAGMENT") && !truncated);
+        // Both attempts are paid for.
+        assert_eq!((usage.input_tokens, usage.output_tokens), (200, 100));
+    }
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::CandidateAdded { origin: gepa_tui::engine::Origin::Mutation, .. })));
+}
+
+#[test]
+fn a_reflection_cut_off_every_time_ends_the_proposal_with_nothing_evaluated() {
+    let events = run_with_reflection("max_metric_calls = 30\nmax_rounds = 4\nseed = 3", cutting_reflection(false));
+    assert_no_fragment_ran(&events);
+    let outcomes: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProposalFinished { outcome, .. } if *outcome != ProposalOutcome::SkippedPerfect => {
+                Some(outcome.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!outcomes.is_empty());
+    assert!(outcomes.iter().all(|o| *o == ProposalOutcome::ReflectionTruncated { attempts: 2 }), "{outcomes:?}");
+    // No child was scored: the only minibatch evaluations are the parents'.
+    assert!(events
+        .iter()
+        .all(|e| !matches!(e, Event::MinibatchEvaluated { candidate_role, .. } if candidate_role == "child")));
+    let state = RunState::from_events(&events);
+    assert_eq!(state.reflections_cut_off, outcomes.len() as u64);
 }

@@ -62,6 +62,11 @@ pub fn run(dir: &Path, common: &CommonArgs) -> anyhow::Result<ExitCode> {
         problems.extend(ping_models(&project));
     }
 
+    if let Some(hint) = compact_hint(&project) {
+        println!();
+        println!("{}", sanitize(&hint));
+    }
+
     println!();
     if problems.is_empty() {
         println!("✓ {} is ready.", project.root.display());
@@ -161,6 +166,31 @@ fn print_report(project: &Project) {
     }
 }
 
+/// Suggests `[reflection] template = "compact"` when the reflection model's id names a size of
+/// 8B parameters or less (`qwen2.5-coder-1.5b-instruct`, `llama3.2:3b`): such models echo the
+/// examples or answer them under gepa's long template. A name rule, so it costs no call.
+fn compact_hint(project: &Project) -> Option<String> {
+    let r = &project.config.reflection;
+    if r.template_file.is_some() || r.template != crate::project::config::TemplateKind::Gepa {
+        return None;
+    }
+    let model = &project.config.models.get("reflection")?.model;
+    let size = model_size_billions(model).filter(|b| *b <= 8.0)?;
+    Some(format!(
+        "Hint: the reflection model `{model}` looks small ({size}B parameters); [reflection] template = \"compact\" \
+         asks it for only the revised instruction, which small models manage better than gepa's template"
+    ))
+}
+
+/// The parameter count an id names in billions: `1.5b`, `3B`, `7b` (after a separator).
+fn model_size_billions(model: &str) -> Option<f64> {
+    let lower = model.to_ascii_lowercase();
+    lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+        .filter_map(|part| part.strip_suffix('b')?.parse::<f64>().ok())
+        .find(|b| *b > 0.0)
+}
+
 /// argv as a person would type it, quoting what a shell would split or expand.
 fn shell_words(argv: &[String]) -> String {
     argv.iter()
@@ -239,5 +269,14 @@ mod tests {
         let argv: Vec<String> =
             ["python3", "scripts/score.py", "--mode=strict", "a b", "it's"].map(String::from).into();
         assert_eq!(shell_words(&argv), r"python3 scripts/score.py --mode=strict 'a b' 'it'\''s'");
+    }
+
+    #[test]
+    fn model_sizes_are_read_from_their_ids() {
+        assert_eq!(model_size_billions("qwen2.5-coder-1.5b-instruct"), Some(1.5));
+        assert_eq!(model_size_billions("llama3.2:3b"), Some(3.0));
+        assert_eq!(model_size_billions("Qwen/Qwen2.5-72B-Instruct"), Some(72.0));
+        assert_eq!(model_size_billions("gpt-4.1-mini"), None);
+        assert_eq!(model_size_billions("claude-sonnet-4-5"), None);
     }
 }

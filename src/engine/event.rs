@@ -123,6 +123,11 @@ pub enum ProposalOutcome {
     SkippedPerfect,
     /// The reflection call failed or returned nothing usable.
     ReflectionFailed { error: String },
+    /// Every answer of the reflection was cut off (max_tokens, or a fence never closed), asked
+    /// again `[reflection] truncation_retries` times: no child was made from half a prompt.
+    ReflectionTruncated { attempts: u32 },
+    /// The reflection answered with no new text at all: nothing to try.
+    EmptyAnswer,
     /// The new texts equal the parent's.
     Unchanged,
     /// Child's minibatch sum not strictly greater than the parent's.
@@ -201,6 +206,10 @@ pub enum Event {
         /// The reply was served from the response cache: nothing was paid for it this time.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         cached: bool,
+        /// Earlier answers that were cut off (max_tokens, or a fence never closed), each asked
+        /// again; `answer` is the last. Their cost and tokens are in `cost_usd` and `usage`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cut_answers: Vec<String>,
     },
     /// What became of one proposal.
     ProposalFinished {

@@ -25,6 +25,33 @@ Read all the assistant responses and the corresponding feedback. Identify all ni
 
 Provide the new instructions within ``` blocks.";
 
+/// `[reflection] template = "compact"`: for small models. What the sample projects learned on a
+/// 1.5B model: asked for the input format, niche facts and a strategy at once, it echoes the
+/// examples or answers them itself; asked only for the revised instruction in one fence, it
+/// writes one.
+pub const COMPACT_TEMPLATE: &str = "You are improving the instruction an assistant follows.
+
+The current instruction:
+```
+<curr_instructions>
+```
+
+Examples the assistant handled with it: the input, what it answered, and feedback on what was wrong:
+<inputs_outputs_feedback>
+
+Write a better instruction: keep what works, and add the rules the feedback shows are missing, stated generally (not about one example). Do not answer the examples.
+
+Reply with only the new instruction, inside one ``` block.";
+
+/// The note a cut-off reflection is asked again with.
+pub const CUT_OFF_NOTE: &str = "Your answer was cut off before it ended. Reply again with only the complete new instruction inside one ``` block: no explanation before or after it, and keep it short enough to finish.";
+
+/// An answer cut off at max_tokens, or with a ``` fence opened and never closed, holds half a
+/// prompt at best: it is not used.
+pub fn is_cut_off(answer: &str, truncated: bool) -> bool {
+    truncated || answer.matches("```").count() % 2 == 1
+}
+
 /// One record of the reflective dataset: what went in, what came out, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReflectiveRecord {

@@ -17,7 +17,10 @@ use super::event::{
 use super::merge::{merge_subsample, Lineage};
 use super::minibatch::minibatch;
 use super::pareto::{dominators, CandidateId};
-use super::reflect::{build_prompt, extract_instruction, validate_template, ReflectiveRecord, DEFAULT_TEMPLATE};
+use super::reflect::{
+    build_prompt, extract_instruction, is_cut_off, validate_template, ReflectiveRecord, COMPACT_TEMPLATE, CUT_OFF_NOTE,
+    DEFAULT_TEMPLATE,
+};
 use super::rng::derive_rng;
 use super::select::select_parent;
 use super::state::{CommitBuffer, RunState};
@@ -509,7 +512,10 @@ impl Engine {
                 })?;
                 t
             }
-            None => DEFAULT_TEMPLATE.to_string(),
+            None => match project.config.reflection.template {
+                crate::project::config::TemplateKind::Gepa => DEFAULT_TEMPLATE.to_string(),
+                crate::project::config::TemplateKind::Compact => COMPACT_TEMPLATE.to_string(),
+            },
         };
         let (ptx, prx) = watch::channel(opts.start_paused);
         let (vtx, vrx) = mpsc::unbounded_channel();
@@ -1950,12 +1956,8 @@ impl Shared {
             let prompt = build_prompt(&self.template, &parent[component], &records, notes);
             self.gate().await;
             self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
-            let reply = match self.task.models().get("reflection") {
-                Ok(m) => m.chat(&ChatRequest { messages: vec![Message::user(prompt.clone())] }).await,
-                Err(e) => Err(e),
-            };
-            let reply = match reply {
-                Ok(reply) => reply,
+            let (reply, cut_answers) = match self.reflect(&prompt).await {
+                Ok(asked) => asked,
                 Err(e) if e.stops_run() => return Err(Halted(e).into()),
                 Err(e) => {
                     self.emit_in(gen, finish(ProposalOutcome::ReflectionFailed { error: e.to_string() }, None), false)?;
@@ -1963,7 +1965,9 @@ impl Shared {
                 }
             };
             r.cost += reply.cost_usd;
-            let new_text = extract_instruction(&reply.text);
+            let cut = is_cut_off(&reply.text, reply.truncated) && !self.project.config.reflection.use_cut_off_answers;
+            let attempts = cut_answers.len() as u32 + 1;
+            let new_text = if cut { String::new() } else { extract_instruction(&reply.text) };
             if !reasoning.is_empty() {
                 reasoning.push_str("\n\n");
             }
@@ -1983,12 +1987,17 @@ impl Shared {
                     cost_usd: reply.cost_usd,
                     usage: reply.usage,
                     cached: reply.cached,
+                    cut_answers,
                 },
                 false,
             )?;
+            if cut {
+                // Half a prompt is never evaluated: nothing is spent on it.
+                self.emit_in(gen, finish(ProposalOutcome::ReflectionTruncated { attempts }, None), false)?;
+                return Ok(r);
+            }
             if new_text.trim().is_empty() {
-                let error = "the reflection answer held no new text".to_string();
-                self.emit_in(gen, finish(ProposalOutcome::ReflectionFailed { error }, None), false)?;
+                self.emit_in(gen, finish(ProposalOutcome::EmptyAnswer, None), false)?;
                 return Ok(r);
             }
             child.insert(component.clone(), new_text);
@@ -2046,6 +2055,35 @@ impl Shared {
             self.emit_in(gen, finish(ProposalOutcome::Rejected { parent_sum, child_sum }, Some(child)), false)?;
         }
         Ok(r)
+    }
+
+    /// Asks the reflection model. An answer cut off (at max_tokens, or with a fence left open) is
+    /// asked again, up to `[reflection] truncation_retries` times, with the cut answer and a note
+    /// to give only the complete new text: the last answer, and the cut ones before it. The
+    /// reply's cost and tokens are those of every attempt.
+    async fn reflect(&self, prompt: &str) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
+        let model = self.task.models().get("reflection")?;
+        let mut messages = vec![Message::user(prompt.to_string())];
+        let mut reply = model.chat(&ChatRequest { messages: messages.clone() }).await?;
+        let mut cut_answers = Vec::new();
+        let (mut cost, mut usage, mut cached) = (reply.cost_usd, reply.usage, reply.cached);
+        let cfg = &self.project.config.reflection;
+        while is_cut_off(&reply.text, reply.truncated)
+            && !cfg.use_cut_off_answers
+            && cut_answers.len() < cfg.truncation_retries as usize
+        {
+            messages.push(Message::assistant(reply.text.clone()));
+            messages.push(Message::user(CUT_OFF_NOTE));
+            let again = model.chat(&ChatRequest { messages: messages.clone() }).await?;
+            cut_answers.push(std::mem::replace(&mut reply, again).text);
+            cost += reply.cost_usd;
+            usage.input_tokens += reply.usage.input_tokens;
+            usage.output_tokens += reply.usage.output_tokens;
+            cached &= reply.cached;
+            // Only the newest exchange is kept: the cut answer and the note.
+            messages.drain(1..messages.len() - 2);
+        }
+        Ok((crate::llm::ChatReply { cost_usd: cost, usage, cached, ..reply }, cut_answers))
     }
 
     /// For each minibatch example: the inputs the system saw, the output of the step(s) using the

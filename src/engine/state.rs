@@ -45,6 +45,10 @@ pub struct RunState {
     pub cost_usd: f64,
     /// USD the replies served from the response cache would have cost.
     pub cost_usd_replayed: f64,
+    /// Proposals whose reflection gave back the current text or nothing (no child to try).
+    pub proposals_without_new_text: u64,
+    /// Proposals whose reflection was cut off every time it was asked (no child made).
+    pub reflections_cut_off: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// Round-robin pointer per candidate: the index into `components` to rewrite next.
@@ -230,6 +234,11 @@ impl RunState {
             Event::ProposalFinished { parent, outcome, .. } => {
                 if *outcome != ProposalOutcome::SkippedPerfect {
                     self.advance_round_robin(*parent);
+                }
+                match outcome {
+                    ProposalOutcome::Unchanged | ProposalOutcome::EmptyAnswer => self.proposals_without_new_text += 1,
+                    ProposalOutcome::ReflectionTruncated { .. } => self.reflections_cut_off += 1,
+                    _ => {}
                 }
             }
             Event::MinibatchEvaluated { .. }

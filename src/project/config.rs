@@ -463,12 +463,36 @@ impl Default for ReviewConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReflectionConfig {
     /// A file (relative to the project) holding the reflection prompt template, with
-    /// `<curr_instructions>` and `<inputs_outputs_feedback>` placeholders as in gepa. Default: gepa's.
+    /// `<curr_instructions>` and `<inputs_outputs_feedback>` placeholders as in gepa. It wins
+    /// over `template`.
     pub template_file: Option<String>,
+    /// The built-in template: `gepa` (gepa's own, the default) or `compact` (shorter, for small
+    /// models that echo the examples or do the task themselves under gepa's).
+    pub template: TemplateKind,
+    /// Times a reflection cut off at max_tokens (or with a fence left open) is asked again for
+    /// only the new text; after that the proposal ends `reflection_truncated`.
+    pub truncation_retries: u32,
+    /// Use what a cut-off answer holds, as gepa does, instead of asking again (for runs recorded
+    /// before gepa-tui asked again, so they replay).
+    pub use_cut_off_answers: bool,
+}
+
+impl Default for ReflectionConfig {
+    fn default() -> Self {
+        Self { template_file: None, template: TemplateKind::Gepa, truncation_retries: 1, use_cut_off_answers: false }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateKind {
+    #[default]
+    Gepa,
+    Compact,
 }
 
 // ---------------------------------------------------------------------------------------------

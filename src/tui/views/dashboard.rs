@@ -203,6 +203,14 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         }
         lines.push(kv("reused", v, theme));
     }
+    if s.proposals_without_new_text > 0 || s.reflections_cut_off > 0 {
+        // Reflections that gave nothing to try: the same text, nothing, or only cut-off answers.
+        let mut v = vec![t(format!("{} unchanged or empty", s.proposals_without_new_text))];
+        if s.reflections_cut_off > 0 {
+            v.push(Span::styled(format!(" · {} cut off", s.reflections_cut_off), theme.warning));
+        }
+        lines.push(kv("no child", v, theme));
+    }
     if !m.state.review_queue.is_empty() {
         lines.push(kv(
             "review",

@@ -34,6 +34,8 @@ pub fn outcome_label(p: &ProposalView, theme: &Theme) -> (&'static str, String, 
         Some(ProposalOutcome::Unchanged) => ("=", "unchanged".into(), theme.muted),
         Some(ProposalOutcome::SkippedPerfect) => ("○", "skipped: perfect".into(), theme.muted),
         Some(ProposalOutcome::ReflectionFailed { .. }) => ("!", "reflection failed".into(), theme.error),
+        Some(ProposalOutcome::ReflectionTruncated { .. }) => ("✂", "reflection cut off".into(), theme.warning),
+        Some(ProposalOutcome::EmptyAnswer) => ("=", "no new text".into(), theme.muted),
     }
 }
 
@@ -167,6 +169,12 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         Some(ProposalOutcome::ReflectionFailed { error }) => {
             head.push(Span::styled(format!(": {}", one_line(error)), theme.error))
         }
+        Some(ProposalOutcome::ReflectionTruncated { attempts }) => head.push(Span::styled(
+            format!(
+                ": all {attempts} answers were cut off before the new text ended; none was tried (raise the reflection model's max_tokens, or try [reflection] template = \"compact\")"
+            ),
+            theme.warning,
+        )),
         _ => {}
     }
     if !p.committed {
