@@ -51,6 +51,8 @@ pub struct ReflectionView {
     pub new_text: String,
     pub truncated: bool,
     pub cost_usd: f64,
+    /// Earlier answers that were cut off and asked again.
+    pub cut_answers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -391,6 +393,7 @@ impl Model {
                 new_text,
                 truncated,
                 cost_usd,
+                cut_answers,
                 ..
             } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
@@ -402,6 +405,7 @@ impl Model {
                         new_text: new_text.clone(),
                         truncated: *truncated,
                         cost_usd: *cost_usd,
+                        cut_answers: cut_answers.clone(),
                     });
                 }
             }

@@ -191,7 +191,8 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         theme.muted,
     ));
     became(&mut lines);
-    if p.truncated() {
+    if p.truncated() && !matches!(p.outcome, Some(ProposalOutcome::ReflectionTruncated { .. })) {
+        // Only with [reflection] use_cut_off_answers: the fragment was used as it stood.
         lines.push(Line::styled(
             "⚠ TRUNCATED: the reflection answer was cut off at max_tokens; the new text may be a broken half-prompt.",
             theme.warning,
@@ -250,6 +251,10 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         lines.extend(text_lines(&format_dataset(&r.dataset), theme.text));
         lines.push(heading(format!("── Reflection prompt ({comp}) ──"), theme));
         lines.extend(text_lines(&r.prompt, theme.text));
+        for (k, cut) in r.cut_answers.iter().enumerate() {
+            lines.push(heading(format!("── Answer {} was cut off: not used, asked again ──", k + 1), theme));
+            lines.extend(text_lines(cut, theme.muted));
+        }
         lines.push(heading(
             format!("── Answer{} (${:.5}) ──", if r.truncated { ", TRUNCATED" } else { "" }, r.cost_usd),
             theme,
