@@ -657,7 +657,9 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
 
 /// Where each key and table header of a TOML text sits, so errors found after parsing (a missing
 /// file, an unknown model) can still name their line. Paths look like `models.task.model`,
-/// `components[1].file`, `system.steps[0].user`.
+/// `components[1].file`, `system.steps[0].user`. A line scanner rather than toml's spans:
+/// `toml::Spanned` would wrap every field of every config type, and toml_edit is a second parser
+/// of the same text; parse errors do use toml's own span.
 #[derive(Debug, Default, Clone)]
 pub struct KeyLines {
     entries: Vec<KeyLine>,

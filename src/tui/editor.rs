@@ -1,7 +1,8 @@
 //! A small multi-line text editor for prompts: soft-wrapped at word boundaries (prompts are long
 //! paragraphs, and a line that runs off the screen cannot be read while it is edited), with the
 //! cursor moving over wrapped rows, undo/redo, and nothing else. Written here rather than taken
-//! from tui-textarea because that widget does not wrap.
+//! from tui-textarea (or its ratatui-textarea successor) because that widget scrolls long lines
+//! sideways instead of wrapping them, and a prompt is mostly long lines.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Position, Rect};

@@ -1,5 +1,9 @@
 //! Candidate: each component's text (wrapped, scrollable), a word-level inline diff against its
 //! parent or any chosen candidate, and its lineage as a tree up to the seed.
+//!
+//! The lineage is drawn here, not with tui-tree-widget: that widget is for trees a person opens
+//! and closes, while a lineage is a short read-only path of ancestors (two for a merge), a few
+//! indented lines.
 
 use super::{fmt_score, heading, one_line, pane, parents_label, text_lines};
 use crate::engine::CandidateId;
