@@ -435,7 +435,8 @@ const TORN_LINE: &str = "{\"seq\":99999,\"t\":0,\"event\":\"round_finished\",\"r
 /// uninterrupted run's.
 #[test]
 fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
-    use rand::{Rng, SeedableRng};
+    use gepa_tui::engine::rng::below;
+    use rand::SeedableRng;
     let reference = reference().clone();
     let server = FaultServer::start(Plan { latency: Duration::from_millis(30), ..Plan::default() });
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
@@ -467,10 +468,10 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
             assert!(stderr.contains("warning:") && stderr.contains("events.jsonl"), "{stderr}");
         }
         if attempt % 2 == 0 {
-            std::thread::sleep(Duration::from_millis(rng.gen_range(20..600)));
+            std::thread::sleep(Duration::from_millis(20 + below(&mut rng, 580) as u64));
         } else {
             // The instant the log has grown by a random amount: the engine is writing events.
-            let target = file_len(&log) + rng.gen_range(1..60_000);
+            let target = file_len(&log) + 1 + below(&mut rng, 59_999) as u64;
             let deadline = Instant::now() + Duration::from_secs(60);
             while file_len(&log) < target && child.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(200));

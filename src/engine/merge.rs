@@ -2,8 +2,8 @@
 //! common ancestor, taking for each component the text that moved away from the ancestor.
 
 use super::pareto::CandidateId;
+use super::rng::{chance, choose, choose_multiple, choose_weighted};
 use crate::project::Candidate;
-use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,7 +96,7 @@ impl Lineage<'_> {
             if pool.len() < 2 {
                 return None;
             }
-            let pair: Vec<CandidateId> = pool.choose_multiple(rng, 2).copied().collect();
+            let pair: Vec<CandidateId> = choose_multiple(pool, rng, 2);
             let (mut i, mut j) = (pair[0], pair[1]);
             if j < i {
                 std::mem::swap(&mut i, &mut j);
@@ -109,8 +109,7 @@ impl Lineage<'_> {
             let common = self.filter_ancestors(i, j, &common, h);
             if !common.is_empty() {
                 // Weighted by the ancestor's score, as gepa's `rng.choices(weights=agg_scores)`.
-                let anc = *common
-                    .choose_weighted(rng, |&a| self.scores[a].max(0.0) + 1e-12)
+                let anc = *choose_weighted(&common, rng, |&a| self.scores[a].max(0.0) + 1e-12)
                     .expect("non-empty with positive weights");
                 return Some((i, j, anc));
             }
@@ -148,7 +147,7 @@ impl Lineage<'_> {
                         id1
                     } else if self.scores[id2] > self.scores[id1] {
                         id2
-                    } else if rng.gen_bool(0.5) {
+                    } else if chance(rng, 0.5) {
                         id1
                     } else {
                         id2
@@ -211,16 +210,16 @@ pub fn merge_subsample<R: Rng>(s1: &[f64], s2: &[f64], n: usize, rng: &mut R) ->
         }
         let available: Vec<usize> = bucket.into_iter().filter(|i| !selected.contains(i)).collect();
         let take = available.len().min(n_each).min(n - selected.len());
-        selected.extend(available.choose_multiple(rng, take).copied());
+        selected.extend(choose_multiple(&available, rng, take));
     }
     let remaining = n - selected.len();
     if remaining > 0 {
         let unused: Vec<usize> = all.iter().copied().filter(|i| !selected.contains(i)).collect();
         if unused.len() >= remaining {
-            selected.extend(unused.choose_multiple(rng, remaining).copied());
+            selected.extend(choose_multiple(&unused, rng, remaining));
         } else if !all.is_empty() {
             for _ in 0..remaining {
-                selected.push(*all.choose(rng).expect("non-empty"));
+                selected.push(*choose(&all, rng).expect("non-empty"));
             }
         }
     }

@@ -3,8 +3,7 @@
 //! Minibatch k is a pure function of (seed, k): epoch e = k*size / padded_len is shuffled with an
 //! RNG derived from (seed, e), so nothing about the sampler needs saving to resume.
 
-use super::rng::derive_rng;
-use rand::seq::SliceRandom;
+use super::rng::{derive_rng, shuffle};
 
 /// The train indices of minibatch number `k` (0-based, counted over the whole run).
 pub fn minibatch(seed: u64, n_train: usize, size: usize, k: u64) -> Vec<usize> {
@@ -22,7 +21,7 @@ pub fn minibatch(seed: u64, n_train: usize, size: usize, k: u64) -> Vec<usize> {
 /// ties among least-used go to the most recently appended, i.e. padding walks back from the end.
 fn epoch_order(seed: u64, n_train: usize, size: usize, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n_train).collect();
-    order.shuffle(&mut derive_rng(seed, &["epoch", &epoch.to_string()]));
+    shuffle(&mut order, &mut derive_rng(seed, &["epoch", &epoch.to_string()]));
     let rem = n_train % size;
     if rem != 0 {
         let pad = size - rem;

@@ -1,6 +1,7 @@
 //! Parent selection strategies (gepa `strategies/candidate_selector.py`).
 
 use super::pareto::{dominators, CandidateId};
+use super::rng::{below, unit};
 use crate::project::config::CandidateSelection;
 use rand::Rng;
 use std::collections::BTreeSet;
@@ -24,7 +25,7 @@ pub fn sample_pareto<R: Rng>(fronts: &[BTreeSet<CandidateId>], scores: &[f64], r
         // No fronts held at all (an empty val set cannot happen; kept total for safety).
         return idxmax(scores);
     }
-    let mut pick = rng.gen_range(0..total);
+    let mut pick = below(rng, total);
     for (c, n) in &weighted {
         if pick < *n {
             return *c;
@@ -48,8 +49,8 @@ pub fn select_parent<R: Rng>(
         CandidateSelection::Pareto => sample_pareto(fronts, scores, rng),
         CandidateSelection::CurrentBest => idxmax(scores),
         CandidateSelection::EpsilonGreedy => {
-            if rng.gen::<f64>() < epsilon {
-                rng.gen_range(0..scores.len())
+            if unit(rng) < epsilon {
+                below(rng, scores.len())
             } else {
                 idxmax(scores)
             }

@@ -6,12 +6,20 @@ use crate::project::config::{ModelConfig, ProviderKind};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
 
-/// A rustls client with the model's connect and whole-request timeouts.
+/// A rustls client with the model's connect and whole-request timeouts. It trusts the Mozilla root
+/// certificates built into the binary, not the system's store, so it works the same on a machine
+/// with no CA bundle installed.
 pub(crate) fn build_client(config: &ModelConfig) -> Result<reqwest::Client, String> {
     let connect = seconds("connect_timeout_secs", config.connect_timeout_secs)?;
     let request = seconds("request_timeout_secs", config.request_timeout_secs)?;
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
     reqwest::Client::builder()
-        .use_rustls_tls()
+        .tls_backend_rustls()
+        .tls_certs_only(roots)
         .connect_timeout(connect)
         .timeout(request)
         .user_agent(concat!("gepa-tui/", env!("CARGO_PKG_VERSION")))

@@ -5,7 +5,7 @@
 //! jitter, or the server's `Retry-After` when it sends one.
 
 use super::{AttemptError, FatalKind};
-use rand::Rng;
+use rand::RngExt;
 use reqwest::header::HeaderMap;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -54,7 +54,7 @@ impl RetryPolicy {
         }
         let factor = 2u32.saturating_pow(self.max_retries.saturating_add(probe).min(31));
         let ceiling = self.base_delay.saturating_mul(factor).min(Self::MAX_PROBE_DELAY);
-        ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+        ceiling.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
 
     /// The wait before retry number `retry`: the server's `Retry-After` if given (capped), else a
@@ -64,8 +64,8 @@ impl RetryPolicy {
             return wait.min(self.max_retry_after);
         }
         let ceiling = self.backoff_ceiling(retry);
-        // thread_rng, not the run's seeded RNG: jitter changes timing only, never the optimizer's draws.
-        ceiling.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+        // rand::rng, not the run's seeded RNG: jitter changes timing only, never the optimizer's draws.
+        ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
     }
 }
 
