@@ -32,6 +32,15 @@ fn main() -> ExitCode {
                 })
             }
         }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "gepa-tui", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).map(|_| ExitCode::SUCCESS).map_err(Into::into)
+        }
         Some(Command::Runs { dir }) => gepa_tui::cli::runs::list(&gepa_tui::cli::project_dir(dir)),
         Some(Command::Export { dir, run, candidate, out, write_prompts, yes }) => gepa_tui::cli::runs::export(
             &gepa_tui::cli::project_dir(dir),

@@ -296,7 +296,17 @@ async fn check_pings_models() {
 /// `--help` is the manual: every command says what it does, its exit status and how to call it.
 #[test]
 fn every_command_has_a_manual_with_exit_status_and_examples() {
-    for args in [vec![], vec!["run"], vec!["check"], vec!["eval"], vec!["runs"], vec!["export"], vec!["init"]] {
+    for args in [
+        vec![],
+        vec!["run"],
+        vec!["check"],
+        vec!["eval"],
+        vec!["runs"],
+        vec!["export"],
+        vec!["init"],
+        vec!["completions"],
+        vec!["man"],
+    ] {
         let out = gepa().args(&args).arg("--help").env("COLUMNS", "80").output().unwrap();
         assert!(out.status.success(), "{args:?} --help failed");
         let text = String::from_utf8(out.stdout).unwrap();
@@ -334,4 +344,20 @@ fn extra_may_not_set_the_model_and_check_shows_an_environment_base_url() {
     std::fs::write(tmp.path().join("gepa.toml"), no_base).unwrap();
     let o = run(gepa().arg("check").arg("--offline").arg(tmp.path()).env("OPENAI_BASE_URL", "http://127.0.0.1:7/"));
     assert!(o.stdout.contains("at http://127.0.0.1:7/v1/chat/completions (from $OPENAI_BASE_URL)"), "{}", o.all());
+}
+
+/// Completions and the manual page come from the same definitions as --help.
+#[test]
+fn completions_and_the_man_page_are_generated_from_the_cli() {
+    for (shell, marker) in [("bash", "_gepa__tui()"), ("zsh", "#compdef gepa-tui"), ("fish", "complete -c gepa-tui")] {
+        let o = run(gepa().args(["completions", shell]));
+        assert_eq!(o.code, Some(0), "{shell}: {}", o.all());
+        assert!(o.stdout.contains(marker) && o.stdout.contains("headless"), "{shell}:\n{}", o.stdout);
+    }
+    let o = run(gepa().arg("man"));
+    assert_eq!(o.code, Some(0));
+    assert!(o.stdout.contains(".TH gepa-tui 1") && o.stdout.contains("completions"), "{}", o.stdout);
+    let o = run(gepa().args(["completions", "nosh"]));
+    assert_eq!(o.code, Some(2), "{}", o.all());
+    assert!(o.stderr.contains("possible values: bash"), "{}", o.stderr);
 }

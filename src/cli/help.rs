@@ -166,6 +166,30 @@ Examples:
   touch my-project/.gepa/runs/20261125-084012-3fa9/stop
       end a running run gracefully from outside";
 
+pub const COMPLETIONS_LONG: &str = "\
+Prints a completion script for SHELL on stdout, generated from gepa-tui's own argument \
+definitions, so it always matches this version. Nothing is written anywhere else.";
+
+pub const COMPLETIONS_AFTER: &str = "\
+Exit status:
+  0; 2 for a shell it does not know.
+
+Examples:
+  gepa-tui completions bash > ~/.local/share/bash-completion/completions/gepa-tui
+  gepa-tui completions zsh > \"${fpath[1]}/_gepa-tui\"
+  gepa-tui completions fish > ~/.config/fish/completions/gepa-tui.fish";
+
+pub const MAN_LONG: &str = "\
+Prints gepa-tui's manual page in roff on stdout, generated from the same definitions as --help.";
+
+pub const MAN_AFTER: &str = "\
+Exit status:
+  0.
+
+Examples:
+  gepa-tui man > ~/.local/share/man/man1/gepa-tui.1
+  gepa-tui man | man -l -";
+
 pub const RUNS_LONG: &str = "\
 Lists the runs in DIR/.gepa/runs/, newest first: the run id, whether it finished or can be \
 resumed, its best val score, its test score (finished runs), how many candidates it has and how \

@@ -94,6 +94,15 @@ pub enum Command {
         #[arg(long = "add-seed", value_name = "DIR")]
         add_seeds: Vec<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    #[command(long_about = help::COMPLETIONS_LONG, after_long_help = help::COMPLETIONS_AFTER)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from these same definitions.
+    #[command(long_about = help::MAN_LONG, after_long_help = help::MAN_AFTER)]
+    Man,
     /// List the runs of a project, newest first.
     #[command(long_about = help::RUNS_LONG, after_long_help = help::RUNS_AFTER)]
     Runs {
