@@ -245,15 +245,7 @@ pub fn body_snippet(body: &str, secret: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
+    use crate::llm::http::tests::headers;
 
     #[test]
     fn retry_after_in_seconds_and_as_http_date() {
