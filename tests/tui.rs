@@ -1259,3 +1259,47 @@ fn a_decision_the_engine_never_took_is_reported_when_it_ends() {
     let screen = text(&draw(&a, 120, 36));
     assert!(screen.contains("1 decision sent to the engine was not applied"), "{screen}");
 }
+
+/// A reflection cut off at max_tokens and asked again shows the cut answer as not used; one cut
+/// off every time ends as "reflection cut off", with what to do about it.
+#[test]
+fn cut_off_reflections_are_shown_as_such_in_reflections() {
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, RawReply, ScriptedBackend, Usage};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, "max_metric_calls = 60\nmax_rounds = 6\nseed = 3");
+    let project = Arc::new(Project::load(&dir).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    // Reflections on a minibatch holding ex15 are cut off every time; the others once, then whole.
+    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::raw(|req: &ChatRequest| {
+        let always = req.messages[0].content.contains("item 15 of");
+        let (text, truncated) = if req.messages.len() > 1 && !always {
+            (common::reflection_reply(&ChatRequest { messages: vec![req.messages[0].clone()] }), false)
+        } else {
+            ("Here is a better instruction:\n```\nAnswer the it".to_string(), true)
+        };
+        Ok(RawReply { text, truncated, usage: Usage::default(), hold: None })
+    }));
+    let models = common::models_from(&project, task, refl);
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_dir = rt.block_on(async {
+        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().run_dir
+    });
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
+    a.goto(View::Reflections);
+    // The first proposal, last in the list (minibatch ex15, ex0, ex20 with seed 3): every answer
+    // cut off, none tried.
+    press(&mut a, "G");
+    let screen = text(&draw(&a, 160, 300));
+    assert!(screen.contains("✂ r1.0"), "{screen}");
+    assert!(screen.contains("all 2 answers were cut off before the new text ended; none was tried"), "{screen}");
+    assert!(screen.contains("was cut off: not used, asked again"), "{screen}");
+    assert!(!screen.contains("broken half-prompt"), "{screen}");
+    // Later proposals were cut once and asked again; some child came of it.
+    assert!(screen.contains("✓ r"), "{screen}");
+}
