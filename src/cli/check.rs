@@ -149,8 +149,8 @@ fn print_report(project: &Project) {
     println!("Models");
     for (name, m) in &c.models {
         let (provider, default_env) = match m.provider {
-            ProviderKind::Openai => ("openai", "OPENAI_API_KEY"),
-            ProviderKind::Anthropic => ("anthropic", "ANTHROPIC_API_KEY"),
+            ProviderKind::Openai => ("openai", crate::llm::openai::DEFAULT_KEY_ENV),
+            ProviderKind::Anthropic => ("anthropic", crate::llm::anthropic::DEFAULT_KEY_ENV),
         };
         // The URL requests go to, and whether it came from the environment (never the key).
         let at = match crate::llm::http::endpoint(m) {
