@@ -150,7 +150,12 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model", "")
         COUNTERS.enter(model)
         try:
-            time.sleep(LATENCY)
+            if SLOTS is None:
+                time.sleep(LATENCY)
+            else:
+                # A server with few slots (llama-server -np N, Ollama): the rest wait their turn.
+                with SLOTS:
+                    time.sleep(LATENCY)
             try:
                 text = answer(body)
             except ValueError as e:
@@ -187,8 +192,11 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
+SLOTS = None
+
+
 def main():
-    global LATENCY
+    global LATENCY, SLOTS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
@@ -198,8 +206,12 @@ def main():
     ap.add_argument("--rules-per-reflection", type=int, default=None,
                     help="new rules the scripted reflection adds at most (default: main 2, deep 1; "
                          "1 on main is the harder task)")
+    ap.add_argument("--slots", type=int, default=None,
+                    help="answer at most this many calls at once, the rest wait (default: no limit)")
     args = ap.parse_args()
     LATENCY = args.latency
+    if args.slots is not None:
+        SLOTS = threading.Semaphore(args.slots)
     bench_task.configure(args.task, args.rules_per_reflection)
     srv = Server((args.host, args.port), Handler)
     port = srv.server_address[1]

@@ -7,6 +7,7 @@
 #   --budget N              max_metric_calls for both (default 300; try 600 with --task deep)
 #   --reps N                repetitions, seeds 0..N-1 (default 3)
 #   --latency S             mock seconds per call (default 0.1)
+#   --slots N               the mock answers at most N calls at once (a local server; default: no limit)
 #   --rules-per-reflection N  new rules one reflection adds at most (default: main 2, deep 1;
 #                           1 on main = the harder task)
 #   --python PATH           interpreter with the reference installed (default /tmp/gepa-ref-venv/bin/python)
@@ -28,7 +29,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-task=main budget=300 reps=3 latency=0.1 rpr=""
+task=main budget=300 reps=3 latency=0.1 rpr="" slots=""
 python=/tmp/gepa-ref-venv/bin/python
 bin="" ppr="" lag="" cache="" conc=32 mconc=32 ref_workers=10 ref_args="" only=""
 out="/tmp/gepa-bench-$(date +%Y%m%d-%H%M%S)"
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
     --budget) budget=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --latency) latency=$2; shift 2 ;;
+    --slots) slots=$2; shift 2 ;;
     --rules-per-reflection) rpr=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
@@ -50,7 +52,7 @@ while [ $# -gt 0 ]; do
     --ref-args) ref_args=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,6 +66,7 @@ tui_opts=()
 [ -n "$cache" ] && tui_opts+=(--cache-evaluations "$cache")
 mock_opts=(--task "$task")
 [ -n "$rpr" ] && mock_opts+=(--rules-per-reflection "$rpr")
+[ -n "$slots" ] && mock_opts+=(--slots "$slots")
 
 if [ "$only" != "tui" ]; then
   if ! "$python" -c 'import gepa' 2>/dev/null; then

@@ -3,6 +3,7 @@
 //! appended to the run's `events.jsonl`, and the run's state is a fold over those events.
 
 pub mod event;
+pub mod gauge;
 pub mod merge;
 pub mod minibatch;
 pub mod pareto;

@@ -356,6 +356,9 @@ pub enum ComponentSelection {
     All,
 }
 
+/// Rounds in flight at most when `pipeline_lag` is not written.
+pub const DEFAULT_PIPELINE_LAG: usize = 4;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
@@ -379,8 +382,10 @@ pub struct OptimizerConfig {
     /// makes every proposal its own round, as in the reference's loop.
     pub proposals_per_round: usize,
     /// Rounds in flight at most: round n is planned from the state as committed after round
-    /// n - lag, and rounds commit in order. 1 is the reference's sequential loop.
-    pub pipeline_lag: usize,
+    /// n - lag, and rounds commit in order. 1 is the reference's sequential loop. Not written
+    /// (None): up to `DEFAULT_PIPELINE_LAG`, and one at a time while the task model's server is
+    /// seen answering requests in turn (`engine::gauge`).
+    pub pipeline_lag: Option<usize>,
     /// Keep a round planned ahead even when a round before it changed what it would have been
     /// (a fixed-lag pipeline: faster, but each proposal sees up to `pipeline_lag - 1` fewer of
     /// the results before it). Off by default: such a round is dropped and planned again.
@@ -407,6 +412,19 @@ pub struct OptimizerConfig {
     pub max_outage_secs: f64,
 }
 
+impl OptimizerConfig {
+    /// Rounds in flight at most.
+    pub fn max_lag(&self) -> usize {
+        self.pipeline_lag.unwrap_or(DEFAULT_PIPELINE_LAG)
+    }
+
+    /// The lag was left to the engine (it then runs one proposal at a time on a server seen
+    /// answering in turn).
+    pub fn lag_is_auto(&self) -> bool {
+        self.pipeline_lag.is_none()
+    }
+}
+
 impl Default for OptimizerConfig {
     fn default() -> Self {
         Self {
@@ -422,7 +440,7 @@ impl Default for OptimizerConfig {
             max_merges: 5,
             merge_subsample: 5,
             proposals_per_round: 1,
-            pipeline_lag: 4,
+            pipeline_lag: None,
             keep_stale_plans: false,
             cache_evaluations: true,
             accept_per_round: AcceptPerRound::Best,

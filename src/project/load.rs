@@ -590,7 +590,11 @@ impl Validator {
             ("minibatch_size", o.minibatch_size >= 1, "must be at least 1"),
             ("concurrency", o.concurrency >= 1, "must be at least 1"),
             ("proposals_per_round", o.proposals_per_round >= 1, "must be at least 1"),
-            ("pipeline_lag", o.pipeline_lag >= 1, "must be at least 1 (1 = the reference's sequential loop)"),
+            (
+                "pipeline_lag",
+                o.pipeline_lag.is_none_or(|l| l >= 1),
+                "must be at least 1 (1 = the reference's sequential loop)",
+            ),
             ("top_k", o.top_k >= 1, "must be at least 1"),
             ("merge_subsample", o.merge_subsample >= 1, "must be at least 1"),
             ("max_metric_calls", o.max_metric_calls >= 1, "must be at least 1"),

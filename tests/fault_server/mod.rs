@@ -94,6 +94,9 @@ pub struct Plan {
     pub fail_all: Option<Fault>,
     /// Added before every answer.
     pub latency: Duration,
+    /// Answers one request at a time, as a llama-server with one slot: the others wait their
+    /// turn (their latency is spent in turn).
+    pub one_slot: Option<Arc<tokio::sync::Mutex<()>>>,
     /// How long a `Hang` or `StalledBody` waits before giving up on the client.
     pub hang: Duration,
     /// Error bodies quote the request's Authorization header (to prove the client scrubs it).
@@ -110,6 +113,7 @@ impl Default for Plan {
             fail_rules: Vec::new(),
             fail_all: None,
             latency: Duration::ZERO,
+            one_slot: None,
             hang: Duration::from_secs(10),
             echo_key_in_errors: false,
         }
@@ -319,6 +323,10 @@ async fn serve(mut stream: TcpStream, plan: Arc<Mutex<Plan>>, book: Arc<Mutex<Bo
     };
     let _ = number;
     if !plan.latency.is_zero() {
+        let _turn = match &plan.one_slot {
+            Some(slot) => Some(slot.lock().await),
+            None => None,
+        };
         tokio::time::sleep(plan.latency).await;
     }
     let echoed = if plan.echo_key_in_errors { authorization.clone().unwrap_or_default() } else { String::new() };
