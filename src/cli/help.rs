@@ -207,7 +207,8 @@ Examples:
   gepa-tui runs my-project";
 
 pub const EXPORT_LONG: &str = "\
-Writes the texts of a candidate of run RUN (the best by val mean unless --candidate ID) to a \
+Writes the texts of a candidate of run RUN (the best by val mean unless --candidate ID, or \
+--candidate OBJECTIVE for the best on that objective) to a \
 folder, one file per component, named like the project's prompt files (prompts/instruction.md -> \
 OUT/instruction.md). Existing files in OUT are never overwritten: choose a new or empty folder.
 
@@ -215,7 +216,8 @@ With --write-prompts the candidate's texts replace the project's own prompt file
 the next run). gepa-tui asks first, naming each file; --yes skips the question, and without a \
 terminal to ask on it refuses unless --yes is given. Files are replaced atomically.
 
-The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json.";
+The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json, which \
+also names each objective's best candidate and the non-dominated ones.";
 
 pub const EXPORT_AFTER: &str = "\
 Exit status:
@@ -227,6 +229,8 @@ Examples:
       the best candidate's texts into exported/
   gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --out exported/
       candidate 4's texts
+  gepa-tui export --run 20261125-084012-3fa9 --candidate prompt_tokens --out short/
+      the candidate with the shortest prompt (with objectives = [\"prompt_tokens\"])
   gepa-tui export --run 20261125-084012-3fa9 --write-prompts
       over prompts/*.md, after asking";
 

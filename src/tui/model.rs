@@ -469,12 +469,13 @@ impl Model {
         }
     }
 
-    /// Per candidate: how many val fronts it holds (computed once per commit, when first asked).
+    /// Per candidate: how many of the run's fronts it holds (per val example, or whatever the
+    /// run's `frontier` selects over; computed once per commit, when first asked).
     pub fn fronts_held(&self) -> Ref<'_, Vec<usize>> {
         self.held.get(self.commits, || {
             let mut held = vec![0usize; self.state.candidates.len()];
-            for e in &self.state.fronts.entries {
-                for &c in &e.holders {
+            for f in self.state.front_sets() {
+                for c in f {
                     if let Some(h) = held.get_mut(c) {
                         *h += 1;
                     }
@@ -630,6 +631,7 @@ mod tests {
             replayed_usd: 0.0,
             scorer_failed: false,
             cached: false,
+            objectives: Default::default(),
         }
     }
 
@@ -658,6 +660,7 @@ mod tests {
             found_new: false,
             input_tokens: 0,
             output_tokens: 0,
+            objective_bests: Default::default(),
         }
     }
 
@@ -675,6 +678,7 @@ mod tests {
             pipeline_lag: None,
             config_hash: String::new(),
             branched_from: None,
+            frontier: Default::default(),
         }
     }
 

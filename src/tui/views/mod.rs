@@ -171,6 +171,7 @@ mod tests {
             replayed_usd: 0.0,
             scorer_failed: false,
             cached: false,
+            objectives: Default::default(),
         }
     }
 
