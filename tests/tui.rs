@@ -1303,3 +1303,59 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
     // Later proposals were cut once and asked again; some child came of it.
     assert!(screen.contains("✓ r"), "{screen}");
 }
+
+/// The scripted problem with objectives on and the hybrid frontier: the seed keeps the shortest
+/// prompt while its children score higher.
+fn objectives_fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("proj");
+        let opt = format!("{OPT}\nfrontier = \"hybrid\"\nobjectives = [\"prompt_tokens\", \"output_tokens\"]");
+        common::write_project(&dir, &opt);
+        let run_dir = record_run(&dir);
+        let (mut events, _) = load_events(&run_dir, false).unwrap();
+        for ev in &mut events {
+            if let Event::RunStarted { run_id, .. } = ev {
+                *run_id = RUN_ID.to_string();
+            }
+        }
+        let project = Project::load(&dir).unwrap();
+        Fixture { _tmp: tmp, project, events }
+    })
+}
+
+fn objectives_app() -> App {
+    let f = objectives_fixture();
+    let mut a = App::new(Model::from_events(&f.events).with_project(&f.project), Keymap::default(), Theme::default());
+    a.select_candidate(0);
+    a
+}
+
+/// The Frontier view has a column per objective, the natural way round (tokens, not negated),
+/// and `s` goes on from the fixed orders to each objective, best first (fewest tokens).
+#[test]
+fn frontier_shows_and_sorts_by_each_objective() {
+    let mut a = objectives_app();
+    press(&mut a, "2");
+    let wide = text(&draw(&a, 160, 48));
+    assert!(wide.contains("fronts  output_tok prompt_tok test"), "{wide}");
+    assert!(wide.contains("(hybrid)"), "{wide}");
+    // The seed's two texts: "Answer the item. rule A" and "Reply with the code only.", 6 + 6.
+    let seed_row = wide.lines().find(|l| l.contains("#0 ") && l.contains("seed")).unwrap();
+    assert!(seed_row.contains(" 12 "), "{seed_row}");
+    press(&mut a, "ssss");
+    assert_eq!(a.flash.as_deref(), Some("sorted by output_tokens ↑"));
+    press(&mut a, "s");
+    assert_eq!(a.flash.as_deref(), Some("sorted by prompt_tokens ↑"));
+    let rows = a.frontier_rows().clone();
+    assert_eq!(rows[0], 0, "the seed has the shortest prompt");
+    let tokens = |c: usize| -a.model.state.candidates[c].objectives["prompt_tokens"];
+    assert!(rows.windows(2).all(|w| tokens(w[0]) <= tokens(w[1])), "{rows:?}");
+    // At 80 columns only the objective sorted by fits; a `+1` column says one is left out.
+    let narrow = text(&draw(&a, 80, 24));
+    assert!(narrow.contains("prompt_ +1  test"), "{narrow}");
+    assert!(!narrow.contains("output_tok"), "{narrow}");
+    press(&mut a, "s");
+    assert_eq!(a.flash.as_deref(), Some("sorted by id"));
+}

@@ -75,23 +75,36 @@ pub enum FrontierSort {
     ValMean,
     FrontsHeld,
     TestScore,
+    /// The run's objective at this index (of `RunState::objective_names`), best first.
+    Objective(usize),
 }
 
 impl FrontierSort {
-    pub fn label(self) -> &'static str {
+    /// `objectives` are the run's objective names.
+    pub fn label(self, objectives: &[String]) -> String {
         match self {
-            FrontierSort::Id => "id",
-            FrontierSort::ValMean => "val mean ↓",
-            FrontierSort::FrontsHeld => "fronts held ↓",
-            FrontierSort::TestScore => "test ↓",
+            FrontierSort::Id => "id".into(),
+            FrontierSort::ValMean => "val mean ↓".into(),
+            FrontierSort::FrontsHeld => "fronts held ↓".into(),
+            FrontierSort::TestScore => "test ↓".into(),
+            FrontierSort::Objective(i) => match objectives.get(i) {
+                // Best first: the fewest tokens (↑) for a lower-is-better objective.
+                Some(n) if crate::eval::objective::lower_is_better(n) => format!("{n} ↑"),
+                Some(n) => format!("{n} ↓"),
+                None => "id".into(),
+            },
         }
     }
-    fn next(self) -> Self {
+
+    /// The next order: the fixed ones, then each of the run's `n_objectives` objectives.
+    fn next(self, n_objectives: usize) -> Self {
         match self {
             FrontierSort::Id => FrontierSort::ValMean,
             FrontierSort::ValMean => FrontierSort::FrontsHeld,
             FrontierSort::FrontsHeld => FrontierSort::TestScore,
-            FrontierSort::TestScore => FrontierSort::Id,
+            FrontierSort::TestScore if n_objectives > 0 => FrontierSort::Objective(0),
+            FrontierSort::Objective(i) if i + 1 < n_objectives => FrontierSort::Objective(i + 1),
+            FrontierSort::TestScore | FrontierSort::Objective(_) => FrontierSort::Id,
         }
     }
 }
@@ -513,6 +526,12 @@ impl App {
                 let t = |c: &CandidateId| cands[*c].test_mean.unwrap_or(f64::NEG_INFINITY);
                 t(b).total_cmp(&t(a)).then(a.cmp(b))
             }),
+            FrontierSort::Objective(i) => {
+                // Recorded values are higher-is-better: the best first, unscored last.
+                let name = self.model.state.objective_names().get(i).cloned().unwrap_or_default();
+                let v = |c: &CandidateId| cands[*c].objectives.get(&name).copied().unwrap_or(f64::NEG_INFINITY);
+                rows.sort_by(|a, b| v(b).total_cmp(&v(a)).then(a.cmp(b)))
+            }
         }
         rows
     }
@@ -1445,8 +1464,9 @@ impl App {
                 return;
             }
             Action::Sort => {
-                self.frontier.sort.0 = self.frontier.sort.0.next();
-                self.flash = Some(format!("sorted by {}", self.frontier.sort.0.label()));
+                let names = self.model.state.objective_names();
+                self.frontier.sort.0 = self.frontier.sort.0.next(names.len());
+                self.flash = Some(format!("sorted by {}", self.frontier.sort.0.label(&names)));
                 return;
             }
             Action::Search => {
