@@ -1359,3 +1359,64 @@ fn frontier_shows_and_sorts_by_each_objective() {
     press(&mut a, "s");
     assert_eq!(a.flash.as_deref(), Some("sorted by id"));
 }
+
+/// The trade-off pane: `o` shows it, `X` / `Y` choose the axes (never both the same), the
+/// candidates no other beats on both axes are listed and joined, the selected one is marked.
+#[test]
+fn trade_off_plot_axes_front_and_selection() {
+    let mut a = objectives_app();
+    press(&mut a, "2o");
+    assert!(a.frontier.trade_off);
+    let screen = text(&draw(&a, 80, 24));
+    assert!(screen.contains("Trade-off: val against output_tokens"), "{screen}");
+    press(&mut a, "X");
+    assert_eq!(a.flash.as_deref(), Some("trade-off: val against prompt_tokens"));
+    press(&mut a, "X"); // the next is val, which y holds: skipped
+    assert_eq!(a.flash.as_deref(), Some("trade-off: val against output_tokens"));
+    press(&mut a, "XY"); // y moves off val, skipping x's prompt_tokens
+    assert_eq!(a.flash.as_deref(), Some("trade-off: output_tokens against prompt_tokens"));
+    press(&mut a, "Y");
+    assert_eq!(a.flash.as_deref(), Some("trade-off: val against prompt_tokens"));
+
+    // Not beaten on both: by hand over (fewest prompt tokens, highest val mean).
+    let st = &a.model.state;
+    let pt = |c: usize| -st.candidates[c].objectives["prompt_tokens"];
+    let val = |c: usize| st.candidates[c].val_mean;
+    let want: Vec<usize> = (0..st.candidates.len())
+        .filter(|&c| {
+            !(0..st.candidates.len()).any(|o| pt(o) <= pt(c) && val(o) >= val(c) && (pt(o) < pt(c) || val(o) > val(c)))
+        })
+        .collect();
+    let (_, front) = gepa_tui::tui::views::trade_off::points(&a, "prompt_tokens", "val");
+    assert_eq!(front, want);
+    assert!(front.contains(&0), "the seed is the shortest: {front:?}");
+    let screen = text(&draw(&a, 160, 48));
+    let ids = want.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(" ");
+    assert!(screen.contains(&format!("not beaten on both (joined): {ids}")), "{screen}");
+    assert!(screen.contains(&format!("selected #0: prompt_tokens 12 · val {:.3}", val(0))), "{screen}");
+    // The selected point and the caption's key: two blocks.
+    assert_eq!(screen.matches('█').count(), 2, "{screen}");
+    press(&mut a, "o");
+    assert!(!text(&draw(&a, 80, 24)).contains("Trade-off"));
+}
+
+#[test]
+fn trade_off_plot_at_both_sizes() {
+    let mut a = objectives_app();
+    let best = a.model.state.best().unwrap();
+    press(&mut a, "2oX");
+    a.select_candidate(best - 1);
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("trade_off_{w}x{h}"), text(&draw(&a, w, h)));
+    }
+}
+
+/// A run without objectives says how to get some instead of drawing an empty plot.
+#[test]
+fn trade_off_without_objectives_says_how_to_switch_them_on() {
+    let mut a = app();
+    press(&mut a, "2o");
+    let screen = text(&draw(&a, 80, 24));
+    assert!(screen.contains("records no objectives"), "{screen}");
+    assert!(screen.contains("[\"prompt_tokens\"]"), "{screen}");
+}

@@ -112,10 +112,37 @@ impl FrontierSort {
 #[derive(Debug, Default)]
 pub struct FrontierUi {
     pub sort: FrontierSortCell,
+    /// The trade-off plot is shown beside (or under) the table.
+    pub trade_off: bool,
+    /// The plot's axes as chosen (x, y): indices into the val score and the run's objectives;
+    /// None until chosen (then x is the first objective and y the val score).
+    pub axis_choice: Option<[usize; 2]>,
     pub filter: String,
     pub offset: Cell<usize>,
     /// (model version, sort, filter) -> candidate ids in display order.
     rows: Memo<(u64, FrontierSort, String), Vec<CandidateId>>,
+}
+
+impl FrontierUi {
+    /// The plot's (x, y) axes among `n` (the val score, then the objectives).
+    pub fn axes(&self, n: usize) -> [usize; 2] {
+        let [x, y] = self.axis_choice.unwrap_or([1, 0]);
+        let clamp = |i: usize| if i < n { i } else { 0 };
+        [clamp(x), clamp(y)]
+    }
+
+    /// Moves one axis (0 = x, 1 = y) to the next of `n` axes, skipping the other axis's.
+    fn next_axis(&mut self, which: usize, n: usize) {
+        let mut axes = self.axes(n);
+        if n >= 2 {
+            let mut next = (axes[which] + 1) % n;
+            if next == axes[1 - which] {
+                next = (next + 1) % n;
+            }
+            axes[which] = next;
+        }
+        self.axis_choice = Some(axes);
+    }
 }
 
 /// The frontier's sort order (a newtype so `FrontierUi` can derive Default).
@@ -1463,6 +1490,22 @@ impl App {
                 }
                 return;
             }
+            Action::TradeOff => {
+                self.frontier.trade_off = !self.frontier.trade_off;
+                return;
+            }
+            Action::AxisX | Action::AxisY => {
+                let names = views::trade_off::axes(self);
+                if !self.frontier.trade_off {
+                    self.frontier.trade_off = true;
+                } else {
+                    let which = usize::from(action == Action::AxisY);
+                    self.frontier.next_axis(which, names.len());
+                }
+                let [x, y] = self.frontier.axes(names.len());
+                self.flash = Some(format!("trade-off: {} against {}", names[y], names[x]));
+                return;
+            }
             Action::Sort => {
                 let names = self.model.state.objective_names();
                 self.frontier.sort.0 = self.frontier.sort.0.next(names.len());
@@ -1810,6 +1853,16 @@ impl App {
         views::tabs::render(frame, tabs, self, theme);
         match self.view {
             View::Dashboard => views::dashboard::render(frame, body, self, theme),
+            View::Frontier if self.frontier.trade_off => {
+                // Side by side when wide, the table over the plot otherwise.
+                let split = if body.width >= 140 {
+                    Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).split(body)
+                } else {
+                    Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).split(body)
+                };
+                views::frontier::render(frame, split[0], self, theme);
+                views::trade_off::render(frame, split[1], self, theme);
+            }
             View::Frontier => views::frontier::render(frame, body, self, theme),
             View::WinMatrix => views::win_matrix::render(frame, body, self, theme),
             View::Candidate => views::candidate::render(frame, body, self, theme),

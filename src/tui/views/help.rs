@@ -73,6 +73,8 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (k(Open), "open"),
                 (k(Sort), "sort"),
                 (k(Search), "filter"),
+                (k(TradeOff), "trade-off plot"),
+                (format!("{} {}", k(AxisX), k(AxisY)), "its x / y axis"),
                 (k(Edit), "edit into a new candidate"),
                 (k(Mark), "mark for a merge"),
                 (k(MergeMarked), "merge the two marked"),

@@ -14,6 +14,7 @@ pub mod start;
 pub mod status_bar;
 pub mod tabs;
 pub mod traces;
+pub mod trade_off;
 pub mod win_matrix;
 
 use crate::tui::theme::Theme;

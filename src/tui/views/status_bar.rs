@@ -29,10 +29,14 @@ fn hints(app: &App) -> Vec<(Action, &'static str)> {
         View::Frontier if app.marked.len() == 2 => {
             vec![(MergeMarked, "merge marked"), (Mark, "unmark"), (Open, "open"), (Edit, "edit"), (AddCandidate, "add")]
         }
+        View::Frontier if app.frontier.trade_off => {
+            vec![(AxisX, "x axis"), (AxisY, "y axis"), (TradeOff, "hide plot"), (Open, "open"), (Sort, "sort")]
+        }
         View::Frontier => vec![
             (Open, "open"),
             (Sort, "sort"),
             (Search, "filter"),
+            (TradeOff, "plot"),
             (Edit, "edit"),
             (Mark, "mark"),
             (AddCandidate, "add"),
