@@ -117,12 +117,15 @@ Examples:
 
 pub const RUN_LONG: &str = "\
 Runs the optimizer. With --headless it runs without a screen: a progress line on stderr (metric \
-calls used of the budget, best val score, candidates, cost, ETA) and a summary at the end; with \
---json also one JSON object per event on stdout, the last being
+calls used of the budget, best val score, each objective's best value and candidate when \
+[optimizer] objectives or a combined evaluator record some, candidates, cost, ETA) and a summary \
+at the end; with --json also one JSON object per event on stdout, the last being
 
   {\"event\":\"finished\",\"run_id\":…,\"best_val_score\":…,
    \"test_score\":…,\"candidates\":…,\"metric_calls\":…,
    \"cost_usd\":…,\"wall_seconds\":…}
+
+(with objectives, also \"objectives\": each one's best candidate and value, and \"non_dominated\").
 
 Without --headless it opens the workbench on a new run with the same options.
 
