@@ -251,6 +251,24 @@ async fn eval_scores_the_seed_and_replays_from_cache() {
     assert_eq!(o.code, Some(0), "{}", o.all());
     let report: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert_eq!(report["mean"], 0.5);
+    assert!(report.get("objectives").is_none(), "{report}");
+
+    // With a built-in objective on (the requests are the same, so still offline): its mean over
+    // the examples, the natural way round; the mock says every reply is 1 token long.
+    let toml_path = project.path().join("gepa.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    std::fs::write(&toml_path, text.replace("[optimizer]", "[optimizer]\nobjectives = [\"output_tokens\"]")).unwrap();
+    let mut cmd = gepa();
+    cmd.args(["eval", "--offline", "--split", "val", "--json"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    let report: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(report["objectives"]["output_tokens"], 1.0);
+    assert_eq!(report["examples"][0]["objectives"]["output_tokens"], -1.0);
+    let mut cmd = gepa();
+    cmd.args(["eval", "--offline", "--split", "val"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert!(o.stdout.contains("objectives (mean): output_tokens 1\n"), "{}", o.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
