@@ -1420,3 +1420,31 @@ fn trade_off_without_objectives_says_how_to_switch_them_on() {
     assert!(screen.contains("records no objectives"), "{screen}");
     assert!(screen.contains("[\"prompt_tokens\"]"), "{screen}");
 }
+
+/// `v` in the Win matrix shows each objective in turn instead of the main score, then the main
+/// score again: the heat map's title and row labels follow, and wins/ties/losses count on it.
+#[test]
+fn win_matrix_shows_an_objective_instead_of_the_main_score() {
+    let mut a = objectives_app();
+    press(&mut a, "3v");
+    assert_eq!(a.matrix.objective.as_deref(), Some("output_tokens"));
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains("Heat map: output_tokens (scaled, best █)"), "{screen}");
+    assert!(screen.contains("Wins/ties/losses on output_tokens"), "{screen}");
+    // Fewer output tokens win: counted by hand from the recorded per-example values.
+    let st = &a.model.state;
+    let last = st.candidates.len() - 1;
+    let per = |c: usize| st.candidates[c].val_objectives.iter().map(|m| m["output_tokens"]).collect::<Vec<_>>();
+    let (p0, pl) = (per(0), per(last));
+    let wins = pl.iter().zip(&p0).filter(|(x, y)| x > y).count();
+    let losses = pl.iter().zip(&p0).filter(|(x, y)| x < y).count();
+    assert_eq!(a.model.wins_ties_losses_on(last, 0, "output_tokens"), (wins, p0.len() - wins - losses, losses));
+    press(&mut a, "v");
+    assert_eq!(a.matrix.objective.as_deref(), Some("prompt_tokens"));
+    let screen = text(&draw(&a, 160, 48));
+    // The seed's row label is its prompt length, 12 tokens.
+    assert!(screen.lines().any(|l| l.contains("#0   ★    12 ")), "{screen}");
+    press(&mut a, "v");
+    assert_eq!(a.matrix.objective, None);
+    assert!(text(&draw(&a, 160, 48)).contains("Heat map: 5 candidates"));
+}

@@ -194,6 +194,8 @@ pub struct MatrixUi {
     pub pair_col_offset: Cell<usize>,
     /// Where the heat map's cells were drawn (for mouse clicks).
     pub heat_area: Cell<Rect>,
+    /// The objective the heat map and the wins/ties/losses show instead of the main score.
+    pub objective: Option<String>,
     order_cache: Memo<(u64, ExampleOrder), Vec<usize>>,
 }
 
@@ -209,6 +211,7 @@ impl Default for MatrixUi {
             pair_row_offset: Cell::new(0),
             pair_col_offset: Cell::new(0),
             heat_area: Cell::new(Rect::default()),
+            objective: None,
             order_cache: Memo::default(),
         }
     }
@@ -1554,6 +1557,21 @@ impl App {
                     MatrixPane::Heat => MatrixPane::Pairwise,
                     MatrixPane::Pairwise => MatrixPane::Heat,
                 }
+            }
+            (_, Action::NextObjective) => {
+                // The main score, then each objective, then the main score again.
+                let names = self.model.state.objective_names();
+                let at = self.matrix.objective.as_ref().and_then(|o| names.iter().position(|n| n == o));
+                let next = match at {
+                    None => names.first(),
+                    Some(i) => names.get(i + 1),
+                };
+                self.matrix.objective = next.cloned();
+                self.flash = Some(match (&self.matrix.objective, names.is_empty()) {
+                    (_, true) => "this run records no objectives: the win matrix shows the main score".into(),
+                    (Some(o), _) => format!("win matrix: {o} (scaled from the worst to the best seen)"),
+                    (None, _) => "win matrix: the main score".into(),
+                });
             }
             (_, Action::Sort) => {
                 self.matrix.order = match self.matrix.order {

@@ -69,6 +69,7 @@ actions! {
     AxisY = "axis_y", "trade-off plot: the next objective (or the val score) on the y axis";
     Search = "search", "filter (frontier) or search (traces)";
     SwitchPane = "switch_pane", "win matrix: heat map <-> wins/ties/losses";
+    NextObjective = "next_objective", "win matrix: show the next objective instead of the main score";
     Diff = "diff", "candidate: diff off / against parent / against another";
     CompareNext = "compare_next", "candidate: compare with the next candidate";
     ComparePrev = "compare_prev", "candidate: compare with the previous candidate";
@@ -268,6 +269,7 @@ impl Default for Keymap {
             (c('Y'), AxisY),
             (c('/'), Search),
             (c('w'), SwitchPane),
+            (c('v'), NextObjective),
             (c('d'), Diff),
             (c(']'), CompareNext),
             (c('['), ComparePrev),

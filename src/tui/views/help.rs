@@ -83,6 +83,15 @@ pub fn readme_keys(keymap: &Keymap) -> String {
             ],
         ),
         (
+            "3 Win matrix",
+            vec![
+                (k(Open), "the trace (heat map) or the diff (pairwise)"),
+                (k(SwitchPane), "heat map ↔ wins/ties/losses"),
+                (k(Sort), "order the examples"),
+                (k(NextObjective), "an objective instead of the main score"),
+            ],
+        ),
+        (
             "4 Candidate",
             vec![
                 (k(Diff), "diff off / parent / other"),

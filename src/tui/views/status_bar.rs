@@ -41,10 +41,16 @@ fn hints(app: &App) -> Vec<(Action, &'static str)> {
             (Mark, "mark"),
             (AddCandidate, "add"),
         ],
-        View::WinMatrix => match app.matrix.pane {
-            MatrixPane::Heat => vec![(Open, "trace"), (Sort, "order examples"), (SwitchPane, "wins/ties/losses")],
-            MatrixPane::Pairwise => vec![(Open, "diff the pair"), (SwitchPane, "heat map")],
-        },
+        View::WinMatrix => {
+            let mut h = match app.matrix.pane {
+                MatrixPane::Heat => vec![(Open, "trace"), (Sort, "order examples"), (SwitchPane, "wins/ties/losses")],
+                MatrixPane::Pairwise => vec![(Open, "diff the pair"), (SwitchPane, "heat map")],
+            };
+            if !app.model.state.objective_names().is_empty() {
+                h.push((NextObjective, "objective"));
+            }
+            h
+        }
         View::Candidate => {
             vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
         }
