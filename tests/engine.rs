@@ -608,3 +608,27 @@ fn a_hybrid_frontier_keeps_the_shortest_prompt_selectable() {
     assert!(instance.objectives.non_dominated.contains(&0));
     assert_eq!(instance.objectives.frontier, gepa_tui::project::config::Frontier::Instance);
 }
+
+/// The merge pool is the survivors of domination removal over the run's chosen fronts (gepa
+/// proposer/merge.py: `find_dominator_programs(state.get_pareto_front_mapping(), …)`): with the
+/// hybrid frontier every planned merge pairs two of them, from the state it was planned on.
+#[test]
+fn merges_pair_survivors_of_the_chosen_fronts() {
+    use gepa_tui::engine::pareto::dominators;
+    let opt = "max_metric_calls = 300\npipeline_lag = 1\nseed = 7\nmerge = true\nmax_merges = 5\n\
+               frontier = \"hybrid\"\nobjectives = [\"prompt_tokens\"]";
+    let (_t, dir) = project(opt);
+    let (_, run_dir) = run_fresh(&dir);
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let states = states_by_round(&events);
+    let mut merges = 0;
+    for ev in common::committed(&events) {
+        let Event::RoundStarted { round, merge: Some(m), planned_after, .. } = &ev else { continue };
+        let s = &states[&planned_after.unwrap_or(round - 1)];
+        assert_eq!(s.frontier, gepa_tui::project::config::Frontier::Hybrid);
+        let pool: Vec<usize> = dominators(&s.front_sets(), &s.val_means()).into_iter().map(|(c, _)| c).collect();
+        assert!(pool.contains(&m.id1) && pool.contains(&m.id2), "round {round}: {m:?} not both in {pool:?}");
+        merges += 1;
+    }
+    assert!(merges > 0, "no merge was planned");
+}
