@@ -721,8 +721,9 @@ mod tests {
         assert_eq!(dominators(&s.front_sets(), &s.val_means()), vec![(0, 3), (1, 2), (2, 2)]);
     }
 
-    /// Under `objective`, the parent sampler (select.rs over `front_sets`) picks c0 and c1 about
-    /// equally and never c2; under `instance` it never picks c0.
+    /// The parent sampler (select.rs over `front_sets`, gepa's select_program_candidate_from_pareto_front:
+    /// survivors drawn in proportion to the fronts they hold): under `objective` c0 and c1 about
+    /// equally and never c2; under `instance` never c0; hybrid and cartesian by their weights.
     #[test]
     fn selection_follows_the_chosen_fronts() {
         use crate::engine::select::select_parent;
@@ -741,6 +742,11 @@ mod tests {
         assert!((1300..1700).contains(&n[0]), "{n:?}");
         let n = count(&state(Frontier::Instance));
         assert_eq!(n[0], 0, "{n:?}");
+        // Hybrid weights 2 : 3 : 1 (of 6) and cartesian 3 : 2 : 2 (of 7), from the tests above.
+        let n = count(&state(Frontier::Hybrid));
+        assert!((800..1200).contains(&n[0]) && (1300..1700).contains(&n[1]) && (350..650).contains(&n[2]), "{n:?}");
+        let n = count(&state(Frontier::Cartesian));
+        assert!((1100..1470).contains(&n[0]) && (690..1030).contains(&n[1]) && (690..1030).contains(&n[2]), "{n:?}");
     }
 
     /// Over (main, acc, short): c2 (.333, .333, .433) is beaten by c0 (.333, .333, .5); c0 and c1
