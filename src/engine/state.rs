@@ -149,6 +149,17 @@ impl RunState {
         }
     }
 
+    /// How many fronts the run's `frontier` selects over (`front_sets().len()`, without building them).
+    pub fn front_count(&self) -> usize {
+        let (instance, objective) = (self.fronts.entries.len(), self.objective_fronts.len());
+        match self.frontier {
+            Frontier::Instance => instance,
+            Frontier::Objective => objective,
+            Frontier::Hybrid => instance + objective,
+            Frontier::Cartesian => self.cartesian_fronts.len(),
+        }
+    }
+
     /// How many of the selected fronts (`front_sets`) each candidate holds.
     pub fn fronts_held(&self) -> BTreeMap<CandidateId, usize> {
         let mut freq = BTreeMap::new();
@@ -706,6 +717,7 @@ mod tests {
     fn hybrid_frontier_is_both() {
         let s = state(Frontier::Hybrid);
         assert_eq!(s.front_sets(), sets(&[&[0, 1], &[1], &[2], &[1], &[0]]));
+        assert_eq!(s.front_count(), 5);
         assert_eq!(dominators(&s.front_sets(), &s.val_means()), vec![(0, 2), (1, 3), (2, 1)]);
         assert_eq!(s.fronts_held(), [(0, 2), (1, 3), (2, 1)].into());
     }
@@ -718,6 +730,7 @@ mod tests {
     fn cartesian_frontier_is_per_example_and_objective() {
         let s = state(Frontier::Cartesian);
         assert_eq!(s.front_sets(), sets(&[&[0, 1], &[0], &[1], &[0], &[2], &[2]]));
+        assert_eq!(s.front_count(), 6);
         assert_eq!(dominators(&s.front_sets(), &s.val_means()), vec![(0, 3), (1, 2), (2, 2)]);
     }
 

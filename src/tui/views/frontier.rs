@@ -15,7 +15,7 @@ use ratatui::Frame;
 pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let m = &app.model;
     let rows = app.frontier_rows();
-    let n_fronts = m.state.front_sets().len();
+    let n_fronts = m.state.front_count();
     let all_objectives = m.state.objective_names();
     let objectives = objective_columns(&all_objectives, app, inner(area).width);
     let mut title = vec![Span::styled(format!(" Frontier: {} candidates", m.state.candidates.len()), theme.title)];
