@@ -1448,3 +1448,16 @@ fn win_matrix_shows_an_objective_instead_of_the_main_score() {
     assert_eq!(a.matrix.objective, None);
     assert!(text(&draw(&a, 160, 48)).contains("Heat map: 5 candidates"));
 }
+
+/// The Candidate view names the candidate's objective means; a trace, that example's values.
+#[test]
+fn candidate_and_trace_show_the_objectives() {
+    let mut a = objectives_app();
+    press(&mut a, "4");
+    let screen = text(&draw(&a, 160, 48));
+    // The seed answers 2 of 16 val examples right ("A-ok", 1 token) and says "not sure" (2) to the rest.
+    assert!(screen.contains("objectives (val mean): output_tokens 1.9 · prompt_tokens 12"), "{screen}");
+    press(&mut a, "5");
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains("objectives: output_tokens 2 · prompt_tokens 12"), "{screen}");
+}

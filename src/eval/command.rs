@@ -70,9 +70,17 @@ impl CommandScorer {
             None | Some(Value::Null) => {}
             Some(Value::Object(m)) => {
                 for (k, v) in m {
+                    // The name reaches the screen: no control or escape sequences, one line.
+                    let name = crate::text::sanitize(k).replace(['\n', '\t', '\r'], " ").trim().to_string();
                     match v.as_f64() {
+                        Some(_) if name.is_empty() => {
+                            return Score::failed(done.explain(&format!(
+                                "the scorer `{}` printed \"scores\" with an empty name",
+                                self.argv[0]
+                            )))
+                        }
                         Some(x) if x.is_finite() => {
-                            s.objectives.insert(k.clone(), x);
+                            s.objectives.insert(name, x);
                         }
                         _ => {
                             return Score::failed(done.explain(&format!(
@@ -143,6 +151,10 @@ mod tests {
         assert!(s.error.unwrap().contains("\"brevity\": \"high\"}, expected a number"));
         let s = scorer(r#"echo '{"score": 0.5, "scores": [1]}'"#).score(&example(), "x").await;
         assert!(s.error.unwrap().contains("expected an object"));
+        // A name with an escape sequence in it is cleaned before it can reach a terminal.
+        let s =
+            scorer(r#"printf '{"score": 1, "scores": {"\\u001b[31mred\\u001b[0m": 1}}'"#).score(&example(), "x").await;
+        assert_eq!(s.objectives.keys().collect::<Vec<_>>(), vec!["red"]);
     }
 
     #[tokio::test]

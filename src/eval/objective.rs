@@ -66,11 +66,14 @@ pub fn natural(name: &str, recorded: f64) -> f64 {
     }
 }
 
-/// A recorded value for a table cell: tokens whole, USD with enough digits, scores to 3 places.
+/// A recorded value for a table cell: tokens whole (a mean to one decimal), USD with enough digits,
+/// scores to 3 places.
 pub fn format_natural(name: &str, recorded: f64) -> String {
     let v = natural(name, recorded);
     match BuiltinObjective::from_name(name) {
-        Some(BuiltinObjective::PromptTokens | BuiltinObjective::OutputTokens) => format!("{v:.0}"),
+        // Whole tokens per example; a mean over examples keeps one decimal.
+        Some(BuiltinObjective::PromptTokens | BuiltinObjective::OutputTokens) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(BuiltinObjective::PromptTokens | BuiltinObjective::OutputTokens) => format!("{v:.1}"),
         Some(BuiltinObjective::CostUsd) => format!("${v:.5}"),
         None => format!("{v:.3}"),
     }
@@ -121,6 +124,7 @@ mod tests {
         assert_eq!(s["output_tokens"], -12.0);
         assert_eq!(s["cost_usd"], -0.002);
         assert_eq!(format_natural("prompt_tokens", s["prompt_tokens"]), "4");
+        assert_eq!(format_natural("output_tokens", -1.875), "1.9");
         assert_eq!(format_natural("cost_usd", s["cost_usd"]), "$0.00200");
         assert_eq!(format_natural("meaning", 0.25), "0.250");
         assert!(lower_is_better("output_tokens") && !lower_is_better("meaning"));

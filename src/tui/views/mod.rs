@@ -33,6 +33,15 @@ pub fn pane<'a>(title: impl Into<Line<'a>>, theme: &Theme, focused: bool) -> Blo
         .title(title.into().style(theme.title))
 }
 
+/// `output_tokens 14 · prompt_tokens 162`: objectives the natural way round, on one line.
+pub fn objectives_summary(objectives: &crate::eval::objective::ObjectiveScores) -> String {
+    let parts: Vec<String> = objectives
+        .iter()
+        .map(|(k, v)| format!("{} {}", one_line(k), crate::eval::objective::format_natural(k, *v)))
+        .collect();
+    parts.join(" · ")
+}
+
 pub fn fmt_score(s: f64) -> String {
     format!("{s:.3}")
 }
