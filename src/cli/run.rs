@@ -323,7 +323,10 @@ impl Progress {
         }
         self.last = s.clone();
         if self.tty {
-            eprint!("\r\x1b[2K{}", self.render());
+            // Redrawn in place: a line wider than the terminal would wrap and leave its first rows
+            // behind, so it is cut to the width (the objective bests make it long).
+            let width = crossterm::terminal::size().map(|(w, _)| w as usize).unwrap_or(200).max(20);
+            eprint!("\r\x1b[2K{}", crate::text::truncate_chars(&self.render(), width - 1));
             let _ = std::io::stderr().flush();
             self.drawn = true;
         }
