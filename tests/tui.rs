@@ -1461,3 +1461,20 @@ fn candidate_and_trace_show_the_objectives() {
     let screen = text(&draw(&a, 160, 48));
     assert!(screen.contains("objectives: output_tokens 2 · prompt_tokens 12"), "{screen}");
 }
+
+/// The dashboard names each objective's best value and who holds it; a run without objectives
+/// shows no such line.
+#[test]
+fn dashboard_names_the_best_on_each_objective() {
+    let mut a = objectives_app();
+    press(&mut a, "1");
+    let screen = text(&draw(&a, 160, 48));
+    // The Run pane is narrow: its line wraps after the first objective.
+    let at = screen.lines().position(|l| l.contains("best on")).unwrap_or_else(|| panic!("{screen}"));
+    let pane: String = screen.lines().skip(at).take(2).collect();
+    assert!(pane.contains("best on    output_tokens 1.1 #4 ·"), "{pane}");
+    assert!(pane.contains("prompt_tokens 12 #0"), "{pane}");
+    let mut plain = app();
+    press(&mut plain, "1");
+    assert!(!text(&draw(&plain, 160, 48)).contains("best on"));
+}
