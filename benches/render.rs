@@ -45,6 +45,7 @@ fn events() -> Vec<Event> {
         pipeline_lag: None,
         config_hash: String::new(),
         branched_from: None,
+        frontier: Default::default(),
     }];
     for c in 0..CANDIDATES {
         out.push(Event::RoundStarted { round: c as u64, proposals: vec![], planned_after: None, merge: None });
@@ -70,6 +71,7 @@ fn events() -> Vec<Event> {
                 replayed_usd: 0.0,
                 scorer_failed: false,
                 cached: false,
+                objectives: Default::default(),
             })
             .collect();
         out.push(Event::ValEvaluated { candidate: c, evals, round: None });
@@ -84,6 +86,7 @@ fn events() -> Vec<Event> {
             found_new: c > 0,
             input_tokens: 0,
             output_tokens: 0,
+            objective_bests: Default::default(),
         });
     }
     out

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         Some(Command::Export { dir, run, candidate, out, write_prompts, yes }) => gepa_tui::cli::runs::export(
             &gepa_tui::cli::project_dir(dir),
             run,
-            *candidate,
+            candidate.as_deref(),
             out.as_deref(),
             *write_prompts,
             *yes,

@@ -555,3 +555,84 @@ fn a_reflection_cut_off_every_time_ends_the_proposal_with_nothing_evaluated() {
     let state = RunState::from_events(&events);
     assert_eq!(state.reflections_cut_off, outcomes.len() as u64);
 }
+
+/// Parents chosen over the run, from its `round_started` events.
+fn parents_chosen(events: &[Event]) -> Vec<usize> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RoundStarted { proposals, .. } => Some(proposals.iter().map(|p| p.parent).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// In the scripted problem every reflection keeps the text and adds rules, so the seed has the
+/// shortest prompt for good while its children beat it on every val example it wins. With
+/// `frontier = "hybrid"` and the prompt_tokens objective, the seed holds the prompt_tokens front
+/// alone and survives domination removal (gepa_utils.py `remove_dominated_programs`), so it stays a
+/// parent; with `instance` it is dominated and dropped. Either way result.json names it as the
+/// best on prompt_tokens and keeps it in the non-dominated set over (main score, prompt_tokens).
+#[test]
+fn a_hybrid_frontier_keeps_the_shortest_prompt_selectable() {
+    use gepa_tui::engine::pareto::dominators;
+    let opt = "max_metric_calls = 200\nminibatch_size = 3\nseed = 7\nobjectives = [\"prompt_tokens\"]\n";
+    let run = |frontier: &str| {
+        let (t, dir) = project(&format!("{opt}frontier = \"{frontier}\""));
+        let (r, run_dir) = run_fresh(&dir);
+        let (events, _) = load_events(&run_dir, false).unwrap();
+        let on_disk: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run_dir.join("result.json")).unwrap()).unwrap();
+        (t, r, events, on_disk)
+    };
+
+    let (_t, hybrid, events, on_disk) = run("hybrid");
+    let s = RunState::from_events(&events);
+    assert!(hybrid.best_val_score > hybrid.seed_val_score, "{hybrid:?}");
+    assert_ne!(hybrid.best_candidate, 0);
+    let tokens = &hybrid.objectives.objectives["prompt_tokens"];
+    assert_eq!((tokens.best_candidate, tokens.lower_is_better), (0, true));
+    // "Answer the item. rule A" + "Reply with the code only." = 6 + 6 tokens.
+    assert_eq!(tokens.value, 12.0);
+    assert!(hybrid.objectives.non_dominated.contains(&0), "{:?}", hybrid.objectives.non_dominated);
+    assert!(hybrid.objectives.non_dominated.contains(&hybrid.best_candidate));
+    let survivors: Vec<usize> = dominators(&s.front_sets(), &s.val_means()).into_iter().map(|(c, _)| c).collect();
+    assert!(survivors.contains(&0), "{survivors:?}");
+    // The seed is still chosen as a parent after the first round.
+    assert!(parents_chosen(&events)[1..].contains(&0), "{:?}", parents_chosen(&events));
+    assert_eq!(on_disk["frontier"], "hybrid");
+    assert_eq!(on_disk["objectives"]["prompt_tokens"]["best_candidate"], 0);
+
+    let (_t, instance, events, on_disk) = run("instance");
+    assert!(on_disk.get("frontier").is_none(), "{on_disk}");
+    let s = RunState::from_events(&events);
+    let survivors: Vec<usize> = dominators(&s.front_sets(), &s.val_means()).into_iter().map(|(c, _)| c).collect();
+    assert!(!survivors.contains(&0), "{survivors:?}");
+    assert!(instance.objectives.non_dominated.contains(&0));
+    assert_eq!(instance.objectives.frontier, gepa_tui::project::config::Frontier::Instance);
+}
+
+/// The merge pool is the survivors of domination removal over the run's chosen fronts (gepa
+/// proposer/merge.py: `find_dominator_programs(state.get_pareto_front_mapping(), …)`): with the
+/// hybrid frontier every planned merge pairs two of them, from the state it was planned on.
+#[test]
+fn merges_pair_survivors_of_the_chosen_fronts() {
+    use gepa_tui::engine::pareto::dominators;
+    let opt = "max_metric_calls = 300\npipeline_lag = 1\nseed = 7\nmerge = true\nmax_merges = 5\n\
+               frontier = \"hybrid\"\nobjectives = [\"prompt_tokens\"]";
+    let (_t, dir) = project(opt);
+    let (_, run_dir) = run_fresh(&dir);
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let states = states_by_round(&events);
+    let mut merges = 0;
+    for ev in common::committed(&events) {
+        let Event::RoundStarted { round, merge: Some(m), planned_after, .. } = &ev else { continue };
+        let s = &states[&planned_after.unwrap_or(round - 1)];
+        assert_eq!(s.frontier, gepa_tui::project::config::Frontier::Hybrid);
+        let pool: Vec<usize> = dominators(&s.front_sets(), &s.val_means()).into_iter().map(|(c, _)| c).collect();
+        assert!(pool.contains(&m.id1) && pool.contains(&m.id2), "round {round}: {m:?} not both in {pool:?}");
+        merges += 1;
+    }
+    assert!(merges > 0, "no merge was planned");
+}

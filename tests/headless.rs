@@ -162,3 +162,51 @@ async fn extra_seed_candidates_from_folders_join_the_pool() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("format.md"));
 }
+
+/// With objectives on: each `round_finished` and the `finished` line carry every objective's best
+/// candidate, the progress line shows them, and `export --candidate OBJECTIVE` takes the best on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objectives_reach_the_json_events_the_progress_line_and_export() {
+    let server = mock().await;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    let opt =
+        "max_metric_calls = 80\nseed = 5\nfrontier = \"hybrid\"\nobjectives = [\"prompt_tokens\", \"output_tokens\"]";
+    project_at(&dir, &server, opt);
+    let d = dir.clone();
+    let (lines, stderr) = tokio::task::spawn_blocking(move || run_json(&d, &[])).await.unwrap();
+
+    assert_eq!(lines[0]["frontier"], "hybrid");
+    let round = lines.iter().rev().find(|l| l["event"] == "round_finished").unwrap();
+    // As recorded: higher is better, so the token counts are negated. The seed is the shortest.
+    assert_eq!(round["objective_bests"]["prompt_tokens"]["candidate"], 0);
+    assert_eq!(round["objective_bests"]["prompt_tokens"]["value"], -12.0);
+    // The mock says every reply is 10 tokens long.
+    assert_eq!(round["objective_bests"]["output_tokens"]["value"], -10.0);
+    let last = lines.last().unwrap();
+    assert_eq!(last["objectives"]["prompt_tokens"]["best_candidate"], 0);
+    assert_eq!(last["objectives"]["prompt_tokens"]["value"], 12.0);
+    assert_eq!(last["objectives"]["prompt_tokens"]["lower_is_better"], true);
+    assert!(last["non_dominated"].as_array().unwrap().contains(&serde_json::json!(0)), "{last}");
+    // Without a terminal, one progress line per round, the natural way round.
+    assert!(stderr.contains("| output_tokens 10 (#0) | prompt_tokens 12 (#0) |"), "{stderr}");
+
+    let run_id = last["run_id"].as_str().unwrap().to_string();
+    let out_dir = t.path().join("short");
+    bin()
+        .args(["export", "--run", &run_id, "--candidate", "prompt_tokens", "--out"])
+        .arg(&out_dir)
+        .arg(&dir)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(out_dir.join("instruction.md")).unwrap(), "Answer the item. rule A");
+    let out = bin()
+        .args(["export", "--run", &run_id, "--candidate", "brevity", "--out"])
+        .arg(t.path().join("x"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one of run") && err.contains("output_tokens, prompt_tokens"), "{err}");
+}

@@ -66,6 +66,36 @@ fn valid_fixture_passes_offline_check() {
     assert!(o.stdout.contains("val    data/val.jsonl    4 examples"), "{}", o.stdout);
 }
 
+/// `check` says which objectives a run will record and the frontier, and nothing when there are
+/// none; a frontier that would have nothing to select over is refused, naming the line.
+#[test]
+fn check_names_the_objectives_and_the_frontier() {
+    let o = run(gepa().arg("check").arg("--offline").arg(fixture("valid")));
+    assert!(!o.stdout.contains("Objectives"), "{}", o.stdout);
+    let tmp = valid_project_at("http://127.0.0.1:9/v1");
+    let toml_path = tmp.path().join("gepa.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    let with =
+        |opt: &str| std::fs::write(&toml_path, text.replace("[optimizer]", &format!("[optimizer]\n{opt}"))).unwrap();
+    with("objectives = [\"prompt_tokens\", \"cost_usd\"]\nfrontier = \"hybrid\"");
+    let o = run(gepa().arg("check").arg("--offline").arg(tmp.path()));
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    assert!(
+        o.stdout.contains("Objectives: prompt_tokens, cost_usd (built in, lower is better) · frontier hybrid"),
+        "{}",
+        o.stdout
+    );
+    with("frontier = \"cartesian\"");
+    let o = run(gepa().arg("check").arg("--offline").arg(tmp.path()));
+    assert_ne!(o.code, Some(0));
+    let line = text.lines().position(|l| l == "[optimizer]").unwrap() + 2;
+    assert!(
+        o.all().contains(&format!("gepa.toml:{line}: [optimizer] frontier = \"cartesian\" needs objectives")),
+        "{}",
+        o.all()
+    );
+}
+
 #[test]
 fn typo_key_names_file_line_and_suggestion() {
     let out = check_fails(&fixture("typo_key"));
@@ -251,6 +281,24 @@ async fn eval_scores_the_seed_and_replays_from_cache() {
     assert_eq!(o.code, Some(0), "{}", o.all());
     let report: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert_eq!(report["mean"], 0.5);
+    assert!(report.get("objectives").is_none(), "{report}");
+
+    // With a built-in objective on (the requests are the same, so still offline): its mean over
+    // the examples, the natural way round; the mock says every reply is 1 token long.
+    let toml_path = project.path().join("gepa.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    std::fs::write(&toml_path, text.replace("[optimizer]", "[optimizer]\nobjectives = [\"output_tokens\"]")).unwrap();
+    let mut cmd = gepa();
+    cmd.args(["eval", "--offline", "--split", "val", "--json"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert_eq!(o.code, Some(0), "{}", o.all());
+    let report: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(report["objectives"]["output_tokens"], 1.0);
+    assert_eq!(report["examples"][0]["objectives"]["output_tokens"], -1.0);
+    let mut cmd = gepa();
+    cmd.args(["eval", "--offline", "--split", "val"]).arg(project.path());
+    let o = run_async(cmd).await;
+    assert!(o.stdout.contains("objectives (mean): output_tokens 1\n"), "{}", o.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1303,3 +1303,178 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
     // Later proposals were cut once and asked again; some child came of it.
     assert!(screen.contains("✓ r"), "{screen}");
 }
+
+/// The scripted problem with objectives on and the hybrid frontier: the seed keeps the shortest
+/// prompt while its children score higher.
+fn objectives_fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("proj");
+        let opt = format!("{OPT}\nfrontier = \"hybrid\"\nobjectives = [\"prompt_tokens\", \"output_tokens\"]");
+        common::write_project(&dir, &opt);
+        let run_dir = record_run(&dir);
+        let (mut events, _) = load_events(&run_dir, false).unwrap();
+        for ev in &mut events {
+            if let Event::RunStarted { run_id, .. } = ev {
+                *run_id = RUN_ID.to_string();
+            }
+        }
+        let project = Project::load(&dir).unwrap();
+        Fixture { _tmp: tmp, project, events }
+    })
+}
+
+fn objectives_app() -> App {
+    let f = objectives_fixture();
+    let mut a = App::new(Model::from_events(&f.events).with_project(&f.project), Keymap::default(), Theme::default());
+    a.select_candidate(0);
+    a
+}
+
+/// The Frontier view has a column per objective, the natural way round (tokens, not negated),
+/// and `s` goes on from the fixed orders to each objective, best first (fewest tokens).
+#[test]
+fn frontier_shows_and_sorts_by_each_objective() {
+    let mut a = objectives_app();
+    press(&mut a, "2");
+    let wide = text(&draw(&a, 160, 48));
+    assert!(wide.contains("fronts  output_tok prompt_tok test"), "{wide}");
+    assert!(wide.contains("(hybrid)"), "{wide}");
+    // The seed's two texts: "Answer the item. rule A" and "Reply with the code only.", 6 + 6.
+    let seed_row = wide.lines().find(|l| l.contains("#0 ") && l.contains("seed")).unwrap();
+    assert!(seed_row.contains(" 12 "), "{seed_row}");
+    press(&mut a, "ssss");
+    assert_eq!(a.flash.as_deref(), Some("sorted by output_tokens ↑"));
+    press(&mut a, "s");
+    assert_eq!(a.flash.as_deref(), Some("sorted by prompt_tokens ↑"));
+    let rows = a.frontier_rows().clone();
+    assert_eq!(rows[0], 0, "the seed has the shortest prompt");
+    let tokens = |c: usize| -a.model.state.candidates[c].objectives["prompt_tokens"];
+    assert!(rows.windows(2).all(|w| tokens(w[0]) <= tokens(w[1])), "{rows:?}");
+    // At 80 columns only the objective sorted by fits; a `+1` column says one is left out.
+    let narrow = text(&draw(&a, 80, 24));
+    assert!(narrow.contains("prompt_ +1  test"), "{narrow}");
+    assert!(!narrow.contains("output_tok"), "{narrow}");
+    press(&mut a, "s");
+    assert_eq!(a.flash.as_deref(), Some("sorted by id"));
+}
+
+/// The trade-off pane: `o` shows it, `X` / `Y` choose the axes (never both the same), the
+/// candidates no other beats on both axes are listed and joined, the selected one is marked.
+#[test]
+fn trade_off_plot_axes_front_and_selection() {
+    let mut a = objectives_app();
+    press(&mut a, "2o");
+    assert!(a.frontier.trade_off);
+    let screen = text(&draw(&a, 80, 24));
+    assert!(screen.contains("Trade-off: val against output_tokens"), "{screen}");
+    press(&mut a, "X");
+    assert_eq!(a.flash.as_deref(), Some("trade-off: val against prompt_tokens"));
+    press(&mut a, "X"); // the next is val, which y holds: skipped
+    assert_eq!(a.flash.as_deref(), Some("trade-off: val against output_tokens"));
+    press(&mut a, "XY"); // y moves off val, skipping x's prompt_tokens
+    assert_eq!(a.flash.as_deref(), Some("trade-off: output_tokens against prompt_tokens"));
+    press(&mut a, "Y");
+    assert_eq!(a.flash.as_deref(), Some("trade-off: val against prompt_tokens"));
+
+    // Not beaten on both: by hand over (fewest prompt tokens, highest val mean).
+    let st = &a.model.state;
+    let pt = |c: usize| -st.candidates[c].objectives["prompt_tokens"];
+    let val = |c: usize| st.candidates[c].val_mean;
+    let want: Vec<usize> = (0..st.candidates.len())
+        .filter(|&c| {
+            !(0..st.candidates.len()).any(|o| pt(o) <= pt(c) && val(o) >= val(c) && (pt(o) < pt(c) || val(o) > val(c)))
+        })
+        .collect();
+    let (_, front) = gepa_tui::tui::views::trade_off::points(&a, "prompt_tokens", "val");
+    assert_eq!(front, want);
+    assert!(front.contains(&0), "the seed is the shortest: {front:?}");
+    let screen = text(&draw(&a, 160, 48));
+    let ids = want.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(" ");
+    assert!(screen.contains(&format!("not beaten on both (joined): {ids}")), "{screen}");
+    assert!(screen.contains(&format!("selected #0: prompt_tokens 12 · val {:.3}", val(0))), "{screen}");
+    // The selected point and the caption's key: two blocks.
+    assert_eq!(screen.matches('█').count(), 2, "{screen}");
+    press(&mut a, "o");
+    assert!(!text(&draw(&a, 80, 24)).contains("Trade-off"));
+}
+
+#[test]
+fn trade_off_plot_at_both_sizes() {
+    let mut a = objectives_app();
+    let best = a.model.state.best().unwrap();
+    press(&mut a, "2oX");
+    a.select_candidate(best - 1);
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("trade_off_{w}x{h}"), text(&draw(&a, w, h)));
+    }
+}
+
+/// A run without objectives says how to get some instead of drawing an empty plot.
+#[test]
+fn trade_off_without_objectives_says_how_to_switch_them_on() {
+    let mut a = app();
+    press(&mut a, "2o");
+    let screen = text(&draw(&a, 80, 24));
+    assert!(screen.contains("records no objectives"), "{screen}");
+    assert!(screen.contains("[\"prompt_tokens\"]"), "{screen}");
+}
+
+/// `v` in the Win matrix shows each objective in turn instead of the main score, then the main
+/// score again: the heat map's title and row labels follow, and wins/ties/losses count on it.
+#[test]
+fn win_matrix_shows_an_objective_instead_of_the_main_score() {
+    let mut a = objectives_app();
+    press(&mut a, "3v");
+    assert_eq!(a.matrix.objective.as_deref(), Some("output_tokens"));
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains("Heat map: output_tokens (scaled, best █)"), "{screen}");
+    assert!(screen.contains("Wins/ties/losses on output_tokens"), "{screen}");
+    // Fewer output tokens win: counted by hand from the recorded per-example values.
+    let st = &a.model.state;
+    let last = st.candidates.len() - 1;
+    let per = |c: usize| st.candidates[c].val_objectives.iter().map(|m| m["output_tokens"]).collect::<Vec<_>>();
+    let (p0, pl) = (per(0), per(last));
+    let wins = pl.iter().zip(&p0).filter(|(x, y)| x > y).count();
+    let losses = pl.iter().zip(&p0).filter(|(x, y)| x < y).count();
+    assert_eq!(a.model.wins_ties_losses_on(last, 0, "output_tokens"), (wins, p0.len() - wins - losses, losses));
+    press(&mut a, "v");
+    assert_eq!(a.matrix.objective.as_deref(), Some("prompt_tokens"));
+    let screen = text(&draw(&a, 160, 48));
+    // The seed's row label is its prompt length, 12 tokens.
+    assert!(screen.lines().any(|l| l.contains("#0   ★    12 ")), "{screen}");
+    press(&mut a, "v");
+    assert_eq!(a.matrix.objective, None);
+    assert!(text(&draw(&a, 160, 48)).contains("Heat map: 5 candidates"));
+}
+
+/// The Candidate view names the candidate's objective means; a trace, that example's values.
+#[test]
+fn candidate_and_trace_show_the_objectives() {
+    let mut a = objectives_app();
+    press(&mut a, "4");
+    let screen = text(&draw(&a, 160, 48));
+    // The seed answers 2 of 16 val examples right ("A-ok", 1 token) and says "not sure" (2) to the rest.
+    assert!(screen.contains("objectives (val mean): output_tokens 1.9 · prompt_tokens 12"), "{screen}");
+    press(&mut a, "5");
+    let screen = text(&draw(&a, 160, 48));
+    assert!(screen.contains("objectives: output_tokens 2 · prompt_tokens 12"), "{screen}");
+}
+
+/// The dashboard names each objective's best value and who holds it; a run without objectives
+/// shows no such line.
+#[test]
+fn dashboard_names_the_best_on_each_objective() {
+    let mut a = objectives_app();
+    press(&mut a, "1");
+    let screen = text(&draw(&a, 160, 48));
+    // The Run pane is narrow: its line wraps after the first objective.
+    let at = screen.lines().position(|l| l.contains("best on")).unwrap_or_else(|| panic!("{screen}"));
+    let pane: String = screen.lines().skip(at).take(2).collect();
+    assert!(pane.contains("best on    output_tokens 1.1 #4 ·"), "{pane}");
+    assert!(pane.contains("prompt_tokens 12 #0"), "{pane}");
+    let mut plain = app();
+    press(&mut plain, "1");
+    assert!(!text(&draw(&plain, 160, 48)).contains("best on"));
+}

@@ -145,6 +145,9 @@ fn print_report(project: &Project) {
         line.push_str(&format!(", feedback fields: {}", ev.feedback_fields.join(", ")));
     }
     println!("{}", sanitize(&line));
+    if let Some(line) = objectives_line(c) {
+        println!("{}", sanitize(&line));
+    }
     println!();
     println!("Models");
     for (name, m) in &c.models {
@@ -164,6 +167,29 @@ fn print_report(project: &Project) {
         let line = format!("  {name}: {provider} `{}` at {at} (key ${env}: {key})", m.model);
         println!("{}", sanitize(&line));
     }
+}
+
+/// `Objectives: correct, leak (evaluator parts), prompt_tokens (built in, lower is better) ·
+/// frontier hybrid`, when the project records any or selects over them.
+fn objectives_line(c: &crate::project::config::ProjectConfig) -> Option<String> {
+    let ev = &c.evaluator;
+    let mut parts = Vec::new();
+    if ev.kind == EvaluatorKind::Combined {
+        parts.push(format!("{} (evaluator parts)", crate::eval::part_labels(&ev.parts).join(", ")));
+    }
+    let commands = ev.kind == EvaluatorKind::Command || ev.parts.iter().any(|p| p.kind == EvaluatorKind::Command);
+    if !c.optimizer.objectives.is_empty() {
+        let names: Vec<&str> = c.optimizer.objectives.iter().map(|b| b.as_str()).collect();
+        parts.push(format!("{} (built in, lower is better)", names.join(", ")));
+    }
+    if parts.is_empty() && c.optimizer.frontier.is_instance() {
+        return None;
+    }
+    if commands {
+        parts.push("any \"scores\" the command scorer prints".into());
+    }
+    let listed = if parts.is_empty() { "none".to_string() } else { parts.join(", ") };
+    Some(format!("Objectives: {listed} · frontier {}", c.optimizer.frontier.as_str()))
 }
 
 /// Suggests `[reflection] template = "compact"` when the reflection model's id names a size of

@@ -21,6 +21,9 @@ struct EvalReport<'a> {
     mean: f64,
     failed: usize,
     cost_usd: f64,
+    /// Each objective's mean over the examples, the natural way round (tokens, USD).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    objectives: std::collections::BTreeMap<String, f64>,
     examples: &'a [ExampleEval],
 }
 
@@ -102,9 +105,24 @@ pub fn run(
     let failed = evals.iter().filter(|e| e.error.is_some()).count();
     let cost: f64 = evals.iter().map(|e| e.cost_usd).sum();
     let stats = task.models().total_stats();
+    let objectives: std::collections::BTreeMap<String, f64> =
+        crate::eval::objective::aggregate(evals.iter().map(|e| &e.objectives))
+            .into_iter()
+            .map(|(k, v)| {
+                let shown = crate::eval::objective::natural(&k, v);
+                (k, shown)
+            })
+            .collect();
     if json {
-        let report =
-            EvalReport { split: split.as_str(), candidate: &label, mean, failed, cost_usd: cost, examples: &evals };
+        let report = EvalReport {
+            split: split.as_str(),
+            candidate: &label,
+            mean,
+            failed,
+            cost_usd: cost,
+            objectives,
+            examples: &evals,
+        };
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_table(&evals);
@@ -117,6 +135,12 @@ pub fn run(
             stats.calls,
             stats.cache_hits
         );
+        if !objectives.is_empty() {
+            let means = crate::eval::objective::aggregate(evals.iter().map(|e| &e.objectives));
+            let parts: Vec<String> =
+                means.iter().map(|(k, v)| format!("{k} {}", crate::eval::objective::format_natural(k, *v))).collect();
+            println!("objectives (mean): {}", parts.join(" · "));
+        }
     }
     // When nothing could be scored, the mean says nothing about the prompt: fail loudly.
     if n > 0 && failed == n {

@@ -117,12 +117,15 @@ Examples:
 
 pub const RUN_LONG: &str = "\
 Runs the optimizer. With --headless it runs without a screen: a progress line on stderr (metric \
-calls used of the budget, best val score, candidates, cost, ETA) and a summary at the end; with \
---json also one JSON object per event on stdout, the last being
+calls used of the budget, best val score, each objective's best value and candidate when \
+[optimizer] objectives or a combined evaluator record some, candidates, cost, ETA) and a summary \
+at the end; with --json also one JSON object per event on stdout, the last being
 
   {\"event\":\"finished\",\"run_id\":…,\"best_val_score\":…,
    \"test_score\":…,\"candidates\":…,\"metric_calls\":…,
    \"cost_usd\":…,\"wall_seconds\":…}
+
+(with objectives, also \"objectives\": each one's best candidate and value, and \"non_dominated\").
 
 Without --headless it opens the workbench on a new run with the same options.
 
@@ -209,7 +212,8 @@ Examples:
   gepa-tui runs my-project";
 
 pub const EXPORT_LONG: &str = "\
-Writes the texts of a candidate of run RUN (the best by val mean unless --candidate ID) to a \
+Writes the texts of a candidate of run RUN (the best by val mean unless --candidate ID, or \
+--candidate OBJECTIVE for the best on that objective) to a \
 folder, one file per component, named like the project's prompt files (prompts/instruction.md -> \
 OUT/instruction.md). Existing files in OUT are never overwritten: choose a new or empty folder.
 
@@ -217,7 +221,8 @@ With --write-prompts the candidate's texts replace the project's own prompt file
 the next run). gepa-tui asks first, naming each file; --yes skips the question, and without a \
 terminal to ask on it refuses unless --yes is given. Files are replaced atomically.
 
-The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json.";
+The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json, which \
+also names each objective's best candidate and the non-dominated ones.";
 
 pub const EXPORT_AFTER: &str = "\
 Exit status:
@@ -229,6 +234,8 @@ Examples:
       the best candidate's texts into exported/
   gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --out exported/
       candidate 4's texts
+  gepa-tui export --run 20261125-084012-3fa9 --candidate prompt_tokens --out short/
+      the candidate with the shortest prompt (with objectives = [\"prompt_tokens\"])
   gepa-tui export --run 20261125-084012-3fa9 --write-prompts
       over prompts/*.md, after asking";
 

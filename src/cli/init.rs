@@ -63,6 +63,8 @@ max_metric_calls = 200             # budget: one example scored = one call
 minibatch_size = 3
 concurrency = 4                    # evaluations in flight; keep it low for a local server
 seed = 0
+# objectives = ["prompt_tokens"]   # also record the prompt's length (or output_tokens, cost_usd)
+# frontier = "hybrid"              # let them steer parent selection: instance | objective | hybrid | cartesian
 
 [review]
 mutations = "auto"                 # "approve" to accept or veto each rewrite yourself

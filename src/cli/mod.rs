@@ -117,9 +117,9 @@ pub enum Command {
         /// The run to export from (an id from `gepa-tui runs`).
         #[arg(long, value_name = "RUN")]
         run: String,
-        /// Candidate id (default: the best by val mean).
-        #[arg(long)]
-        candidate: Option<usize>,
+        /// Candidate id, or an objective's name for its best candidate (default: the best by val mean).
+        #[arg(long, value_name = "ID|OBJECTIVE")]
+        candidate: Option<String>,
         /// Folder to write the texts into (created; existing files are not overwritten).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,

@@ -2,6 +2,7 @@
 
 use crate::cli::CommonArgs;
 use crate::engine::{Engine, EngineOptions, Event, Notice, RunResult, Status};
+use crate::eval::objective::format_natural;
 use crate::eval::Task;
 use crate::llm::{Models, ModelsOptions};
 use crate::project::config::ReviewPolicy;
@@ -202,7 +203,7 @@ pub const HALTED: u8 = 3;
 
 /// The last line of `--json`: the run's outcome in one object.
 pub fn finished_line(r: &RunResult) -> String {
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "event": "finished",
         "run_id": r.run_id,
         "best_val_score": r.best_val_score,
@@ -212,8 +213,13 @@ pub fn finished_line(r: &RunResult) -> String {
         "cost_usd": r.cost_usd,
         "cost_usd_replayed": r.cost_usd_replayed,
         "wall_seconds": r.wall_seconds,
-    })
-    .to_string()
+    });
+    // With objectives: each one's best candidate and value, and the non-dominated candidates.
+    if !r.objectives.objectives.is_empty() {
+        line["objectives"] = serde_json::to_value(&r.objectives.objectives).expect("serializes");
+        line["non_dominated"] = serde_json::to_value(&r.objectives.non_dominated).expect("serializes");
+    }
+    line.to_string()
 }
 
 pub fn summary(r: &RunResult, run_dir: &Path) -> String {
@@ -255,13 +261,22 @@ struct Progress {
     tty: bool,
     last: Status,
     best: f64,
+    /// Per objective: its best candidate and val mean (as recorded), from the last round.
+    objective_bests: std::collections::BTreeMap<String, crate::engine::event::ObjectiveBest>,
     candidates: usize,
     drawn: bool,
 }
 
 impl Progress {
     fn new() -> Self {
-        Self { tty: std::io::stderr().is_terminal(), last: Status::default(), best: 0.0, candidates: 0, drawn: false }
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            last: Status::default(),
+            best: 0.0,
+            objective_bests: Default::default(),
+            candidates: 0,
+            drawn: false,
+        }
     }
 
     fn render(&self) -> String {
@@ -272,8 +287,14 @@ impl Progress {
         } else {
             "ETA -".into()
         };
+        // `prompt_tokens 12 (#0)`: each objective's best value, the natural way round, and who holds it.
+        let objectives: String = self
+            .objective_bests
+            .iter()
+            .map(|(name, b)| format!(" | {name} {} (#{})", format_natural(name, b.value), b.candidate))
+            .collect();
         format!(
-            "[{}/{} calls{}] best val {:.3} | {} candidates | ${:.4} | {} | {}{}",
+            "[{}/{} calls{}] best val {:.3}{objectives} | {} candidates | ${:.4} | {} | {}{}",
             s.metric_calls,
             s.max_metric_calls,
             if s.evaluations_cached > 0 { format!(", {} reused", s.evaluations_cached) } else { String::new() },
@@ -302,7 +323,10 @@ impl Progress {
         }
         self.last = s.clone();
         if self.tty {
-            eprint!("\r\x1b[2K{}", self.render());
+            // Redrawn in place: a line wider than the terminal would wrap and leave its first rows
+            // behind, so it is cut to the width (the objective bests make it long).
+            let width = crossterm::terminal::size().map(|(w, _)| w as usize).unwrap_or(200).max(20);
+            eprint!("\r\x1b[2K{}", crate::text::truncate_chars(&self.render(), width - 1));
             let _ = std::io::stderr().flush();
             self.drawn = true;
         }
@@ -310,8 +334,9 @@ impl Progress {
 
     fn event(&mut self, ev: &Event) {
         match ev {
-            Event::RoundFinished { best_val, .. } => {
+            Event::RoundFinished { best_val, objective_bests, .. } => {
                 self.best = *best_val;
+                self.objective_bests = objective_bests.clone();
                 if !self.tty {
                     eprintln!("{}", self.render());
                 }

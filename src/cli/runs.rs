@@ -40,10 +40,25 @@ pub fn list(dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--candidate`: an id, or an objective's name for the candidate with the best val mean on it.
+fn chosen_candidate(state: &RunState, run: &str, arg: &str) -> Result<usize> {
+    if let Ok(id) = arg.trim().parse::<usize>() {
+        return Ok(id);
+    }
+    if let Some((id, _)) = state.objective_best(arg.trim()) {
+        return Ok(id);
+    }
+    let names = state.objective_names();
+    if names.is_empty() {
+        bail!("--candidate {arg}: give a candidate id (run `{run}` records no objectives)");
+    }
+    bail!("--candidate {arg}: give a candidate id or one of run `{run}`'s objectives: {}", names.join(", "))
+}
+
 pub fn export(
     dir: &Path,
     run: &str,
-    candidate: Option<usize>,
+    candidate: Option<&str>,
     out: Option<&Path>,
     write_prompts: bool,
     yes: bool,
@@ -56,7 +71,7 @@ pub fn export(
     let (events, _) = load_events(&run_dir, false)?;
     let state = RunState::from_events(&events);
     let id = match candidate {
-        Some(c) => c,
+        Some(c) => chosen_candidate(&state, run, c)?,
         None => state.best().context("the run has no scored candidates yet")?,
     };
     let Some(cand) = state.candidates.get(id) else {

@@ -8,9 +8,17 @@
 use super::pareto::CandidateId;
 use super::reflect::ReflectiveRecord;
 use crate::eval::ExampleEval;
-use crate::project::config::ReviewPolicy;
+use crate::project::config::{Frontier, ReviewPolicy};
 use crate::project::Candidate;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The best candidate on one objective: the highest val mean on it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveBest {
+    pub candidate: CandidateId,
+    pub value: f64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,6 +171,9 @@ pub enum Event {
         /// `RUN:ID` when this run was branched from a candidate of an earlier run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branched_from: Option<String>,
+        /// The fronts selection works over (absent: `instance`, as in every log before objectives).
+        #[serde(default, skip_serializing_if = "Frontier::is_instance")]
+        frontier: Frontier,
     },
     /// A round is planned: the parents and minibatches (or the merge) chosen from the state as it
     /// was committed after round `planned_after`. Recorded before any of its work starts, so a
@@ -284,6 +295,10 @@ pub enum Event {
         input_tokens: u64,
         #[serde(default)]
         output_tokens: u64,
+        /// Per objective, the candidate with the highest val mean on it and that mean (as
+        /// recorded: higher is better, the built-in lower-is-better ones negated).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        objective_bests: BTreeMap<String, ObjectiveBest>,
     },
     /// The run continued after an interruption; uncommitted events before this are void.
     Resumed { after_round: u64 },

@@ -16,4 +16,4 @@ pub mod state;
 pub use event::{Event, Origin, ProposalOutcome};
 pub use pareto::CandidateId;
 pub use run::{Engine, EngineHandle, EngineOptions, Halted, Notice, RunOutcome, RunResult, Status};
-pub use state::{CandidateRecord, RunState};
+pub use state::{CandidateRecord, ObjectiveReport, RunState};

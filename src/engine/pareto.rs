@@ -1,4 +1,5 @@
-//! Per-val-example Pareto fronts and the reference's domination filter.
+//! Pareto fronts (per val example, per objective, per (example, objective)) and the reference's
+//! domination filter.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +13,41 @@ pub struct FrontEntry {
     pub holders: BTreeSet<CandidateId>,
 }
 
+impl FrontEntry {
+    /// A front nobody holds yet.
+    pub fn empty() -> Self {
+        FrontEntry { best: f64::NEG_INFINITY, holders: BTreeSet::new() }
+    }
+
+    /// Offers a candidate's score: strictly greater replaces the holders, equal joins them.
+    pub fn offer(&mut self, candidate: CandidateId, score: f64) {
+        if score > self.best {
+            self.best = score;
+            self.holders.clear();
+            self.holders.insert(candidate);
+        } else if score == self.best {
+            self.holders.insert(candidate);
+        }
+    }
+}
+
+/// Fronts keyed by an objective's name, or by (val example index, objective name): gepa's
+/// `program_at_pareto_front_objectives` and `program_at_pareto_front_cartesian` (core/state.py).
+pub type KeyedFronts<K> = BTreeMap<K, FrontEntry>;
+
+/// Offers a score to the front under `key`, creating it on first sight.
+pub fn offer_keyed<K: Ord>(fronts: &mut KeyedFronts<K>, key: K, candidate: CandidateId, score: f64) {
+    fronts.entry(key).or_insert_with(FrontEntry::empty).offer(candidate, score);
+}
+
+/// Indices of the points no other point dominates: another point dominates one when it is at
+/// least as good on every coordinate and better on one (higher is better; equal points are all
+/// kept).
+pub fn non_dominated(points: &[Vec<f64>]) -> Vec<usize> {
+    let dominates = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| x >= y) && a.iter().zip(b).any(|(x, y)| x > y);
+    (0..points.len()).filter(|&i| !points.iter().any(|q| dominates(q, &points[i]))).collect()
+}
+
 /// One front per val example, indexed like the val split.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParetoFronts {
@@ -20,19 +56,12 @@ pub struct ParetoFronts {
 
 impl ParetoFronts {
     pub fn new(n_val: usize) -> Self {
-        Self { entries: vec![FrontEntry { best: f64::NEG_INFINITY, holders: BTreeSet::new() }; n_val] }
+        Self { entries: vec![FrontEntry::empty(); n_val] }
     }
 
     /// Records a candidate's score on val example `idx`.
     pub fn update(&mut self, idx: usize, candidate: CandidateId, score: f64) {
-        let e = &mut self.entries[idx];
-        if score > e.best {
-            e.best = score;
-            e.holders.clear();
-            e.holders.insert(candidate);
-        } else if score == e.best {
-            e.holders.insert(candidate);
-        }
+        self.entries[idx].offer(candidate, score);
     }
 
     /// How many fronts each candidate is on.
@@ -146,6 +175,15 @@ mod tests {
     fn lowest_mean_is_removed_first() {
         let fronts = vec![set(&[0, 1])];
         assert_eq!(dominators(&fronts, &[0.9, 0.2]), vec![(0, 1)]);
+    }
+
+    /// Points (main, brevity): c0 (0.9, 0.1), c1 (0.5, 0.5), c2 (0.5, 0.4), c3 (0.9, 0.1).
+    /// c2 is dominated by c1 (equal main, lower brevity); c0 and c3 are equal, neither dominates.
+    #[test]
+    fn non_dominated_keeps_trade_offs_and_equal_points() {
+        let pts = vec![vec![0.9, 0.1], vec![0.5, 0.5], vec![0.5, 0.4], vec![0.9, 0.1]];
+        assert_eq!(non_dominated(&pts), vec![0, 1, 3]);
+        assert_eq!(non_dominated(&[]), Vec::<usize>::new());
     }
 
     /// A chain: e0={0,1}, e1={1,2}, e2={2}. Scores c0=0.1, c1=0.2, c2=0.3.

@@ -113,6 +113,9 @@ pub struct RunResult {
     pub failed_evaluations: u64,
     pub wall_seconds: f64,
     pub best_texts: Candidate,
+    /// The frontier, each objective's best candidate, the non-dominated set (absent without objectives).
+    #[serde(flatten)]
+    pub objectives: super::state::ObjectiveReport,
 }
 
 pub struct RunOutcome {
@@ -421,6 +424,7 @@ impl Engine {
             pipeline_lag: Some(opt.max_lag()),
             config_hash: blake3::hash(p.config_text.as_bytes()).to_hex().to_string(),
             branched_from: engine.seed_texts.as_ref().map(|(_, from)| from.clone()),
+            frontier: opt.frontier,
         };
         engine.sh.emit(ev.clone(), true)?;
         engine.state.apply(&ev);
@@ -1367,6 +1371,7 @@ impl Engine {
             found_new: out.found_new,
             input_tokens,
             output_tokens,
+            objective_bests: next.objective_bests(),
         };
         sh.emit(fin.clone(), true)?;
         next.apply(&fin);
@@ -1477,6 +1482,7 @@ impl Engine {
             failed_evaluations: failed,
             wall_seconds: self.active_secs(),
             best_texts: s.candidates[best].texts.clone(),
+            objectives: s.objective_report(),
         })
     }
 

@@ -1,12 +1,13 @@
 //! The run's state as a fold over its committed events. The engine, `--resume`, the TUI and export
 //! all build it with `RunState::apply`; there is no second source of truth.
 
-use super::event::{Event, HumanAction, Origin, PlannedProposal, ProposalOutcome, ReviewItem, Scope};
+use super::event::{Event, HumanAction, ObjectiveBest, Origin, PlannedProposal, ProposalOutcome, ReviewItem, Scope};
 use super::merge::MergeHistory;
-use super::pareto::{CandidateId, ParetoFronts};
-use crate::project::config::ReviewPolicy;
+use super::pareto::{non_dominated, offer_keyed, CandidateId, KeyedFronts, ParetoFronts};
+use crate::eval::objective::{aggregate, ObjectiveScores};
+use crate::project::config::{Frontier, ReviewPolicy};
 use crate::project::Candidate;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateRecord {
@@ -20,9 +21,37 @@ pub struct CandidateRecord {
     /// Score per val example, in val order (empty until `val_evaluated`).
     pub val_scores: Vec<f64>,
     pub val_mean: f64,
+    /// Objective scores per val example, in val order (empty without objectives).
+    pub val_objectives: Vec<ObjectiveScores>,
+    /// Each objective's mean over val (gepa's `prog_candidate_objective_scores`).
+    pub objectives: ObjectiveScores,
     pub test_mean: Option<f64>,
     /// Why a person added it, or how a reviewed item got here.
     pub note: Option<String>,
+}
+
+/// What result.json says of the objectives: the frontier, each objective's best, and the
+/// candidates no other beats on everything at once.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ObjectiveReport {
+    /// The fronts selection worked over (absent: `instance`).
+    #[serde(default, skip_serializing_if = "Frontier::is_instance")]
+    pub frontier: Frontier,
+    /// Per objective: the candidate with the best val mean on it, and that mean shown the natural
+    /// way round (tokens and USD as counted, lower is better for them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objectives: BTreeMap<String, ObjectiveResult>,
+    /// The candidates no other beats on the main val mean and every objective at once (at least
+    /// as good on all, better on one). Empty without objectives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub non_dominated: Vec<CandidateId>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectiveResult {
+    pub best_candidate: CandidateId,
+    pub value: f64,
+    pub lower_is_better: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -37,7 +66,14 @@ pub struct RunState {
     pub test_ids: Vec<String>,
     pub max_metric_calls: u64,
     pub candidates: Vec<CandidateRecord>,
+    /// Per val example, on the main score (gepa's `program_at_pareto_front_valset`).
     pub fronts: ParetoFronts,
+    /// Which fronts selection works over (`run_started`'s `frontier`).
+    pub frontier: Frontier,
+    /// Per objective, on its val mean (gepa's `program_at_pareto_front_objectives`).
+    pub objective_fronts: KeyedFronts<String>,
+    /// Per (val example index, objective) (gepa's `program_at_pareto_front_cartesian`).
+    pub cartesian_fronts: KeyedFronts<(usize, String)>,
     /// Last committed round (0 = seed evaluated; none before that).
     pub round: Option<u64>,
     pub metric_calls: u64,
@@ -99,12 +135,103 @@ impl RunState {
         self.best().map(|b| self.candidates[b].val_mean).unwrap_or(0.0)
     }
 
-    pub fn front_sets(&self) -> Vec<std::collections::BTreeSet<CandidateId>> {
-        self.fronts.entries.iter().map(|e| e.holders.clone()).collect()
+    /// The holders of each front the run's `frontier` selects over, as gepa's
+    /// `_get_pareto_front_mapping` (core/state.py): parent selection, domination removal and the
+    /// merge pool all take these.
+    pub fn front_sets(&self) -> Vec<BTreeSet<CandidateId>> {
+        let instance = || self.fronts.entries.iter().map(|e| e.holders.clone());
+        let objective = || self.objective_fronts.values().map(|e| e.holders.clone());
+        match self.frontier {
+            Frontier::Instance => instance().collect(),
+            Frontier::Objective => objective().collect(),
+            Frontier::Hybrid => instance().chain(objective()).collect(),
+            Frontier::Cartesian => self.cartesian_fronts.values().map(|e| e.holders.clone()).collect(),
+        }
     }
 
+    /// How many fronts the run's `frontier` selects over (`front_sets().len()`, without building them).
+    pub fn front_count(&self) -> usize {
+        let (instance, objective) = (self.fronts.entries.len(), self.objective_fronts.len());
+        match self.frontier {
+            Frontier::Instance => instance,
+            Frontier::Objective => objective,
+            Frontier::Hybrid => instance + objective,
+            Frontier::Cartesian => self.cartesian_fronts.len(),
+        }
+    }
+
+    /// How many of the selected fronts (`front_sets`) each candidate holds.
     pub fn fronts_held(&self) -> BTreeMap<CandidateId, usize> {
-        self.fronts.fronts_held()
+        let mut freq = BTreeMap::new();
+        for f in self.front_sets() {
+            for c in f {
+                *freq.entry(c).or_insert(0) += 1;
+            }
+        }
+        freq
+    }
+
+    /// Every objective some scored candidate has, by name.
+    pub fn objective_names(&self) -> Vec<String> {
+        let names: BTreeSet<&String> = self.candidates.iter().flat_map(|c| c.objectives.keys()).collect();
+        names.into_iter().cloned().collect()
+    }
+
+    /// The candidate with the highest val mean on `objective` (the earliest on ties) and that mean.
+    pub fn objective_best(&self, objective: &str) -> Option<(CandidateId, f64)> {
+        let mut best: Option<(CandidateId, f64)> = None;
+        for c in &self.candidates {
+            if let Some(v) = c.objectives.get(objective) {
+                if best.is_none_or(|(_, b)| *v > b) {
+                    best = Some((c.id, *v));
+                }
+            }
+        }
+        best
+    }
+
+    /// Every objective's best candidate and its val mean (as recorded, higher is better).
+    pub fn objective_bests(&self) -> BTreeMap<String, ObjectiveBest> {
+        self.objective_names()
+            .into_iter()
+            .filter_map(|n| self.objective_best(&n).map(|(candidate, value)| (n, ObjectiveBest { candidate, value })))
+            .collect()
+    }
+
+    /// result.json's account of the objectives.
+    pub fn objective_report(&self) -> ObjectiveReport {
+        let bests = self.objective_bests();
+        ObjectiveReport {
+            frontier: self.frontier,
+            non_dominated: if bests.is_empty() { Vec::new() } else { self.non_dominated() },
+            objectives: bests
+                .into_iter()
+                .map(|(n, b)| {
+                    let r = ObjectiveResult {
+                        best_candidate: b.candidate,
+                        value: crate::eval::objective::natural(&n, b.value),
+                        lower_is_better: crate::eval::objective::lower_is_better(&n),
+                    };
+                    (n, r)
+                })
+                .collect(),
+        }
+    }
+
+    /// The scored candidates no other one beats on the main val mean and every objective at once
+    /// (at least as good on all, better on one); a missing objective counts as the worst.
+    pub fn non_dominated(&self) -> Vec<CandidateId> {
+        let names = self.objective_names();
+        let scored: Vec<&CandidateRecord> = self.candidates.iter().filter(|c| !c.val_scores.is_empty()).collect();
+        let points: Vec<Vec<f64>> = scored
+            .iter()
+            .map(|c| {
+                std::iter::once(c.val_mean)
+                    .chain(names.iter().map(|n| c.objectives.get(n).copied().unwrap_or(f64::NEG_INFINITY)))
+                    .collect()
+            })
+            .collect();
+        non_dominated(&points).into_iter().map(|i| scored[i].id).collect()
     }
 
     /// Applies one committed event.
@@ -127,8 +254,10 @@ impl RunState {
                 test_ids,
                 max_metric_calls,
                 branched_from,
+                frontier,
                 ..
             } => {
+                self.frontier = *frontier;
                 self.run_id = run_id.clone();
                 self.branched_from = branched_from.clone();
                 self.seed = *seed;
@@ -157,6 +286,8 @@ impl RunState {
                     discovered_at: *discovered_at,
                     val_scores: Vec::new(),
                     val_mean: 0.0,
+                    val_objectives: Vec::new(),
+                    objectives: ObjectiveScores::new(),
                     test_mean: None,
                     note: note.clone(),
                 });
@@ -171,9 +302,23 @@ impl RunState {
                     self.fronts.update(i, *candidate, *s);
                 }
                 let mean = if scores.is_empty() { 0.0 } else { scores.iter().sum::<f64>() / scores.len() as f64 };
+                let per_example: Vec<ObjectiveScores> = evals.iter().map(|e| e.objectives.clone()).collect();
+                let means = aggregate(&per_example);
+                // Fronts on objectives are kept whatever the frontier, as gepa keeps its objective
+                // front; `front_sets` picks which count.
+                for (name, v) in &means {
+                    offer_keyed(&mut self.objective_fronts, name.clone(), *candidate, *v);
+                }
+                for (i, m) in per_example.iter().enumerate().take(self.fronts.entries.len()) {
+                    for (name, v) in m {
+                        offer_keyed(&mut self.cartesian_fronts, (i, name.clone()), *candidate, *v);
+                    }
+                }
                 if let Some(c) = self.candidates.get_mut(*candidate) {
                     c.val_scores = scores;
                     c.val_mean = mean;
+                    c.objectives = means;
+                    c.val_objectives = if per_example.iter().all(|m| m.is_empty()) { Vec::new() } else { per_example };
                 }
             }
             Event::MergeAttempted { id1, id2, ancestor, sources, accepted, .. } => {
@@ -326,6 +471,8 @@ impl RunState {
             discovered_at: 0,
             val_scores: Vec::new(),
             val_mean: 0.0,
+            val_objectives: Vec::new(),
+            objectives: ObjectiveScores::new(),
             test_mean: None,
             note: None,
         });
@@ -463,5 +610,184 @@ impl RunState {
             Event::RoundFinished { best, .. } | Event::Finished { best, .. } if n > 0 => known(best),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pareto::dominators;
+    use crate::eval::ExampleEval;
+
+    fn start(frontier: Frontier) -> Event {
+        Event::RunStarted {
+            run_id: "r".into(),
+            version: "0".into(),
+            seed: 0,
+            components: vec!["p".into()],
+            train_ids: vec![],
+            val_ids: vec!["e0".into(), "e1".into(), "e2".into()],
+            test_ids: vec![],
+            max_metric_calls: 100,
+            proposals_per_round: 1,
+            pipeline_lag: None,
+            config_hash: String::new(),
+            branched_from: None,
+            frontier,
+        }
+    }
+
+    fn eval(i: usize, score: f64, acc: f64, short: f64) -> ExampleEval {
+        ExampleEval {
+            example_id: format!("e{i}"),
+            score,
+            feedback: String::new(),
+            output: String::new(),
+            trace: Default::default(),
+            error: None,
+            scorer_failed: false,
+            cost_usd: 0.0,
+            replayed_usd: 0.0,
+            cached: false,
+            objectives: [("acc".to_string(), acc), ("short".to_string(), short)].into(),
+        }
+    }
+
+    /// Three candidates on three val examples, with objectives `acc` (= the main score here) and
+    /// `short` (brevity, higher is better):
+    ///   c0: main [1,0,0] (mean .333), short [.5,.5,.5]  (mean .5)   the shortest
+    ///   c1: main [1,1,0] (mean .667), short [.1,.1,.1]  (mean .1)   the most accurate
+    ///   c2: main [0,0,1] (mean .333), short [.2,.2,.9]  (mean .433)
+    fn state(frontier: Frontier) -> RunState {
+        let rows = [
+            ([1.0, 0.0, 0.0], [0.5, 0.5, 0.5]),
+            ([1.0, 1.0, 0.0], [0.1, 0.1, 0.1]),
+            ([0.0, 0.0, 1.0], [0.2, 0.2, 0.9]),
+        ];
+        let mut s = RunState::default();
+        s.apply(&start(frontier));
+        for (c, (main, short)) in rows.iter().enumerate() {
+            s.apply(&Event::CandidateAdded {
+                id: c,
+                texts: [("p".to_string(), format!("text {c}"))].into(),
+                parents: if c == 0 { vec![] } else { vec![0] },
+                origin: if c == 0 { Origin::Seed } else { Origin::Mutation },
+                changed: vec![],
+                round: c as u64,
+                discovered_at: 0,
+                note: None,
+            });
+            let evals = (0..3).map(|i| eval(i, main[i], main[i], short[i])).collect();
+            s.apply(&Event::ValEvaluated { candidate: c, evals, round: None });
+        }
+        s
+    }
+
+    fn sets(v: &[&[usize]]) -> Vec<BTreeSet<CandidateId>> {
+        v.iter().map(|f| f.iter().copied().collect()).collect()
+    }
+
+    /// Instance (gepa `_get_pareto_front_mapping`, "instance": one front per val id):
+    /// e0 {0,1}, e1 {1}, e2 {2}. remove_dominated_programs (gepa_utils.py), ascending by mean:
+    /// c0 (.333), c2 (.333), c1. c0's only front e0 also holds c1: dominated. c2 alone on e2, c1
+    /// alone on e1: kept. The shortest prompt, c0, can never be a parent.
+    #[test]
+    fn instance_frontier_drops_the_short_candidate() {
+        let s = state(Frontier::Instance);
+        assert_eq!(s.front_sets(), sets(&[&[0, 1], &[1], &[2]]));
+        assert_eq!(dominators(&s.front_sets(), &s.val_means()), vec![(1, 2), (2, 1)]);
+    }
+
+    /// Objective ("objective": one front per objective, on its mean over val, core/state.py
+    /// `_update_objective_pareto_front`): acc {1} (.667), short {0} (.5). c0 is alone on short,
+    /// so remove_dominated_programs keeps it; c2 holds no front and is never picked.
+    #[test]
+    fn objective_frontier_keeps_the_best_on_each_objective() {
+        let s = state(Frontier::Objective);
+        assert_eq!(s.front_sets(), sets(&[&[1], &[0]]));
+        assert_eq!(dominators(&s.front_sets(), &s.val_means()), vec![(0, 1), (1, 1)]);
+        assert_eq!(s.candidates[2].objectives["short"], (0.2 + 0.2 + 0.9) / 3.0);
+    }
+
+    /// Hybrid ("hybrid": the instance fronts keyed ("val_id", id) plus the objective fronts keyed
+    /// ("objective", name)): e0 {0,1}, e1 {1}, e2 {2}, acc {1}, short {0}. c0 is checked first:
+    /// e0 also holds c1, but short holds c0 alone, so it stays. Weights: c0 on e0 and short (2),
+    /// c1 on e0, e1, acc (3), c2 on e2 (1).
+    #[test]
+    fn hybrid_frontier_is_both() {
+        let s = state(Frontier::Hybrid);
+        assert_eq!(s.front_sets(), sets(&[&[0, 1], &[1], &[2], &[1], &[0]]));
+        assert_eq!(s.front_count(), 5);
+        assert_eq!(dominators(&s.front_sets(), &s.val_means()), vec![(0, 2), (1, 3), (2, 1)]);
+        assert_eq!(s.fronts_held(), [(0, 2), (1, 3), (2, 1)].into());
+    }
+
+    /// Cartesian ("cartesian": one front per (val id, objective), `_update_pareto_front_for_cartesian`):
+    /// (e0,acc) {0,1}, (e0,short) {0}, (e1,acc) {1}, (e1,short) {0}, (e2,acc) {2}, (e2,short) {2}.
+    /// Nobody is dominated: c0 holds (e0,acc), (e0,short), (e1,short); c1 (e0,acc), (e1,acc);
+    /// c2 (e2,acc), (e2,short).
+    #[test]
+    fn cartesian_frontier_is_per_example_and_objective() {
+        let s = state(Frontier::Cartesian);
+        assert_eq!(s.front_sets(), sets(&[&[0, 1], &[0], &[1], &[0], &[2], &[2]]));
+        assert_eq!(s.front_count(), 6);
+        assert_eq!(dominators(&s.front_sets(), &s.val_means()), vec![(0, 3), (1, 2), (2, 2)]);
+    }
+
+    /// The parent sampler (select.rs over `front_sets`, gepa's select_program_candidate_from_pareto_front:
+    /// survivors drawn in proportion to the fronts they hold): under `objective` c0 and c1 about
+    /// equally and never c2; under `instance` never c0; hybrid and cartesian by their weights.
+    #[test]
+    fn selection_follows_the_chosen_fronts() {
+        use crate::engine::select::select_parent;
+        use crate::project::config::CandidateSelection;
+        use rand::SeedableRng;
+        let count = |s: &RunState| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+            let mut n = [0usize; 3];
+            for _ in 0..3000 {
+                n[select_parent(CandidateSelection::Pareto, &s.front_sets(), &s.val_means(), 0.1, 5, &mut rng)] += 1;
+            }
+            n
+        };
+        let n = count(&state(Frontier::Objective));
+        assert_eq!(n[2], 0, "{n:?}");
+        assert!((1300..1700).contains(&n[0]), "{n:?}");
+        let n = count(&state(Frontier::Instance));
+        assert_eq!(n[0], 0, "{n:?}");
+        // Hybrid weights 2 : 3 : 1 (of 6) and cartesian 3 : 2 : 2 (of 7), from the tests above.
+        let n = count(&state(Frontier::Hybrid));
+        assert!((800..1200).contains(&n[0]) && (1300..1700).contains(&n[1]) && (350..650).contains(&n[2]), "{n:?}");
+        let n = count(&state(Frontier::Cartesian));
+        assert!((1100..1470).contains(&n[0]) && (690..1030).contains(&n[1]) && (690..1030).contains(&n[2]), "{n:?}");
+    }
+
+    /// Over (main, acc, short): c2 (.333, .333, .433) is beaten by c0 (.333, .333, .5); c0 and c1
+    /// trade accuracy for brevity. The best per objective is the highest mean on it.
+    #[test]
+    fn non_dominated_set_and_bests_per_objective() {
+        let s = state(Frontier::Instance);
+        assert_eq!(s.objective_names(), vec!["acc".to_string(), "short".to_string()]);
+        assert_eq!(s.non_dominated(), vec![0, 1]);
+        assert_eq!(s.objective_best("short"), Some((0, 0.5)));
+        assert_eq!(s.objective_best("acc").map(|b| b.0), Some(1));
+        assert_eq!(s.objective_best("missing"), None);
+    }
+
+    /// A log written before objectives (no `frontier`, no `objectives`) folds to the instance
+    /// frontier, and an instance run writes its `run_started` exactly as before.
+    #[test]
+    fn old_logs_fold_and_instance_runs_write_what_they_did() {
+        let line = serde_json::to_string(&start(Frontier::Instance)).unwrap();
+        assert!(!line.contains("frontier"), "{line}");
+        let e: Event = serde_json::from_str(&line).unwrap();
+        assert_eq!(e, start(Frontier::Instance));
+        let hybrid = serde_json::to_string(&start(Frontier::Hybrid)).unwrap();
+        assert!(hybrid.contains("\"frontier\":\"hybrid\""), "{hybrid}");
+        let mut old = eval(0, 1.0, 0.0, 0.0);
+        old.objectives.clear();
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("objectives"), "{text}");
+        assert_eq!(serde_json::from_str::<ExampleEval>(&text).unwrap(), old);
     }
 }

@@ -64,7 +64,41 @@ impl CommandScorer {
             Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),
         };
-        Score::new(score, feedback)
+        let mut s = Score::new(score, feedback);
+        // Optional objective scores beside the main one: `"scores": {"name": number, …}`.
+        match reply.get("scores") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, v) in m {
+                    // The name reaches the screen: no control or escape sequences, one line.
+                    let name = crate::text::sanitize(k).replace(['\n', '\t', '\r'], " ").trim().to_string();
+                    match v.as_f64() {
+                        Some(_) if name.is_empty() => {
+                            return Score::failed(done.explain(&format!(
+                                "the scorer `{}` printed \"scores\" with an empty name",
+                                self.argv[0]
+                            )))
+                        }
+                        Some(x) if x.is_finite() => {
+                            s.objectives.insert(name, x);
+                        }
+                        _ => {
+                            return Score::failed(done.explain(&format!(
+                                "the scorer `{}` printed \"scores\": {{\"{k}\": {v}}}, expected a number (higher is better)",
+                                self.argv[0]
+                            )))
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                return Score::failed(done.explain(&format!(
+                    "the scorer `{}` printed \"scores\": {other}, expected an object like {{\"brevity\": 0.8}}",
+                    self.argv[0]
+                )))
+            }
+        }
+        s
     }
 }
 
@@ -76,6 +110,7 @@ mod tests {
     fn scorer(script: &str) -> CommandScorer {
         let part = EvaluatorPart {
             kind: EvaluatorKind::Command,
+            name: None,
             weight: 1.0,
             field: None,
             case_sensitive: None,
@@ -98,6 +133,28 @@ mod tests {
     async fn reads_score_and_feedback() {
         let s = scorer(r#"cat >/dev/null; echo '{"score": 0.25, "feedback": "close"}'"#).score(&example(), "5").await;
         assert_eq!((s.score, s.feedback.as_str(), s.error), (0.25, "close", None));
+    }
+
+    /// `"scores"` are objectives beside the main score, as printed (not clamped: any number,
+    /// higher is better); a non-number is a scorer failure, not a silent 0.
+    #[tokio::test]
+    async fn reads_named_objective_scores() {
+        let s =
+            scorer(r#"echo '{"score": 0.5, "scores": {"brevity": 0.9, "words": -12}}'"#).score(&example(), "x").await;
+        assert_eq!(s.error, None);
+        assert_eq!(
+            s.objectives.into_iter().collect::<Vec<_>>(),
+            vec![("brevity".into(), 0.9), ("words".into(), -12.0)]
+        );
+        let s = scorer(r#"echo '{"score": 0.5, "scores": {"brevity": "high"}}'"#).score(&example(), "x").await;
+        assert_eq!(s.score, 0.0);
+        assert!(s.error.unwrap().contains("\"brevity\": \"high\"}, expected a number"));
+        let s = scorer(r#"echo '{"score": 0.5, "scores": [1]}'"#).score(&example(), "x").await;
+        assert!(s.error.unwrap().contains("expected an object"));
+        // A name with an escape sequence in it is cleaned before it can reach a terminal.
+        let s =
+            scorer(r#"printf '{"score": 1, "scores": {"\\u001b[31mred\\u001b[0m": 1}}'"#).score(&example(), "x").await;
+        assert_eq!(s.objectives.keys().collect::<Vec<_>>(), vec!["red"]);
     }
 
     #[tokio::test]

@@ -348,6 +348,7 @@ mod tests {
     fn part(kind: EvaluatorKind) -> EvaluatorPart {
         EvaluatorPart {
             kind,
+            name: None,
             weight: 1.0,
             field: None,
             case_sensitive: None,

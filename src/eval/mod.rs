@@ -6,6 +6,7 @@
 pub mod command;
 pub mod compare;
 pub mod judge;
+pub mod objective;
 pub mod task;
 
 pub use task::{ExampleEval, Task};
@@ -15,6 +16,7 @@ use crate::project::config::{EvaluatorKind, EvaluatorPart};
 use crate::project::{Example, Project, ProjectError};
 use crate::system::RunOutput;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A score and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,18 +35,36 @@ pub struct Score {
     /// The part of `cost_usd` served from the response cache.
     #[serde(default, skip_serializing_if = "crate::system::is_zero")]
     pub replayed_usd: f64,
+    /// Named objective scores beside the main one, higher is better (a `command` scorer's
+    /// `"scores"`, or a `combined` evaluator's parts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objectives: BTreeMap<String, f64>,
 }
 
 impl Score {
     /// A score (clamped to [0, 1]; NaN counts as 0) with its feedback.
     pub fn new(score: f64, feedback: impl Into<String>) -> Score {
-        Score { score: clamp01(score), feedback: feedback.into(), error: None, cost_usd: 0.0, replayed_usd: 0.0 }
+        Score {
+            score: clamp01(score),
+            feedback: feedback.into(),
+            error: None,
+            cost_usd: 0.0,
+            replayed_usd: 0.0,
+            objectives: BTreeMap::new(),
+        }
     }
 
     /// Scoring failed: 0, with the reason as both feedback and error.
     pub fn failed(reason: impl Into<String>) -> Score {
         let reason = reason.into();
-        Score { score: 0.0, feedback: reason.clone(), error: Some(reason), cost_usd: 0.0, replayed_usd: 0.0 }
+        Score {
+            score: 0.0,
+            feedback: reason.clone(),
+            error: Some(reason),
+            cost_usd: 0.0,
+            replayed_usd: 0.0,
+            objectives: BTreeMap::new(),
+        }
     }
 }
 
@@ -154,11 +174,17 @@ impl Evaluator {
         let scores = scores.into_iter().collect::<Result<Vec<_>, _>>()?;
         let total: f64 = self.parts.iter().map(|p| p.1).sum();
         let mut sum = 0.0;
+        let mut objectives = BTreeMap::new();
         let mut feedback = Vec::new();
         let mut errors = Vec::new();
         let (mut cost, mut replayed) = (0.0, 0.0);
         for ((label, weight, _), s) in self.parts.iter().zip(scores) {
             sum += weight * s.score;
+            // Each part is an objective; a command part's own `scores` are `part.name`.
+            objectives.insert(label.clone(), s.score);
+            for (k, v) in &s.objectives {
+                objectives.insert(format!("{label}.{k}"), *v);
+            }
             cost += s.cost_usd;
             replayed += s.replayed_usd;
             feedback.push(format!("[{label}] {}", s.feedback.trim()));
@@ -172,7 +198,17 @@ impl Evaluator {
             error: (!errors.is_empty()).then(|| errors.join("\n")),
             cost_usd: cost,
             replayed_usd: replayed,
+            objectives,
         })
+    }
+
+    /// The objectives a `combined` evaluator records for every example, one per part (a command
+    /// part may add its own `scores` on top). Empty for a single evaluator.
+    pub fn part_objectives(&self) -> Vec<&str> {
+        if self.kind != EvaluatorKind::Combined {
+            return Vec::new();
+        }
+        self.parts.iter().map(|p| p.0.as_str()).collect()
     }
 
     /// Every external program the evaluator runs (so `check` can show them before they run).
@@ -196,13 +232,18 @@ impl Evaluator {
     }
 }
 
-/// Labels for combined parts: the kind, numbered when a kind repeats (`judge`, `judge#2`).
-fn part_labels(parts: &[EvaluatorPart]) -> Vec<String> {
+/// Labels (objective names) for combined parts: the part's `name`, else its kind, numbered when
+/// an unnamed kind repeats (`judge`, `judge#2`), as before names existed: the labels are in the
+/// feedback the reflection model reads, so a recorded run's requests stay the same.
+pub fn part_labels(parts: &[EvaluatorPart]) -> Vec<String> {
     let mut seen: std::collections::HashMap<&str, usize> = Default::default();
-    let repeated = |k: &str| parts.iter().filter(|p| p.kind.as_str() == k).count() > 1;
+    let repeated = |k: &str| parts.iter().filter(|p| p.name.is_none() && p.kind.as_str() == k).count() > 1;
     parts
         .iter()
         .map(|p| {
+            if let Some(name) = &p.name {
+                return name.clone();
+            }
             let k = p.kind.as_str();
             let n = seen.entry(k).or_insert(0);
             *n += 1;

@@ -35,6 +35,10 @@ pub struct ExampleEval {
     /// before; nothing ran and no metric call was counted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// Named objective scores, all higher-is-better (the built-in lower-is-better ones negated):
+    /// a combined evaluator's parts, a command scorer's `scores`, `[optimizer] objectives`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub objectives: super::objective::ObjectiveScores,
 }
 
 impl ExampleEval {
@@ -90,6 +94,15 @@ impl Task {
             Some(e) => Score { feedback: format!("The run failed: {e}"), ..Score::new(0.0, "") },
             None => self.evaluator.score(example, &run, &self.models).await?,
         };
+        let mut objectives = score.objectives;
+        if run.error.is_some() {
+            // A failed run scores 0 on every part, as it does on the main score.
+            for name in self.evaluator.part_objectives() {
+                objectives.insert(name.to_string(), 0.0);
+            }
+        }
+        let wanted = &self.project.config.optimizer.objectives;
+        objectives.extend(super::objective::builtin_scores(wanted, candidate, &run.trace, run.cost_usd));
         let mut feedback = score.feedback;
         for name in &self.project.config.evaluator.feedback_fields {
             if let Some(value) = example.field_text(name).filter(|v| !v.trim().is_empty()) {
@@ -110,6 +123,7 @@ impl Task {
             cost_usd: run.cost_usd + score.cost_usd,
             replayed_usd: run.replayed_usd + score.replayed_usd,
             cached: false,
+            objectives,
         })
     }
 }
@@ -310,5 +324,39 @@ EVALUATOR
         assert!((e.score - (3.0 * 1.0 + 0.2) / 4.0).abs() < 1e-9, "{}", e.score);
         assert_eq!(e.feedback, "[exact] Correct: \"4\".\n[judge] Too terse.\nhint: add");
         assert_eq!(task.evaluator().describe(), "combined: 0.75 × exact + 0.25 × judge");
+        // Each part is an objective, named by its kind.
+        assert_eq!(e.objectives.into_iter().collect::<Vec<_>>(), vec![("exact".into(), 1.0), ("judge".into(), 0.2)]);
+    }
+
+    /// A part's `name` names its objective and its feedback; `[optimizer] objectives` adds the
+    /// built-in ones, negated (fewer tokens is better); a failed run scores 0 on every part.
+    #[tokio::test]
+    async fn named_parts_and_builtin_objectives() {
+        let evaluator = "kind = \"combined\"\n\
+            [[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"\nname = \"correct\"\n\
+            [[evaluator.parts]]\nkind = \"contains\"\nfield = \"answer\"\nweight = 0\n\
+            [optimizer]\nobjectives = [\"prompt_tokens\", \"output_tokens\", \"cost_usd\"]";
+        let (_dir, t) = task(evaluator, |_| Ok("4".into()));
+        let project = Arc::clone(t.project());
+        let e = t.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        assert_eq!(e.score, 1.0);
+        assert_eq!(e.feedback, "[correct] Correct: \"4\".\n[contains] Correct: the output contains \"4\".\nhint: add");
+        assert_eq!(e.objectives["correct"], 1.0);
+        assert_eq!(e.objectives["contains"], 1.0);
+        // "Be brief." is three tokens.
+        assert_eq!(e.objectives["prompt_tokens"], -3.0);
+        // The scripted backend counts words: "4" from each of the two steps; no prices are set.
+        assert_eq!(e.objectives["output_tokens"], -2.0);
+        assert_eq!(e.objectives["cost_usd"], 0.0);
+
+        let (_dir, task) = task(evaluator, |_| {
+            Err(AttemptError::Fatal { status: Some(400), kind: FatalKind::ThisRequest, message: "too long".into() })
+        });
+        let project = Arc::clone(task.project());
+        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        assert_eq!(
+            (e.objectives["correct"], e.objectives["contains"], e.objectives["prompt_tokens"]),
+            (0.0, 0.0, -3.0)
+        );
     }
 }

@@ -272,6 +272,9 @@ pub struct EvaluatorConfig {
 #[serde(deny_unknown_fields)]
 pub struct EvaluatorPart {
     pub kind: EvaluatorKind,
+    /// combined: the objective this part's score is recorded as (default: its kind, numbered when
+    /// a kind repeats: `judge`, `judge#2`). Also the label of its feedback lines.
+    pub name: Option<String>,
     #[serde(default = "one")]
     pub weight: f64,
     pub field: Option<String>,
@@ -294,6 +297,7 @@ impl EvaluatorConfig {
     pub fn as_part(&self) -> EvaluatorPart {
         EvaluatorPart {
             kind: self.kind,
+            name: None,
             weight: 1.0,
             field: self.field.clone(),
             case_sensitive: self.case_sensitive,
@@ -359,6 +363,67 @@ pub enum ComponentSelection {
 /// Rounds in flight at most when `pipeline_lag` is not written.
 pub const DEFAULT_PIPELINE_LAG: usize = 4;
 
+/// Which Pareto fronts parent selection, domination removal and the merge pool work over
+/// (gepa's `frontier_type`, core/state.py).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Frontier {
+    /// One front per val example, on the main score.
+    #[default]
+    Instance,
+    /// One front per objective, on its mean over val.
+    Objective,
+    /// Both: the per-example fronts and the per-objective fronts.
+    Hybrid,
+    /// One front per (val example, objective).
+    Cartesian,
+}
+
+impl Frontier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frontier::Instance => "instance",
+            Frontier::Objective => "objective",
+            Frontier::Hybrid => "hybrid",
+            Frontier::Cartesian => "cartesian",
+        }
+    }
+
+    pub fn is_instance(&self) -> bool {
+        *self == Frontier::Instance
+    }
+}
+
+/// An objective computed by gepa-tui itself, switched on in `[optimizer] objectives`. Each is
+/// lower-is-better, so it is recorded negated (every objective in the run store is higher-is-better).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinObjective {
+    /// The candidate's component texts, in tokens counted locally (words and punctuation marks).
+    PromptTokens,
+    /// Tokens the task model wrote for the example (from the recorded usage).
+    OutputTokens,
+    /// USD the task model's calls for the example cost (from the recorded usage and prices).
+    CostUsd,
+}
+
+impl BuiltinObjective {
+    pub const ALL: [BuiltinObjective; 3] =
+        [BuiltinObjective::PromptTokens, BuiltinObjective::OutputTokens, BuiltinObjective::CostUsd];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuiltinObjective::PromptTokens => "prompt_tokens",
+            BuiltinObjective::OutputTokens => "output_tokens",
+            BuiltinObjective::CostUsd => "cost_usd",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BuiltinObjective> {
+        Self::ALL.into_iter().find(|b| b.as_str() == name)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
@@ -371,6 +436,11 @@ pub struct OptimizerConfig {
     /// top_k_pareto: how many of the best frontier candidates to sample from.
     pub top_k: usize,
     pub component_selection: ComponentSelection,
+    /// The Pareto fronts selection works over: `instance` (per val example, the default),
+    /// `objective`, `hybrid` or `cartesian`.
+    pub frontier: Frontier,
+    /// Objectives gepa-tui computes itself, recorded next to the evaluator's.
+    pub objectives: Vec<BuiltinObjective>,
     /// Skip reflection when the parent is perfect on the minibatch.
     pub skip_perfect_score: bool,
     pub perfect_score: f64,
@@ -434,6 +504,8 @@ impl Default for OptimizerConfig {
             epsilon: 0.1,
             top_k: 5,
             component_selection: ComponentSelection::RoundRobin,
+            frontier: Frontier::Instance,
+            objectives: Vec::new(),
             skip_perfect_score: true,
             perfect_score: 1.0,
             merge: false,

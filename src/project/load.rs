@@ -392,6 +392,7 @@ impl Validator {
                 }
                 self.evaluator_part(config, part, &at, "[[evaluator.parts]]", fields, splits);
             }
+            self.part_names(config);
             let total: f64 = ev.parts.iter().map(|p| p.weight).filter(|w| w.is_finite()).sum();
             if !ev.parts.is_empty() && total <= 0.0 {
                 self.problem(
@@ -418,6 +419,44 @@ impl Validator {
                         format!("[evaluator] feedback_fields: no example has a field `{f}`{hint}"),
                     );
                 }
+            }
+        }
+    }
+
+    /// Each combined part is an objective named by its `name` (default: its kind): names must be
+    /// single words and differ from each other and from the built-in objectives.
+    fn part_names(&mut self, config: &ProjectConfig) {
+        let parts = &config.evaluator.parts;
+        let labels = crate::eval::part_labels(parts);
+        let builtins: Vec<&str> = config.optimizer.objectives.iter().map(|b| b.as_str()).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let at = format!("evaluator.parts[{i}]");
+            let key = if part.name.is_some() { format!("{at}.name") } else { at.clone() };
+            let label = &labels[i];
+            if let Some(name) = &part.name {
+                if !is_ident(name) {
+                    self.problem(
+                        &key,
+                        format!("[[evaluator.parts]] name \"{name}\" must be a single word (letters, digits, `_`, `-`): it names an objective"),
+                    );
+                    continue;
+                }
+            }
+            if let Some(j) = labels[..i].iter().position(|l| l == label) {
+                let first = self
+                    .keys
+                    .line(&format!("evaluator.parts[{j}]"))
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                self.problem(
+                    &key,
+                    format!("[[evaluator.parts]] two parts are both named `{label}`{first}: give each part its own name = \"…\", the objective it is recorded as"),
+                );
+            } else if builtins.contains(&label.as_str()) {
+                self.problem(
+                    &key,
+                    format!("[[evaluator.parts]] `{label}` is also a built-in objective in [optimizer] objectives: give the part another name = \"…\""),
+                );
             }
         }
     }
@@ -610,6 +649,25 @@ impl Validator {
             if !ok {
                 self.problem(&format!("optimizer.{key}"), format!("[optimizer] {key} {why}"));
             }
+        }
+        for (i, b) in o.objectives.iter().enumerate() {
+            if o.objectives[..i].contains(b) {
+                self.problem("optimizer.objectives", format!("[optimizer] objectives lists `{}` twice", b.as_str()));
+            }
+        }
+        // gepa refuses a non-instance frontier_type without objective scores (core/state.py);
+        // here it is caught before the run, unless a command scorer may print `scores`.
+        let ev = &config.evaluator;
+        let may_have_objectives =
+            !o.objectives.is_empty() || ev.kind == EvaluatorKind::Combined || ev.kind == EvaluatorKind::Command;
+        if !o.frontier.is_instance() && !may_have_objectives {
+            self.problem(
+                "optimizer.frontier",
+                format!(
+                    "[optimizer] frontier = \"{}\" needs objectives: switch some on with objectives = [\"prompt_tokens\", …], or use a combined evaluator (each part is one), or frontier = \"instance\"",
+                    o.frontier.as_str()
+                ),
+            );
         }
     }
 
@@ -901,6 +959,47 @@ field = "answer"
                         [[evaluator.parts]]\nkind = \"contains\"";
         let p = one_problem(&with(combined));
         assert!(p.contains("[[evaluator.parts]] kind = \"contains\" needs field"), "{p}");
+    }
+
+    #[test]
+    fn objective_names_and_frontier_checks() {
+        let with = |ev: &str, opt: &str| {
+            format!("{}\n[optimizer]\n{opt}\n", TOML.replace("kind = \"exact\"\nfield = \"answer\"", ev))
+        };
+        let two_exact =
+            "kind = \"combined\"\n[[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"\nname = \"right\"\n\
+                         [[evaluator.parts]]\nkind = \"contains\"\nfield = \"answer\"\nname = \"right\"";
+        let p = one_problem(&with(two_exact, ""));
+        // Names the second part's `name` line and the first part's line.
+        assert!(p.contains("two parts are both named `right`"), "{p}");
+        let toml = with(two_exact, "");
+        let first = toml.lines().position(|l| l == "[[evaluator.parts]]").unwrap() + 1;
+        let second_name = toml.lines().enumerate().filter(|(_, l)| *l == "name = \"right\"").nth(1).unwrap().0 + 1;
+        assert!(p.starts_with(&format!("gepa.toml:{second_name}: ")), "{p}");
+        assert!(p.contains(&format!("(line {first})")), "{p}");
+        // Unnamed parts of the same kind are numbered, as before names existed.
+        let unnamed = "kind = \"combined\"\n[[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"\n\
+                       [[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"";
+        assert!(problems(&with(unnamed, ""), &[]).is_empty());
+        let p = one_problem(&with(
+            "kind = \"combined\"\n[[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"\nname = \"cost_usd\"",
+            "objectives = [\"cost_usd\"]",
+        ));
+        assert!(p.contains("`cost_usd` is also a built-in objective"), "{p}");
+        assert!(one_problem(&with(
+            "kind = \"combined\"\n[[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"\nname = \"a b\"",
+            ""
+        ))
+        .contains("must be a single word"));
+        let p = one_problem(&with("kind = \"exact\"\nfield = \"answer\"", "frontier = \"hybrid\""));
+        assert!(p.contains("frontier = \"hybrid\" needs objectives"), "{p}");
+        assert!(problems(
+            &with("kind = \"exact\"\nfield = \"answer\"", "frontier = \"hybrid\"\nobjectives = [\"prompt_tokens\"]"),
+            &[]
+        )
+        .is_empty());
+        let p = one_problem(&with("kind = \"exact\"\nfield = \"answer\"", "objectives = [\"latency\"]"));
+        assert!(p.contains("latency") && p.contains("prompt_tokens"), "{p}");
     }
 
     #[test]

@@ -75,23 +75,36 @@ pub enum FrontierSort {
     ValMean,
     FrontsHeld,
     TestScore,
+    /// The run's objective at this index (of `RunState::objective_names`), best first.
+    Objective(usize),
 }
 
 impl FrontierSort {
-    pub fn label(self) -> &'static str {
+    /// `objectives` are the run's objective names.
+    pub fn label(self, objectives: &[String]) -> String {
         match self {
-            FrontierSort::Id => "id",
-            FrontierSort::ValMean => "val mean ↓",
-            FrontierSort::FrontsHeld => "fronts held ↓",
-            FrontierSort::TestScore => "test ↓",
+            FrontierSort::Id => "id".into(),
+            FrontierSort::ValMean => "val mean ↓".into(),
+            FrontierSort::FrontsHeld => "fronts held ↓".into(),
+            FrontierSort::TestScore => "test ↓".into(),
+            FrontierSort::Objective(i) => match objectives.get(i) {
+                // Best first: the fewest tokens (↑) for a lower-is-better objective.
+                Some(n) if crate::eval::objective::lower_is_better(n) => format!("{n} ↑"),
+                Some(n) => format!("{n} ↓"),
+                None => "id".into(),
+            },
         }
     }
-    fn next(self) -> Self {
+
+    /// The next order: the fixed ones, then each of the run's `n_objectives` objectives.
+    fn next(self, n_objectives: usize) -> Self {
         match self {
             FrontierSort::Id => FrontierSort::ValMean,
             FrontierSort::ValMean => FrontierSort::FrontsHeld,
             FrontierSort::FrontsHeld => FrontierSort::TestScore,
-            FrontierSort::TestScore => FrontierSort::Id,
+            FrontierSort::TestScore if n_objectives > 0 => FrontierSort::Objective(0),
+            FrontierSort::Objective(i) if i + 1 < n_objectives => FrontierSort::Objective(i + 1),
+            FrontierSort::TestScore | FrontierSort::Objective(_) => FrontierSort::Id,
         }
     }
 }
@@ -99,10 +112,37 @@ impl FrontierSort {
 #[derive(Debug, Default)]
 pub struct FrontierUi {
     pub sort: FrontierSortCell,
+    /// The trade-off plot is shown beside (or under) the table.
+    pub trade_off: bool,
+    /// The plot's axes as chosen (x, y): indices into the val score and the run's objectives;
+    /// None until chosen (then x is the first objective and y the val score).
+    pub axis_choice: Option<[usize; 2]>,
     pub filter: String,
     pub offset: Cell<usize>,
     /// (model version, sort, filter) -> candidate ids in display order.
     rows: Memo<(u64, FrontierSort, String), Vec<CandidateId>>,
+}
+
+impl FrontierUi {
+    /// The plot's (x, y) axes among `n` (the val score, then the objectives).
+    pub fn axes(&self, n: usize) -> [usize; 2] {
+        let [x, y] = self.axis_choice.unwrap_or([1, 0]);
+        let clamp = |i: usize| if i < n { i } else { 0 };
+        [clamp(x), clamp(y)]
+    }
+
+    /// Moves one axis (0 = x, 1 = y) to the next of `n` axes, skipping the other axis's.
+    fn next_axis(&mut self, which: usize, n: usize) {
+        let mut axes = self.axes(n);
+        if n >= 2 {
+            let mut next = (axes[which] + 1) % n;
+            if next == axes[1 - which] {
+                next = (next + 1) % n;
+            }
+            axes[which] = next;
+        }
+        self.axis_choice = Some(axes);
+    }
 }
 
 /// The frontier's sort order (a newtype so `FrontierUi` can derive Default).
@@ -154,6 +194,8 @@ pub struct MatrixUi {
     pub pair_col_offset: Cell<usize>,
     /// Where the heat map's cells were drawn (for mouse clicks).
     pub heat_area: Cell<Rect>,
+    /// The objective the heat map and the wins/ties/losses show instead of the main score.
+    pub objective: Option<String>,
     order_cache: Memo<(u64, ExampleOrder), Vec<usize>>,
 }
 
@@ -169,6 +211,7 @@ impl Default for MatrixUi {
             pair_row_offset: Cell::new(0),
             pair_col_offset: Cell::new(0),
             heat_area: Cell::new(Rect::default()),
+            objective: None,
             order_cache: Memo::default(),
         }
     }
@@ -513,6 +556,12 @@ impl App {
                 let t = |c: &CandidateId| cands[*c].test_mean.unwrap_or(f64::NEG_INFINITY);
                 t(b).total_cmp(&t(a)).then(a.cmp(b))
             }),
+            FrontierSort::Objective(i) => {
+                // Recorded values are higher-is-better: the best first, unscored last.
+                let name = self.model.state.objective_names().get(i).cloned().unwrap_or_default();
+                let v = |c: &CandidateId| cands[*c].objectives.get(&name).copied().unwrap_or(f64::NEG_INFINITY);
+                rows.sort_by(|a, b| v(b).total_cmp(&v(a)).then(a.cmp(b)))
+            }
         }
         rows
     }
@@ -1444,9 +1493,26 @@ impl App {
                 }
                 return;
             }
+            Action::TradeOff => {
+                self.frontier.trade_off = !self.frontier.trade_off;
+                return;
+            }
+            Action::AxisX | Action::AxisY => {
+                let names = views::trade_off::axes(self);
+                if !self.frontier.trade_off {
+                    self.frontier.trade_off = true;
+                } else {
+                    let which = usize::from(action == Action::AxisY);
+                    self.frontier.next_axis(which, names.len());
+                }
+                let [x, y] = self.frontier.axes(names.len());
+                self.flash = Some(format!("trade-off: {} against {}", names[y], names[x]));
+                return;
+            }
             Action::Sort => {
-                self.frontier.sort.0 = self.frontier.sort.0.next();
-                self.flash = Some(format!("sorted by {}", self.frontier.sort.0.label()));
+                let names = self.model.state.objective_names();
+                self.frontier.sort.0 = self.frontier.sort.0.next(names.len());
+                self.flash = Some(format!("sorted by {}", self.frontier.sort.0.label(&names)));
                 return;
             }
             Action::Search => {
@@ -1491,6 +1557,21 @@ impl App {
                     MatrixPane::Heat => MatrixPane::Pairwise,
                     MatrixPane::Pairwise => MatrixPane::Heat,
                 }
+            }
+            (_, Action::NextObjective) => {
+                // The main score, then each objective, then the main score again.
+                let names = self.model.state.objective_names();
+                let at = self.matrix.objective.as_ref().and_then(|o| names.iter().position(|n| n == o));
+                let next = match at {
+                    None => names.first(),
+                    Some(i) => names.get(i + 1),
+                };
+                self.matrix.objective = next.cloned();
+                self.flash = Some(match (&self.matrix.objective, names.is_empty()) {
+                    (_, true) => "this run records no objectives: the win matrix shows the main score".into(),
+                    (Some(o), _) => format!("win matrix: {o} (scaled from the worst to the best seen)"),
+                    (None, _) => "win matrix: the main score".into(),
+                });
             }
             (_, Action::Sort) => {
                 self.matrix.order = match self.matrix.order {
@@ -1790,6 +1871,16 @@ impl App {
         views::tabs::render(frame, tabs, self, theme);
         match self.view {
             View::Dashboard => views::dashboard::render(frame, body, self, theme),
+            View::Frontier if self.frontier.trade_off => {
+                // Side by side when wide, the table over the plot otherwise.
+                let split = if body.width >= 140 {
+                    Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).split(body)
+                } else {
+                    Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).split(body)
+                };
+                views::frontier::render(frame, split[0], self, theme);
+                views::trade_off::render(frame, split[1], self, theme);
+            }
             View::Frontier => views::frontier::render(frame, body, self, theme),
             View::WinMatrix => views::win_matrix::render(frame, body, self, theme),
             View::Candidate => views::candidate::render(frame, body, self, theme),

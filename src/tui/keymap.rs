@@ -64,8 +64,12 @@ actions! {
     Open = "open", "open the selected item";
     Back = "back", "close the overlay / clear the filter";
     Sort = "sort", "change the sort order";
+    TradeOff = "trade_off", "frontier: show or hide the trade-off plot of two objectives";
+    AxisX = "axis_x", "trade-off plot: the next objective (or the val score) on the x axis";
+    AxisY = "axis_y", "trade-off plot: the next objective (or the val score) on the y axis";
     Search = "search", "filter (frontier) or search (traces)";
     SwitchPane = "switch_pane", "win matrix: heat map <-> wins/ties/losses";
+    NextObjective = "next_objective", "win matrix: show the next objective instead of the main score";
     Diff = "diff", "candidate: diff off / against parent / against another";
     CompareNext = "compare_next", "candidate: compare with the next candidate";
     ComparePrev = "compare_prev", "candidate: compare with the previous candidate";
@@ -260,8 +264,12 @@ impl Default for Keymap {
             (p(K::Enter), Open),
             (p(K::Esc), Back),
             (c('s'), Sort),
+            (c('o'), TradeOff),
+            (c('X'), AxisX),
+            (c('Y'), AxisY),
             (c('/'), Search),
             (c('w'), SwitchPane),
+            (c('v'), NextObjective),
             (c('d'), Diff),
             (c(']'), CompareNext),
             (c('['), ComparePrev),

@@ -469,12 +469,13 @@ impl Model {
         }
     }
 
-    /// Per candidate: how many val fronts it holds (computed once per commit, when first asked).
+    /// Per candidate: how many of the run's fronts it holds (per val example, or whatever the
+    /// run's `frontier` selects over; computed once per commit, when first asked).
     pub fn fronts_held(&self) -> Ref<'_, Vec<usize>> {
         self.held.get(self.commits, || {
             let mut held = vec![0usize; self.state.candidates.len()];
-            for e in &self.state.fronts.entries {
-                for &c in &e.holders {
+            for f in self.state.front_sets() {
+                for c in f {
                     if let Some(h) = held.get_mut(c) {
                         *h += 1;
                     }
@@ -516,6 +517,31 @@ impl Model {
     }
 
     /// Wins, ties and losses of `a` against `b` over the val examples both were scored on.
+    /// Wins, ties and losses of `a` against `b` over the val examples on an objective (as
+    /// recorded, higher is better), counting only the examples both have it for.
+    pub fn wins_ties_losses_on(&self, a: CandidateId, b: CandidateId, objective: &str) -> (usize, usize, usize) {
+        let (Some(ca), Some(cb)) = (self.state.candidates.get(a), self.state.candidates.get(b)) else {
+            return (0, 0, 0);
+        };
+        let (mut w, mut t, mut l) = (0, 0, 0);
+        for (x, y) in ca.val_objectives.iter().zip(&cb.val_objectives) {
+            if let (Some(x), Some(y)) = (x.get(objective), y.get(objective)) {
+                match x.total_cmp(y) {
+                    std::cmp::Ordering::Greater => w += 1,
+                    std::cmp::Ordering::Equal => t += 1,
+                    std::cmp::Ordering::Less => l += 1,
+                }
+            }
+        }
+        (w, t, l)
+    }
+
+    /// The lowest and highest recorded value of an objective over every candidate and val example.
+    pub fn objective_range(&self, objective: &str) -> Option<(f64, f64)> {
+        let vals = self.state.candidates.iter().flat_map(|c| c.val_objectives.iter().filter_map(|m| m.get(objective)));
+        vals.fold(None, |r, v| Some(r.map_or((*v, *v), |(lo, hi): (f64, f64)| (lo.min(*v), hi.max(*v)))))
+    }
+
     pub fn wins_ties_losses(&self, a: CandidateId, b: CandidateId) -> (usize, usize, usize) {
         let (Some(ca), Some(cb)) = (self.state.candidates.get(a), self.state.candidates.get(b)) else {
             return (0, 0, 0);
@@ -630,6 +656,7 @@ mod tests {
             replayed_usd: 0.0,
             scorer_failed: false,
             cached: false,
+            objectives: Default::default(),
         }
     }
 
@@ -658,6 +685,7 @@ mod tests {
             found_new: false,
             input_tokens: 0,
             output_tokens: 0,
+            objective_bests: Default::default(),
         }
     }
 
@@ -675,6 +703,7 @@ mod tests {
             pipeline_lag: None,
             config_hash: String::new(),
             branched_from: None,
+            frontier: Default::default(),
         }
     }
 

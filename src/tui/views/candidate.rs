@@ -63,6 +63,12 @@ fn text_body(app: &App, theme: &Theme, target: Option<CandidateId>) -> Vec<Line<
     let m = &app.model;
     let rec = &m.state.candidates[app.selected];
     let mut lines = Vec::new();
+    if !rec.objectives.is_empty() {
+        lines.push(Line::styled(
+            format!("objectives (val mean): {}", super::objectives_summary(&rec.objectives)),
+            theme.muted,
+        ));
+    }
     for name in &m.state.components {
         let text = rec.texts.get(name).map(String::as_str).unwrap_or("");
         let other = target.and_then(|t| m.state.candidates[t].texts.get(name)).map(String::as_str);

@@ -184,6 +184,17 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             lines.push(kv("test", v, theme));
         }
     }
+    let bests = s.objective_bests();
+    if !bests.is_empty() {
+        // Each objective's best value and who holds it, the natural way round, on one (wrapped) line.
+        let parts: Vec<String> = bests
+            .iter()
+            .map(|(name, b)| {
+                format!("{} {} #{}", one_line(name), crate::eval::objective::format_natural(name, b.value), b.candidate)
+            })
+            .collect();
+        lines.push(kv("best on", vec![Span::styled(parts.join(" · "), theme.muted)], theme));
+    }
     if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         lines.push(kv(
             "in flight",

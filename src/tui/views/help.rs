@@ -73,11 +73,22 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (k(Open), "open"),
                 (k(Sort), "sort"),
                 (k(Search), "filter"),
+                (k(TradeOff), "trade-off plot"),
+                (format!("{} {}", k(AxisX), k(AxisY)), "its x / y axis"),
                 (k(Edit), "edit into a new candidate"),
                 (k(Mark), "mark for a merge"),
                 (k(MergeMarked), "merge the two marked"),
                 (k(AddCandidate), "add a candidate from a folder"),
                 (k(Branch), "a new run from the selected candidate"),
+            ],
+        ),
+        (
+            "3 Win matrix",
+            vec![
+                (k(Open), "the trace (heat map) or the diff (pairwise)"),
+                (k(SwitchPane), "heat map ↔ wins/ties/losses"),
+                (k(Sort), "order the examples"),
+                (k(NextObjective), "an objective instead of the main score"),
             ],
         ),
         (

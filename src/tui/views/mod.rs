@@ -14,6 +14,7 @@ pub mod start;
 pub mod status_bar;
 pub mod tabs;
 pub mod traces;
+pub mod trade_off;
 pub mod win_matrix;
 
 use crate::tui::theme::Theme;
@@ -30,6 +31,15 @@ pub fn pane<'a>(title: impl Into<Line<'a>>, theme: &Theme, focused: bool) -> Blo
         .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
         .border_style(if focused { theme.title } else { theme.border })
         .title(title.into().style(theme.title))
+}
+
+/// `output_tokens 14 · prompt_tokens 162`: objectives the natural way round, on one line.
+pub fn objectives_summary(objectives: &crate::eval::objective::ObjectiveScores) -> String {
+    let parts: Vec<String> = objectives
+        .iter()
+        .map(|(k, v)| format!("{} {}", one_line(k), crate::eval::objective::format_natural(k, *v)))
+        .collect();
+    parts.join(" · ")
 }
 
 pub fn fmt_score(s: f64) -> String {
@@ -171,6 +181,7 @@ mod tests {
             replayed_usd: 0.0,
             scorer_failed: false,
             cached: false,
+            objectives: Default::default(),
         }
     }
 

@@ -29,18 +29,28 @@ fn hints(app: &App) -> Vec<(Action, &'static str)> {
         View::Frontier if app.marked.len() == 2 => {
             vec![(MergeMarked, "merge marked"), (Mark, "unmark"), (Open, "open"), (Edit, "edit"), (AddCandidate, "add")]
         }
+        View::Frontier if app.frontier.trade_off => {
+            vec![(AxisX, "x axis"), (AxisY, "y axis"), (TradeOff, "hide plot"), (Open, "open"), (Sort, "sort")]
+        }
         View::Frontier => vec![
             (Open, "open"),
             (Sort, "sort"),
             (Search, "filter"),
+            (TradeOff, "plot"),
             (Edit, "edit"),
             (Mark, "mark"),
             (AddCandidate, "add"),
         ],
-        View::WinMatrix => match app.matrix.pane {
-            MatrixPane::Heat => vec![(Open, "trace"), (Sort, "order examples"), (SwitchPane, "wins/ties/losses")],
-            MatrixPane::Pairwise => vec![(Open, "diff the pair"), (SwitchPane, "heat map")],
-        },
+        View::WinMatrix => {
+            let mut h = match app.matrix.pane {
+                MatrixPane::Heat => vec![(Open, "trace"), (Sort, "order examples"), (SwitchPane, "wins/ties/losses")],
+                MatrixPane::Pairwise => vec![(Open, "diff the pair"), (SwitchPane, "heat map")],
+            };
+            if !app.model.state.objective_names().is_empty() {
+                h.push((NextObjective, "objective"));
+            }
+            h
+        }
         View::Candidate => {
             vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
         }

@@ -114,6 +114,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Span::styled(fmt_score(e.score), theme.score(e.score)),
         Span::styled(format!(" · ${:.5}", e.cost_usd), theme.muted),
     ]));
+    if !e.objectives.is_empty() {
+        lines.push(Line::styled(format!("objectives: {}", super::objectives_summary(&e.objectives)), theme.muted));
+    }
     if let Some(err) = &e.error {
         lines.push(heading("── Error ──", theme));
         lines.extend(text_lines(err, theme.error));

@@ -1,9 +1,13 @@
 //! Win matrix: a heat map of candidates × val examples (theme colours plus glyphs that read
 //! without colour, and a legend), columns orderable by example difficulty; and a candidate ×
 //! candidate matrix of wins/ties/losses over the val examples. Enter on a heat-map cell opens that
-//! trace; on a pairwise cell, the diff of the two candidates. Only visible cells are drawn.
+//! trace; on a pairwise cell, the diff of the two candidates. `v` shows an objective instead of the
+//! main score (the heat map scaled from the worst value seen to the best). Only visible cells are
+//! drawn.
 
 use super::{fmt_score, inner, one_line, pane, scroll_window};
+use crate::engine::CandidateId;
+use crate::eval::objective::format_natural;
 use crate::tui::app::{App, MatrixPane};
 use crate::tui::theme::{score_band, ScoreBand, Theme};
 use ratatui::buffer::Buffer;
@@ -87,9 +91,26 @@ fn render_heat(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let m = &app.model;
     let order = app.example_order();
     let focused = app.matrix.pane == MatrixPane::Heat;
+    let objective = app.matrix.objective.as_deref();
+    let range = objective.and_then(|o| m.objective_range(o));
+    // A cell's value in [0, 1]: the main score, or the objective scaled from the worst to the best.
+    let cell_value = |c: CandidateId, ex: usize| -> Option<f64> {
+        match (objective, range) {
+            (None, _) => m.state.candidates[c].val_scores.get(ex).copied(),
+            (Some(o), Some((lo, hi))) => {
+                let v = *m.state.candidates[c].val_objectives.get(ex)?.get(o)?;
+                Some(if hi > lo { (v - lo) / (hi - lo) } else { 1.0 })
+            }
+            (Some(_), None) => None,
+        }
+    };
+    let what = match objective {
+        Some(o) => format!(" Heat map: {o} (scaled, best █) ·"),
+        None => " Heat map:".to_string(),
+    };
     let title = Line::from(vec![
         Span::styled(
-            format!(" Heat map: {} candidates × {} val examples", m.state.candidates.len(), m.state.val_ids.len()),
+            format!("{what} {} candidates × {} val examples", m.state.candidates.len(), m.state.val_ids.len()),
             theme.title,
         ),
         Span::styled(format!(" · {} ", app.matrix.order.label()), theme.muted),
@@ -114,8 +135,19 @@ fn render_heat(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ),
         Span::styled(": ", theme.muted),
     ];
-    match m.score(sel, example) {
-        Some(s) => {
+    let on_objective = objective.map(|o| {
+        let rec = &m.state.candidates[sel];
+        (o, rec.val_objectives.get(example).and_then(|v| v.get(o)).copied())
+    });
+    match (on_objective, m.score(sel, example)) {
+        (Some((o, Some(v))), _) => {
+            info.push(Span::styled(format!("{o} {}", format_natural(o, v)), theme.text));
+            if let Some(best) = m.state.cartesian_fronts.get(&(example, o.to_string())).filter(|f| f.best.is_finite()) {
+                info.push(Span::styled(format!(" (best here {})", format_natural(o, best.best)), theme.muted));
+            }
+        }
+        (Some((o, None)), _) => info.push(Span::styled(format!("no {o}"), theme.muted)),
+        (None, Some(s)) => {
             info.push(Span::styled(fmt_score(s), theme.score(s)));
             if m.failed_eval(sel, example) {
                 info.push(Span::styled(" failed", theme.error));
@@ -125,7 +157,7 @@ fn render_heat(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 info.push(Span::styled(format!(" · on this front ({holders} hold it)"), theme.muted));
             }
         }
-        None => info.push(Span::styled("not scored", theme.muted)),
+        (None, None) => info.push(Span::styled("not scored", theme.muted)),
     }
     let [info_a, legend_a, grid] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(1)]).areas(body);
@@ -151,15 +183,16 @@ fn render_heat(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         } else {
             theme.text
         };
-        let label = format!(
-            "{:<5}{star}{:>6} ",
-            format!("#{c}"),
-            if rec.val_scores.is_empty() { "…".into() } else { fmt_score(rec.val_mean) }
-        );
+        let mean = match objective {
+            Some(o) => rec.objectives.get(o).map(|v| format_natural(o, *v)).unwrap_or_else(|| "-".into()),
+            None if rec.val_scores.is_empty() => "…".into(),
+            None => fmt_score(rec.val_mean),
+        };
+        let label = format!("{:<5}{star}{:>6} ", format!("#{c}"), crate::text::truncate_chars(&mean, 6));
         buf.set_stringn(grid.x, y, &label, LABEL_W as usize, label_style);
         for (k, &ex) in order.iter().skip(col_off).take(cols_w).enumerate() {
             let x = grid.x + LABEL_W + k as u16 * CELL_W;
-            let score = rec.val_scores.get(ex).copied();
+            let score = cell_value(c, ex);
             let failed = m.failed_eval(c, ex);
             let g = glyph(score, failed);
             let mut style = if failed { theme.error } else { score.map(|s| theme.cell(s)).unwrap_or(theme.muted) };
@@ -183,8 +216,17 @@ fn render_pairwise(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let focused = app.matrix.pane == MatrixPane::Pairwise;
     let n_c = m.state.candidates.len();
     let (a, b) = (app.selected.min(n_c - 1), app.matrix.other.min(n_c - 1));
-    let (w, t, l) = m.wins_ties_losses(a, b);
-    frame.render_widget(pane(" Wins/ties/losses (row vs column) ", theme, focused), area);
+    let objective = app.matrix.objective.as_deref();
+    let wtl = |i: CandidateId, j: CandidateId| match objective {
+        Some(o) => m.wins_ties_losses_on(i, j, o),
+        None => m.wins_ties_losses(i, j),
+    };
+    let (w, t, l) = wtl(a, b);
+    let title = match objective {
+        Some(o) => format!(" Wins/ties/losses on {o} (row vs column) "),
+        None => " Wins/ties/losses (row vs column) ".to_string(),
+    };
+    frame.render_widget(pane(title, theme, focused), area);
     let body = inner(area);
     if body.height < 3 || body.width <= PAIR_LABEL_W + PAIR_W {
         return;
@@ -215,7 +257,7 @@ fn render_pairwise(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             let (text, mut style) = if i == j {
                 ("—".to_string(), theme.muted)
             } else {
-                let (w, t, l) = m.wins_ties_losses(i, j);
+                let (w, t, l) = wtl(i, j);
                 let style = if w > l {
                     theme.score_high
                 } else if w < l {
