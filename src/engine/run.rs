@@ -263,10 +263,6 @@ struct Shared {
     notices: Option<mpsc::UnboundedSender<Notice>>,
     paused: watch::Receiver<bool>,
     eval_slots: Arc<Semaphore>,
-    /// Speculative evaluations (work of dropped plans, val scores taken during a test) also
-    /// hold one of these: at most half the slots, so they never crowd out the work the next
-    /// commit waits for.
-    spare_slots: Arc<Semaphore>,
     /// Whether the task model's server answers requests side by side (see `engine::gauge`).
     gauge: Mutex<crate::engine::gauge::ParallelGauge>,
     live: Live,
@@ -312,9 +308,6 @@ pub struct Engine {
     merge_ready: bool,
     /// Work of dropped plans still running unseen (see `void_from`).
     shadows: std::collections::VecDeque<Running>,
-    /// The other branch of a guess (see `shadow_other_branch`): the plan a round would have if
-    /// the child it was planned on fails, running unseen.
-    branch: Option<Running>,
     /// Rounds recorded as planned but not committed when the run was resumed: redone first.
     recovered: Vec<(Event, Vec<HumanAction>)>,
     _lock: RunLock,
@@ -536,7 +529,6 @@ impl Engine {
         let handle = EngineHandle { paused: ptx, cancel: CancellationToken::new(), commands: ctx };
         let sh = Shared {
             eval_slots: Arc::new(Semaphore::new(opt.concurrency)),
-            spare_slots: Arc::new(Semaphore::new((opt.concurrency / 2).max(1))),
             gauge: Mutex::new(Default::default()),
             live: Live {
                 metric_calls: AtomicU64::new(state.metric_calls),
@@ -577,7 +569,6 @@ impl Engine {
             seed_texts: opts.seed_texts,
             merge_ready: false,
             shadows: Default::default(),
-            branch: None,
             recovered: Vec::new(),
             _lock: lock,
         })
@@ -651,13 +642,13 @@ impl Engine {
         }
         let mut inflight: Vec<Running> = Vec::new();
         for (started, actions) in std::mem::take(&mut self.recovered) {
-            let f = self.start_round(&plans(&inflight), started, actions, false);
+            let f = self.start_round(&plans(&inflight), started, actions);
             inflight.push(f);
         }
         // A crash may have come between a commit and the voiding of the plans it made stale.
         self.revalidate(&mut inflight)?;
         let result = self.pipeline(&mut inflight).await;
-        for r in inflight.iter().chain(self.shadows.iter()).chain(self.branch.iter()) {
+        for r in inflight.iter().chain(self.shadows.iter()) {
             r.work.abort();
         }
         drop(ticker);
@@ -680,7 +671,6 @@ impl Engine {
                 let Some(f) = self.plan_next(&plans(inflight)) else { break };
                 inflight.push(f);
             }
-            self.shadow_other_branch(inflight);
             self.sh.rounds_in_flight.store(inflight.len(), Ordering::Relaxed);
             if inflight.is_empty() {
                 let stop = self.stop_reason(0);
@@ -890,20 +880,11 @@ impl Engine {
     /// when that child is written or passed its minibatch (it will most likely be the best
     /// candidate; the guess is checked at commit like every plan).
     fn planning_view_and_guess(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>) {
-        self.planning_view(inflight, true)
-    }
-
-    /// The planning view; with `guess_last` false, the last round in flight is taken to add
-    /// nothing whatever its preview says (the branch where its child fails).
-    fn planning_view(&self, inflight: &[InFlight], guess_last: bool) -> (RunState, Option<CandidateId>) {
         let mut view = self.state.clone();
         let mut guess = None;
-        for (k, f) in inflight.iter().enumerate() {
+        for f in inflight {
             view.plan_in_flight(&f.started, &f.actions, f.preview == Some(Preview::Skipped));
             guess = None;
-            if !guess_last && k + 1 == inflight.len() {
-                continue;
-            }
             if let (Some(Preview::Passed(child) | Preview::Reflected(child)), Event::RoundStarted { proposals, .. }) =
                 (&f.preview, &f.started)
             {
@@ -972,45 +953,7 @@ impl Engine {
         if let Err(e) = self.record_plan(&started, &actions) {
             return Some(fail_round(e, started, actions));
         }
-        Some(self.start_round(inflight, started, actions, false))
-    }
-
-    /// A round planned on the guess that the round before it adds its child (written, not yet
-    /// tested on its minibatch) has another branch: the plan it gets if that child fails
-    /// after all. On a task where many children fail, waiting for that news and only then
-    /// starting the other plan puts a parent evaluation and a reflection on the critical path of
-    /// every failure. So the other branch's work starts too, unseen (nothing recorded or
-    /// counted, like the shadows of `void_from`): if the guess proves wrong, the plan made at the
-    /// commit is this one and its replies come from the response cache (or join the call still
-    /// in flight). One branch at a time, for the first guessed round: the next to commit.
-    fn shadow_other_branch(&mut self, inflight: &[Running]) {
-        if self.sh.opt.keep_stale_plans {
-            return;
-        }
-        // A child that passed its minibatch is added for sure; one still being tested may fail.
-        let guessed =
-            (1..inflight.len()).find(|&i| matches!(inflight[i - 1].plan.preview, Some(Preview::Reflected(_))));
-        let Some(i) = guessed.filter(|&i| inflight[i].plan.actions.is_empty()) else { return };
-        let before = plans(&inflight[..i]);
-        let (view, _) = self.planning_view(&before, false);
-        let Event::RoundStarted { round, .. } = &inflight[i].plan.started else {
-            unreachable!("a plan is a round_started")
-        };
-        let merge_ready = self.merge_ready && i == 1;
-        let Some((proposals, merge)) = self.decide(&view, &before, *round, merge_ready, None) else { return };
-        if proposals.is_empty() && merge.is_none() {
-            return;
-        }
-        let committed = self.state.round.unwrap_or(0);
-        let started = Event::RoundStarted { round: *round, proposals, planned_after: Some(committed), merge };
-        let known = |r: &Running| r.plan.started == started;
-        if known(&inflight[i]) || self.branch.iter().chain(self.shadows.iter()).any(known) {
-            return;
-        }
-        if let Some(old) = self.branch.take() {
-            old.work.abort();
-        }
-        self.branch = Some(self.start_round(&before, started, vec![], true));
+        Some(self.start_round(inflight, started, actions))
     }
 
     fn record_plan(&self, started: &Event, actions: &[HumanAction]) -> Result<()> {
@@ -1022,15 +965,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Turns a recorded plan into its work, started beside the rounds in flight. A `shadow`'s
-    /// plan is not recorded: its work runs unseen (see `shadow_other_branch`).
-    fn start_round(&self, inflight: &[InFlight], started: Event, actions: Vec<HumanAction>, shadow: bool) -> Running {
+    /// Turns a recorded plan into its work, started beside the rounds in flight.
+    fn start_round(&self, inflight: &[InFlight], started: Event, actions: Vec<HumanAction>) -> Running {
         let Event::RoundStarted { round, proposals, planned_after, merge } = &started else {
             unreachable!("a plan is a round_started")
         };
         // The view with the guessed child in it: it only adds a candidate, so the human decisions
         // read it as they would the plain view.
-        let (view, _) = self.planning_view(inflight, !shadow);
+        let (view, _) = self.planning_view_and_guess(inflight);
         let reuse_until = planned_after.unwrap_or(round.saturating_sub(1));
         let mut after_actions = view.clone();
         for a in &actions {
@@ -1063,14 +1005,7 @@ impl Engine {
             _ => 0,
         };
         let gen = self.sh.next_gen.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut held = self.sh.held.lock().expect("held events");
-            if shadow {
-                held.voided.insert(gen);
-            } else {
-                held.live.insert(gen);
-            }
-        }
+        self.sh.held.lock().expect("held events").live.insert(gen);
         let plan = RoundPlan {
             round: *round,
             gen,
@@ -1089,9 +1024,7 @@ impl Engine {
         } else {
             "planned"
         };
-        if !shadow {
-            self.sh.stage(*round, Some(what.into()));
-        }
+        self.sh.stage(*round, Some(what.into()));
         let work = tokio::spawn(self.sh.clone().run_round(plan));
         Running { plan: InFlight { started, gen, preview: None, actions, min_calls, may_queue }, work }
     }
@@ -1683,12 +1616,6 @@ struct RoundOutput {
     to_review: Vec<(ReviewItem, Option<Passed>)>,
 }
 
-/// Evaluations, their metric calls and their cost, as `evaluate` returns them.
-type Evaluated = (Vec<ExampleEval>, u64, f64);
-
-/// Marks the spend bucket of a round's speculative val score (`test_and_score_early`).
-const EARLY_VAL: u64 = 1 << 63;
-
 /// Counts itself in `counter` while alive (an evaluation in flight, however it ends).
 struct Counted<'a>(&'a AtomicUsize);
 
@@ -1716,8 +1643,6 @@ struct SlotResult {
     sums: (f64, f64),
     /// The parent was perfect on the minibatch.
     skipped: bool,
-    /// The accepted child's val score, when it was scored during its test.
-    val: Option<Evaluated>,
 }
 
 impl Shared {
@@ -1878,20 +1803,6 @@ impl Shared {
         split: Split,
         reuse_until: Option<u64>,
     ) -> Result<(Vec<ExampleEval>, u64, f64)> {
-        self.evaluate_into(gen, gen, candidate, examples, split, reuse_until).await
-    }
-
-    /// `evaluate`, with what it spends shown under `bucket` until the round commits (a
-    /// speculative val score keeps its own, see `EARLY_VAL`).
-    async fn evaluate_into(
-        &self,
-        gen: u64,
-        bucket: u64,
-        candidate: &Candidate,
-        examples: &[&Example],
-        split: Split,
-        reuse_until: Option<u64>,
-    ) -> Result<(Vec<ExampleEval>, u64, f64)> {
         let hash = candidate_hash(candidate);
         let timings: Mutex<Vec<(f64, u64)>> = Mutex::new(Vec::new());
         let evals = futures::future::try_join_all(examples.iter().map(|ex| {
@@ -1903,12 +1814,6 @@ impl Shared {
                     }
                 }
                 self.gate().await;
-                let speculative =
-                    bucket & EARLY_VAL != 0 || self.held.lock().expect("held events").voided.contains(&gen);
-                let _spare = match speculative {
-                    true => Some(self.spare_slots.acquire().await.expect("semaphore never closed")),
-                    false => None,
-                };
                 let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
                 let in_flight = Counted::enter(&self.live.in_flight);
                 let sent = Instant::now();
@@ -1925,7 +1830,7 @@ impl Shared {
                     self.evaluations_dropped.fetch_add(1, Ordering::Relaxed);
                 } else {
                     let mut spend = self.round_spend.lock().expect("round spend");
-                    let r = spend.entry(bucket).or_default();
+                    let r = spend.entry(gen).or_default();
                     r.0 += 1;
                     // Paid only: a reply replayed from the response cache is free.
                     r.1 += (e.paid_and_replayed().0 * 1e6).round() as u64;
@@ -1943,53 +1848,7 @@ impl Shared {
 
     /// Forgets what a round's work spent (it committed, or was dropped): the metric calls.
     fn drop_round_calls(&self, gen: u64) -> u64 {
-        let mut spend = self.round_spend.lock().expect("round spend");
-        [gen, gen | EARLY_VAL].iter().filter_map(|b| spend.remove(b)).map(|(calls, _)| calls).sum()
-    }
-
-    /// Scores a child on val while it is tested on its minibatch, so that a child that passes
-    /// commits one model latency sooner (the next proposal's plan waits for that commit). What
-    /// it finds is used only if the child passes: the same evaluations, on the same cache rule
-    /// (`reuse_until`), that scoring it after the test would run, so the outcome and the count
-    /// are the sequential loop's. A child that fails drops it (its calls are counted as dropped
-    /// work, never in the budget).
-    async fn test_and_score_early(
-        &self,
-        gen: u64,
-        child: &Candidate,
-        batch: &[&Example],
-        reuse_until: u64,
-        parent_sum: f64,
-    ) -> Result<(Evaluated, Option<Evaluated>)> {
-        let val: Vec<&Example> = self.project.val.iter().collect();
-        let test = self.evaluate(gen, child, batch, Split::Train, Some(reuse_until));
-        let early = self.evaluate_into(gen, gen | EARLY_VAL, child, &val, Split::Val, Some(reuse_until));
-        tokio::pin!(test, early);
-        let mut scored = None;
-        let tested: Evaluated = loop {
-            tokio::select! {
-                t = &mut test => break t?,
-                v = &mut early, if scored.is_none() => scored = Some(v?),
-            }
-        };
-        let child_sum: f64 = tested.0.iter().map(|e| e.score).sum();
-        if child_sum > parent_sum {
-            let scored = match scored {
-                Some(v) => v,
-                None => early.await?,
-            };
-            // Its spend is the round's now.
-            let mut spend = self.round_spend.lock().expect("round spend");
-            if let Some((calls, micro)) = spend.remove(&(gen | EARLY_VAL)) {
-                let r = spend.entry(gen).or_default();
-                r.0 += calls;
-                r.1 += micro;
-            }
-            return Ok((tested, Some(scored)));
-        }
-        let dropped = self.round_spend.lock().expect("round spend").remove(&(gen | EARLY_VAL)).map_or(0, |s| s.0);
-        self.evaluations_dropped.fetch_add(dropped, Ordering::Relaxed);
-        Ok((tested, None))
+        self.round_spend.lock().expect("round spend").remove(&gen).map_or(0, |(calls, _)| calls)
     }
 
     /// How many of these evaluations a round planned now would have to run (not in the cache).
@@ -2008,17 +1867,14 @@ impl Shared {
     async fn run_round(self: Arc<Self>, plan: RoundPlan) -> Result<RoundOutput> {
         let (round, gen) = (plan.round, plan.gen);
         let mut out = RoundOutput::default();
-        // What to score on val: a person's candidates, and children that passed (some scored
-        // already, during their test).
-        let mut to_score: Vec<(NewCandidate, Option<Passed>, Option<Evaluated>)> =
-            plan.human.into_iter().map(|c| (c, None, None)).collect();
+        let mut to_score: Vec<(NewCandidate, Option<Passed>)> = plan.human.into_iter().map(|c| (c, None)).collect();
         if let Some(job) = plan.merge {
             let (calls, cost, passed) = self.run_merge(round, gen, plan.planned_after, job).await?;
             out.calls += calls;
             out.cost += cost;
             if let Some((cand, item)) = passed {
                 match plan.merge_policy {
-                    ReviewPolicy::Auto => to_score.push((cand, None, None)),
+                    ReviewPolicy::Auto => to_score.push((cand, None)),
                     ReviewPolicy::Approve => out.to_review.push((item, None)),
                 }
             }
@@ -2068,7 +1924,7 @@ impl Shared {
                 out.found_new = true;
                 let passed = Passed { slot: p.plan.slot, parent: p.plan.parent, sums: r.sums };
                 match plan.mutation_policy {
-                    ReviewPolicy::Auto => to_score.push((cand, Some(passed), r.val)),
+                    ReviewPolicy::Auto => to_score.push((cand, Some(passed))),
                     ReviewPolicy::Approve => out.to_review.push((item, Some(passed))),
                 }
             }
@@ -2085,18 +1941,11 @@ impl Shared {
                 Some(format!("scoring {n} new candidate{} on val", if n == 1 { "" } else { "s" })),
             );
             let val: Vec<&Example> = self.project.val.iter().collect();
-            let evals = futures::future::try_join_all(to_score.iter_mut().map(|(c, _, early)| {
-                let early = early.take();
-                let (sh, val) = (&self, &val);
-                async move {
-                    match early {
-                        Some(done) => Ok(done),
-                        None => sh.evaluate(gen, &c.texts, val, Split::Val, Some(plan.planned_after)).await,
-                    }
-                }
-            }))
+            let evals = futures::future::try_join_all(
+                to_score.iter().map(|(c, _)| self.evaluate(gen, &c.texts, &val, Split::Val, Some(plan.planned_after))),
+            )
             .await?;
-            for ((c, passed, _), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
+            for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
                 out.scored.push((c, evals, out.calls, passed));
                 out.calls += calls;
                 out.cost += cost;
@@ -2216,14 +2065,7 @@ impl Shared {
             let _ = self.previews.send((gen, Preview::Reflected(child.clone())));
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
-        // Scoring on val during the test is speculation: only where the pipeline plans ahead.
-        let live = self.held.lock().expect("held events").live.contains(&gen);
-        let ((child_evals, calls, cost), val) = if early && live && self.lag() > 1 {
-            self.test_and_score_early(gen, &child, &batch, reuse_until, parent_sum).await?
-        } else {
-            (self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await?, None)
-        };
-        r.val = val;
+        let (child_evals, calls, cost) = self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await?;
         r.calls += calls;
         r.cost += cost;
         let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
