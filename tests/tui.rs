@@ -1368,7 +1368,7 @@ fn trade_off_plot_axes_front_and_selection() {
     press(&mut a, "2o");
     assert!(a.frontier.trade_off);
     let screen = text(&draw(&a, 80, 24));
-    assert!(screen.contains("Trade-off: val against output_tokens"), "{screen}");
+    assert!(screen.contains("Trade-off: val (↑ better) against output_tokens (← better)"), "{screen}");
     press(&mut a, "X");
     assert_eq!(a.flash.as_deref(), Some("trade-off: val against prompt_tokens"));
     press(&mut a, "X"); // the next is val, which y holds: skipped

@@ -103,13 +103,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         return;
     }
     let (x, y) = (names[xi].as_str(), names[yi].as_str());
-    let title = Line::from(vec![
-        Span::styled(format!(" Trade-off: {y} against {x} "), theme.title),
-        Span::styled(format!("· {keys} "), theme.muted),
-    ]);
-    frame.render_widget(pane(title, theme, false), area);
     let body = inner(area);
     let [chart_area, caption_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(body);
+    // In a short plot the axis titles would sit on the points: the pane's title says which way
+    // is better instead.
+    let tall = chart_area.height >= 10;
+    let named = if tall {
+        format!(" Trade-off: {y} against {x} ")
+    } else {
+        format!(" Trade-off: {y} ({}) against {x} ({}) ", better(y, false), better(x, true))
+    };
+    let title = Line::from(vec![Span::styled(named, theme.title), Span::styled(format!("· {keys} "), theme.muted)]);
+    frame.render_widget(pane(title, theme, false), area);
 
     let (pts, front) = points(app, x, y);
     let natural_pt = |(_, a, b): &(CandidateId, f64, f64)| (shown(x, *a), shown(y, *b));
@@ -131,17 +136,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         datasets
             .push(Dataset::default().graph_type(GraphType::Scatter).marker(Marker::Block).style(style).data(&selected));
     }
+    let axis_title = |t: String| if tall { Span::styled(t, theme.muted) } else { Span::raw("") };
     let chart = Chart::new(datasets)
         .x_axis(
             Axis::default()
-                .title(Span::styled(format!("{x} ({})", better(x, true)), theme.muted))
+                .title(axis_title(format!("{x} ({})", better(x, true))))
                 .bounds(xb)
                 .labels(labels(x, xb))
                 .style(theme.border),
         )
         .y_axis(
             Axis::default()
-                .title(Span::styled(format!("{y} ({})", better(y, false)), theme.muted))
+                .title(axis_title(format!("{y} ({})", better(y, false))))
                 .bounds(yb)
                 .labels(labels(y, yb))
                 .style(theme.border),
