@@ -1299,6 +1299,7 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
     assert!(screen.contains("✂ r1.0"), "{screen}");
     assert!(screen.contains("all 2 answers were cut off before the new text ended; none was tried"), "{screen}");
     assert!(screen.contains("was cut off: not used, asked again"), "{screen}");
+    assert!(screen.contains("No new text for instruction: the answer was cut off, so it was not used"), "{screen}");
     assert!(!screen.contains("broken half-prompt"), "{screen}");
     // Later proposals were cut once and asked again; some child came of it.
     assert!(screen.contains("✓ r"), "{screen}");

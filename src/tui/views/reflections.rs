@@ -229,6 +229,12 @@ fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         let comp = one_line(&r.component);
         let before = m.state.candidates.get(p.parent).and_then(|c| c.texts.get(&r.component));
         match before {
+            // A cut-off answer is never used; an empty one gave nothing to try.
+            _ if r.new_text.trim().is_empty() => {
+                let why =
+                    if r.truncated { "the answer was cut off, so it was not used" } else { "the answer held none" };
+                lines.push(heading(format!("── No new text for {comp}: {why} ──"), theme));
+            }
             Some(b) if b != &r.new_text => {
                 lines.push(heading(format!("── New text for {comp} (diff against #{}) ──", p.parent), theme));
                 lines.extend(word_diff(b, &r.new_text, theme));
