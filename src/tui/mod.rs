@@ -11,6 +11,7 @@ pub mod external;
 pub mod keymap;
 pub mod model;
 pub mod start;
+pub mod steer;
 pub mod terminal;
 pub mod theme;
 pub mod views;
@@ -22,7 +23,7 @@ use crate::engine::{EngineHandle, Notice, RunOutcome};
 use crate::eval::Task;
 use crate::project::Project;
 use anyhow::{anyhow, bail, Context, Result};
-use app::{App, EngineCommand};
+use app::App;
 use crossterm::event::Event as TermEvent;
 use keymap::Keymap;
 use model::{Model, ModelUsage};
@@ -32,6 +33,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use steer::EngineCommand;
 use terminal::Term;
 use theme::Theme;
 use tokio::sync::mpsc;
@@ -412,9 +414,9 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
 fn edit_externally(
     term: &mut Term,
     input: &mut InputReader,
-    request: &app::ExternalEdit,
+    request: &steer::ExternalEdit,
     components: &[crate::project::config::ComponentConfig],
-) -> Result<app::ExternalOutcome> {
+) -> Result<steer::ExternalOutcome> {
     let command = external::editor_command();
     input.hold();
     terminal::suspend();
@@ -470,7 +472,7 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
     };
     let mut app = App::new(model, ctx.keymap.clone(), ctx.theme.clone());
     app.project_label = ctx.project.root.display().to_string();
-    app.view = if live { app::View::Dashboard } else { app::View::Frontier };
+    app.view = if live { views::View::Dashboard } else { views::View::Frontier };
     let waiting = app.model.state.review_queue.len();
     if waiting > 0 {
         app.flash = Some(format!(

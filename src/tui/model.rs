@@ -349,6 +349,30 @@ impl Model {
         self.attached && !self.engine_done
     }
 
+    /// Why `what` (a decision) cannot be sent now, if it cannot.
+    pub fn why_not_live(&self, what: &str) -> Option<String> {
+        if self.can_act() {
+            return None;
+        }
+        let why = if self.state.finished.is_some() {
+            "this run is finished; start a new run, or branch one from a candidate with `gepa-tui run --branch RUN:ID`"
+        } else if self.engine_done {
+            "the engine has stopped; reopen the run to resume it"
+        } else {
+            "this run is open read-only; resume it from the start screen (or `gepa-tui --run RUN`)"
+        };
+        Some(format!("{what} needs a live run: {why}"))
+    }
+
+    /// When the engine will apply a decision sent now.
+    pub fn when_applied(&self) -> &'static str {
+        if self.paused {
+            "applied at the start of the next round (the engine is paused: space resumes it)"
+        } else {
+            "applied at the start of the next round"
+        }
+    }
+
     fn proposal_mut(&mut self, round: u64, slot: usize) -> Option<&mut ProposalView> {
         self.proposals.iter_mut().rev().find(|p| p.round == round && p.slot == slot && p.merge.is_none())
     }
@@ -628,6 +652,24 @@ impl Model {
     pub fn expected(&self, example_id: &str) -> Option<String> {
         let field = self.expected_field.as_deref()?;
         self.examples.get(example_id)?.field_text(field)
+    }
+}
+
+pub fn policy_name(p: ReviewPolicy) -> &'static str {
+    match p {
+        ReviewPolicy::Auto => "auto",
+        ReviewPolicy::Approve => "approve",
+    }
+}
+
+/// A decision in a word or two ("approve", "veto", "edit").
+pub fn action_word(a: &HumanAction) -> &'static str {
+    match a {
+        HumanAction::Approve { .. } => "approve",
+        HumanAction::Veto { .. } => "veto",
+        HumanAction::Edit { .. } => "edit, then approve",
+        HumanAction::AddCandidate { .. } => "add a candidate",
+        HumanAction::SetPolicy { .. } => "review policy",
     }
 }
 

@@ -1,7 +1,6 @@
 //! The `?` overlay: every bound action with its keys, drawn from the keymap itself.
 
-use super::{centered, pane};
-use crate::tui::app::App;
+use super::{centered, pane, Ctx, Outcome, Scroll};
 use crate::tui::keymap::{Action, Keymap};
 use crate::tui::theme::Theme;
 use ratatui::layout::Rect;
@@ -29,21 +28,59 @@ pub fn lines(keymap: &Keymap, theme: &Theme) -> Vec<Line<'static>> {
     out
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let lines = lines(&app.keymap, theme);
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let rect = centered(area, 84, h);
-    frame.render_widget(Clear, rect);
-    let body = super::inner(rect);
-    let at = app.help_scroll.at(super::wrapped_rows(&lines, body.width), body.height);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
-            " Help: ? or esc closes ",
-            theme,
-            true,
-        )),
-        rect,
-    );
+/// The help overlay's state: how far it is scrolled.
+#[derive(Debug, Default)]
+pub struct HelpView {
+    pub scroll: Scroll,
+}
+
+impl HelpView {
+    /// Scrolls, or closes on help / back; Ignored for any other action (the router closes the
+    /// overlay and does it).
+    pub fn handle(&mut self, action: Action) -> Outcome {
+        match action {
+            Action::Help | Action::Back => Outcome::Close(String::new()),
+            Action::Down | Action::ScrollDown => {
+                self.scroll.by(1);
+                Outcome::Done
+            }
+            Action::Up | Action::ScrollUp => {
+                self.scroll.by(-1);
+                Outcome::Done
+            }
+            Action::PageDown => {
+                self.scroll.by(10);
+                Outcome::Done
+            }
+            Action::PageUp => {
+                self.scroll.by(-10);
+                Outcome::Done
+            }
+            Action::Top => {
+                self.scroll.reset();
+                Outcome::Done
+            }
+            _ => Outcome::Ignored,
+        }
+    }
+
+    pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let theme = ctx.theme;
+        let lines = lines(ctx.keymap, theme);
+        let h = (lines.len() as u16 + 2).min(area.height);
+        let rect = centered(area, 84, h);
+        frame.render_widget(Clear, rect);
+        let body = super::inner(rect);
+        let at = self.scroll.at(super::wrapped_rows(&lines, body.width), body.height);
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
+                " Help: ? or esc closes ",
+                theme,
+                true,
+            )),
+            rect,
+        );
+    }
 }
 
 /// The main keys per view, for README.md's "Keys" section (a test keeps the README equal to this,
