@@ -162,9 +162,19 @@ fn every_view_at_both_sizes() {
 
 #[test]
 fn help_overlay_and_start_screen() {
+    // The help lists the view's own keymap table first, then the global one: nothing of its own
+    // on the Dashboard; sort, filter and the plot's keys in the Frontier; approve and veto in Review.
     let mut a = app();
     press(&mut a, "?");
     insta::assert_snapshot!("help_80x24", text(&draw(&mut a, 80, 24)));
+    press(&mut a, "2?");
+    let frontier = text(&draw(&mut a, 80, 24));
+    assert!(frontier.contains("In the Frontier") && frontier.contains("change the sort order"), "{frontier}");
+    insta::assert_snapshot!("help_frontier_80x24", frontier);
+    press(&mut a, "7?");
+    let review = text(&draw(&mut a, 160, 48));
+    assert!(review.contains("In the Review queue") && !review.contains("change the sort order"), "{review}");
+    insta::assert_snapshot!("help_review_160x48", review);
 
     let entries: Vec<_> = vec![
         gepa_tui::tui::start::RunEntry {

@@ -9,7 +9,7 @@
 //! app holds the components and forwards to them, and they never reach back into the app.
 
 use crate::engine::CandidateId;
-use crate::tui::keymap::{Action, Keymap};
+use crate::tui::keymap::{Action, Key, Keymap, Layer};
 use crate::tui::model::Model;
 use crate::tui::steer::Steer;
 use crate::tui::theme::Theme;
@@ -178,12 +178,12 @@ impl App {
         }
         self.flash = None;
         if let Some(ed) = self.editor.as_mut() {
-            let out = ed.on_key(key, &self.keymap);
+            let out = ed.on_key(key, &self.keymap, Layer::Editor);
             self.apply(out);
             return true;
         }
         if self.merge.is_some() {
-            if let Some(a) = self.keymap.action_for(&key) {
+            if let Some(a) = self.keymap.action_in(Layer::Merge, &key) {
                 let ctx = ctx!(self);
                 let out = self.merge.as_mut().map_or(Outcome::Done, |mg| mg.handle(a, &ctx));
                 if let Outcome::Send(_) = out {
@@ -198,7 +198,10 @@ impl App {
             self.on_input_key(key);
             return true;
         }
-        match self.keymap.action_for(&key) {
+        // The help overlay's own table first, then the view under it, then the global one.
+        let layers: &[Layer] =
+            if self.help.is_some() { &[Layer::Help, self.view.layer()] } else { &[self.view.layer()] };
+        match self.keymap.action_under(layers, Key::from_event(&key)) {
             Some(a) => {
                 if a != Action::Quit {
                     self.quit_armed = false;
@@ -209,8 +212,16 @@ impl App {
                 self.perform(a);
             }
             None if key.code != KeyCode::Null && key.modifiers & !KeyModifiers::SHIFT == KeyModifiers::NONE => {
-                let k = crate::tui::keymap::Key::from_event(&key);
-                self.flash = Some(format!("{k} is not bound; ? lists the keys"));
+                let k = Key::from_event(&key);
+                let here = self.view.layer();
+                self.flash = Some(match self.keymap.elsewhere(here, k) {
+                    Some((layer, a)) => {
+                        let view = View::ALL.into_iter().find(|v| v.layer() == layer);
+                        let at = view.map(|v| format!(" ({})", v.index() + 1)).unwrap_or_default();
+                        format!("{k} ({}) works {}{at}; ? lists the keys here", a.name(), layer.title())
+                    }
+                    None => format!("{k} is not bound; ? lists the keys"),
+                });
             }
             None => {}
         }
@@ -370,11 +381,6 @@ impl App {
             Action::Edit | Action::EditExternal => format!(
                 "{} edits in the Review (7), Candidate (4) and Frontier (2) views",
                 self.keymap.describe(action)
-            ),
-            Action::Approve | Action::Veto => format!(
-                "{} {} the selected item in the Review view (7)",
-                self.keymap.describe(action),
-                if action == Action::Approve { "approves" } else { "vetoes" }
             ),
             _ => return,
         };
@@ -636,6 +642,19 @@ impl App {
         }
     }
 
+    /// The keymap layer on top: the open overlay's, else the active view's.
+    pub fn layer(&self) -> Layer {
+        if self.editor.is_some() {
+            Layer::Editor
+        } else if self.merge.is_some() {
+            Layer::Merge
+        } else if self.help.is_some() {
+            Layer::Help
+        } else {
+            self.view.layer()
+        }
+    }
+
     /// The footer's keys: the open overlay's, else the active view's, then help and quit.
     fn hints(&self) -> Vec<(Action, &'static str)> {
         if self.editor.is_some() {
@@ -682,10 +701,12 @@ impl App {
         } else if let Some(mg) = self.merge.as_mut() {
             mg.render(frame, body, &ctx);
         }
-        let footer = Footer { flash: self.flash.as_deref(), editor: self.editor.as_ref(), hints };
+        // The help overlay leaves the footer to the view under it.
+        let layer = if self.help.is_some() { self.view.layer() } else { self.layer() };
+        let footer = Footer { flash: self.flash.as_deref(), editor: self.editor.as_ref(), hints, layer };
         views::status_bar::render(frame, status, &ctx, &footer);
         if let Some(help) = self.help.as_mut() {
-            help.render(frame, body, &ctx);
+            help.render(frame, body, &ctx, self.view.layer());
         }
     }
 }

@@ -5,7 +5,7 @@ use super::{inner, one_line, pane, Ctx, Outcome};
 use crate::engine::CandidateId;
 use crate::project::Candidate;
 use crate::tui::editor::TextEditor;
-use crate::tui::keymap::{Action, Keymap};
+use crate::tui::keymap::{Action, Keymap, Layer};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -89,10 +89,10 @@ impl EditSession {
 
     /// The editor takes every key: typed characters go into the text; the keymap's save, back
     /// and next/previous view keys send, cancel and switch components.
-    pub fn on_key(&mut self, key: KeyEvent, keymap: &Keymap) -> Outcome {
+    pub fn on_key(&mut self, key: KeyEvent, keymap: &Keymap, layer: Layer) -> Outcome {
         let typed = matches!(key.code, KeyCode::Char(_))
             && !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
-        let action = if typed { None } else { keymap.action_for(&key) };
+        let action = if typed { None } else { keymap.action_in(layer, &key) };
         if action != Some(Action::Back) {
             self.confirm_discard = false;
         }
@@ -103,7 +103,7 @@ impl EditSession {
                 self.confirm_discard = true;
                 return Outcome::Flash(format!(
                     "esc again discards your edits; {} sends them",
-                    keymap.describe(Action::Save)
+                    keymap.describe_in(layer, Action::Save)
                 ));
             }
             Some(Action::Back) => return Outcome::Close("edit cancelled; nothing sent".into()),
@@ -153,7 +153,9 @@ impl EditSession {
         if let Some(e) = ed.editors.get(ed.current) {
             e.render(frame, text_area, theme.text, theme.accent);
         }
-        let k = |a: Action| ctx.keymap.keys_for(a).first().map(|k| k.to_string()).unwrap_or_else(|| a.name().into());
+        let k = |a: Action| {
+            ctx.keymap.keys_in(Layer::Editor, a).first().map(|k| k.to_string()).unwrap_or_else(|| a.name().into())
+        };
         let save = match ed.target {
             EditTarget::ReviewItem { .. } => "approve the edited texts",
             EditTarget::HandEdit { .. } => "send as a new candidate",

@@ -110,6 +110,20 @@ impl View {
     pub fn index(self) -> usize {
         View::ALL.iter().position(|v| *v == self).expect("listed")
     }
+
+    /// The view's table in the keymap.
+    pub fn layer(self) -> crate::tui::keymap::Layer {
+        use crate::tui::keymap::Layer;
+        match self {
+            View::Dashboard => Layer::Dashboard,
+            View::Frontier => Layer::Frontier,
+            View::WinMatrix => Layer::WinMatrix,
+            View::Candidate => Layer::Candidate,
+            View::Traces => Layer::Traces,
+            View::Reflections => Layer::Reflections,
+            View::Review => Layer::Review,
+        }
+    }
 }
 
 /// What a view asks of the router after an action: the things it cannot do on its own state.

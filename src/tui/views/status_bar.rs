@@ -4,7 +4,7 @@
 use super::editor::EditSession;
 use super::input::InputTarget;
 use super::Ctx;
-use crate::tui::keymap::Action;
+use crate::tui::keymap::{Action, Layer};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -16,6 +16,8 @@ pub struct Footer<'a> {
     pub flash: Option<&'a str>,
     pub editor: Option<&'a EditSession>,
     pub hints: Vec<(Action, &'static str)>,
+    /// The keymap layer the hints' keys are looked up in.
+    pub layer: Layer,
 }
 
 pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
@@ -69,7 +71,7 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
     } else {
         let mut spans = vec![Span::raw(" ")];
         for &(action, label) in &footer.hints {
-            if let Some(k) = ctx.keymap.keys_for(action).first() {
+            if let Some(k) = ctx.keymap.keys_in(footer.layer, action).first() {
                 spans.push(Span::styled(k.to_string(), theme.accent));
                 spans.push(Span::styled(format!(" {label}  "), theme.muted));
             }

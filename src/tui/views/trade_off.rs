@@ -8,7 +8,7 @@ use super::{fmt_score, inner, pane};
 use crate::engine::pareto::non_dominated;
 use crate::engine::CandidateId;
 use crate::eval::objective::{format_natural, lower_is_better, natural};
-use crate::tui::keymap::Action;
+use crate::tui::keymap::{Action, Layer};
 use crate::tui::model::Model;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
@@ -91,7 +91,11 @@ pub fn render(frame: &mut Frame, area: Rect, view: &FrontierView, ctx: &Ctx) {
     let theme = ctx.theme;
     let names = axes(ctx.model);
     let [xi, yi] = view.axes(names.len());
-    let keys = format!("{}/{} axes", ctx.keymap.describe(Action::AxisX), ctx.keymap.describe(Action::AxisY));
+    let keys = format!(
+        "{}/{} axes",
+        ctx.keymap.describe_in(Layer::Frontier, Action::AxisX),
+        ctx.keymap.describe_in(Layer::Frontier, Action::AxisY)
+    );
     if names.len() < 2 {
         let block = pane(Line::from(Span::styled(" Trade-off ", theme.title)), theme, false);
         let text = "This run records no objectives, so there is nothing to trade the val score against. \
