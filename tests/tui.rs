@@ -413,6 +413,26 @@ fn pausing_a_browsed_run_says_why_not() {
     assert!(a.flash.as_deref().unwrap().contains("finished"));
 }
 
+/// The pause state has one writer, the engine handle (through the event loop): space asks, and a
+/// second space before the engine answered asks to resume; a stale status does not undo it.
+#[test]
+fn space_asks_the_engine_and_the_handle_says_whether_it_paused() {
+    let mut a = app();
+    a.model.attached = true;
+    a.model.state.finished = None;
+    press(&mut a, " ");
+    assert_eq!(a.commands, vec![EngineCommand::Pause]);
+    assert!(!a.model.paused(), "not paused until the engine says so");
+    press(&mut a, " ");
+    assert_eq!(a.commands, vec![EngineCommand::Pause, EngineCommand::Resume]);
+    a.commands.clear();
+    assert!(a.model.set_paused(true));
+    a.on_notice(Notice::Status(gepa_tui::engine::Status::default()));
+    assert!(a.model.paused(), "a status sent before the pause is stale");
+    press(&mut a, " ");
+    assert_eq!(a.commands, vec![EngineCommand::Resume]);
+}
+
 #[test]
 fn branching_asks_once_then_names_the_selected_candidate() {
     let mut a = app();
@@ -671,6 +691,22 @@ fn review_view_with_pending_items_at_both_sizes() {
         let screen = text(&draw(&mut a, w, h));
         insta::assert_snapshot!(format!("7_review_pending_{w}x{h}"), screen);
     }
+}
+
+/// A decision the engine refuses comes back typed: the one sent is no longer on its way (another
+/// sent decision stays), and the status bar says why.
+#[test]
+fn a_refused_decision_is_no_longer_shown_as_sent() {
+    let mut a = review_app();
+    let (first, second) = (a.model.state.review_queue[0].item, a.model.state.review_queue[1].item);
+    press(&mut a, "ajx");
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert_eq!(a.model.sent.len(), 2);
+    let why = format!("no pending review item {second}");
+    a.on_notice(Notice::Refused { action: HumanAction::Veto { item: second, reason: None }, why: why.clone() });
+    assert_eq!(a.model.sent, vec![HumanAction::Approve { item: first }]);
+    assert_eq!(a.flash.as_deref(), Some(format!("the engine ignored: {why}").as_str()));
+    assert!(a.model.warnings.iter().any(|w| w.contains(&why)));
 }
 
 #[test]

@@ -160,7 +160,9 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
                     progress.event(&ev);
                 }
                 Notice::Status(s) => progress.status(&s),
-                Notice::Warning(w) => progress.line(&format!("warning: {w}")),
+                n @ (Notice::Warning(_) | Notice::Refused { .. }) => {
+                    progress.line(&format!("warning: {}", n.message().unwrap_or_default()))
+                }
             }
         }
         ctrl_c.abort();

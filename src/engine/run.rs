@@ -81,6 +81,24 @@ pub enum Notice {
     Status(Status),
     /// Something the user should know that is not an error (a repaired log, a changed config).
     Warning(String),
+    /// A decision sent to the engine was not taken, and why (the item is no longer pending, the
+    /// texts lack a component, …). Typed, so a consumer matches the decision it sent instead of
+    /// parsing a message.
+    Refused {
+        action: HumanAction,
+        why: String,
+    },
+}
+
+impl Notice {
+    /// The line a person reads for a warning or a refusal.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Notice::Warning(w) => Some(w.clone()),
+            Notice::Refused { why, .. } => Some(format!("ignored: {why}")),
+            Notice::Event(_) | Notice::Status(_) => None,
+        }
+    }
 }
 
 /// `result.json`.
@@ -1125,7 +1143,7 @@ impl Engine {
                         view.apply_human_action(&a);
                         out.push(a);
                     }
-                    Err(why) => self.sh.notify(Notice::Warning(format!("ignored: {why}"))),
+                    Err(why) => self.sh.notify(Notice::Refused { action: a, why }),
                 }
             }
         }

@@ -438,7 +438,7 @@ impl App {
             self.quit_armed = true;
             self.flash = Some(format!(
                 "{waiting} decision(s) not recorded for good yet ({}); {} again quits without them (the items stay pending)",
-                if self.model.paused { "the engine is paused: space resumes it" } else { "wait for this round to end" },
+                if self.model.paused() { "the engine is paused: space resumes it" } else { "wait for this round to end" },
                 self.keymap.keys_for(Action::Quit).first().map(|k| k.to_string()).unwrap_or_else(|| "q".into()),
             ));
             return;
@@ -459,7 +459,7 @@ impl App {
             _ => None,
         };
         let refused = match &n {
-            Notice::Warning(w) if w.starts_with("ignored: ") => Some(w.clone()),
+            Notice::Refused { why, .. } => Some(why.clone()),
             _ => None,
         };
         self.model.on_notice(n);
@@ -469,7 +469,7 @@ impl App {
                 (Some((round, a)), _) => {
                     Some(format!("{} applied in round {round}", crate::tui::model::action_word(&a)))
                 }
-                (_, Some(w)) => Some(format!("the engine {}", crate::text::sanitize(&w))),
+                (_, Some(why)) => Some(format!("the engine ignored: {}", crate::text::sanitize(&why))),
                 _ => self.flash.take(),
             };
         }

@@ -388,14 +388,14 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             // the warnings from the channel and read the events from the file.
             let mut warnings = Vec::new();
             while let Ok(n) = rx.try_recv() {
-                if let Notice::Warning(w) = n {
-                    warnings.push(w);
+                if matches!(n, Notice::Warning(_) | Notice::Refused { .. }) {
+                    warnings.push(n);
                 }
             }
             let (events, _) = load_events(&run_dir, false)?;
             let mut model = Model::from_events(&events).with_project(&project);
-            for w in warnings {
-                model.on_notice(Notice::Warning(w));
+            for n in warnings {
+                model.on_notice(n);
             }
             model.session_start_calls = model.state.metric_calls;
             model.attached = true;
@@ -584,10 +584,7 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         }
         // The handle is the truth about pausing (a status sent just before a pause is stale).
         if let Some(h) = &handle {
-            if app.model.paused != h.is_paused() {
-                app.model.paused = h.is_paused();
-                dirty = true;
-            }
+            dirty |= app.model.set_paused(h.is_paused());
         }
         if app.quit || app.branch.is_some() {
             break;

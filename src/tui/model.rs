@@ -124,7 +124,8 @@ pub struct Model {
     pub live: Option<Status>,
     /// Metric calls when this session attached to the engine (for the ETA).
     pub session_start_calls: u64,
-    pub paused: bool,
+    /// Whether the live engine is paused; written only by `set_paused`, from the engine handle.
+    paused: bool,
     pub warnings: Vec<String>,
     /// The engine stopped with an error.
     pub engine_error: Option<String>,
@@ -198,12 +199,18 @@ impl Model {
             Notice::Event(ev) => self.apply(&ev),
             // Live status changes no derived rows, so it leaves `version` alone (no re-sorts per tick).
             Notice::Status(s) => {
-                self.paused = s.paused;
                 self.live = Some(s);
             }
             Notice::Warning(w) => {
-                self.refused(&w);
                 self.warnings.push(crate::text::sanitize(&w));
+                self.version += 1;
+            }
+            Notice::Refused { action, why } => {
+                // The refused decision is no longer on its way.
+                if let Some(i) = self.sent.iter().position(|a| *a == action) {
+                    self.sent.remove(i);
+                }
+                self.warnings.push(crate::text::sanitize(&format!("ignored: {why}")));
                 self.version += 1;
             }
         }
@@ -241,7 +248,8 @@ impl Model {
                 self.score_counts = vec![0; val_ids.len()];
                 self.commits += 1;
             }
-            Event::Paused { paused } => self.paused = *paused,
+            // Pausing is live state: the engine handle says it (`set_paused`), not the log.
+            Event::Paused { .. } => {}
             Event::Human { round, action } => self.decisions.push((*round, action.clone())),
             Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
             Event::ValEvaluated { candidate, evals, .. } => {
@@ -266,20 +274,6 @@ impl Model {
             _ => {}
         }
         self.state.apply(&p);
-    }
-
-    /// The engine refused a decision ("ignored: no pending review item 3"): it is no longer on
-    /// its way.
-    fn refused(&mut self, warning: &str) {
-        let Some(why) = warning.strip_prefix("ignored: ") else { return };
-        let item = why.strip_prefix("no pending review item ").and_then(|n| n.trim().parse::<u64>().ok());
-        let pos = match item {
-            Some(n) => self.sent.iter().position(|a| action_item(a) == Some(n)),
-            None => self.sent.iter().position(|a| matches!(a, HumanAction::AddCandidate { .. })),
-        };
-        if let Some(i) = pos {
-            self.sent.remove(i);
-        }
     }
 
     /// The engine task has ended. Decisions sent that it never took (it finished, stopped or
@@ -362,6 +356,17 @@ impl Model {
             "this run is open read-only; resume it from the start screen (or `gepa-tui --run RUN`)"
         };
         Some(format!("{what} needs a live run: {why}"))
+    }
+
+    /// Whether the live engine is paused.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The one writer of the pause state: the event loop, from the engine handle (a status sent
+    /// just before a pause is stale; the handle is the truth). Returns whether it changed.
+    pub fn set_paused(&mut self, paused: bool) -> bool {
+        std::mem::replace(&mut self.paused, paused) != paused
     }
 
     /// When the engine will apply a decision sent now.

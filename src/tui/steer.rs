@@ -64,7 +64,8 @@ impl Steer<'_> {
         format!("{what} sent; {}", self.model.when_applied())
     }
 
-    /// Pause or resume a live engine.
+    /// Pause or resume a live engine. The model's pause state follows the engine handle once the
+    /// event loop has carried the command out, so nothing here writes it.
     pub fn toggle_pause(&mut self) -> String {
         if !self.model.is_live() {
             return if self.model.state.finished.is_some() {
@@ -73,13 +74,17 @@ impl Steer<'_> {
                 "no engine is running in this window".into()
             };
         }
-        if self.model.paused {
+        // A pause or resume still queued (keys in one burst) counts as done.
+        let queued = self.commands.iter().rev().find_map(|c| match c {
+            EngineCommand::Pause => Some(true),
+            EngineCommand::Resume => Some(false),
+            _ => None,
+        });
+        if queued.unwrap_or(self.model.paused()) {
             self.commands.push(EngineCommand::Resume);
-            self.model.paused = false;
             "resumed".into()
         } else {
             self.commands.push(EngineCommand::Pause);
-            self.model.paused = true;
             "pausing: calls in flight finish, nothing new starts".into()
         }
     }

@@ -293,7 +293,7 @@ fn render_activity(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
         Span::styled(format!("{} · {keys} tries now, {quit} stops (resumable)", one_line(&l.activity)), theme.warning)
     } else if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         let act = if l.activity.is_empty() { "starting".to_string() } else { one_line(&l.activity) };
-        Span::styled(if m.paused { format!("paused · {act}") } else { act }, theme.text)
+        Span::styled(if m.paused() { format!("paused · {act}") } else { act }, theme.text)
     } else if let Some(reason) = &m.state.finished {
         Span::styled(format!("finished: {}", one_line(reason)), theme.text)
     } else if m.engine_done {

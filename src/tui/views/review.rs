@@ -212,7 +212,7 @@ impl ReviewView {
             // Metric calls (and their share of the budget) spent on items nobody has looked at yet.
             title.push(Span::styled(format!("· {spent} calls ({share:.0}%) spent "), theme.muted));
         }
-        title.push(Span::styled(if ctx.model.paused { "· engine paused " } else { "" }, theme.warning));
+        title.push(Span::styled(if ctx.model.paused() { "· engine paused " } else { "" }, theme.warning));
         frame.render_widget(pane(Line::from(title), theme, false), area);
         if body.height == 0 {
             return;

@@ -45,7 +45,7 @@ pub fn run_state(m: &Model) -> (&'static str, bool) {
         ("✓ finished", false)
     } else if m.is_live() && m.live.as_ref().is_some_and(|s| !s.outages.is_empty()) {
         ("⚠ waiting for a model", true)
-    } else if m.is_live() && m.paused {
+    } else if m.is_live() && m.paused() {
         ("⏸ paused", true)
     } else if m.is_live() {
         ("● running", false)
