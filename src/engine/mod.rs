@@ -11,6 +11,7 @@ pub mod reflect;
 pub mod rng;
 pub mod run;
 pub mod select;
+pub mod setup;
 pub mod state;
 
 pub use event::{Event, Origin, ProposalOutcome};

@@ -16,9 +16,8 @@ pub mod terminal;
 pub mod theme;
 pub mod views;
 
-use crate::cli::run::{open_engine, prepare, RunArgs};
-use crate::cli::CommonArgs;
 use crate::engine::run::load_events;
+use crate::engine::setup::{open_engine, prepare, RunArgs, HALTED_EXIT_CODE};
 use crate::engine::{EngineHandle, Notice, RunOutcome};
 use crate::eval::Task;
 use crate::project::Project;
@@ -54,7 +53,6 @@ pub struct TuiArgs {
     /// Seed and budget overrides for a new or resumed run.
     pub run_args: RunArgs,
     pub theme: Option<String>,
-    pub common: CommonArgs,
 }
 
 /// The user's config dir for gepa-tui (keymap.toml, themes/).
@@ -123,7 +121,7 @@ pub fn run(args: TuiArgs) -> Result<ExitCode> {
         eprintln!("{msg}");
     }
     Ok(match (&outcome.error, outcome.halted) {
-        (Some(_), true) => ExitCode::from(crate::cli::run::HALTED),
+        (Some(_), true) => ExitCode::from(HALTED_EXIT_CODE),
         (Some(_), false) => ExitCode::from(2),
         (None, _) => ExitCode::SUCCESS,
     })
@@ -376,7 +374,7 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             if let StartChoice::Branch { run, id } = choice {
                 args.branch = Some(format!("{run}:{id}"));
             }
-            let (project, task) = prepare(&ctx.args.dir, &args, &ctx.args.common)?;
+            let (project, task) = prepare(&ctx.args.dir, &args)?;
             let (tx, mut rx) = mpsc::unbounded_channel();
             // `--auto-approve` holds here as headless: `approve` policies are treated as `auto`.
             let (engine, handle) = open_engine(project.clone(), task.clone(), &args, args.engine_options(tx))?;
