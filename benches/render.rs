@@ -114,7 +114,7 @@ fn main() {
     println!("fold of {} events ({CANDIDATES} candidates x {EXAMPLES} val examples): {fold:.2?}", evs.len());
     let mut app = App::new(model, Keymap::default(), Theme::default());
     app.select_candidate(CANDIDATES / 2);
-    app.matrix.col = EXAMPLES / 2;
+    app.views.matrix.col = EXAMPLES / 2;
     for (name, view) in [("frontier", View::Frontier), ("win matrix", View::WinMatrix), ("dashboard", View::Dashboard)]
     {
         app.goto(view);
@@ -125,7 +125,7 @@ fn main() {
     }
     // The first frame after the model changed also rebuilds the cached row orders.
     app.goto(View::Frontier);
-    app.frontier.sort = gepa_tui::tui::views::frontier::FrontierSort::ValMean;
+    app.views.frontier.sort = gepa_tui::tui::views::frontier::FrontierSort::ValMean;
     let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
     let t = Instant::now();
     for _ in 0..20 {

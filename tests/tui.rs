@@ -241,11 +241,11 @@ fn enter_on_a_heat_map_cell_shows_that_trace() {
     // Down twice: candidate #2; right three times: the fourth example in column order.
     press_code(&mut a, KeyCode::Down, 2);
     press_code(&mut a, KeyCode::Right, 3);
-    let example = a.matrix.example_order(&a.model)[3];
+    let example = a.views.matrix.example_order(&a.model)[3];
     press_code(&mut a, KeyCode::Enter, 1);
     assert_eq!(a.view, View::Traces);
     assert_eq!(a.selected, 2);
-    assert_eq!(a.traces.example, Some(example));
+    assert_eq!(a.views.traces.example, Some(example));
     let id = a.model.state.val_ids[example].clone();
     let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains("Trace of #2"), "{screen}");
@@ -257,9 +257,9 @@ fn enter_on_a_heat_map_cell_shows_that_trace() {
     // After sorting by difficulty the same keys land on the hardest example.
     let mut a = app();
     press(&mut a, "3s");
-    let hardest = a.matrix.example_order(&a.model)[0];
+    let hardest = a.views.matrix.example_order(&a.model)[0];
     press_code(&mut a, KeyCode::Enter, 1);
-    assert_eq!(a.traces.example, Some(hardest));
+    assert_eq!(a.views.traces.example, Some(hardest));
     let m = &a.model;
     assert!((0..m.state.val_ids.len()).all(|i| m.difficulty(i) >= m.difficulty(hardest)));
 }
@@ -276,12 +276,13 @@ fn t_in_reflections_shows_the_minibatch_traces_of_that_proposal() {
     assert!(!parent.is_empty() && !child.is_empty(), "the fixture's newest proposal ran its minibatch");
     press(&mut a, "t");
     assert_eq!(a.view, View::Traces);
-    assert_eq!(a.traces.proposal, Some(n - 1));
+    assert_eq!(a.views.traces.proposal, Some(n - 1));
     let rows: Vec<(String, String)> = a
+        .views
         .traces
         .rows(&a.model, a.selected)
         .iter()
-        .map(|&i| a.traces.evals(&a.model, a.selected)[i])
+        .map(|&i| a.views.traces.evals(&a.model, a.selected)[i])
         .map(|(w, e)| (w.to_string(), e.example_id.clone()))
         .collect();
     let want: Vec<(String, String)> = parent
@@ -300,23 +301,23 @@ fn t_in_reflections_shows_the_minibatch_traces_of_that_proposal() {
     assert!(screen.contains(sent.lines().next().unwrap()), "the child's system message:\n{screen}");
     // ← goes to the older proposal, esc back to Reflections; 5 is the candidate's val traces again.
     press_code(&mut a, KeyCode::Left, 1);
-    assert_eq!(a.traces.proposal, Some(n - 2));
+    assert_eq!(a.views.traces.proposal, Some(n - 2));
     press_code(&mut a, KeyCode::Esc, 1);
     assert_eq!(a.view, View::Reflections);
     press(&mut a, "t5");
-    assert_eq!((a.view, a.traces.proposal), (View::Traces, None));
+    assert_eq!((a.view, a.views.traces.proposal), (View::Traces, None));
 }
 
 #[test]
 fn pairwise_cell_opens_the_diff_of_the_pair() {
     let mut a = app();
     press(&mut a, "3w");
-    assert_eq!(a.matrix.pane, MatrixPane::Pairwise);
+    assert_eq!(a.views.matrix.pane, MatrixPane::Pairwise);
     press_code(&mut a, KeyCode::Down, 1);
     press_code(&mut a, KeyCode::Right, 2);
     press_code(&mut a, KeyCode::Enter, 1);
     assert_eq!(a.view, View::Candidate);
-    assert_eq!((a.selected, a.candidate.compare, a.candidate.diff), (1, 2, DiffMode::Other));
+    assert_eq!((a.selected, a.views.candidate.compare, a.views.candidate.diff), (1, 2, DiffMode::Other));
     assert!(text(&draw(&mut a, 160, 48)).contains("diff against #2"));
 }
 
@@ -325,7 +326,7 @@ fn enter_on_a_frontier_row_opens_that_candidate() {
     let mut a = app();
     press(&mut a, "2");
     press(&mut a, "s"); // by val mean, best first; the cursor stays on the same candidate
-    let rows = a.frontier.rows(&a.model).clone();
+    let rows = a.views.frontier.rows(&a.model).clone();
     press(&mut a, "g");
     assert_eq!(a.selected, rows[0]);
     press_code(&mut a, KeyCode::Down, 1);
@@ -340,13 +341,13 @@ fn frontier_filter_narrows_the_rows_and_esc_clears_it() {
     let mut a = app();
     press(&mut a, "2/merge");
     assert!(a.input.is_some());
-    let rows = a.frontier.rows(&a.model).clone();
+    let rows = a.views.frontier.rows(&a.model).clone();
     assert!(rows.iter().all(|c| a.model.state.candidates[*c].origin.as_str() == "merge"), "{rows:?}");
     press_code(&mut a, KeyCode::Enter, 1);
     assert!(a.input.is_none());
-    assert_eq!(a.frontier.filter, "merge");
+    assert_eq!(a.views.frontier.filter, "merge");
     press_code(&mut a, KeyCode::Esc, 1);
-    assert_eq!(a.frontier.rows(&a.model).len(), a.model.state.candidates.len());
+    assert_eq!(a.views.frontier.rows(&a.model).len(), a.model.state.candidates.len());
 }
 
 #[test]
@@ -565,12 +566,12 @@ fn scrolling_stops_at_the_end_and_comes_straight_back() {
     let mut a = app();
     press(&mut a, "6");
     draw(&mut a, 80, 24);
-    let max = a.reflections.scroll.max;
+    let max = a.views.reflections.scroll.max;
     assert!(max > 10, "the reflection detail is longer than the screen");
     press_code(&mut a, KeyCode::PageDown, 1000);
-    assert_eq!(a.reflections.scroll.pos, max);
+    assert_eq!(a.views.reflections.scroll.pos, max);
     press_code(&mut a, KeyCode::PageUp, 1);
-    assert_eq!(a.reflections.scroll.pos, max - 10);
+    assert_eq!(a.views.reflections.scroll.pos, max - 10);
     let screen = text(&draw(&mut a, 80, 24));
     assert!(!screen.contains("Minibatch scores"), "scrolled past the top part:\n{screen}");
 }
@@ -581,7 +582,7 @@ fn trace_search_keeps_the_matching_examples_failures_first() {
     let best = a.model.state.best().unwrap();
     a.select_candidate(best);
     press(&mut a, "5/group a");
-    let rows = a.traces.rows(&a.model, a.selected);
+    let rows = a.views.traces.rows(&a.model, a.selected);
     let evals = &a.model.val_evals[best];
     assert!(!rows.is_empty());
     for w in rows.windows(2) {
@@ -971,7 +972,7 @@ fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
                     assert!(a.editor.is_none());
                     press(&mut a, "7");
                 }
-                if a.review.selected_item(&a.model).is_some_and(|it| a.model.item_decision(it.item).is_none()) {
+                if a.views.review.selected_item(&a.model).is_some_and(|it| a.model.item_decision(it.item).is_none()) {
                     press(&mut a, "a");
                     assert!(text(&draw(&mut a, 80, 24)).contains("sent; applied at the start of the next round"));
                 }
@@ -1139,7 +1140,7 @@ fn a_pasted_prompt_lands_in_the_editor_whole_and_clicks_choose_review_items() {
     let mut a = review_app();
     draw(&mut a, 160, 48);
     let second = a.model.state.review_queue[1].item;
-    let area = a.review.list.area;
+    let area = a.views.review.list.area;
     let click = MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column: area.x + 2,
@@ -1147,7 +1148,7 @@ fn a_pasted_prompt_lands_in_the_editor_whole_and_clicks_choose_review_items() {
         modifiers: KeyModifiers::NONE,
     };
     a.on_terminal_event(&TermEvent::Mouse(click));
-    assert_eq!(a.review.selected_item(&a.model).unwrap().item, second);
+    assert_eq!(a.views.review.selected_item(&a.model).unwrap().item, second);
     press(&mut a, "e");
     a.on_key(KeyEvent {
         code: KeyCode::End,
@@ -1396,7 +1397,7 @@ fn frontier_shows_and_sorts_by_each_objective() {
     assert_eq!(a.flash.as_deref(), Some("sorted by output_tokens ↑"));
     press(&mut a, "s");
     assert_eq!(a.flash.as_deref(), Some("sorted by prompt_tokens ↑"));
-    let rows = a.frontier.rows(&a.model).clone();
+    let rows = a.views.frontier.rows(&a.model).clone();
     assert_eq!(rows[0], 0, "the seed has the shortest prompt");
     let tokens = |c: usize| -a.model.state.candidates[c].objectives["prompt_tokens"];
     assert!(rows.windows(2).all(|w| tokens(w[0]) <= tokens(w[1])), "{rows:?}");
@@ -1414,7 +1415,7 @@ fn frontier_shows_and_sorts_by_each_objective() {
 fn trade_off_plot_axes_front_and_selection() {
     let mut a = objectives_app();
     press(&mut a, "2o");
-    assert!(a.frontier.trade_off);
+    assert!(a.views.frontier.trade_off);
     let screen = text(&draw(&mut a, 80, 24));
     assert!(screen.contains("Trade-off: val against output_tokens"), "{screen}");
     press(&mut a, "X");
@@ -1476,7 +1477,7 @@ fn trade_off_without_objectives_says_how_to_switch_them_on() {
 fn win_matrix_shows_an_objective_instead_of_the_main_score() {
     let mut a = objectives_app();
     press(&mut a, "3v");
-    assert_eq!(a.matrix.objective.as_deref(), Some("output_tokens"));
+    assert_eq!(a.views.matrix.objective.as_deref(), Some("output_tokens"));
     let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains("Heat map: output_tokens (scaled, best █)"), "{screen}");
     assert!(screen.contains("Wins/ties/losses on output_tokens"), "{screen}");
@@ -1489,12 +1490,12 @@ fn win_matrix_shows_an_objective_instead_of_the_main_score() {
     let losses = pl.iter().zip(&p0).filter(|(x, y)| x < y).count();
     assert_eq!(a.model.wins_ties_losses_on(last, 0, "output_tokens"), (wins, p0.len() - wins - losses, losses));
     press(&mut a, "v");
-    assert_eq!(a.matrix.objective.as_deref(), Some("prompt_tokens"));
+    assert_eq!(a.views.matrix.objective.as_deref(), Some("prompt_tokens"));
     let screen = text(&draw(&mut a, 160, 48));
     // The seed's row label is its prompt length, 12 tokens.
     assert!(screen.lines().any(|l| l.contains("#0   ★    12 ")), "{screen}");
     press(&mut a, "v");
-    assert_eq!(a.matrix.objective, None);
+    assert_eq!(a.views.matrix.objective, None);
     assert!(text(&draw(&mut a, 160, 48)).contains("Heat map: 5 candidates"));
 }
 

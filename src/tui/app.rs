@@ -13,18 +13,12 @@ use crate::tui::keymap::{Action, Key, Keymap, Layer};
 use crate::tui::model::Model;
 use crate::tui::steer::Steer;
 use crate::tui::theme::Theme;
-use crate::tui::views::candidate::CandidateView;
 use crate::tui::views::editor::{EditSession, EditTarget};
-use crate::tui::views::frontier::FrontierView;
 use crate::tui::views::help::HelpView;
-use crate::tui::views::input::{InputLine, InputTarget};
+use crate::tui::views::input::{InputKey, InputLine, InputTarget};
 use crate::tui::views::merge::MergeView;
-use crate::tui::views::reflections::ReflectionsView;
-use crate::tui::views::review::ReviewView;
 use crate::tui::views::status_bar::Footer;
-use crate::tui::views::traces::TracesView;
-use crate::tui::views::win_matrix::MatrixView;
-use crate::tui::views::{self, Ctx, Outcome};
+use crate::tui::views::{self, Ctx, Outcome, Views};
 use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -36,6 +30,7 @@ pub use crate::tui::views::candidate::DiffMode;
 pub use crate::tui::views::win_matrix::MatrixPane;
 pub use crate::tui::views::View;
 
+#[derive(Default)]
 pub struct App {
     pub model: Model,
     pub keymap: Keymap,
@@ -47,12 +42,8 @@ pub struct App {
     pub selected: CandidateId,
     /// The selection follows the best candidate until the user picks one.
     pub follow_best: bool,
-    pub frontier: FrontierView,
-    pub matrix: MatrixView,
-    pub candidate: CandidateView,
-    pub traces: TracesView,
-    pub reflections: ReflectionsView,
-    pub review: ReviewView,
+    /// Each view's own state.
+    pub views: Views,
     /// The inline editor, when open (it takes every key).
     pub editor: Option<EditSession>,
     /// The manual merge screen, when open.
@@ -73,8 +64,6 @@ pub struct App {
     pub flash: Option<String>,
     pub quit: bool,
     pub commands: Vec<EngineCommand>,
-    /// The project folder, shown in the status bar.
-    pub project_label: String,
     /// The terminal width at the last render (tab hit-testing uses the same layout).
     last_width: u16,
 }
@@ -96,34 +85,7 @@ macro_rules! ctx {
 
 impl App {
     pub fn new(model: Model, keymap: Keymap, theme: Theme) -> App {
-        let mut app = App {
-            model,
-            keymap,
-            theme,
-            view: View::Dashboard,
-            help: None,
-            input: None,
-            selected: 0,
-            follow_best: true,
-            frontier: FrontierView::default(),
-            matrix: MatrixView::default(),
-            candidate: CandidateView::default(),
-            traces: TracesView::default(),
-            reflections: ReflectionsView::default(),
-            review: ReviewView::default(),
-            editor: None,
-            merge: None,
-            marked: Vec::new(),
-            external: None,
-            quit_armed: false,
-            branch_armed: None,
-            branch: None,
-            flash: None,
-            quit: false,
-            commands: Vec::new(),
-            project_label: String::new(),
-            last_width: 80,
-        };
+        let mut app = App { model, keymap, theme, follow_best: true, last_width: 80, ..App::default() };
         app.follow_best_candidate();
         app
     }
@@ -149,9 +111,7 @@ impl App {
     fn show_candidate(&mut self, c: CandidateId) {
         if c != self.selected {
             self.selected = c;
-            self.candidate.on_select(&self.model, c);
-            self.traces.scroll.reset();
-            self.traces.example = None;
+            self.views.on_select(&self.model, c);
         }
     }
 
@@ -194,8 +154,9 @@ impl App {
             }
             return true;
         }
-        if self.input.is_some() {
-            self.on_input_key(key);
+        if let Some(input) = self.input.as_mut() {
+            let k = input.on_key(key);
+            self.on_input(k);
             return true;
         }
         // The help overlay's own table first, then the view under it, then the global one.
@@ -212,61 +173,40 @@ impl App {
                 self.perform(a);
             }
             None if key.code != KeyCode::Null && key.modifiers & !KeyModifiers::SHIFT == KeyModifiers::NONE => {
-                let k = Key::from_event(&key);
-                let here = self.view.layer();
-                self.flash = Some(match self.keymap.elsewhere(here, k) {
-                    Some((layer, a)) => {
-                        let view = View::ALL.into_iter().find(|v| v.layer() == layer);
-                        let at = view.map(|v| format!(" ({})", v.index() + 1)).unwrap_or_default();
-                        format!("{k} ({}) works {}{at}; ? lists the keys here", a.name(), layer.title())
-                    }
-                    None => format!("{k} is not bound; ? lists the keys"),
-                });
+                let unbound = self.keymap.unbound(self.view.layer(), Key::from_event(&key));
+                self.flash = Some(unbound);
             }
             None => {}
         }
         true
     }
 
-    fn on_input_key(&mut self, key: KeyEvent) {
-        let Some(input) = self.input.as_mut() else { return };
-        let target = input.target;
-        match key.code {
-            KeyCode::Enter if target.is_prompt() => {
-                let text = input.text.clone();
-                self.submit_prompt(target, &text);
-            }
-            KeyCode::Enter => self.input = None,
-            KeyCode::Esc if target.is_prompt() => {
+    /// The input line's keys: a filter applies as it is typed, a prompt is sent on Enter.
+    fn on_input(&mut self, key: InputKey) {
+        let Some(target) = self.input.as_ref().map(|i| i.target) else { return };
+        match key {
+            InputKey::Typed(text) => self.set_input_text(target, text),
+            InputKey::Submit(text) => self.submit_prompt(target, &text),
+            InputKey::Keep => self.input = None,
+            InputKey::Cancel => {
                 self.input = None;
-                self.flash = Some(match target {
-                    InputTarget::VetoReason { item } => format!("veto of item {item} cancelled; nothing sent"),
-                    _ => "cancelled; nothing sent".into(),
-                });
+                match target {
+                    InputTarget::VetoReason { item } => {
+                        self.flash = Some(format!("veto of item {item} cancelled; nothing sent"))
+                    }
+                    InputTarget::Folder => self.flash = Some("cancelled; nothing sent".into()),
+                    _ => self.set_input_text(target, String::new()),
+                }
             }
-            KeyCode::Esc => {
-                self.input = None;
-                self.set_input_text(target, String::new());
-            }
-            KeyCode::Backspace => {
-                input.text.pop();
-                let s = input.text.clone();
-                self.set_input_text(target, s);
-            }
-            KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
-                input.text.push(c);
-                let s = input.text.clone();
-                self.set_input_text(target, s);
-            }
-            _ => {}
+            InputKey::None => {}
         }
     }
 
     /// A filter applies as it is typed; a prompt's error clears when its text changes.
     fn set_input_text(&mut self, target: InputTarget, text: String) {
         match target {
-            InputTarget::FrontierFilter => self.frontier.set_filter(text),
-            InputTarget::TraceSearch => self.traces.set_query(text),
+            InputTarget::FrontierFilter => self.views.frontier.set_filter(text),
+            InputTarget::TraceSearch => self.views.traces.set_query(text),
             InputTarget::VetoReason { .. } | InputTarget::Folder => {
                 if let Some(i) = self.input.as_mut() {
                     i.error = None;
@@ -310,25 +250,12 @@ impl App {
             }
             return;
         }
-        let out = self.view_handle(action);
+        let ctx = ctx!(self);
+        let out = self.views.handle(self.view, action, &ctx);
         if out == Outcome::Ignored {
             self.global(action);
         } else {
             self.apply(out);
-        }
-    }
-
-    /// The active view's answer to an action.
-    fn view_handle(&mut self, action: Action) -> Outcome {
-        let ctx = ctx!(self);
-        match self.view {
-            View::Dashboard => Outcome::Ignored,
-            View::Frontier => self.frontier.handle(action, &ctx),
-            View::WinMatrix => self.matrix.handle(action, &ctx),
-            View::Candidate => self.candidate.handle(action, &ctx),
-            View::Traces => self.traces.handle(action, &ctx),
-            View::Reflections => self.reflections.handle(action, &ctx),
-            View::Review => self.review.handle(action, &ctx),
         }
     }
 
@@ -342,31 +269,32 @@ impl App {
             }
             Action::TogglePause => self.steer().toggle_pause(),
             Action::RetryNow => self.steer().retry_now(),
-            Action::ViewDashboard => return self.goto(View::Dashboard),
-            Action::ViewFrontier => return self.goto(View::Frontier),
-            Action::ViewWinMatrix => return self.goto(View::WinMatrix),
-            Action::ViewCandidate => return self.goto(View::Candidate),
             Action::ViewTraces => {
-                self.traces.proposal = None;
+                // The tab shows the selected candidate's traces (not a proposal's minibatch).
+                self.views.traces.proposal = None;
                 return self.goto(View::Traces);
             }
-            Action::ViewReflections => return self.goto(View::Reflections),
-            Action::ViewReview => return self.goto(View::Review),
-            Action::NextView => return self.goto(View::ALL[(self.view.index() + 1) % View::ALL.len()]),
-            Action::PrevView => {
-                return self.goto(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()])
-            }
+            a if self.view.after(a).is_some() => return self.goto(self.view.after(a).expect("checked")),
             Action::OpenTraces => return self.apply(Outcome::ValTraces(None)),
             Action::ApproveAll => self.steer().approve_all().unwrap_or_else(|e| e),
             Action::ToggleMutationReview | Action::ToggleMergeReview => {
                 let keys = self.keymap.describe(Action::ApproveAll);
                 self.steer().toggle_policy(action == Action::ToggleMutationReview, &keys).unwrap_or_else(|e| e)
             }
-            Action::Mark => self.toggle_mark(),
-            Action::Branch => self.request_branch(),
-            Action::MergeMarked => match self.open_merge() {
-                Some(msg) => msg,
-                None => return,
+            Action::Mark => views::merge::toggle_mark(&mut self.marked, self.selected, &self.model, &self.keymap),
+            Action::Branch => {
+                let keys = self.keymap.describe(Action::Branch);
+                crate::tui::steer::branch_press(
+                    &self.model,
+                    self.selected,
+                    &mut self.branch_armed,
+                    &mut self.branch,
+                    &keys,
+                )
+            }
+            Action::MergeMarked => match MergeView::open(&ctx!(self)) {
+                Ok(mg) => return self.merge = Some(mg),
+                Err(why) => why,
             },
             Action::AddCandidate => match self.model.why_not_live("adding a candidate") {
                 Some(why) => why,
@@ -375,9 +303,6 @@ impl App {
                     return;
                 }
             },
-            Action::Edit | Action::EditExternal if matches!(self.view, View::Candidate | View::Frontier) => {
-                return self.hand_edit(action == Action::EditExternal);
-            }
             Action::Edit | Action::EditExternal => format!(
                 "{} edits in the Review (7), Candidate (4) and Frontier (2) views",
                 self.keymap.describe(action)
@@ -400,15 +325,15 @@ impl App {
                 self.goto(view);
             }
             Outcome::ValTraces(example) => {
-                self.traces.show_val(example);
+                self.views.traces.show_val(example);
                 self.goto(View::Traces);
             }
-            Outcome::ProposalTraces(k) => match self.traces.show_proposal(&self.model, k) {
+            Outcome::ProposalTraces(k) => match self.views.traces.show_proposal(&self.model, k) {
                 Ok(()) => self.goto(View::Traces),
                 Err(e) => self.flash = Some(e),
             },
             Outcome::Compare(other) => {
-                self.candidate.compare_with(other);
+                self.views.candidate.compare_with(other);
                 self.goto(View::Candidate);
             }
             Outcome::Prompt(line) => self.input = Some(line),
@@ -433,45 +358,23 @@ impl App {
     /// applied in a round still running (stopping abandons that round, to be redone on resume).
     /// Then the first `q` says so; pending items stay pending either way.
     fn request_quit(&mut self) {
-        let waiting = self.model.unrecorded_decisions();
-        if waiting > 0 && self.model.can_act() && !self.quit_armed {
-            self.quit_armed = true;
-            self.flash = Some(format!(
-                "{waiting} decision(s) not recorded for good yet ({}); {} again quits without them (the items stay pending)",
-                if self.model.paused() { "the engine is paused: space resumes it" } else { "wait for this round to end" },
-                self.keymap.keys_for(Action::Quit).first().map(|k| k.to_string()).unwrap_or_else(|| "q".into()),
-            ));
-            return;
+        let quit_keys = self.keymap.describe(Action::Quit);
+        match crate::tui::steer::quit_warning(&self.model, &quit_keys).filter(|_| !self.quit_armed) {
+            Some(warning) => {
+                self.quit_armed = true;
+                self.flash = Some(warning);
+            }
+            None => self.quit = true,
         }
-        self.quit = true;
     }
 
     /// Feeds an engine notice to the model, and says in the status bar when a decision sent
     /// from here is applied or refused.
     pub fn on_notice(&mut self, n: crate::engine::Notice) {
-        use crate::engine::{Event, Notice};
-        let sent_before = self.model.sent.len();
-        let applied = match &n {
-            Notice::Event(ev) => match &**ev {
-                Event::Human { round, action } => Some((*round, action.clone())),
-                _ => None,
-            },
-            _ => None,
-        };
-        let refused = match &n {
-            Notice::Refused { why, .. } => Some(why.clone()),
-            _ => None,
-        };
-        self.model.on_notice(n);
+        let news = self.model.on_notice_news(n);
         self.follow_best_candidate();
-        if self.model.sent.len() < sent_before {
-            self.flash = match (applied, refused) {
-                (Some((round, a)), _) => {
-                    Some(format!("{} applied in round {round}", crate::tui::model::action_word(&a)))
-                }
-                (_, Some(why)) => Some(format!("the engine ignored: {}", crate::text::sanitize(&why))),
-                _ => self.flash.take(),
-            };
+        if let Some(msg) = news {
+            self.flash = Some(msg);
         }
     }
 
@@ -484,19 +387,6 @@ impl App {
         }
     }
 
-    /// `e` / `E` on a candidate: its texts, edited, become a new candidate.
-    fn hand_edit(&mut self, external: bool) {
-        let Some(rec) = self.model.state.candidates.get(self.selected) else {
-            self.flash = Some("no candidate to edit yet".into());
-            return;
-        };
-        let texts = rec.texts.clone();
-        match self.model.why_not_live("a hand edit") {
-            Some(why) => self.flash = Some(why),
-            None => self.start_edit(EditTarget::HandEdit { parent: self.selected }, &texts, external),
-        }
-    }
-
     /// Text pasted into the terminal (bracketed paste) goes into the open editor or prompt.
     pub fn on_paste(&mut self, text: &str) -> bool {
         if let Some(ed) = self.editor.as_mut() {
@@ -504,91 +394,19 @@ impl App {
             return true;
         }
         if let Some(input) = self.input.as_mut() {
-            input.text.push_str(&crate::text::sanitize(text).replace(['\n', '\t'], " "));
-            let (t, s) = (input.target, input.text.clone());
-            self.set_input_text(t, s);
+            let k = input.paste(text);
+            self.on_input(k);
             return true;
         }
         false
     }
 
-    /// What `$EDITOR` gave back: sent as the edit when it went well; otherwise (or when
-    /// nothing was changed) the texts open in the inline editor, so nothing typed is lost.
+    /// What `$EDITOR` gave back (see `Steer::external_done`).
     pub fn external_edit_done(&mut self, request: ExternalEdit, outcome: ExternalOutcome) {
-        let keep = || EditSession::with_texts(request.target, &request.names, &request.texts, &outcome.texts);
-        if let Some(err) = outcome.error.clone() {
-            self.editor = Some(keep());
-            let save = self.keymap.describe(Action::Save);
-            self.flash = Some(format!("{err}; your text is in the editor here ({save} sends it)"));
-            return;
-        }
-        if outcome.texts == request.texts {
-            self.flash = Some("nothing was changed in the editor; nothing sent".into());
-            return;
-        }
-        match self.steer().submit_edit(request.target, outcome.texts.clone()) {
-            Ok(msg) => self.flash = Some(msg),
-            Err(e) => {
-                self.editor = Some(keep());
-                self.flash = Some(format!("{e}; your text is in the editor here"));
-            }
-        }
-    }
-
-    /// The branch key: the first press says what will happen, the second (on the same candidate)
-    /// asks the event loop to start a new run seeded with the selected candidate's texts, as
-    /// `gepa-tui run --branch RUN:ID` does. The run left behind stays as it is (a live one stops
-    /// and stays resumable).
-    fn request_branch(&mut self) -> String {
-        let c = self.selected;
-        if c >= self.model.state.candidates.len() {
-            return "no candidate to start a new run from yet".into();
-        }
-        if self.branch_armed == Some(c) {
-            self.branch_armed = None;
-            self.branch = Some(c);
-            return format!("starting a new run from #{c}…");
-        }
-        self.branch_armed = Some(c);
-        crate::tui::steer::branch_warning(&self.model, c, &self.keymap.describe(Action::Branch))
-    }
-
-    fn toggle_mark(&mut self) -> String {
-        let c = self.selected;
-        if c >= self.model.state.candidates.len() {
-            return "no candidate to mark yet".into();
-        }
-        if let Some(i) = self.marked.iter().position(|m| *m == c) {
-            self.marked.remove(i);
-            return format!("#{c} unmarked");
-        }
-        self.marked.push(c);
-        let dropped = (self.marked.len() > 2).then(|| self.marked.remove(0));
-        if self.marked.len() < 2 {
-            return format!("#{c} marked; mark one more to merge them");
-        }
-        let m = self.keymap.describe(Action::MergeMarked);
-        let (a, b) = (self.marked[0], self.marked[1]);
-        match dropped {
-            Some(d) => format!("#{c} marked (#{d} unmarked: a merge takes two); {m} merges #{a} and #{b}"),
-            None => format!("#{a} and #{b} marked; {m} merges them"),
-        }
-    }
-
-    /// Opens the merge screen on the two marked candidates; Some: why not.
-    fn open_merge(&mut self) -> Option<String> {
-        if self.marked.len() != 2 {
-            return Some(format!(
-                "mark two candidates first ({} marks the selected one); {} marked",
-                self.keymap.describe(Action::Mark),
-                self.marked.len()
-            ));
-        }
-        if let Some(why) = self.model.why_not_live("a manual merge") {
-            return Some(why);
-        }
-        self.merge = Some(MergeView::new(&self.model, self.marked[0], self.marked[1]));
-        None
+        let save = self.keymap.describe_in(Layer::Editor, Action::Save);
+        let (kept, msg) = self.steer().external_done(request, outcome, &save);
+        self.editor = kept.or(self.editor.take());
+        self.flash = Some(msg);
     }
 
     pub fn on_mouse(&mut self, m: MouseEvent) -> bool {
@@ -606,34 +424,21 @@ impl App {
                     self.help = None;
                 } else {
                     let ctx = ctx!(self);
-                    let out = match self.view {
-                        View::Frontier => self.frontier.click(pos, &ctx),
-                        View::WinMatrix => self.matrix.click(pos, &ctx),
-                        View::Traces => self.traces.click(pos, &ctx),
-                        View::Review => self.review.click(pos, &ctx),
-                        View::Reflections => self.reflections.click(pos, &ctx),
-                        View::Dashboard | View::Candidate => Outcome::Ignored,
-                    };
+                    let out = self.views.click(self.view, pos, &ctx);
                     self.apply(out);
                 }
                 true
             }
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 let down = m.kind == MouseEventKind::ScrollDown;
-                let in_detail = match self.view {
-                    View::Traces => self.traces.detail_area.contains(pos),
-                    View::Reflections => self.reflections.detail_area.contains(pos),
-                    View::Review => self.review.detail_area.contains(pos),
-                    _ => false,
-                };
+                let in_detail = self.views.in_detail(self.view, pos);
                 let help = self.help.is_some();
-                let action = match (help || in_detail || self.view == View::Candidate, down) {
-                    (true, true) => Action::ScrollDown,
-                    (true, false) => Action::ScrollUp,
-                    (false, true) => Action::Down,
-                    (false, false) => Action::Up,
-                };
-                for _ in 0..if in_detail || help { 3 } else { 1 } {
+                // The wheel scrolls a text pane, and moves through a list.
+                let action = [[Action::Up, Action::Down], [Action::ScrollUp, Action::ScrollDown]]
+                    [usize::from(help || in_detail)][usize::from(down)];
+                // Three lines a notch on a detail pane (the Candidate view's text scrolls by one).
+                let lines = if (in_detail && self.view != View::Candidate) || help { 3 } else { 1 };
+                for _ in 0..lines {
                     self.perform(action);
                 }
                 true
@@ -644,14 +449,11 @@ impl App {
 
     /// The keymap layer on top: the open overlay's, else the active view's.
     pub fn layer(&self) -> Layer {
-        if self.editor.is_some() {
-            Layer::Editor
-        } else if self.merge.is_some() {
-            Layer::Merge
-        } else if self.help.is_some() {
-            Layer::Help
-        } else {
-            self.view.layer()
+        match (&self.editor, &self.merge, &self.help) {
+            (Some(_), ..) => Layer::Editor,
+            (_, Some(_), _) => Layer::Merge,
+            (.., Some(_)) => Layer::Help,
+            _ => self.view.layer(),
         }
     }
 
@@ -665,15 +467,7 @@ impl App {
             return mg.hints();
         }
         let ctx = ctx!(self);
-        let mut h = match self.view {
-            View::Dashboard => views::dashboard::hints(),
-            View::Frontier => self.frontier.hints(&ctx),
-            View::WinMatrix => self.matrix.hints(&ctx),
-            View::Candidate => self.candidate.hints(),
-            View::Traces => self.traces.hints(),
-            View::Reflections => self.reflections.hints(),
-            View::Review => self.review.hints(&ctx),
-        };
+        let mut h = self.views.hints(self.view, &ctx);
         h.extend([(Action::Help, "help"), (Action::Quit, "quit")]);
         h
     }
@@ -687,15 +481,7 @@ impl App {
         let hints = self.hints();
         let ctx = ctx!(self);
         views::tabs::render(frame, tabs, &ctx, self.view);
-        match self.view {
-            View::Dashboard => views::dashboard::render(frame, body, &ctx),
-            View::Frontier => self.frontier.render(frame, body, &ctx),
-            View::WinMatrix => self.matrix.render(frame, body, &ctx),
-            View::Candidate => self.candidate.render(frame, body, &ctx),
-            View::Traces => self.traces.render(frame, body, &ctx),
-            View::Reflections => self.reflections.render(frame, body, &ctx),
-            View::Review => self.review.render(frame, body, &ctx),
-        }
+        self.views.render(self.view, frame, body, &ctx);
         if let Some(ed) = &self.editor {
             ed.render(frame, body, &ctx);
         } else if let Some(mg) = self.merge.as_mut() {

@@ -435,6 +435,17 @@ impl Keymap {
             .find_map(|l| self.lookup(l, key).flatten().map(|a| (l, a)))
     }
 
+    /// What to say when `key` does nothing in `layer`: where it works, if anywhere.
+    pub fn unbound(&self, layer: Layer, key: Key) -> String {
+        match self.elsewhere(layer, key) {
+            Some((l, a)) => {
+                let at = Layer::ALL[1..8].iter().position(|v| *v == l).map(|i| format!(" ({})", i + 1));
+                format!("{key} ({}) works {}{}; ? lists the keys here", a.name(), l.title(), at.unwrap_or_default())
+            }
+            None => format!("{key} is not bound; ? lists the keys"),
+        }
+    }
+
     /// Keys that do `action` in `layer` (its own first, then the global ones it does not
     /// shadow), in definition order.
     pub fn keys_in(&self, layer: Layer, action: Action) -> Vec<Key> {

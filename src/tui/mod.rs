@@ -469,7 +469,6 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         None => (None, None, None, None),
     };
     let mut app = App::new(model, ctx.keymap.clone(), ctx.theme.clone());
-    app.project_label = ctx.project.root.display().to_string();
     app.view = if live { views::View::Dashboard } else { views::View::Frontier };
     let waiting = app.model.state.review_queue.len();
     if waiting > 0 {

@@ -194,6 +194,22 @@ impl Model {
         self.version += 1;
     }
 
+    /// Folds a notice, and says what became of a decision sent from here, if one was applied
+    /// ("approve applied in round 4") or refused ("the engine ignored: …").
+    pub fn on_notice_news(&mut self, n: Notice) -> Option<String> {
+        let sent_before = self.sent.len();
+        let news = match &n {
+            Notice::Event(ev) => match &**ev {
+                Event::Human { round, action } => Some(format!("{} applied in round {round}", action_word(action))),
+                _ => None,
+            },
+            Notice::Refused { why, .. } => Some(format!("the engine ignored: {}", crate::text::sanitize(why))),
+            _ => None,
+        };
+        self.on_notice(n);
+        news.filter(|_| self.sent.len() < sent_before)
+    }
+
     pub fn on_notice(&mut self, n: Notice) {
         match n {
             Notice::Event(ev) => self.apply(&ev),

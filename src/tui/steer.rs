@@ -8,7 +8,7 @@ use crate::engine::{CandidateId, Origin};
 use crate::project::config::ReviewPolicy;
 use crate::project::Candidate;
 use crate::tui::model::{action_word, policy_name, Model};
-use crate::tui::views::editor::EditTarget;
+use crate::tui::views::editor::{EditSession, EditTarget};
 
 /// What the workbench asks of the engine; the event loop carries it out.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +175,28 @@ impl Steer<'_> {
         }
     }
 
+    /// What `$EDITOR` gave back: sent as the edit when it went well; otherwise (or when nothing
+    /// was changed) the texts are kept for the inline editor, so nothing typed is lost. Returns
+    /// the editor to open, if any, and the status line; `save` names the editor's send key.
+    pub fn external_done(
+        &mut self,
+        request: ExternalEdit,
+        outcome: ExternalOutcome,
+        save: &str,
+    ) -> (Option<EditSession>, String) {
+        let keep = || EditSession::with_texts(request.target, &request.names, &request.texts, &outcome.texts);
+        if let Some(err) = &outcome.error {
+            return (Some(keep()), format!("{err}; your text is in the editor here ({save} sends it)"));
+        }
+        if outcome.texts == request.texts {
+            return (None, "nothing was changed in the editor; nothing sent".into());
+        }
+        match self.submit_edit(request.target, outcome.texts.clone()) {
+            Ok(msg) => (None, msg),
+            Err(e) => (Some(keep()), format!("{e}; your text is in the editor here")),
+        }
+    }
+
     /// A veto of `item` with the reason typed (none when blank).
     pub fn veto(&mut self, item: u64, typed: &str) -> String {
         if let Some(why) = self.model.why_not_live("vetoing") {
@@ -237,8 +259,31 @@ fn candidate_from_folder(m: &Model, typed: &str) -> Result<(Candidate, String), 
         .map_err(|e| e.problems().join("; "))
 }
 
-/// The candidate the branch key would start a new run from, and what pressing it again does.
-pub fn branch_warning(m: &Model, c: CandidateId, keys: &str) -> String {
+/// The branch key on candidate `c`: the first press says what will happen (`armed`), the second
+/// on the same candidate asks the event loop to start a new run seeded with its texts
+/// (`chosen`), as `gepa-tui run --branch RUN:ID` does. The run left behind stays as it is (a live
+/// one stops and stays resumable).
+pub fn branch_press(
+    m: &Model,
+    c: CandidateId,
+    armed: &mut Option<CandidateId>,
+    chosen: &mut Option<CandidateId>,
+    keys: &str,
+) -> String {
+    if c >= m.state.candidates.len() {
+        return "no candidate to start a new run from yet".into();
+    }
+    if *armed == Some(c) {
+        *armed = None;
+        *chosen = Some(c);
+        return format!("starting a new run from #{c}…");
+    }
+    *armed = Some(c);
+    branch_warning(m, c, keys)
+}
+
+/// What pressing the branch key again on `c` will do.
+fn branch_warning(m: &Model, c: CandidateId, keys: &str) -> String {
     // Short enough for an 80-column status bar; what matters most comes first.
     let mut msg = format!("{keys} again: a new run from #{c}'s texts, fresh budget");
     if m.is_live() {
@@ -249,4 +294,18 @@ pub fn branch_warning(m: &Model, c: CandidateId, keys: &str) -> String {
         }
     }
     msg
+}
+
+/// Why quitting now would drop decisions, if it would: sent and not yet applied, or applied in a
+/// round still running (stopping abandons that round, to be redone on resume). `keys` quit.
+pub fn quit_warning(m: &Model, keys: &str) -> Option<String> {
+    let waiting = m.unrecorded_decisions();
+    if waiting == 0 || !m.can_act() {
+        return None;
+    }
+    let key = keys.split(", ").next().filter(|k| !k.is_empty()).unwrap_or("q");
+    Some(format!(
+        "{waiting} decision(s) not recorded for good yet ({}); {key} again quits without them (the items stay pending)",
+        if m.paused() { "the engine is paused: space resumes it" } else { "wait for this round to end" },
+    ))
 }

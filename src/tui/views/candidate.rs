@@ -111,6 +111,9 @@ impl CandidateView {
                 self.compare = c;
                 self.diff = DiffMode::Other;
             }
+            Action::Edit | Action::EditExternal => {
+                return super::editor::hand_edit(ctx, action == Action::EditExternal)
+            }
             Action::Open => return Outcome::ValTraces(None),
             _ => return Outcome::Ignored,
         }

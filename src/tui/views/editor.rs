@@ -21,6 +21,19 @@ pub enum EditTarget {
     HandEdit { parent: CandidateId },
 }
 
+/// `e` / `E` on a candidate (Frontier, Candidate view): its texts, edited, become a new candidate.
+pub fn hand_edit(ctx: &Ctx, external: bool) -> Outcome {
+    let Some(rec) = ctx.model.state.candidates.get(ctx.selected) else {
+        return Outcome::Flash("no candidate to edit yet".into());
+    };
+    match ctx.model.why_not_live("a hand edit") {
+        Some(why) => Outcome::Flash(why),
+        None => {
+            Outcome::Edit { target: EditTarget::HandEdit { parent: ctx.selected }, texts: rec.texts.clone(), external }
+        }
+    }
+}
+
 /// The inline editor over a candidate's texts, one editor per component.
 #[derive(Debug, Clone)]
 pub struct EditSession {

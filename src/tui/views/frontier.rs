@@ -174,6 +174,9 @@ impl FrontierView {
                 return Outcome::Flash(format!("sorted by {}", self.sort.label(&names)));
             }
             Action::Search => return Outcome::Prompt(InputLine::new(InputTarget::FrontierFilter, self.filter.clone())),
+            Action::Edit | Action::EditExternal => {
+                return super::editor::hand_edit(ctx, action == Action::EditExternal)
+            }
             Action::Back if !self.filter.is_empty() => {
                 self.filter.clear();
                 return Outcome::Done;

@@ -35,3 +35,45 @@ impl InputLine {
         InputLine { target, text: text.into(), error: None }
     }
 }
+
+/// What a key did to the input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputKey {
+    /// The text changed (a filter applies it as typed).
+    Typed(String),
+    /// Enter on a prompt: send this text.
+    Submit(String),
+    /// Enter on a filter: keep it and close the line.
+    Keep,
+    /// Esc: a prompt is cancelled; a filter is cleared.
+    Cancel,
+    /// Nothing happened.
+    None,
+}
+
+impl InputLine {
+    /// Typing, Enter and Esc; the router carries the outcome out.
+    pub fn on_key(&mut self, key: crossterm::event::KeyEvent) -> InputKey {
+        use crossterm::event::{KeyCode, KeyModifiers};
+        match key.code {
+            KeyCode::Enter if self.target.is_prompt() => InputKey::Submit(self.text.clone()),
+            KeyCode::Enter => InputKey::Keep,
+            KeyCode::Esc => InputKey::Cancel,
+            KeyCode::Backspace => {
+                self.text.pop();
+                InputKey::Typed(self.text.clone())
+            }
+            KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+                self.text.push(c);
+                InputKey::Typed(self.text.clone())
+            }
+            _ => InputKey::None,
+        }
+    }
+
+    /// Pasted text, on one line and without control sequences.
+    pub fn paste(&mut self, text: &str) -> InputKey {
+        self.text.push_str(&crate::text::sanitize(text).replace(['\n', '\t'], " "));
+        InputKey::Typed(self.text.clone())
+    }
+}

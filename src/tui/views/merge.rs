@@ -5,7 +5,7 @@ use super::{heading, inner, one_line, pane, text_lines, Ctx, Outcome, Scroll};
 use crate::engine::event::HumanAction;
 use crate::engine::{CandidateId, Origin};
 use crate::project::Candidate;
-use crate::tui::keymap::Action;
+use crate::tui::keymap::{Action, Keymap};
 use crate::tui::model::Model;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -25,7 +25,45 @@ pub struct MergeView {
     pub scroll: Scroll,
 }
 
+/// The mark key: marks or unmarks candidate `c` for a manual merge (at most two, the oldest
+/// dropped); says what happened and, with two marked, how to merge them.
+pub fn toggle_mark(marked: &mut Vec<CandidateId>, c: CandidateId, m: &Model, keymap: &Keymap) -> String {
+    if c >= m.state.candidates.len() {
+        return "no candidate to mark yet".into();
+    }
+    if let Some(i) = marked.iter().position(|m| *m == c) {
+        marked.remove(i);
+        return format!("#{c} unmarked");
+    }
+    marked.push(c);
+    let dropped = (marked.len() > 2).then(|| marked.remove(0));
+    if marked.len() < 2 {
+        return format!("#{c} marked; mark one more to merge them");
+    }
+    let k = keymap.describe(Action::MergeMarked);
+    let (a, b) = (marked[0], marked[1]);
+    match dropped {
+        Some(d) => format!("#{c} marked (#{d} unmarked: a merge takes two); {k} merges #{a} and #{b}"),
+        None => format!("#{a} and #{b} marked; {k} merges them"),
+    }
+}
+
 impl MergeView {
+    /// The screen for the two marked candidates; Err: why it cannot open.
+    pub fn open(ctx: &Ctx) -> Result<MergeView, String> {
+        if ctx.marked.len() != 2 {
+            return Err(format!(
+                "mark two candidates first ({} marks the selected one); {} marked",
+                ctx.keymap.describe(Action::Mark),
+                ctx.marked.len()
+            ));
+        }
+        if let Some(why) = ctx.model.why_not_live("a manual merge") {
+            return Err(why);
+        }
+        Ok(MergeView::new(ctx.model, ctx.marked[0], ctx.marked[1]))
+    }
+
     /// The screen for merging `a` and `b`, starting from what gepa's merge rules would take.
     pub fn new(m: &Model, a: CandidateId, b: CandidateId) -> MergeView {
         let st = &m.state;

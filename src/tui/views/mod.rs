@@ -61,8 +61,9 @@ impl Ctx<'_> {
 }
 
 /// The views, in tab order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum View {
+    #[default]
     Dashboard,
     Frontier,
     WinMatrix,
@@ -111,6 +112,25 @@ impl View {
         View::ALL.iter().position(|v| *v == self).expect("listed")
     }
 
+    /// The view an action goes to from this one (its number key, or the next / previous tab).
+    pub fn after(self, action: crate::tui::keymap::Action) -> Option<View> {
+        use crate::tui::keymap::Action as A;
+        let n = View::ALL.len();
+        let to = match action {
+            A::ViewDashboard => 0,
+            A::ViewFrontier => 1,
+            A::ViewWinMatrix => 2,
+            A::ViewCandidate => 3,
+            A::ViewTraces => 4,
+            A::ViewReflections => 5,
+            A::ViewReview => 6,
+            A::NextView => (self.index() + 1) % n,
+            A::PrevView => (self.index() + n - 1) % n,
+            _ => return None,
+        };
+        Some(View::ALL[to])
+    }
+
     /// The view's table in the keymap.
     pub fn layer(self) -> crate::tui::keymap::Layer {
         use crate::tui::keymap::Layer;
@@ -156,6 +176,89 @@ pub enum Outcome {
     SubmitEdit { target: editor::EditTarget, texts: Candidate },
     /// Close the overlay this came from, saying this (nothing when empty).
     Close(String),
+}
+
+/// The views' own states, and the dispatch to the active one (gitui's `accessors!` idea: every
+/// component is listed once, so no view is left out of drawing, keys or the mouse).
+#[derive(Debug, Default)]
+pub struct Views {
+    pub frontier: frontier::FrontierView,
+    pub matrix: win_matrix::MatrixView,
+    pub candidate: candidate::CandidateView,
+    pub traces: traces::TracesView,
+    pub reflections: reflections::ReflectionsView,
+    pub review: review::ReviewView,
+}
+
+impl Views {
+    /// The active view's answer to an action.
+    pub fn handle(&mut self, view: View, action: crate::tui::keymap::Action, ctx: &Ctx) -> Outcome {
+        match view {
+            View::Dashboard => Outcome::Ignored,
+            View::Frontier => self.frontier.handle(action, ctx),
+            View::WinMatrix => self.matrix.handle(action, ctx),
+            View::Candidate => self.candidate.handle(action, ctx),
+            View::Traces => self.traces.handle(action, ctx),
+            View::Reflections => self.reflections.handle(action, ctx),
+            View::Review => self.review.handle(action, ctx),
+        }
+    }
+
+    /// A left click at `pos` in the active view.
+    pub fn click(&mut self, view: View, pos: Position, ctx: &Ctx) -> Outcome {
+        match view {
+            View::Frontier => self.frontier.click(pos, ctx),
+            View::WinMatrix => self.matrix.click(pos, ctx),
+            View::Traces => self.traces.click(pos, ctx),
+            View::Review => self.review.click(pos, ctx),
+            View::Reflections => self.reflections.click(pos, ctx),
+            View::Dashboard | View::Candidate => Outcome::Ignored,
+        }
+    }
+
+    /// Whether `pos` is on the active view's detail pane (the wheel scrolls it, not the list).
+    pub fn in_detail(&self, view: View, pos: Position) -> bool {
+        match view {
+            View::Traces => self.traces.detail_area.contains(pos),
+            View::Reflections => self.reflections.detail_area.contains(pos),
+            View::Review => self.review.detail_area.contains(pos),
+            // The Candidate view is all text: the wheel always scrolls it.
+            View::Candidate => true,
+            _ => false,
+        }
+    }
+
+    /// The keys worth a hint in the footer, in the active view.
+    pub fn hints(&self, view: View, ctx: &Ctx) -> Vec<(crate::tui::keymap::Action, &'static str)> {
+        match view {
+            View::Dashboard => dashboard::hints(),
+            View::Frontier => self.frontier.hints(ctx),
+            View::WinMatrix => self.matrix.hints(ctx),
+            View::Candidate => self.candidate.hints(),
+            View::Traces => self.traces.hints(),
+            View::Reflections => self.reflections.hints(),
+            View::Review => self.review.hints(ctx),
+        }
+    }
+
+    pub fn render(&mut self, view: View, frame: &mut ratatui::Frame, area: Rect, ctx: &Ctx) {
+        match view {
+            View::Dashboard => dashboard::render(frame, area, ctx),
+            View::Frontier => self.frontier.render(frame, area, ctx),
+            View::WinMatrix => self.matrix.render(frame, area, ctx),
+            View::Candidate => self.candidate.render(frame, area, ctx),
+            View::Traces => self.traces.render(frame, area, ctx),
+            View::Reflections => self.reflections.render(frame, area, ctx),
+            View::Review => self.review.render(frame, area, ctx),
+        }
+    }
+
+    /// Another candidate was selected: the views showing one start from its top.
+    pub fn on_select(&mut self, m: &Model, c: CandidateId) {
+        self.candidate.on_select(m, c);
+        self.traces.scroll.reset();
+        self.traces.example = None;
+    }
 }
 
 /// A scroll position in a text pane; the pane's last render records how far it can go, so the
