@@ -1381,6 +1381,27 @@ fn objectives_app() -> App {
     a
 }
 
+/// At wide sizes the Frontier shows the selected candidate's texts beside the table, diffed
+/// against its parent; `D` hides it there and shows it under the table at 80x24; J scrolls it.
+#[test]
+fn frontier_detail_pane_at_both_sizes() {
+    let mut a = at_view(View::Frontier);
+    let best = a.model.state.best().unwrap();
+    a.select_candidate(best);
+    let parent = a.model.state.candidates[best].parents[0];
+    let wide = text(&draw(&mut a, 160, 48));
+    assert!(wide.contains(&format!("#{best} · diff against #{parent}")), "{wide}");
+    insta::assert_snapshot!("frontier_detail_160x48", wide);
+    let narrow = text(&draw(&mut a, 80, 24));
+    assert!(!narrow.contains("diff against"), "no room at 80x24 until asked:\n{narrow}");
+    press(&mut a, "D");
+    let narrow = text(&draw(&mut a, 80, 24));
+    assert!(narrow.contains(&format!("#{best} · diff against #{parent}")), "{narrow}");
+    insta::assert_snapshot!("frontier_detail_80x24", narrow);
+    press(&mut a, "D");
+    assert!(!text(&draw(&mut a, 160, 48)).contains("diff against"), "D hides it at wide sizes too");
+}
+
 /// The Frontier view has a column per objective, the natural way round (tokens, not negated),
 /// and `s` goes on from the fixed orders to each objective, best first (fewest tokens).
 #[test]
@@ -1391,7 +1412,7 @@ fn frontier_shows_and_sorts_by_each_objective() {
     assert!(wide.contains("fronts  output_tok prompt_tok test"), "{wide}");
     assert!(wide.contains("(hybrid)"), "{wide}");
     // The seed's two texts: "Answer the item. rule A" and "Reply with the code only.", 6 + 6.
-    let seed_row = wide.lines().find(|l| l.contains("#0 ") && l.contains("seed")).unwrap();
+    let seed_row = wide.lines().find(|l| l.contains("#0 ") && l.contains(" seed ")).unwrap();
     assert!(seed_row.contains(" 12 "), "{seed_row}");
     press(&mut a, "ssss");
     assert_eq!(a.flash.as_deref(), Some("sorted by output_tokens ↑"));

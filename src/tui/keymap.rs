@@ -73,6 +73,7 @@ actions! {
     Back = "back", "close the overlay / clear the filter";
     Sort = "sort", "change the sort order";
     TradeOff = "trade_off", "frontier: show or hide the trade-off plot of two objectives";
+    Detail = "detail", "frontier: show or hide the selected candidate's texts beside the table";
     AxisX = "axis_x", "trade-off plot: the next objective (or the val score) on the x axis";
     AxisY = "axis_y", "trade-off plot: the next objective (or the val score) on the y axis";
     Search = "search", "filter (frontier) or search (traces)";
@@ -360,6 +361,7 @@ impl Default for Keymap {
             (L::Frontier, c('s'), Sort),
             (L::Frontier, c('/'), Search),
             (L::Frontier, c('o'), TradeOff),
+            (L::Frontier, c('D'), Detail),
             (L::Frontier, c('X'), AxisX),
             (L::Frontier, c('Y'), AxisY),
             (L::WinMatrix, c('w'), SwitchPane),

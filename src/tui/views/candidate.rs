@@ -135,7 +135,8 @@ impl CandidateView {
     }
 }
 
-fn text_body(ctx: &Ctx, target: Option<CandidateId>) -> Vec<Line<'static>> {
+/// The selected candidate's texts, each diffed word by word against `target`'s when given.
+pub fn text_body(ctx: &Ctx, target: Option<CandidateId>) -> Vec<Line<'static>> {
     let (m, theme) = (ctx.model, ctx.theme);
     let rec = &m.state.candidates[ctx.selected];
     let mut lines = Vec::new();

@@ -1,10 +1,12 @@
 //! Frontier: every candidate with its parents, origin, the component it changed, its val mean, the
 //! fronts it holds, its mean on each objective, the test score when known, and when it was found.
 //! Sortable (`s`), filterable (`/`); Enter opens the candidate. Only the visible rows are built.
-//! With `o`, the trade-off plot (`trade_off.rs`) shares the view.
+//! With `o`, the trade-off plot (`trade_off.rs`) shares the view; at wide sizes (or with `D`) a
+//! detail pane beside the table shows the selected candidate's texts diffed against its parent,
+//! so prompts can be scanned without switching views.
 
 use super::input::{InputLine, InputTarget};
-use super::{fmt_score, inner, one_line, pane, parents_label, step, Ctx, ListLayout, Outcome, View, PAGE};
+use super::{fmt_score, inner, one_line, pane, parents_label, step, Ctx, ListLayout, Outcome, Scroll, View, PAGE};
 use crate::engine::CandidateId;
 use crate::eval::objective::format_natural;
 use crate::tui::keymap::Action;
@@ -67,8 +69,13 @@ pub struct FrontierView {
     /// None until chosen (then x is the first objective and y the val score).
     pub axis_choice: Option<[usize; 2]>,
     pub filter: String,
+    /// The detail pane: None shows it when the view is wide enough; `D` decides.
+    pub detail: Option<bool>,
+    pub detail_scroll: Scroll,
     /// Where the table's rows were drawn (for mouse clicks).
     pub list: ListLayout,
+    /// The last render was wide enough for a pane beside the table.
+    wide: bool,
     /// (model version, sort, filter) -> candidate ids in display order.
     rows: Memo<(u64, FrontierSort, String), Vec<CandidateId>>,
 }
@@ -157,6 +164,16 @@ impl FrontierView {
                 self.trade_off = !self.trade_off;
                 return Outcome::Done;
             }
+            Action::Detail => {
+                // The pane is on by default only where it fits, so the first press turns it off there.
+                let shown = self.detail.unwrap_or(self.wide);
+                self.detail = Some(!shown);
+                return Outcome::Done;
+            }
+            Action::ScrollUp | Action::ScrollDown if self.detail_shown() => {
+                self.detail_scroll.by(if action == Action::ScrollUp { -1 } else { 1 });
+                return Outcome::Done;
+            }
             Action::AxisX | Action::AxisY => {
                 let names = super::trade_off::axes(ctx.model);
                 if !self.trade_off {
@@ -222,18 +239,55 @@ impl FrontierView {
         }
     }
 
-    /// The table, and the trade-off plot beside it (wide) or under it when it is on.
+    /// Whether the detail pane is drawn (the trade-off plot takes its place when on).
+    fn detail_shown(&self) -> bool {
+        !self.trade_off && self.detail.unwrap_or(self.wide)
+    }
+
+    /// The table, and the trade-off plot or the detail pane beside it (wide) or under it.
     pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
-        if !self.trade_off {
+        // The table keeps the width its columns need (all objectives included); the detail pane
+        // comes by default when what is left is wide enough to read a prompt in.
+        let objectives: u16 = ctx.model.state.objective_names().iter().map(|n| objective_width(n) + 1).sum();
+        let table_w = (FIXED_COLUMNS + objectives + 2).max(area.width * 55 / 100);
+        self.wide = area.width >= table_w + DETAIL_MIN_WIDTH;
+        if !self.trade_off && !self.detail_shown() {
             return self.render_table(frame, area, ctx);
         }
-        let split = if area.width >= 140 {
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).split(area)
-        } else {
-            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).split(area)
+        let split = match (self.trade_off, self.wide || area.width >= 140) {
+            (true, true) => Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).split(area),
+            (false, true) => Layout::horizontal([Constraint::Length(table_w), Constraint::Min(0)]).split(area),
+            (_, false) => Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).split(area),
         };
         self.render_table(frame, split[0], ctx);
-        super::trade_off::render(frame, split[1], self, ctx);
+        if self.trade_off {
+            super::trade_off::render(frame, split[1], self, ctx);
+        } else {
+            self.render_detail(frame, split[1], ctx);
+        }
+    }
+
+    /// The selected candidate's texts, diffed against its first parent (the seed's as they are).
+    fn render_detail(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let theme = ctx.theme;
+        let Some(rec) = ctx.model.state.candidates.get(ctx.selected) else {
+            return frame.render_widget(pane(" Texts ", theme, false), area);
+        };
+        let parent = rec.parents.first().copied();
+        let title = match parent {
+            Some(p) => format!(" #{} · diff against #{p} · {} opens it ", rec.id, ctx.keymap.describe(Action::Open)),
+            None => format!(" #{} · the seed's texts ", rec.id),
+        };
+        let lines = super::candidate::text_body(ctx, parent);
+        let body = inner(area);
+        let at = self.detail_scroll.at(super::wrapped_rows(&lines, body.width), body.height);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(ratatui::widgets::Wrap { trim: false })
+                .scroll((at, 0))
+                .block(pane(title, theme, false)),
+            area,
+        );
     }
 
     fn render_table(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -361,6 +415,9 @@ impl FrontierView {
         frame.render_widget(table, body);
     }
 }
+
+/// The narrowest detail pane shown by default beside the table.
+const DETAIL_MIN_WIDTH: u16 = 50;
 
 /// Width of the table's columns other than the objectives', with the spaces between them.
 const FIXED_COLUMNS: u16 = 1 + 5 + 9 + 8 + 9 + 6 + 7 + 6 + 7 + 8;

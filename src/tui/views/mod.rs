@@ -256,6 +256,7 @@ impl Views {
     /// Another candidate was selected: the views showing one start from its top.
     pub fn on_select(&mut self, m: &Model, c: CandidateId) {
         self.candidate.on_select(m, c);
+        self.frontier.detail_scroll.reset();
         self.traces.scroll.reset();
         self.traces.example = None;
     }
