@@ -1402,6 +1402,26 @@ fn frontier_detail_pane_at_both_sizes() {
     assert!(!text(&draw(&mut a, 160, 48)).contains("diff against"), "D hides it at wide sizes too");
 }
 
+/// `L` in the Frontier shows the whole run's lineage as a tree; ↑ ↓ walk it in tree order and
+/// Enter opens the candidate, as in the table.
+#[test]
+fn lineage_tree_walks_and_opens_a_candidate() {
+    let mut a = at_view(View::Frontier);
+    press(&mut a, "L");
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains("Lineage: 5 candidates") && screen.contains("└─ #1"), "{screen}");
+        insta::assert_snapshot!(format!("lineage_{w}x{h}"), screen);
+    }
+    let order = gepa_tui::tui::views::lineage::tree(&a.model);
+    press(&mut a, "jj");
+    assert_eq!(a.selected, order[2].id);
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert_eq!((a.view, a.selected), (View::Candidate, order[2].id));
+    press(&mut a, "2L");
+    assert!(text(&draw(&mut a, 80, 24)).contains("Frontier: 5 candidates"), "L goes back to the table");
+}
+
 /// The Frontier view has a column per objective, the natural way round (tokens, not negated),
 /// and `s` goes on from the fixed orders to each objective, best first (fewest tokens).
 #[test]

@@ -73,6 +73,7 @@ actions! {
     Back = "back", "close the overlay / clear the filter";
     Sort = "sort", "change the sort order";
     TradeOff = "trade_off", "frontier: show or hide the trade-off plot of two objectives";
+    Lineage = "lineage", "frontier: the whole run's lineage as a tree instead of the table (enter opens a candidate)";
     Detail = "detail", "frontier: show or hide the selected candidate's texts beside the table";
     AxisX = "axis_x", "trade-off plot: the next objective (or the val score) on the x axis";
     AxisY = "axis_y", "trade-off plot: the next objective (or the val score) on the y axis";
@@ -362,6 +363,7 @@ impl Default for Keymap {
             (L::Frontier, c('/'), Search),
             (L::Frontier, c('o'), TradeOff),
             (L::Frontier, c('D'), Detail),
+            (L::Frontier, c('L'), Lineage),
             (L::Frontier, c('X'), AxisX),
             (L::Frontier, c('Y'), AxisY),
             (L::WinMatrix, c('w'), SwitchPane),

@@ -69,6 +69,8 @@ pub struct FrontierView {
     /// None until chosen (then x is the first objective and y the val score).
     pub axis_choice: Option<[usize; 2]>,
     pub filter: String,
+    /// The whole run's lineage as a tree instead of the table (`L`).
+    pub tree: bool,
     /// The detail pane: None shows it when the view is wide enough; `D` decides.
     pub detail: Option<bool>,
     pub detail_scroll: Scroll,
@@ -76,8 +78,8 @@ pub struct FrontierView {
     pub list: ListLayout,
     /// The last render was wide enough for a pane beside the table.
     wide: bool,
-    /// (model version, sort, filter) -> candidate ids in display order.
-    rows: Memo<(u64, FrontierSort, String), Vec<CandidateId>>,
+    /// (model version, sort, filter, tree) -> candidate ids in display order.
+    rows: Memo<(u64, FrontierSort, String, bool), Vec<CandidateId>>,
 }
 
 impl FrontierView {
@@ -103,7 +105,7 @@ impl FrontierView {
 
     /// Candidate ids in the frontier's order, filtered; cached until the model or the order changes.
     pub fn rows(&self, m: &Model) -> Ref<'_, Vec<CandidateId>> {
-        let key = (m.version, self.sort, self.filter.clone());
+        let key = (m.version, self.sort, self.filter.clone(), self.tree);
         self.rows.get(key, || self.compute_rows(m))
     }
 
@@ -121,6 +123,11 @@ impl FrontierView {
             })
             .map(|c| c.id)
             .collect();
+        if self.tree {
+            // Tree order, whatever the sort: a filter keeps the matching nodes where they hang.
+            let keep: std::collections::BTreeSet<CandidateId> = rows.into_iter().collect();
+            return super::lineage::tree(m).into_iter().map(|n| n.id).filter(|c| keep.contains(c)).collect();
+        }
         let held = m.fronts_held();
         match self.sort {
             FrontierSort::Id => {}
@@ -162,6 +169,11 @@ impl FrontierView {
             }
             Action::TradeOff => {
                 self.trade_off = !self.trade_off;
+                return Outcome::Done;
+            }
+            Action::Lineage => {
+                self.tree = !self.tree;
+                self.list.offset = 0;
                 return Outcome::Done;
             }
             Action::Detail => {
@@ -222,7 +234,9 @@ impl FrontierView {
     /// The keys worth a hint in the footer.
     pub fn hints(&self, ctx: &Ctx) -> Vec<(Action, &'static str)> {
         use Action::*;
-        if ctx.marked.len() == 2 {
+        if self.tree {
+            vec![(Open, "open"), (Lineage, "table"), (Search, "filter"), (Edit, "edit"), (Mark, "mark")]
+        } else if ctx.marked.len() == 2 {
             vec![(MergeMarked, "merge marked"), (Mark, "unmark"), (Open, "open"), (Edit, "edit"), (AddCandidate, "add")]
         } else if self.trade_off {
             vec![(AxisX, "x axis"), (AxisY, "y axis"), (TradeOff, "hide plot"), (Open, "open"), (Sort, "sort")]
@@ -293,6 +307,13 @@ impl FrontierView {
     fn render_table(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let (m, theme) = (ctx.model, ctx.theme);
         let rows = self.rows(m).clone();
+        if self.tree {
+            let body = inner(area);
+            let pos = rows.iter().position(|c| *c == ctx.selected).unwrap_or(0);
+            let off = self.list.window(pos, body.height as usize, rows.len());
+            self.list.area = body;
+            return super::lineage::render(frame, area, ctx, &super::lineage::tree(m), &rows, off);
+        }
         let n_fronts = m.state.front_count();
         let all_objectives = m.state.objective_names();
         let objectives = objective_columns(&all_objectives, self.sort, inner(area).width);

@@ -141,6 +141,7 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (key_in(Layer::Frontier, TradeOff), "trade-off plot"),
                 (format!("{} {}", key_in(Layer::Frontier, AxisX), key_in(Layer::Frontier, AxisY)), "its x / y axis"),
                 (key_in(Layer::Frontier, Detail), "the selected candidate's texts beside the table"),
+                (key_in(Layer::Frontier, Lineage), "the whole run's lineage as a tree"),
                 (key_in(Layer::Frontier, Edit), "edit into a new candidate"),
                 (key_in(Layer::Frontier, Mark), "mark for a merge"),
                 (key_in(Layer::Frontier, MergeMarked), "merge the two marked"),

@@ -19,6 +19,7 @@ pub mod editor;
 pub mod frontier;
 pub mod help;
 pub mod input;
+pub mod lineage;
 pub mod merge;
 pub mod reflections;
 pub mod review;
