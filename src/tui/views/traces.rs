@@ -15,12 +15,36 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+/// Whose evaluation a row is: the selected candidate's on val, or one side of a proposal's
+/// minibatch test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    Val,
+    Parent,
+    Child,
+}
+
+impl Whose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Whose::Val => "",
+            Whose::Parent => "parent",
+            Whose::Child => "child",
+        }
+    }
+}
+
+impl std::fmt::Display for Whose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A list row's name: the example id, after whose run it is on a minibatch.
-fn row_label(whose: &str, example_id: &str) -> String {
-    if whose.is_empty() {
-        one_line(example_id)
-    } else {
-        format!("{whose} {}", one_line(example_id))
+fn row_label(whose: Whose, example_id: &str) -> String {
+    match whose {
+        Whose::Val => one_line(example_id),
+        w => format!("{w} {}", one_line(example_id)),
     }
 }
 
@@ -40,14 +64,17 @@ pub struct TracesView {
 }
 
 impl TracesView {
-    /// The evaluations listed, each with whose it is ("" for a candidate's val evaluations;
-    /// "parent" or "child" for a proposal's minibatch).
-    pub fn evals<'m>(&self, m: &'m Model, selected: usize) -> Vec<(&'static str, &'m ExampleEval)> {
+    /// The evaluations listed, each with whose it is (the selected candidate's on val, or the
+    /// parent's and the child's on a proposal's minibatch).
+    pub fn evals<'m>(&self, m: &'m Model, selected: usize) -> Vec<(Whose, &'m ExampleEval)> {
         match self.proposal.and_then(|k| m.proposals.get(k)) {
-            Some(p) => {
-                p.parent_evals.iter().map(|e| ("parent", e)).chain(p.child_evals.iter().map(|e| ("child", e))).collect()
-            }
-            None => m.val_evals.get(selected).map(|v| v.iter().map(|e| ("", e)).collect()).unwrap_or_default(),
+            Some(p) => p
+                .parent_evals
+                .iter()
+                .map(|e| (Whose::Parent, e))
+                .chain(p.child_evals.iter().map(|e| (Whose::Child, e)))
+                .collect(),
+            None => m.val_evals.get(selected).map(|v| v.iter().map(|e| (Whose::Val, e)).collect()).unwrap_or_default(),
         }
     }
 
