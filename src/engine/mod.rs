@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod gauge;
+pub mod handle;
 pub mod merge;
 pub mod minibatch;
 pub mod pareto;
