@@ -482,7 +482,7 @@ impl App {
         let ctx = ctx!(self);
         views::tabs::render(frame, tabs, &ctx, self.view);
         self.views.render(self.view, frame, body, &ctx);
-        if let Some(ed) = &self.editor {
+        if let Some(ed) = self.editor.as_mut() {
             ed.render(frame, body, &ctx);
         } else if let Some(mg) = self.merge.as_mut() {
             mg.render(frame, body, &ctx);

@@ -141,7 +141,7 @@ impl EditSession {
         }
     }
 
-    pub fn render(&self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+    pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
         let (ed, theme) = (self, ctx.theme);
         frame.render_widget(Clear, area);
         let title = match ed.target {
@@ -163,7 +163,7 @@ impl EditSession {
         }
         frame.render_widget(Paragraph::new(Line::from(tabs)), Rect { height: 1, ..body });
         let text_area = Rect { y: body.y + 1, height: body.height - 2, ..body };
-        if let Some(e) = ed.editors.get(ed.current) {
+        if let Some(e) = ed.editors.get_mut(ed.current) {
             e.render(frame, text_area, theme.text, theme.accent);
         }
         let k = |a: Action| {
