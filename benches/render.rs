@@ -92,7 +92,7 @@ fn events() -> Vec<Event> {
     out
 }
 
-fn time_frames(app: &App, w: u16, h: u16, n: usize) -> (Duration, Duration) {
+fn time_frames(app: &mut App, w: u16, h: u16, n: usize) -> (Duration, Duration) {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     term.draw(|f| app.render(f)).unwrap(); // warm the caches, as the first frame after a change does
     let mut times: Vec<Duration> = (0..n)
@@ -114,18 +114,18 @@ fn main() {
     println!("fold of {} events ({CANDIDATES} candidates x {EXAMPLES} val examples): {fold:.2?}", evs.len());
     let mut app = App::new(model, Keymap::default(), Theme::default());
     app.select_candidate(CANDIDATES / 2);
-    app.matrix.col = EXAMPLES / 2;
+    app.views.matrix.col = EXAMPLES / 2;
     for (name, view) in [("frontier", View::Frontier), ("win matrix", View::WinMatrix), ("dashboard", View::Dashboard)]
     {
         app.goto(view);
         for (w, h) in [(80, 24), (160, 48), (250, 70)] {
-            let (median, worst) = time_frames(&app, w, h, 60);
+            let (median, worst) = time_frames(&mut app, w, h, 60);
             println!("{name:<10} {w}x{h}: median {median:.2?}, worst {worst:.2?} per frame");
         }
     }
     // The first frame after the model changed also rebuilds the cached row orders.
     app.goto(View::Frontier);
-    app.frontier.sort.0 = gepa_tui::tui::app::FrontierSort::ValMean;
+    app.views.frontier.sort = gepa_tui::tui::views::frontier::FrontierSort::ValMean;
     let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
     let t = Instant::now();
     for _ in 0..20 {

@@ -11,16 +11,17 @@ fn main() -> ExitCode {
         }
         Some(Command::Init { dir }) => gepa_tui::cli::init::run(&gepa_tui::cli::project_dir(dir)),
         Some(Command::Run { dir, headless, json, resume, seed, max_metric_calls, auto_approve, branch, add_seeds }) => {
-            let args = gepa_tui::cli::run::RunArgs {
+            let args = gepa_tui::engine::setup::RunArgs {
                 resume: resume.clone(),
                 seed: *seed,
                 max_metric_calls: *max_metric_calls,
                 auto_approve: *auto_approve,
                 branch: branch.clone(),
                 add_seeds: add_seeds.clone(),
+                offline: cli.common.offline,
             };
             if *headless {
-                gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json, &cli.common)
+                gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json)
             } else {
                 gepa_tui::tui::run(gepa_tui::tui::TuiArgs {
                     dir: gepa_tui::cli::project_dir(dir),
@@ -28,7 +29,6 @@ fn main() -> ExitCode {
                     new_run: true,
                     run_args: args,
                     theme: cli.theme.clone(),
-                    common: cli.common.clone(),
                 })
             }
         }
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
             dir: gepa_tui::cli::project_dir(&cli.dir),
             run: cli.run.clone(),
             theme: cli.theme.clone(),
-            common: cli.common.clone(),
+            run_args: gepa_tui::engine::setup::RunArgs { offline: cli.common.offline, ..Default::default() },
             ..Default::default()
         }),
     };

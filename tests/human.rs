@@ -264,8 +264,8 @@ fn invalid_actions_are_refused_with_a_warning_and_change_nothing() {
         let jh = tokio::spawn(engine.run());
         let mut w = Vec::new();
         while let Some(n) = rx.recv().await {
-            if let Notice::Warning(s) = n {
-                w.push(s);
+            if let Notice::Refused { why, .. } = n {
+                w.push(why);
             }
         }
         jh.await.unwrap().unwrap();

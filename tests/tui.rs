@@ -81,7 +81,7 @@ fn app() -> App {
     app_with(Theme::default())
 }
 
-fn draw(app: &App, w: u16, h: u16) -> Buffer {
+fn draw(app: &mut App, w: u16, h: u16) -> Buffer {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     term.draw(|f| app.render(f)).unwrap();
     term.backend().buffer().clone()
@@ -147,8 +147,8 @@ fn snap_name(view: View) -> &'static str {
 fn every_view_at_both_sizes() {
     for view in View::ALL {
         for (w, h) in SIZES {
-            let a = at_view(view);
-            let buf = draw(&a, w, h);
+            let mut a = at_view(view);
+            let buf = draw(&mut a, w, h);
             let name = format!("{}_{w}x{h}", snap_name(view));
             if view == View::WinMatrix {
                 // The heat map's colours matter: the Buffer's Debug form keeps every style.
@@ -162,9 +162,19 @@ fn every_view_at_both_sizes() {
 
 #[test]
 fn help_overlay_and_start_screen() {
+    // The help lists the view's own keymap table first, then the global one: nothing of its own
+    // on the Dashboard; sort, filter and the plot's keys in the Frontier; approve and veto in Review.
     let mut a = app();
     press(&mut a, "?");
-    insta::assert_snapshot!("help_80x24", text(&draw(&a, 80, 24)));
+    insta::assert_snapshot!("help_80x24", text(&draw(&mut a, 80, 24)));
+    press(&mut a, "2?");
+    let frontier = text(&draw(&mut a, 80, 24));
+    assert!(frontier.contains("In the Frontier") && frontier.contains("change the sort order"), "{frontier}");
+    insta::assert_snapshot!("help_frontier_80x24", frontier);
+    press(&mut a, "7?");
+    let review = text(&draw(&mut a, 160, 48));
+    assert!(review.contains("In the Review queue") && !review.contains("change the sort order"), "{review}");
+    insta::assert_snapshot!("help_review_160x48", review);
 
     let entries: Vec<_> = vec![
         gepa_tui::tui::start::RunEntry {
@@ -196,7 +206,7 @@ fn help_overlay_and_start_screen() {
 fn no_color_keeps_the_glyphs_and_drops_the_colours() {
     let mut a = app_with(Theme::default().without_colour());
     a.goto(View::WinMatrix);
-    let buf = draw(&a, 80, 24);
+    let buf = draw(&mut a, 80, 24);
     let t = text(&buf);
     assert!(t.contains('█') && t.contains('·'), "{t}");
     for cell in buf.content() {
@@ -212,7 +222,7 @@ fn a_reopened_run_opens_on_its_best_candidate_until_the_user_picks_one() {
     let mut a = App::new(m, Keymap::default(), Theme::default());
     assert_eq!(a.selected, best);
     press(&mut a, "4");
-    assert!(text(&draw(&a, 160, 48)).contains(&format!("Candidate #{best}")));
+    assert!(text(&draw(&mut a, 160, 48)).contains(&format!("Candidate #{best}")));
     // Once the user moves, later events no longer move the selection.
     press(&mut a, "2");
     press_code(&mut a, KeyCode::Home, 1);
@@ -231,13 +241,13 @@ fn enter_on_a_heat_map_cell_shows_that_trace() {
     // Down twice: candidate #2; right three times: the fourth example in column order.
     press_code(&mut a, KeyCode::Down, 2);
     press_code(&mut a, KeyCode::Right, 3);
-    let example = a.example_order()[3];
+    let example = a.views.matrix.example_order(&a.model)[3];
     press_code(&mut a, KeyCode::Enter, 1);
     assert_eq!(a.view, View::Traces);
     assert_eq!(a.selected, 2);
-    assert_eq!(a.traces.example, Some(example));
+    assert_eq!(a.views.traces.example, Some(example));
     let id = a.model.state.val_ids[example].clone();
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains("Trace of #2"), "{screen}");
     assert!(screen.contains(&format!("{id} · val {} of", example + 1)), "{screen}");
     // The trace shows the rendered messages that candidate #2 sent.
@@ -247,9 +257,9 @@ fn enter_on_a_heat_map_cell_shows_that_trace() {
     // After sorting by difficulty the same keys land on the hardest example.
     let mut a = app();
     press(&mut a, "3s");
-    let hardest = a.example_order()[0];
+    let hardest = a.views.matrix.example_order(&a.model)[0];
     press_code(&mut a, KeyCode::Enter, 1);
-    assert_eq!(a.traces.example, Some(hardest));
+    assert_eq!(a.views.traces.example, Some(hardest));
     let m = &a.model;
     assert!((0..m.state.val_ids.len()).all(|i| m.difficulty(i) >= m.difficulty(hardest)));
 }
@@ -266,11 +276,13 @@ fn t_in_reflections_shows_the_minibatch_traces_of_that_proposal() {
     assert!(!parent.is_empty() && !child.is_empty(), "the fixture's newest proposal ran its minibatch");
     press(&mut a, "t");
     assert_eq!(a.view, View::Traces);
-    assert_eq!(a.traces.proposal, Some(n - 1));
+    assert_eq!(a.views.traces.proposal, Some(n - 1));
     let rows: Vec<(String, String)> = a
-        .trace_rows()
+        .views
+        .traces
+        .rows(&a.model, a.selected)
         .iter()
-        .map(|&i| a.trace_evals()[i])
+        .map(|&i| a.views.traces.evals(&a.model, a.selected)[i])
         .map(|(w, e)| (w.to_string(), e.example_id.clone()))
         .collect();
     let want: Vec<(String, String)> = parent
@@ -281,7 +293,7 @@ fn t_in_reflections_shows_the_minibatch_traces_of_that_proposal() {
     assert_eq!(rows, want, "the parent's runs, then the child's, in minibatch order");
     // The child's trace shows the messages the child sent: its text for the changed component.
     press_code(&mut a, KeyCode::Down, parent.len());
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     let p = &a.model.proposals[n - 1];
     assert!(screen.contains(&format!("r{}.{} minibatch", p.round, p.slot)), "{screen}");
     assert!(screen.contains(&format!("the child's run in r{}.{}'s minibatch", p.round, p.slot)), "{screen}");
@@ -289,24 +301,24 @@ fn t_in_reflections_shows_the_minibatch_traces_of_that_proposal() {
     assert!(screen.contains(sent.lines().next().unwrap()), "the child's system message:\n{screen}");
     // ← goes to the older proposal, esc back to Reflections; 5 is the candidate's val traces again.
     press_code(&mut a, KeyCode::Left, 1);
-    assert_eq!(a.traces.proposal, Some(n - 2));
+    assert_eq!(a.views.traces.proposal, Some(n - 2));
     press_code(&mut a, KeyCode::Esc, 1);
     assert_eq!(a.view, View::Reflections);
     press(&mut a, "t5");
-    assert_eq!((a.view, a.traces.proposal), (View::Traces, None));
+    assert_eq!((a.view, a.views.traces.proposal), (View::Traces, None));
 }
 
 #[test]
 fn pairwise_cell_opens_the_diff_of_the_pair() {
     let mut a = app();
     press(&mut a, "3w");
-    assert_eq!(a.matrix.pane, MatrixPane::Pairwise);
+    assert_eq!(a.views.matrix.pane, MatrixPane::Pairwise);
     press_code(&mut a, KeyCode::Down, 1);
     press_code(&mut a, KeyCode::Right, 2);
     press_code(&mut a, KeyCode::Enter, 1);
     assert_eq!(a.view, View::Candidate);
-    assert_eq!((a.selected, a.candidate.compare, a.candidate.diff), (1, 2, DiffMode::Other));
-    assert!(text(&draw(&a, 160, 48)).contains("diff against #2"));
+    assert_eq!((a.selected, a.views.candidate.compare, a.views.candidate.diff), (1, 2, DiffMode::Other));
+    assert!(text(&draw(&mut a, 160, 48)).contains("diff against #2"));
 }
 
 #[test]
@@ -314,14 +326,14 @@ fn enter_on_a_frontier_row_opens_that_candidate() {
     let mut a = app();
     press(&mut a, "2");
     press(&mut a, "s"); // by val mean, best first; the cursor stays on the same candidate
-    let rows = a.frontier_rows().clone();
+    let rows = a.views.frontier.rows(&a.model).clone();
     press(&mut a, "g");
     assert_eq!(a.selected, rows[0]);
     press_code(&mut a, KeyCode::Down, 1);
     press_code(&mut a, KeyCode::Enter, 1);
     assert_eq!(a.view, View::Candidate);
     assert_eq!(a.selected, rows[1]);
-    assert!(text(&draw(&a, 80, 24)).contains(&format!("Candidate #{}", rows[1])));
+    assert!(text(&draw(&mut a, 80, 24)).contains(&format!("Candidate #{}", rows[1])));
 }
 
 #[test]
@@ -329,23 +341,23 @@ fn frontier_filter_narrows_the_rows_and_esc_clears_it() {
     let mut a = app();
     press(&mut a, "2/merge");
     assert!(a.input.is_some());
-    let rows = a.frontier_rows().clone();
+    let rows = a.views.frontier.rows(&a.model).clone();
     assert!(rows.iter().all(|c| a.model.state.candidates[*c].origin.as_str() == "merge"), "{rows:?}");
     press_code(&mut a, KeyCode::Enter, 1);
     assert!(a.input.is_none());
-    assert_eq!(a.frontier.filter, "merge");
+    assert_eq!(a.views.frontier.filter, "merge");
     press_code(&mut a, KeyCode::Esc, 1);
-    assert_eq!(a.frontier_rows().len(), a.model.state.candidates.len());
+    assert_eq!(a.views.frontier.rows(&a.model).len(), a.model.state.candidates.len());
 }
 
 #[test]
 fn help_tab_cycling_and_release_events() {
     let mut a = app();
     press(&mut a, "?");
-    assert!(a.help);
-    assert!(text(&draw(&a, 80, 24)).contains("show or hide this help"));
+    assert!(a.help.is_some());
+    assert!(text(&draw(&mut a, 80, 24)).contains("show or hide this help"));
     press_code(&mut a, KeyCode::Esc, 1);
-    assert!(!a.help);
+    assert!(a.help.is_none());
 
     let mut seen = vec![a.view];
     for _ in 0..7 {
@@ -377,7 +389,7 @@ fn help_tab_cycling_and_release_events() {
 #[test]
 fn mouse_clicks_on_tabs_and_scrolls() {
     let mut a = app();
-    draw(&a, 160, 48);
+    draw(&mut a, 160, 48);
     let (_, x, _, _) = gepa_tui::tui::views::tabs::layout(160).into_iter().find(|(v, ..)| *v == View::Traces).unwrap();
     let click = MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
@@ -388,7 +400,7 @@ fn mouse_clicks_on_tabs_and_scrolls() {
     a.on_terminal_event(&TermEvent::Mouse(click));
     assert_eq!(a.view, View::Traces);
     a.goto(View::Frontier);
-    draw(&a, 160, 48);
+    draw(&mut a, 160, 48);
     let wheel = MouseEvent { kind: MouseEventKind::ScrollDown, column: 10, row: 10, modifiers: KeyModifiers::NONE };
     a.on_terminal_event(&TermEvent::Mouse(wheel));
     assert_eq!(a.selected, 1);
@@ -400,6 +412,26 @@ fn pausing_a_browsed_run_says_why_not() {
     press(&mut a, " ");
     assert!(a.commands.is_empty());
     assert!(a.flash.as_deref().unwrap().contains("finished"));
+}
+
+/// The pause state has one writer, the engine handle (through the event loop): space asks, and a
+/// second space before the engine answered asks to resume; a stale status does not undo it.
+#[test]
+fn space_asks_the_engine_and_the_handle_says_whether_it_paused() {
+    let mut a = app();
+    a.model.attached = true;
+    a.model.state.finished = None;
+    press(&mut a, " ");
+    assert_eq!(a.commands, vec![EngineCommand::Pause]);
+    assert!(!a.model.paused(), "not paused until the engine says so");
+    press(&mut a, " ");
+    assert_eq!(a.commands, vec![EngineCommand::Pause, EngineCommand::Resume]);
+    a.commands.clear();
+    assert!(a.model.set_paused(true));
+    a.on_notice(Notice::Status(gepa_tui::engine::Status::default()));
+    assert!(a.model.paused(), "a status sent before the pause is stale");
+    press(&mut a, " ");
+    assert_eq!(a.commands, vec![EngineCommand::Resume]);
 }
 
 #[test]
@@ -533,14 +565,14 @@ fn the_binary_runs_offline_shows_the_frontier_and_restores_the_terminal() {
 fn scrolling_stops_at_the_end_and_comes_straight_back() {
     let mut a = app();
     press(&mut a, "6");
-    draw(&a, 80, 24);
-    let max = a.reflections.scroll.max.get();
+    draw(&mut a, 80, 24);
+    let max = a.views.reflections.scroll.max;
     assert!(max > 10, "the reflection detail is longer than the screen");
     press_code(&mut a, KeyCode::PageDown, 1000);
-    assert_eq!(a.reflections.scroll.pos, max);
+    assert_eq!(a.views.reflections.scroll.pos, max);
     press_code(&mut a, KeyCode::PageUp, 1);
-    assert_eq!(a.reflections.scroll.pos, max - 10);
-    let screen = text(&draw(&a, 80, 24));
+    assert_eq!(a.views.reflections.scroll.pos, max - 10);
+    let screen = text(&draw(&mut a, 80, 24));
     assert!(!screen.contains("Minibatch scores"), "scrolled past the top part:\n{screen}");
 }
 
@@ -550,7 +582,7 @@ fn trace_search_keeps_the_matching_examples_failures_first() {
     let best = a.model.state.best().unwrap();
     a.select_candidate(best);
     press(&mut a, "5/group a");
-    let rows = a.trace_rows();
+    let rows = a.views.traces.rows(&a.model, a.selected);
     let evals = &a.model.val_evals[best];
     assert!(!rows.is_empty());
     for w in rows.windows(2) {
@@ -561,7 +593,7 @@ fn trace_search_keeps_the_matching_examples_failures_first() {
         assert!(ex.field_text("input").unwrap().contains("group A"), "{:?}", ex);
     }
     press_code(&mut a, KeyCode::Enter, 1);
-    assert!(text(&draw(&a, 80, 24)).contains("\"group a\""));
+    assert!(text(&draw(&mut a, 80, 24)).contains("\"group a\""));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,12 +686,28 @@ fn acts(a: &App) -> Vec<HumanAction> {
 
 #[test]
 fn review_view_with_pending_items_at_both_sizes() {
-    let a = review_app();
+    let mut a = review_app();
     assert_eq!(a.model.state.review_queue.len(), 2, "the fixture waits on two items");
     for (w, h) in SIZES {
-        let screen = text(&draw(&a, w, h));
+        let screen = text(&draw(&mut a, w, h));
         insta::assert_snapshot!(format!("7_review_pending_{w}x{h}"), screen);
     }
+}
+
+/// A decision the engine refuses comes back typed: the one sent is no longer on its way (another
+/// sent decision stays), and the status bar says why.
+#[test]
+fn a_refused_decision_is_no_longer_shown_as_sent() {
+    let mut a = review_app();
+    let (first, second) = (a.model.state.review_queue[0].item, a.model.state.review_queue[1].item);
+    press(&mut a, "ajx");
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert_eq!(a.model.sent.len(), 2);
+    let why = format!("no pending review item {second}");
+    a.on_notice(Notice::Refused { action: HumanAction::Veto { item: second, reason: None }, why: why.clone() });
+    assert_eq!(a.model.sent, vec![HumanAction::Approve { item: first }]);
+    assert_eq!(a.flash.as_deref(), Some(format!("the engine ignored: {why}").as_str()));
+    assert!(a.model.warnings.iter().any(|w| w.contains(&why)));
 }
 
 #[test]
@@ -668,7 +716,7 @@ fn approve_sends_approve_for_the_selected_item_and_shows_it_until_recorded() {
     let second = a.model.state.review_queue[1].item;
     press(&mut a, "ja");
     assert_eq!(acts(&a), vec![HumanAction::Approve { item: second }]);
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains("approve sent; applied at the start of the next round"), "{screen}");
     // Pressing it again does not send twice.
     press(&mut a, "a");
@@ -679,7 +727,7 @@ fn approve_sends_approve_for_the_selected_item_and_shows_it_until_recorded() {
     a.on_notice(Notice::Event(Box::new(Event::Human { round, action: HumanAction::Approve { item: second } })));
     assert!(a.model.sent.is_empty());
     assert_eq!(a.flash.as_deref(), Some(format!("approve applied in round {round}").as_str()));
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains(&format!("approve applied in round {round}")), "{screen}");
 }
 
@@ -688,7 +736,7 @@ fn veto_carries_the_typed_reason_and_esc_cancels() {
     let mut a = review_app();
     let first = a.model.state.review_queue[0].item;
     press(&mut a, "x");
-    assert!(text(&draw(&a, 80, 24)).contains(&format!("veto item {first}")));
+    assert!(text(&draw(&mut a, 80, 24)).contains(&format!("veto item {first}")));
     press(&mut a, "abc");
     press_code(&mut a, KeyCode::Esc, 1);
     assert!(a.commands.is_empty(), "esc cancels the veto");
@@ -708,7 +756,7 @@ fn edit_then_approve_sends_the_edited_texts() {
     let it = a.model.state.review_queue[0].clone();
     press(&mut a, "e");
     assert!(a.editor.is_some());
-    let screen = text(&draw(&a, 80, 24));
+    let screen = text(&draw(&mut a, 80, 24));
     assert!(screen.contains(&format!("Edit item {}, then approve", it.item)), "{screen}");
     // Keys that mean something elsewhere are text here.
     press(&mut a, "Be brief. aq");
@@ -725,7 +773,7 @@ fn edit_then_approve_sends_the_edited_texts() {
     a.on_key(end);
     press_code(&mut a, KeyCode::Enter, 1);
     press(&mut a, "No prose.");
-    insta::assert_snapshot!("review_editor_80x24", text(&draw(&a, 80, 24)));
+    insta::assert_snapshot!("review_editor_80x24", text(&draw(&mut a, 80, 24)));
     a.on_key(ctrl('s'));
     assert!(a.editor.is_none());
     let mut want = it.texts.clone();
@@ -817,7 +865,7 @@ fn manual_merge_of_two_marked_candidates() {
     a.select_candidate(y);
     press(&mut a, "m");
     assert_eq!(a.marked, vec![x, y]);
-    assert!(text(&draw(&a, 80, 24)).contains(&format!("#{y}◆")));
+    assert!(text(&draw(&mut a, 80, 24)).contains(&format!("#{y}◆")));
     press(&mut a, "M");
     let mg = a.merge.as_ref().expect("the merge screen");
     let st = &a.model.state;
@@ -828,7 +876,7 @@ fn manual_merge_of_two_marked_candidates() {
         gepa_tui::engine::merge::Lineage { texts: &texts, parents: &parents, scores: &scores }.default_sources(x, y);
     let defaults: Vec<usize> = st.components.iter().map(|n| rules[n]).collect();
     assert_eq!(mg.from, defaults, "the merge rules' choice comes first");
-    insta::assert_snapshot!("merge_80x24", text(&draw(&a, 80, 24)));
+    insta::assert_snapshot!("merge_80x24", text(&draw(&mut a, 80, 24)));
     // Take the instruction from one side and the format from the other.
     press_code(&mut a, KeyCode::Left, 1);
     press_code(&mut a, KeyCode::Down, 1);
@@ -873,7 +921,7 @@ fn a_candidate_from_a_folder_and_a_missing_file_is_an_error_that_keeps_the_path(
     let input = a.input.as_ref().expect("the prompt stays open with what was typed");
     assert_eq!(input.text, dir.display().to_string());
     assert!(input.error.as_deref().unwrap().contains("format.md"), "{:?}", input.error);
-    assert!(text(&draw(&a, 160, 48)).contains("format.md"));
+    assert!(text(&draw(&mut a, 160, 48)).contains("format.md"));
     std::fs::write(dir.join("format.md"), "Code only.").unwrap();
     press_code(&mut a, KeyCode::Enter, 1);
     assert!(a.input.is_none());
@@ -924,9 +972,9 @@ fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
                     assert!(a.editor.is_none());
                     press(&mut a, "7");
                 }
-                if a.selected_item().is_some_and(|it| a.model.item_decision(it.item).is_none()) {
+                if a.views.review.selected_item(&a.model).is_some_and(|it| a.model.item_decision(it.item).is_none()) {
                     press(&mut a, "a");
-                    assert!(text(&draw(&a, 80, 24)).contains("sent; applied at the start of the next round"));
+                    assert!(text(&draw(&mut a, 80, 24)).contains("sent; applied at the start of the next round"));
                 }
                 for c in a.commands.drain(..) {
                     match c {
@@ -974,11 +1022,11 @@ fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
     assert!(!human[0].val_scores.is_empty(), "scored on val");
     let mut a = app;
     a.goto(View::Frontier);
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains(&format!("Frontier: {n} candidates")) && screen.contains("mutation"), "{screen}");
     assert!(screen.contains("human"), "{screen}");
     a.goto(View::Review);
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains(&format!("item {} approved", approved[0])), "the decisions are listed:\n{screen}");
 }
 
@@ -1011,14 +1059,14 @@ fn pending_items_come_back_after_quitting_and_reopening() {
         a.model.attached = true;
         assert_eq!(a.model.state.review_queue, before, "the workbench shows them");
         press(&mut a, "7");
-        let screen = text(&draw(&a, 80, 24));
+        let screen = text(&draw(&mut a, 80, 24));
         assert!(screen.contains("Review: 2 pending"), "{screen}");
         let jh = tokio::spawn(engine.run());
         press(&mut a, "A");
         let drive = async {
             while let Some(n) = rx.recv().await {
                 a.on_notice(n);
-                if a.review_rows().iter().any(|it| a.model.item_decision(it.item).is_none()) {
+                if a.model.state.review_queue.iter().any(|it| a.model.item_decision(it.item).is_none()) {
                     press(&mut a, "A");
                 }
                 for c in a.commands.drain(..) {
@@ -1070,7 +1118,7 @@ fn a_merge_item_shows_which_parent_each_component_came_from() {
         cost_usd: 0.0123,
     });
     a.goto(View::Review);
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains("merge #1+#2"), "{screen}");
     assert!(screen.contains("Item 9 · merge of #1+#2 · round 4 · cost $0.0123"), "{screen}");
     assert!(screen.contains("instruction · from #2 · diff against #1"), "{screen}");
@@ -1090,9 +1138,9 @@ fn the_readme_keys_table_matches_the_keymap() {
 #[test]
 fn a_pasted_prompt_lands_in_the_editor_whole_and_clicks_choose_review_items() {
     let mut a = review_app();
-    draw(&a, 160, 48);
+    draw(&mut a, 160, 48);
     let second = a.model.state.review_queue[1].item;
-    let area = a.review.list_area.get();
+    let area = a.views.review.list.area;
     let click = MouseEvent {
         kind: MouseEventKind::Down(MouseButton::Left),
         column: area.x + 2,
@@ -1100,7 +1148,7 @@ fn a_pasted_prompt_lands_in_the_editor_whole_and_clicks_choose_review_items() {
         modifiers: KeyModifiers::NONE,
     };
     a.on_terminal_event(&TermEvent::Mouse(click));
-    assert_eq!(a.selected_item().unwrap().item, second);
+    assert_eq!(a.views.review.selected_item(&a.model).unwrap().item, second);
     press(&mut a, "e");
     a.on_key(KeyEvent {
         code: KeyCode::End,
@@ -1117,7 +1165,8 @@ fn a_pasted_prompt_lands_in_the_editor_whole_and_clicks_choose_review_items() {
 
 #[test]
 fn what_comes_back_from_the_external_editor_is_sent_or_kept() {
-    use gepa_tui::tui::app::{EditTarget, ExternalOutcome};
+    use gepa_tui::tui::app::ExternalOutcome;
+    use gepa_tui::tui::views::editor::EditTarget;
     let mut a = review_app();
     let it = a.model.state.review_queue[0].clone();
     press(&mut a, "E");
@@ -1256,7 +1305,7 @@ fn a_decision_the_engine_never_took_is_reported_when_it_ends() {
     a.model.engine_ended();
     assert!(a.model.sent.is_empty());
     press(&mut a, "1");
-    let screen = text(&draw(&a, 120, 36));
+    let screen = text(&draw(&mut a, 120, 36));
     assert!(screen.contains("1 decision sent to the engine was not applied"), "{screen}");
 }
 
@@ -1295,7 +1344,7 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
     // The first proposal, last in the list (minibatch ex15, ex0, ex20 with seed 3): every answer
     // cut off, none tried.
     press(&mut a, "G");
-    let screen = text(&draw(&a, 160, 300));
+    let screen = text(&draw(&mut a, 160, 300));
     assert!(screen.contains("✂ r1.0"), "{screen}");
     assert!(screen.contains("all 2 answers were cut off before the new text ended; none was tried"), "{screen}");
     assert!(screen.contains("was cut off: not used, asked again"), "{screen}");
@@ -1333,28 +1382,69 @@ fn objectives_app() -> App {
     a
 }
 
+/// At wide sizes the Frontier shows the selected candidate's texts beside the table, diffed
+/// against its parent; `D` hides it there and shows it under the table at 80x24; J scrolls it.
+#[test]
+fn frontier_detail_pane_at_both_sizes() {
+    let mut a = at_view(View::Frontier);
+    let best = a.model.state.best().unwrap();
+    a.select_candidate(best);
+    let parent = a.model.state.candidates[best].parents[0];
+    let wide = text(&draw(&mut a, 160, 48));
+    assert!(wide.contains(&format!("#{best} · diff against #{parent}")), "{wide}");
+    insta::assert_snapshot!("frontier_detail_160x48", wide);
+    let narrow = text(&draw(&mut a, 80, 24));
+    assert!(!narrow.contains("diff against"), "no room at 80x24 until asked:\n{narrow}");
+    press(&mut a, "D");
+    let narrow = text(&draw(&mut a, 80, 24));
+    assert!(narrow.contains(&format!("#{best} · diff against #{parent}")), "{narrow}");
+    insta::assert_snapshot!("frontier_detail_80x24", narrow);
+    press(&mut a, "D");
+    assert!(!text(&draw(&mut a, 160, 48)).contains("diff against"), "D hides it at wide sizes too");
+}
+
+/// `L` in the Frontier shows the whole run's lineage as a tree; ↑ ↓ walk it in tree order and
+/// Enter opens the candidate, as in the table.
+#[test]
+fn lineage_tree_walks_and_opens_a_candidate() {
+    let mut a = at_view(View::Frontier);
+    press(&mut a, "L");
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains("Lineage: 5 candidates") && screen.contains("└─ #1"), "{screen}");
+        insta::assert_snapshot!(format!("lineage_{w}x{h}"), screen);
+    }
+    let order = gepa_tui::tui::views::lineage::tree(&a.model);
+    press(&mut a, "jj");
+    assert_eq!(a.selected, order[2].id);
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert_eq!((a.view, a.selected), (View::Candidate, order[2].id));
+    press(&mut a, "2L");
+    assert!(text(&draw(&mut a, 80, 24)).contains("Frontier: 5 candidates"), "L goes back to the table");
+}
+
 /// The Frontier view has a column per objective, the natural way round (tokens, not negated),
 /// and `s` goes on from the fixed orders to each objective, best first (fewest tokens).
 #[test]
 fn frontier_shows_and_sorts_by_each_objective() {
     let mut a = objectives_app();
     press(&mut a, "2");
-    let wide = text(&draw(&a, 160, 48));
+    let wide = text(&draw(&mut a, 160, 48));
     assert!(wide.contains("fronts  output_tok prompt_tok test"), "{wide}");
     assert!(wide.contains("(hybrid)"), "{wide}");
     // The seed's two texts: "Answer the item. rule A" and "Reply with the code only.", 6 + 6.
-    let seed_row = wide.lines().find(|l| l.contains("#0 ") && l.contains("seed")).unwrap();
+    let seed_row = wide.lines().find(|l| l.contains("#0 ") && l.contains(" seed ")).unwrap();
     assert!(seed_row.contains(" 12 "), "{seed_row}");
     press(&mut a, "ssss");
     assert_eq!(a.flash.as_deref(), Some("sorted by output_tokens ↑"));
     press(&mut a, "s");
     assert_eq!(a.flash.as_deref(), Some("sorted by prompt_tokens ↑"));
-    let rows = a.frontier_rows().clone();
+    let rows = a.views.frontier.rows(&a.model).clone();
     assert_eq!(rows[0], 0, "the seed has the shortest prompt");
     let tokens = |c: usize| -a.model.state.candidates[c].objectives["prompt_tokens"];
     assert!(rows.windows(2).all(|w| tokens(w[0]) <= tokens(w[1])), "{rows:?}");
     // At 80 columns only the objective sorted by fits; a `+1` column says one is left out.
-    let narrow = text(&draw(&a, 80, 24));
+    let narrow = text(&draw(&mut a, 80, 24));
     assert!(narrow.contains("prompt_ +1  test"), "{narrow}");
     assert!(!narrow.contains("output_tok"), "{narrow}");
     press(&mut a, "s");
@@ -1367,8 +1457,8 @@ fn frontier_shows_and_sorts_by_each_objective() {
 fn trade_off_plot_axes_front_and_selection() {
     let mut a = objectives_app();
     press(&mut a, "2o");
-    assert!(a.frontier.trade_off);
-    let screen = text(&draw(&a, 80, 24));
+    assert!(a.views.frontier.trade_off);
+    let screen = text(&draw(&mut a, 80, 24));
     assert!(screen.contains("Trade-off: val (↑ better) against output_tokens (← better)"), "{screen}");
     press(&mut a, "X");
     assert_eq!(a.flash.as_deref(), Some("trade-off: val against prompt_tokens"));
@@ -1388,17 +1478,18 @@ fn trade_off_plot_axes_front_and_selection() {
             !(0..st.candidates.len()).any(|o| pt(o) <= pt(c) && val(o) >= val(c) && (pt(o) < pt(c) || val(o) > val(c)))
         })
         .collect();
-    let (_, front) = gepa_tui::tui::views::trade_off::points(&a, "prompt_tokens", "val");
+    let (_, front) = gepa_tui::tui::views::trade_off::points(&a.model, "prompt_tokens", "val");
     assert_eq!(front, want);
     assert!(front.contains(&0), "the seed is the shortest: {front:?}");
-    let screen = text(&draw(&a, 160, 48));
+    let val0 = val(0);
+    let screen = text(&draw(&mut a, 160, 48));
     let ids = want.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(" ");
     assert!(screen.contains(&format!("not beaten on both (joined): {ids}")), "{screen}");
-    assert!(screen.contains(&format!("selected #0: prompt_tokens 12 · val {:.3}", val(0))), "{screen}");
+    assert!(screen.contains(&format!("selected #0: prompt_tokens 12 · val {val0:.3}")), "{screen}");
     // The selected point and the caption's key: two blocks.
     assert_eq!(screen.matches('█').count(), 2, "{screen}");
     press(&mut a, "o");
-    assert!(!text(&draw(&a, 80, 24)).contains("Trade-off"));
+    assert!(!text(&draw(&mut a, 80, 24)).contains("Trade-off"));
 }
 
 #[test]
@@ -1408,7 +1499,7 @@ fn trade_off_plot_at_both_sizes() {
     press(&mut a, "2oX");
     a.select_candidate(best - 1);
     for (w, h) in SIZES {
-        insta::assert_snapshot!(format!("trade_off_{w}x{h}"), text(&draw(&a, w, h)));
+        insta::assert_snapshot!(format!("trade_off_{w}x{h}"), text(&draw(&mut a, w, h)));
     }
 }
 
@@ -1417,7 +1508,7 @@ fn trade_off_plot_at_both_sizes() {
 fn trade_off_without_objectives_says_how_to_switch_them_on() {
     let mut a = app();
     press(&mut a, "2o");
-    let screen = text(&draw(&a, 80, 24));
+    let screen = text(&draw(&mut a, 80, 24));
     assert!(screen.contains("records no objectives"), "{screen}");
     assert!(screen.contains("[\"prompt_tokens\"]"), "{screen}");
 }
@@ -1428,8 +1519,8 @@ fn trade_off_without_objectives_says_how_to_switch_them_on() {
 fn win_matrix_shows_an_objective_instead_of_the_main_score() {
     let mut a = objectives_app();
     press(&mut a, "3v");
-    assert_eq!(a.matrix.objective.as_deref(), Some("output_tokens"));
-    let screen = text(&draw(&a, 160, 48));
+    assert_eq!(a.views.matrix.objective.as_deref(), Some("output_tokens"));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains("Heat map: output_tokens (scaled, best █)"), "{screen}");
     assert!(screen.contains("Wins/ties/losses on output_tokens"), "{screen}");
     // Fewer output tokens win: counted by hand from the recorded per-example values.
@@ -1441,13 +1532,13 @@ fn win_matrix_shows_an_objective_instead_of_the_main_score() {
     let losses = pl.iter().zip(&p0).filter(|(x, y)| x < y).count();
     assert_eq!(a.model.wins_ties_losses_on(last, 0, "output_tokens"), (wins, p0.len() - wins - losses, losses));
     press(&mut a, "v");
-    assert_eq!(a.matrix.objective.as_deref(), Some("prompt_tokens"));
-    let screen = text(&draw(&a, 160, 48));
+    assert_eq!(a.views.matrix.objective.as_deref(), Some("prompt_tokens"));
+    let screen = text(&draw(&mut a, 160, 48));
     // The seed's row label is its prompt length, 12 tokens.
     assert!(screen.lines().any(|l| l.contains("#0   ★    12 ")), "{screen}");
     press(&mut a, "v");
-    assert_eq!(a.matrix.objective, None);
-    assert!(text(&draw(&a, 160, 48)).contains("Heat map: 5 candidates"));
+    assert_eq!(a.views.matrix.objective, None);
+    assert!(text(&draw(&mut a, 160, 48)).contains("Heat map: 5 candidates"));
 }
 
 /// The Candidate view names the candidate's objective means; a trace, that example's values.
@@ -1455,11 +1546,11 @@ fn win_matrix_shows_an_objective_instead_of_the_main_score() {
 fn candidate_and_trace_show_the_objectives() {
     let mut a = objectives_app();
     press(&mut a, "4");
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     // The seed answers 2 of 16 val examples right ("A-ok", 1 token) and says "not sure" (2) to the rest.
     assert!(screen.contains("objectives (val mean): output_tokens 1.9 · prompt_tokens 12"), "{screen}");
     press(&mut a, "5");
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     assert!(screen.contains("objectives: output_tokens 2 · prompt_tokens 12"), "{screen}");
 }
 
@@ -1469,7 +1560,7 @@ fn candidate_and_trace_show_the_objectives() {
 fn dashboard_names_the_best_on_each_objective() {
     let mut a = objectives_app();
     press(&mut a, "1");
-    let screen = text(&draw(&a, 160, 48));
+    let screen = text(&draw(&mut a, 160, 48));
     // The Run pane is narrow: its line wraps after the first objective.
     let at = screen.lines().position(|l| l.contains("best on")).unwrap_or_else(|| panic!("{screen}"));
     let pane: String = screen.lines().skip(at).take(2).collect();
@@ -1477,5 +1568,5 @@ fn dashboard_names_the_best_on_each_objective() {
     assert!(pane.contains("prompt_tokens 12 #0"), "{pane}");
     let mut plain = app();
     press(&mut plain, "1");
-    assert!(!text(&draw(&plain, 160, 48)).contains("best on"));
+    assert!(!text(&draw(&mut plain, 160, 48)).contains("best on"));
 }

@@ -48,7 +48,7 @@ pub fn run(
     // The seed, or a candidate of an earlier run (`RUN:ID`).
     let (seed, label) = match candidate {
         Some(spec) => {
-            let (texts, from) = crate::cli::run::branch_texts(&project, spec)?;
+            let (texts, from) = crate::engine::setup::branch_texts(&project, spec)?;
             (texts, format!("candidate {from}"))
         }
         None => (project.seed.clone(), "seed".to_string()),

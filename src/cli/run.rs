@@ -1,127 +1,18 @@
 //! `gepa-tui run --headless`: the engine without a screen, for CI and scripts.
 
-use crate::cli::CommonArgs;
-use crate::engine::{Engine, EngineOptions, Event, Notice, RunResult, Status};
+use crate::engine::setup::{open_engine, prepare, RunArgs, HALTED_EXIT_CODE};
+use crate::engine::{Event, Notice, RunResult, Status};
 use crate::eval::objective::format_natural;
-use crate::eval::Task;
-use crate::llm::{Models, ModelsOptions};
 use crate::project::config::ReviewPolicy;
-use crate::project::Project;
 use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-/// Options shared by the headless runner and the TUI when starting or resuming a run.
-#[derive(Debug, Clone, Default)]
-pub struct RunArgs {
-    pub resume: Option<String>,
-    pub seed: Option<u64>,
-    pub max_metric_calls: Option<u64>,
-    /// Treat `approve` review policies as `auto`.
-    pub auto_approve: bool,
-    /// Start the new run from candidate ID of run RUN (`RUN:ID`).
-    pub branch: Option<String>,
-    /// Folders holding more seed candidates (files named like the components' files).
-    pub add_seeds: Vec<std::path::PathBuf>,
-}
-
-impl RunArgs {
-    /// The engine's options for these arguments, the same for the workbench and headless runs.
-    pub fn engine_options(&self, notices: tokio::sync::mpsc::UnboundedSender<Notice>) -> EngineOptions {
-        EngineOptions { notices: Some(notices), auto_approve: self.auto_approve, ..Default::default() }
-    }
-}
-
-/// Loads the project with the run's overrides and builds its task (models with the cache).
-pub fn prepare(dir: &Path, args: &RunArgs, common: &CommonArgs) -> Result<(Arc<Project>, Arc<Task>)> {
-    let mut project = Project::load(dir)?;
-    if let Some(seed) = args.seed {
-        project.config.optimizer.seed = seed;
-    }
-    if let Some(n) = args.max_metric_calls {
-        project.config.optimizer.max_metric_calls = n;
-    }
-    let project = Arc::new(project);
-    // A run holds requests through a provider's outage (up to max_outage_secs) instead of
-    // scoring them; checked at load, so the conversion cannot fail.
-    let max_outage = Duration::try_from_secs_f64(project.config.optimizer.max_outage_secs).unwrap_or_default();
-    let models = Models::from_config(
-        &project.config.models,
-        ModelsOptions {
-            cache_dir: Some(project.cache_dir()),
-            offline: common.offline,
-            max_outage: Some(max_outage),
-            ..Default::default()
-        },
-    )?;
-    let task = Task::new(project.clone(), Arc::new(models))?;
-    Ok((project, Arc::new(task)))
-}
-
-/// Creates or resumes the engine for `args`.
-pub fn open_engine(
-    project: Arc<Project>,
-    task: Arc<Task>,
-    args: &RunArgs,
-    mut opts: EngineOptions,
-) -> Result<(Engine, crate::engine::EngineHandle)> {
-    if let Some(spec) = &args.branch {
-        opts.seed_texts = Some(branch_texts(&project, spec)?);
-    }
-    let extra: Vec<(crate::project::Candidate, String)> =
-        args.add_seeds.iter().map(|d| candidate_from_folder(&project, d)).collect::<Result<_>>()?;
-    let (engine, handle) = match &args.resume {
-        Some(id) => Engine::resume(project, task, id, opts)?,
-        None => Engine::create(project, task, opts)?,
-    };
-    for (texts, from) in extra {
-        handle.act(crate::engine::event::HumanAction::AddCandidate {
-            texts,
-            parents: vec![],
-            origin: crate::engine::Origin::Human,
-            note: format!("added from {from}"),
-        });
-    }
-    Ok((engine, handle))
-}
-
-/// A candidate from a folder holding one file per component, named like the project's component
-/// files (`prompts/instruction.md` -> `<dir>/instruction.md`).
-pub fn candidate_from_folder(project: &Project, dir: &Path) -> Result<(crate::project::Candidate, String)> {
-    Ok((project.candidate_from_folder(dir)?, dir.display().to_string()))
-}
-
-/// The texts of candidate ID of run RUN (`--branch RUN:ID`, `eval --candidate RUN:ID`).
-pub fn branch_texts(project: &Project, spec: &str) -> Result<(crate::project::Candidate, String)> {
-    let (run, id) = spec
-        .rsplit_once(':')
-        .and_then(|(r, i)| i.parse::<usize>().ok().map(|i| (r, i)))
-        .with_context(|| format!("expected RUN:ID (e.g. 20261125-084012-3fa9:4), not `{spec}`"))?;
-    let run_dir = project.runs_dir().join(run);
-    if !run_dir.join("events.jsonl").is_file() {
-        anyhow::bail!("no run `{run}` in {} (see `gepa-tui runs`)", project.root.display());
-    }
-    let (events, _) = crate::engine::run::load_events(&run_dir, false)?;
-    let state = crate::engine::RunState::from_events(&events);
-    let cand = state.candidates.get(id).with_context(|| format!("run `{run}` has no candidate {id}"))?;
-    let mut names = project.component_names();
-    names.sort();
-    if cand.texts.keys().cloned().collect::<Vec<_>>() != names {
-        anyhow::bail!(
-            "candidate {id} of run `{run}` has components {:?}, but gepa.toml now has {names:?}",
-            cand.texts.keys().collect::<Vec<_>>()
-        );
-    }
-    Ok((cand.texts.clone(), format!("{run}:{id}")))
-}
-
-pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs) -> Result<ExitCode> {
+pub fn run_headless(dir: &Path, args: &RunArgs, json: bool) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let (project, task) = prepare(dir, args, common)?;
+        let (project, task) = prepare(dir, args)?;
         let review = &project.config.review;
         if !args.auto_approve && (review.mutations == ReviewPolicy::Approve || review.merges == ReviewPolicy::Approve) {
             anyhow::bail!(
@@ -160,7 +51,9 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
                     progress.event(&ev);
                 }
                 Notice::Status(s) => progress.status(&s),
-                Notice::Warning(w) => progress.line(&format!("warning: {w}")),
+                n @ (Notice::Warning(_) | Notice::Refused { .. }) => {
+                    progress.line(&format!("warning: {}", n.message().unwrap_or_default()))
+                }
             }
         }
         ctrl_c.abort();
@@ -174,7 +67,7 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
                      gepa-tui run --headless --resume {run_id} {}",
                     dir.display()
                 );
-                return Ok(ExitCode::from(HALTED));
+                return Ok(ExitCode::from(HALTED_EXIT_CODE));
             }
         };
         match outcome.result {
@@ -196,10 +89,6 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, common: &CommonArgs)
         }
     })
 }
-
-/// The exit code of a run stopped by its model provider (a refused key, an empty account, an
-/// outage past `max_outage_secs`): resumable once fixed.
-pub const HALTED: u8 = 3;
 
 /// The last line of `--json`: the run's outcome in one object.
 pub fn finished_line(r: &RunResult) -> String {
@@ -357,20 +246,5 @@ impl Progress {
         if self.drawn {
             eprintln!();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The workbench and headless runs build their engine from the same arguments the same way:
-    /// `--auto-approve` is not lost in the workbench.
-    #[test]
-    fn auto_approve_reaches_the_engine_whichever_front_end_starts_it() {
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let args = RunArgs { auto_approve: true, ..Default::default() };
-        assert!(args.engine_options(tx.clone()).auto_approve);
-        assert!(!RunArgs::default().engine_options(tx).auto_approve);
     }
 }

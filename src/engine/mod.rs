@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod gauge;
+pub mod handle;
 pub mod merge;
 pub mod minibatch;
 pub mod pareto;
@@ -11,6 +12,7 @@ pub mod reflect;
 pub mod rng;
 pub mod run;
 pub mod select;
+pub mod setup;
 pub mod state;
 
 pub use event::{Event, Origin, ProposalOutcome};

@@ -31,7 +31,6 @@ use crate::project::{Candidate, Example, Project};
 use crate::store::{self, read_log, EventLog, RunLock};
 use anyhow::{anyhow, bail, Context, Result};
 use futures::future::join_all;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -41,133 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-/// Live, uncommitted progress for displays (never persisted).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Status {
-    /// What the engine is doing now, in a few words: each round in flight and its stage.
-    pub activity: String,
-    pub paused: bool,
-    /// The oldest round in flight (the next to commit).
-    pub round: u64,
-    /// Metric calls including those of the rounds in flight so far.
-    pub metric_calls: u64,
-    pub max_metric_calls: u64,
-    pub cost_usd: f64,
-    /// Evaluations running right now.
-    pub in_flight: usize,
-    /// Rounds planned and not yet committed.
-    pub rounds_in_flight: usize,
-    /// Evaluations served from the evaluation cache, committed so far.
-    pub evaluations_cached: u64,
-    /// Evaluations of rounds planned ahead and dropped (run, not counted).
-    pub evaluations_dropped: u64,
-    pub elapsed_secs: f64,
-    /// Models whose provider is not answering: their requests are held and probed, not scored.
-    pub outages: Vec<crate::llm::Outage>,
-}
-
-/// The run stopped because a model's provider failed in a way that says nothing about the
-/// candidates: it did not answer for longer than `max_outage_secs`, refused the key, ran out of
-/// quota or credit, or refused the request as configured. Nothing was scored for it; the run is
-/// resumable once the cause is fixed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Halted(pub crate::llm::LlmError);
-
-/// What the engine tells its consumers (TUI, headless printer, tests).
-#[derive(Debug, Clone)]
-pub enum Notice {
-    Event(Box<Event>),
-    Status(Status),
-    /// Something the user should know that is not an error (a repaired log, a changed config).
-    Warning(String),
-}
-
-/// `result.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    pub run_id: String,
-    pub stop_reason: String,
-    pub best_candidate: CandidateId,
-    pub best_val_score: f64,
-    pub seed_val_score: f64,
-    pub test_score: Option<f64>,
-    /// best val score minus test score: a large gap means the prompt fits val, not the task.
-    pub val_test_gap: Option<f64>,
-    pub candidates: usize,
-    pub metric_calls: u64,
-    /// Evaluations served from the run's evaluation cache instead of being run and counted.
-    #[serde(default)]
-    pub evaluations_cached: u64,
-    /// Evaluations run for rounds planned ahead that were then dropped (paid for, never counted
-    /// or used), in this process's part of the run. Depends on timing.
-    #[serde(default)]
-    pub evaluations_dropped: u64,
-    /// USD paid for the run's committed work (replies replayed from the response cache are free;
-    /// work of rounds planned ahead and dropped is not included).
-    pub cost_usd: f64,
-    /// USD the replies served from the response cache would have cost.
-    #[serde(default)]
-    pub cost_usd_replayed: f64,
-    /// Evaluations that failed (model errors after retries, program crashes), scored 0.
-    pub failed_evaluations: u64,
-    pub wall_seconds: f64,
-    pub best_texts: Candidate,
-    /// The frontier, each objective's best candidate, the non-dominated set (absent without objectives).
-    #[serde(flatten)]
-    pub objectives: super::state::ObjectiveReport,
-}
-
-pub struct RunOutcome {
-    pub run_id: String,
-    pub run_dir: PathBuf,
-    /// None when the run was stopped by the user before finishing (it stays resumable).
-    pub result: Option<RunResult>,
-}
-
-#[derive(Clone, Default)]
-pub struct EngineOptions {
-    pub notices: Option<mpsc::UnboundedSender<Notice>>,
-    /// Start paused (the TUI's "new run, paused" and tests).
-    pub start_paused: bool,
-    /// Treat `approve` review policies as `auto` (headless runs with nobody to ask).
-    pub auto_approve: bool,
-    /// Start a new run from these texts instead of the project's prompt files, recording where
-    /// they came from (branching a run from a candidate of an earlier one).
-    pub seed_texts: Option<(Candidate, String)>,
-}
-
-/// Steers a running engine from another task or thread.
-#[derive(Clone)]
-pub struct EngineHandle {
-    paused: watch::Sender<bool>,
-    cancel: CancellationToken,
-    commands: mpsc::UnboundedSender<Command>,
-}
-
-impl EngineHandle {
-    /// A human action, taken when the next round is planned (and recorded with it).
-    pub fn act(&self, action: HumanAction) {
-        let _ = self.commands.send(Command::Act(action));
-    }
-    pub fn approve_all(&self) {
-        let _ = self.commands.send(Command::ApproveAll);
-    }
-    /// Stop starting new work; calls in flight finish and are recorded.
-    pub fn pause(&self) {
-        self.paused.send_replace(true);
-    }
-    pub fn resume(&self) {
-        self.paused.send_replace(false);
-    }
-    pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
-    }
-    /// Stop now: the rounds in flight are abandoned (redone from their recorded plans on resume).
-    pub fn stop(&self) {
-        self.cancel.cancel();
-    }
-}
+pub use super::handle::{Command, EngineHandle, EngineOptions, Halted, Notice, RunOutcome, RunResult, Status};
 
 struct Live {
     /// Metric calls committed plus those of the rounds in flight so far.
@@ -1058,7 +931,7 @@ impl Engine {
                         view.apply_human_action(&a);
                         out.push(a);
                     }
-                    Err(why) => self.sh.notify(Notice::Warning(format!("ignored: {why}"))),
+                    Err(why) => self.sh.notify(Notice::Refused { action: a, why }),
                 }
             }
         }
@@ -2320,14 +2193,6 @@ struct NewCandidate {
     origin: Origin,
     changed: Vec<String>,
     note: Option<String>,
-}
-
-/// What a person can ask of a running engine.
-#[derive(Debug, Clone)]
-pub enum Command {
-    Act(HumanAction),
-    /// Approve every pending item (expanded into one `approve` each, in queue order).
-    ApproveAll,
 }
 
 /// Example fields the system must not see as inputs in the reflective dataset: the reference answer

@@ -10,7 +10,6 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
-use std::cell::Cell;
 use unicode_width::UnicodeWidthChar;
 
 const UNDO_DEPTH: usize = 500;
@@ -39,11 +38,11 @@ pub struct TextEditor {
     /// The column to go back to when moving up and down through shorter rows.
     want_x: Option<usize>,
     /// The first visual row shown, kept by `render` so the cursor stays in view.
-    top: Cell<usize>,
+    top: usize,
     /// The text width at the last render (moving up and down follows the wrapped rows).
-    width: Cell<usize>,
+    width: usize,
     /// Rows visible at the last render (page up and down).
-    height: Cell<usize>,
+    height: usize,
     undo: Vec<Snapshot>,
     redo: Vec<Snapshot>,
     last_op: Op,
@@ -101,9 +100,9 @@ impl TextEditor {
             row: 0,
             col: 0,
             want_x: None,
-            top: Cell::new(0),
-            width: Cell::new(80),
-            height: Cell::new(10),
+            top: 0,
+            width: 80,
+            height: 10,
             undo: Vec::new(),
             redo: Vec::new(),
             last_op: Op::None,
@@ -274,7 +273,7 @@ impl TextEditor {
 
     /// The cursor's visual row within its line, and its column on that row.
     fn visual(&self) -> (usize, usize, Vec<(usize, usize)>) {
-        let ranges = wrap_ranges(&self.lines[self.row], self.width.get());
+        let ranges = wrap_ranges(&self.lines[self.row], self.width);
         let k = ranges.iter().rposition(|(s, _)| *s <= self.col).unwrap_or(0);
         let x = self.lines[self.row].chars().skip(ranges[k].0).take(self.col - ranges[k].0).map(char_w).sum();
         (k, x, ranges)
@@ -311,7 +310,7 @@ impl TextEditor {
                 break;
             }
             row -= 1;
-            ranges = wrap_ranges(&self.lines[row], self.width.get());
+            ranges = wrap_ranges(&self.lines[row], self.width);
             k += ranges.len() as isize;
         }
         while k >= ranges.len() as isize {
@@ -321,7 +320,7 @@ impl TextEditor {
             }
             k -= ranges.len() as isize;
             row += 1;
-            ranges = wrap_ranges(&self.lines[row], self.width.get());
+            ranges = wrap_ranges(&self.lines[row], self.width);
         }
         let k = k as usize;
         self.col = self.col_at_x(row, ranges[k], k + 1 == ranges.len(), x);
@@ -339,7 +338,7 @@ impl TextEditor {
         if !matches!(key.code, KeyCode::Char(_) | KeyCode::Backspace | KeyCode::Delete) || ctrl || alt {
             self.last_op = Op::None;
         }
-        let page = self.height.get().max(2) as isize - 1;
+        let page = self.height.max(2) as isize - 1;
         match key.code {
             KeyCode::Char('z') if ctrl => {
                 self.undo();
@@ -379,14 +378,14 @@ impl TextEditor {
 
     /// Draws the text wrapped to `area`, scrolled so the cursor shows, with the cursor cell
     /// reversed (and the terminal's cursor placed there).
-    pub fn render(&self, frame: &mut Frame, area: Rect, text: Style, cursor: Style) {
+    pub fn render(&mut self, frame: &mut Frame, area: Rect, text: Style, cursor: Style) {
         if area.width < 2 || area.height == 0 {
             return;
         }
         // One column spare, so the cursor after a full row still shows.
         let width = area.width as usize - 1;
-        self.width.set(width);
-        self.height.set(area.height as usize);
+        self.width = width;
+        self.height = area.height as usize;
         let mut rows: Vec<Line<'static>> = Vec::new();
         let mut cursor_at = (0usize, 0usize);
         for (r, line) in self.lines.iter().enumerate() {
@@ -404,14 +403,14 @@ impl TextEditor {
             }
         }
         let h = area.height as usize;
-        let mut top = self.top.get();
+        let mut top = self.top;
         if cursor_at.0 < top {
             top = cursor_at.0;
         } else if cursor_at.0 >= top + h {
             top = cursor_at.0 + 1 - h;
         }
         top = top.min(rows.len().saturating_sub(h).max(cursor_at.0.saturating_sub(h - 1)));
-        self.top.set(top);
+        self.top = top;
         let visible: Vec<Line> = rows.into_iter().skip(top).take(h).collect();
         frame.render_widget(Paragraph::new(visible), area);
         let pos = Position::new(area.x + cursor_at.1 as u16, area.y + (cursor_at.0 - top) as u16);
@@ -497,7 +496,7 @@ mod tests {
     #[test]
     fn up_and_down_follow_wrapped_rows() {
         let mut e = TextEditor::new("aaa bbb ccc ddd\nxy");
-        e.width.set(8);
+        e.width = 8;
         e.input(k(KeyCode::Right));
         e.input(k(KeyCode::Down));
         assert_eq!(e.cursor(), (0, 9), "second visual row of the first line");

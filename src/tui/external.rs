@@ -5,7 +5,7 @@
 
 use crate::project::config::ComponentConfig;
 use crate::project::Candidate;
-use crate::tui::app::{ExternalEdit, ExternalOutcome};
+use crate::tui::steer::{ExternalEdit, ExternalOutcome};
 use std::path::{Path, PathBuf};
 
 /// The editor command: `$VISUAL`, else `$EDITOR`, else `vi`, split on whitespace (so
@@ -88,7 +88,7 @@ pub fn edit(request: &ExternalEdit, components: &[ComponentConfig], command: &[S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::app::EditTarget;
+    use crate::tui::views::editor::EditTarget;
 
     fn request() -> ExternalEdit {
         ExternalEdit {

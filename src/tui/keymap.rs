@@ -1,12 +1,20 @@
-//! Keys are data: a `Key -> Action` table with defaults here and overrides from `keymap.toml` in
-//! the user config dir. The help overlay is drawn from the same table, so it cannot drift.
+//! Keys are data, in layers: a `[global]` table and one per view or overlay (`[frontier]`,
+//! `[review]`, `[editor]`, …), with defaults here and overrides from `keymap.toml` in the user
+//! config dir. A key is looked up in the active layer, then in `[global]`, as yazi's `router.rs`
+//! picks a layer's table from `keymap-default.toml`. The help overlay and the footer hints are drawn
+//! from the same tables (the active layer first, then the global one), so they cannot drift.
 //!
 //! ```toml
-//! [keys]
+//! [global]
 //! "j" = "down"
 //! "ctrl-c" = "quit"
-//! "x" = "none"      # unbinds a default
+//! [frontier]
+//! "S" = "sort"
+//! "s" = "none"      # unbinds a default here (and keeps a global binding of "s" from acting here)
 //! ```
+//!
+//! A `[keys]` table (the older, flat form) still works and means what it meant: the binding holds
+//! in every view, so it goes into `[global]` and the key is taken out of every view's table.
 
 use crate::tui::theme::did_you_mean;
 use anyhow::{anyhow, bail, Context, Result};
@@ -65,6 +73,8 @@ actions! {
     Back = "back", "close the overlay / clear the filter";
     Sort = "sort", "change the sort order";
     TradeOff = "trade_off", "frontier: show or hide the trade-off plot of two objectives";
+    Lineage = "lineage", "frontier: the whole run's lineage as a tree instead of the table (enter opens a candidate)";
+    Detail = "detail", "frontier: show or hide the selected candidate's texts beside the table";
     AxisX = "axis_x", "trade-off plot: the next objective (or the val score) on the x axis";
     AxisY = "axis_y", "trade-off plot: the next objective (or the val score) on the y axis";
     Search = "search", "filter (frontier) or search (traces)";
@@ -218,21 +228,94 @@ impl fmt::Display for Key {
     }
 }
 
+/// A table of bindings: the global one, or one per view or overlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    Global,
+    Dashboard,
+    Frontier,
+    WinMatrix,
+    Candidate,
+    Traces,
+    Reflections,
+    Review,
+    Editor,
+    Merge,
+    Help,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 11] = [
+        Layer::Global,
+        Layer::Dashboard,
+        Layer::Frontier,
+        Layer::WinMatrix,
+        Layer::Candidate,
+        Layer::Traces,
+        Layer::Reflections,
+        Layer::Review,
+        Layer::Editor,
+        Layer::Merge,
+        Layer::Help,
+    ];
+
+    /// The table's name in keymap.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Global => "global",
+            Layer::Dashboard => "dashboard",
+            Layer::Frontier => "frontier",
+            Layer::WinMatrix => "win_matrix",
+            Layer::Candidate => "candidate",
+            Layer::Traces => "traces",
+            Layer::Reflections => "reflections",
+            Layer::Review => "review",
+            Layer::Editor => "editor",
+            Layer::Merge => "merge",
+            Layer::Help => "help",
+        }
+    }
+
+    /// Where the layer's keys work, for the help overlay.
+    pub fn title(self) -> &'static str {
+        match self {
+            Layer::Global => "everywhere",
+            Layer::Dashboard => "in the Dashboard",
+            Layer::Frontier => "in the Frontier",
+            Layer::WinMatrix => "in the Win matrix",
+            Layer::Candidate => "in the Candidate view",
+            Layer::Traces => "in the Traces",
+            Layer::Reflections => "in the Reflections",
+            Layer::Review => "in the Review queue",
+            Layer::Editor => "in the editor",
+            Layer::Merge => "on the merge screen",
+            Layer::Help => "in the help",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Layer> {
+        Layer::ALL.into_iter().find(|l| l.name() == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keymap {
-    /// In order of definition; later entries for the same key replace earlier ones.
-    bindings: Vec<(Key, Action)>,
+    /// In order of definition; later entries for the same key in a layer replace earlier ones.
+    /// None unbinds the key in that layer (it does not fall through to the global table).
+    bindings: Vec<(Layer, Key, Option<Action>)>,
 }
 
 impl Default for Keymap {
     fn default() -> Self {
         use Action::*;
         use KeyCode as K;
+        use Layer as L;
         let p = Key::plain;
         let c = Key::ch;
-        let bindings = vec![
+        let ctrl = |ch: char| Key::new(K::Char(ch), KeyModifiers::CONTROL);
+        let global = vec![
             (c('q'), Quit),
-            (Key::new(K::Char('c'), KeyModifiers::CONTROL), Quit),
+            (ctrl('c'), Quit),
             (c('?'), Help),
             (c(' '), TogglePause),
             (c('r'), RetryNow),
@@ -263,19 +346,8 @@ impl Default for Keymap {
             (c('G'), Bottom),
             (p(K::Enter), Open),
             (p(K::Esc), Back),
-            (c('s'), Sort),
-            (c('o'), TradeOff),
-            (c('X'), AxisX),
-            (c('Y'), AxisY),
-            (c('/'), Search),
-            (c('w'), SwitchPane),
-            (c('v'), NextObjective),
-            (c('d'), Diff),
-            (c(']'), CompareNext),
-            (c('['), ComparePrev),
             (c('t'), OpenTraces),
-            (c('a'), Approve),
-            (c('x'), Veto),
+            // Answered by the Frontier, Candidate and Review views; elsewhere they say where.
             (c('e'), Edit),
             (c('E'), EditExternal),
             (c('A'), ApproveAll),
@@ -285,64 +357,207 @@ impl Default for Keymap {
             (c('M'), MergeMarked),
             (c('+'), AddCandidate),
             (c('b'), Branch),
-            (Key::new(K::Char('s'), KeyModifiers::CONTROL), Save),
         ];
+        let views: Vec<(Layer, Key, Action)> = vec![
+            (L::Frontier, c('s'), Sort),
+            (L::Frontier, c('/'), Search),
+            (L::Frontier, c('o'), TradeOff),
+            (L::Frontier, c('D'), Detail),
+            (L::Frontier, c('L'), Lineage),
+            (L::Frontier, c('X'), AxisX),
+            (L::Frontier, c('Y'), AxisY),
+            (L::WinMatrix, c('w'), SwitchPane),
+            (L::WinMatrix, c('s'), Sort),
+            (L::WinMatrix, c('v'), NextObjective),
+            (L::Candidate, c('d'), Diff),
+            (L::Candidate, c(']'), CompareNext),
+            (L::Candidate, c('['), ComparePrev),
+            (L::Traces, c('/'), Search),
+            (L::Review, c('a'), Approve),
+            (L::Review, c('x'), Veto),
+            (L::Editor, ctrl('s'), Save),
+            (L::Editor, p(K::Esc), Back),
+            (L::Editor, p(K::Tab), NextView),
+            (L::Editor, p(K::BackTab), PrevView),
+            (L::Merge, p(K::Left), Left),
+            (L::Merge, p(K::Right), Right),
+            (L::Merge, p(K::Up), Up),
+            (L::Merge, p(K::Down), Down),
+            (L::Merge, p(K::Enter), Open),
+            (L::Merge, ctrl('s'), Save),
+            (L::Merge, p(K::Esc), Back),
+        ];
+        let bindings = global
+            .into_iter()
+            .map(|(k, a)| (L::Global, k, Some(a)))
+            .chain(views.into_iter().map(|(l, k, a)| (l, k, Some(a))))
+            .collect();
         Keymap { bindings }
     }
 }
 
 impl Keymap {
-    pub fn action_for(&self, ev: &KeyEvent) -> Option<Action> {
-        let key = Key::from_event(ev);
-        self.bindings.iter().rev().find(|(k, _)| *k == key).map(|(_, a)| *a)
+    /// What `key` is bound to in `layer` alone: Some(None) when it is unbound there on purpose.
+    fn lookup(&self, layer: Layer, key: Key) -> Option<Option<Action>> {
+        self.bindings.iter().rev().find(|(l, k, _)| *l == layer && *k == key).map(|(_, _, a)| *a)
     }
 
-    /// Keys bound to `action`, in definition order.
-    pub fn keys_for(&self, action: Action) -> Vec<Key> {
+    /// The action `key` does in `layer`: the layer's own binding, else the global one.
+    pub fn action_at(&self, layer: Layer, key: Key) -> Option<Action> {
+        match self.lookup(layer, key) {
+            Some(a) => a,
+            None if layer != Layer::Global => self.lookup(Layer::Global, key).flatten(),
+            None => None,
+        }
+    }
+
+    /// The action `key` does under a stack of layers (the top first): the first layer that binds
+    /// it, else the global table.
+    pub fn action_under(&self, layers: &[Layer], key: Key) -> Option<Action> {
+        match layers.iter().find_map(|l| self.lookup(*l, key)) {
+            Some(a) => a,
+            None => self.lookup(Layer::Global, key).flatten(),
+        }
+    }
+
+    /// The action a key event does in `layer`.
+    pub fn action_in(&self, layer: Layer, ev: &KeyEvent) -> Option<Action> {
+        self.action_at(layer, Key::from_event(ev))
+    }
+
+    /// The action a key event does where only the global table applies (the start screen).
+    pub fn action_for(&self, ev: &KeyEvent) -> Option<Action> {
+        self.action_in(Layer::Global, ev)
+    }
+
+    /// The first layer other than `layer` (and the global one) where `key` does something, and
+    /// what: to tell a person where a key they pressed works.
+    pub fn elsewhere(&self, layer: Layer, key: Key) -> Option<(Layer, Action)> {
+        Layer::ALL
+            .into_iter()
+            .filter(|l| *l != layer && *l != Layer::Global)
+            .find_map(|l| self.lookup(l, key).flatten().map(|a| (l, a)))
+    }
+
+    /// What to say when `key` does nothing in `layer`: where it works, if anywhere.
+    pub fn unbound(&self, layer: Layer, key: Key) -> String {
+        match self.elsewhere(layer, key) {
+            Some((l, a)) => {
+                let at = Layer::ALL[1..8].iter().position(|v| *v == l).map(|i| format!(" ({})", i + 1));
+                format!("{key} ({}) works {}{}; ? lists the keys here", a.name(), l.title(), at.unwrap_or_default())
+            }
+            None => format!("{key} is not bound; ? lists the keys"),
+        }
+    }
+
+    /// Keys that do `action` in `layer` (its own first, then the global ones it does not
+    /// shadow), in definition order.
+    pub fn keys_in(&self, layer: Layer, action: Action) -> Vec<Key> {
         let mut out = Vec::new();
-        for (k, a) in &self.bindings {
-            // A key rebound later to another action no longer does this one.
-            if *a == action
-                && self.bindings.iter().rev().find(|(k2, _)| k2 == k).map(|(_, a2)| *a2) == Some(action)
-                && !out.contains(k)
-            {
-                out.push(*k);
+        for l in [layer, Layer::Global] {
+            for (l2, k, a) in &self.bindings {
+                if *l2 == l && *a == Some(action) && self.action_at(layer, *k) == Some(action) && !out.contains(k) {
+                    out.push(*k);
+                }
             }
         }
         out
     }
 
-    /// Keys for `action` joined for display ("q, ctrl-c").
-    pub fn describe(&self, action: Action) -> String {
-        self.keys_for(action).iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+    /// Keys that do `action`: in the global table, else in the first layer that binds it.
+    pub fn keys_for(&self, action: Action) -> Vec<Key> {
+        Layer::ALL.into_iter().map(|l| self.keys_in(l, action)).find(|k| !k.is_empty()).unwrap_or_default()
     }
 
-    /// Applies `[keys]` overrides from keymap.toml text.
+    /// Keys for `action` joined for display ("q, ctrl-c").
+    pub fn describe(&self, action: Action) -> String {
+        join(&self.keys_for(action))
+    }
+
+    /// Keys for `action` in `layer` joined for display.
+    pub fn describe_in(&self, layer: Layer, action: Action) -> String {
+        join(&self.keys_in(layer, action))
+    }
+
+    /// The layer's own bindings as (action, its keys here), in action order; the global table's
+    /// when `layer` is Global. An action whose keys are all shadowed here is left out.
+    pub fn layer_bindings(&self, layer: Layer) -> Vec<(Action, Vec<Key>)> {
+        Action::ALL
+            .iter()
+            .map(|&a| {
+                let keys: Vec<Key> = self
+                    .bindings
+                    .iter()
+                    .filter(|(l, k, b)| *l == layer && *b == Some(a) && self.action_at(layer, *k) == Some(a))
+                    .map(|(_, k, _)| *k)
+                    .fold(Vec::new(), |mut v, k| {
+                        if !v.contains(&k) {
+                            v.push(k);
+                        }
+                        v
+                    });
+                (a, keys)
+            })
+            .filter(|(_, k)| !k.is_empty())
+            .collect()
+    }
+
+    /// The global bindings that still act in `layer` (not shadowed by its own table).
+    pub fn global_bindings_in(&self, layer: Layer) -> Vec<(Action, Vec<Key>)> {
+        self.layer_bindings(Layer::Global)
+            .into_iter()
+            .map(|(a, keys)| (a, keys.into_iter().filter(|k| self.lookup(layer, *k).is_none()).collect::<Vec<_>>()))
+            .filter(|(_, k)| !k.is_empty())
+            .collect()
+    }
+
+    /// Applies overrides from keymap.toml text: `[global]` and one table per layer, or the older
+    /// flat `[keys]` (a binding for every view).
     pub fn apply_overrides(&mut self, text: &str) -> Result<()> {
         let table: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
-        for (k, v) in &table {
-            if k != "keys" {
-                bail!("unknown section `{k}`; key bindings go under [keys], e.g. [keys] \"j\" = \"down\"");
-            }
-            let keys = v.as_table().ok_or_else(|| anyhow!("[keys] must be a table of \"key\" = \"action\""))?;
+        for (section, v) in &table {
+            let layer = match (section.as_str(), Layer::from_name(section)) {
+                ("keys", _) => None,
+                (_, Some(l)) => Some(l),
+                (_, None) => {
+                    let names: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
+                    let hint =
+                        did_you_mean(section, &names).map(|s| format!(" Did you mean [{s}]?")).unwrap_or_default();
+                    bail!(
+                        "unknown section `[{section}]`.{hint} Key bindings go under [global] or a view's or overlay's \
+                         table ({}), e.g. [frontier] \"S\" = \"sort\"",
+                        names.iter().map(|n| format!("[{n}]")).collect::<Vec<_>>().join(", ")
+                    );
+                }
+            };
+            let keys = v.as_table().ok_or_else(|| anyhow!("[{section}] must be a table of \"key\" = \"action\""))?;
             for (key, action) in keys {
-                let parsed = Key::parse(key).with_context(|| format!("[keys] \"{key}\""))?;
+                let parsed = Key::parse(key).with_context(|| format!("[{section}] \"{key}\""))?;
                 let name = action
                     .as_str()
-                    .ok_or_else(|| anyhow!("[keys] \"{key}\": the action must be a string such as \"down\""))?;
-                if name == "none" {
-                    self.bindings.retain(|(k2, _)| *k2 != parsed);
-                    continue;
-                }
-                let Some(act) = Action::from_name(name) else {
-                    let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
-                    let hint = did_you_mean(name, &names).map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default();
-                    bail!(
-                        "[keys] \"{key}\": `{name}` is not an action.{hint} Actions: {}, or \"none\" to unbind",
-                        names.join(", ")
-                    );
+                    .ok_or_else(|| anyhow!("[{section}] \"{key}\": the action must be a string such as \"down\""))?;
+                let act = match name {
+                    "none" => None,
+                    _ => Some(Action::from_name(name).ok_or_else(|| {
+                        let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
+                        let hint =
+                            did_you_mean(name, &names).map(|s| format!(" Did you mean `{s}`?")).unwrap_or_default();
+                        anyhow!(
+                            "[{section}] \"{key}\": `{name}` is not an action.{hint} Actions: {}, or \"none\" to unbind",
+                            names.join(", ")
+                        )
+                    })?),
                 };
-                self.bindings.push((parsed, act));
+                match layer {
+                    Some(l) => self.bindings.push((l, parsed, act)),
+                    None => {
+                        // The flat form: the same in every view, as before there were layers.
+                        self.bindings.retain(|(_, k2, _)| *k2 != parsed);
+                        if act.is_some() {
+                            self.bindings.push((Layer::Global, parsed, act));
+                        }
+                    }
+                }
             }
         }
         Ok(())
@@ -360,6 +575,10 @@ impl Keymap {
         }
         Ok(km)
     }
+}
+
+fn join(keys: &[Key]) -> String {
+    keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -401,6 +620,52 @@ mod tests {
         assert_eq!(km.describe(Action::Quit), "ctrl-c, x");
     }
 
+    /// A binding in one layer acts there and nowhere else; the global table still answers the
+    /// keys the layer does not bind.
+    #[test]
+    fn each_layer_takes_its_own_overrides() {
+        let f5 = ev(KeyCode::F(5), KeyModifiers::NONE);
+        for layer in Layer::ALL {
+            let mut km = Keymap::default();
+            km.apply_overrides(&format!("[{}]\n\"f5\" = \"bottom\"", layer.name())).unwrap();
+            assert_eq!(km.action_in(layer, &f5), Some(Action::Bottom), "{layer:?}");
+            for other in Layer::ALL.into_iter().filter(|o| *o != layer) {
+                let want = if layer == Layer::Global { Some(Action::Bottom) } else { None };
+                assert_eq!(km.action_in(other, &f5), want, "[{}] binding seen in {other:?}", layer.name());
+            }
+            // `q` is global: it still quits in every layer that does not rebind it.
+            assert_eq!(km.action_in(layer, &ev(KeyCode::Char('q'), KeyModifiers::NONE)), Some(Action::Quit));
+        }
+    }
+
+    #[test]
+    fn a_layer_shadows_the_global_table_and_none_stops_the_fall_through() {
+        let mut km = Keymap::default();
+        let s = ev(KeyCode::Char('s'), KeyModifiers::NONE);
+        let q = ev(KeyCode::Char('q'), KeyModifiers::NONE);
+        assert_eq!(km.action_in(Layer::Frontier, &s), Some(Action::Sort));
+        assert_eq!(km.action_in(Layer::Candidate, &s), None);
+        km.apply_overrides("[frontier]\n\"q\" = \"sort\"\n[candidate]\n\"q\" = \"none\"").unwrap();
+        assert_eq!(km.action_in(Layer::Frontier, &q), Some(Action::Sort));
+        assert_eq!(km.action_in(Layer::Candidate, &q), None);
+        assert_eq!(km.action_in(Layer::Traces, &q), Some(Action::Quit));
+        // Footer and help read the same tables.
+        assert_eq!(km.describe_in(Layer::Frontier, Action::Sort), "s, q");
+        assert_eq!(km.describe_in(Layer::Frontier, Action::Quit), "ctrl-c");
+        assert!(!km.global_bindings_in(Layer::Frontier).iter().any(|(_, k)| k.contains(&Key::ch('q'))));
+    }
+
+    #[test]
+    fn the_flat_keys_table_still_binds_in_every_view() {
+        let mut km = Keymap::default();
+        // `s` sorts in two views; the old flat form makes it quit everywhere, as it used to.
+        km.apply_overrides("[keys]\n\"s\" = \"quit\"\n\"x\" = \"none\"").unwrap();
+        for layer in Layer::ALL {
+            assert_eq!(km.action_in(layer, &ev(KeyCode::Char('s'), KeyModifiers::NONE)), Some(Action::Quit));
+            assert_eq!(km.action_in(layer, &ev(KeyCode::Char('x'), KeyModifiers::NONE)), None);
+        }
+    }
+
     #[test]
     fn bad_overrides_say_what_is_wrong() {
         let mut km = Keymap::default();
@@ -409,6 +674,8 @@ mod tests {
         let e = format!("{:#}", km.apply_overrides("[keys]\n\"ctrl-\" = \"down\"").unwrap_err());
         assert!(e.contains("ctrl-"), "{e}");
         let e = km.apply_overrides("j = \"down\"").unwrap_err().to_string();
-        assert!(e.contains("[keys]"), "{e}");
+        assert!(e.contains("[global]"), "{e}");
+        let e = km.apply_overrides("[fronteir]\n\"j\" = \"down\"").unwrap_err().to_string();
+        assert!(e.contains("Did you mean [frontier]?"), "{e}");
     }
 }

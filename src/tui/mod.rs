@@ -11,18 +11,18 @@ pub mod external;
 pub mod keymap;
 pub mod model;
 pub mod start;
+pub mod steer;
 pub mod terminal;
 pub mod theme;
 pub mod views;
 
-use crate::cli::run::{open_engine, prepare, RunArgs};
-use crate::cli::CommonArgs;
 use crate::engine::run::load_events;
+use crate::engine::setup::{open_engine, prepare, RunArgs, HALTED_EXIT_CODE};
 use crate::engine::{EngineHandle, Notice, RunOutcome};
 use crate::eval::Task;
 use crate::project::Project;
 use anyhow::{anyhow, bail, Context, Result};
-use app::{App, EngineCommand};
+use app::App;
 use crossterm::event::Event as TermEvent;
 use keymap::Keymap;
 use model::{Model, ModelUsage};
@@ -32,6 +32,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use steer::EngineCommand;
 use terminal::Term;
 use theme::Theme;
 use tokio::sync::mpsc;
@@ -52,7 +53,6 @@ pub struct TuiArgs {
     /// Seed and budget overrides for a new or resumed run.
     pub run_args: RunArgs,
     pub theme: Option<String>,
-    pub common: CommonArgs,
 }
 
 /// The user's config dir for gepa-tui (keymap.toml, themes/).
@@ -121,7 +121,7 @@ pub fn run(args: TuiArgs) -> Result<ExitCode> {
         eprintln!("{msg}");
     }
     Ok(match (&outcome.error, outcome.halted) {
-        (Some(_), true) => ExitCode::from(crate::cli::run::HALTED),
+        (Some(_), true) => ExitCode::from(HALTED_EXIT_CODE),
         (Some(_), false) => ExitCode::from(2),
         (None, _) => ExitCode::SUCCESS,
     })
@@ -374,7 +374,7 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             if let StartChoice::Branch { run, id } = choice {
                 args.branch = Some(format!("{run}:{id}"));
             }
-            let (project, task) = prepare(&ctx.args.dir, &args, &ctx.args.common)?;
+            let (project, task) = prepare(&ctx.args.dir, &args)?;
             let (tx, mut rx) = mpsc::unbounded_channel();
             // `--auto-approve` holds here as headless: `approve` policies are treated as `auto`.
             let (engine, handle) = open_engine(project.clone(), task.clone(), &args, args.engine_options(tx))?;
@@ -386,14 +386,14 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             // the warnings from the channel and read the events from the file.
             let mut warnings = Vec::new();
             while let Ok(n) = rx.try_recv() {
-                if let Notice::Warning(w) = n {
-                    warnings.push(w);
+                if matches!(n, Notice::Warning(_) | Notice::Refused { .. }) {
+                    warnings.push(n);
                 }
             }
             let (events, _) = load_events(&run_dir, false)?;
             let mut model = Model::from_events(&events).with_project(&project);
-            for w in warnings {
-                model.on_notice(Notice::Warning(w));
+            for n in warnings {
+                model.on_notice(n);
             }
             model.session_start_calls = model.state.metric_calls;
             model.attached = true;
@@ -412,9 +412,9 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
 fn edit_externally(
     term: &mut Term,
     input: &mut InputReader,
-    request: &app::ExternalEdit,
+    request: &steer::ExternalEdit,
     components: &[crate::project::config::ComponentConfig],
-) -> Result<app::ExternalOutcome> {
+) -> Result<steer::ExternalOutcome> {
     let command = external::editor_command();
     input.hold();
     terminal::suspend();
@@ -469,8 +469,7 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         None => (None, None, None, None),
     };
     let mut app = App::new(model, ctx.keymap.clone(), ctx.theme.clone());
-    app.project_label = ctx.project.root.display().to_string();
-    app.view = if live { app::View::Dashboard } else { app::View::Frontier };
+    app.view = if live { views::View::Dashboard } else { views::View::Frontier };
     let waiting = app.model.state.review_queue.len();
     if waiting > 0 {
         app.flash = Some(format!(
@@ -582,10 +581,7 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         }
         // The handle is the truth about pausing (a status sent just before a pause is stale).
         if let Some(h) = &handle {
-            if app.model.paused != h.is_paused() {
-                app.model.paused = h.is_paused();
-                dirty = true;
-            }
+            dirty |= app.model.set_paused(h.is_paused());
         }
         if app.quit || app.branch.is_some() {
             break;

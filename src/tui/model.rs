@@ -124,7 +124,8 @@ pub struct Model {
     pub live: Option<Status>,
     /// Metric calls when this session attached to the engine (for the ETA).
     pub session_start_calls: u64,
-    pub paused: bool,
+    /// Whether the live engine is paused; written only by `set_paused`, from the engine handle.
+    paused: bool,
     pub warnings: Vec<String>,
     /// The engine stopped with an error.
     pub engine_error: Option<String>,
@@ -193,17 +194,39 @@ impl Model {
         self.version += 1;
     }
 
+    /// Folds a notice, and says what became of a decision sent from here, if one was applied
+    /// ("approve applied in round 4") or refused ("the engine ignored: …").
+    pub fn on_notice_news(&mut self, n: Notice) -> Option<String> {
+        let sent_before = self.sent.len();
+        let news = match &n {
+            Notice::Event(ev) => match &**ev {
+                Event::Human { round, action } => Some(format!("{} applied in round {round}", action_word(action))),
+                _ => None,
+            },
+            Notice::Refused { why, .. } => Some(format!("the engine ignored: {}", crate::text::sanitize(why))),
+            _ => None,
+        };
+        self.on_notice(n);
+        news.filter(|_| self.sent.len() < sent_before)
+    }
+
     pub fn on_notice(&mut self, n: Notice) {
         match n {
             Notice::Event(ev) => self.apply(&ev),
             // Live status changes no derived rows, so it leaves `version` alone (no re-sorts per tick).
             Notice::Status(s) => {
-                self.paused = s.paused;
                 self.live = Some(s);
             }
             Notice::Warning(w) => {
-                self.refused(&w);
                 self.warnings.push(crate::text::sanitize(&w));
+                self.version += 1;
+            }
+            Notice::Refused { action, why } => {
+                // The refused decision is no longer on its way.
+                if let Some(i) = self.sent.iter().position(|a| *a == action) {
+                    self.sent.remove(i);
+                }
+                self.warnings.push(crate::text::sanitize(&format!("ignored: {why}")));
                 self.version += 1;
             }
         }
@@ -241,7 +264,8 @@ impl Model {
                 self.score_counts = vec![0; val_ids.len()];
                 self.commits += 1;
             }
-            Event::Paused { paused } => self.paused = *paused,
+            // Pausing is live state: the engine handle says it (`set_paused`), not the log.
+            Event::Paused { .. } => {}
             Event::Human { round, action } => self.decisions.push((*round, action.clone())),
             Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
             Event::ValEvaluated { candidate, evals, .. } => {
@@ -266,20 +290,6 @@ impl Model {
             _ => {}
         }
         self.state.apply(&p);
-    }
-
-    /// The engine refused a decision ("ignored: no pending review item 3"): it is no longer on
-    /// its way.
-    fn refused(&mut self, warning: &str) {
-        let Some(why) = warning.strip_prefix("ignored: ") else { return };
-        let item = why.strip_prefix("no pending review item ").and_then(|n| n.trim().parse::<u64>().ok());
-        let pos = match item {
-            Some(n) => self.sent.iter().position(|a| action_item(a) == Some(n)),
-            None => self.sent.iter().position(|a| matches!(a, HumanAction::AddCandidate { .. })),
-        };
-        if let Some(i) = pos {
-            self.sent.remove(i);
-        }
     }
 
     /// The engine task has ended. Decisions sent that it never took (it finished, stopped or
@@ -347,6 +357,41 @@ impl Model {
     /// Whether decisions can be sent: an engine is attached and still running.
     pub fn can_act(&self) -> bool {
         self.attached && !self.engine_done
+    }
+
+    /// Why `what` (a decision) cannot be sent now, if it cannot.
+    pub fn why_not_live(&self, what: &str) -> Option<String> {
+        if self.can_act() {
+            return None;
+        }
+        let why = if self.state.finished.is_some() {
+            "this run is finished; start a new run, or branch one from a candidate with `gepa-tui run --branch RUN:ID`"
+        } else if self.engine_done {
+            "the engine has stopped; reopen the run to resume it"
+        } else {
+            "this run is open read-only; resume it from the start screen (or `gepa-tui --run RUN`)"
+        };
+        Some(format!("{what} needs a live run: {why}"))
+    }
+
+    /// Whether the live engine is paused.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The one writer of the pause state: the event loop, from the engine handle (a status sent
+    /// just before a pause is stale; the handle is the truth). Returns whether it changed.
+    pub fn set_paused(&mut self, paused: bool) -> bool {
+        std::mem::replace(&mut self.paused, paused) != paused
+    }
+
+    /// When the engine will apply a decision sent now.
+    pub fn when_applied(&self) -> &'static str {
+        if self.paused {
+            "applied at the start of the next round (the engine is paused: space resumes it)"
+        } else {
+            "applied at the start of the next round"
+        }
     }
 
     fn proposal_mut(&mut self, round: u64, slot: usize) -> Option<&mut ProposalView> {
@@ -628,6 +673,24 @@ impl Model {
     pub fn expected(&self, example_id: &str) -> Option<String> {
         let field = self.expected_field.as_deref()?;
         self.examples.get(example_id)?.field_text(field)
+    }
+}
+
+pub fn policy_name(p: ReviewPolicy) -> &'static str {
+    match p {
+        ReviewPolicy::Auto => "auto",
+        ReviewPolicy::Approve => "approve",
+    }
+}
+
+/// A decision in a word or two ("approve", "veto", "edit").
+pub fn action_word(a: &HumanAction) -> &'static str {
+    match a {
+        HumanAction::Approve { .. } => "approve",
+        HumanAction::Veto { .. } => "veto",
+        HumanAction::Edit { .. } => "edit, then approve",
+        HumanAction::AddCandidate { .. } => "add a candidate",
+        HumanAction::SetPolicy { .. } => "review policy",
     }
 }
 

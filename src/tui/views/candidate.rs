@@ -5,9 +5,9 @@
 //! and closes, while a lineage is a short read-only path of ancestors (two for a merge), a few
 //! indented lines.
 
-use super::{fmt_score, heading, one_line, pane, parents_label, text_lines};
+use super::{fmt_score, heading, one_line, pane, parents_label, step, text_lines, Ctx, Outcome, Scroll};
 use crate::engine::CandidateId;
-use crate::tui::app::{App, DiffMode};
+use crate::tui::keymap::Action;
 use crate::tui::model::Model;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -48,20 +48,97 @@ pub fn word_diff(old: &str, new: &str, theme: &Theme) -> Vec<Line<'static>> {
     lines
 }
 
-fn diff_target(app: &App) -> Option<CandidateId> {
-    let rec = app.model.state.candidates.get(app.selected)?;
-    match app.candidate.diff {
-        DiffMode::Off => None,
-        DiffMode::Parent => rec.parents.first().copied(),
-        DiffMode::Other => {
-            Some(app.candidate.compare).filter(|c| *c != app.selected && *c < app.model.state.candidates.len())
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffMode {
+    Off,
+    Parent,
+    Other,
+}
+
+/// The Candidate view's state.
+#[derive(Debug)]
+pub struct CandidateView {
+    pub diff: DiffMode,
+    pub compare: CandidateId,
+    pub scroll: Scroll,
+}
+
+impl Default for CandidateView {
+    fn default() -> Self {
+        CandidateView { diff: DiffMode::Parent, compare: 0, scroll: Scroll::default() }
+    }
+}
+
+impl CandidateView {
+    /// A newly selected candidate shows from the top, compared with its first parent.
+    pub fn on_select(&mut self, m: &Model, c: CandidateId) {
+        self.scroll.reset();
+        if let Some(rec) = m.state.candidates.get(c) {
+            self.compare = rec.parents.first().copied().unwrap_or(c);
+        }
+    }
+
+    /// Shows the selected candidate diffed against `other`.
+    pub fn compare_with(&mut self, other: CandidateId) {
+        self.compare = other;
+        self.diff = DiffMode::Other;
+        self.scroll.reset();
+    }
+
+    pub fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        let n_c = ctx.n_candidates();
+        match action {
+            Action::Up | Action::ScrollUp => self.scroll.by(-1),
+            Action::Down | Action::ScrollDown => self.scroll.by(1),
+            Action::PageUp => self.scroll.by(-10),
+            Action::PageDown => self.scroll.by(10),
+            Action::Top => self.scroll.reset(),
+            Action::Left => return Outcome::Select(step(ctx.selected, -1, n_c)),
+            Action::Right => return Outcome::Select(step(ctx.selected, 1, n_c)),
+            Action::Diff => {
+                self.diff = match self.diff {
+                    DiffMode::Off => DiffMode::Parent,
+                    DiffMode::Parent => DiffMode::Other,
+                    DiffMode::Other => DiffMode::Off,
+                };
+            }
+            Action::CompareNext | Action::ComparePrev => {
+                let d = if action == Action::CompareNext { 1 } else { -1 };
+                let mut c = step(self.compare, d, n_c);
+                if c == ctx.selected && n_c > 1 {
+                    c = step(c, d, n_c);
+                }
+                self.compare = c;
+                self.diff = DiffMode::Other;
+            }
+            Action::Edit | Action::EditExternal => {
+                return super::editor::hand_edit(ctx, action == Action::EditExternal)
+            }
+            Action::Open => return Outcome::ValTraces(None),
+            _ => return Outcome::Ignored,
+        }
+        Outcome::Done
+    }
+
+    pub fn hints(&self) -> Vec<(Action, &'static str)> {
+        use Action::*;
+        vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
+    }
+
+    fn diff_target(&self, ctx: &Ctx) -> Option<CandidateId> {
+        let rec = ctx.model.state.candidates.get(ctx.selected)?;
+        match self.diff {
+            DiffMode::Off => None,
+            DiffMode::Parent => rec.parents.first().copied(),
+            DiffMode::Other => Some(self.compare).filter(|c| *c != ctx.selected && *c < ctx.n_candidates()),
         }
     }
 }
 
-fn text_body(app: &App, theme: &Theme, target: Option<CandidateId>) -> Vec<Line<'static>> {
-    let m = &app.model;
-    let rec = &m.state.candidates[app.selected];
+/// The selected candidate's texts, each diffed word by word against `target`'s when given.
+pub fn text_body(ctx: &Ctx, target: Option<CandidateId>) -> Vec<Line<'static>> {
+    let (m, theme) = (ctx.model, ctx.theme);
+    let rec = &m.state.candidates[ctx.selected];
     let mut lines = Vec::new();
     if !rec.objectives.is_empty() {
         lines.push(Line::styled(
@@ -89,52 +166,58 @@ fn text_body(app: &App, theme: &Theme, target: Option<CandidateId>) -> Vec<Line<
     lines
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let m = &app.model;
-    let Some(rec) = m.state.candidates.get(app.selected) else {
-        frame.render_widget(
-            Paragraph::new(Span::styled("No candidate yet.", theme.muted)).block(pane(" Candidate ", theme, true)),
-            area,
-        );
-        return;
-    };
-    let (text_area, tree_area) = if area.width >= 110 {
-        let [a, b] = Layout::horizontal([Constraint::Min(40), Constraint::Length(44)]).areas(area);
-        (a, b)
-    } else {
-        let h = (area.height / 3).clamp(4, 8);
-        let [a, b] = Layout::vertical([Constraint::Min(5), Constraint::Length(h)]).areas(area);
-        (a, b)
-    };
+impl CandidateView {
+    pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let (m, theme) = (ctx.model, ctx.theme);
+        let Some(rec) = m.state.candidates.get(ctx.selected) else {
+            frame.render_widget(
+                Paragraph::new(Span::styled("No candidate yet.", theme.muted)).block(pane(" Candidate ", theme, true)),
+                area,
+            );
+            return;
+        };
+        let (text_area, tree_area) = if area.width >= 110 {
+            let [a, b] = Layout::horizontal([Constraint::Min(40), Constraint::Length(44)]).areas(area);
+            (a, b)
+        } else {
+            let h = (area.height / 3).clamp(4, 8);
+            let [a, b] = Layout::vertical([Constraint::Min(5), Constraint::Length(h)]).areas(area);
+            (a, b)
+        };
 
-    let target = diff_target(app);
-    let mut title = vec![
-        Span::styled(format!(" Candidate #{} ", rec.id), theme.title),
-        Span::styled(format!("· {} ", rec.origin.as_str()), theme.muted),
-    ];
-    if !rec.parents.is_empty() {
-        title.push(Span::styled(format!("of {} ", parents_label(&rec.parents)), theme.muted));
+        let target = self.diff_target(ctx);
+        let mut title = vec![
+            Span::styled(format!(" Candidate #{} ", rec.id), theme.title),
+            Span::styled(format!("· {} ", rec.origin.as_str()), theme.muted),
+        ];
+        if !rec.parents.is_empty() {
+            title.push(Span::styled(format!("of {} ", parents_label(&rec.parents)), theme.muted));
+        }
+        if !rec.val_scores.is_empty() {
+            title.push(Span::styled(format!("· val {} ", fmt_score(rec.val_mean)), theme.score(rec.val_mean)));
+        }
+        title.push(Span::styled(
+            match (self.diff, target) {
+                (DiffMode::Off, _) => "· no diff ".to_string(),
+                (_, Some(t)) => format!("· diff against #{t} "),
+                (DiffMode::Parent, None) => "· the seed has no parent ".to_string(),
+                (DiffMode::Other, None) => "· choose a candidate to compare with [ ] ".to_string(),
+            },
+            theme.accent,
+        ));
+        let lines = text_body(ctx, target);
+        let body_area = super::inner(text_area);
+        let at = self.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
+                Line::from(title),
+                theme,
+                true,
+            )),
+            text_area,
+        );
+        render_lineage(frame, tree_area, m, rec.id, theme);
     }
-    if !rec.val_scores.is_empty() {
-        title.push(Span::styled(format!("· val {} ", fmt_score(rec.val_mean)), theme.score(rec.val_mean)));
-    }
-    title.push(Span::styled(
-        match (app.candidate.diff, target) {
-            (DiffMode::Off, _) => "· no diff ".to_string(),
-            (_, Some(t)) => format!("· diff against #{t} "),
-            (DiffMode::Parent, None) => "· the seed has no parent ".to_string(),
-            (DiffMode::Other, None) => "· choose a candidate to compare with [ ] ".to_string(),
-        },
-        theme.accent,
-    ));
-    let lines = text_body(app, theme, target);
-    let body_area = super::inner(text_area);
-    let at = app.candidate.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(Line::from(title), theme, true)),
-        text_area,
-    );
-    render_lineage(frame, tree_area, m, rec.id, theme);
 }
 
 fn node_line(m: &Model, id: CandidateId, prefix: &str, theme: &Theme, repeated: bool) -> Line<'static> {

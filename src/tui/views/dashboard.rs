@@ -1,8 +1,8 @@
 //! Dashboard: the budget, the best val score over metric calls, the frontier's size, what is in
 //! flight, tokens and cost, the ETA, and a live line of what the engine is doing.
 
-use super::{fmt_duration, fmt_score, fmt_tokens, one_line, pane};
-use crate::tui::app::App;
+use super::{fmt_duration, fmt_score, fmt_tokens, one_line, pane, Ctx};
+use crate::tui::keymap::Action;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
@@ -10,8 +10,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, Paragraph, Wrap};
 use ratatui::Frame;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let m = &app.model;
+/// The keys worth a hint in the footer.
+pub fn hints() -> Vec<(Action, &'static str)> {
+    vec![(Action::TogglePause, "pause"), (Action::NextView, "next view")]
+}
+
+pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx) {
+    let theme = ctx.theme;
+    let m = &ctx.model;
     let [gauges, middle, activity] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Min(6),
@@ -57,13 +63,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 
     let stats_w = if middle.width >= 100 { 46 } else { 38 };
     let [chart_area, stats_area] = Layout::horizontal([Constraint::Min(20), Constraint::Length(stats_w)]).areas(middle);
-    render_chart(frame, chart_area, app, theme);
-    render_stats(frame, stats_area, app, theme);
-    render_activity(frame, activity, app, theme);
+    render_chart(frame, chart_area, ctx, theme);
+    render_stats(frame, stats_area, ctx, theme);
+    render_activity(frame, activity, ctx, theme);
 }
 
-fn render_chart(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let m = &app.model;
+fn render_chart(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
+    let m = &ctx.model;
     let calls = m.metric_calls();
     let x_max = (m.state.max_metric_calls.max(calls).max(1)) as f64;
     // The best score is a step function of metric calls.
@@ -135,12 +141,12 @@ fn kv<'a>(k: &'a str, v: Vec<Span<'a>>, theme: &Theme) -> Line<'a> {
     Line::from(spans)
 }
 
-fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let m = &app.model;
+fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
+    let m = &ctx.model;
     let s = &m.state;
     let t = |x: String| Span::styled(x, theme.text);
     let mut lines = Vec::new();
-    let (state, _) = super::tabs::run_state(app);
+    let (state, _) = super::tabs::run_state(ctx.model);
     let round = match (&m.live, s.round) {
         (Some(st), _) if m.is_live() => format!(" · round {}", st.round),
         (_, Some(r)) => format!(" · round {r} done"),
@@ -271,8 +277,8 @@ fn render_stats(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(" Run ", theme, false)), area);
 }
 
-fn render_activity(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let m = &app.model;
+fn render_activity(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
+    let m = &ctx.model;
     let mut lines = Vec::new();
     let now = if let (Some(e), true) = (&m.engine_error, m.halted) {
         Span::styled(
@@ -282,12 +288,12 @@ fn render_activity(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     } else if let Some(e) = &m.engine_error {
         Span::styled(format!("the engine stopped with an error: {}", one_line(e)), theme.error)
     } else if let Some(l) = m.live.as_ref().filter(|_| m.is_live() && !m.live_outages().is_empty()) {
-        let keys = app.keymap.describe(crate::tui::keymap::Action::RetryNow);
-        let quit = app.keymap.describe(crate::tui::keymap::Action::Quit);
+        let keys = ctx.keymap.describe(Action::RetryNow);
+        let quit = ctx.keymap.describe(Action::Quit);
         Span::styled(format!("{} · {keys} tries now, {quit} stops (resumable)", one_line(&l.activity)), theme.warning)
     } else if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         let act = if l.activity.is_empty() { "starting".to_string() } else { one_line(&l.activity) };
-        Span::styled(if m.paused { format!("paused · {act}") } else { act }, theme.text)
+        Span::styled(if m.paused() { format!("paused · {act}") } else { act }, theme.text)
     } else if let Some(reason) = &m.state.finished {
         Span::styled(format!("finished: {}", one_line(reason)), theme.text)
     } else if m.engine_done {

@@ -1,135 +1,218 @@
-//! The `?` overlay: every bound action with its keys, drawn from the keymap itself.
+//! The `?` overlay: the keys of the view under it (its keymap table), then the global ones, drawn
+//! from the keymap itself, as yazi's `help/` lists the active layer's bindings and television's
+//! `help_panel.rs` its mode's.
 
-use super::{centered, pane};
-use crate::tui::app::App;
-use crate::tui::keymap::{Action, Keymap};
+use super::{centered, pane, Ctx, Outcome, Scroll};
+use crate::tui::keymap::{Action, Key, Keymap, Layer};
 use crate::tui::theme::Theme;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-/// The help text's lines: one per action with at least one key.
-pub fn lines(keymap: &Keymap, theme: &Theme) -> Vec<Line<'static>> {
-    let keys: Vec<(Action, String)> =
-        Action::ALL.iter().map(|a| (*a, keymap.describe(*a))).filter(|(_, k)| !k.is_empty()).collect();
-    let w = keys.iter().map(|(_, k)| k.chars().count()).max().unwrap_or(0).min(18);
+/// The help text's lines: the actions `layer`'s own table binds, then the global ones that act
+/// there, each with its keys.
+pub fn lines(keymap: &Keymap, layer: Layer, theme: &Theme) -> Vec<Line<'static>> {
+    let join = |keys: &[Key]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+    let own: Vec<(Action, String)> = keymap.layer_bindings(layer).iter().map(|(a, k)| (*a, join(k))).collect();
+    let global: Vec<(Action, String)> = keymap.global_bindings_in(layer).iter().map(|(a, k)| (*a, join(k))).collect();
+    let own_global = own.clone();
+    let w = own.iter().chain(&global).map(|(_, k)| k.chars().count()).max().unwrap_or(0).min(18);
     let mut out = vec![
-        Line::styled("Keys (from the keymap; override them in keymap.toml in the config dir)", theme.muted),
+        Line::styled(
+            format!(
+                "Keys from the keymap; override them in keymap.toml in the config dir ([{}], then [global])",
+                layer.name()
+            ),
+            theme.muted,
+        ),
         Line::raw(""),
     ];
-    for (a, k) in keys {
-        out.push(Line::from(vec![
-            Span::styled(format!("{k:>w$}  "), theme.accent),
-            Span::styled(a.description(), theme.text),
-        ]));
+    let rows = |out: &mut Vec<Line<'static>>, keys: Vec<(Action, String)>| {
+        for (a, k) in keys {
+            out.push(Line::from(vec![
+                Span::styled(format!("{k:>w$}  "), theme.accent),
+                Span::styled(a.description(), theme.text),
+            ]));
+        }
+    };
+    let title = layer.title();
+    if layer == Layer::Global {
+        // One table only (the start screen).
+    } else if own.is_empty() {
+        out.push(Line::styled(format!("No keys of its own {title}."), theme.muted));
+    } else {
+        out.push(Line::styled(format!("{}{}", title[..1].to_uppercase(), &title[1..]), theme.title));
+        rows(&mut out, own);
     }
+    out.push(Line::raw(""));
+    out.push(Line::styled("Everywhere", theme.title));
+    rows(&mut out, if layer == Layer::Global { own_global } else { global });
     out.push(Line::raw(""));
     out.push(Line::styled("Mouse: click a tab, a row or a heat-map cell; the wheel scrolls.", theme.muted));
     out
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let lines = lines(&app.keymap, theme);
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let rect = centered(area, 84, h);
-    frame.render_widget(Clear, rect);
-    let body = super::inner(rect);
-    let at = app.help_scroll.at(super::wrapped_rows(&lines, body.width), body.height);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
-            " Help: ? or esc closes ",
-            theme,
-            true,
-        )),
-        rect,
-    );
+/// The help overlay's state: how far it is scrolled.
+#[derive(Debug, Default)]
+pub struct HelpView {
+    pub scroll: Scroll,
+}
+
+impl HelpView {
+    /// Scrolls, or closes on help / back; Ignored for any other action (the router closes the
+    /// overlay and does it).
+    pub fn handle(&mut self, action: Action) -> Outcome {
+        match action {
+            Action::Help | Action::Back => Outcome::Close(String::new()),
+            Action::Down | Action::ScrollDown => {
+                self.scroll.by(1);
+                Outcome::Done
+            }
+            Action::Up | Action::ScrollUp => {
+                self.scroll.by(-1);
+                Outcome::Done
+            }
+            Action::PageDown => {
+                self.scroll.by(10);
+                Outcome::Done
+            }
+            Action::PageUp => {
+                self.scroll.by(-10);
+                Outcome::Done
+            }
+            Action::Top => {
+                self.scroll.reset();
+                Outcome::Done
+            }
+            _ => Outcome::Ignored,
+        }
+    }
+
+    /// The overlay over the view whose keymap table is `layer`.
+    pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx, layer: Layer) {
+        let theme = ctx.theme;
+        let lines = lines(ctx.keymap, layer, theme);
+        let h = (lines.len() as u16 + 2).min(area.height);
+        let rect = centered(area, 84, h);
+        frame.render_widget(Clear, rect);
+        let body = super::inner(rect);
+        let at = self.scroll.at(super::wrapped_rows(&lines, body.width), body.height);
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
+                " Help: ? or esc closes ",
+                theme,
+                true,
+            )),
+            rect,
+        );
+    }
 }
 
 /// The main keys per view, for README.md's "Keys" section (a test keeps the README equal to this,
 /// so the README follows the keymap).
 pub fn readme_keys(keymap: &Keymap) -> String {
     use Action::*;
-    let k =
-        |a: Action| keymap.keys_for(a).first().map(|k| format!("`{k}`")).unwrap_or_else(|| format!("({})", a.name()));
+    // Each row's keys come from its layer (a view's own table, then the global one).
+    let key_in = |l: Layer, a: Action| {
+        keymap.keys_in(l, a).first().map(|k| format!("`{k}`")).unwrap_or_else(|| format!("({})", a.name()))
+    };
     let row =
         |items: &[(String, &str)]| items.iter().map(|(k, what)| format!("{k} {what}")).collect::<Vec<_>>().join(" · ");
     let rows: Vec<(&str, Vec<(String, &str)>)> = vec![
         (
             "everywhere",
             vec![
-                (k(Help), "all keys"),
-                (format!("{}–{}", k(ViewDashboard), k(ViewReview)), "views"),
-                (k(NextView), "next view"),
-                (k(TogglePause), "pause / resume"),
-                (k(RetryNow), "try a model that is not answering now"),
-                (k(ApproveAll), "approve all pending"),
-                (k(Quit), "quit (a live run stays resumable)"),
+                (key_in(Layer::Global, Help), "all keys"),
+                (format!("{}–{}", key_in(Layer::Global, ViewDashboard), key_in(Layer::Global, ViewReview)), "views"),
+                (key_in(Layer::Global, NextView), "next view"),
+                (key_in(Layer::Global, TogglePause), "pause / resume"),
+                (key_in(Layer::Global, RetryNow), "try a model that is not answering now"),
+                (key_in(Layer::Global, ApproveAll), "approve all pending"),
+                (key_in(Layer::Global, Quit), "quit (a live run stays resumable)"),
             ],
         ),
         (
             "2 Frontier",
             vec![
-                (k(Open), "open"),
-                (k(Sort), "sort"),
-                (k(Search), "filter"),
-                (k(TradeOff), "trade-off plot"),
-                (format!("{} {}", k(AxisX), k(AxisY)), "its x / y axis"),
-                (k(Edit), "edit into a new candidate"),
-                (k(Mark), "mark for a merge"),
-                (k(MergeMarked), "merge the two marked"),
-                (k(AddCandidate), "add a candidate from a folder"),
-                (k(Branch), "a new run from the selected candidate"),
+                (key_in(Layer::Frontier, Open), "open"),
+                (key_in(Layer::Frontier, Sort), "sort"),
+                (key_in(Layer::Frontier, Search), "filter"),
+                (key_in(Layer::Frontier, TradeOff), "trade-off plot"),
+                (format!("{} {}", key_in(Layer::Frontier, AxisX), key_in(Layer::Frontier, AxisY)), "its x / y axis"),
+                (key_in(Layer::Frontier, Detail), "the selected candidate's texts beside the table"),
+                (key_in(Layer::Frontier, Lineage), "the whole run's lineage as a tree"),
+                (key_in(Layer::Frontier, Edit), "edit into a new candidate"),
+                (key_in(Layer::Frontier, Mark), "mark for a merge"),
+                (key_in(Layer::Frontier, MergeMarked), "merge the two marked"),
+                (key_in(Layer::Frontier, AddCandidate), "add a candidate from a folder"),
+                (key_in(Layer::Frontier, Branch), "a new run from the selected candidate"),
             ],
         ),
         (
             "3 Win matrix",
             vec![
-                (k(Open), "the trace (heat map) or the diff (pairwise)"),
-                (k(SwitchPane), "heat map ↔ wins/ties/losses"),
-                (k(Sort), "order the examples"),
-                (k(NextObjective), "an objective instead of the main score"),
+                (key_in(Layer::WinMatrix, Open), "the trace (heat map) or the diff (pairwise)"),
+                (key_in(Layer::WinMatrix, SwitchPane), "heat map ↔ wins/ties/losses"),
+                (key_in(Layer::WinMatrix, Sort), "order the examples"),
+                (key_in(Layer::WinMatrix, NextObjective), "an objective instead of the main score"),
             ],
         ),
         (
             "4 Candidate",
             vec![
-                (k(Diff), "diff off / parent / other"),
-                (format!("{} {}", k(ComparePrev), k(CompareNext)), "compare with another"),
-                (k(Edit), "edit into a new candidate"),
-                (k(EditExternal), "the same in $EDITOR"),
+                (key_in(Layer::Candidate, Diff), "diff off / parent / other"),
+                (
+                    format!("{} {}", key_in(Layer::Candidate, ComparePrev), key_in(Layer::Candidate, CompareNext)),
+                    "compare with another",
+                ),
+                (key_in(Layer::Candidate, Edit), "edit into a new candidate"),
+                (key_in(Layer::Candidate, EditExternal), "the same in $EDITOR"),
             ],
         ),
         (
             "6 Reflections",
-            vec![(k(Open), "open the child"), (k(OpenTraces), "the proposal's minibatch traces (parent, then child)")],
+            vec![
+                (key_in(Layer::Reflections, Open), "open the child"),
+                (key_in(Layer::Reflections, OpenTraces), "the proposal's minibatch traces (parent, then child)"),
+            ],
         ),
         (
             "7 Review",
             vec![
-                (k(Approve), "approve"),
-                (k(Veto), "veto, with an optional reason"),
-                (k(Edit), "edit, then approve"),
-                (k(EditExternal), "the same in $EDITOR"),
-                (format!("{} {}", k(ToggleMutationReview), k(ToggleMergeReview)), "mutations / merges: auto ↔ approve"),
+                (key_in(Layer::Review, Approve), "approve"),
+                (key_in(Layer::Review, Veto), "veto, with an optional reason"),
+                (key_in(Layer::Review, Edit), "edit, then approve"),
+                (key_in(Layer::Review, EditExternal), "the same in $EDITOR"),
+                (
+                    format!(
+                        "{} {}",
+                        key_in(Layer::Review, ToggleMutationReview),
+                        key_in(Layer::Review, ToggleMergeReview)
+                    ),
+                    "mutations / merges: auto ↔ approve",
+                ),
             ],
         ),
         (
             "editor",
             vec![
-                (k(Save), "send"),
-                (k(Back), "cancel"),
-                (k(NextView), "next component"),
+                (key_in(Layer::Editor, Save), "send"),
+                (key_in(Layer::Editor, Back), "cancel"),
+                (key_in(Layer::Editor, NextView), "next component"),
                 ("`ctrl-z` `ctrl-y`".into(), "undo / redo"),
             ],
         ),
         (
             "merge screen",
             vec![
-                (format!("{} {}", k(Left), k(Right)), "take the component from the left / right"),
-                (format!("{} {}", k(Up), k(Down)), "component"),
-                (k(Open), "send"),
-                (k(Back), "cancel"),
+                (
+                    format!("{} {}", key_in(Layer::Merge, Left), key_in(Layer::Merge, Right)),
+                    "take the component from the left / right",
+                ),
+                (format!("{} {}", key_in(Layer::Merge, Up), key_in(Layer::Merge, Down)), "component"),
+                (key_in(Layer::Merge, Open), "send"),
+                (key_in(Layer::Merge, Back), "cancel"),
             ],
         ),
     ];

@@ -1,12 +1,25 @@
-//! One file per view, each with `render(frame, area, &App, &Theme)`. Views only read the app; keys
-//! are handled in `app.rs`. Every text that came from a model or a data file goes through
-//! `crate::text::sanitize` (via the helpers here) before it is drawn.
+//! One file per view. Each view owns its state (a `…View` struct: selection, scroll, layout facts
+//! for mouse hit-testing), answers the actions routed to it with `handle(action, &Ctx) -> Outcome`,
+//! lists the keys that matter in it (`hints`, for the footer), and draws itself with
+//! `render(frame, area, &Ctx)`. `Ctx` is read-only: the model, theme, keymap and the selection the
+//! views share. No view imports `app`: what a view cannot do itself (select a candidate, open
+//! another view, send a decision) it asks of the router with an `Outcome`.
+//!
+//! The shape follows gitui's components (`src/components/mod.rs`: each keeps its own state, answers
+//! `event()` and lists its `commands()` for the help bar, the app only routes) and television's
+//! render, which hands back the layout it drew for the main loop to hit-test (`render.rs`,
+//! `UiState`); here the layout facts stay in the view's own state, written by `render(&mut self)`.
+//!
+//! Every text that came from a model or a data file goes through `crate::text::sanitize` (via the
+//! helpers here) before it is drawn.
 
 pub mod candidate;
 pub mod dashboard;
 pub mod editor;
 pub mod frontier;
 pub mod help;
+pub mod input;
+pub mod lineage;
 pub mod merge;
 pub mod reflections;
 pub mod review;
@@ -17,12 +30,307 @@ pub mod traces;
 pub mod trade_off;
 pub mod win_matrix;
 
+use crate::engine::event::HumanAction;
+use crate::engine::CandidateId;
+use crate::project::Candidate;
+use crate::tui::keymap::Keymap;
+use crate::tui::model::Model;
 use crate::tui::theme::Theme;
-use ratatui::layout::Rect;
+use ratatui::layout::{Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
-use std::cell::Cell;
+
+/// What every view may read: the run, how to draw, the keys, and the selection the views share.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub model: &'a Model,
+    pub theme: &'a Theme,
+    pub keymap: &'a Keymap,
+    /// The candidate the views show (picking one in any view picks it in all).
+    pub selected: CandidateId,
+    /// Candidates marked for a manual merge (at most two, oldest first).
+    pub marked: &'a [CandidateId],
+    /// The input line, when open (the Review view says what a veto's reason is for).
+    pub prompt: Option<&'a input::InputLine>,
+}
+
+impl Ctx<'_> {
+    pub fn n_candidates(&self) -> usize {
+        self.model.state.candidates.len()
+    }
+}
+
+/// The views, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    #[default]
+    Dashboard,
+    Frontier,
+    WinMatrix,
+    Candidate,
+    Traces,
+    Reflections,
+    Review,
+}
+
+impl View {
+    pub const ALL: [View; 7] = [
+        View::Dashboard,
+        View::Frontier,
+        View::WinMatrix,
+        View::Candidate,
+        View::Traces,
+        View::Reflections,
+        View::Review,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Dashboard => "Dashboard",
+            View::Frontier => "Frontier",
+            View::WinMatrix => "Win matrix",
+            View::Candidate => "Candidate",
+            View::Traces => "Traces",
+            View::Reflections => "Reflections",
+            View::Review => "Review",
+        }
+    }
+
+    pub fn short_title(self) -> &'static str {
+        match self {
+            View::Dashboard => "Dash",
+            View::Frontier => "Front",
+            View::WinMatrix => "Wins",
+            View::Candidate => "Cand",
+            View::Traces => "Trace",
+            View::Reflections => "Refl",
+            View::Review => "Review",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).expect("listed")
+    }
+
+    /// The view an action goes to from this one (its number key, or the next / previous tab).
+    pub fn after(self, action: crate::tui::keymap::Action) -> Option<View> {
+        use crate::tui::keymap::Action as A;
+        let n = View::ALL.len();
+        let to = match action {
+            A::ViewDashboard => 0,
+            A::ViewFrontier => 1,
+            A::ViewWinMatrix => 2,
+            A::ViewCandidate => 3,
+            A::ViewTraces => 4,
+            A::ViewReflections => 5,
+            A::ViewReview => 6,
+            A::NextView => (self.index() + 1) % n,
+            A::PrevView => (self.index() + n - 1) % n,
+            _ => return None,
+        };
+        Some(View::ALL[to])
+    }
+
+    /// The view's table in the keymap.
+    pub fn layer(self) -> crate::tui::keymap::Layer {
+        use crate::tui::keymap::Layer;
+        match self {
+            View::Dashboard => Layer::Dashboard,
+            View::Frontier => Layer::Frontier,
+            View::WinMatrix => Layer::WinMatrix,
+            View::Candidate => Layer::Candidate,
+            View::Traces => Layer::Traces,
+            View::Reflections => Layer::Reflections,
+            View::Review => Layer::Review,
+        }
+    }
+}
+
+/// What a view asks of the router after an action: the things it cannot do on its own state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The action means nothing here.
+    Ignored,
+    /// Done on the view's own state.
+    Done,
+    /// A one-line message for the status bar.
+    Flash(String),
+    /// The user picked this candidate.
+    Select(CandidateId),
+    /// Go to a view, having picked this candidate first (None keeps the selection).
+    Show(View, Option<CandidateId>),
+    /// The Traces view on the selected candidate's val evaluations, at this example (which also
+    /// clears the search) or from the top.
+    ValTraces(Option<usize>),
+    /// The Traces view on proposal k's minibatch.
+    ProposalTraces(usize),
+    /// The Candidate view, diffed against this candidate.
+    Compare(CandidateId),
+    /// Open the input line.
+    Prompt(input::InputLine),
+    /// Send a decision to the engine.
+    Send(HumanAction),
+    /// Edit these texts (inline, or in `$EDITOR`).
+    Edit { target: editor::EditTarget, texts: Candidate, external: bool },
+    /// The editor's texts are ready to send (the router checks them first).
+    SubmitEdit { target: editor::EditTarget, texts: Candidate },
+    /// Close the overlay this came from, saying this (nothing when empty).
+    Close(String),
+}
+
+/// The views' own states, and the dispatch to the active one (gitui's `accessors!` idea: every
+/// component is listed once, so no view is left out of drawing, keys or the mouse).
+#[derive(Debug, Default)]
+pub struct Views {
+    pub frontier: frontier::FrontierView,
+    pub matrix: win_matrix::MatrixView,
+    pub candidate: candidate::CandidateView,
+    pub traces: traces::TracesView,
+    pub reflections: reflections::ReflectionsView,
+    pub review: review::ReviewView,
+}
+
+impl Views {
+    /// The active view's answer to an action.
+    pub fn handle(&mut self, view: View, action: crate::tui::keymap::Action, ctx: &Ctx) -> Outcome {
+        match view {
+            View::Dashboard => Outcome::Ignored,
+            View::Frontier => self.frontier.handle(action, ctx),
+            View::WinMatrix => self.matrix.handle(action, ctx),
+            View::Candidate => self.candidate.handle(action, ctx),
+            View::Traces => self.traces.handle(action, ctx),
+            View::Reflections => self.reflections.handle(action, ctx),
+            View::Review => self.review.handle(action, ctx),
+        }
+    }
+
+    /// A left click at `pos` in the active view.
+    pub fn click(&mut self, view: View, pos: Position, ctx: &Ctx) -> Outcome {
+        match view {
+            View::Frontier => self.frontier.click(pos, ctx),
+            View::WinMatrix => self.matrix.click(pos, ctx),
+            View::Traces => self.traces.click(pos, ctx),
+            View::Review => self.review.click(pos, ctx),
+            View::Reflections => self.reflections.click(pos, ctx),
+            View::Dashboard | View::Candidate => Outcome::Ignored,
+        }
+    }
+
+    /// Whether `pos` is on the active view's detail pane (the wheel scrolls it, not the list).
+    pub fn in_detail(&self, view: View, pos: Position) -> bool {
+        match view {
+            View::Traces => self.traces.detail_area.contains(pos),
+            View::Reflections => self.reflections.detail_area.contains(pos),
+            View::Review => self.review.detail_area.contains(pos),
+            // The Candidate view is all text: the wheel always scrolls it.
+            View::Candidate => true,
+            _ => false,
+        }
+    }
+
+    /// The keys worth a hint in the footer, in the active view.
+    pub fn hints(&self, view: View, ctx: &Ctx) -> Vec<(crate::tui::keymap::Action, &'static str)> {
+        match view {
+            View::Dashboard => dashboard::hints(),
+            View::Frontier => self.frontier.hints(ctx),
+            View::WinMatrix => self.matrix.hints(ctx),
+            View::Candidate => self.candidate.hints(),
+            View::Traces => self.traces.hints(),
+            View::Reflections => self.reflections.hints(),
+            View::Review => self.review.hints(ctx),
+        }
+    }
+
+    pub fn render(&mut self, view: View, frame: &mut ratatui::Frame, area: Rect, ctx: &Ctx) {
+        match view {
+            View::Dashboard => dashboard::render(frame, area, ctx),
+            View::Frontier => self.frontier.render(frame, area, ctx),
+            View::WinMatrix => self.matrix.render(frame, area, ctx),
+            View::Candidate => self.candidate.render(frame, area, ctx),
+            View::Traces => self.traces.render(frame, area, ctx),
+            View::Reflections => self.reflections.render(frame, area, ctx),
+            View::Review => self.review.render(frame, area, ctx),
+        }
+    }
+
+    /// Another candidate was selected: the views showing one start from its top.
+    pub fn on_select(&mut self, m: &Model, c: CandidateId) {
+        self.candidate.on_select(m, c);
+        self.frontier.detail_scroll.reset();
+        self.traces.scroll.reset();
+        self.traces.example = None;
+    }
+}
+
+/// A scroll position in a text pane; the pane's last render records how far it can go, so the
+/// position never runs past the end (and scrolling back up is immediate).
+#[derive(Debug, Default, Clone)]
+pub struct Scroll {
+    pub pos: u16,
+    pub max: u16,
+}
+
+impl Scroll {
+    pub fn by(&mut self, delta: i32) {
+        self.pos = (self.pos as i32 + delta).clamp(0, self.max as i32) as u16;
+    }
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+    /// The position to draw at, given the rows the content has and the rows visible.
+    pub fn at(&mut self, content_rows: usize, visible: u16) -> u16 {
+        let max = content_rows.saturating_sub(visible as usize).min(u16::MAX as usize) as u16;
+        self.max = max;
+        self.pos.min(max)
+    }
+
+    /// Scroll actions on this pane: Some(Done) when the action was one.
+    pub fn handle(&mut self, action: crate::tui::keymap::Action) -> Option<Outcome> {
+        use crate::tui::keymap::Action;
+        match action {
+            Action::PageUp => self.by(-10),
+            Action::PageDown => self.by(10),
+            Action::ScrollUp => self.by(-1),
+            Action::ScrollDown => self.by(1),
+            _ => return None,
+        }
+        Some(Outcome::Done)
+    }
+}
+
+/// Where a list's rows were drawn and from which row, so a click can find its row; the offset also
+/// keeps the selection in a stable window from one frame to the next.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ListLayout {
+    pub area: Rect,
+    pub offset: usize,
+}
+
+impl ListLayout {
+    /// Keeps `selected` inside a window of `height` rows, and returns the first row to draw (so
+    /// only the visible rows are ever built).
+    pub fn window(&mut self, selected: usize, height: usize, len: usize) -> usize {
+        self.offset = scroll_window(self.offset, selected, height, len);
+        self.offset
+    }
+
+    /// The row (an index into the list) at `pos`, if it is on a drawn row.
+    pub fn row_at(&self, pos: Position) -> Option<usize> {
+        self.area.contains(pos).then(|| self.offset + (pos.y - self.area.y) as usize)
+    }
+}
+
+/// Moves a cursor within `0..len` by `delta` (clamped).
+pub fn step(pos: usize, delta: isize, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    (pos as isize + delta).clamp(0, len as isize - 1) as usize
+}
+
+/// Rows a page key moves a list cursor by.
+pub const PAGE: isize = 10;
 
 /// A bordered pane with a title; the focused pane's border uses the title colour.
 pub fn pane<'a>(title: impl Into<Line<'a>>, theme: &Theme, focused: bool) -> Block<'a> {
@@ -89,10 +397,10 @@ pub fn heading(s: impl Into<String>, theme: &Theme) -> Line<'static> {
     Line::from(Span::styled(s.into(), theme.title))
 }
 
-/// Keeps `selected` inside a window of `height` rows starting at the stored offset, and returns
-/// the new offset (so only the visible rows are ever built).
-pub fn scroll_window(offset: &Cell<usize>, selected: usize, height: usize, len: usize) -> usize {
-    let mut off = offset.get();
+/// Keeps `selected` inside a window of `height` rows starting at `offset`, and returns the new
+/// offset.
+pub fn scroll_window(offset: usize, selected: usize, height: usize, len: usize) -> usize {
+    let mut off = offset;
     if height == 0 {
         return off;
     }
@@ -101,9 +409,7 @@ pub fn scroll_window(offset: &Cell<usize>, selected: usize, height: usize, len: 
     } else if selected >= off + height {
         off = selected + 1 - height;
     }
-    off = off.min(len.saturating_sub(height));
-    offset.set(off);
-    off
+    off.min(len.saturating_sub(height))
 }
 
 /// Rows `lines` take when wrapped at `width` (an estimate by character width: word wrapping can

@@ -4,13 +4,16 @@
 //! new text may be a broken half-prompt.
 
 use super::candidate::word_diff;
-use super::{answers_line, fmt_score, heading, inner, one_line, pane, scroll_window, text_lines};
+use super::{
+    answers_line, fmt_score, heading, inner, one_line, pane, step, text_lines, Ctx, ListLayout, Outcome, Scroll, View,
+};
 use crate::engine::reflect::format_dataset;
 use crate::engine::ProposalOutcome;
-use crate::tui::app::App;
+use crate::tui::keymap::Action;
+use crate::tui::model::Model;
 use crate::tui::model::ProposalView;
 use crate::tui::theme::Theme;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
@@ -39,78 +42,152 @@ pub fn outcome_label(p: &ProposalView, theme: &Theme) -> (&'static str, String, 
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let m = &app.model;
-    let n = m.proposals.len();
-    if n == 0 {
-        frame.render_widget(
-            Paragraph::new(Span::styled("No proposals yet: they start once the seed is scored on val.", theme.muted))
-                .block(pane(" Reflections ", theme, true)),
-            area,
-        );
-        return;
-    }
-    let list_w = if area.width >= 120 { 44 } else { 30 };
-    let [list_area, detail_area] = Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(area);
-    let truncated = m.proposals.iter().filter(|p| p.truncated()).count();
-    let mut title = vec![Span::styled(format!(" Proposals: {n} "), theme.title)];
-    if truncated > 0 {
-        title.push(Span::styled(format!("· ⚠ {truncated} truncated "), theme.warning));
-    }
-    frame.render_widget(pane(Line::from(title), theme, true), list_area);
-    let body = inner(list_area);
-    app.reflections.list_area.set(body);
-    app.reflections.detail_area.set(detail_area);
-    let sel = app.reflections.selected.unwrap_or(n - 1).min(n - 1);
-    let pos = n - 1 - sel;
-    let off = scroll_window(&app.reflections.offset, pos, body.height as usize, n);
-    let items: Vec<Line> = (0..n)
-        .rev()
-        .skip(off)
-        .take(body.height as usize)
-        .map(|i| {
-            let p = &m.proposals[i];
-            let (g, _, gstyle) = outcome_label(p, theme);
-            let what = match &p.merge {
-                Some(mg) => format!("merge #{}+#{}", mg.id1, mg.id2),
-                None => format!("#{} {}", p.parent, one_line(&p.components.join(","))),
-            };
-            let child = p.child.map(|c| format!(" → #{c}")).unwrap_or_default();
-            let row_style = if i == sel {
-                theme.selection
-            } else if p.committed {
-                theme.text
-            } else {
-                theme.muted
-            };
-            let mut spans = vec![
-                Span::styled(format!("{g} "), if i == sel { theme.selection } else { gstyle }),
-                Span::styled(format!("r{}.{} {what}{child}", p.round, p.slot), row_style),
-            ];
-            if p.truncated() {
-                spans.push(Span::styled(" ⚠", theme.warning));
-            }
-            Line::from(spans)
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(items), body);
-
-    let p = &m.proposals[sel];
-    let lines = detail(app, p, theme);
-    let body_area = super::inner(detail_area);
-    let at = app.reflections.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
-            format!(" Round {} · slot {} ", p.round, p.slot),
-            theme,
-            false,
-        )),
-        detail_area,
-    );
+/// The Reflections view's state.
+#[derive(Debug, Default)]
+pub struct ReflectionsView {
+    /// An index into `model.proposals`; None follows the newest.
+    pub selected: Option<usize>,
+    pub scroll: Scroll,
+    /// Where the list's rows and the detail pane were drawn (for the mouse).
+    pub list: ListLayout,
+    pub detail_area: Rect,
 }
 
-fn detail(app: &App, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
-    let m = &app.model;
+impl ReflectionsView {
+    /// The selected proposal (the newest when none was chosen), of `n`.
+    fn current(&self, n: usize) -> usize {
+        self.selected.unwrap_or(n - 1).min(n - 1)
+    }
+
+    pub fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        let m = ctx.model;
+        let n = m.proposals.len();
+        if n == 0 {
+            // Nothing to open (and not the val traces either).
+            return if action == Action::OpenTraces { Outcome::Done } else { Outcome::Ignored };
+        }
+        if let Some(done) = self.scroll.handle(action) {
+            return done;
+        }
+        // Display order is newest first: "down" goes to an older proposal.
+        let cur = self.current(n);
+        let pos = n - 1 - cur;
+        let new_pos = match action {
+            Action::Up => step(pos, -1, n),
+            Action::Down => step(pos, 1, n),
+            Action::Top => 0,
+            Action::Bottom => n - 1,
+            Action::Open => {
+                return match m.proposals.get(cur).and_then(|p| p.child) {
+                    Some(c) => Outcome::Show(View::Candidate, Some(c)),
+                    None => Outcome::Flash("this proposal did not become a candidate".into()),
+                };
+            }
+            Action::OpenTraces => return Outcome::ProposalTraces(cur),
+            _ => return Outcome::Ignored,
+        };
+        let sel = n - 1 - new_pos;
+        if Some(sel) != self.selected {
+            self.scroll.reset();
+        }
+        // The newest row follows new proposals as they arrive.
+        self.selected = if new_pos == 0 { None } else { Some(sel) };
+        Outcome::Done
+    }
+
+    pub fn click(&mut self, pos: Position, ctx: &Ctx) -> Outcome {
+        let n = ctx.model.proposals.len();
+        match self.list.row_at(pos).filter(|row| *row < n) {
+            Some(row) => {
+                self.selected = if row == 0 { None } else { Some(n - 1 - row) };
+                self.scroll.reset();
+                Outcome::Done
+            }
+            None => Outcome::Ignored,
+        }
+    }
+
+    pub fn hints(&self) -> Vec<(Action, &'static str)> {
+        use Action::*;
+        vec![(Open, "open child"), (OpenTraces, "minibatch traces"), (PageDown, "scroll")]
+    }
+
+    pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let (m, theme) = (ctx.model, ctx.theme);
+        let n = m.proposals.len();
+        if n == 0 {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    "No proposals yet: they start once the seed is scored on val.",
+                    theme.muted,
+                ))
+                .block(pane(" Reflections ", theme, true)),
+                area,
+            );
+            return;
+        }
+        let list_w = if area.width >= 120 { 44 } else { 30 };
+        let [list_area, detail_area] =
+            Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(area);
+        let truncated = m.proposals.iter().filter(|p| p.truncated()).count();
+        let mut title = vec![Span::styled(format!(" Proposals: {n} "), theme.title)];
+        if truncated > 0 {
+            title.push(Span::styled(format!("· ⚠ {truncated} truncated "), theme.warning));
+        }
+        frame.render_widget(pane(Line::from(title), theme, true), list_area);
+        let body = inner(list_area);
+        self.list.area = body;
+        self.detail_area = detail_area;
+        let sel = self.current(n);
+        let pos = n - 1 - sel;
+        let off = self.list.window(pos, body.height as usize, n);
+        let items: Vec<Line> = (0..n)
+            .rev()
+            .skip(off)
+            .take(body.height as usize)
+            .map(|i| {
+                let p = &m.proposals[i];
+                let (g, _, gstyle) = outcome_label(p, theme);
+                let what = match &p.merge {
+                    Some(mg) => format!("merge #{}+#{}", mg.id1, mg.id2),
+                    None => format!("#{} {}", p.parent, one_line(&p.components.join(","))),
+                };
+                let child = p.child.map(|c| format!(" → #{c}")).unwrap_or_default();
+                let row_style = if i == sel {
+                    theme.selection
+                } else if p.committed {
+                    theme.text
+                } else {
+                    theme.muted
+                };
+                let mut spans = vec![
+                    Span::styled(format!("{g} "), if i == sel { theme.selection } else { gstyle }),
+                    Span::styled(format!("r{}.{} {what}{child}", p.round, p.slot), row_style),
+                ];
+                if p.truncated() {
+                    spans.push(Span::styled(" ⚠", theme.warning));
+                }
+                Line::from(spans)
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(items), body);
+
+        let p = &m.proposals[sel];
+        let lines = detail(m, p, theme);
+        let body_area = super::inner(detail_area);
+        let at = self.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
+                format!(" Round {} · slot {} ", p.round, p.slot),
+                theme,
+                false,
+            )),
+            detail_area,
+        );
+    }
+}
+
+fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines: Vec<Line<'static>> = Vec::new();
     let (g, word, style) = outcome_label(p, theme);
     let became = |lines: &mut Vec<Line<'static>>| {

@@ -5,16 +5,163 @@
 //! is shown until the engine records it: sent, then applied in a round, then gone from the queue.
 
 use super::candidate::word_diff;
-use super::{answers_line, fmt_score, heading, inner, one_line, pane, parents_label, scroll_window, text_lines};
+use super::editor::EditTarget;
+use super::input::{InputLine, InputTarget};
+use super::{
+    answers_line, fmt_score, heading, inner, one_line, pane, parents_label, step, text_lines, Ctx, ListLayout, Outcome,
+    Scroll, View,
+};
 use crate::engine::event::{HumanAction, ReviewItem, ReviewKind};
-use crate::tui::app::{action_word, policy_name, App};
 use crate::tui::keymap::Action;
-use crate::tui::model::ProposalView;
+use crate::tui::model::{action_word, policy_name, Model, ProposalView};
 use crate::tui::theme::Theme;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
+
+/// The Review view's state.
+#[derive(Debug, Default)]
+pub struct ReviewView {
+    /// The selected item's number; None (or an item no longer pending) selects the first.
+    pub item: Option<u64>,
+    pub scroll: Scroll,
+    /// Where the list's rows and the detail pane were drawn (for the mouse).
+    pub list: ListLayout,
+    pub detail_area: Rect,
+}
+
+impl ReviewView {
+    /// The selected review item (the first when none is chosen or the chosen one is gone).
+    pub fn selected_item<'m>(&self, m: &'m Model) -> Option<&'m ReviewItem> {
+        let q = &m.state.review_queue;
+        self.item.and_then(|n| q.iter().find(|i| i.item == n)).or(q.first())
+    }
+
+    /// The selected item if a decision can be taken on it now; else why not.
+    fn actionable_item(&self, m: &Model, what: &str) -> Result<ReviewItem, String> {
+        let Some(it) = self.selected_item(m).cloned() else {
+            return Err("the review queue is empty".into());
+        };
+        if let Some(why) = m.why_not_live(what) {
+            return Err(why);
+        }
+        if let Some((round, a)) = m.item_decision(it.item) {
+            return Err(format!(
+                "item {} already has a decision ({}) {}",
+                it.item,
+                action_word(a),
+                match round {
+                    None => "on its way to the engine".to_string(),
+                    Some(r) => format!("applied in round {r}"),
+                }
+            ));
+        }
+        Ok(it)
+    }
+
+    fn select(&mut self, m: &Model, n: u64) {
+        if Some(n) != self.selected_item(m).map(|i| i.item) {
+            self.scroll.reset();
+        }
+        self.item = Some(n);
+    }
+
+    pub fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        let m = ctx.model;
+        let items: Vec<u64> = m.state.review_queue.iter().map(|i| i.item).collect();
+        let pos = self.selected_item(m).and_then(|it| items.iter().position(|n| *n == it.item)).unwrap_or(0);
+        if let Some(done) = self.scroll.handle(action) {
+            return done;
+        }
+        let new_pos = match action {
+            Action::Up => step(pos, -1, items.len()),
+            Action::Down => step(pos, 1, items.len()),
+            Action::Top => 0,
+            Action::Bottom => items.len().saturating_sub(1),
+            Action::Approve => {
+                return match self.actionable_item(m, "approving") {
+                    Ok(it) => Outcome::Send(HumanAction::Approve { item: it.item }),
+                    Err(e) => Outcome::Flash(e),
+                }
+            }
+            Action::Veto => {
+                return match self.actionable_item(m, "vetoing") {
+                    Ok(it) => Outcome::Prompt(InputLine::new(InputTarget::VetoReason { item: it.item }, "")),
+                    Err(e) => Outcome::Flash(e),
+                }
+            }
+            Action::Edit | Action::EditExternal => {
+                return match self.actionable_item(m, "editing") {
+                    Ok(it) => Outcome::Edit {
+                        target: EditTarget::ReviewItem { item: it.item },
+                        texts: it.texts,
+                        external: action == Action::EditExternal,
+                    },
+                    Err(e) => Outcome::Flash(e),
+                }
+            }
+            Action::Open => {
+                // Enter on an item shows its parent in the Candidate view.
+                return match self.selected_item(m).and_then(|it| it.parents.first().copied()) {
+                    Some(p) => Outcome::Show(View::Candidate, Some(p)),
+                    None => Outcome::Done,
+                };
+            }
+            _ => return Outcome::Ignored,
+        };
+        if let Some(&n) = items.get(new_pos) {
+            self.select(m, n);
+        }
+        Outcome::Done
+    }
+
+    pub fn click(&mut self, pos: Position, ctx: &Ctx) -> Outcome {
+        let m = ctx.model;
+        match self.list.row_at(pos).and_then(|r| m.state.review_queue.get(r)).map(|i| i.item) {
+            Some(n) => {
+                self.select(m, n);
+                Outcome::Done
+            }
+            None => Outcome::Ignored,
+        }
+    }
+
+    pub fn hints(&self, ctx: &Ctx) -> Vec<(Action, &'static str)> {
+        use Action::*;
+        if ctx.model.state.review_queue.is_empty() {
+            vec![(ToggleMutationReview, "mutations auto/approve"), (ToggleMergeReview, "merges auto/approve")]
+        } else {
+            vec![
+                (Approve, "approve"),
+                (Veto, "veto"),
+                (Edit, "edit"),
+                (EditExternal, "$EDITOR"),
+                (ApproveAll, "all"),
+                (ToggleMutationReview, "policy"),
+            ]
+        }
+    }
+
+    pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let queue = &ctx.model.state.review_queue;
+        if queue.is_empty() {
+            return render_empty(frame, area, ctx);
+        }
+        let (list_area, detail_area) = if area.width >= 110 {
+            let [a, b] = Layout::horizontal([Constraint::Length(44), Constraint::Min(40)]).areas(area);
+            (a, b)
+        } else {
+            let h = (queue.len() as u16 + 3).clamp(4, (area.height / 3).max(4));
+            let [a, b] = Layout::vertical([Constraint::Length(h), Constraint::Min(3)]).areas(area);
+            (a, b)
+        };
+        self.render_list(frame, list_area, ctx);
+        if let Some(it) = self.selected_item(ctx.model) {
+            self.render_detail(frame, detail_area, ctx, it);
+        }
+    }
+}
 
 fn kind_word(k: ReviewKind) -> &'static str {
     match k {
@@ -24,17 +171,17 @@ fn kind_word(k: ReviewKind) -> &'static str {
 }
 
 /// The item's state in a few words, when a decision is on its way or applied.
-fn decision_label(app: &App, item: u64) -> Option<(String, bool)> {
-    let (round, a) = app.model.item_decision(item)?;
+fn decision_label(ctx: &Ctx, item: u64) -> Option<(String, bool)> {
+    let (round, a) = ctx.model.item_decision(item)?;
     Some(match round {
         None => (format!("{} sent", action_word(a)), false),
         Some(r) => (format!("{} applied in round {r}", action_word(a)), true),
     })
 }
 
-fn policy_line(app: &App, theme: &Theme) -> Line<'static> {
-    let (m, g) = app.model.review_policy();
-    let k = |a: Action| app.keymap.keys_for(a).first().map(|k| k.to_string()).unwrap_or_default();
+fn policy_line(ctx: &Ctx, theme: &Theme) -> Line<'static> {
+    let (m, g) = ctx.model.review_policy();
+    let k = |a: Action| ctx.keymap.keys_for(a).first().map(|k| k.to_string()).unwrap_or_default();
     Line::from(vec![
         Span::styled("mutations ", theme.muted),
         Span::styled(policy_name(m), theme.accent),
@@ -44,92 +191,82 @@ fn policy_line(app: &App, theme: &Theme) -> Line<'static> {
     ])
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let queue = app.review_rows();
-    if queue.is_empty() {
-        return render_empty(frame, area, app, theme);
-    }
-    let (list_area, detail_area) = if area.width >= 110 {
-        let [a, b] = Layout::horizontal([Constraint::Length(44), Constraint::Min(40)]).areas(area);
-        (a, b)
-    } else {
-        let h = (queue.len() as u16 + 3).clamp(4, (area.height / 3).max(4));
-        let [a, b] = Layout::vertical([Constraint::Length(h), Constraint::Min(3)]).areas(area);
-        (a, b)
-    };
-    let selected = app.selected_item();
-    render_list(frame, list_area, app, theme);
-    if let Some(it) = selected {
-        render_detail(frame, detail_area, app, it, theme);
-    }
-}
-
-fn render_list(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let queue = app.review_rows();
-    let body = inner(area);
-    // What waiting costs: the metric calls (and money) the pending items already spent, unused
-    // until someone decides.
-    let state = &app.model.state;
-    let spent: u64 = state
-        .review_queue
-        .iter()
-        .map(|it| it.examples.len() as u64 * if it.kind == crate::engine::event::ReviewKind::Mutation { 2 } else { 1 })
-        .sum();
-    let share = if state.max_metric_calls > 0 { 100.0 * spent as f64 / state.max_metric_calls as f64 } else { 0.0 };
-    let mut title = vec![Span::styled(format!(" Review: {} pending ", queue.len()), theme.title)];
-    if spent > 0 {
-        // Metric calls (and their share of the budget) spent on items nobody has looked at yet.
-        title.push(Span::styled(format!("· {spent} calls ({share:.0}%) spent "), theme.muted));
-    }
-    title.push(Span::styled(if app.model.paused { "· engine paused " } else { "" }, theme.warning));
-    frame.render_widget(pane(Line::from(title), theme, false), area);
-    if body.height == 0 {
-        return;
-    }
-    frame.render_widget(Paragraph::new(policy_line(app, theme)), Rect { height: 1, ..body });
-    let rows_area = Rect { y: body.y + 1, height: body.height.saturating_sub(1), ..body };
-    app.review.list_area.set(rows_area);
-    let sel = app.selected_item().map(|i| i.item);
-    let pos = queue.iter().position(|i| Some(i.item) == sel).unwrap_or(0);
-    let off = scroll_window(&app.review.offset, pos, rows_area.height as usize, queue.len());
-    let lines: Vec<Line> = queue
-        .iter()
-        .skip(off)
-        .take(rows_area.height as usize)
-        .map(|it| {
-            let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
-            let selected = Some(it.item) == sel;
-            let st = |s| if selected { theme.selection } else { s };
-            let what = match it.kind {
-                ReviewKind::Merge => format!("merge {} ", parents_label(&it.parents)),
-                ReviewKind::Mutation => format!("{} {} ", parents_label(&it.parents), one_line(&it.changed.join(","))),
-            };
-            let mut spans = vec![
-                Span::styled(if selected { "▶" } else { " " }, st(theme.accent)),
-                Span::styled(format!("{:>3} ", it.item), st(theme.accent)),
-                Span::styled(what, st(theme.text)),
-                Span::styled(format!("{ps:.1}→{cs:.1}"), st(theme.muted)),
-            ];
-            if let Some((label, applied)) = decision_label(app, it.item) {
-                spans.push(Span::styled(format!(" · {label}"), st(if applied { theme.accent } else { theme.warning })));
-            }
-            Line::from(spans)
-        })
-        .collect();
-    let used = lines.len() as u16;
-    frame.render_widget(Paragraph::new(lines), rows_area);
-    // Room left under the items (a tall pane): the decisions taken so far.
-    let rest = Rect { y: rows_area.y + used + 1, height: rows_area.height.saturating_sub(used + 1), ..rows_area };
-    if rest.height >= 3 && !app.model.decisions.is_empty() {
-        let mut out = vec![heading("── decisions so far ──", theme)];
-        out.extend(decision_lines(app, theme, rest.height as usize - 1));
-        frame.render_widget(Paragraph::new(out), rest);
+impl ReviewView {
+    fn render_list(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
+        let theme = ctx.theme;
+        let queue = &ctx.model.state.review_queue;
+        let body = inner(area);
+        // What waiting costs: the metric calls (and money) the pending items already spent, unused
+        // until someone decides.
+        let state = &ctx.model.state;
+        let spent: u64 = state
+            .review_queue
+            .iter()
+            .map(|it| {
+                it.examples.len() as u64 * if it.kind == crate::engine::event::ReviewKind::Mutation { 2 } else { 1 }
+            })
+            .sum();
+        let share = if state.max_metric_calls > 0 { 100.0 * spent as f64 / state.max_metric_calls as f64 } else { 0.0 };
+        let mut title = vec![Span::styled(format!(" Review: {} pending ", queue.len()), theme.title)];
+        if spent > 0 {
+            // Metric calls (and their share of the budget) spent on items nobody has looked at yet.
+            title.push(Span::styled(format!("· {spent} calls ({share:.0}%) spent "), theme.muted));
+        }
+        title.push(Span::styled(if ctx.model.paused() { "· engine paused " } else { "" }, theme.warning));
+        frame.render_widget(pane(Line::from(title), theme, false), area);
+        if body.height == 0 {
+            return;
+        }
+        frame.render_widget(Paragraph::new(policy_line(ctx, theme)), Rect { height: 1, ..body });
+        let rows_area = Rect { y: body.y + 1, height: body.height.saturating_sub(1), ..body };
+        self.list.area = rows_area;
+        let sel = self.selected_item(ctx.model).map(|i| i.item);
+        let pos = queue.iter().position(|i| Some(i.item) == sel).unwrap_or(0);
+        let off = self.list.window(pos, rows_area.height as usize, queue.len());
+        let lines: Vec<Line> = queue
+            .iter()
+            .skip(off)
+            .take(rows_area.height as usize)
+            .map(|it| {
+                let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
+                let selected = Some(it.item) == sel;
+                let st = |s| if selected { theme.selection } else { s };
+                let what = match it.kind {
+                    ReviewKind::Merge => format!("merge {} ", parents_label(&it.parents)),
+                    ReviewKind::Mutation => {
+                        format!("{} {} ", parents_label(&it.parents), one_line(&it.changed.join(",")))
+                    }
+                };
+                let mut spans = vec![
+                    Span::styled(if selected { "▶" } else { " " }, st(theme.accent)),
+                    Span::styled(format!("{:>3} ", it.item), st(theme.accent)),
+                    Span::styled(what, st(theme.text)),
+                    Span::styled(format!("{ps:.1}→{cs:.1}"), st(theme.muted)),
+                ];
+                if let Some((label, applied)) = decision_label(ctx, it.item) {
+                    spans.push(Span::styled(
+                        format!(" · {label}"),
+                        st(if applied { theme.accent } else { theme.warning }),
+                    ));
+                }
+                Line::from(spans)
+            })
+            .collect();
+        let used = lines.len() as u16;
+        frame.render_widget(Paragraph::new(lines), rows_area);
+        // Room left under the items (a tall pane): the decisions taken so far.
+        let rest = Rect { y: rows_area.y + used + 1, height: rows_area.height.saturating_sub(used + 1), ..rows_area };
+        if rest.height >= 3 && !ctx.model.decisions.is_empty() {
+            let mut out = vec![heading("── decisions so far ──", theme)];
+            out.extend(decision_lines(ctx, theme, rest.height as usize - 1));
+            frame.render_widget(Paragraph::new(out), rest);
+        }
     }
 }
 
 /// The committed decisions, newest first, one line each.
-fn decision_lines(app: &App, theme: &Theme, max: usize) -> Vec<Line<'static>> {
-    app.model
+fn decision_lines(ctx: &Ctx, theme: &Theme, max: usize) -> Vec<Line<'static>> {
+    ctx.model
         .decisions
         .iter()
         .rev()
@@ -154,44 +291,45 @@ fn decision_lines(app: &App, theme: &Theme, max: usize) -> Vec<Line<'static>> {
 }
 
 /// The proposal (or merge attempt) the item came from: its outputs and feedback per example.
-fn proposal_for<'a>(app: &'a App, it: &ReviewItem) -> Option<&'a ProposalView> {
-    app.model.proposals.iter().rev().find(|p| {
+fn proposal_for<'m>(m: &'m Model, it: &ReviewItem) -> Option<&'m ProposalView> {
+    m.proposals.iter().rev().find(|p| {
         p.round == it.round
             && p.child_texts.as_ref() == Some(&it.texts)
             && Some(p.parent) == it.parents.first().copied()
     })
 }
 
-fn render_detail(frame: &mut Frame, area: Rect, app: &App, it: &ReviewItem, theme: &Theme) {
-    let lines = detail_lines(app, it, theme);
-    let title = Line::from(vec![
-        Span::styled(format!(" Item {} ", it.item), theme.title),
-        Span::styled(
-            format!(
-                "· {} of {} · round {} · cost ${:.4} ",
-                kind_word(it.kind),
-                parents_label(&it.parents),
-                it.round,
-                it.cost_usd
+impl ReviewView {
+    fn render_detail(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx, it: &ReviewItem) {
+        let theme = ctx.theme;
+        let lines = detail_lines(ctx, it, theme);
+        let title = Line::from(vec![
+            Span::styled(format!(" Item {} ", it.item), theme.title),
+            Span::styled(
+                format!(
+                    "· {} of {} · round {} · cost ${:.4} ",
+                    kind_word(it.kind),
+                    parents_label(&it.parents),
+                    it.round,
+                    it.cost_usd
+                ),
+                theme.muted,
             ),
-            theme.muted,
-        ),
-    ]);
-    let body = inner(area);
-    app.review.detail_area.set(body);
-    let at = app.review.scroll.at(super::wrapped_rows(&lines, body.width), body.height);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(title, theme, true)),
-        area,
-    );
+        ]);
+        let body = inner(area);
+        self.detail_area = body;
+        let at = self.scroll.at(super::wrapped_rows(&lines, body.width), body.height);
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(title, theme, true)),
+            area,
+        );
+    }
 }
 
-fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>> {
-    let m = &app.model;
+fn detail_lines(ctx: &Ctx, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>> {
+    let m = &ctx.model;
     let mut lines = Vec::new();
-    if let Some(crate::tui::app::InputLine { target: crate::tui::app::InputTarget::VetoReason { item }, .. }) =
-        &app.input
-    {
+    if let Some(InputLine { target: InputTarget::VetoReason { item }, .. }) = ctx.prompt {
         if *item == it.item {
             let on =
                 if it.changed.is_empty() { "its components".to_string() } else { one_line(&it.changed.join(", ")) };
@@ -208,7 +346,7 @@ fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
                 HumanAction::Veto { reason: Some(r), .. } => format!("veto sent (reason: {})", one_line(r)),
                 a => format!("{} sent", action_word(a)),
             };
-            lines.push(Line::styled(format!("⧗ {what}; {}", app.when_applied()), theme.warning));
+            lines.push(Line::styled(format!("⧗ {what}; {}", ctx.model.when_applied()), theme.warning));
             lines.push(Line::raw(""));
         }
         Some((Some(r), a)) => {
@@ -272,7 +410,7 @@ fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
         lines.push(Line::raw(""));
     }
 
-    let proposal = proposal_for(app, it);
+    let proposal = proposal_for(ctx.model, it);
     let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
     let test = if it.kind == ReviewKind::Merge { "val subsample" } else { "minibatch" };
     lines.push(heading(
@@ -313,10 +451,10 @@ fn detail_lines(app: &App, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
     lines
 }
 
-fn render_empty(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let m = &app.model;
+fn render_empty(frame: &mut Frame, area: Rect, ctx: &Ctx) {
+    let (m, theme) = (ctx.model, ctx.theme);
     let mut lines = vec![Line::styled("The review queue is empty.", theme.title), Line::raw("")];
-    lines.push(policy_line(app, theme));
+    lines.push(policy_line(ctx, theme));
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "With \"approve\", a child that passes its minibatch test waits here for a person instead of being scored \
@@ -331,13 +469,13 @@ fn render_empty(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 HumanAction::AddCandidate { note, .. } => format!("new candidate ({})", one_line(note)),
                 a => action_word(a).to_string(),
             };
-            lines.push(Line::styled(format!("⧗ {what} sent; {}", app.when_applied()), theme.warning));
+            lines.push(Line::styled(format!("⧗ {what} sent; {}", ctx.model.when_applied()), theme.warning));
         }
     }
     if !m.decisions.is_empty() {
         lines.push(Line::raw(""));
         lines.push(heading("── decisions so far (newest first) ──", theme));
-        lines.extend(decision_lines(app, theme, 20));
+        lines.extend(decision_lines(ctx, theme, 20));
     }
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(" Review queue ", theme, true)),

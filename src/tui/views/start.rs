@@ -7,7 +7,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
-use std::cell::Cell;
 
 pub fn render(frame: &mut Frame, area: Rect, s: &StartScreen, theme: &Theme) {
     let foot_h = if s.error.is_some() { 4 } else { 2 };
@@ -33,8 +32,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &StartScreen, theme: &Theme) {
         Span::styled("  start optimizing from the prompts in the project", theme.muted),
     ]));
     let inner_h = body.height.saturating_sub(2) as usize;
-    let offset = Cell::new(0);
-    let off = scroll_window(&offset, s.selected.saturating_sub(1), inner_h.saturating_sub(2), s.runs.len());
+    let off = scroll_window(0, s.selected.saturating_sub(1), inner_h.saturating_sub(2), s.runs.len());
     if s.runs.is_empty() {
         lines.push(Line::raw(""));
         lines.push(Line::styled("   No earlier runs. Press enter to start the first one.", theme.muted));
@@ -77,7 +75,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &StartScreen, theme: &Theme) {
     }
     frame.render_widget(Paragraph::new(foot_lines).wrap(Wrap { trim: false }), foot);
     if s.help {
-        let lines = super::help::lines(&s.keymap, theme);
+        let lines = super::help::lines(&s.keymap, crate::tui::keymap::Layer::Global, theme);
         let rect = centered(area, 84, lines.len() as u16 + 2);
         frame.render_widget(ratatui::widgets::Clear, rect);
         frame.render_widget(Paragraph::new(lines).block(pane(" Help ", theme, true)), rect);

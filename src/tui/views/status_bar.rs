@@ -1,85 +1,28 @@
 //! The bottom line: the filter being typed, a passing message, or the keys that matter here (read
 //! from the keymap, so rebinding a key changes the hint too); the run id on the right.
 
-use crate::tui::app::{App, InputTarget, MatrixPane, View};
-use crate::tui::keymap::Action;
-use crate::tui::theme::Theme;
+use super::editor::EditSession;
+use super::input::InputTarget;
+use super::Ctx;
+use crate::tui::keymap::{Action, Layer};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-fn hints(app: &App) -> Vec<(Action, &'static str)> {
-    use Action::*;
-    if app.editor.is_some() {
-        // The editor shows its own keys on its last line.
-        return vec![];
-    }
-    if app.merge.is_some() {
-        return vec![
-            (Left, "left side"),
-            (Right, "right side"),
-            (Down, "next component"),
-            (Open, "send"),
-            (Back, "cancel"),
-        ];
-    }
-    let mut h: Vec<(Action, &'static str)> = match app.view {
-        View::Dashboard => vec![(TogglePause, "pause"), (NextView, "next view")],
-        View::Frontier if app.marked.len() == 2 => {
-            vec![(MergeMarked, "merge marked"), (Mark, "unmark"), (Open, "open"), (Edit, "edit"), (AddCandidate, "add")]
-        }
-        View::Frontier if app.frontier.trade_off => {
-            vec![(AxisX, "x axis"), (AxisY, "y axis"), (TradeOff, "hide plot"), (Open, "open"), (Sort, "sort")]
-        }
-        View::Frontier => vec![
-            (Open, "open"),
-            (Sort, "sort"),
-            (Search, "filter"),
-            (TradeOff, "plot"),
-            (Edit, "edit"),
-            (Mark, "mark"),
-            (AddCandidate, "add"),
-        ],
-        View::WinMatrix => {
-            let mut h = match app.matrix.pane {
-                MatrixPane::Heat => vec![(Open, "trace"), (Sort, "order examples"), (SwitchPane, "wins/ties/losses")],
-                MatrixPane::Pairwise => vec![(Open, "diff the pair"), (SwitchPane, "heat map")],
-            };
-            if !app.model.state.objective_names().is_empty() {
-                h.push((NextObjective, "objective"));
-            }
-            h
-        }
-        View::Candidate => {
-            vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
-        }
-        View::Traces if app.traces.proposal.is_some() => {
-            vec![(Search, "search"), (PageDown, "scroll"), (Left, "older"), (Right, "newer"), (Back, "back")]
-        }
-        View::Traces => {
-            vec![(Search, "search"), (PageDown, "scroll"), (Left, "prev candidate"), (Right, "next candidate")]
-        }
-        View::Reflections => vec![(Open, "open child"), (OpenTraces, "minibatch traces"), (PageDown, "scroll")],
-        View::Review if app.model.state.review_queue.is_empty() => {
-            vec![(ToggleMutationReview, "mutations auto/approve"), (ToggleMergeReview, "merges auto/approve")]
-        }
-        View::Review => vec![
-            (Approve, "approve"),
-            (Veto, "veto"),
-            (Edit, "edit"),
-            (EditExternal, "$EDITOR"),
-            (ApproveAll, "all"),
-            (ToggleMutationReview, "policy"),
-        ],
-    };
-    h.push((Help, "help"));
-    h.push((Quit, "quit"));
-    h
+/// What the footer shows besides the input line: a passing message, the open editor, or the keys
+/// that matter where the user is (from the active view's `hints`).
+pub struct Footer<'a> {
+    pub flash: Option<&'a str>,
+    pub editor: Option<&'a EditSession>,
+    pub hints: Vec<(Action, &'static str)>,
+    /// The keymap layer the hints' keys are looked up in.
+    pub layer: Layer,
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let left: Line = if let Some(input) = &app.input {
+pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
+    let theme = ctx.theme;
+    let left: Line = if let Some(input) = ctx.prompt {
         let (label, keys) = match input.target {
             InputTarget::FrontierFilter => {
                 ("filter candidates (id, origin, component, text)".to_string(), "  enter keep · esc clear")
@@ -117,18 +60,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             after,
         ];
         Line::from(spans)
-    } else if let (Some(ed), None) = (&app.editor, &app.flash) {
+    } else if let (Some(ed), None) = (footer.editor, footer.flash) {
         let n = ed.changed().len();
         Line::from(Span::styled(
             format!(" editing: {n} of {} changed · the run goes on; nothing is sent until you save", ed.names.len()),
             theme.muted,
         ))
-    } else if let Some(msg) = &app.flash {
+    } else if let Some(msg) = footer.flash {
         Line::from(Span::styled(format!(" {msg}"), theme.warning))
     } else {
         let mut spans = vec![Span::raw(" ")];
-        for (action, label) in hints(app) {
-            if let Some(k) = app.keymap.keys_for(action).first() {
+        for &(action, label) in &footer.hints {
+            if let Some(k) = ctx.keymap.keys_in(footer.layer, action).first() {
                 spans.push(Span::styled(k.to_string(), theme.accent));
                 spans.push(Span::styled(format!(" {label}  "), theme.muted));
             }
@@ -137,8 +80,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     let used = left.width() as u16;
     frame.render_widget(Paragraph::new(left), area);
-    let id = &app.model.state.run_id;
-    if !id.is_empty() && app.input.is_none() {
+    let id = &ctx.model.state.run_id;
+    if !id.is_empty() && ctx.prompt.is_none() {
         let right = Line::from(Span::styled(format!("run {id} "), theme.muted));
         let need = right.width() as u16;
         if area.width >= used + need {

@@ -1,7 +1,7 @@
 //! The tab bar: one tab per view (click to switch) and the run's state on the right.
 
-use crate::tui::app::{App, View};
-use crate::tui::theme::Theme;
+use super::{Ctx, View};
+use crate::tui::model::Model;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -36,8 +36,7 @@ pub fn hit(width: u16, x: u16) -> Option<View> {
 }
 
 /// A word for what the run is doing.
-pub fn run_state(app: &App) -> (&'static str, bool) {
-    let m = &app.model;
+pub fn run_state(m: &Model) -> (&'static str, bool) {
     if m.engine_error.is_some() && m.halted {
         ("■ stopped by a model (resumable)", true)
     } else if m.engine_error.is_some() {
@@ -46,7 +45,7 @@ pub fn run_state(app: &App) -> (&'static str, bool) {
         ("✓ finished", false)
     } else if m.is_live() && m.live.as_ref().is_some_and(|s| !s.outages.is_empty()) {
         ("⚠ waiting for a model", true)
-    } else if m.is_live() && m.paused {
+    } else if m.is_live() && m.paused() {
         ("⏸ paused", true)
     } else if m.is_live() {
         ("● running", false)
@@ -57,20 +56,21 @@ pub fn run_state(app: &App) -> (&'static str, bool) {
     }
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, active: View) {
+    let theme = ctx.theme;
     let mut spans: Vec<Span> = Vec::new();
     for (v, _, _, label) in layout(area.width) {
-        let style = if v == app.view { theme.selection } else { theme.muted };
+        let style = if v == active { theme.selection } else { theme.muted };
         spans.push(Span::styled(label, style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-    let (state, warn) = run_state(app);
+    let (state, warn) = run_state(ctx.model);
     let used: u16 = layout(area.width).iter().map(|(_, _, w, _)| *w).sum();
     let state_span = Span::styled(format!("{state} "), if warn { theme.warning } else { theme.accent });
     // Items waiting for a person are worth a glance from any view.
-    let waiting = app.model.state.review_queue.len();
+    let waiting = ctx.model.state.review_queue.len();
     let mut right = Line::from(state_span.clone()).right_aligned();
-    if waiting > 0 && app.model.can_act() {
+    if waiting > 0 && ctx.model.can_act() {
         for label in [format!("⚑ {waiting} to review · "), format!("⚑ {waiting} ")] {
             let line = Line::from(vec![Span::styled(label, theme.warning), state_span.clone()]).right_aligned();
             if area.width > used + line.width() as u16 {

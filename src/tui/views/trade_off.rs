@@ -2,13 +2,14 @@
 //! axes (the val score or an objective, each the natural way round), the ones no other beats on
 //! both axes joined and marked, the selected candidate highlighted. `X` and `Y` choose the axes.
 
+use super::frontier::FrontierView;
+use super::Ctx;
 use super::{fmt_score, inner, pane};
 use crate::engine::pareto::non_dominated;
 use crate::engine::CandidateId;
 use crate::eval::objective::{format_natural, lower_is_better, natural};
-use crate::tui::app::App;
-use crate::tui::keymap::Action;
-use crate::tui::theme::Theme;
+use crate::tui::keymap::{Action, Layer};
+use crate::tui::model::Model;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::symbols::Marker;
@@ -20,13 +21,13 @@ use ratatui::Frame;
 pub const VAL_AXIS: &str = "val";
 
 /// The axes to choose from: the val score, then each objective by name.
-pub fn axes(app: &App) -> Vec<String> {
-    std::iter::once(VAL_AXIS.to_string()).chain(app.model.state.objective_names()).collect()
+pub fn axes(m: &Model) -> Vec<String> {
+    std::iter::once(VAL_AXIS.to_string()).chain(m.state.objective_names()).collect()
 }
 
 /// A candidate's value on an axis, as recorded (higher is better), if it has one.
-fn recorded(app: &App, c: CandidateId, axis: &str) -> Option<f64> {
-    let rec = app.model.state.candidates.get(c).filter(|r| !r.val_scores.is_empty())?;
+fn recorded(m: &Model, c: CandidateId, axis: &str) -> Option<f64> {
+    let rec = m.state.candidates.get(c).filter(|r| !r.val_scores.is_empty())?;
     if axis == VAL_AXIS {
         Some(rec.val_mean)
     } else {
@@ -61,10 +62,9 @@ fn better(axis: &str, horizontal: bool) -> &'static str {
 }
 
 /// The plotted points (candidate, x, y as recorded) and those no other beats on both axes.
-pub fn points(app: &App, x: &str, y: &str) -> (Vec<(CandidateId, f64, f64)>, Vec<CandidateId>) {
-    let pts: Vec<(CandidateId, f64, f64)> = (0..app.model.state.candidates.len())
-        .filter_map(|c| Some((c, recorded(app, c, x)?, recorded(app, c, y)?)))
-        .collect();
+pub fn points(m: &Model, x: &str, y: &str) -> (Vec<(CandidateId, f64, f64)>, Vec<CandidateId>) {
+    let pts: Vec<(CandidateId, f64, f64)> =
+        (0..m.state.candidates.len()).filter_map(|c| Some((c, recorded(m, c, x)?, recorded(m, c, y)?))).collect();
     let coords: Vec<Vec<f64>> = pts.iter().map(|(_, a, b)| vec![*a, *b]).collect();
     let front = non_dominated(&coords).into_iter().map(|i| pts[i].0).collect();
     (pts, front)
@@ -87,10 +87,15 @@ fn labels(axis: &str, b: [f64; 2]) -> Vec<Span<'static>> {
     [b[0], (b[0] + b[1]) / 2.0, b[1]].into_iter().map(|v| Span::raw(label(axis, rec(v)))).collect()
 }
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let names = axes(app);
-    let [xi, yi] = app.frontier.axes(names.len());
-    let keys = format!("{}/{} axes", app.keymap.describe(Action::AxisX), app.keymap.describe(Action::AxisY));
+pub fn render(frame: &mut Frame, area: Rect, view: &FrontierView, ctx: &Ctx) {
+    let theme = ctx.theme;
+    let names = axes(ctx.model);
+    let [xi, yi] = view.axes(names.len());
+    let keys = format!(
+        "{}/{} axes",
+        ctx.keymap.describe_in(Layer::Frontier, Action::AxisX),
+        ctx.keymap.describe_in(Layer::Frontier, Action::AxisY)
+    );
     if names.len() < 2 {
         let block = pane(Line::from(Span::styled(" Trade-off ", theme.title)), theme, false);
         let text = "This run records no objectives, so there is nothing to trade the val score against. \
@@ -116,13 +121,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let title = Line::from(vec![Span::styled(named, theme.title), Span::styled(format!("· {keys} "), theme.muted)]);
     frame.render_widget(pane(title, theme, false), area);
 
-    let (pts, front) = points(app, x, y);
+    let (pts, front) = points(ctx.model, x, y);
     let natural_pt = |(_, a, b): &(CandidateId, f64, f64)| (shown(x, *a), shown(y, *b));
     let others: Vec<(f64, f64)> =
-        pts.iter().filter(|p| !front.contains(&p.0) && p.0 != app.selected).map(natural_pt).collect();
+        pts.iter().filter(|p| !front.contains(&p.0) && p.0 != ctx.selected).map(natural_pt).collect();
     let mut front_pts: Vec<(f64, f64)> = pts.iter().filter(|p| front.contains(&p.0)).map(natural_pt).collect();
     front_pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let selected: Vec<(f64, f64)> = pts.iter().filter(|p| p.0 == app.selected).map(natural_pt).collect();
+    let selected: Vec<(f64, f64)> = pts.iter().filter(|p| p.0 == ctx.selected).map(natural_pt).collect();
     let xb = bounds(pts.iter().map(|p| natural_pt(p).0));
     let yb = bounds(pts.iter().map(|p| natural_pt(p).1));
 
@@ -159,9 +164,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Span::styled("• ", theme.accent),
         Span::styled(format!("not beaten on both (joined): {}", ids(&front)), theme.text),
     ])];
-    let sel = match pts.iter().find(|p| p.0 == app.selected) {
+    let sel = match pts.iter().find(|p| p.0 == ctx.selected) {
         Some((c, a, b)) => format!("#{c}: {x} {} · {y} {}", label(x, *a), label(y, *b)),
-        None => format!("#{} is not scored on val yet", app.selected),
+        None => format!("#{} is not scored on val yet", ctx.selected),
     };
     caption
         .push(Line::from(vec![Span::styled("█ ", theme.warning), Span::styled(format!("selected {sel}"), theme.text)]));

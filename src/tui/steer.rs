@@ -1,0 +1,311 @@
+//! What the workbench asks of the engine, in one place: each decision is checked against the model
+//! (is the run live, is the item still pending, does it already have a decision), sent as an
+//! `EngineCommand`, and remembered in `Model::sent` until the engine records it. Every function
+//! returns the line the status bar shows; an `Err` is why nothing was sent.
+
+use crate::engine::event::HumanAction;
+use crate::engine::{CandidateId, Origin};
+use crate::project::config::ReviewPolicy;
+use crate::project::Candidate;
+use crate::tui::model::{action_word, policy_name, Model};
+use crate::tui::views::editor::{EditSession, EditTarget};
+
+/// What the workbench asks of the engine; the event loop carries it out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineCommand {
+    Pause,
+    Resume,
+    /// A decision, applied by the engine at the start of its next round.
+    Act(HumanAction),
+    ApproveAll,
+    /// Probe the models that are not answering now.
+    RetryNow,
+}
+
+/// A request for the event loop: suspend the terminal and edit these texts in `$EDITOR`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalEdit {
+    pub target: EditTarget,
+    pub names: Vec<String>,
+    pub texts: Candidate,
+}
+
+/// What came back from `$EDITOR`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalOutcome {
+    /// The files' texts as read back (the originals where a file could not be read).
+    pub texts: Candidate,
+    /// Why the edit did not go through cleanly (the editor failed, a file vanished).
+    pub error: Option<String>,
+}
+
+/// The model and the queue of commands for the engine, borrowed together.
+pub struct Steer<'a> {
+    pub model: &'a mut Model,
+    pub commands: &'a mut Vec<EngineCommand>,
+}
+
+impl Steer<'_> {
+    /// Sends a decision to the engine and remembers it until the engine records it.
+    pub fn send(&mut self, action: HumanAction) -> String {
+        let what = match &action {
+            HumanAction::Approve { item } => format!("approval of item {item}"),
+            HumanAction::Veto { item, reason: Some(_) } => format!("veto of item {item} (with its reason)"),
+            HumanAction::Veto { item, reason: None } => format!("veto of item {item}"),
+            HumanAction::Edit { item, .. } => format!("edited texts of item {item}"),
+            HumanAction::AddCandidate { note, .. } => format!("new candidate ({note})"),
+            HumanAction::SetPolicy { mutations, merges } => {
+                format!("review policy (mutations {}, merges {})", policy_name(*mutations), policy_name(*merges))
+            }
+        };
+        self.commands.push(EngineCommand::Act(action.clone()));
+        self.model.sent.push(action);
+        self.model.version += 1;
+        format!("{what} sent; {}", self.model.when_applied())
+    }
+
+    /// Pause or resume a live engine. The model's pause state follows the engine handle once the
+    /// event loop has carried the command out, so nothing here writes it.
+    pub fn toggle_pause(&mut self) -> String {
+        if !self.model.is_live() {
+            return if self.model.state.finished.is_some() {
+                "this run is finished; there is nothing to pause".into()
+            } else {
+                "no engine is running in this window".into()
+            };
+        }
+        // A pause or resume still queued (keys in one burst) counts as done.
+        let queued = self.commands.iter().rev().find_map(|c| match c {
+            EngineCommand::Pause => Some(true),
+            EngineCommand::Resume => Some(false),
+            _ => None,
+        });
+        if queued.unwrap_or(self.model.paused()) {
+            self.commands.push(EngineCommand::Resume);
+            "resumed".into()
+        } else {
+            self.commands.push(EngineCommand::Pause);
+            "pausing: calls in flight finish, nothing new starts".into()
+        }
+    }
+
+    /// `r`: the engine is holding work for a model that does not answer; ask it again now.
+    pub fn retry_now(&mut self) -> String {
+        let waiting: Vec<String> = match self.model.live.as_ref().filter(|_| self.model.is_live()) {
+            Some(s) => s.outages.iter().map(|o| format!("\"{}\"", o.model)).collect(),
+            None => vec![],
+        };
+        if waiting.is_empty() {
+            return "every model is answering; there is nothing to retry".into();
+        }
+        self.commands.push(EngineCommand::RetryNow);
+        format!("trying model {} again now", waiting.join(", "))
+    }
+
+    /// Approves every pending item that has no decision yet.
+    pub fn approve_all(&mut self) -> Result<String, String> {
+        if let Some(why) = self.model.why_not_live("approving") {
+            return Err(why);
+        }
+        let m = &*self.model;
+        let items: Vec<u64> =
+            m.state.review_queue.iter().map(|i| i.item).filter(|n| m.item_decision(*n).is_none()).collect();
+        if items.is_empty() {
+            return Err("nothing waits for a decision".into());
+        }
+        self.commands.push(EngineCommand::ApproveAll);
+        for item in &items {
+            self.model.sent.push(HumanAction::Approve { item: *item });
+        }
+        self.model.version += 1;
+        Ok(format!("approval of {} item(s) sent; {}", items.len(), self.model.when_applied()))
+    }
+
+    /// Switches mutations (or merges) between auto and approve; `approve_all_keys` names the key
+    /// that approves what still waits.
+    pub fn toggle_policy(&mut self, mutations: bool, approve_all_keys: &str) -> Result<String, String> {
+        if let Some(why) = self.model.why_not_live("changing the review policy") {
+            return Err(why);
+        }
+        let flip = |p: ReviewPolicy| if p == ReviewPolicy::Auto { ReviewPolicy::Approve } else { ReviewPolicy::Auto };
+        let (m, g) = self.model.review_policy();
+        let (m, g) = if mutations { (flip(m), g) } else { (m, flip(g)) };
+        let mut msg = self.send(HumanAction::SetPolicy { mutations: m, merges: g });
+        let pending = self.model.state.review_queue.len();
+        if pending > 0 && (m == ReviewPolicy::Auto || g == ReviewPolicy::Auto) {
+            msg.push_str(&format!("; the {pending} pending item(s) still wait ({approve_all_keys} approves them all)"));
+        }
+        Ok(msg)
+    }
+
+    /// Sends what an edit produced. Err: why nothing was sent (the caller keeps the texts).
+    pub fn submit_edit(&mut self, target: EditTarget, texts: Candidate) -> Result<String, String> {
+        if !self.model.can_act() {
+            return Err("the engine is not running any more; nothing was sent".into());
+        }
+        match target {
+            EditTarget::ReviewItem { item } => {
+                let Some(it) = self.model.state.review_item(item).cloned() else {
+                    return Err(format!("item {item} is no longer pending"));
+                };
+                if let Some((_, a)) = self.model.item_decision(item) {
+                    return Err(format!("item {item} already has a decision ({})", action_word(a)));
+                }
+                if texts == it.texts {
+                    self.send(HumanAction::Approve { item });
+                    return Ok(format!(
+                        "nothing was changed: item {item} approved as it is; {}",
+                        self.model.when_applied()
+                    ));
+                }
+                Ok(self.send(HumanAction::Edit { item, texts }))
+            }
+            EditTarget::HandEdit { parent } => {
+                let same = self.model.state.candidates.get(parent).is_some_and(|c| c.texts == texts);
+                if same {
+                    return Err(format!("the texts are those of #{parent}; change something first (esc leaves)"));
+                }
+                Ok(self.send(HumanAction::AddCandidate {
+                    texts,
+                    parents: vec![parent],
+                    origin: Origin::Human,
+                    note: "edited by hand".into(),
+                }))
+            }
+        }
+    }
+
+    /// What `$EDITOR` gave back: sent as the edit when it went well; otherwise (or when nothing
+    /// was changed) the texts are kept for the inline editor, so nothing typed is lost. Returns
+    /// the editor to open, if any, and the status line; `save` names the editor's send key.
+    pub fn external_done(
+        &mut self,
+        request: ExternalEdit,
+        outcome: ExternalOutcome,
+        save: &str,
+    ) -> (Option<EditSession>, String) {
+        let keep = || EditSession::with_texts(request.target, &request.names, &request.texts, &outcome.texts);
+        if let Some(err) = &outcome.error {
+            return (Some(keep()), format!("{err}; your text is in the editor here ({save} sends it)"));
+        }
+        if outcome.texts == request.texts {
+            return (None, "nothing was changed in the editor; nothing sent".into());
+        }
+        match self.submit_edit(request.target, outcome.texts.clone()) {
+            Ok(msg) => (None, msg),
+            Err(e) => (Some(keep()), format!("{e}; your text is in the editor here")),
+        }
+    }
+
+    /// A veto of `item` with the reason typed (none when blank).
+    pub fn veto(&mut self, item: u64, typed: &str) -> String {
+        if let Some(why) = self.model.why_not_live("vetoing") {
+            return why;
+        }
+        if self.model.state.review_item(item).is_none() {
+            return format!("item {item} is no longer pending; the veto was not sent");
+        }
+        if let Some((_, a)) = self.model.item_decision(item) {
+            return format!("item {item} already has a decision ({})", action_word(a));
+        }
+        let reason = Some(typed.trim().to_string()).filter(|r| !r.is_empty());
+        self.send(HumanAction::Veto { item, reason })
+    }
+
+    /// A new candidate from the folder typed. Err: why the folder will not do (the prompt stays
+    /// open with the path for another try).
+    pub fn add_from_folder(&mut self, typed: &str) -> Result<String, String> {
+        let (texts, dir) = candidate_from_folder(self.model, typed)?;
+        if let Some(why) = self.model.why_not_live("adding a candidate") {
+            return Ok(why);
+        }
+        let dup = self.model.state.candidates.iter().find(|c| c.texts == texts).map(|c| c.id);
+        let mut msg = self.send(HumanAction::AddCandidate {
+            texts,
+            parents: vec![],
+            origin: Origin::Human,
+            note: format!("added from {dir}"),
+        });
+        if let Some(d) = dup {
+            msg.push_str(&format!(" (its texts equal #{d}'s)"));
+        }
+        Ok(msg)
+    }
+}
+
+/// Reads a folder of component files (relative to where gepa-tui was started, else to the project
+/// folder; `~` is the home folder).
+fn candidate_from_folder(m: &Model, typed: &str) -> Result<(Candidate, String), String> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Err("type the folder that holds the component files".into());
+    }
+    if m.component_files.is_empty() {
+        return Err("the project's components are not known in this window".into());
+    }
+    let mut path = std::path::PathBuf::from(typed);
+    if let Some(rest) = typed.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            path = std::path::PathBuf::from(home).join(rest);
+        }
+    }
+    if path.is_relative() && !path.exists() {
+        if let Some(root) = &m.project_root {
+            path = root.join(&path);
+        }
+    }
+    crate::project::candidate_from_folder(&m.component_files, &path)
+        .map(|t| (t, path.display().to_string()))
+        .map_err(|e| e.problems().join("; "))
+}
+
+/// The branch key on candidate `c`: the first press says what will happen (`armed`), the second
+/// on the same candidate asks the event loop to start a new run seeded with its texts
+/// (`chosen`), as `gepa-tui run --branch RUN:ID` does. The run left behind stays as it is (a live
+/// one stops and stays resumable).
+pub fn branch_press(
+    m: &Model,
+    c: CandidateId,
+    armed: &mut Option<CandidateId>,
+    chosen: &mut Option<CandidateId>,
+    keys: &str,
+) -> String {
+    if c >= m.state.candidates.len() {
+        return "no candidate to start a new run from yet".into();
+    }
+    if *armed == Some(c) {
+        *armed = None;
+        *chosen = Some(c);
+        return format!("starting a new run from #{c}…");
+    }
+    *armed = Some(c);
+    branch_warning(m, c, keys)
+}
+
+/// What pressing the branch key again on `c` will do.
+fn branch_warning(m: &Model, c: CandidateId, keys: &str) -> String {
+    // Short enough for an 80-column status bar; what matters most comes first.
+    let mut msg = format!("{keys} again: a new run from #{c}'s texts, fresh budget");
+    if m.is_live() {
+        msg.push_str("; this run stops (resumable)");
+        let waiting = m.unrecorded_decisions();
+        if waiting > 0 {
+            msg.push_str(&format!(", dropping {waiting} unrecorded decision(s)"));
+        }
+    }
+    msg
+}
+
+/// Why quitting now would drop decisions, if it would: sent and not yet applied, or applied in a
+/// round still running (stopping abandons that round, to be redone on resume). `keys` quit.
+pub fn quit_warning(m: &Model, keys: &str) -> Option<String> {
+    let waiting = m.unrecorded_decisions();
+    if waiting == 0 || !m.can_act() {
+        return None;
+    }
+    let key = keys.split(", ").next().filter(|k| !k.is_empty()).unwrap_or("q");
+    Some(format!(
+        "{waiting} decision(s) not recorded for good yet ({}); {key} again quits without them (the items stay pending)",
+        if m.paused() { "the engine is paused: space resumes it" } else { "wait for this round to end" },
+    ))
+}

@@ -1,0 +1,79 @@
+//! The one-line input under the views: a filter or search typed live into a view, or a prompt (a
+//! veto's reason, a folder to add) sent on Enter. The router owns it while it is open; the status
+//! bar draws it.
+
+/// What the typed text is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputTarget {
+    FrontierFilter,
+    TraceSearch,
+    /// The reason for vetoing this review item (optional).
+    VetoReason {
+        item: u64,
+    },
+    /// A folder of component files to add as a candidate.
+    Folder,
+}
+
+impl InputTarget {
+    /// A prompt is sent on Enter; a filter applies as it is typed.
+    pub fn is_prompt(self) -> bool {
+        matches!(self, InputTarget::VetoReason { .. } | InputTarget::Folder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputLine {
+    pub target: InputTarget,
+    pub text: String,
+    /// Why the last Enter did not go through (the text stays for another try).
+    pub error: Option<String>,
+}
+
+impl InputLine {
+    pub fn new(target: InputTarget, text: impl Into<String>) -> InputLine {
+        InputLine { target, text: text.into(), error: None }
+    }
+}
+
+/// What a key did to the input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputKey {
+    /// The text changed (a filter applies it as typed).
+    Typed(String),
+    /// Enter on a prompt: send this text.
+    Submit(String),
+    /// Enter on a filter: keep it and close the line.
+    Keep,
+    /// Esc: a prompt is cancelled; a filter is cleared.
+    Cancel,
+    /// Nothing happened.
+    None,
+}
+
+impl InputLine {
+    /// Typing, Enter and Esc; the router carries the outcome out.
+    pub fn on_key(&mut self, key: crossterm::event::KeyEvent) -> InputKey {
+        use crossterm::event::{KeyCode, KeyModifiers};
+        match key.code {
+            KeyCode::Enter if self.target.is_prompt() => InputKey::Submit(self.text.clone()),
+            KeyCode::Enter => InputKey::Keep,
+            KeyCode::Esc => InputKey::Cancel,
+            KeyCode::Backspace => {
+                self.text.pop();
+                InputKey::Typed(self.text.clone())
+            }
+            KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+                self.text.push(c);
+                InputKey::Typed(self.text.clone())
+            }
+            _ => InputKey::None,
+        }
+    }
+
+    /// Pasted text, on one line and without control sequences.
+    pub fn paste(&mut self, text: &str) -> InputKey {
+        self.text.push_str(&crate::text::sanitize(text).replace(['\n', '\t'], " "));
+        InputKey::Typed(self.text.clone())
+    }
+}
