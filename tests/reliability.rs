@@ -285,8 +285,11 @@ fn a_revoked_key_and_an_empty_account_stop_the_run_resumably_with_the_fix_named(
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("billing or quota") && err.contains("exceeded your current quota"), "{err}");
     // Billing is not a rate limit: it is asked once, not retried.
-    let quota_hits = server.attempts().iter().filter(|a| a.fault == Some(Fault::InsufficientQuota)).count();
-    assert!(quota_hits <= 32, "{quota_hits} attempts hit the empty account");
+    let quota: Vec<_> = server.attempts().into_iter().filter(|a| a.fault == Some(Fault::InsufficientQuota)).collect();
+    let asked: std::collections::BTreeSet<_> = quota.iter().map(|a| a.body_hash.clone()).collect();
+    assert_eq!(asked.len(), quota.len(), "a request was asked again after the account was found empty");
+    // At most what was in flight when it emptied: 32 evaluations and the rounds' reflections.
+    assert!(quota.len() <= 32 + 4, "{} attempts hit the empty account", quota.len());
     eprintln!("faults {:?}; quota stderr:\n{err}", server.fault_counts());
 
     server.set_plan(|p| p.fail_all = None);

@@ -253,6 +253,9 @@ pub struct Model {
     next_held: AtomicU64,
     /// Wakes held requests for an early probe ("retry now").
     wake: tokio::sync::Notify,
+    /// The provider refused the key or the account (no credit, no quota): every later request
+    /// would be refused the same way, so none is sent; each gets this error.
+    refused: Mutex<Option<LlmError>>,
 }
 
 impl fmt::Debug for Model {
@@ -318,6 +321,7 @@ impl Model {
             held: Mutex::default(),
             next_held: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
+            refused: Mutex::default(),
         })
     }
 
@@ -397,6 +401,9 @@ impl Model {
 
         let first_try = (std::time::Instant::now(), std::time::SystemTime::now());
         let permit = self.permits.acquire().await.expect("the model's semaphore is never closed");
+        if let Some(e) = self.refused.lock().expect("refused").clone() {
+            return Err(e);
+        }
         let in_flight = InFlight::enter(&self.counters.in_flight);
         let mut outcome = with_retries(&self.retry, |attempt| {
             if attempt > 1 {
@@ -426,7 +433,11 @@ impl Model {
             }
             Err(gave_up) => {
                 bump(&self.counters.failures);
-                Err(self.explain(gave_up))
+                let e = self.explain(gave_up);
+                if matches!(e, LlmError::Auth { .. } | LlmError::Billing { .. }) {
+                    self.refused.lock().expect("refused").get_or_insert_with(|| e.clone());
+                }
+                Err(e)
             }
         }
     }
