@@ -1349,6 +1349,10 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
     assert!(screen.contains("all 2 answers were cut off before the new text ended; none was tried"), "{screen}");
     assert!(screen.contains("was cut off: not used, asked again"), "{screen}");
     assert!(screen.contains("No new text for instruction: the answer was cut off, so it was not used"), "{screen}");
+    // The list's title says how many were cut off, whole even at 80 columns.
+    let narrow = text(&draw(&mut a, 80, 24));
+    let title = narrow.lines().find(|l| l.contains("Proposals:")).unwrap_or_default();
+    assert!(title.contains(" cut off "), "{narrow}");
     assert!(!screen.contains("broken half-prompt"), "{screen}");
     // Later proposals were cut once and asked again; some child came of it.
     assert!(screen.contains("✓ r"), "{screen}");

@@ -132,7 +132,8 @@ impl ReflectionsView {
         let truncated = m.proposals.iter().filter(|p| p.truncated()).count();
         let mut title = vec![Span::styled(format!(" Proposals: {n} "), theme.title)];
         if truncated > 0 {
-            title.push(Span::styled(format!("· ⚠ {truncated} truncated "), theme.warning));
+            // "cut off" fits the narrow list's title where "truncated" did not (80 columns).
+            title.push(Span::styled(format!("· ⚠ {truncated} cut off "), theme.warning));
         }
         frame.render_widget(pane(Line::from(title), theme, true), list_area);
         let body = inner(list_area);
