@@ -636,3 +636,33 @@ fn merges_pair_survivors_of_the_chosen_fronts() {
     }
     assert!(merges > 0, "no merge was planned");
 }
+
+#[test]
+fn the_engine_s_status_carries_each_model_s_usage_to_the_end() {
+    // The workbench's Models panel reads usage from the engine's status, not from the models.
+    let (_d, dir) = project("max_metric_calls = 40\nseed = 2");
+    let (project, task) = common::load(&dir);
+    let last = rt().block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, _h) =
+            Engine::create(project, task.clone(), EngineOptions { notices: Some(tx), ..Default::default() }).unwrap();
+        let jh = tokio::spawn(engine.run());
+        let mut last = None;
+        while let Some(n) = rx.recv().await {
+            if let gepa_tui::engine::Notice::Status(s) = n {
+                last = Some(s);
+            }
+        }
+        jh.await.unwrap().unwrap();
+        last.expect("at least one status")
+    });
+    let names: Vec<&str> = last.models.iter().map(|m| m.name.as_str()).collect();
+    let expected: Vec<String> = task.models().iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    // The last status is sent after the last call: its counts are the final ones.
+    for (u, (_, m)) in last.models.iter().zip(task.models().iter()) {
+        assert_eq!(u.calls, m.stats().calls, "{}", u.name);
+        assert_eq!(u.in_flight, 0, "{}", u.name);
+    }
+    assert!(last.models.iter().any(|u| u.calls > 0), "the run made calls");
+}

@@ -816,6 +816,19 @@ fn approve_all_and_policy_toggle() {
 }
 
 #[test]
+fn with_auto_approve_the_review_view_shows_auto_and_refuses_the_toggle() {
+    // The review fixture's gepa.toml says mutations = "approve"; --auto-approve overrides it in
+    // the engine, so the screen must say so too and not offer a policy the engine ignores.
+    let mut a = review_app();
+    assert_eq!(a.model.review_policy().0, ReviewPolicy::Approve);
+    a.model.auto_approve = true;
+    assert_eq!(a.model.review_policy(), (ReviewPolicy::Auto, ReviewPolicy::Auto));
+    press(&mut a, "p");
+    assert!(a.commands.is_empty(), "nothing sent");
+    assert!(a.flash.as_deref().unwrap().contains("--auto-approve"), "{:?}", a.flash);
+}
+
+#[test]
 fn a_browsed_run_explains_that_decisions_need_a_live_run() {
     let f = review_fixture();
     let mut a = App::new(Model::from_events(&f.events).with_project(&f.project), Keymap::default(), Theme::default());

@@ -34,6 +34,44 @@ pub struct Status {
     pub elapsed_secs: f64,
     /// Models whose provider is not answering: their requests are held and probed, not scored.
     pub outages: Vec<crate::llm::Outage>,
+    /// Each model's usage in this process so far, in the task's order.
+    pub models: Vec<ModelUsage>,
+}
+
+/// Usage of one model in this process (not part of the run's events).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelUsage {
+    pub name: String,
+    pub in_flight: u64,
+    pub calls: u64,
+    pub cache_hits: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    /// Calls waiting for the model's rate limit right now.
+    pub waiting_on_limit: u64,
+}
+
+impl ModelUsage {
+    /// Every model of the task, as its counters stand now.
+    pub fn of(task: &crate::eval::Task) -> Vec<ModelUsage> {
+        task.models()
+            .iter()
+            .map(|(name, m)| {
+                let s = m.stats();
+                ModelUsage {
+                    name: name.to_string(),
+                    in_flight: s.in_flight,
+                    calls: s.calls,
+                    cache_hits: s.cache_hits,
+                    input_tokens: s.input_tokens,
+                    output_tokens: s.output_tokens,
+                    cost_usd: s.cost_usd,
+                    waiting_on_limit: s.waiting_on_limit,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The run stopped because a model's provider failed in a way that says nothing about the

@@ -17,5 +17,5 @@ pub mod state;
 
 pub use event::{Event, Origin, ProposalOutcome};
 pub use pareto::CandidateId;
-pub use run::{Engine, EngineHandle, EngineOptions, Halted, Notice, RunOutcome, RunResult, Status};
+pub use run::{Engine, EngineHandle, EngineOptions, Halted, ModelUsage, Notice, RunOutcome, RunResult, Status};
 pub use state::{CandidateRecord, ObjectiveReport, RunState};

@@ -40,7 +40,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use super::handle::{Command, EngineHandle, EngineOptions, Halted, Notice, RunOutcome, RunResult, Status};
+pub use super::handle::{
+    Command, EngineHandle, EngineOptions, Halted, ModelUsage, Notice, RunOutcome, RunResult, Status,
+};
 
 struct Live {
     /// Metric calls committed plus those of the rounds in flight so far.
@@ -525,6 +527,8 @@ impl Engine {
             r.work.abort();
         }
         drop(ticker);
+        // The last tick may be up to a second old: consumers get the final counts.
+        self.sh.send_status();
         match result? {
             Some(result) => Ok(RunOutcome {
                 run_id: self.state.run_id.clone(),
@@ -902,13 +906,9 @@ impl Engine {
         Running { plan: InFlight { started, gen, preview: None, actions, min_calls, may_queue }, work }
     }
 
-    /// Review policies in force: set at run time, else gepa.toml; `--auto-approve` overrides both.
+    /// Review policies in force (`ReviewConfig::in_force`).
     fn policies(&self, view: &RunState) -> (ReviewPolicy, ReviewPolicy) {
-        if self.auto_approve {
-            return (ReviewPolicy::Auto, ReviewPolicy::Auto);
-        }
-        let review = &self.sh.project.config.review;
-        view.policy.unwrap_or((review.mutations, review.merges))
+        self.sh.project.config.review.in_force(view.policy, self.auto_approve)
     }
 
     /// Takes the human commands that arrived since the last plan, validated against the view.
@@ -1648,6 +1648,7 @@ impl Shared {
             evaluations_cached: self.evaluations_cached.load(Ordering::Relaxed),
             evaluations_dropped: self.evaluations_dropped.load(Ordering::Relaxed),
             elapsed_secs: self.started.elapsed().as_secs_f64(),
+            models: ModelUsage::of(&self.task),
         };
         self.notify(Notice::Status(status));
     }

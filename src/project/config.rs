@@ -553,6 +553,23 @@ impl Default for ReviewConfig {
     }
 }
 
+impl ReviewConfig {
+    /// The review policies (mutations, merges) in force: `--auto-approve` makes both `auto`
+    /// (nobody is there to review, whatever was set); else the ones a person set during the
+    /// run, else these. The engine and the workbench both ask this, so the screen never shows a
+    /// policy the engine is not applying.
+    pub fn in_force(
+        &self,
+        set_in_run: Option<(ReviewPolicy, ReviewPolicy)>,
+        auto_approve: bool,
+    ) -> (ReviewPolicy, ReviewPolicy) {
+        if auto_approve {
+            return (ReviewPolicy::Auto, ReviewPolicy::Auto);
+        }
+        set_in_run.unwrap_or((self.mutations, self.merges))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReflectionConfig {

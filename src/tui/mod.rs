@@ -25,7 +25,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use app::App;
 use crossterm::event::Event as TermEvent;
 use keymap::Keymap;
-use model::{Model, ModelUsage};
+use model::Model;
 use start::{RunEntry, StartChoice, StartScreen};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,7 +40,6 @@ use tokio::sync::mpsc;
 /// At most this many frames a second.
 const FRAME_GAP: Duration = Duration::from_millis(33);
 /// How often per-model usage is polled from a live engine.
-const STATS_EVERY: Duration = Duration::from_millis(250);
 
 /// What `gepa-tui [DIR]` and `gepa-tui run DIR` (without --headless) ask for.
 #[derive(Debug, Clone, Default)]
@@ -397,6 +396,7 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             }
             model.session_start_calls = model.state.metric_calls;
             model.attached = true;
+            model.auto_approve = args.auto_approve;
             tracing::info!(
                 "{} run {run_id} in {}",
                 if args.resume.is_some() { "resuming" } else { "starting" },
@@ -424,25 +424,6 @@ fn edit_externally(
     input.release();
     back?;
     Ok(outcome)
-}
-
-fn poll_usage(task: &Task) -> Vec<ModelUsage> {
-    task.models()
-        .iter()
-        .map(|(name, m)| {
-            let s = m.stats();
-            ModelUsage {
-                name: name.to_string(),
-                in_flight: s.in_flight,
-                calls: s.calls,
-                cache_hits: s.cache_hits,
-                input_tokens: s.input_tokens,
-                output_tokens: s.output_tokens,
-                cost_usd: s.cost_usd,
-                waiting_on_limit: s.waiting_on_limit,
-            }
-        })
-        .collect()
 }
 
 async fn next_notice(rx: &mut Option<mpsc::UnboundedReceiver<Notice>>) -> Option<Notice> {
@@ -480,8 +461,6 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
     let mut outcome = SessionOutcome { run_id: Some(run_id.clone()), ..Default::default() };
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME_GAP;
-    let mut stats_tick = tokio::time::interval(STATS_EVERY);
-    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         if dirty && last_frame.elapsed() >= FRAME_GAP {
             term.draw(|f| app.render(f))?;
@@ -521,10 +500,6 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                     }
                 }
                 app.model.engine_ended();
-                // The last poll may be up to a tick old; show the final counts.
-                if let Some(t) = task.as_ref() {
-                    app.model.models = poll_usage(t);
-                }
                 match res {
                     Ok(Ok(out)) => outcome.finished = out.result.map(|r| r.stop_reason),
                     Ok(Err(e)) => {
@@ -540,13 +515,6 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                     }
                 }
                 dirty = true;
-            }
-            _ = stats_tick.tick(), if task.is_some() && join.is_some() => {
-                let usage = poll_usage(task.as_ref().expect("checked"));
-                if usage != app.model.models {
-                    app.model.models = usage;
-                    dirty = true;
-                }
             }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
         }

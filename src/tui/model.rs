@@ -6,9 +6,9 @@
 use crate::engine::event::{HumanAction, PlannedProposal, Scope};
 use crate::engine::reflect::ReflectiveRecord;
 use crate::engine::state::CommitBuffer;
-use crate::engine::{CandidateId, Event, Notice, ProposalOutcome, RunState, Status};
+use crate::engine::{CandidateId, Event, ModelUsage, Notice, ProposalOutcome, RunState, Status};
 use crate::eval::ExampleEval;
-use crate::project::config::{ComponentConfig, ReviewPolicy};
+use crate::project::config::{ComponentConfig, ReviewConfig, ReviewPolicy};
 use crate::project::{Candidate, Example, Project};
 use std::cell::{Ref, RefCell};
 use std::collections::BTreeMap;
@@ -95,20 +95,6 @@ impl ProposalView {
     }
 }
 
-/// Usage of one model, polled from the live engine (not part of the run's events).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ModelUsage {
-    pub name: String,
-    pub in_flight: u64,
-    pub calls: u64,
-    pub cache_hits: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cost_usd: f64,
-    /// Calls waiting for the model's rate limit right now.
-    pub waiting_on_limit: u64,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     /// Committed state: the same fold `--resume` and export use.
@@ -144,7 +130,10 @@ pub struct Model {
     /// file names), its folder, and the review policies gepa.toml sets.
     pub component_files: Vec<ComponentConfig>,
     pub project_root: Option<std::path::PathBuf>,
-    pub review_config: Option<(ReviewPolicy, ReviewPolicy)>,
+    /// gepa.toml's `[review]` (the default until a project is attached).
+    pub review_config: ReviewConfig,
+    /// The engine was started with `--auto-approve`: nothing waits for review, whatever is set.
+    pub auto_approve: bool,
     /// An engine is attached to this window (the run is live, not browsed).
     pub attached: bool,
     /// Decisions sent to the engine and not yet seen back as a `human` event: the engine applies
@@ -190,7 +179,7 @@ impl Model {
         self.max_cost_usd = project.config.optimizer.max_cost_usd;
         self.component_files = project.config.components.clone();
         self.project_root = Some(project.root.clone());
-        self.review_config = Some((project.config.review.mutations, project.config.review.merges));
+        self.review_config = project.config.review.clone();
         self.version += 1;
     }
 
@@ -215,6 +204,7 @@ impl Model {
             Notice::Event(ev) => self.apply(&ev),
             // Live status changes no derived rows, so it leaves `version` alone (no re-sorts per tick).
             Notice::Status(s) => {
+                self.models = s.models.clone();
                 self.live = Some(s);
             }
             Notice::Warning(w) => {
@@ -344,14 +334,14 @@ impl Model {
             HumanAction::SetPolicy { mutations, merges } => Some((*mutations, *merges)),
             _ => None,
         };
-        self.sent
+        let set_in_run = self
+            .sent
             .iter()
             .rev()
             .find_map(set)
             .or_else(|| self.uncommitted_actions().filter_map(|(_, a)| set(a)).last())
-            .or(self.state.policy)
-            .or(self.review_config)
-            .unwrap_or((ReviewPolicy::Auto, ReviewPolicy::Auto))
+            .or(self.state.policy);
+        self.review_config.in_force(set_in_run, self.auto_approve)
     }
 
     /// Whether decisions can be sent: an engine is attached and still running.

@@ -127,6 +127,11 @@ impl Steer<'_> {
         if let Some(why) = self.model.why_not_live("changing the review policy") {
             return Err(why);
         }
+        if self.model.auto_approve {
+            return Err("this run was started with --auto-approve: every item is approved as it comes; \
+                 start it again without --auto-approve to review"
+                .into());
+        }
         let flip = |p: ReviewPolicy| if p == ReviewPolicy::Auto { ReviewPolicy::Approve } else { ReviewPolicy::Auto };
         let (m, g) = self.model.review_policy();
         let (m, g) = if mutations { (flip(m), g) } else { (m, flip(g)) };
