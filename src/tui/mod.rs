@@ -39,7 +39,6 @@ use tokio::sync::mpsc;
 
 /// At most this many frames a second.
 const FRAME_GAP: Duration = Duration::from_millis(33);
-/// How often per-model usage is polled from a live engine.
 
 /// What `gepa-tui [DIR]` and `gepa-tui run DIR` (without --headless) ask for.
 #[derive(Debug, Clone, Default)]
