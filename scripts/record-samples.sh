@@ -7,6 +7,9 @@
 # --offline and checks it ends with the same best val score.
 #
 # Usage:  scripts/record-samples.sh [sample ...]      (default: all four, one after another)
+#         KEEP_CACHE=1 scripts/record-samples.sh NAME   (keep the replies already in .gepa/cache, so an
+#                                                        interrupted recording starts where it stopped;
+#                                                        only with the same models and settings)
 #
 # Before running it, build and start the server the samples were recorded on:
 #   cargo build --release
@@ -42,7 +45,11 @@ for s in "${SAMPLES[@]}"; do
         continue
     fi
     echo "== $s: recording (started $(date -u +%FT%TZ))"
-    rm -rf "$dir/.gepa/cache" "$dir/.gepa/runs"
+    if [ -n "${KEEP_CACHE:-}" ]; then
+        rm -rf "$dir/.gepa/runs"
+    else
+        rm -rf "$dir/.gepa/cache" "$dir/.gepa/runs"
+    fi
     "$BIN" check "$dir"
     log=$(mktemp)
     start=$(date +%s)
