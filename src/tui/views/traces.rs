@@ -108,12 +108,15 @@ impl TracesView {
         if let (Some(p), Some(input)) = (marking, ctx.prompt) {
             let text = match input.target {
                 InputTarget::ExcludeReason => format!(
-                    "⊘ excluding {} example {}: type why below (required). From the next round it counts in no                      mean or front and is not evaluated again; the data file is not touched. enter excludes, esc cancels.",
+                    "⊘ excluding {} example {}: type why below (required). From the next round it counts in no \
+                     mean or front and is not evaluated again; the data file is not touched. enter excludes, esc \
+                     cancels.",
                     split.as_str(),
                     one_line(id)
                 ),
                 InputTarget::FixValue => format!(
-                    "✎ correcting `{}` of {} example {}: type the value below (tab: another field).{} The data file                      is not touched. enter sends, esc cancels.",
+                    "✎ correcting `{}` of {} example {}: type the value below (tab: another field).{} The data \
+                     file is not touched. enter sends, esc cancels.",
                     one_line(p.field()),
                     split.as_str(),
                     one_line(id),
