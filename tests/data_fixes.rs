@@ -354,3 +354,162 @@ fn a_fix_scores_the_recorded_outputs_again_and_moves_the_best() {
     // The data file is as it was.
     assert!(!std::fs::read_to_string(dir.join("data/val.jsonl")).unwrap().contains("not sure"));
 }
+
+/// `export --data-fixes` writes corrected copies (the excluded line left out, the fixed one with
+/// its new value, every other line byte for byte), refuses to overwrite them without --force,
+/// refuses to write over a data file even with it, and never touches the originals.
+#[test]
+fn export_data_fixes_writes_a_corrected_copy_and_never_the_originals() {
+    let (_t, dir) = project("max_metric_calls = 60\nseed = 2\npipeline_lag = 1");
+    let train_before = std::fs::read(dir.join("data/train.jsonl")).unwrap();
+    let val_before = std::fs::read(dir.join("data/val.jsonl")).unwrap();
+    let actions = vec![
+        HumanAction::ExcludeExample { split: Split::Val, example: "ex105".into(), reason: "ambiguous".into() },
+        HumanAction::ExcludeExample { split: Split::Train, example: "ex7".into(), reason: "duplicate".into() },
+        HumanAction::FixExample {
+            split: Split::Val,
+            example: "ex110".into(),
+            field: "expected".into(),
+            value: "G-fixed".into(),
+        },
+    ];
+    let (r, _) = run(&dir, actions, |_, _| {});
+    let gepa = || {
+        let mut c = assert_cmd::Command::cargo_bin("gepa-tui").unwrap();
+        c.arg("export").arg(&dir).arg("--data-fixes");
+        c
+    };
+    let out_dir = dir.join("fixed");
+    let o = gepa().arg("--out").arg(&out_dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout.contains("left out `ex105` (ambiguous)") && stdout.contains("`expected` of `ex110` set to"),
+        "{stdout}"
+    );
+
+    let lines = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap().lines().map(String::from).collect::<Vec<_>>();
+    let (val, copy) = (lines(&val_before), lines(&std::fs::read(out_dir.join("val.jsonl")).unwrap()));
+    assert_eq!(copy.len(), val.len() - 1);
+    let mut k = 0;
+    for line in &val {
+        if line.contains("\"ex105\"") {
+            continue;
+        }
+        if line.contains("\"ex110\"") {
+            let fixed: serde_json::Value = serde_json::from_str(&copy[k]).unwrap();
+            assert_eq!(fixed["expected"], "G-fixed");
+            assert_eq!(fixed["input"], "item 110 of group G");
+        } else {
+            assert_eq!(&copy[k], line, "an unchanged line is copied as it is");
+        }
+        k += 1;
+    }
+    let train_copy = lines(&std::fs::read(out_dir.join("train.jsonl")).unwrap());
+    assert_eq!(train_copy.len(), 23);
+    assert!(!train_copy.iter().any(|l| l.contains("\"ex7\"")));
+
+    // Again: refused without --force (the copy untouched), replaced with it.
+    std::fs::write(out_dir.join("val.jsonl"), "mine").unwrap();
+    let o = gepa().arg("--run").arg(&r.run_id).arg("--out").arg(&out_dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exists; not overwriting it (pass --force"));
+    assert_eq!(std::fs::read_to_string(out_dir.join("val.jsonl")).unwrap(), "mine");
+    let o = gepa().arg("--run").arg(&r.run_id).arg("--out").arg(&out_dir).arg("--force").output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(lines(&std::fs::read(out_dir.join("val.jsonl")).unwrap()), copy);
+    // Into the data folder itself: refused, --force or not.
+    let o = gepa().arg("--out").arg(dir.join("data")).arg("--force").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("never writes in place"), "{o:?}");
+    // Without --out: the run's folder.
+    let o = gepa().output().unwrap();
+    assert!(o.status.success());
+    assert!(dir.join(".gepa/runs").join(&r.run_id).join("data-fixes/val.jsonl").is_file());
+
+    assert_eq!(std::fs::read(dir.join("data/train.jsonl")).unwrap(), train_before);
+    assert_eq!(std::fs::read(dir.join("data/val.jsonl")).unwrap(), val_before);
+}
+
+/// With a judge as the evaluator, scoring the recorded outputs again asks the judge: one metric
+/// call per output, its cost in the run's, recorded so that a resume does not ask again.
+#[test]
+fn a_fix_under_a_judge_counts_its_calls_and_cost() {
+    use gepa_tui::llm::scripted::ScriptedBackend;
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest};
+    let (_t, dir) = project("max_metric_calls = 70\nseed = 4\npipeline_lag = 1");
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    let toml = toml
+        .replace(
+            "[models.reflection]",
+            "[models.judge]\nprovider = \"openai\"\nmodel = \"scripted-judge\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+             price_input_per_mtok = 3.0\nprice_output_per_mtok = 3.0\n\n[models.reflection]",
+        )
+        .replace(
+            "kind = \"exact\"",
+            "kind = \"judge\"\nmodel = \"judge\"\nrubric = \"Grade: is {{output}} the answer {{expected}}?\"",
+        );
+    std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+    let project = Arc::new(gepa_tui::project::Project::load(&dir).unwrap());
+    let judge_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let jc = judge_calls.clone();
+    let task: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+        let user = &req.messages.last().unwrap().content;
+        if let Some(rest) = user.strip_prefix("Grade: is ") {
+            jc.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (out, exp) = rest.trim_end_matches('?').split_once(" the answer ").unwrap();
+            return Ok::<_, AttemptError>(format!("Score: {}/10", if out.trim() == exp.trim() { 10 } else { 0 }));
+        }
+        Ok(common::task_reply(req))
+    }));
+    let refl: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::reflection_reply(req))));
+    let models = Arc::new(common::models_from(&project, task, refl));
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), models).unwrap());
+    // The seed says "A-ok" on ex104; corrected to "not sure", the judge now fails it.
+    let fix = HumanAction::FixExample {
+        split: Split::Val,
+        example: "ex104".into(),
+        field: "expected".into(),
+        value: "not sure".into(),
+    };
+    let (r, events) = rt().block_on(async {
+        let (engine, h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        h.act(fix);
+        let out = engine.run().await.unwrap();
+        (out.result.unwrap(), common::committed(&load_events(&out.run_dir, false).unwrap().0))
+    });
+    let fixed: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::ExampleFixed { .. })).collect();
+    let [Event::ExampleFixed { rescored, metric_calls, .. }] = fixed.as_slice() else { panic!("{fixed:?}") };
+    assert_eq!(rescored.len(), 1, "only the seed was scored before round 1");
+    assert_eq!(*metric_calls, 1);
+    assert_eq!(rescored[0].eval.score, 0.0);
+    assert!(rescored[0].eval.cost_usd > 0.0, "the judge's call is priced");
+    // The budget counts every evaluation recorded plus the re-scoring; the cost holds the judge's.
+    let evaluations: u64 = events
+        .iter()
+        .map(|e| match e {
+            Event::ValEvaluated { evals, .. }
+            | Event::MinibatchEvaluated { evals, .. }
+            | Event::MergeAttempted { evals, .. } => evals.iter().filter(|x| !x.cached).count() as u64,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(r.metric_calls, evaluations + 1);
+    let round_one_cost = events
+        .iter()
+        .find_map(|e| match e {
+            Event::RoundFinished { round: 1, cost_usd, cost_usd_replayed, .. } => Some(cost_usd + cost_usd_replayed),
+            _ => None,
+        })
+        .unwrap();
+    let round_zero_cost = events
+        .iter()
+        .find_map(|e| match e {
+            Event::RoundFinished { round: 0, cost_usd, cost_usd_replayed, .. } => Some(cost_usd + cost_usd_replayed),
+            _ => None,
+        })
+        .unwrap();
+    assert!(round_one_cost - round_zero_cost >= rescored[0].eval.cost_usd - 1e-12);
+    assert!(judge_calls.load(std::sync::atomic::Ordering::SeqCst) > 0, "the judge scored");
+}

@@ -384,6 +384,72 @@ impl RunState {
     }
 }
 
+/// A corrected copy of one data file's text (`file` names it in messages): the lines of the
+/// examples `report` excludes from `split` left out, the fixed fields of the others replaced;
+/// every other line byte for byte as it is. Also one note per change made. Err when the file no
+/// longer holds an example the run changed (it was edited since), or a changed line is not a
+/// JSON object any more.
+pub fn corrected_copy(
+    text: &str,
+    file: &str,
+    split: Split,
+    report: &DataReport,
+) -> Result<(String, Vec<String>), String> {
+    let examples = crate::project::data::parse_jsonl(file, text).map_err(|e| e.to_string())?;
+    let line_of = |id: &str| examples.iter().find(|e| e.id == id).map(|e| e.line);
+    let mut drop: BTreeMap<usize, &ExcludedExample> = BTreeMap::new();
+    for e in report.excluded_examples.iter().filter(|e| e.split == split) {
+        let line = line_of(&e.id)
+            .ok_or_else(|| format!("{file} has no example `{}` any more; it changed since the run", e.id))?;
+        drop.insert(line, e);
+    }
+    let mut fix: BTreeMap<usize, Vec<&DataFix>> = BTreeMap::new();
+    for f in report.data_fixes.iter().filter(|f| f.split == split && !drop.values().any(|e| e.id == f.id)) {
+        let line = line_of(&f.id)
+            .ok_or_else(|| format!("{file} has no example `{}` any more; it changed since the run", f.id))?;
+        fix.entry(line).or_default().push(f);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut notes = Vec::new();
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let line = i + 1;
+        if let Some(e) = drop.get(&line) {
+            notes.push(format!("{file}:{line}: left out `{}` ({})", e.id, e.reason));
+            continue;
+        }
+        let Some(fixes) = fix.get(&line) else {
+            out.push_str(raw);
+            continue;
+        };
+        let body = raw.trim_end_matches(['\n', '\r']);
+        let ending = &raw[body.len()..];
+        let (bom, json) = match body.strip_prefix('\u{feff}') {
+            Some(rest) => ("\u{feff}", rest),
+            None => ("", body),
+        };
+        let mut fields: serde_json::Map<String, Value> =
+            serde_json::from_str(json).map_err(|e| format!("{file}:{line}: not a JSON object any more: {e}"))?;
+        for f in fixes {
+            let now = fields.get(&f.field);
+            if f.old.is_some() && now != f.old.as_ref() {
+                notes.push(format!(
+                    "{file}:{line}: `{}` of `{}` is {} in the file, the run recorded {}; set to the run's value anyway",
+                    f.field,
+                    f.id,
+                    now.map(Value::to_string).unwrap_or_else(|| "absent".into()),
+                    f.old.as_ref().map(Value::to_string).unwrap_or_default()
+                ));
+            }
+            notes.push(format!("{file}:{line}: `{}` of `{}` set to {}", f.field, f.id, f.new));
+            fields.insert(f.field.clone(), f.new.clone());
+        }
+        out.push_str(bom);
+        out.push_str(&serde_json::to_string(&fields).expect("JSON objects serialize"));
+        out.push_str(ending);
+    }
+    Ok((out, notes))
+}
+
 /// The examples a round's fixes are about, in the order first fixed, each with the fields it
 /// fixed.
 pub fn fixed_in(actions: &[HumanAction]) -> Vec<(Split, String, Vec<String>)> {
@@ -652,6 +718,31 @@ mod tests {
         assert!(s.check_data_action(&ex("e1", "x")).unwrap_err().contains("only val example left"));
         let test = HumanAction::ExcludeExample { split: Split::Test, example: "e1".into(), reason: "x".into() };
         assert!(s.check_data_action(&test).is_err());
+    }
+
+    /// The copy leaves out the excluded line, rewrites the fixed one (keys in their order), and
+    /// keeps every other byte, blank lines and CRLF endings included.
+    #[test]
+    fn a_corrected_copy_changes_only_the_changed_lines() {
+        let text = "{\"id\": \"a\", \"expected\": \"x\"}\r\n\n{\"id\": \"b\", \"expected\": \"y\", \"k\": 1}\r\n{\"id\": \"c\", \"expected\": \"z\"}";
+        let report = DataReport {
+            excluded_examples: vec![ExcludedExample { split: Split::Val, id: "c".into(), reason: "dup".into() }],
+            data_fixes: vec![DataFix {
+                split: Split::Val,
+                id: "b".into(),
+                field: "expected".into(),
+                old: Some("y".into()),
+                new: "w".into(),
+            }],
+        };
+        let (out, notes) = corrected_copy(text, "data/val.jsonl", Split::Val, &report).unwrap();
+        assert_eq!(out, "{\"id\": \"a\", \"expected\": \"x\"}\r\n\n{\"id\":\"b\",\"expected\":\"w\",\"k\":1}\r\n");
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("data/val.jsonl:3") && notes[1].contains("data/val.jsonl:4: left out `c` (dup)"));
+        // Another split's changes do not touch this file; an example gone from the file is an error.
+        assert_eq!(corrected_copy(text, "t", Split::Train, &report).unwrap().0, text);
+        let e = corrected_copy("{\"id\": \"a\"}\n", "data/val.jsonl", Split::Val, &report).unwrap_err();
+        assert!(e.contains("data/val.jsonl has no example `c`"), "{e}");
     }
 
     #[test]

@@ -2253,6 +2253,10 @@ pub(crate) fn event_cost(ev: &Event) -> (f64, f64) {
         | Event::TestEvaluated { evals, .. } => {
             evals.iter().map(ExampleEval::paid_and_replayed).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
         }
+        // Scoring recorded outputs again (a judge's calls, when the evaluator has one).
+        Event::ExampleFixed { rescored, .. } => {
+            rescored.iter().map(|r| r.eval.paid_and_replayed()).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        }
         Event::Reflection { cost_usd, cached: true, .. } => (0.0, *cost_usd),
         Event::Reflection { cost_usd, .. } => (*cost_usd, 0.0),
         _ => (0.0, 0.0),
