@@ -693,11 +693,15 @@ impl Engine {
             return false;
         }
         // The round evaluated with the data as its own decisions left it.
-        let mut view = self.state.clone();
-        for a in &f.actions {
-            view.apply_human_action(a);
-        }
-        let data = &view.data;
+        let changed;
+        let data = if f.actions.iter().any(|a| a.example().is_some()) {
+            let mut view = self.state.clone();
+            f.actions.iter().for_each(|a| view.apply_human_action(a));
+            changed = view.data;
+            &changed
+        } else {
+            &self.state.data
+        };
         let cache = self.sh.cache.lock().expect("cache");
         let before = round - 1;
         let held = self.sh.held.lock().expect("held events");
@@ -1092,14 +1096,21 @@ impl Engine {
         let plan = lineage.plan_merge(&mut rng, &pool, &mut history)?;
         let mut rng = derive_rng(opt.seed, &["merge-subsample", &round.to_string()]);
         let (s1, s2) = (&s.candidates[plan.id1].val_scores, &s.candidates[plan.id2].val_scores);
-        let subsample = if counted.len() == s.val_ids.len() {
+        // Drawn among the examples that count, as if the excluded ones were not in val; and not on
+        // one fixed in a round not committed yet (the parents' scores there are scored again
+        // against its new value only then).
+        let val = crate::project::Split::Val;
+        let examples: Vec<usize> = counted
+            .into_iter()
+            .filter(|&i| s.data.revision(val, &s.val_ids[i]) == self.state.data.revision(val, &s.val_ids[i]))
+            .collect();
+        let subsample = if examples.len() == s.val_ids.len() {
             merge_subsample(s1, s2, opt.merge_subsample, &mut rng)
         } else {
-            // Drawn among the examples that count, as if the excluded ones were not in val.
-            let pick = |v: &[f64]| counted.iter().map(|&i| v.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>();
+            let pick = |v: &[f64]| examples.iter().map(|&i| v.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>();
             merge_subsample(&pick(s1), &pick(s2), opt.merge_subsample, &mut rng)
                 .into_iter()
-                .map(|k| counted[k])
+                .map(|k| examples[k])
                 .collect()
         };
         Some(PlannedMerge {

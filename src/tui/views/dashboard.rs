@@ -191,8 +191,8 @@ fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
         }
     }
     if !s.data.is_empty() {
-        // Examples a person took out or corrected: the scores above are computed without (or
-        // with the corrected) ones.
+        // Examples a person took out or corrected (marked ⊘ and ✎ in Traces): the scores above are
+        // computed without (or with the corrected) ones.
         let (out, fixed) = (s.data.excluded.len(), s.data.fixed_examples());
         let mut v = Vec::new();
         if out > 0 {
@@ -204,7 +204,6 @@ fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
             }
             v.push(Span::styled(format!("{fixed} fixed"), theme.warning));
         }
-        v.push(Span::styled(" (Traces ⊘ ✎)", theme.muted));
         lines.push(kv("examples", v, theme));
     }
     let bests = s.objective_bests();

@@ -504,7 +504,9 @@ impl TracesView {
         }
         if let Some(ex) = m.examples.get(&e.example_id) {
             lines.push(heading("── Input ──", theme));
-            for (k, v) in &ex.fields {
+            // Fields as the run uses them: a committed fix replaces the file's value (marked ✎).
+            let committed = m.state.data.apply(split, ex);
+            for (k, v) in &committed.fields {
                 if k == "id" || m.expected_field.as_deref() == Some(k.as_str()) {
                     continue;
                 }
@@ -515,6 +517,9 @@ impl TracesView {
                 let mut first = text_lines(&text, theme.text);
                 if let Some(l0) = first.first_mut() {
                     l0.spans.insert(0, Span::styled(format!("{}: ", one_line(k)), theme.muted));
+                    if ex.fields.get(k) != Some(v) {
+                        l0.spans.push(Span::styled(" ✎ corrected", theme.warning));
+                    }
                 }
                 lines.extend(first);
             }
