@@ -513,3 +513,70 @@ fn a_fix_under_a_judge_counts_its_calls_and_cost() {
     assert!(round_one_cost - round_zero_cost >= rescored[0].eval.cost_usd - 1e-12);
     assert!(judge_calls.load(std::sync::atomic::Ordering::SeqCst) > 0, "the judge scored");
 }
+
+/// result.json without what legitimately differs between two runs (timing, the run's id).
+fn comparable(mut r: RunResult) -> RunResult {
+    r.wall_seconds = 0.0;
+    r.evaluations_dropped = 0;
+    r.run_id.clear();
+    r.cost_usd = ((r.cost_usd + r.cost_usd_replayed) * 1e9).round() / 1e9;
+    r.cost_usd_replayed = 0.0;
+    r
+}
+
+/// A run that excluded and fixed examples mid-run (the fix scoring the candidates so far again), killed
+/// at moments around those decisions (after they are recorded, mid-way through the re-scored
+/// scores' line, after it, after the round's commit) and resumed: the same result.json as the
+/// run that was never interrupted.
+#[test]
+fn killed_around_a_mid_run_fix_it_resumes_to_the_same_result() {
+    let (_t, dir) = project(OPT);
+    let (full, _) = run(&dir, vec![], |k, (h, _)| {
+        if k == 4 {
+            h.act(HumanAction::ExcludeExample { split: Split::Val, example: "ex109".into(), reason: "unclear".into() });
+            h.act(HumanAction::ExcludeExample { split: Split::Train, example: "ex2".into(), reason: "unclear".into() });
+            for id in ["ex101", "ex110"] {
+                h.act(HumanAction::FixExample {
+                    split: Split::Val,
+                    example: id.into(),
+                    field: "expected".into(),
+                    value: "not sure".into(),
+                });
+            }
+        }
+    });
+    assert_eq!((full.data.excluded_examples.len(), full.data.data_fixes.len()), (2, 2), "{full:?}");
+    let run_dir = dir.join(".gepa/runs").join(&full.run_id);
+    let log = std::fs::read(run_dir.join("events.jsonl")).unwrap();
+    let text = String::from_utf8(log.clone()).unwrap();
+    let end_of = |needle: &str| text.find(needle).map(|i| i + text[i..].find('\n').unwrap() + 1).unwrap();
+    let start_of = |needle: &str| text[..text.find(needle).unwrap()].rfind('\n').unwrap() + 1;
+    let fixed_at = start_of("\"event\":\"example_fixed\"");
+    let fixed_end = end_of("\"event\":\"example_fixed\"");
+    let round: u64 = {
+        let line = &text[fixed_at..fixed_end];
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["round"].as_u64().unwrap()
+    };
+    let committed = end_of(&format!("\"event\":\"round_finished\",\"round\":{round},"));
+    // After the round's last decision is recorded (a cut between two of them loses the later
+    // ones, as a decision never recorded is lost: the workbench warns before quitting then).
+    let decided = {
+        let i = text.rfind("\"action\":\"fix_example\"").unwrap();
+        i + text[i..].find('\n').unwrap() + 1
+    };
+    let cuts = [decided, fixed_at, (fixed_at + fixed_end) / 2, fixed_end, committed, log.len() - 3];
+    for (k, cut) in cuts.into_iter().enumerate() {
+        let id = format!("cut-{k}");
+        let copy = dir.join(".gepa/runs").join(&id);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(run_dir.join("gepa.toml"), copy.join("gepa.toml")).unwrap();
+        std::fs::write(copy.join("events.jsonl"), &log[..cut]).unwrap();
+        let (project, task) = common::load(&dir);
+        let resumed = rt().block_on(async {
+            let (engine, _h) = Engine::resume(project, task, &id, EngineOptions::default()).unwrap();
+            engine.run().await.unwrap().result.unwrap()
+        });
+        assert_eq!(comparable(resumed), comparable(full.clone()), "cut {k} at byte {cut} of {}", log.len());
+    }
+}
