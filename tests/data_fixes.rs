@@ -580,3 +580,30 @@ fn killed_around_a_mid_run_fix_it_resumes_to_the_same_result() {
         assert_eq!(comparable(resumed), comparable(full.clone()), "cut {k} at byte {cut} of {}", log.len());
     }
 }
+
+/// gepa's merge overlap floor counts the val examples that count: the run that merged with 15 of
+/// them (above) never tries a merge with 4 left.
+#[test]
+fn no_merge_is_tried_with_fewer_than_five_val_examples_left() {
+    let opt = "max_metric_calls = 300\npipeline_lag = 1\nseed = 7\nmerge = true\nmax_merges = 5\n\
+               frontier = \"hybrid\"\nobjectives = [\"prompt_tokens\", \"output_tokens\"]";
+    let (_t, dir) = project(opt);
+    let actions: Vec<HumanAction> = (100..112)
+        .map(|i| HumanAction::ExcludeExample {
+            split: Split::Val,
+            example: format!("ex{i}"),
+            reason: "too easy".into(),
+        })
+        .collect();
+    let (r, events) = run(&dir, actions, |_, _| {});
+    assert_eq!(r.data.excluded_examples.len(), 12);
+    assert!(r.candidates > 1, "{r:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::MergeAttempted { .. })), "a merge on 4 val examples");
+    assert!(!events.iter().any(|e| matches!(e, Event::RoundStarted { merge: Some(_), .. })));
+    // And the candidates after round 0 were scored on the 4 left only.
+    for ev in &events {
+        if let Event::ValEvaluated { candidate, evals, .. } = ev {
+            assert_eq!(evals.len(), if *candidate == 0 { 16 } else { 4 });
+        }
+    }
+}
