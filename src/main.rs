@@ -42,9 +42,15 @@ fn main() -> ExitCode {
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).map(|_| ExitCode::SUCCESS).map_err(Into::into)
         }
         Some(Command::Runs { dir }) => gepa_tui::cli::runs::list(&gepa_tui::cli::project_dir(dir)),
-        Some(Command::Export { dir, run, candidate, out, write_prompts, yes }) => gepa_tui::cli::runs::export(
+        Some(Command::Export { dir, run, out, data_fixes: true, force, .. }) => gepa_tui::cli::runs::export_data_fixes(
             &gepa_tui::cli::project_dir(dir),
-            run,
+            run.as_deref(),
+            out.as_deref(),
+            *force,
+        ),
+        Some(Command::Export { dir, run, candidate, out, write_prompts, yes, .. }) => gepa_tui::cli::runs::export(
+            &gepa_tui::cli::project_dir(dir),
+            run.as_deref().unwrap_or_default(),
             candidate.as_deref(),
             out.as_deref(),
             *write_prompts,

@@ -2,6 +2,7 @@
 
 mod common;
 
+use gepa_tui::engine::event::HumanAction;
 use gepa_tui::engine::run::load_events;
 use gepa_tui::engine::EngineHandle;
 use gepa_tui::engine::{Engine, EngineOptions, Event, ProposalOutcome, RunResult, RunState};
@@ -20,18 +21,28 @@ fn project(extra: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn run_fresh(dir: &Path) -> (RunResult, PathBuf) {
+    run_fresh_acting(dir, &[])
+}
+
+/// A run with a person's decisions given before it starts: the first round planned takes them.
+fn run_fresh_acting(dir: &Path, actions: &[HumanAction]) -> (RunResult, PathBuf) {
     let (project, task) = common::load(dir);
     rt().block_on(async {
-        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        let (engine, h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        actions.iter().for_each(|a| h.act(a.clone()));
         let out = engine.run().await.unwrap();
         (out.result.unwrap(), out.run_dir)
     })
 }
 
-fn resume(dir: &Path, run_id: &str) -> RunResult {
+/// Resumes with the same decisions given again: a log that already holds them (recorded, or in a
+/// round redone from its plan) has the engine refuse them, one cut before them takes them in the
+/// first round planned, as the uninterrupted run did.
+fn resume_acting(dir: &Path, run_id: &str, actions: &[HumanAction]) -> RunResult {
     let (project, task) = common::load(dir);
     rt().block_on(async {
-        let (engine, _h) = Engine::resume(project, task, run_id, EngineOptions::default()).unwrap();
+        let (engine, h) = Engine::resume(project, task, run_id, EngineOptions::default()).unwrap();
+        actions.iter().for_each(|a| h.act(a.clone()));
         engine.run().await.unwrap().result.unwrap()
     })
 }
@@ -90,8 +101,16 @@ fn same_seed_gives_the_same_result_and_another_seed_may_not() {
 /// Runs `opt` to the end, then cuts copies of its events.jsonl at `cuts(len)` bytes (as a crash
 /// would, possibly mid-line), resumes each, and checks the result equals the uninterrupted run's.
 fn resumes_to_the_same_result_after_cuts(opt: &str, cuts: impl Fn(usize) -> Vec<usize>) {
+    resumes_acting_to_the_same_result_after_cuts(opt, &[], cuts)
+}
+
+fn resumes_acting_to_the_same_result_after_cuts(
+    opt: &str,
+    actions: &[HumanAction],
+    cuts: impl Fn(usize) -> Vec<usize>,
+) {
     let (_t, dir) = project(opt);
-    let (full, run_dir) = run_fresh(&dir);
+    let (full, run_dir) = run_fresh_acting(&dir, actions);
     let events = std::fs::read(run_dir.join("events.jsonl")).unwrap();
     let len = events.len();
     for (k, cut) in cuts(len).into_iter().enumerate() {
@@ -100,7 +119,7 @@ fn resumes_to_the_same_result_after_cuts(opt: &str, cuts: impl Fn(usize) -> Vec<
         std::fs::create_dir_all(&copy).unwrap();
         std::fs::copy(run_dir.join("gepa.toml"), copy.join("gepa.toml")).unwrap();
         std::fs::write(copy.join("events.jsonl"), &events[..cut]).unwrap();
-        let resumed = resume(&dir, &id);
+        let resumed = resume_acting(&dir, &id, actions);
         assert_eq!(comparable(resumed), comparable(full.clone()), "cut at byte {cut} of {len}");
     }
 }
@@ -110,6 +129,31 @@ fn a_run_killed_at_any_point_resumes_to_the_same_result() {
     // Deterministic spread of cut points, including mid-line ones.
     resumes_to_the_same_result_after_cuts(OPT, |len| {
         vec![len / 50, len / 7 + 13, len / 3 + 1, len / 2 + 7, (len * 4) / 5 + 3, len - 2]
+    });
+}
+
+/// A run that excluded a val and a train example and fixed a val example's expected answer in its
+/// first round: cut anywhere (before the decisions, between them and their commit, after), it
+/// resumes to the same result.json, its `excluded_examples` and `data_fixes` included.
+#[test]
+fn a_run_with_exclusions_and_fixes_killed_at_any_point_resumes_to_the_same_result() {
+    use gepa_tui::project::Split;
+    let actions = [
+        HumanAction::ExcludeExample { split: Split::Val, example: "ex103".into(), reason: "mislabelled".into() },
+        HumanAction::ExcludeExample { split: Split::Train, example: "ex4".into(), reason: "duplicate".into() },
+        HumanAction::FixExample {
+            split: Split::Val,
+            example: "ex104".into(),
+            field: "expected".into(),
+            value: "not sure".into(),
+        },
+    ];
+    let (_t, dir) = project(OPT);
+    let (r, _) = run_fresh_acting(&dir, &actions);
+    assert_eq!(r.data.excluded_examples.len(), 2, "{r:?}");
+    assert_eq!(r.data.data_fixes[0].old, Some("A-ok".into()));
+    resumes_acting_to_the_same_result_after_cuts(OPT, &actions, |len| {
+        vec![len / 60, len / 25, len / 12 + 5, len / 3 + 1, (len * 3) / 4 + 3, len - 2]
     });
 }
 

@@ -1587,3 +1587,165 @@ fn dashboard_names_the_best_on_each_objective() {
     press(&mut plain, "1");
     assert!(!text(&draw(&mut plain, 160, 48)).contains("best on"));
 }
+
+/// The fixture as if its engine were still running (decisions become commands), on the Traces of
+/// the best candidate.
+fn live_traces() -> App {
+    let mut a = at_view(View::Traces);
+    a.model.attached = true;
+    a.model.state.finished = None;
+    a
+}
+
+/// The example under the Traces cursor.
+fn traces_cursor(a: &App) -> String {
+    let rows = a.views.traces.rows(&a.model, a.selected);
+    let evals = a.views.traces.evals(&a.model, a.selected);
+    let row = a.views.traces.example.filter(|e| rows.contains(e)).unwrap_or(rows[0]);
+    evals[row].1.example_id.clone()
+}
+
+/// `x` excludes the example under the cursor, with the reason typed (required); `f` corrects a
+/// field, starting from its value (tab: the next field); each is sent as the engine's decision.
+/// Then the engine's events mark both in the list and above the trace, and the dashboard counts
+/// them. Snapshots: the reason prompt, and the marked Traces at both sizes.
+#[test]
+fn excluding_and_fixing_an_example_by_keys_in_traces() {
+    use gepa_tui::engine::event::{FieldChange, Rescored};
+    use gepa_tui::project::Split;
+    let mut a = live_traces();
+    let first = traces_cursor(&a);
+    press(&mut a, "x");
+    let input = a.input.as_ref().expect("the reason prompt");
+    assert!(input.label.as_deref().unwrap().contains(&format!("exclude val example {first}")), "{input:?}");
+    insta::assert_snapshot!("traces_exclude_prompt_80x24", text(&draw(&mut a, 80, 24)));
+    // No reason: nothing is sent and the prompt says why.
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.commands.is_empty());
+    assert!(a.input.as_ref().unwrap().error.as_deref().unwrap().contains("reason is required"));
+    press(&mut a, "label is wrong");
+    press_code(&mut a, KeyCode::Enter, 1);
+    let exclude =
+        HumanAction::ExcludeExample { split: Split::Val, example: first.clone(), reason: "label is wrong".into() };
+    assert_eq!(acts(&a), vec![exclude.clone()]);
+    assert!(a.input.is_none());
+    assert!(a.flash.as_deref().unwrap().contains(&format!("val example {first} excluded: label is wrong")));
+    // Once sent, a second exclusion of it is refused at once.
+    press(&mut a, "x");
+    assert!(a.input.is_none() && a.flash.as_deref().unwrap().contains("about to be excluded"), "{:?}", a.flash);
+
+    // Fix the next example: the prompt starts from its expected answer; tab goes to the next field
+    // and back; the corrected value replaces it.
+    press(&mut a, "j");
+    let second = traces_cursor(&a);
+    assert_ne!(second, first);
+    press(&mut a, "f");
+    let was = a.model.examples[&second].fields["expected"].as_str().unwrap().to_string();
+    assert_eq!(a.input.as_ref().unwrap().text, was);
+    assert!(a.input.as_ref().unwrap().label.as_deref().unwrap().ends_with("· expected"));
+    press_code(&mut a, KeyCode::Tab, 1);
+    assert!(a.input.as_ref().unwrap().label.as_deref().unwrap().ends_with("· input"), "{:?}", a.input);
+    let n_fields = a.views.traces.pending.as_ref().unwrap().fields.len();
+    press_code(&mut a, KeyCode::Tab, n_fields - 1);
+    assert_eq!(a.input.as_ref().unwrap().text, was);
+    // The same value is not a fix.
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.input.as_ref().unwrap().error.as_deref().unwrap().contains("change it first"));
+    press_code(&mut a, KeyCode::Backspace, was.chars().count());
+    press(&mut a, "Z-ok");
+    press_code(&mut a, KeyCode::Enter, 1);
+    let fix = HumanAction::FixExample {
+        split: Split::Val,
+        example: second.clone(),
+        field: "expected".into(),
+        value: "Z-ok".into(),
+    };
+    assert_eq!(acts(&a), vec![exclude.clone(), fix.clone()]);
+
+    // The engine takes both in the next round and commits it: every candidate's output on the
+    // fixed example scored again ("Z-ok" is nobody's answer: all 0).
+    let round = a.model.state.round.unwrap() + 1;
+    let rescored: Vec<Rescored> = (0..a.model.state.candidates.len())
+        .filter_map(|c| a.model.val_eval(c, a.model.state.val_ids.iter().position(|v| *v == second)?).cloned())
+        .enumerate()
+        .map(|(c, e)| Rescored { candidate: c, eval: gepa_tui::eval::ExampleEval { score: 0.0, ..e } })
+        .collect();
+    let mut finished = None;
+    for ev in fixture().events.iter().rev() {
+        if let Event::RoundFinished { .. } = ev {
+            finished = Some(ev.clone());
+            break;
+        }
+    }
+    let Some(Event::RoundFinished { metric_calls, cost_usd, best, best_val, input_tokens, output_tokens, .. }) =
+        finished
+    else {
+        panic!("the fixture has rounds")
+    };
+    let events = vec![
+        Event::RoundStarted { round, proposals: vec![], planned_after: Some(round - 1), merge: None },
+        Event::Human { round, action: exclude },
+        Event::Human { round, action: fix },
+        Event::ExampleFixed {
+            round,
+            split: Split::Val,
+            example: second.clone(),
+            changes: vec![FieldChange { field: "expected".into(), old: Some(was.clone().into()), new: "Z-ok".into() }],
+            rescored,
+            metric_calls: 0,
+        },
+        Event::RoundFinished {
+            round,
+            metric_calls,
+            cost_usd,
+            cost_usd_replayed: 0.0,
+            best,
+            best_val,
+            merges_due: 0,
+            found_new: false,
+            input_tokens,
+            output_tokens,
+            objective_bests: Default::default(),
+        },
+    ];
+    for ev in events {
+        a.on_notice(Notice::Event(Box::new(ev)));
+    }
+    assert!(a.model.sent.is_empty(), "both decisions came back from the engine");
+    assert!(a.model.state.data.is_excluded(Split::Val, &first));
+    a.flash = None;
+    a.views.traces.example = None;
+    let small = text(&draw(&mut a, 80, 24));
+    assert!(small.contains('⊘') && small.contains('✎'), "{small}");
+    insta::assert_snapshot!("traces_marked_80x24", small);
+    // The excluded example is listed last; above its trace, what was done and why.
+    press(&mut a, "G");
+    assert_eq!(traces_cursor(&a), first);
+    let wide = text(&draw(&mut a, 160, 48));
+    assert!(wide.contains("⊘ excluded from this run (by you): label is wrong"), "{wide}");
+    insta::assert_snapshot!("traces_marked_160x48", wide);
+    press(&mut a, "1");
+    let dash = text(&draw(&mut a, 80, 24));
+    assert!(dash.contains("1 excluded · 1 fixed"), "{dash}");
+}
+
+/// On a proposal's minibatch the examples are train ones; a run that is not live refuses.
+#[test]
+fn a_minibatch_example_is_a_train_one_and_a_finished_run_cannot_be_changed() {
+    let mut a = live_traces();
+    let k = a.model.proposals.iter().position(|p| p.merge.is_none() && !p.parent_evals.is_empty()).unwrap();
+    a.views.traces.show_proposal(&a.model, k).unwrap();
+    press(&mut a, "x");
+    let label = a.input.as_ref().unwrap().label.clone().unwrap();
+    assert!(label.starts_with("exclude train example "), "{label}");
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert!(a.input.is_none() && a.views.traces.pending.is_none());
+    assert!(a.flash.as_deref().unwrap().contains("nothing sent"));
+
+    let mut a = at_view(View::Traces);
+    press(&mut a, "x");
+    assert!(a.input.is_none());
+    assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{:?}", a.flash);
+    press(&mut a, "f");
+    assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{:?}", a.flash);
+}

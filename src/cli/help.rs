@@ -11,7 +11,9 @@ frontier keeps every candidate that is best on at least one validation example.
 Without a command, gepa-tui opens the workbench (a terminal UI) on the project in DIR: start a new \
 run, or pick an earlier one to resume (unfinished) or browse (finished). The optimizer runs inside \
 the program; the screen shows it live, and you can pause it, approve or veto mutations, edit a \
-candidate by hand, merge two, and export the winner. Press ? in the workbench for every key.
+candidate by hand, merge two, exclude or correct a mislabelled example (Traces view; your data \
+files are not touched, `export --data-fixes` writes corrected copies), and export the winner. \
+Press ? in the workbench for every key.
 
 A project folder holds gepa.toml (models, components, system, data, evaluator, optimizer), \
 prompts/ (one file per component: the seed candidate) and data/ (train, val and optional test \
@@ -20,7 +22,7 @@ JSONL). `gepa-tui init` writes a commented starter; README.md documents every ke
 pub const MAIN_AFTER: &str = "\
 Files:
   DIR/gepa.toml         the project's one config file
-  DIR/.gepa/runs/RUN/   a run: events.jsonl (its history), result.json, best/
+  DIR/.gepa/runs/RUN/   a run: events.jsonl (its history), result.json, best/, data-fixes/
   DIR/.gepa/cache/      one file per model reply, keyed by the request
   CONFIG/keymap.toml    key bindings (CONFIG is ~/.config/gepa-tui on Linux)
   CONFIG/themes/        colour themes, one TOML file each
@@ -222,12 +224,21 @@ the next run). gepa-tui asks first, naming each file; --yes skips the question, 
 terminal to ask on it refuses unless --yes is given. Files are replaced atomically.
 
 The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json, which \
-also names each objective's best candidate and the non-dominated ones.";
+also names each objective's best candidate and the non-dominated ones.
+
+With --data-fixes it writes corrected copies of the data files instead: the train and val files \
+of which run RUN (default: the newest run that changed any) excluded or fixed an example, in the \
+workbench's Traces view. An excluded example's line is left out, a fixed one gets the corrected \
+values, every other line is copied byte for byte. They go to --out DIR (default: the run's folder, \
+RUN/data-fixes/), named like the data files; a file that exists there is replaced only with \
+--force, and a data file itself is never written, whatever --out says. Each change is listed, with \
+a warning where the file no longer holds what the run recorded. result.json lists the same changes \
+(`excluded_examples`, `data_fixes`).";
 
 pub const EXPORT_AFTER: &str = "\
 Exit status:
-  0 written; 1 you answered no; 2 an error (an unknown run or candidate, a
-  file that exists in OUT).
+  0 written (or nothing to write); 1 you answered no; 2 an error (an unknown
+  run or candidate, a file that exists in OUT, an OUT that is the data folder).
 
 Examples:
   gepa-tui export --run 20261125-084012-3fa9 --out exported/
@@ -237,7 +248,9 @@ Examples:
   gepa-tui export --run 20261125-084012-3fa9 --candidate prompt_tokens --out short/
       the candidate with the shortest prompt (with objectives = [\"prompt_tokens\"])
   gepa-tui export --run 20261125-084012-3fa9 --write-prompts
-      over prompts/*.md, after asking";
+      over prompts/*.md, after asking
+  gepa-tui export --data-fixes --out fixed-data/
+      the newest run's corrections: fixed-data/train.jsonl, fixed-data/val.jsonl";
 
 pub const INIT_LONG: &str = "\
 Writes a small, commented starter project into DIR (default: the current folder; created if \

@@ -114,13 +114,14 @@ pub enum Command {
     Export {
         /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
-        /// The run to export from (an id from `gepa-tui runs`).
-        #[arg(long, value_name = "RUN")]
-        run: String,
+        /// The run to export from (an id from `gepa-tui runs`; with --data-fixes, default: the newest
+        /// run that excluded or fixed an example).
+        #[arg(long, value_name = "RUN", required_unless_present = "data_fixes")]
+        run: Option<String>,
         /// Candidate id, or an objective's name for its best candidate (default: the best by val mean).
         #[arg(long, value_name = "ID|OBJECTIVE")]
         candidate: Option<String>,
-        /// Folder to write the texts into (created; existing files are not overwritten).
+        /// Folder to write the texts (or, with --data-fixes, the corrected data files) into; created.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Overwrite the project's component files with the candidate's texts (asks first; --yes to skip).
@@ -129,6 +130,13 @@ pub enum Command {
         /// With --write-prompts: overwrite without asking.
         #[arg(long)]
         yes: bool,
+        /// Write corrected copies of the data files a run changed (examples excluded, fields fixed)
+        /// to --out (default: RUN's folder, data-fixes/); the data files themselves are never written.
+        #[arg(long, conflicts_with_all = ["candidate", "write_prompts"])]
+        data_fixes: bool,
+        /// With --data-fixes: replace files that exist in --out.
+        #[arg(long, requires = "data_fixes")]
+        force: bool,
     },
     /// Write a commented starter project (never overwrites existing files).
     #[command(long_about = help::INIT_LONG, after_long_help = help::INIT_AFTER)]

@@ -108,6 +108,13 @@ pub fn finished_line(r: &RunResult) -> String {
         line["objectives"] = serde_json::to_value(&r.objectives.objectives).expect("serializes");
         line["non_dominated"] = serde_json::to_value(&r.objectives.non_dominated).expect("serializes");
     }
+    // Examples a person excluded or fixed: the scores above are without (or with the corrected) ones.
+    if !r.data.excluded_examples.is_empty() {
+        line["excluded_examples"] = serde_json::to_value(&r.data.excluded_examples).expect("serializes");
+    }
+    if !r.data.data_fixes.is_empty() {
+        line["data_fixes"] = serde_json::to_value(&r.data.data_fixes).expect("serializes");
+    }
     line.to_string()
 }
 
@@ -135,6 +142,14 @@ pub fn summary(r: &RunResult, run_dir: &Path) -> String {
             if gap > 0.1 { ": the prompt may be overfit to val" } else { "" }
         ));
     }
+    let (out, fixed) = (r.data.excluded_examples.len(), r.data.data_fixes.len());
+    if out + fixed > 0 {
+        s.push_str(&format!(
+            "\n{out} example(s) excluded and {fixed} field(s) corrected by a person (the scores count without / with \
+             them; result.json lists them; `gepa-tui export --data-fixes --run {}` writes corrected data files)",
+            r.run_id
+        ));
+    }
     if r.failed_evaluations > 0 {
         s.push_str(&format!(
             "\n{} evaluations failed (model or program errors) and were scored 0",
@@ -143,6 +158,27 @@ pub fn summary(r: &RunResult, run_dir: &Path) -> String {
     }
     s.push_str(&format!("\nbest prompts written to {}", run_dir.join("best").display()));
     s
+}
+
+/// A person's exclusion or fix in words, untrusted text made safe.
+fn data_action_text(a: &crate::engine::event::HumanAction) -> String {
+    use crate::engine::event::HumanAction;
+    let safe = crate::text::sanitize;
+    match a {
+        HumanAction::ExcludeExample { split, example, reason } => {
+            format!("{} example {} excluded: {}", split.as_str(), safe(example), safe(reason))
+        }
+        HumanAction::FixExample { split, example, field, value } => {
+            format!(
+                "{} example {}: {} corrected to {}",
+                split.as_str(),
+                safe(example),
+                safe(field),
+                safe(&value.to_string())
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 /// The live progress line on stderr: redrawn in place on a terminal, one line per round otherwise.
@@ -231,6 +267,10 @@ impl Progress {
                 }
             }
             Event::CandidateAdded { .. } => self.candidates += 1,
+            // A person's exclusion or fix (from the workbench or `gepa-tui steer`), as taken.
+            Event::Human { round, action } if action.example().is_some() => {
+                self.line(&format!("round {round}: {}", data_action_text(action)))
+            }
             _ => {}
         }
     }

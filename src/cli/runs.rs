@@ -1,4 +1,5 @@
-//! `gepa-tui runs` and `gepa-tui export`: read a project's run store.
+//! `gepa-tui runs` and `gepa-tui export`: read a project's run store (and, for `export
+//! --data-fixes`, the project's data files, which are read and never written).
 
 use crate::engine::run::{best_file_names, load_events};
 use crate::engine::RunState;
@@ -116,4 +117,95 @@ pub fn export(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `export --data-fixes`: corrected copies of the data files run `run` changed (excluded examples
+/// left out, fixed fields replaced, every other line as it is) written to `out` (default: the run's
+/// folder, `data-fixes/`). A file there is replaced only with `force`; a data file is never
+/// written, whatever `out` says.
+pub fn export_data_fixes(dir: &Path, run: Option<&str>, out: Option<&Path>, force: bool) -> Result<ExitCode> {
+    use crate::engine::data_fixes::corrected_copy;
+    use crate::project::Split;
+    let project = Project::load(dir)?;
+    let (run, state) = match run {
+        Some(run) => {
+            let run_dir = project.runs_dir().join(run);
+            if !run_dir.join("events.jsonl").is_file() {
+                bail!("no run `{run}` in {} (see `gepa-tui runs`)", project.root.display());
+            }
+            let (events, _) = load_events(&run_dir, false)?;
+            (run.to_string(), RunState::from_events(&events))
+        }
+        None => list_runs(&project.runs_dir())
+            .into_iter()
+            .find_map(|r| {
+                let (events, _) = load_events(&r.dir, false).ok()?;
+                let s = RunState::from_events(&events);
+                (!s.data.is_empty()).then_some((r.id, s))
+            })
+            .with_context(|| {
+                format!("no run in {} excluded or fixed an example; nothing to export", project.root.display())
+            })?,
+    };
+    let report = state.data_report();
+    if report.excluded_examples.is_empty() && report.data_fixes.is_empty() {
+        println!("run {run} excluded and fixed no example; nothing to write");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| project.runs_dir().join(&run).join("data-fixes"));
+    let d = &project.config.data;
+    let mut files: Vec<(Split, &str)> = Vec::new();
+    for (split, file) in [(Split::Train, d.train.as_str()), (Split::Val, d.val.as_str())] {
+        let changed = report.excluded_examples.iter().any(|e| e.split == split)
+            || report.data_fixes.iter().any(|f| f.split == split);
+        if changed {
+            files.push((split, file));
+        }
+    }
+    // Named like the data files; a split's name first when two share one.
+    let name = |file: &str| Path::new(file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let clash = files.len() == 2 && name(files[0].1) == name(files[1].1);
+    let mut planned = Vec::new();
+    for (split, file) in &files {
+        let target = out.join(if clash { format!("{}.{}", split.as_str(), name(file)) } else { name(file) });
+        let source = project.root.join(file);
+        if same_file(&target, &source) {
+            bail!(
+                "{} is the project's {} data file; export --data-fixes never writes in place: choose another --out",
+                target.display(),
+                split.as_str()
+            );
+        }
+        if target.exists() && !force {
+            bail!(
+                "{} exists; not overwriting it (pass --force to replace it, or choose another --out)",
+                target.display()
+            );
+        }
+        let text = std::fs::read_to_string(&source).with_context(|| format!("cannot read {}", source.display()))?;
+        let (copy, notes) = corrected_copy(&text, file, *split, &report).map_err(|e| anyhow::anyhow!(e))?;
+        planned.push((target, copy, notes));
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (target, copy, notes) in planned {
+        crate::store::write_atomic(&target, copy.as_bytes())?;
+        for n in notes {
+            println!("  {}", crate::text::sanitize(&n));
+        }
+        println!("wrote {}", target.display());
+    }
+    println!("the project's data files are unchanged; copy these over them yourself once you have checked them");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether two paths name the same file (the second exists; the first may not yet).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let Ok(b) = b.canonicalize() else { return false };
+    if let Ok(a) = a.canonicalize() {
+        return a == b;
+    }
+    match (a.parent().and_then(|p| p.canonicalize().ok()), a.file_name()) {
+        (Some(dir), Some(name)) => dir.join(name) == b,
+        _ => false,
+    }
 }

@@ -9,7 +9,7 @@ use super::pareto::CandidateId;
 use super::reflect::ReflectiveRecord;
 use crate::eval::ExampleEval;
 use crate::project::config::{Frontier, ReviewPolicy};
-use crate::project::Candidate;
+use crate::project::{Candidate, Split};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -95,6 +95,44 @@ pub enum HumanAction {
     },
     /// Switch the review policies at run time.
     SetPolicy { mutations: ReviewPolicy, merges: ReviewPolicy },
+    /// Take a val or train example out of this run (mislabelled, broken): from the round it is
+    /// taken in, it counts in no val mean or front, is not evaluated again, and is drawn in no
+    /// minibatch (see `data_fixes.rs`). The data file is not touched.
+    ExcludeExample { split: Split, example: String, reason: String },
+    /// Correct one field of a val or train example (its expected answer): later evaluations use
+    /// `value`, and for a val example every candidate's recorded output is scored again against it
+    /// when the round commits (`example_fixed`). The data file is not touched.
+    FixExample { split: Split, example: String, field: String, value: serde_json::Value },
+}
+
+impl HumanAction {
+    /// The example a data action is about.
+    pub fn example(&self) -> Option<(Split, &str)> {
+        match self {
+            HumanAction::ExcludeExample { split, example, .. } | HumanAction::FixExample { split, example, .. } => {
+                Some((*split, example))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One field a fix changed: what the data file holds (None: the example has no such field) and
+/// the value the run uses instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<serde_json::Value>,
+    pub new: serde_json::Value,
+}
+
+/// A candidate's recorded output on a fixed example, scored again against the corrected value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rescored {
+    pub candidate: CandidateId,
+    /// The recorded output and trace with the new score and feedback; `cost_usd` is what the
+    /// scoring cost this time (a judge's call), nothing for local evaluators.
+    pub eval: ExampleEval,
 }
 
 /// One planned reflective proposal of a round.
@@ -247,6 +285,21 @@ pub enum Event {
         accepted: bool,
         evals: Vec<ExampleEval>,
     },
+    /// The fixes of one example taken in `round`, committed: for a val example, the outputs every
+    /// candidate scored before the fix gave, scored again against the corrected value, so a replay
+    /// folds these scores instead of asking the evaluator again.
+    ExampleFixed {
+        round: u64,
+        split: Split,
+        example: String,
+        changes: Vec<FieldChange>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rescored: Vec<Rescored>,
+        /// Metric calls the re-scoring took: one per output scored again by an evaluator that
+        /// calls a model or a program (`judge`, `command`); none when it only compares.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        metric_calls: u64,
+    },
     /// A new candidate joins the pool (ids are dense, in order of addition).
     CandidateAdded {
         id: CandidateId,
@@ -320,6 +373,10 @@ pub enum Event {
     },
 }
 
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The texts' identity for the evaluation cache: blake3 over the components in name order.
 pub fn candidate_hash(texts: &Candidate) -> String {
     let mut h = blake3::Hasher::new();
@@ -364,6 +421,7 @@ impl Event {
             | Event::ProposalFinished { round, .. }
             | Event::MergeAttempted { round, .. }
             | Event::CandidateAdded { round, .. }
+            | Event::ExampleFixed { round, .. }
             | Event::Human { round, .. } => Scope::Round(*round),
             Event::ReviewQueued { item } => Scope::Round(item.round),
             Event::ValEvaluated { round: Some(r), .. } => Scope::Round(*r),
@@ -380,6 +438,7 @@ impl Event {
             Event::ProposalFinished { .. } => "proposal_finished",
             Event::MergeAttempted { .. } => "merge_attempted",
             Event::CandidateAdded { .. } => "candidate_added",
+            Event::ExampleFixed { .. } => "example_fixed",
             Event::ValEvaluated { .. } => "val_evaluated",
             Event::RoundFinished { .. } => "round_finished",
             Event::ReviewQueued { .. } => "review_queued",

@@ -142,6 +142,9 @@ pub struct RunResult {
     /// The frontier, each objective's best candidate, the non-dominated set (absent without objectives).
     #[serde(flatten)]
     pub objectives: super::state::ObjectiveReport,
+    /// `excluded_examples` and `data_fixes`: what a person changed in the data (absent when nothing).
+    #[serde(flatten)]
+    pub data: super::data_fixes::DataReport,
 }
 
 pub struct RunOutcome {

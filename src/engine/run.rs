@@ -11,11 +11,11 @@
 //! A round's plan (`round_started`) is written before its work starts and its results are
 //! committed by `round_finished`; a crash in between is redone from the recorded plan on resume.
 
+use super::data_fixes::DataChanges;
 use super::event::{
     candidate_hash, Event, HumanAction, Origin, PlannedMerge, PlannedProposal, ProposalOutcome, ReviewItem, ReviewKind,
 };
 use super::merge::{merge_subsample, Lineage};
-use super::minibatch::minibatch;
 use super::pareto::{dominators, CandidateId};
 use super::reflect::{
     build_prompt, extract_instruction, is_cut_off, validate_template, ReflectiveRecord, COMPACT_TEMPLATE, CUT_OFF_NOTE,
@@ -58,17 +58,41 @@ enum Split {
     Val,
 }
 
-/// Committed evaluations by (texts, split, example), with the round that committed them: an
-/// evaluation is reused by a round only when it was committed before that round was planned, so
-/// what a round pays never depends on timing (gepa's `EvaluationCache`).
-#[derive(Default)]
-struct EvalCache {
-    entries: HashMap<(String, Split, String), (u64, Arc<ExampleEval>)>,
+impl Split {
+    fn data(self) -> crate::project::Split {
+        match self {
+            Split::Train => crate::project::Split::Train,
+            Split::Val => crate::project::Split::Val,
+        }
+    }
 }
 
+/// Committed evaluations by (texts, split, example, the example's revision: how many fixes a
+/// person made to it), with the round that committed them: an evaluation is reused by a round
+/// only when it was committed before that round was planned, so what a round pays never depends
+/// on timing (gepa's `EvaluationCache`), and never against a value the example no longer has.
+#[derive(Default)]
+struct EvalCache {
+    entries: HashMap<CacheKey, (u64, Arc<ExampleEval>)>,
+}
+
+/// (texts hash, split, example id, the example's revision).
+type CacheKey = (String, Split, String, u32);
+
 impl EvalCache {
-    fn get(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> Option<ExampleEval> {
-        let (round, e) = self.entries.get(&(hash.to_string(), split, example.to_string()))?;
+    fn key(hash: &str, split: Split, example: &str, data: &DataChanges) -> CacheKey {
+        (hash.to_string(), split, example.to_string(), data.revision(split.data(), example))
+    }
+
+    fn get(
+        &self,
+        hash: &str,
+        split: Split,
+        example: &str,
+        committed_by: u64,
+        data: &DataChanges,
+    ) -> Option<ExampleEval> {
+        let (round, e) = self.entries.get(&Self::key(hash, split, example, data))?;
         (*round <= committed_by).then(|| ExampleEval {
             cost_usd: 0.0,
             replayed_usd: 0.0,
@@ -77,33 +101,44 @@ impl EvalCache {
         })
     }
 
-    fn contains(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> bool {
-        self.entries.get(&(hash.to_string(), split, example.to_string())).is_some_and(|(r, _)| *r <= committed_by)
+    fn contains(&self, hash: &str, split: Split, example: &str, committed_by: u64, data: &DataChanges) -> bool {
+        self.entries.get(&Self::key(hash, split, example, data)).is_some_and(|(r, _)| *r <= committed_by)
     }
 
     /// Remembers a committed round's evaluations; failed ones are not kept (they run again).
-    fn put(&mut self, round: u64, hash: &str, split: Split, evals: &[ExampleEval]) {
+    /// `data`: the state the round committed into (its fixes are the ones it evaluated with).
+    fn put(&mut self, round: u64, hash: &str, split: Split, evals: &[ExampleEval], data: &DataChanges) {
         for e in evals.iter().filter(|e| e.error.is_none() && !e.cached) {
             self.entries
-                .entry((hash.to_string(), split, e.example_id.clone()))
+                .entry(Self::key(hash, split, &e.example_id, data))
                 .or_insert_with(|| (round, Arc::new(e.clone())));
         }
     }
 
     /// Files the evaluations of one committed round's events.
     fn put_events(&mut self, round: u64, events: &[Event], state: &RunState) {
+        let data = &state.data;
         for ev in events {
             match ev {
                 Event::MinibatchEvaluated { candidate_hash: Some(h), evals, .. } => {
-                    self.put(round, h, Split::Train, evals)
+                    self.put(round, h, Split::Train, evals, data)
                 }
                 Event::ValEvaluated { candidate, evals, .. } => {
                     if let Some(c) = state.candidates.get(*candidate) {
-                        self.put(round, &candidate_hash(&c.texts), Split::Val, evals);
+                        self.put(round, &candidate_hash(&c.texts), Split::Val, evals, data);
                     }
                 }
                 Event::MergeAttempted { texts, evals, .. } => {
-                    self.put(round, &candidate_hash(texts), Split::Val, evals)
+                    self.put(round, &candidate_hash(texts), Split::Val, evals, data)
+                }
+                // A val example's outputs scored again against its corrected value.
+                Event::ExampleFixed { rescored, .. } => {
+                    for r in rescored {
+                        if let Some(c) = state.candidates.get(r.candidate) {
+                            let evals = std::slice::from_ref(&r.eval);
+                            self.put(round, &candidate_hash(&c.texts), Split::Val, evals, data);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -592,7 +627,7 @@ impl Engine {
                         continue;
                     }
                     let f = inflight.remove(0);
-                    self.commit(f.plan, out)?;
+                    self.commit(f.plan, out).await?;
                     self.revalidate(inflight)?;
                 }
                 Some((gen, preview)) = self.previews.recv() => {
@@ -661,11 +696,21 @@ impl Engine {
         if !self.sh.opt.cache_evaluations || *round == 0 {
             return false;
         }
+        // The round evaluated with the data as its own decisions left it.
+        let changed;
+        let data = if f.actions.iter().any(|a| a.example().is_some()) {
+            let mut view = self.state.clone();
+            f.actions.iter().for_each(|a| view.apply_human_action(a));
+            changed = view.data;
+            &changed
+        } else {
+            &self.state.data
+        };
         let cache = self.sh.cache.lock().expect("cache");
         let before = round - 1;
         let held = self.sh.held.lock().expect("held events");
         let late = |hash: &str, split: Split, evals: &[ExampleEval]| {
-            evals.iter().any(|e| !e.cached && cache.contains(hash, split, &e.example_id, before))
+            evals.iter().any(|e| !e.cached && cache.contains(hash, split, &e.example_id, before, data))
         };
         let events = held.buf.pending_of(*round);
         events.iter().any(|ev| match ev {
@@ -865,16 +910,20 @@ impl Engine {
             })
             .collect();
         let merge_job = merge.as_ref().map(|m| self.merge_job(m));
-        let val_ids: Vec<&str> = self.sh.project.val.iter().map(|e| e.id.as_str()).collect();
+        // The data as this round evaluates it: its own exclusions and fixes taken.
+        let data = Arc::new(after_actions.data.clone());
+        let all_val: Vec<&str> = self.sh.project.val.iter().map(|e| e.id.as_str()).collect();
+        let val_ids: Vec<&str> =
+            all_val.iter().copied().filter(|id| !data.is_excluded(crate::project::Split::Val, id)).collect();
         let mut min_calls: u64 =
-            human.iter().map(|c| self.sh.uncached(&c.texts, &val_ids, Split::Val, reuse_until)).sum();
+            human.iter().map(|c| self.sh.uncached(&c.texts, &val_ids, Split::Val, reuse_until, &data)).sum();
         for j in &jobs {
             let ids: Vec<&str> = j.plan.minibatch.iter().map(String::as_str).collect();
-            min_calls += self.sh.uncached(&j.parent_texts, &ids, Split::Train, reuse_until);
+            min_calls += self.sh.uncached(&j.parent_texts, &ids, Split::Train, reuse_until, &data);
         }
         if let Some(m) = &merge_job {
-            let ids: Vec<&str> = m.plan.subsample.iter().map(|&i| val_ids[i]).collect();
-            min_calls += self.sh.uncached(&m.plan.texts, &ids, Split::Val, reuse_until);
+            let ids: Vec<&str> = m.plan.subsample.iter().map(|&i| all_val[i]).collect();
+            min_calls += self.sh.uncached(&m.plan.texts, &ids, Split::Val, reuse_until, &data);
         }
         let may_queue = match (mutation_policy, merge_policy) {
             (ReviewPolicy::Approve, _) if !jobs.is_empty() => jobs.len(),
@@ -893,6 +942,7 @@ impl Engine {
             vetoes: after_actions.vetoes.clone(),
             mutation_policy,
             merge_policy,
+            data,
         };
         let what = if plan.merge.is_some() {
             "merge planned"
@@ -977,7 +1027,10 @@ impl Engine {
                 changed: changed_from(texts, parents.first()),
                 note: Some(note.clone()),
             }),
-            HumanAction::Veto { .. } | HumanAction::SetPolicy { .. } => None,
+            HumanAction::Veto { .. }
+            | HumanAction::SetPolicy { .. }
+            | HumanAction::ExcludeExample { .. }
+            | HumanAction::FixExample { .. } => None,
         }
     }
 
@@ -991,7 +1044,7 @@ impl Engine {
     ) -> Vec<PlannedProposal> {
         let s = view;
         let opt = &self.sh.opt;
-        let train = &self.sh.project.train;
+        let train: Vec<String> = self.sh.project.train.iter().map(|e| e.id.clone()).collect();
         let fronts = s.front_sets();
         let means = s.val_means();
         let n_comp = s.components.len();
@@ -1004,7 +1057,8 @@ impl Engine {
                     None => select_parent(opt.candidate_selection, &fronts, &means, opt.epsilon, opt.top_k, &mut rng),
                 };
                 let minibatch_index = s.minibatches_drawn + slot as u64;
-                let idx = minibatch(opt.seed, train.len(), opt.minibatch_size, minibatch_index);
+                // Excluded train examples are not drawn (see data_fixes.rs).
+                let minibatch = s.minibatch_ids(opt.seed, &train, opt.minibatch_size, minibatch_index);
                 let components = match opt.component_selection {
                     ComponentSelection::All => s.components.clone(),
                     ComponentSelection::RoundRobin => {
@@ -1015,13 +1069,7 @@ impl Engine {
                         vec![s.components[c].clone()]
                     }
                 };
-                PlannedProposal {
-                    slot,
-                    parent,
-                    minibatch_index,
-                    minibatch: idx.iter().map(|&i| train[i].id.clone()).collect(),
-                    components,
-                }
+                PlannedProposal { slot, parent, minibatch_index, minibatch, components }
             })
             .collect()
     }
@@ -1032,8 +1080,10 @@ impl Engine {
         let s = view;
         let opt = &self.sh.opt;
         // Both parents must have been scored on at least this many of the same val examples
-        // (gepa merge.py's `val_overlap_floor`); every candidate here is scored on all of val.
-        if s.val_ids.len() < MERGE_VAL_OVERLAP_FLOOR {
+        // (gepa merge.py's `val_overlap_floor`); every candidate here is scored on all of val
+        // that counts (excluded examples are not).
+        let counted = s.counted_val();
+        if counted.len() < MERGE_VAL_OVERLAP_FLOOR {
             return None;
         }
         let means = s.val_means();
@@ -1046,7 +1096,23 @@ impl Engine {
         let plan = lineage.plan_merge(&mut rng, &pool, &mut history)?;
         let mut rng = derive_rng(opt.seed, &["merge-subsample", &round.to_string()]);
         let (s1, s2) = (&s.candidates[plan.id1].val_scores, &s.candidates[plan.id2].val_scores);
-        let subsample = merge_subsample(s1, s2, opt.merge_subsample, &mut rng);
+        // Drawn among the examples that count, as if the excluded ones were not in val; and not on
+        // one fixed in a round not committed yet (the parents' scores there are scored again
+        // against its new value only then).
+        let val = crate::project::Split::Val;
+        let examples: Vec<usize> = counted
+            .into_iter()
+            .filter(|&i| s.data.revision(val, &s.val_ids[i]) == self.state.data.revision(val, &s.val_ids[i]))
+            .collect();
+        let subsample = if examples.len() == s.val_ids.len() {
+            merge_subsample(s1, s2, opt.merge_subsample, &mut rng)
+        } else {
+            let pick = |v: &[f64]| examples.iter().map(|&i| v.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>();
+            merge_subsample(&pick(s1), &pick(s2), opt.merge_subsample, &mut rng)
+                .into_iter()
+                .map(|k| examples[k])
+                .collect()
+        };
         Some(PlannedMerge {
             id1: plan.id1,
             id2: plan.id2,
@@ -1080,9 +1146,20 @@ impl Engine {
 
     /// Commits the oldest round: records what it added (ids and review numbers are given here, in
     /// round order), applies its events to the state, and files its evaluations in the cache.
-    fn commit(&mut self, f: InFlight, out: RoundOutput) -> Result<()> {
+    /// A round that fixed examples first scores the recorded val outputs again (data_fixes.rs).
+    async fn commit(&mut self, f: InFlight, mut out: RoundOutput) -> Result<()> {
         let Event::RoundStarted { round, .. } = f.started else { unreachable!("a plan is a round_started") };
         let sh = self.sh.clone();
+        if !super::data_fixes::fixed_in(&f.actions).is_empty() {
+            sh.set_activity("scoring the recorded outputs again against the corrected examples");
+            let (fixed, calls, cost) = self.rescore_fixes(round, &f.actions).await?;
+            for ev in fixed {
+                sh.emit(ev, false)?;
+            }
+            out.calls += calls;
+            out.cost += cost;
+            sh.set_activity("");
+        }
         let finished = |p: &Passed, outcome: ProposalOutcome, child: &Candidate| Event::ProposalFinished {
             round,
             slot: p.slot,
@@ -1203,6 +1280,29 @@ impl Engine {
         Ok(())
     }
 
+    /// The `example_fixed` events of a round's fixes (see `data_fixes::rescore_fixes`), with the
+    /// earlier candidates' val outputs read back from the committed events of the log.
+    async fn rescore_fixes(&self, round: u64, actions: &[HumanAction]) -> Result<(Vec<Event>, u64, f64)> {
+        let val_fixed: Vec<String> = super::data_fixes::fixed_in(actions)
+            .into_iter()
+            .filter(|(split, _, _)| *split == crate::project::Split::Val)
+            .map(|(_, id, _)| id)
+            .collect();
+        let recorded = if val_fixed.is_empty() {
+            Default::default()
+        } else {
+            // Held so that no line is appended while it is read.
+            let _log = self.sh.log.lock().expect("log lock");
+            let events = read_log::<Event>(&self.run_dir.join("events.jsonl"), false)?.values;
+            let ids: Vec<&str> = val_fixed.iter().map(String::as_str).collect();
+            super::data_fixes::committed_val_evals(&events, &ids)
+        };
+        let sh = &self.sh;
+        super::data_fixes::rescore_fixes(&sh.task, &sh.project, &self.state, round, actions, &recorded)
+            .await
+            .map_err(|e| if e.stops_run() { anyhow::Error::new(Halted(e)) } else { anyhow!("{e}") })
+    }
+
     async fn seed_round(&mut self) -> Result<()> {
         let sh = self.sh.clone();
         sh.emit(Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None }, false)?;
@@ -1225,7 +1325,7 @@ impl Engine {
         let out = RoundOutput { calls, cost, ..Default::default() };
         let started = Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None };
         let f = InFlight { started, gen: 0, preview: None, actions: vec![], min_calls: 0, may_queue: 0 };
-        self.commit(f, out)?;
+        self.commit(f, out).await?;
         sh.set_activity("");
         Ok(())
     }
@@ -1289,6 +1389,7 @@ impl Engine {
             wall_seconds: self.active_secs(),
             best_texts: s.candidates[best].texts.clone(),
             objectives: s.objective_report(),
+            data: s.data_report(),
         })
     }
 
@@ -1357,6 +1458,7 @@ fn check_action(a: &HumanAction, view: &RunState) -> std::result::Result<(), Str
             texts_ok(texts)
         }
         HumanAction::SetPolicy { .. } => Ok(()),
+        HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. } => view.check_data_action(a),
     }
 }
 
@@ -1434,6 +1536,8 @@ struct RoundPlan {
     vetoes: BTreeMap<String, Vec<String>>,
     mutation_policy: ReviewPolicy,
     merge_policy: ReviewPolicy,
+    /// The examples a person excluded or fixed, as this round evaluates them.
+    data: Arc<DataChanges>,
 }
 
 /// A round in flight: its plan and its work (a task of its own).
@@ -1667,23 +1771,24 @@ impl Shared {
     }
 
     /// Scores a candidate on examples, concurrently within the run-wide limit; results in input
-    /// order. An evaluation committed by round `reuse_until` or earlier is served from the cache
-    /// (free, marked `cached`). Returns the evaluations, the metric calls and the cost.
+    /// order. An evaluation committed by round `reuse` (the round, and the data as the round
+    /// sees it) or earlier is served from the cache (free, marked `cached`). Returns the
+    /// evaluations, the metric calls and the cost.
     async fn evaluate(
         &self,
         gen: u64,
         candidate: &Candidate,
         examples: &[&Example],
         split: Split,
-        reuse_until: Option<u64>,
+        reuse: Option<(u64, &DataChanges)>,
     ) -> Result<(Vec<ExampleEval>, u64, f64)> {
         let hash = candidate_hash(candidate);
         let timings: Mutex<Vec<(f64, u64)>> = Mutex::new(Vec::new());
         let evals = futures::future::try_join_all(examples.iter().map(|ex| {
             let (hash, timings) = (&hash, &timings);
             async move {
-                if let Some(until) = reuse_until.filter(|_| self.opt.cache_evaluations) {
-                    if let Some(e) = self.cache.lock().expect("cache").get(hash, split, &ex.id, until) {
+                if let Some((until, data)) = reuse.filter(|_| self.opt.cache_evaluations) {
+                    if let Some(e) = self.cache.lock().expect("cache").get(hash, split, &ex.id, until, data) {
                         return Ok::<_, Halted>(e);
                     }
                 }
@@ -1726,13 +1831,13 @@ impl Shared {
     }
 
     /// How many of these evaluations a round planned now would have to run (not in the cache).
-    fn uncached(&self, candidate: &Candidate, ids: &[&str], split: Split, reuse_until: u64) -> u64 {
+    fn uncached(&self, candidate: &Candidate, ids: &[&str], split: Split, reuse_until: u64, data: &DataChanges) -> u64 {
         if !self.opt.cache_evaluations {
             return ids.len() as u64;
         }
         let hash = candidate_hash(candidate);
         let cache = self.cache.lock().expect("cache");
-        ids.iter().filter(|id| !cache.contains(&hash, split, id, reuse_until)).count() as u64
+        ids.iter().filter(|id| !cache.contains(&hash, split, id, reuse_until, data)).count() as u64
     }
 
     /// Does a planned round's work: its merge or proposals, then scores the candidates that passed
@@ -1743,7 +1848,7 @@ impl Shared {
         let mut out = RoundOutput::default();
         let mut to_score: Vec<(NewCandidate, Option<Passed>)> = plan.human.into_iter().map(|c| (c, None)).collect();
         if let Some(job) = plan.merge {
-            let (calls, cost, passed) = self.run_merge(round, gen, plan.planned_after, job).await?;
+            let (calls, cost, passed) = self.run_merge(round, gen, plan.planned_after, job, &plan.data).await?;
             out.calls += calls;
             out.cost += cost;
             if let Some((cand, item)) = passed {
@@ -1756,11 +1861,9 @@ impl Shared {
             // Early news only for a round of one proposal (siblings are compared first).
             let news = plan.proposals.len() == 1 && to_score.is_empty();
             let auto = plan.mutation_policy == ReviewPolicy::Auto;
-            let results = join_all(
-                plan.proposals
-                    .iter()
-                    .map(|p| self.run_proposal(round, gen, plan.planned_after, p, &plan.vetoes, news && auto)),
-            )
+            let results = join_all(plan.proposals.iter().map(|p| {
+                self.run_proposal(round, gen, (plan.planned_after, &plan.data), p, &plan.vetoes, news && auto)
+            }))
             .await;
             if news {
                 let preview = match &results[0] {
@@ -1814,9 +1917,12 @@ impl Shared {
                 round,
                 Some(format!("scoring {n} new candidate{} on val", if n == 1 { "" } else { "s" })),
             );
-            let val: Vec<&Example> = self.project.val.iter().collect();
+            // Excluded val examples are not evaluated; fixed ones are, with their corrected values.
+            let val = plan.data.effective(crate::project::Split::Val, &self.project.val);
+            let val: Vec<&Example> = val.iter().map(|e| e.as_ref()).collect();
+            let reuse = Some((plan.planned_after, &*plan.data));
             let evals = futures::future::try_join_all(
-                to_score.iter().map(|(c, _)| self.evaluate(gen, &c.texts, &val, Split::Val, Some(plan.planned_after))),
+                to_score.iter().map(|(c, _)| self.evaluate(gen, &c.texts, &val, Split::Val, reuse)),
             )
             .await?;
             for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
@@ -1835,15 +1941,22 @@ impl Shared {
         &self,
         round: u64,
         gen: u64,
-        reuse_until: u64,
+        reuse: (u64, &DataChanges),
         job: &ProposalJob,
         vetoes: &BTreeMap<String, Vec<String>>,
         early: bool,
     ) -> Result<SlotResult> {
         let p = &job.plan;
         let parent = &job.parent_texts;
+        let (reuse_until, data) = reuse;
         let train_index: BTreeMap<&str, &Example> = self.project.train.iter().map(|e| (e.id.as_str(), e)).collect();
-        let batch: Vec<&Example> = p.minibatch.iter().filter_map(|id| train_index.get(id.as_str()).copied()).collect();
+        // Fixed train examples are evaluated with their corrected values.
+        let batch: Vec<std::borrow::Cow<Example>> = p
+            .minibatch
+            .iter()
+            .filter_map(|id| train_index.get(id.as_str()).map(|e| data.apply(crate::project::Split::Train, e)))
+            .collect();
+        let batch: Vec<&Example> = batch.iter().map(|e| e.as_ref()).collect();
         let mut r = SlotResult::default();
         let finish = |outcome: ProposalOutcome, child: Option<Candidate>| Event::ProposalFinished {
             round,
@@ -1854,7 +1967,8 @@ impl Shared {
         };
 
         self.stage_in(gen, round, Some(format!("parent {} on minibatch", p.parent)));
-        let (parent_evals, calls, cost) = self.evaluate(gen, parent, &batch, Split::Train, Some(reuse_until)).await?;
+        let (parent_evals, calls, cost) =
+            self.evaluate(gen, parent, &batch, Split::Train, Some((reuse_until, data))).await?;
         r.calls += calls;
         r.cost += cost;
         let parent_sum: f64 = parent_evals.iter().map(|e| e.score).sum();
@@ -1939,7 +2053,8 @@ impl Shared {
             let _ = self.previews.send((gen, Preview::Reflected(child.clone())));
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
-        let (child_evals, calls, cost) = self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await?;
+        let (child_evals, calls, cost) =
+            self.evaluate(gen, &child, &batch, Split::Train, Some((reuse_until, data))).await?;
         r.calls += calls;
         r.cost += cost;
         let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
@@ -2079,11 +2194,15 @@ impl Shared {
         gen: u64,
         reuse_until: u64,
         job: MergeJob,
+        data: &DataChanges,
     ) -> Result<(u64, f64, Option<(NewCandidate, ReviewItem)>)> {
         let plan = job.plan;
         self.stage_in(gen, round, Some(format!("merging candidates {} and {}", plan.id1, plan.id2)));
-        let examples: Vec<&Example> = plan.subsample.iter().map(|&i| &self.project.val[i]).collect();
-        let (evals, calls, cost) = self.evaluate(gen, &plan.texts, &examples, Split::Val, Some(reuse_until)).await?;
+        let examples: Vec<std::borrow::Cow<Example>> =
+            plan.subsample.iter().map(|&i| data.apply(crate::project::Split::Val, &self.project.val[i])).collect();
+        let examples: Vec<&Example> = examples.iter().map(|e| e.as_ref()).collect();
+        let (evals, calls, cost) =
+            self.evaluate(gen, &plan.texts, &examples, Split::Val, Some((reuse_until, data))).await?;
         let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
         let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
         let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();
@@ -2145,6 +2264,10 @@ pub(crate) fn event_cost(ev: &Event) -> (f64, f64) {
         | Event::MergeAttempted { evals, .. }
         | Event::TestEvaluated { evals, .. } => {
             evals.iter().map(ExampleEval::paid_and_replayed).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        }
+        // Scoring recorded outputs again (a judge's calls, when the evaluator has one).
+        Event::ExampleFixed { rescored, .. } => {
+            rescored.iter().map(|r| r.eval.paid_and_replayed()).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
         }
         Event::Reflection { cost_usd, cached: true, .. } => (0.0, *cost_usd),
         Event::Reflection { cost_usd, .. } => (*cost_usd, 0.0),

@@ -116,6 +116,14 @@ pub struct RunState {
     pub vetoes: BTreeMap<String, Vec<String>>,
     /// Review policies set at run time (mutations, merges), overriding gepa.toml.
     pub policy: Option<(ReviewPolicy, ReviewPolicy)>,
+    /// Examples a person excluded or fixed (see `data_fixes.rs`).
+    pub data: super::data_fixes::DataChanges,
+    /// The first minibatch index of the round being applied (a train exclusion's sampler era
+    /// starts there).
+    pub(super) round_draws_from: u64,
+    /// Set when the data changed under the candidates (an exclusion, a rescore): the next round's
+    /// best is compared with this, the best as measured now, not with the old best.
+    pub(super) improvement_baseline: Option<f64>,
 }
 
 impl RunState {
@@ -139,7 +147,10 @@ impl RunState {
     /// `_get_pareto_front_mapping` (core/state.py): parent selection, domination removal and the
     /// merge pool all take these.
     pub fn front_sets(&self) -> Vec<BTreeSet<CandidateId>> {
-        let instance = || self.fronts.entries.iter().map(|e| e.holders.clone());
+        // An excluded val example has no front (as if it were not in val).
+        let instance = || {
+            self.fronts.entries.iter().enumerate().filter(|(i, _)| self.val_counted(*i)).map(|(_, e)| e.holders.clone())
+        };
         let objective = || self.objective_fronts.values().map(|e| e.holders.clone());
         match self.frontier {
             Frontier::Instance => instance().collect(),
@@ -151,7 +162,8 @@ impl RunState {
 
     /// How many fronts the run's `frontier` selects over (`front_sets().len()`, without building them).
     pub fn front_count(&self) -> usize {
-        let (instance, objective) = (self.fronts.entries.len(), self.objective_fronts.len());
+        let instance = self.fronts.entries.len() - self.data.excluded_val.len().min(self.fronts.entries.len());
+        let objective = self.objective_fronts.len();
         match self.frontier {
             Frontier::Instance => instance,
             Frontier::Objective => objective,
@@ -268,7 +280,13 @@ impl RunState {
                 self.max_metric_calls = *max_metric_calls;
                 self.fronts = ParetoFronts::new(val_ids.len());
             }
-            Event::RoundStarted { proposals, .. } => self.plan_applied(proposals),
+            Event::RoundStarted { proposals, .. } => {
+                self.round_draws_from = self.minibatches_drawn;
+                self.plan_applied(proposals)
+            }
+            Event::ExampleFixed { split, example, changes, rescored, .. } => {
+                self.apply_fixed(*split, example, changes, rescored)
+            }
             Event::ReviewQueued { item } => {
                 self.next_review_item = self.next_review_item.max(item.item + 1);
                 self.review_queue.push(item.clone());
@@ -297,19 +315,26 @@ impl RunState {
                 self.next_component.push(inherited);
             }
             Event::ValEvaluated { candidate, evals, .. } => {
-                let scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
+                // Placed by val index; an example excluded before this candidate was scored has
+                // no evaluation, and only the examples that count enter its mean and the fronts.
+                let (scores, per_example) = self.place_val(evals);
                 for (i, s) in scores.iter().enumerate().take(self.fronts.entries.len()) {
-                    self.fronts.update(i, *candidate, *s);
+                    if self.val_counted(i) {
+                        self.fronts.update(i, *candidate, *s);
+                    }
                 }
-                let mean = if scores.is_empty() { 0.0 } else { scores.iter().sum::<f64>() / scores.len() as f64 };
-                let per_example: Vec<ObjectiveScores> = evals.iter().map(|e| e.objectives.clone()).collect();
-                let means = aggregate(&per_example);
+                let mean = self.counted_mean(&scores);
+                let means =
+                    aggregate(per_example.iter().enumerate().filter(|(i, _)| self.val_counted(*i)).map(|(_, m)| m));
                 // Fronts on objectives are kept whatever the frontier, as gepa keeps its objective
                 // front; `front_sets` picks which count.
                 for (name, v) in &means {
                     offer_keyed(&mut self.objective_fronts, name.clone(), *candidate, *v);
                 }
                 for (i, m) in per_example.iter().enumerate().take(self.fronts.entries.len()) {
+                    if !self.val_counted(i) {
+                        continue;
+                    }
                     for (name, v) in m {
                         offer_keyed(&mut self.cartesian_fronts, (i, name.clone()), *candidate, *v);
                     }
@@ -344,7 +369,10 @@ impl RunState {
                 self.output_tokens = *output_tokens;
                 self.merges_due = *merges_due;
                 self.last_round_found_new = *found_new;
-                let prev_best = self.best_history.last().map(|(_, b)| *b);
+                // After a data change the best is measured anew: compared with what it was right
+                // after the change, and drawn on the chart even when it fell.
+                let baseline = self.improvement_baseline.take();
+                let prev_best = baseline.or(self.best_history.last().map(|(_, b)| *b));
                 if self.round.is_some() && *metric_calls == self.metric_calls {
                     self.rounds_without_calls += 1;
                 } else {
@@ -354,8 +382,10 @@ impl RunState {
                 self.metric_calls = *metric_calls;
                 self.cost_usd = *cost_usd;
                 self.cost_usd_replayed = *cost_usd_replayed;
-                if prev_best.is_none_or(|p| *best_val > p) {
+                if baseline.is_some() || prev_best.is_none_or(|p| *best_val > p) {
                     self.best_history.push((*metric_calls, *best_val));
+                }
+                if prev_best.is_none_or(|p| *best_val > p) {
                     self.rounds_without_improvement = 0;
                 } else {
                     self.rounds_without_improvement += 1;
@@ -394,8 +424,10 @@ impl RunState {
         }
     }
 
-    /// Takes a person's decision (the planner's view of a round not yet committed).
+    /// Takes a person's decision (the planner's view of a round not yet committed: its
+    /// minibatches are not drawn yet).
     pub fn apply_human_action(&mut self, action: &HumanAction) {
+        self.round_draws_from = self.minibatches_drawn;
         self.apply_human(action);
     }
 
@@ -416,6 +448,7 @@ impl RunState {
             }
             HumanAction::SetPolicy { mutations, merges } => self.policy = Some((*mutations, *merges)),
             HumanAction::AddCandidate { .. } => {}
+            HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. } => self.take_data_action(action),
         }
     }
 
@@ -435,6 +468,7 @@ impl RunState {
     /// tries is owed no more, and its human actions are taken.
     pub fn plan_in_flight(&mut self, planned: &Event, actions: &[HumanAction], skipped: bool) {
         if let Event::RoundStarted { proposals, merge, .. } = planned {
+            self.round_draws_from = self.minibatches_drawn;
             self.plan_applied(proposals);
             for p in proposals.iter().filter(|_| !skipped) {
                 self.advance_round_robin(p.parent);
@@ -600,11 +634,27 @@ impl RunState {
             }
             Event::ValEvaluated { candidate, evals, .. } => {
                 known(candidate)?;
-                if evals.len() != self.val_ids.len() {
-                    return Err(format!("{} scores for {} val examples", evals.len(), self.val_ids.len()));
+                // Every val example that counts, in val order (all of them before any exclusion).
+                let counted = self.counted_val();
+                let ids_fit = evals.len() == self.val_ids.len()
+                    || evals.iter().map(|e| &e.example_id).eq(counted.iter().map(|&i| &self.val_ids[i]));
+                if evals.len() != counted.len() || !ids_fit {
+                    return Err(format!("{} scores for {} val examples", evals.len(), counted.len()));
                 }
                 Ok(())
             }
+            Event::Human { action, .. } => match action.example() {
+                Some((split, id)) => {
+                    let ids = if split == crate::project::Split::Val { &self.val_ids } else { &self.train_ids };
+                    if ids.iter().any(|i| i == id) {
+                        Ok(())
+                    } else {
+                        Err(format!("no {} example `{id}` in this run", split.as_str()))
+                    }
+                }
+                None => Ok(()),
+            },
+            Event::ExampleFixed { rescored, .. } => rescored.iter().try_for_each(|r| known(&r.candidate)),
             Event::TestEvaluated { candidate, .. } => known(candidate),
             Event::MergeAttempted { id1, id2, ancestor, .. } => [id1, id2, ancestor].into_iter().try_for_each(known),
             Event::RoundFinished { best, .. } | Event::Finished { best, .. } if n > 0 => known(best),

@@ -95,6 +95,16 @@ impl CompareScorer {
         })
     }
 
+    /// The example fields the output is compared with.
+    pub fn reference_fields(&self) -> Vec<String> {
+        match self {
+            CompareScorer::Exact { field, .. } | CompareScorer::Contains { field, .. } => vec![field.clone()],
+            CompareScorer::Regex { pattern, .. } => pattern.placeholders().into_iter().map(String::from).collect(),
+            CompareScorer::JsonField { field: Some(f), .. } => vec![f.clone()],
+            CompareScorer::JsonField { field: None, keys, .. } => keys.clone(),
+        }
+    }
+
     pub fn score(&self, example: &Example, output: &str) -> Score {
         match self {
             CompareScorer::Exact { field, case_sensitive } => match example.fields.get(field) {

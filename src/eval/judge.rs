@@ -25,6 +25,11 @@ pub struct JudgeScorer {
 }
 
 impl JudgeScorer {
+    /// The example field holding the reference answer, if one is set.
+    pub fn reference_field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     pub fn from_part(part: &EvaluatorPart) -> Result<JudgeScorer, ProjectError> {
         let source = part
             .rubric

@@ -211,6 +211,33 @@ impl Evaluator {
         self.parts.iter().map(|p| p.0.as_str()).collect()
     }
 
+    /// Whether scoring only compares the output with the example (`exact`, `contains`, `regex`,
+    /// `json_field`): no model call, no program, the same answer every time.
+    pub fn is_local(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p.2, Scorer::Compare(_)))
+    }
+
+    /// The example fields the evaluator compares an output with (its reference answer): `field`,
+    /// `json_keys` (each its own example field unless `field` holds them), the regex pattern's
+    /// placeholders; over every part of a `combined` one. Empty when it reads the whole example
+    /// (a `command` scorer) or nothing.
+    pub fn reference_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |f: &str| {
+            if !out.iter().any(|o| o == f) {
+                out.push(f.to_string());
+            }
+        };
+        for (_, _, scorer) in &self.parts {
+            match scorer {
+                Scorer::Compare(c) => c.reference_fields().iter().for_each(|f| add(f)),
+                Scorer::Judge(j) => j.reference_field().into_iter().for_each(&mut add),
+                Scorer::Command(_) => {}
+            }
+        }
+        out
+    }
+
     /// Every external program the evaluator runs (so `check` can show them before they run).
     pub fn commands(&self) -> Vec<&[String]> {
         self.parts.iter().filter_map(|p| p.2.command()).collect()

@@ -84,6 +84,58 @@ impl Task {
         &self.evaluator
     }
 
+    /// The evaluator's feedback, then the example's `feedback_fields` as `name: value` lines.
+    fn with_feedback_fields(&self, mut feedback: String, example: &Example) -> String {
+        for name in &self.project.config.evaluator.feedback_fields {
+            if let Some(value) = example.field_text(name).filter(|v| !v.trim().is_empty()) {
+                if !feedback.is_empty() {
+                    feedback.push('\n');
+                }
+                feedback.push_str(&format!("{name}: {value}"));
+            }
+        }
+        feedback
+    }
+
+    /// Scores a recorded evaluation's output again against `example` (a corrected one), without
+    /// running the system: the output and trace stay, the score, feedback and the evaluator's
+    /// objectives are new (the built-in ones, measured on the run, stay). A run that failed
+    /// scores 0 whatever the reference says, so it is kept as it was. `cost_usd` is what this
+    /// scoring cost (a judge's call).
+    pub async fn rescore(&self, example: &Example, recorded: &ExampleEval) -> Result<ExampleEval, LlmError> {
+        if recorded.error.is_some() && !recorded.scorer_failed {
+            return Ok(ExampleEval { cost_usd: 0.0, replayed_usd: 0.0, cached: false, ..recorded.clone() });
+        }
+        let run = crate::system::RunOutput {
+            output: recorded.output.clone(),
+            trace: recorded.trace.clone(),
+            error: None,
+            cost_usd: 0.0,
+            replayed_usd: 0.0,
+        };
+        let score = self.evaluator.score(example, &run, &self.models).await?;
+        let builtin = &self.project.config.optimizer.objectives;
+        let mut objectives = score.objectives;
+        for (name, v) in &recorded.objectives {
+            if builtin.iter().any(|b| b.as_str() == name) {
+                objectives.insert(name.clone(), *v);
+            }
+        }
+        Ok(ExampleEval {
+            example_id: example.id.clone(),
+            score: super::clamp01(score.score),
+            feedback: self.with_feedback_fields(score.feedback, example),
+            output: recorded.output.clone(),
+            trace: recorded.trace.clone(),
+            scorer_failed: score.error.is_some(),
+            error: score.error,
+            cost_usd: score.cost_usd,
+            replayed_usd: score.replayed_usd,
+            cached: false,
+            objectives,
+        })
+    }
+
     /// Runs `candidate` on `example` and scores it. A failed run scores 0 with the error as its
     /// feedback, so one bad example cannot stop an optimization. `Err` only when a model's
     /// provider failed (down past the outage ceiling, a refused key, an empty account): that says
@@ -103,15 +155,7 @@ impl Task {
         }
         let wanted = &self.project.config.optimizer.objectives;
         objectives.extend(super::objective::builtin_scores(wanted, candidate, &run.trace, run.cost_usd));
-        let mut feedback = score.feedback;
-        for name in &self.project.config.evaluator.feedback_fields {
-            if let Some(value) = example.field_text(name).filter(|v| !v.trim().is_empty()) {
-                if !feedback.is_empty() {
-                    feedback.push('\n');
-                }
-                feedback.push_str(&format!("{name}: {value}"));
-            }
-        }
+        let feedback = self.with_feedback_fields(score.feedback, example);
         Ok(ExampleEval {
             example_id: example.id.clone(),
             score: super::clamp01(score.score),

@@ -84,6 +84,8 @@ actions! {
     CompareNext = "compare_next", "candidate: compare with the next candidate";
     ComparePrev = "compare_prev", "candidate: compare with the previous candidate";
     OpenTraces = "open_traces", "traces of the selected candidate (from Reflections: the proposal's minibatch)";
+    ExcludeExample = "exclude_example", "traces: take the example out of this run, with a reason";
+    FixExample = "fix_example", "traces: correct the example's expected value (tab: next field)";
     Approve = "approve", "review: approve the selected item (scored on val, then it may join the frontier)";
     Veto = "veto", "review: veto the selected item, with an optional reason for later reflections";
     Edit = "edit", "review: edit the item's texts, then approve; candidate/frontier: edit into a new candidate";
@@ -373,6 +375,8 @@ impl Default for Keymap {
             (L::Candidate, c(']'), CompareNext),
             (L::Candidate, c('['), ComparePrev),
             (L::Traces, c('/'), Search),
+            (L::Traces, c('x'), ExcludeExample),
+            (L::Traces, c('f'), FixExample),
             (L::Review, c('a'), Approve),
             (L::Review, c('x'), Veto),
             (L::Editor, ctrl('s'), Save),

@@ -9,7 +9,7 @@ use crate::engine::state::CommitBuffer;
 use crate::engine::{CandidateId, Event, ModelUsage, Notice, ProposalOutcome, RunState, Status};
 use crate::eval::ExampleEval;
 use crate::project::config::{ComponentConfig, ReviewConfig, ReviewPolicy};
-use crate::project::{Candidate, Example, Project};
+use crate::project::{Candidate, Example, Project, Split};
 use std::cell::{Ref, RefCell};
 use std::collections::BTreeMap;
 
@@ -125,6 +125,8 @@ pub struct Model {
     pub examples: BTreeMap<String, Example>,
     /// The example field holding the reference answer.
     pub expected_field: Option<String>,
+    /// Every example field the evaluator compares an output with (what a fix corrects first).
+    pub reference_fields: Vec<String>,
     pub max_cost_usd: Option<f64>,
     /// The project's components and their files (adding a candidate from a folder, `$EDITOR`'s
     /// file names), its folder, and the review policies gepa.toml sets.
@@ -176,6 +178,9 @@ impl Model {
             self.examples.insert(ex.id.clone(), ex.clone());
         }
         self.expected_field = project.config.evaluator.field.clone();
+        self.reference_fields = crate::eval::Evaluator::from_config(project)
+            .map(|e| e.reference_fields())
+            .unwrap_or_else(|_| self.expected_field.iter().cloned().collect());
         self.max_cost_usd = project.config.optimizer.max_cost_usd;
         self.component_files = project.config.components.clone();
         self.project_root = Some(project.root.clone());
@@ -259,16 +264,30 @@ impl Model {
             Event::Human { round, action } => self.decisions.push((*round, action.clone())),
             Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
             Event::ValEvaluated { candidate, evals, .. } => {
-                if let Some(slot) = self.val_evals.get_mut(*candidate) {
-                    for (i, e) in slot.iter().enumerate().take(self.score_sums.len()) {
-                        self.score_sums[i] -= e.score;
-                        self.score_counts[i] -= 1;
+                if let Some(slot) = self.val_evals.get(*candidate) {
+                    let old = slot.clone();
+                    for e in &old {
+                        self.count_score(&e.example_id, -e.score, -1);
                     }
-                    for (i, e) in evals.iter().enumerate().take(self.score_sums.len()) {
-                        self.score_sums[i] += e.score;
-                        self.score_counts[i] += 1;
+                    for e in evals {
+                        self.count_score(&e.example_id, e.score, 1);
                     }
-                    *slot = evals.clone();
+                    self.val_evals[*candidate] = evals.clone();
+                }
+            }
+            // Outputs scored again against a corrected example replace the recorded evaluations
+            // (what the evaluation cost is kept: the scoring adds to it).
+            Event::ExampleFixed { rescored, .. } => {
+                for r in rescored {
+                    let Some(slot) = self.val_evals.get_mut(r.candidate) else { continue };
+                    let Some(e) = slot.iter_mut().find(|e| e.example_id == r.eval.example_id) else { continue };
+                    let (old, cost, replayed) = (e.score, e.cost_usd, e.replayed_usd);
+                    *e = crate::eval::ExampleEval {
+                        cost_usd: cost + r.eval.cost_usd,
+                        replayed_usd: replayed + r.eval.replayed_usd,
+                        ..r.eval.clone()
+                    };
+                    self.count_score(&r.eval.example_id, r.eval.score - old, 0);
                 }
             }
             Event::RoundFinished { round, .. } => {
@@ -520,6 +539,15 @@ impl Model {
         })
     }
 
+    /// Adds to val example `id`'s committed score sum and count (for its difficulty).
+    fn count_score(&mut self, id: &str, score: f64, n: isize) {
+        let Some(i) = self.state.val_ids.iter().position(|v| v == id) else { return };
+        if let (Some(s), Some(c)) = (self.score_sums.get_mut(i), self.score_counts.get_mut(i)) {
+            *s += score;
+            *c = c.saturating_add_signed(n);
+        }
+    }
+
     /// Mean committed score on val example `i` over the candidates scored so far (low = hard).
     pub fn difficulty(&self, i: usize) -> f64 {
         match (self.score_sums.get(i), self.score_counts.get(i)) {
@@ -542,9 +570,15 @@ impl Model {
         self.state.candidates.get(c)?.val_scores.get(example).copied()
     }
 
-    /// The val evaluation of a candidate on an example, with its trace.
+    /// The val evaluation of a candidate on val example `example` (an index into `val_ids`), with
+    /// its trace. None when it was not evaluated there (the example was excluded first).
     pub fn val_eval(&self, c: CandidateId, example: usize) -> Option<&ExampleEval> {
-        self.val_evals.get(c)?.get(example)
+        let evals = self.val_evals.get(c)?;
+        let id = self.state.val_ids.get(example)?;
+        match evals.get(example) {
+            Some(e) if e.example_id == *id => Some(e),
+            _ => evals.iter().find(|e| e.example_id == *id),
+        }
     }
 
     pub fn failed_eval(&self, c: CandidateId, example: usize) -> bool {
@@ -559,7 +593,8 @@ impl Model {
             return (0, 0, 0);
         };
         let (mut w, mut t, mut l) = (0, 0, 0);
-        for (x, y) in ca.val_objectives.iter().zip(&cb.val_objectives) {
+        let counted = |(i, _): &(usize, _)| self.state.val_counted(*i);
+        for (_, (x, y)) in ca.val_objectives.iter().zip(&cb.val_objectives).enumerate().filter(counted) {
             if let (Some(x), Some(y)) = (x.get(objective), y.get(objective)) {
                 match x.total_cmp(y) {
                     std::cmp::Ordering::Greater => w += 1,
@@ -587,7 +622,15 @@ impl Model {
             wins += usize::from(x > y);
             losses += usize::from(x < y);
         }
-        let n = ca.val_scores.len().min(cb.val_scores.len());
+        let all = ca.val_scores.len().min(cb.val_scores.len());
+        let mut n = all;
+        // Excluded examples do not count (a person took them out of the run).
+        for &i in self.state.data.excluded_val.iter().filter(|i| **i < all) {
+            let (x, y) = (ca.val_scores[i], cb.val_scores[i]);
+            wins -= usize::from(x > y);
+            losses -= usize::from(x < y);
+            n -= 1;
+        }
         (wins, n - wins - losses, losses)
     }
 
@@ -659,11 +702,88 @@ impl Model {
         out
     }
 
-    /// The reference answer of an example, when known.
+    /// The reference answer of an example, when known (as the run uses it: corrected when a
+    /// person fixed it).
     pub fn expected(&self, example_id: &str) -> Option<String> {
         let field = self.expected_field.as_deref()?;
+        for split in [Split::Val, Split::Train] {
+            if let Some(f) = self.state.data.fixes_of(split, example_id).find(|f| f.field == field) {
+                return Some(match &f.new {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+        }
         self.examples.get(example_id)?.field_text(field)
     }
+
+    /// What a person did to an example, or asked and the engine has not committed yet.
+    pub fn example_change(&self, split: Split, id: &str) -> ExampleChange {
+        let mut out = ExampleChange::default();
+        if let Some(e) = self.state.data.exclusion(split, id) {
+            out.excluded = Some((e.reason.clone(), Stage::Committed));
+        }
+        for f in self.state.data.fixes_of(split, id) {
+            out.fixes.push((f.field.clone(), f.new.clone(), Stage::Committed));
+        }
+        let later = self
+            .uncommitted_actions()
+            .map(|(r, a)| (Stage::Applied(r), a))
+            .chain(self.sent.iter().map(|a| (Stage::Sent, a)));
+        for (stage, a) in later {
+            match a {
+                HumanAction::ExcludeExample { split: s, example, reason }
+                    if *s == split && example == id && out.excluded.is_none() =>
+                {
+                    out.excluded = Some((reason.clone(), stage));
+                }
+                HumanAction::FixExample { split: s, example, field, value } if *s == split && example == id => {
+                    out.fixes.retain(|(f, _, _)| f != field);
+                    out.fixes.push((field.clone(), value.clone(), stage));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The fields a fix of `id` offers, the evaluator's reference fields first.
+    pub fn fix_fields(&self, id: &str) -> Vec<String> {
+        let mut out: Vec<String> = self.reference_fields.clone();
+        if let Some(ex) = self.examples.get(id) {
+            for k in ex.fields.keys() {
+                if k != "id" && !out.contains(k) {
+                    out.push(k.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// A field's value as the run will use it (a fix sent or taken, else the data file's).
+    pub fn field_value(&self, split: Split, id: &str, field: &str) -> Option<serde_json::Value> {
+        let change = self.example_change(split, id);
+        if let Some((_, v, _)) = change.fixes.iter().find(|(f, _, _)| f == field) {
+            return Some(v.clone());
+        }
+        self.examples.get(id)?.fields.get(field).cloned()
+    }
+}
+
+/// Where a person's decision is: sent to the engine, taken in a round not yet committed, or
+/// committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Sent,
+    Applied(u64),
+    Committed,
+}
+
+/// An example's exclusion (its reason) and corrected fields, each with its stage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExampleChange {
+    pub excluded: Option<(String, Stage)>,
+    pub fixes: Vec<(String, serde_json::Value, Stage)>,
 }
 
 pub fn policy_name(p: ReviewPolicy) -> &'static str {
@@ -681,6 +801,35 @@ pub fn action_word(a: &HumanAction) -> &'static str {
         HumanAction::Edit { .. } => "edit, then approve",
         HumanAction::AddCandidate { .. } => "add a candidate",
         HumanAction::SetPolicy { .. } => "review policy",
+        HumanAction::ExcludeExample { .. } => "exclude an example",
+        HumanAction::FixExample { .. } => "fix an example",
+    }
+}
+
+/// An exclusion or a fix on one line, as a person reads it: `val example va-03 excluded: label
+/// is wrong`, `val example va-03: team corrected to "billing"`. Untrusted text is made safe.
+pub fn data_action_line(a: &HumanAction) -> String {
+    use crate::tui::views::one_line;
+    match a {
+        HumanAction::ExcludeExample { split, example, reason } => {
+            format!("{} example {} excluded: {}", split.as_str(), one_line(example), one_line(reason))
+        }
+        HumanAction::FixExample { split, example, field, value } => format!(
+            "{} example {}: {} corrected to {}",
+            split.as_str(),
+            one_line(example),
+            one_line(field),
+            crate::text::truncate_chars(&one_line(&value_text(value)), 60)
+        ),
+        other => action_word(other).to_string(),
+    }
+}
+
+/// A field's value as a person reads it: strings as they are (quoted), other JSON compact.
+pub fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("\"{s}\""),
+        other => other.to_string(),
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::engine::event::HumanAction;
 use crate::engine::{CandidateId, Origin};
 use crate::project::config::ReviewPolicy;
-use crate::project::Candidate;
+use crate::project::{Candidate, Split};
 use crate::tui::model::{action_word, policy_name, Model};
 use crate::tui::views::editor::{EditSession, EditTarget};
 
@@ -56,6 +56,9 @@ impl Steer<'_> {
             HumanAction::AddCandidate { note, .. } => format!("new candidate ({note})"),
             HumanAction::SetPolicy { mutations, merges } => {
                 format!("review policy (mutations {}, merges {})", policy_name(*mutations), policy_name(*merges))
+            }
+            a @ (HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. }) => {
+                crate::tui::model::data_action_line(a)
             }
         };
         self.commands.push(EngineCommand::Act(action.clone()));
@@ -215,6 +218,36 @@ impl Steer<'_> {
         }
         let reason = Some(typed.trim().to_string()).filter(|r| !r.is_empty());
         self.send(HumanAction::Veto { item, reason })
+    }
+
+    /// Excludes an example from the run, with the reason typed (required). Err: why not (the
+    /// prompt stays open).
+    pub fn exclude(&mut self, split: Split, example: &str, typed: &str) -> Result<String, String> {
+        if let Some(why) = self.model.why_not_live("excluding an example") {
+            return Err(why);
+        }
+        let reason = typed.trim();
+        if reason.is_empty() {
+            return Err("type why it is excluded (a reason is required)".into());
+        }
+        if self.model.example_change(split, example).excluded.is_some() {
+            return Err(format!("{} example {example} is already excluded", split.as_str()));
+        }
+        Ok(self.send(HumanAction::ExcludeExample { split, example: example.to_string(), reason: reason.to_string() }))
+    }
+
+    /// Corrects a field of an example to the value typed (a string field takes the text as it
+    /// is; other values are JSON). Err: why not (the prompt stays open).
+    pub fn fix(&mut self, split: Split, example: &str, field: &str, typed: &str) -> Result<String, String> {
+        if let Some(why) = self.model.why_not_live("fixing an example") {
+            return Err(why);
+        }
+        let now = self.model.field_value(split, example, field);
+        let value = crate::engine::data_fixes::parse_field_value(now.as_ref(), typed)?;
+        if now.as_ref() == Some(&value) {
+            return Err(format!("that is the value `{field}` has; change it first (esc leaves)"));
+        }
+        Ok(self.send(HumanAction::FixExample { split, example: example.to_string(), field: field.to_string(), value }))
     }
 
     /// A new candidate from the folder typed. Err: why the folder will not do (the prompt stays

@@ -190,6 +190,22 @@ fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
             lines.push(kv("test", v, theme));
         }
     }
+    if !s.data.is_empty() {
+        // Examples a person took out or corrected (marked ⊘ and ✎ in Traces): the scores above are
+        // computed without (or with the corrected) ones.
+        let (out, fixed) = (s.data.excluded.len(), s.data.fixed_examples());
+        let mut v = Vec::new();
+        if out > 0 {
+            v.push(Span::styled(format!("{out} excluded"), theme.warning));
+        }
+        if fixed > 0 {
+            if !v.is_empty() {
+                v.push(Span::styled(" · ", theme.muted));
+            }
+            v.push(Span::styled(format!("{fixed} fixed"), theme.warning));
+        }
+        lines.push(kv("examples", v, theme));
+    }
     let bests = s.objective_bests();
     if !bests.is_empty() {
         // Each objective's best value and who holds it, the natural way round, on one (wrapped) line.

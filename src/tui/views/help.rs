@@ -171,6 +171,14 @@ pub fn readme_keys(keymap: &Keymap) -> String {
             ],
         ),
         (
+            "5 Traces",
+            vec![
+                (key_in(Layer::Traces, Search), "search"),
+                (key_in(Layer::Traces, ExcludeExample), "exclude the example from this run, with a reason"),
+                (key_in(Layer::Traces, FixExample), "correct its expected value (`tab` another field)"),
+            ],
+        ),
+        (
             "6 Reflections",
             vec![
                 (key_in(Layer::Reflections, Open), "open the child"),

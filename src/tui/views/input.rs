@@ -13,12 +13,19 @@ pub enum InputTarget {
     },
     /// A folder of component files to add as a candidate.
     Folder,
+    /// Why the example marked in the Traces view is excluded from the run (required).
+    ExcludeReason,
+    /// The corrected value of a field of the example marked in the Traces view.
+    FixValue,
 }
 
 impl InputTarget {
     /// A prompt is sent on Enter; a filter applies as it is typed.
     pub fn is_prompt(self) -> bool {
-        matches!(self, InputTarget::VetoReason { .. } | InputTarget::Folder)
+        matches!(
+            self,
+            InputTarget::VetoReason { .. } | InputTarget::Folder | InputTarget::ExcludeReason | InputTarget::FixValue
+        )
     }
 }
 
@@ -28,11 +35,18 @@ pub struct InputLine {
     pub text: String,
     /// Why the last Enter did not go through (the text stays for another try).
     pub error: Option<String>,
+    /// What the prompt asks, when the target alone does not say (which example, which field).
+    pub label: Option<String>,
 }
 
 impl InputLine {
     pub fn new(target: InputTarget, text: impl Into<String>) -> InputLine {
-        InputLine { target, text: text.into(), error: None }
+        InputLine { target, text: text.into(), error: None, label: None }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> InputLine {
+        self.label = Some(label.into());
+        self
     }
 }
 
@@ -45,6 +59,8 @@ pub enum InputKey {
     Submit(String),
     /// Enter on a filter: keep it and close the line.
     Keep,
+    /// Tab on a fix: the next field of the example.
+    NextField,
     /// Esc: a prompt is cancelled; a filter is cleared.
     Cancel,
     /// Nothing happened.
@@ -58,6 +74,7 @@ impl InputLine {
         match key.code {
             KeyCode::Enter if self.target.is_prompt() => InputKey::Submit(self.text.clone()),
             KeyCode::Enter => InputKey::Keep,
+            KeyCode::Tab if self.target == InputTarget::FixValue => InputKey::NextField,
             KeyCode::Esc => InputKey::Cancel,
             KeyCode::Backspace => {
                 self.text.pop();

@@ -284,6 +284,9 @@ fn decision_lines(ctx: &Ctx, theme: &Theme, max: usize) -> Vec<Line<'static>> {
                 HumanAction::SetPolicy { mutations, merges } => {
                     format!("policy: mutations {}, merges {}", policy_name(*mutations), policy_name(*merges))
                 }
+                a @ (HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. }) => {
+                    crate::tui::model::data_action_line(a)
+                }
             };
             Line::from(vec![Span::styled(format!("r{round:<3} "), theme.muted), Span::styled(what, theme.text)])
         })

@@ -32,7 +32,10 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
                 (format!("veto item {item} · reason (optional)"), "  enter veto · esc cancel")
             }
             InputTarget::Folder => ("add a candidate from folder".to_string(), "  enter add · esc cancel"),
+            InputTarget::ExcludeReason => ("exclude · reason".to_string(), "  enter exclude · esc cancel"),
+            InputTarget::FixValue => ("corrected value".to_string(), "  enter send · tab field · esc cancel"),
         };
+        let label = input.label.as_deref().map(super::one_line).unwrap_or(label);
         let after = match &input.error {
             Some(e) => Span::styled(format!("  {}", super::one_line(e)), theme.error),
             None => Span::styled(keys, theme.muted),

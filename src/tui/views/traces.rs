@@ -1,14 +1,17 @@
 //! Traces: for the selected candidate, each val example (failures first) with its input fields, the
 //! rendered messages of every step, the output, the expected answer, the score and the feedback;
 //! or, opened with `t` from Reflections, the same for a proposal's minibatch (parent, then child).
-//! `/` searches inputs, messages, outputs and feedback.
+//! `/` searches inputs, messages, outputs and feedback. `x` excludes the example under the cursor
+//! from the run (with a reason) and `f` corrects one of its fields; excluded and fixed examples
+//! are marked (⊘, ✎) in the list and said so above the trace.
 
 use super::input::{InputLine, InputTarget};
 use super::{fmt_score, heading, inner, one_line, pane, step, text_lines, Ctx, ListLayout, Outcome, Scroll, View};
 use crate::eval::ExampleEval;
 use crate::llm::Role;
+use crate::project::Split;
 use crate::tui::keymap::Action;
-use crate::tui::model::Model;
+use crate::tui::model::{value_text, Model, Stage};
 use crate::tui::views::win_matrix::glyph;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
@@ -48,9 +51,41 @@ fn row_label(whose: Whose, example_id: &str) -> String {
     }
 }
 
+/// The example a person is excluding or fixing (the prompt for the reason or the value is open).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataMark {
+    pub split: Split,
+    pub example: String,
+    /// For a fix: the fields it can correct (the evaluator's reference fields first), and which.
+    pub fields: Vec<String>,
+    pub at: usize,
+}
+
+impl DataMark {
+    pub fn field(&self) -> &str {
+        self.fields.get(self.at).map(String::as_str).unwrap_or("")
+    }
+
+    /// The prompt's label for a fix of the current field.
+    pub fn fix_label(&self) -> String {
+        format!("{} {} · {}", self.split.as_str(), self.example, self.field())
+    }
+}
+
+/// A field's value as the fix prompt starts it: a string as it is, other JSON compact.
+pub fn value_for_prompt(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
 /// The Traces view's state.
 #[derive(Debug, Default)]
 pub struct TracesView {
+    /// The example being excluded or fixed, while its prompt is open.
+    pub pending: Option<DataMark>,
     /// Some(k): the minibatch evaluations of proposal k (`model.proposals[k]`: the parent's, then
     /// the child's) instead of the selected candidate's val evaluations.
     pub proposal: Option<usize>,
@@ -64,6 +99,69 @@ pub struct TracesView {
 }
 
 impl TracesView {
+    /// What a person did (or is doing) to the example: the open prompt's explanation, its
+    /// exclusion and its corrected fields, each with where it stands.
+    fn change_lines(&self, ctx: &Ctx, split: Split, id: &str) -> Vec<Line<'static>> {
+        let (m, theme) = (ctx.model, ctx.theme);
+        let mut lines = Vec::new();
+        let marking = self.pending.as_ref().filter(|p| p.split == split && p.example == id);
+        if let (Some(p), Some(input)) = (marking, ctx.prompt) {
+            let text = match input.target {
+                InputTarget::ExcludeReason => format!(
+                    "⊘ excluding {} example {}: type why below (required). From the next round it counts in no \
+                     mean or front and is not evaluated again; the data file is not touched. enter excludes, esc \
+                     cancels.",
+                    split.as_str(),
+                    one_line(id)
+                ),
+                InputTarget::FixValue => format!(
+                    "✎ correcting `{}` of {} example {}: type the value below (tab: another field).{} The data \
+                     file is not touched. enter sends, esc cancels.",
+                    one_line(p.field()),
+                    split.as_str(),
+                    one_line(id),
+                    if split == Split::Val {
+                        " Every candidate's recorded output on it is scored again against it."
+                    } else {
+                        " Later minibatches use it."
+                    }
+                ),
+                _ => String::new(),
+            };
+            if !text.is_empty() {
+                lines.push(Line::styled(text, theme.warning));
+            }
+        }
+        let change = m.example_change(split, id);
+        let stage = |s: Stage| match s {
+            Stage::Sent => "sent, applied at the start of the next round".to_string(),
+            Stage::Applied(r) => format!("taken in round {r}, counts when it ends"),
+            Stage::Committed => "by you".to_string(),
+        };
+        if let Some((reason, s)) = &change.excluded {
+            let what =
+                if split == Split::Val { "it counts in no val mean or front" } else { "no later minibatch draws it" };
+            lines.push(Line::styled(
+                format!("⊘ excluded from this run ({}): {}; {what}", stage(*s), one_line(reason)),
+                theme.warning,
+            ));
+        }
+        for (field, value, s) in &change.fixes {
+            let old = m.examples.get(id).and_then(|ex| ex.fields.get(field)).map(value_text);
+            lines.push(Line::styled(
+                format!(
+                    "✎ {} corrected ({}): {} → {}",
+                    one_line(field),
+                    stage(*s),
+                    one_line(&old.unwrap_or_else(|| "(none)".into())),
+                    one_line(&value_text(value))
+                ),
+                theme.warning,
+            ));
+        }
+        lines
+    }
+
     /// The evaluations listed, each with whose it is (the selected candidate's on val, or the
     /// parent's and the child's on a proposal's minibatch).
     pub fn evals<'m>(&self, m: &'m Model, selected: usize) -> Vec<(Whose, &'m ExampleEval)> {
@@ -78,8 +176,18 @@ impl TracesView {
         }
     }
 
+    /// Which split the listed examples are of: val, or a proposal's minibatch (train; a merge's
+    /// subsample is of val).
+    pub fn split(&self, m: &Model) -> Split {
+        match self.proposal.and_then(|k| m.proposals.get(k)) {
+            Some(p) if p.merge.is_none() => Split::Train,
+            _ => Split::Val,
+        }
+    }
+
     /// The list's rows (indexes into `evals`), filtered by the search query: on val, failures
-    /// first (errors, then lowest score); on a minibatch, in its order.
+    /// first (errors, then lowest score), examples excluded from the run last; on a minibatch,
+    /// in its order.
     pub fn rows(&self, m: &Model, selected: usize) -> Vec<usize> {
         let evals = self.evals(m, selected);
         let q = self.query.to_lowercase();
@@ -100,12 +208,65 @@ impl TracesView {
             .collect();
         // A minibatch keeps its order (parent's, then child's); val puts failures first.
         if self.proposal.is_none() {
+            let out = |e: &ExampleEval| m.state.data.is_excluded(Split::Val, &e.example_id);
             rows.sort_by(|a, b| {
                 let (ea, eb) = (evals[*a].1, evals[*b].1);
-                eb.error.is_some().cmp(&ea.error.is_some()).then(ea.score.total_cmp(&eb.score)).then(a.cmp(b))
+                out(ea)
+                    .cmp(&out(eb))
+                    .then(eb.error.is_some().cmp(&ea.error.is_some()))
+                    .then(ea.score.total_cmp(&eb.score))
+                    .then(a.cmp(b))
             });
         }
         rows
+    }
+
+    /// The example under the cursor: its id.
+    fn example_at_cursor(&self, m: &Model, selected: usize) -> Option<String> {
+        let rows = self.rows(m, selected);
+        let evals = self.evals(m, selected);
+        let row = self.example.filter(|e| rows.contains(e)).or(rows.first().copied())?;
+        Some(evals.get(row)?.1.example_id.clone())
+    }
+
+    /// `x` and `f`: opens the prompt for an exclusion's reason or a fix's value, for the example
+    /// under the cursor.
+    fn mark(&mut self, action: Action, ctx: &Ctx) -> Outcome {
+        let m = ctx.model;
+        let exclude = action == Action::ExcludeExample;
+        let Some(id) = self.example_at_cursor(m, ctx.selected) else {
+            return Outcome::Flash("no example here to mark".into());
+        };
+        if let Some(why) = m.why_not_live(if exclude { "excluding an example" } else { "fixing an example" }) {
+            return Outcome::Flash(why);
+        }
+        let split = self.split(m);
+        let change = m.example_change(split, &id);
+        if let Some((_, stage)) = change.excluded {
+            let when = match stage {
+                Stage::Committed => "already",
+                _ => "about to be",
+            };
+            return Outcome::Flash(format!(
+                "{} example {} is {when} excluded from this run",
+                split.as_str(),
+                one_line(&id)
+            ));
+        }
+        let mut mark = DataMark { split, example: id.clone(), fields: vec![], at: 0 };
+        if exclude {
+            let label = format!("exclude {} example {} · reason", split.as_str(), id);
+            self.pending = Some(mark);
+            return Outcome::Prompt(InputLine::new(InputTarget::ExcludeReason, "").with_label(label));
+        }
+        mark.fields = m.fix_fields(&id);
+        if mark.fields.is_empty() {
+            return Outcome::Flash(format!("example {} has no field to correct", one_line(&id)));
+        }
+        let text = value_for_prompt(m.field_value(split, &id, mark.field()).as_ref());
+        let label = mark.fix_label();
+        self.pending = Some(mark);
+        Outcome::Prompt(InputLine::new(InputTarget::FixValue, text).with_label(label))
     }
 
     /// On the selected candidate's val evaluations: at `example` (clearing the search), or from
@@ -165,6 +326,7 @@ impl TracesView {
             Action::Left => return Outcome::Select(step(ctx.selected, -1, ctx.n_candidates())),
             Action::Right => return Outcome::Select(step(ctx.selected, 1, ctx.n_candidates())),
             Action::Search => return Outcome::Prompt(InputLine::new(InputTarget::TraceSearch, self.query.clone())),
+            Action::ExcludeExample | Action::FixExample => return self.mark(action, ctx),
             Action::Back if !self.query.is_empty() => {
                 self.query.clear();
                 return Outcome::Done;
@@ -198,9 +360,23 @@ impl TracesView {
     pub fn hints(&self) -> Vec<(Action, &'static str)> {
         use Action::*;
         if self.proposal.is_some() {
-            vec![(Search, "search"), (PageDown, "scroll"), (Left, "older"), (Right, "newer"), (Back, "back")]
+            vec![
+                (Search, "search"),
+                (Left, "older"),
+                (Right, "newer"),
+                (ExcludeExample, "exclude"),
+                (FixExample, "fix"),
+                (Back, "back"),
+            ]
         } else {
-            vec![(Search, "search"), (PageDown, "scroll"), (Left, "prev candidate"), (Right, "next candidate")]
+            vec![
+                (Search, "search"),
+                (PageDown, "scroll"),
+                (Left, "prev"),
+                (Right, "next"),
+                (ExcludeExample, "exclude"),
+                (FixExample, "fix"),
+            ]
         }
     }
 
@@ -225,7 +401,12 @@ impl TracesView {
         let [list_area, detail_area] =
             Layout::horizontal([Constraint::Length(list_w), Constraint::Min(20)]).areas(area);
         let rows = self.rows(m, ctx.selected);
-        let failing = evals.iter().filter(|(_, e)| e.error.is_some() || e.score < 1.0).count();
+        let split = self.split(m);
+        let failing = evals
+            .iter()
+            .filter(|(_, e)| e.error.is_some() || e.score < 1.0)
+            .filter(|(_, e)| !m.state.data.is_excluded(split, &e.example_id))
+            .count();
         let what = match &proposal {
             Some(p) => format!(" {p} minibatch "),
             None => format!(" #{} on val ", ctx.selected),
@@ -262,20 +443,32 @@ impl TracesView {
             .map(|&i| {
                 let (whose, e) = evals[i];
                 let failed = e.error.is_some();
-                let g = glyph(Some(e.score), failed);
-                let style = if Some(i) == selected { theme.selection } else { theme.text };
+                let change = m.example_change(split, &e.example_id);
+                // ⊘: out of the run (counts for nothing); ✎: a field corrected.
+                let out = change.excluded.is_some();
+                let g = if out { "⊘" } else { glyph(Some(e.score), failed) };
+                let style = if Some(i) == selected {
+                    theme.selection
+                } else if out {
+                    theme.muted
+                } else {
+                    theme.text
+                };
+                let fixed = if change.fixes.is_empty() { "" } else { " ✎" };
                 Line::from(vec![
                     Span::styled(
                         format!("{g} "),
                         if Some(i) == selected {
                             theme.selection
+                        } else if out {
+                            theme.muted
                         } else if failed {
                             theme.error
                         } else {
                             theme.score(e.score)
                         },
                     ),
-                    Span::styled(format!("{} {}", fmt_score(e.score), row_label(whose, &e.example_id)), style),
+                    Span::styled(format!("{} {}{fixed}", fmt_score(e.score), row_label(whose, &e.example_id)), style),
                 ])
             })
             .collect();
@@ -304,13 +497,16 @@ impl TracesView {
         if !e.objectives.is_empty() {
             lines.push(Line::styled(format!("objectives: {}", super::objectives_summary(&e.objectives)), theme.muted));
         }
+        lines.extend(self.change_lines(ctx, split, &e.example_id));
         if let Some(err) = &e.error {
             lines.push(heading("── Error ──", theme));
             lines.extend(text_lines(err, theme.error));
         }
         if let Some(ex) = m.examples.get(&e.example_id) {
             lines.push(heading("── Input ──", theme));
-            for (k, v) in &ex.fields {
+            // Fields as the run uses them: a committed fix replaces the file's value (marked ✎).
+            let committed = m.state.data.apply(split, ex);
+            for (k, v) in &committed.fields {
                 if k == "id" || m.expected_field.as_deref() == Some(k.as_str()) {
                     continue;
                 }
@@ -321,6 +517,9 @@ impl TracesView {
                 let mut first = text_lines(&text, theme.text);
                 if let Some(l0) = first.first_mut() {
                     l0.spans.insert(0, Span::styled(format!("{}: ", one_line(k)), theme.muted));
+                    if ex.fields.get(k) != Some(v) {
+                        l0.spans.push(Span::styled(" ✎ corrected", theme.warning));
+                    }
                 }
                 lines.extend(first);
             }

@@ -128,8 +128,14 @@ impl MatrixView {
             (MatrixPane::Heat, Action::Bottom) => self.col = n_e.saturating_sub(1),
             (MatrixPane::Heat, Action::Open) => {
                 let Some(&example) = self.example_order(ctx.model).get(self.col) else { return Outcome::Done };
-                return if ctx.model.val_eval(sel, example).is_some() {
-                    Outcome::ValTraces(Some(example))
+                // The Traces view lists the candidate's evaluations (an excluded example may be
+                // missing from them): its row for this example.
+                let id = ctx.model.state.val_ids.get(example);
+                let row = ctx.model.val_evals.get(sel).and_then(|v| v.iter().position(|e| Some(&e.example_id) == id));
+                return if let (Some(row), Some(_)) = (row, ctx.model.val_eval(sel, example)) {
+                    Outcome::ValTraces(Some(row))
+                } else if !ctx.model.state.val_counted(example) {
+                    Outcome::Flash(format!("that val example is excluded from this run; #{sel} was not scored on it"))
                 } else {
                     Outcome::Flash(format!("candidate #{sel} has no val evaluation yet"))
                 };
@@ -254,6 +260,8 @@ impl MatrixView {
         // A cell's value in [0, 1]: the main score, or the objective scaled from the worst to the best.
         let cell_value = |c: CandidateId, ex: usize| -> Option<f64> {
             match (objective, range) {
+                // An excluded example shows as unscored (it counts for nothing).
+                _ if !m.state.val_counted(ex) => None,
                 (None, _) => m.state.candidates[c].val_scores.get(ex).copied(),
                 (Some(o), Some((lo, hi))) => {
                     let v = *m.state.candidates[c].val_objectives.get(ex)?.get(o)?;
