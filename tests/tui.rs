@@ -724,7 +724,11 @@ fn approve_sends_approve_for_the_selected_item_and_shows_it_until_recorded() {
     assert!(a.flash.as_deref().unwrap().contains("already has a decision"));
     // The engine records it in the next round: the item shows as applied, no longer "sent".
     let round = a.model.state.round.unwrap() + 1;
-    a.on_notice(Notice::Event(Box::new(Event::Human { round, action: HumanAction::Approve { item: second } })));
+    a.on_notice(Notice::Event(Box::new(Event::Human {
+        round,
+        action: HumanAction::Approve { item: second },
+        request: None,
+    })));
     assert!(a.model.sent.is_empty());
     assert_eq!(a.flash.as_deref(), Some(format!("approve applied in round {round}").as_str()));
     let screen = text(&draw(&mut a, 160, 48));

@@ -116,6 +116,14 @@ pub struct RunState {
     pub vetoes: BTreeMap<String, Vec<String>>,
     /// Review policies set at run time (mutations, merges), overriding gepa.toml.
     pub policy: Option<(ReviewPolicy, ReviewPolicy)>,
+    /// Text a person protected, per component (from the prompt files' keep markers, then
+    /// `protect` decisions): later reflections must keep it verbatim.
+    pub protected: BTreeMap<String, Vec<String>>,
+    /// Proposals a person asked for with a note (`guide`).
+    pub guided_proposals: u64,
+    /// Children refused before they were evaluated: they dropped protected text, or grew more
+    /// than `max_growth`.
+    pub children_refused: u64,
 }
 
 impl RunState {
@@ -255,9 +263,11 @@ impl RunState {
                 max_metric_calls,
                 branched_from,
                 frontier,
+                protected,
                 ..
             } => {
                 self.frontier = *frontier;
+                self.protected = protected.clone();
                 self.run_id = run_id.clone();
                 self.branched_from = branched_from.clone();
                 self.seed = *seed;
@@ -268,7 +278,10 @@ impl RunState {
                 self.max_metric_calls = *max_metric_calls;
                 self.fronts = ParetoFronts::new(val_ids.len());
             }
-            Event::RoundStarted { proposals, .. } => self.plan_applied(proposals),
+            Event::RoundStarted { proposals, .. } => {
+                self.plan_applied(proposals);
+                self.guided_proposals += proposals.iter().filter(|p| p.guide.is_some()).count() as u64;
+            }
             Event::ReviewQueued { item } => {
                 self.next_review_item = self.next_review_item.max(item.item + 1);
                 self.review_queue.push(item.clone());
@@ -383,6 +396,7 @@ impl RunState {
                 match outcome {
                     ProposalOutcome::Unchanged | ProposalOutcome::EmptyAnswer => self.proposals_without_new_text += 1,
                     ProposalOutcome::ReflectionTruncated { .. } => self.reflections_cut_off += 1,
+                    o if o.refused_unevaluated() => self.children_refused += 1,
                     _ => {}
                 }
             }
@@ -415,8 +429,22 @@ impl RunState {
                 }
             }
             HumanAction::SetPolicy { mutations, merges } => self.policy = Some((*mutations, *merges)),
-            HumanAction::AddCandidate { .. } => {}
+            HumanAction::Protect { component, text } => {
+                let spans = self.protected.entry(component.clone()).or_default();
+                if !spans.contains(text) {
+                    spans.push(text.clone());
+                }
+            }
+            // Taken by the planner of the round it is recorded with (its proposal says so).
+            HumanAction::Guide { .. } | HumanAction::AddCandidate { .. } => {}
         }
+    }
+
+    /// The protected spans of `component` that occur in `text` (those a child of it must keep).
+    pub fn protected_in(&self, component: &str, text: &str) -> Vec<String> {
+        self.protected
+            .get(component)
+            .map_or_else(Vec::new, |spans| spans.iter().filter(|s| text.contains(s.as_str())).cloned().collect())
     }
 
     /// The pending item with this number.
@@ -634,6 +662,7 @@ mod tests {
             config_hash: String::new(),
             branched_from: None,
             frontier,
+            protected: Default::default(),
         }
     }
 

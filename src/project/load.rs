@@ -28,7 +28,7 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
     };
     let config = config::parse(&config_text)?;
     let mut v = Validator { root: root.clone(), keys: KeyLines::new(&config_text), errors: Vec::new() };
-    let seed = v.components(&config);
+    let (seed, protected) = v.components(&config).unzip();
     let train = v.split(&config.data.train, "data.train", true);
     let val = v.split(&config.data.val, "data.val", true);
     let test = match &config.data.test {
@@ -58,6 +58,7 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
         config,
         config_text,
         seed: seed.unwrap_or_default(),
+        protected: protected.unwrap_or_default(),
         train: train.unwrap_or_default(),
         val: val.unwrap_or_default(),
         test: test.unwrap_or_default(),
@@ -111,12 +112,15 @@ impl Validator {
         }
     }
 
-    fn components(&mut self, config: &ProjectConfig) -> Option<Candidate> {
+    /// The seed (each component file's text, keep markers taken out) and the spans the markers
+    /// protect.
+    fn components(&mut self, config: &ProjectConfig) -> Option<(Candidate, super::markers::Protected)> {
         if config.components.is_empty() {
             self.problem("components", "no components: add at least one [[components]] with a name and a file");
             return None;
         }
         let mut seed = Candidate::new();
+        let mut protected = super::markers::Protected::new();
         let mut ok = true;
         for (i, c) in config.components.iter().enumerate() {
             let at = format!("components[{i}]");
@@ -139,14 +143,37 @@ impl Validator {
                 ok = false;
                 continue;
             }
+            if let Some(g) = c.max_growth.filter(|g| *g < 0) {
+                self.problem(
+                    &format!("{at}.max_growth"),
+                    format!(
+                        "[[components]] `{}`: max_growth = {g} must be 0 or more (the characters a mutation may add to the text; 0 = it may not grow)",
+                        c.name
+                    ),
+                );
+                ok = false;
+            }
             match self.read_text(&c.file, &format!("{at}.file"), &format!("component `{}`", c.name)) {
-                Some(text) => {
-                    seed.insert(c.name.clone(), text);
-                }
+                Some(text) => match super::markers::strip_markers(&text) {
+                    Ok((plain, spans)) => {
+                        seed.insert(c.name.clone(), plain);
+                        if !spans.is_empty() {
+                            protected.insert(c.name.clone(), spans);
+                        }
+                    }
+                    Err(e) => {
+                        self.errors.push(ProjectError::data(
+                            &c.file,
+                            Some(e.line),
+                            format!("component `{}`: {}", c.name, e.message),
+                        ));
+                        ok = false;
+                    }
+                },
                 None => ok = false,
             }
         }
-        ok.then_some(seed)
+        ok.then_some((seed, protected))
     }
 
     fn split(&mut self, rel: &str, key_path: &str, required: bool) -> Option<Vec<Example>> {

@@ -195,6 +195,7 @@ impl App {
                         self.flash = Some(format!("veto of item {item} cancelled; nothing sent"))
                     }
                     InputTarget::Folder => self.flash = Some("cancelled; nothing sent".into()),
+                    InputTarget::GuideNote { .. } => self.flash = Some("guidance cancelled; nothing sent".into()),
                     _ => self.set_input_text(target, String::new()),
                 }
             }
@@ -207,7 +208,7 @@ impl App {
         match target {
             InputTarget::FrontierFilter => self.views.frontier.set_filter(text),
             InputTarget::TraceSearch => self.views.traces.set_query(text),
-            InputTarget::VetoReason { .. } | InputTarget::Folder => {
+            InputTarget::VetoReason { .. } | InputTarget::Folder | InputTarget::GuideNote { .. } => {
                 if let Some(i) = self.input.as_mut() {
                     i.error = None;
                 }
@@ -221,6 +222,17 @@ impl App {
                 self.input = None;
                 self.flash = Some(self.steer().veto(item, text));
             }
+            InputTarget::GuideNote { candidate, example } => match self.steer().guide(candidate, example, text) {
+                Ok(msg) => {
+                    self.input = None;
+                    self.flash = Some(msg);
+                }
+                Err(e) => {
+                    if let Some(i) = self.input.as_mut() {
+                        i.error = Some(e);
+                    }
+                }
+            },
             InputTarget::Folder => match self.steer().add_from_folder(text) {
                 Ok(msg) => {
                     self.input = None;
@@ -305,6 +317,10 @@ impl App {
             },
             Action::Edit | Action::EditExternal => format!(
                 "{} edits in the Review (7), Candidate (4) and Frontier (2) views",
+                self.keymap.describe(action)
+            ),
+            Action::Guide => format!(
+                "{} guides a reflection from the Frontier (2), Candidate (4), Traces (5) and Reflections (6) views",
                 self.keymap.describe(action)
             ),
             _ => return,

@@ -114,6 +114,7 @@ impl CandidateView {
             Action::Edit | Action::EditExternal => {
                 return super::editor::hand_edit(ctx, action == Action::EditExternal)
             }
+            Action::Guide => return super::guide_prompt(ctx, ctx.selected, None),
             Action::Open => return Outcome::ValTraces(None),
             _ => return Outcome::Ignored,
         }
@@ -122,7 +123,13 @@ impl CandidateView {
 
     pub fn hints(&self) -> Vec<(Action, &'static str)> {
         use Action::*;
-        vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
+        vec![
+            (Diff, "diff mode"),
+            (ComparePrev, "compare -"),
+            (CompareNext, "compare +"),
+            (Edit, "edit"),
+            (Guide, "guide"),
+        ]
     }
 
     fn diff_target(&self, ctx: &Ctx) -> Option<CandidateId> {

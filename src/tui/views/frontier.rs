@@ -206,6 +206,7 @@ impl FrontierView {
             Action::Edit | Action::EditExternal => {
                 return super::editor::hand_edit(ctx, action == Action::EditExternal)
             }
+            Action::Guide => return super::guide_prompt(ctx, ctx.selected, None),
             Action::Back if !self.filter.is_empty() => {
                 self.filter.clear();
                 return Outcome::Done;

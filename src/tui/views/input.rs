@@ -13,12 +13,18 @@ pub enum InputTarget {
     },
     /// A folder of component files to add as a candidate.
     Folder,
+    /// A note for a reflection on this candidate (`guide`), with the example the person was
+    /// looking at: its split and its index in that split's ids.
+    GuideNote {
+        candidate: crate::engine::CandidateId,
+        example: Option<(crate::project::Split, usize)>,
+    },
 }
 
 impl InputTarget {
     /// A prompt is sent on Enter; a filter applies as it is typed.
     pub fn is_prompt(self) -> bool {
-        matches!(self, InputTarget::VetoReason { .. } | InputTarget::Folder)
+        matches!(self, InputTarget::VetoReason { .. } | InputTarget::Folder | InputTarget::GuideNote { .. })
     }
 }
 

@@ -263,6 +263,18 @@ impl Views {
     }
 }
 
+/// The guide key on a candidate: the prompt for a note to a reflection on it, with the example
+/// the person is looking at (its split and index in the run's ids), if any.
+pub fn guide_prompt(ctx: &Ctx, candidate: CandidateId, example: Option<(crate::project::Split, usize)>) -> Outcome {
+    if candidate >= ctx.n_candidates() {
+        return Outcome::Flash("no candidate to guide a reflection on yet".into());
+    }
+    match ctx.model.why_not_live("guiding a reflection") {
+        Some(why) => Outcome::Flash(why),
+        None => Outcome::Prompt(input::InputLine::new(input::InputTarget::GuideNote { candidate, example }, "")),
+    }
+}
+
 /// A scroll position in a text pane; the pane's last render records how far it can go, so the
 /// position never runs past the end (and scrolling back up is immediate).
 #[derive(Debug, Default, Clone)]

@@ -284,6 +284,10 @@ fn decision_lines(ctx: &Ctx, theme: &Theme, max: usize) -> Vec<Line<'static>> {
                 HumanAction::SetPolicy { mutations, merges } => {
                     format!("policy: mutations {}, merges {}", policy_name(*mutations), policy_name(*merges))
                 }
+                HumanAction::Guide { candidate, note, .. } => format!("#{candidate} guided: {}", one_line(note)),
+                HumanAction::Protect { component, text } => {
+                    format!("{} protected: {}", one_line(component), crate::text::truncate_chars(&one_line(text), 60))
+                }
             };
             Line::from(vec![Span::styled(format!("r{round:<3} "), theme.muted), Span::styled(what, theme.text)])
         })

@@ -32,6 +32,13 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
                 (format!("veto item {item} · reason (optional)"), "  enter veto · esc cancel")
             }
             InputTarget::Folder => ("add a candidate from folder".to_string(), "  enter add · esc cancel"),
+            InputTarget::GuideNote { candidate, example } => {
+                let on = match example.and_then(|(split, i)| Some((split, ctx.model.example_id(split, i)?))) {
+                    Some((split, id)) => format!(" + {} {}", split.as_str(), super::one_line(id)),
+                    None => String::new(),
+                };
+                (format!("guide #{candidate}{on} · note"), "  enter send · esc cancel")
+            }
         };
         let after = match &input.error {
             Some(e) => Span::styled(format!("  {}", super::one_line(e)), theme.error),
