@@ -189,6 +189,9 @@ pub struct Engine {
     inbox: Arc<Mutex<Inbox>>,
     /// Steering requests taken by the planner whose round is not recorded yet: (id, action).
     requests: Vec<(String, HumanAction)>,
+    /// Steering requests recorded with a round not committed yet: (round, id, action). A round
+    /// dropped and planned again records them again with their id.
+    in_flight_requests: Vec<(u64, String, HumanAction)>,
     _lock: RunLock,
 }
 
@@ -356,7 +359,15 @@ impl Engine {
                 engine.sh.emit(started.clone(), true)?;
                 for a in actions {
                     let Event::RoundStarted { round, .. } = started else { continue };
-                    engine.sh.emit(Event::Human { round: *round, action: a.clone(), request: None }, true)?;
+                    // A steering request keeps its id (the inbox knows it as taken by it).
+                    let request = events.iter().rev().find_map(|e| match e {
+                        Event::Human { round: r, action: b, request } if r == round && b == a => request.clone(),
+                        _ => None,
+                    });
+                    if let Some(id) = &request {
+                        engine.in_flight_requests.push((*round, id.clone(), a.clone()));
+                    }
+                    engine.sh.emit(Event::Human { round: *round, action: a.clone(), request }, true)?;
                 }
             }
             let consumed = recovered
@@ -443,6 +454,7 @@ impl Engine {
             sh: Arc::new(sh),
             inbox,
             requests: Vec::new(),
+            in_flight_requests: Vec::new(),
             run_dir,
             state,
             handle,
@@ -719,6 +731,14 @@ impl Engine {
                 }
             }
         }
+        // A steering request among them is taken again as that request (its id recorded again).
+        for cmd in actions.iter_mut() {
+            let Command::Act(a) = cmd else { continue };
+            if let Some(i) = self.in_flight_requests.iter().position(|(_, _, b)| b == a) {
+                let (_, id, action) = self.in_flight_requests.remove(i);
+                *cmd = Command::Request { id, action };
+            }
+        }
         actions.append(&mut self.command_buf);
         self.command_buf = actions;
         Ok(())
@@ -873,7 +893,10 @@ impl Engine {
         for a in actions {
             let request = self.requests.iter().position(|(_, r)| r == a).map(|i| self.requests.remove(i).0);
             self.sh.emit(Event::Human { round: *round, action: a.clone(), request: request.clone() }, true)?;
-            taken.extend(request);
+            if let Some(id) = request {
+                self.in_flight_requests.push((*round, id.clone(), a.clone()));
+                taken.push(id);
+            }
         }
         for id in taken {
             self.answer(&SteerAnswer::taken(&id, *round));
@@ -1232,6 +1255,7 @@ impl Engine {
     /// round order), applies its events to the state, and files its evaluations in the cache.
     fn commit(&mut self, f: InFlight, out: RoundOutput) -> Result<()> {
         let Event::RoundStarted { round, .. } = f.started else { unreachable!("a plan is a round_started") };
+        self.in_flight_requests.retain(|(r, _, _)| *r != round);
         let sh = self.sh.clone();
         let finished = |p: &Passed, outcome: ProposalOutcome, child: &Candidate| Event::ProposalFinished {
             round,
