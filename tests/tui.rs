@@ -1578,3 +1578,216 @@ fn dashboard_names_the_best_on_each_objective() {
     press(&mut plain, "1");
     assert!(!text(&draw(&mut plain, 160, 48)).contains("best on"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Steering beyond approve and veto: guide a reflection with a note, protect text.
+
+/// `n` on a failing trace: a note prompt naming the candidate and the example; Enter sends a guide
+/// with both, an empty note keeps the prompt open with why, esc sends nothing.
+#[test]
+fn guide_from_a_failing_trace_sends_the_note_with_that_example() {
+    let mut a = app();
+    a.model.attached = true;
+    press(&mut a, "5");
+    // Failures first: the seed's top row is a val example it fails.
+    let rows = a.views.traces.rows(&a.model, 0);
+    let first = a.model.val_evals[0][rows[0]].clone();
+    assert!(first.score < 1.0);
+    press(&mut a, "n");
+    assert!(a.input.is_some(), "the note prompt is open");
+    insta::assert_snapshot!("guide_note_80x24", text(&draw(&mut a, 80, 24)));
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.input.as_ref().is_some_and(|i| i.error.is_some()), "an empty note is not sent");
+    assert!(acts(&a).is_empty());
+    press(&mut a, "group codes end in -ok");
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.input.is_none());
+    let want = HumanAction::Guide {
+        candidate: 0,
+        note: "group codes end in -ok".into(),
+        example: Some(gepa_tui::engine::event::GuideExample {
+            split: gepa_tui::project::Split::Val,
+            id: first.example_id.clone(),
+        }),
+        component: None,
+    };
+    assert_eq!(acts(&a), vec![want]);
+    let screen = text(&draw(&mut a, 80, 24));
+    assert!(screen.contains("guidance for a reflection on #0"), "{screen}");
+
+    // From the Frontier: the selected candidate, no example; esc cancels.
+    a.commands.clear();
+    press(&mut a, "2n");
+    assert!(a.input.is_some());
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert!(a.input.is_none() && a.commands.is_empty());
+    assert!(a.flash.as_deref().unwrap_or_default().contains("nothing sent"));
+    press(&mut a, "nshorter");
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(matches!(&acts(&a)[..], [HumanAction::Guide { candidate: 0, example: None, .. }]), "{:?}", acts(&a));
+
+    // A browsed run says guiding needs a live run; a view without candidates says where it works.
+    let mut b = app();
+    press(&mut b, "2n");
+    assert!(b.input.is_none());
+    assert!(b.flash.as_deref().unwrap_or_default().contains("needs a live run"), "{:?}", b.flash);
+    press(&mut b, "1n");
+    assert!(b.flash.as_deref().unwrap_or_default().contains("works in the Frontier"), "{:?}", b.flash);
+}
+
+/// In the inline editor, ctrl-k wraps the line in keep markers; saving sends the plain texts
+/// (a change) and a protect for the marked line, or only the protect when nothing else changed.
+#[test]
+fn protecting_a_line_in_the_editor_sends_a_protect_decision() {
+    let mut a = app();
+    a.model.attached = true;
+    a.select_candidate(1);
+    press(&mut a, "4e");
+    let line = a.model.state.candidates[1].texts["instruction"].lines().next().unwrap().to_string();
+    a.on_key(ctrl('k'));
+    let screen = text(&draw(&mut a, 80, 24));
+    assert!(screen.contains("<<keep>>") && screen.contains("line protected"), "{screen}");
+    a.on_key(ctrl('s'));
+    assert!(a.editor.is_none());
+    assert_eq!(acts(&a), vec![HumanAction::Protect { component: "instruction".into(), text: line.clone() }]);
+    assert!(a.flash.as_deref().unwrap_or_default().contains("1 protected span(s) of #1 sent"), "{:?}", a.flash);
+
+    // A change and a marked line: the new candidate's texts are plain, the line protected.
+    a.commands.clear();
+    a.model.sent.clear();
+    press(&mut a, "e");
+    a.on_key(ctrl('k'));
+    a.on_key(ctrl('k'));
+    assert!(!a.editor.as_ref().unwrap().texts()["instruction"].contains("<<keep>>"), "a second ctrl-k unwraps");
+    press(&mut a, "Think first. ");
+    a.on_key(ctrl('k'));
+    a.on_key(ctrl('s'));
+    let sent = acts(&a);
+    let HumanAction::AddCandidate { texts, .. } = &sent[0] else { panic!("{sent:?}") };
+    assert!(!texts["instruction"].contains("<<keep>>"), "{texts:?}");
+    let new_line = format!("Think first. {line}");
+    assert!(texts["instruction"].starts_with(&new_line), "{texts:?}");
+    assert_eq!(sent[1], HumanAction::Protect { component: "instruction".into(), text: new_line });
+
+    // A marker left open is an error that keeps the editor and sends nothing.
+    a.commands.clear();
+    press(&mut a, "e");
+    a.editor.as_mut().unwrap().paste("<<keep>>open ");
+    a.on_key(ctrl('s'));
+    assert!(a.editor.is_some() && a.commands.is_empty());
+    assert!(a.flash.as_deref().unwrap_or_default().contains("never closed"), "{:?}", a.flash);
+}
+
+/// The workbench drives a real engine by keys: a note typed on a failing trace of the seed and a
+/// line protected in the editor are recorded, the guided proposal runs on the seed with that
+/// example, and the Reflections view shows it as guided by you.
+#[test]
+fn guiding_and_protecting_by_keys_reach_a_real_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, "max_metric_calls = 100\nminibatch_size = 3\nproposals_per_round = 1\nseed = 3");
+    let (project, task) = common::load(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (mut app, run_dir) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, h) = Engine::create(
+            project.clone(),
+            task,
+            EngineOptions { notices: Some(tx), start_paused: false, ..Default::default() },
+        )
+        .unwrap();
+        let run_dir = engine.run_dir().to_path_buf();
+        let jh = tokio::spawn(engine.run());
+        let mut a = App::new(Model::new().with_project(&project), Keymap::default(), Theme::default());
+        a.model.attached = true;
+        let mut steered = false;
+        let drive = async {
+            while let Some(n) = rx.recv().await {
+                a.on_notice(n);
+                if !steered && a.model.val_evals.first().is_some_and(|v| !v.is_empty()) {
+                    steered = true;
+                    a.select_candidate(0);
+                    press(&mut a, "5nthe code is the group letter and -ok");
+                    press_code(&mut a, KeyCode::Enter, 1);
+                    press(&mut a, "4e");
+                    a.on_key(ctrl('k'));
+                    a.on_key(ctrl('s'));
+                }
+                for c in a.commands.drain(..) {
+                    if let EngineCommand::Act(x) = c {
+                        h.act(x);
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), drive).await.expect("the run got stuck");
+        a.model.engine_done = true;
+        assert!(jh.await.unwrap().unwrap().result.is_some(), "the run finished");
+        (a, run_dir)
+    });
+    let evs = common::committed(&load_events(&run_dir, false).unwrap().0);
+    let guides: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Human { action: HumanAction::Guide { candidate, note, example, .. }, .. } => {
+                Some((*candidate, note.clone(), example.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(guides.len(), 1, "{guides:?}");
+    assert_eq!((guides[0].0, guides[0].1.as_str()), (0, "the code is the group letter and -ok"));
+    let pointed = guides[0].2.clone().expect("with the example under the cursor");
+    assert!(evs.iter().any(|e| matches!(e, Event::Human { action: HumanAction::Protect { text, .. }, .. } if text == "Answer the item. rule A")));
+    assert_eq!(app.model.state.protected["instruction"], vec!["Answer the item. rule A".to_string()]);
+    assert!(app.model.sent.is_empty(), "both were recorded");
+    // The guided proposal is in Reflections, marked and explained.
+    let k = app.model.proposals.iter().position(|p| p.guide.is_some()).expect("a guided proposal");
+    app.goto(View::Reflections);
+    app.views.reflections.selected = Some(k);
+    let screen = text(&draw(&mut app, 160, 48));
+    assert!(screen.contains("✎ guided by you: \"the code is the group letter and -ok\""), "{screen}");
+    assert!(screen.contains(&format!("with the val example you pointed at, {}", pointed.id)), "{screen}");
+}
+
+/// A guided proposal in Reflections, as a person sees it: the ✎ in the list and "guided by you"
+/// with the note and the example in the detail (a run with a guide and a protected line waiting in
+/// its inbox when it started: the same run every time).
+#[test]
+fn a_guided_proposal_in_reflections_at_both_sizes() {
+    use gepa_tui::engine::event::GuideExample;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(
+        &dir,
+        "max_metric_calls = 60\nminibatch_size = 3\nproposals_per_round = 1\nseed = 3\npipeline_lag = 1",
+    );
+    let (project, task) = common::load(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_dir = rt.block_on(async {
+        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
+        let run_dir = engine.run_dir().to_path_buf();
+        let guide = HumanAction::Guide {
+            candidate: 0,
+            note: "each group has its own rule: name it".into(),
+            example: Some(GuideExample { split: gepa_tui::project::Split::Val, id: "ex105".into() }),
+            component: None,
+        };
+        gepa_tui::engine::steer::send(&run_dir, guide).unwrap();
+        engine.run().await.unwrap().run_dir
+    });
+    let (mut events, _) = load_events(&run_dir, false).unwrap();
+    for ev in &mut events {
+        if let Event::RunStarted { run_id, .. } = ev {
+            *run_id = RUN_ID.to_string();
+        }
+    }
+    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
+    a.goto(View::Reflections);
+    press(&mut a, "G");
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains("guided by you"), "{screen}");
+        insta::assert_snapshot!(format!("guided_reflection_{w}x{h}"), screen);
+    }
+}

@@ -922,6 +922,38 @@ field = "answer"
         p[0].clone()
     }
 
+    /// Keep markers come out of the seed and become its protected spans; one that does not pair
+    /// names the prompt file and its line. `max_growth` below 0 names the key and its line.
+    #[test]
+    fn keep_markers_and_max_growth() {
+        let dir = folder(TOML, &[("prompts/instruction.md", "Answer.\n<<keep>>Cite the source.<</keep>>")]);
+        let p = Project::load(dir.path()).unwrap();
+        assert_eq!(p.seed["instruction"], "Answer.\nCite the source.");
+        assert_eq!(p.protected["instruction"], vec!["Cite the source.".to_string()]);
+        assert_eq!(p.max_growth("instruction"), None);
+
+        let e = problems(TOML, &[("prompts/instruction.md", "Answer.\n\n<<keep>>Cite the source.")]);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("prompts/instruction.md:3: component `instruction`: <<keep>> is never closed"),
+            "{e:?}"
+        );
+
+        let toml =
+            TOML.replace("file = \"prompts/instruction.md\"", "file = \"prompts/instruction.md\"\nmax_growth = -3");
+        let e = one_problem(&toml);
+        assert!(e.starts_with("gepa.toml:13: "), "{e}");
+        assert!(e.contains("max_growth = -3 must be 0 or more"), "{e}");
+        let toml = TOML
+            .replace("file = \"prompts/instruction.md\"", "file = \"prompts/instruction.md\"\nmax_growth = \"lots\"");
+        let e = one_problem(&toml);
+        assert!(e.starts_with("gepa.toml:13: ") && e.contains("max_growth"), "{e}");
+        let toml =
+            TOML.replace("file = \"prompts/instruction.md\"", "file = \"prompts/instruction.md\"\nmax_growth = 200");
+        let dir = folder(&toml, &[]);
+        assert_eq!(Project::load(dir.path()).unwrap().max_growth("instruction"), Some(200));
+    }
+
     #[test]
     fn loads_seed_splits_and_ids() {
         let dir = folder(TOML, &[]);
