@@ -382,9 +382,8 @@ fn a_steered_run_killed_at_any_point_resumes_to_the_same_result() {
     assert!(full.children_refused > 0, "the protection refused children: {full:?}");
     let events = std::fs::read(run_dir.join("events.jsonl")).unwrap();
     let len = events.len();
-    for (k, cut) in
-        [len / 40, len / 9 + 5, len / 4 + 3, len / 2 + 11, (len * 5) / 6 + 1, len - 3].into_iter().enumerate()
-    {
+    let cuts = [len / 40, len / 9 + 5, len / 4 + 3, len / 2 + 11, (len * 5) / 6 + 1, len - 3];
+    for (k, cut) in cuts.into_iter().enumerate() {
         let id = format!("cut-{k}");
         let copy = dir.join(".gepa/runs").join(&id);
         std::fs::create_dir_all(&copy).unwrap();
@@ -402,5 +401,46 @@ fn a_steered_run_killed_at_any_point_resumes_to_the_same_result() {
         let log = load_events(&copy, false).unwrap().0;
         let recorded = steer::recorded_requests(&common::committed(&log));
         assert_eq!(recorded.len(), 3, "cut at {cut}: {recorded:?}");
+    }
+}
+
+/// Two guided children of the seed are siblings a merge can pair: the run merges right after the
+/// round that found the second. Cut right after that merge was planned and resumed, the engine
+/// redoes the merge as recorded (it once took the recorded merge as having used up the chance to
+/// merge, dropped it and planned proposals instead: another run).
+#[test]
+fn a_run_cut_right_after_a_merge_was_planned_redoes_the_merge() {
+    const MERGING: &str =
+        "max_metric_calls = 160\nminibatch_size = 3\nproposals_per_round = 3\nseed = 7\nmerge = true\nmax_merges = 3";
+    let (_t, dir) = project(MERGING);
+    let sent = Arc::new(Sent::default());
+    let actions = vec![guide(0, "name every group's rule", None), guide(0, "one rule per group", None)];
+    let (full, run_dir, _) = run_steered(&dir, actions, &sent, same);
+    let events = std::fs::read(run_dir.join("events.jsonl")).unwrap();
+    let mut cuts = Vec::new();
+    let mut at = 0;
+    for line in String::from_utf8_lossy(&events).split_inclusive('\n') {
+        at += line.len();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let round = v["round"].as_u64().unwrap_or(0);
+        if v["event"] == "round_started" && !v["merge"].is_null() && v["planned_after"].as_u64() == Some(round - 1) {
+            cuts.push(at);
+        }
+    }
+    assert!(!cuts.is_empty(), "no merge was planned right after the round before it");
+    for (k, cut) in cuts.into_iter().enumerate() {
+        let id = format!("cut-{k}");
+        let copy = dir.join(".gepa/runs").join(&id);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(run_dir.join("gepa.toml"), copy.join("gepa.toml")).unwrap();
+        std::fs::copy(run_dir.join(steer::INBOX), copy.join(steer::INBOX)).unwrap();
+        std::fs::write(copy.join("events.jsonl"), &events[..cut]).unwrap();
+        let project = Arc::new(Project::load(&dir).unwrap());
+        let task = recording_task(&project, &sent, same);
+        let resumed = rt().block_on(async {
+            let (engine, _h) = Engine::resume(project, task, &id, EngineOptions::default()).unwrap();
+            engine.run().await.unwrap().result.unwrap()
+        });
+        assert_eq!(comparable(resumed), comparable(full.clone()), "cut at byte {cut}");
     }
 }

@@ -370,9 +370,14 @@ impl Engine {
                     engine.sh.emit(Event::Human { round: *round, action: a.clone(), request }, true)?;
                 }
             }
-            let consumed = recovered
-                .iter()
-                .any(|(e, _)| matches!(e, Event::RoundStarted { planned_after: Some(a), .. } if Some(*a) == engine.state.round));
+            // The chance to merge after the last commit is taken by the first round redone when
+            // `run` revalidates it, as it was when that round was planned (a merge planned right
+            // after the commit stays a merge); a fixed-lag pipeline does not revalidate, so a
+            // round planned after the last commit has taken it already.
+            let consumed = engine.sh.opt.keep_stale_plans
+                && recovered.iter().any(
+                    |(e, _)| matches!(e, Event::RoundStarted { planned_after: Some(a), .. } if Some(*a) == engine.state.round),
+                );
             engine.merge_ready = engine.state.last_round_found_new && !consumed;
             engine.recovered = recovered;
             // Decisions recorded in a round whose plan cannot be redone (a log from before the

@@ -17,6 +17,7 @@
 //! its action (see `cli/steer.rs`); nothing here changes.
 
 use super::event::{Event, HumanAction};
+use super::state::CommitBuffer;
 use crate::store::events::no_follow;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -90,15 +91,27 @@ pub fn answers(run_dir: &Path) -> BTreeMap<String, SteerAnswer> {
     text.lines().filter_map(|l| serde_json::from_str::<SteerAnswer>(l).ok()).map(|a| (a.id.clone(), a)).collect()
 }
 
-/// The ids of requests the log records as taken, with the round of their `human` event.
+/// The ids of requests the log records as taken, with the round of their `human` event: in a
+/// committed round, or in one still to be redone on resume. One recorded only in a round that was
+/// dropped (`round_voided`, or left unfinished before a `resumed`) is not: the engine takes it
+/// again when that round is planned again, and a crash before then must not lose it.
 pub fn recorded_requests(events: &[Event]) -> BTreeMap<String, u64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Human { round, request: Some(id), .. } => Some((id.clone(), *round)),
-            _ => None,
-        })
-        .collect()
+    let mut commits = CommitBuffer::default();
+    let mut out = BTreeMap::new();
+    let mut id_of = |e: &Event| {
+        if let Event::Human { round, request: Some(id), .. } = e {
+            out.insert(id.clone(), *round);
+        }
+    };
+    for ev in events {
+        for e in commits.feed(ev, ev) {
+            id_of(e);
+        }
+    }
+    for e in commits.pending() {
+        id_of(e);
+    }
+    out
 }
 
 /// A line of the inbox that is not a request.
@@ -226,6 +239,7 @@ mod tests {
     }
 
     /// Recorded in the log but never answered (killed in between): not taken again, and answered.
+    /// Recorded only in a round that was dropped (and not yet planned again): taken again.
     #[test]
     fn a_request_recorded_before_a_crash_is_answered_not_taken_again() {
         let dir = tempfile::tempdir().unwrap();
@@ -234,5 +248,15 @@ mod tests {
         let mut inbox = Inbox::open(dir.path(), &events);
         assert!(inbox.poll().is_empty());
         assert_eq!(answers(dir.path())[&id], SteerAnswer::taken(&id, 7));
+
+        let dir = tempfile::tempdir().unwrap();
+        let id = send(dir.path(), guide("again")).unwrap();
+        let dropped = vec![
+            Event::Human { round: 7, action: guide("again"), request: Some(id.clone()) },
+            Event::RoundVoided { round: 7 },
+        ];
+        let mut inbox = Inbox::open(dir.path(), &dropped);
+        assert_eq!(inbox.poll(), vec![Ok(SteerRequest { id: id.clone(), action: guide("again") })]);
+        assert!(answers(dir.path()).is_empty());
     }
 }
