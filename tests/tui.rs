@@ -1748,6 +1748,13 @@ fn guiding_and_protecting_by_keys_reach_a_real_engine() {
     let screen = text(&draw(&mut app, 160, 48));
     assert!(screen.contains("✎ guided by you: \"the code is the group letter and -ok\""), "{screen}");
     assert!(screen.contains(&format!("with the val example you pointed at, {}", pointed.id)), "{screen}");
+    // Its child, when it became a candidate, is on the Frontier as guided.
+    if let Some(child) = app.model.proposals[k].child {
+        app.goto(View::Frontier);
+        let screen = text(&draw(&mut app, 160, 48));
+        let row = screen.lines().find(|l| l.contains(&format!("#{child} "))).unwrap_or_default();
+        assert!(row.contains("guided"), "{screen}");
+    }
 }
 
 /// A guided proposal in Reflections, as a person sees it: the ✎ in the list and "guided by you"

@@ -10,8 +10,10 @@ frontier keeps every candidate that is best on at least one validation example.
 
 Without a command, gepa-tui opens the workbench (a terminal UI) on the project in DIR: start a new \
 run, or pick an earlier one to resume (unfinished) or browse (finished). The optimizer runs inside \
-the program; the screen shows it live, and you can pause it, approve or veto mutations, edit a \
-candidate by hand, merge two, and export the winner. Press ? in the workbench for every key.
+the program; the screen shows it live, and you can pause it, approve or veto mutations, guide a \
+reflection with a note, protect text from mutation, edit a candidate by hand, merge two, and \
+export the winner (`gepa-tui steer` does the steering for a run without a screen). Press ? in the \
+workbench for every key.
 
 A project folder holds gepa.toml (models, components, system, data, evaluator, optimizer), \
 prompts/ (one file per component: the seed candidate) and data/ (train, val and optional test \
@@ -20,7 +22,8 @@ JSONL). `gepa-tui init` writes a commented starter; README.md documents every ke
 pub const MAIN_AFTER: &str = "\
 Files:
   DIR/gepa.toml         the project's one config file
-  DIR/.gepa/runs/RUN/   a run: events.jsonl (its history), result.json, best/
+  DIR/.gepa/runs/RUN/   a run: events.jsonl (its history), result.json, best/,
+                        steer.jsonl and steer-acks.jsonl (gepa-tui steer's requests)
   DIR/.gepa/cache/      one file per model reply, keyed by the request
   CONFIG/keymap.toml    key bindings (CONFIG is ~/.config/gepa-tui on Linux)
   CONFIG/themes/        colour themes, one TOML file each

@@ -156,6 +156,8 @@ pub struct Model {
     pub sent: Vec<HumanAction>,
     /// Committed decisions, oldest first, with the round they took effect in.
     pub decisions: Vec<(u64, HumanAction)>,
+    /// Candidates whose proposal a person guided with a note (`guide`).
+    pub guided_children: std::collections::BTreeSet<CandidateId>,
     /// Increments on every change, so views can cache derived rows.
     pub version: u64,
     /// Committed rounds folded so far (keys the derived numbers).
@@ -516,6 +518,9 @@ impl Model {
                         && p.child_texts.as_ref() == Some(texts)
                 }) {
                     p.child = Some(*id);
+                    if p.guide.is_some() {
+                        self.guided_children.insert(*id);
+                    }
                 }
             }
             _ => {}

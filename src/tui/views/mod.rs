@@ -443,10 +443,11 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
-/// A short label for a candidate's origin and what it changed.
-pub fn origin_label(c: &crate::engine::CandidateRecord) -> String {
+/// A short label for a candidate's origin: `guided` for a mutation a person guided with a note.
+pub fn origin_label(m: &Model, c: &crate::engine::CandidateRecord) -> String {
     match c.origin {
         crate::engine::Origin::Seed => "seed".into(),
+        crate::engine::Origin::Mutation if m.guided_children.contains(&c.id) => "guided".into(),
         o => o.as_str().to_string(),
     }
 }
