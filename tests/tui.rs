@@ -1748,6 +1748,11 @@ fn guiding_and_protecting_by_keys_reach_a_real_engine() {
     let screen = text(&draw(&mut app, 160, 48));
     assert!(screen.contains("✎ guided by you: \"the code is the group letter and -ok\""), "{screen}");
     assert!(screen.contains(&format!("with the val example you pointed at, {}", pointed.id)), "{screen}");
+    // The Candidate view says what is protected in the seed's instruction.
+    app.select_candidate(0);
+    app.goto(View::Candidate);
+    let screen = text(&draw(&mut app, 160, 48));
+    assert!(screen.contains("protected: \"Answer the item. rule A\""), "{screen}");
     // Its child, when it became a candidate, is on the Frontier as guided.
     if let Some(child) = app.model.proposals[k].child {
         app.goto(View::Frontier);

@@ -168,6 +168,11 @@ pub fn text_body(ctx: &Ctx, target: Option<CandidateId>) -> Vec<Line<'static>> {
             Some(o) if differs => lines.extend(word_diff(o, text, theme)),
             _ => lines.extend(text_lines(text, theme.text)),
         }
+        // What reflections on it must keep verbatim.
+        for span in m.state.protected_in(name, text) {
+            let shown = crate::text::truncate_chars(&one_line(&span), 100);
+            lines.push(Line::styled(format!("  protected: \"{shown}\""), theme.accent));
+        }
         lines.push(Line::raw(""));
     }
     lines

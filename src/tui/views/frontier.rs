@@ -249,8 +249,8 @@ impl FrontierView {
                 (Search, "filter"),
                 (TradeOff, "plot"),
                 (Edit, "edit"),
+                (Guide, "guide"),
                 (Mark, "mark"),
-                (AddCandidate, "add"),
             ]
         }
     }
