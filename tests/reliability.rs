@@ -679,6 +679,11 @@ fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take(
     assert!(said.contains(&format!("taken by run {run}: recorded with round ")), "{said}");
     let out = steer(&p.dir, &run, &["protect", "instruction", "Answer the item."]);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    // The same again: refused, by the run itself while the round that took the first is in flight
+    // ("refused by run …"), or here once it has committed ("refused: …").
+    let out = steer(&p.dir, &run, &["protect", "instruction", "Answer the item."]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("is already protected"), "{}", text(&out.stdout));
     // Refused before anything is sent: what is not in any candidate, a candidate that does not
     // exist; an example the run does not have is a usage error.
     let out = steer(&p.dir, &run, &["protect", "instruction", "not in any prompt"]);

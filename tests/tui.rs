@@ -1803,3 +1803,54 @@ fn a_guided_proposal_in_reflections_at_both_sizes() {
         insta::assert_snapshot!(format!("guided_reflection_{w}x{h}"), screen);
     }
 }
+
+/// Children refused before they were evaluated are shown as such in Reflections: the passages a
+/// child lost, or how much it grew over max_growth.
+#[test]
+fn refused_children_are_explained_in_reflections() {
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, "max_metric_calls = 80\nmax_rounds = 6\nseed = 3\npipeline_lag = 1");
+    std::fs::write(dir.join("prompts/instruction.md"), "<<keep>>Answer the item.<</keep>> rule A").unwrap();
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    std::fs::write(
+        dir.join("gepa.toml"),
+        toml.replace("file = \"prompts/format.md\"", "file = \"prompts/format.md\"\nmax_growth = 3"),
+    )
+    .unwrap();
+    let project = Arc::new(Project::load(&dir).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    // Reflections reword the protected sentence; on `format` they add rules (7 characters each).
+    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(|req: &ChatRequest| {
+        Ok::<_, AttemptError>(common::reflection_reply(req).replace("Answer the item.", "Answer."))
+    }));
+    let models = common::models_from(&project, task, refl);
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_dir = rt.block_on(async {
+        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().run_dir
+    });
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
+    a.goto(View::Reflections);
+    let n = a.model.proposals.len();
+    let find = |a: &App, word: &str| {
+        a.model.proposals.iter().position(|p| p.outcome.as_ref().is_some_and(|o| format!("{o:?}").starts_with(word)))
+    };
+    let protected = find(&a, "ProtectedTextChanged").expect("a child lost the protected sentence");
+    a.views.reflections.selected = Some(protected);
+    let screen = text(&draw(&mut a, 240, 48));
+    assert!(screen.contains("⊘ refused: protected text"), "{screen}");
+    assert!(screen.contains("dropped or changed 1 protected passage; refused before it was evaluated"), "{screen}");
+    assert!(screen.contains("── Protected text the new text lost ──"), "{screen}");
+    let grew = find(&a, "GrewTooMuch").expect("a format child grew too much");
+    a.views.reflections.selected = Some(grew);
+    let screen = text(&draw(&mut a, 240, 48));
+    assert!(screen.contains("⊘ refused: grew too much"), "{screen}");
+    assert!(screen.contains("more than its max_growth of 3; refused before it was evaluated"), "{screen}");
+    assert!(n > 0);
+}
