@@ -706,6 +706,12 @@ fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take(
 
     let (code, err) = wait_exit(&mut child, &err_path);
     assert_eq!(code, Some(0), "{err}");
+    // The headless run's own log says what it took.
+    assert!(
+        err.contains("a reflection on #0 with val example ex105, guided by \"every group has its own rule\""),
+        "{err}"
+    );
+    assert!(err.contains("\"Answer the item.\" protected in instruction"), "{err}");
     let r = read_result(&p.dir, &run);
     assert_eq!(r["guided_proposals"], 1, "{r}");
     let log = std::fs::read_to_string(p.dir.join(".gepa/runs").join(&run).join("events.jsonl")).unwrap();
