@@ -46,6 +46,7 @@ fn events() -> Vec<Event> {
         config_hash: String::new(),
         branched_from: None,
         frontier: Default::default(),
+        protected: Default::default(),
     }];
     for c in 0..CANDIDATES {
         out.push(Event::RoundStarted { round: c as u64, proposals: vec![], planned_after: None, merge: None });

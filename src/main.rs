@@ -41,6 +41,10 @@ fn main() -> ExitCode {
             let cmd = <Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).map(|_| ExitCode::SUCCESS).map_err(Into::into)
         }
+        Some(Command::Steer { dir, run, wait, action }) => match std::time::Duration::try_from_secs_f64(*wait) {
+            Ok(wait) => gepa_tui::cli::steer::run(&gepa_tui::cli::project_dir(dir), run, action, wait),
+            Err(_) => Err(anyhow::anyhow!("--wait {wait}: give a number of seconds, 0 or more")),
+        },
         Some(Command::Runs { dir }) => gepa_tui::cli::runs::list(&gepa_tui::cli::project_dir(dir)),
         Some(Command::Export { dir, run, out, data_fixes: true, force, .. }) => gepa_tui::cli::runs::export_data_fixes(
             &gepa_tui::cli::project_dir(dir),

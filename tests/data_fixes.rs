@@ -87,7 +87,7 @@ fn human_round(events: &[Event], want: impl Fn(&HumanAction) -> bool) -> u64 {
     events
         .iter()
         .find_map(|e| match e {
-            Event::Human { round, action } if want(action) => Some(*round),
+            Event::Human { round, action, .. } if want(action) => Some(*round),
             _ => None,
         })
         .expect("the decision was recorded")

@@ -210,3 +210,48 @@ async fn objectives_reach_the_json_events_the_progress_line_and_export() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("one of run") && err.contains("output_tokens, prompt_tokens"), "{err}");
 }
+
+/// Keep markers in a prompt file: the run records the span as protected, no request carries a
+/// marker, the best texts are plain, `export --write-prompts` writes the span back between
+/// markers (so the next run protects it too) and `--out` writes the plain text; an added seed's
+/// markers become protect decisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_markers_survive_a_run_and_are_written_back_by_export() {
+    let server = mock().await;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    project_at(&dir, &server, "max_metric_calls = 60\nseed = 5");
+    std::fs::write(dir.join("prompts/instruction.md"), "<<keep>>Answer the item.<</keep>> rule A").unwrap();
+    let variant = t.path().join("variant");
+    std::fs::create_dir_all(&variant).unwrap();
+    std::fs::write(variant.join("instruction.md"), "Answer the item. rule A <<keep>>rule B<</keep>>").unwrap();
+    std::fs::write(variant.join("format.md"), "Reply with the code only.").unwrap();
+    let (d, v) = (dir.clone(), variant.to_string_lossy().into_owned());
+    let (lines, _) = tokio::task::spawn_blocking(move || run_json(&d, &["--add-seed", &v])).await.unwrap();
+    assert_eq!(lines[0]["protected"]["instruction"], serde_json::json!(["Answer the item."]));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "human" && l["action"]["action"] == "protect" && l["action"]["text"] == "rule B"),
+        "the added seed's marked text is protected"
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert!(
+        requests.iter().all(|r| !String::from_utf8_lossy(&r.body).contains("<<keep>>")),
+        "a marker reached a model"
+    );
+    let run_id = lines.last().unwrap()["run_id"].as_str().unwrap().to_string();
+    let run_dir = dir.join(".gepa/runs").join(&run_id);
+    let best = std::fs::read_to_string(run_dir.join("best/instruction.md")).unwrap();
+    assert!(best.contains("Answer the item.") && !best.contains("<<keep>>"), "{best}");
+
+    let out_dir = t.path().join("exported");
+    bin().args(["export", "--run", &run_id, "--out"]).arg(&out_dir).arg(&dir).assert().success();
+    assert_eq!(std::fs::read_to_string(out_dir.join("instruction.md")).unwrap(), best);
+    bin().args(["export", "--run", &run_id, "--write-prompts", "--yes"]).arg(&dir).assert().success();
+    let written = std::fs::read_to_string(dir.join("prompts/instruction.md")).unwrap();
+    assert!(written.contains("<<keep>>Answer the item.<</keep>>"), "{written}");
+    let again = gepa_tui::project::Project::load(&dir).unwrap();
+    assert_eq!(again.seed["instruction"], best);
+    assert!(again.protected["instruction"].contains(&"Answer the item.".to_string()));
+}

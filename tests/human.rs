@@ -137,7 +137,7 @@ fn evs_after_veto(run_dir: &Path) -> ((u64, Vec<String>), Vec<Event>) {
     let round = evs
         .iter()
         .find_map(|e| match e {
-            Event::Human { round, action: HumanAction::Veto { item: 0, .. } } => Some(*round),
+            Event::Human { round, action: HumanAction::Veto { item: 0, .. }, .. } => Some(*round),
             _ => None,
         })
         .unwrap();

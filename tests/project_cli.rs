@@ -351,6 +351,7 @@ fn every_command_has_a_manual_with_exit_status_and_examples() {
         vec!["eval"],
         vec!["runs"],
         vec!["export"],
+        vec!["steer"],
         vec!["init"],
         vec!["completions"],
         vec!["man"],

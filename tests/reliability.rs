@@ -641,6 +641,185 @@ fn a_run_killed_while_waiting_for_review_resumes_to_the_same_result() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. Steering a run from outside (`gepa-tui steer`, the run folder's inbox)
+
+/// Waits until the run's seed is scored (its first `round_finished` is in the log).
+fn wait_for_seed(dir: &Path, run: &str, child: &mut Running) {
+    let log = dir.join(".gepa/runs").join(run).join("events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"event\":\"round_finished\"") {
+        assert!(child.0.try_wait().unwrap().is_none(), "the run ended before its seed was scored");
+        assert!(Instant::now() < deadline, "the seed was never scored");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `gepa-tui steer DIR --run RUN <args…>`.
+fn steer(dir: &Path, run: &str, args: &[&str]) -> Output {
+    let mut all = vec!["steer", dir.to_str().unwrap(), "--run", run];
+    all.extend_from_slice(args);
+    gepa(&all).output().unwrap()
+}
+
+/// A guide and a protection handed to a live headless run are taken and answered; what the run
+/// cannot take is refused with why, a finished or unknown run is refused, and the guide is in the
+/// result.
+#[test]
+fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take() {
+    let server = FaultServer::start(Plan { latency: Duration::from_millis(60), ..Plan::default() });
+    let p = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let err_path = p.dir.join("stderr.txt");
+    let mut child = spawn_headless(&p.dir, &[], &err_path);
+    let run = wait_for_run_start(&p.dir, &mut child);
+    wait_for_seed(&p.dir, &run, &mut child);
+
+    let out = steer(&p.dir, &run, &["guide", "0", "every group has its own rule", "--example", "ex105"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    assert!(said.contains(&format!("taken by run {run}: recorded with round ")), "{said}");
+    let out = steer(&p.dir, &run, &["protect", "instruction", "Answer the item."]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    // The same again: refused, by the run itself while the round that took the first is in flight
+    // ("refused by run …"), or here once it has committed ("refused: …").
+    let out = steer(&p.dir, &run, &["protect", "instruction", "Answer the item."]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("is already protected"), "{}", text(&out.stdout));
+    // Refused before anything is sent: what is not in any candidate, a candidate that does not
+    // exist; an example the run does not have is a usage error.
+    let out = steer(&p.dir, &run, &["protect", "instruction", "not in any prompt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("refused: \"not in any prompt\" is not in component `instruction`"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = steer(&p.dir, &run, &["guide", "99", "look"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("no candidate 99"), "{}", text(&out.stdout));
+    let out = steer(&p.dir, &run, &["guide", "0", "look", "--example", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!("run {run} has no train or val example `nope`")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let (code, err) = wait_exit(&mut child, &err_path);
+    assert_eq!(code, Some(0), "{err}");
+    // The headless run's own log says what it took.
+    assert!(
+        err.contains("a reflection on #0 with val example ex105, guided by \"every group has its own rule\""),
+        "{err}"
+    );
+    assert!(err.contains("\"Answer the item.\" protected in instruction"), "{err}");
+    let r = read_result(&p.dir, &run);
+    assert_eq!(r["guided_proposals"], 1, "{r}");
+    let log = std::fs::read_to_string(p.dir.join(".gepa/runs").join(&run).join("events.jsonl")).unwrap();
+    let humans: Vec<Value> =
+        log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|v| v["event"] == "human").collect();
+    assert!(
+        humans.iter().any(|h| h["action"]["action"] == "guide"
+            && h["action"]["example"]["id"] == "ex105"
+            && h["request"].is_string()),
+        "{humans:?}"
+    );
+    assert!(humans.iter().any(|h| h["action"]["action"] == "protect" && h["request"].is_string()), "{humans:?}");
+
+    // Finished, or never there: refused, naming the run and why.
+    let out = steer(&p.dir, &run, &["guide", "0", "too late"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&format!("run {run} is finished")), "{}", text(&out.stderr));
+    let out = steer(&p.dir, "20990101-000000-none", &["protect", "instruction", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no run `20990101-000000-none`"), "{}", text(&out.stderr));
+    assert_no_panic(&text(&out.stderr));
+}
+
+/// Starts a run and kills it the moment it has started (before its seed is scored), then leaves
+/// a protection and two guides in its inbox, as `gepa-tui steer` does for a run that is not
+/// running: the resumed run takes them when it plans its first round. Returns the run's id.
+fn a_run_stopped_with_steering_waiting(p: &TestProject, stderr_to: &Path) -> String {
+    use gepa_tui::engine::event::{GuideExample, HumanAction};
+    use gepa_tui::project::Split;
+    let mut child = spawn_headless(&p.dir, &[], stderr_to);
+    let id = wait_for_run_start(&p.dir, &mut child);
+    assert!(kill_9(&mut child), "the run ended before the kill");
+    let run_dir = p.dir.join(".gepa/runs").join(&id);
+    let log = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert!(
+        !log.contains("\"event\":\"round_finished\""),
+        "killed after the seed was scored: the test needs a slower server"
+    );
+    let guide = |note: &str, split: Split, id: &str| HumanAction::Guide {
+        candidate: 0,
+        note: note.into(),
+        example: Some(GuideExample { split, id: id.into() }),
+        component: None,
+    };
+    for a in [
+        HumanAction::Protect { component: "instruction".into(), text: "Answer the item.".into() },
+        guide("every group has its own rule: name it", Split::Val, "ex106"),
+        guide("a train example too", Split::Train, "ex5"),
+    ] {
+        gepa_tui::engine::steer::send(&run_dir, a).unwrap();
+    }
+    id
+}
+
+/// `kill -9` at seeded random moments of a run with guides and a protection in its log (and its
+/// inbox), resumed each time: the result is that of the same steered run never killed.
+#[test]
+fn a_steered_run_killed_with_sigkill_resumes_to_the_same_result() {
+    use gepa_tui::engine::rng::below;
+    use rand::SeedableRng;
+    let server = FaultServer::start(Plan { latency: Duration::from_millis(30), ..Plan::default() });
+    let logs = tempfile::tempdir().unwrap();
+
+    let clean = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let id = a_run_stopped_with_steering_waiting(&clean, &logs.path().join("clean.txt"));
+    let out = run_headless(&clean.dir, &["--resume", &id]);
+    assert_finished(&out);
+    let reference = read_result(&clean.dir, &id);
+    assert_eq!(reference["guided_proposals"], 2, "{reference}");
+    assert!(reference["best_texts"]["instruction"].as_str().unwrap().contains("Answer the item."), "{reference}");
+    let reference = comparable(reference);
+
+    let p = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let id = a_run_stopped_with_steering_waiting(&p, &logs.path().join("first.txt"));
+    let log = p.dir.join(".gepa/runs").join(&id).join("events.jsonl");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    let mut landed = 0;
+    for attempt in 0..8 {
+        let err_path = logs.path().join(format!("{attempt}.txt"));
+        let mut child = spawn_headless(&p.dir, &["--resume", &id], &err_path);
+        if attempt % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(20 + below(&mut rng, 400) as u64));
+        } else {
+            let target = file_len(&log) + 1 + below(&mut rng, 40_000) as u64;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while file_len(&log) < target && child.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        if !kill_9(&mut child) {
+            assert_no_panic(&std::fs::read_to_string(&err_path).unwrap());
+            break;
+        }
+        landed += 1;
+    }
+    assert!(landed >= 3, "only {landed} kills landed mid-run");
+    let out = run_headless(&p.dir, &["--resume", &id]);
+    assert_finished(&out);
+    assert_eq!(comparable(read_result(&p.dir, &id)), reference, "after {landed} kills");
+    // Each request is recorded once in what the run kept, and answered.
+    let events = gepa_tui::engine::run::load_events(&p.dir.join(".gepa/runs").join(&id), false).unwrap().0;
+    let recorded = gepa_tui::engine::steer::recorded_requests(&common::committed(&events));
+    assert_eq!(recorded.len(), 3, "{recorded:?}");
+    let answers = gepa_tui::engine::steer::answers(&p.dir.join(".gepa/runs").join(&id));
+    assert!(recorded.keys().all(|r| answers.get(r).is_some_and(|a| a.accepted)), "{answers:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 3. Disk
 
 fn is_root() -> bool {

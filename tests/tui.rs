@@ -724,7 +724,11 @@ fn approve_sends_approve_for_the_selected_item_and_shows_it_until_recorded() {
     assert!(a.flash.as_deref().unwrap().contains("already has a decision"));
     // The engine records it in the next round: the item shows as applied, no longer "sent".
     let round = a.model.state.round.unwrap() + 1;
-    a.on_notice(Notice::Event(Box::new(Event::Human { round, action: HumanAction::Approve { item: second } })));
+    a.on_notice(Notice::Event(Box::new(Event::Human {
+        round,
+        action: HumanAction::Approve { item: second },
+        request: None,
+    })));
     assert!(a.model.sent.is_empty());
     assert_eq!(a.flash.as_deref(), Some(format!("approve applied in round {round}").as_str()));
     let screen = text(&draw(&mut a, 160, 48));
@@ -1684,8 +1688,8 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
     };
     let events = vec![
         Event::RoundStarted { round, proposals: vec![], planned_after: Some(round - 1), merge: None },
-        Event::Human { round, action: exclude },
-        Event::Human { round, action: fix },
+        Event::Human { round, action: exclude, request: None },
+        Event::Human { round, action: fix, request: None },
         Event::ExampleFixed {
             round,
             split: Split::Val,
@@ -1748,4 +1752,280 @@ fn a_minibatch_example_is_a_train_one_and_a_finished_run_cannot_be_changed() {
     assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{:?}", a.flash);
     press(&mut a, "f");
     assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{:?}", a.flash);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steering beyond approve and veto: guide a reflection with a note, protect text.
+
+/// `n` on a failing trace: a note prompt naming the candidate and the example; Enter sends a guide
+/// with both, an empty note keeps the prompt open with why, esc sends nothing.
+#[test]
+fn guide_from_a_failing_trace_sends_the_note_with_that_example() {
+    let mut a = app();
+    a.model.attached = true;
+    press(&mut a, "5");
+    // Failures first: the seed's top row is a val example it fails.
+    let rows = a.views.traces.rows(&a.model, 0);
+    let first = a.model.val_evals[0][rows[0]].clone();
+    assert!(first.score < 1.0);
+    press(&mut a, "n");
+    assert!(a.input.is_some(), "the note prompt is open");
+    insta::assert_snapshot!("guide_note_80x24", text(&draw(&mut a, 80, 24)));
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.input.as_ref().is_some_and(|i| i.error.is_some()), "an empty note is not sent");
+    assert!(acts(&a).is_empty());
+    press(&mut a, "group codes end in -ok");
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(a.input.is_none());
+    let want = HumanAction::Guide {
+        candidate: 0,
+        note: "group codes end in -ok".into(),
+        example: Some(gepa_tui::engine::event::GuideExample {
+            split: gepa_tui::project::Split::Val,
+            id: first.example_id.clone(),
+        }),
+        component: None,
+    };
+    assert_eq!(acts(&a), vec![want]);
+    let screen = text(&draw(&mut a, 80, 24));
+    assert!(screen.contains("guidance for a reflection on #0"), "{screen}");
+
+    // From the Frontier: the selected candidate, no example; esc cancels.
+    a.commands.clear();
+    press(&mut a, "2n");
+    assert!(a.input.is_some());
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert!(a.input.is_none() && a.commands.is_empty());
+    assert!(a.flash.as_deref().unwrap_or_default().contains("nothing sent"));
+    press(&mut a, "nshorter");
+    press_code(&mut a, KeyCode::Enter, 1);
+    assert!(matches!(&acts(&a)[..], [HumanAction::Guide { candidate: 0, example: None, .. }]), "{:?}", acts(&a));
+
+    // A browsed run says guiding needs a live run; a view without candidates says where it works.
+    let mut b = app();
+    press(&mut b, "2n");
+    assert!(b.input.is_none());
+    assert!(b.flash.as_deref().unwrap_or_default().contains("needs a live run"), "{:?}", b.flash);
+    press(&mut b, "1n");
+    assert!(b.flash.as_deref().unwrap_or_default().contains("works in the Frontier"), "{:?}", b.flash);
+}
+
+/// In the inline editor, ctrl-k wraps the line in keep markers; saving sends the plain texts
+/// (a change) and a protect for the marked line, or only the protect when nothing else changed.
+#[test]
+fn protecting_a_line_in_the_editor_sends_a_protect_decision() {
+    let mut a = app();
+    a.model.attached = true;
+    a.select_candidate(1);
+    press(&mut a, "4e");
+    let line = a.model.state.candidates[1].texts["instruction"].lines().next().unwrap().to_string();
+    a.on_key(ctrl('k'));
+    let screen = text(&draw(&mut a, 80, 24));
+    assert!(screen.contains("<<keep>>") && screen.contains("line protected"), "{screen}");
+    a.on_key(ctrl('s'));
+    assert!(a.editor.is_none());
+    assert_eq!(acts(&a), vec![HumanAction::Protect { component: "instruction".into(), text: line.clone() }]);
+    assert!(a.flash.as_deref().unwrap_or_default().contains("1 protected span(s) of #1 sent"), "{:?}", a.flash);
+
+    // A change and a marked line: the new candidate's texts are plain, the line protected.
+    a.commands.clear();
+    a.model.sent.clear();
+    press(&mut a, "e");
+    a.on_key(ctrl('k'));
+    a.on_key(ctrl('k'));
+    assert!(!a.editor.as_ref().unwrap().texts()["instruction"].contains("<<keep>>"), "a second ctrl-k unwraps");
+    press(&mut a, "Think first. ");
+    a.on_key(ctrl('k'));
+    a.on_key(ctrl('s'));
+    let sent = acts(&a);
+    let HumanAction::AddCandidate { texts, .. } = &sent[0] else { panic!("{sent:?}") };
+    assert!(!texts["instruction"].contains("<<keep>>"), "{texts:?}");
+    let new_line = format!("Think first. {line}");
+    assert!(texts["instruction"].starts_with(&new_line), "{texts:?}");
+    assert_eq!(sent[1], HumanAction::Protect { component: "instruction".into(), text: new_line });
+
+    // A marker left open is an error that keeps the editor and sends nothing.
+    a.commands.clear();
+    press(&mut a, "e");
+    a.editor.as_mut().unwrap().paste("<<keep>>open ");
+    a.on_key(ctrl('s'));
+    assert!(a.editor.is_some() && a.commands.is_empty());
+    assert!(a.flash.as_deref().unwrap_or_default().contains("never closed"), "{:?}", a.flash);
+}
+
+/// The workbench drives a real engine by keys: a note typed on a failing trace of the seed and a
+/// line protected in the editor are recorded, the guided proposal runs on the seed with that
+/// example, and the Reflections view shows it as guided by you.
+#[test]
+fn guiding_and_protecting_by_keys_reach_a_real_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, "max_metric_calls = 100\nminibatch_size = 3\nproposals_per_round = 1\nseed = 3");
+    let (project, task) = common::load(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (mut app, run_dir) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (engine, h) = Engine::create(
+            project.clone(),
+            task,
+            EngineOptions { notices: Some(tx), start_paused: false, ..Default::default() },
+        )
+        .unwrap();
+        let run_dir = engine.run_dir().to_path_buf();
+        let jh = tokio::spawn(engine.run());
+        let mut a = App::new(Model::new().with_project(&project), Keymap::default(), Theme::default());
+        a.model.attached = true;
+        let mut steered = false;
+        let drive = async {
+            while let Some(n) = rx.recv().await {
+                a.on_notice(n);
+                if !steered && a.model.val_evals.first().is_some_and(|v| !v.is_empty()) {
+                    steered = true;
+                    a.select_candidate(0);
+                    press(&mut a, "5nthe code is the group letter and -ok");
+                    press_code(&mut a, KeyCode::Enter, 1);
+                    press(&mut a, "4e");
+                    a.on_key(ctrl('k'));
+                    a.on_key(ctrl('s'));
+                }
+                for c in a.commands.drain(..) {
+                    if let EngineCommand::Act(x) = c {
+                        h.act(x);
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), drive).await.expect("the run got stuck");
+        a.model.engine_done = true;
+        assert!(jh.await.unwrap().unwrap().result.is_some(), "the run finished");
+        (a, run_dir)
+    });
+    let evs = common::committed(&load_events(&run_dir, false).unwrap().0);
+    let guides: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Human { action: HumanAction::Guide { candidate, note, example, .. }, .. } => {
+                Some((*candidate, note.clone(), example.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(guides.len(), 1, "{guides:?}");
+    assert_eq!((guides[0].0, guides[0].1.as_str()), (0, "the code is the group letter and -ok"));
+    let pointed = guides[0].2.clone().expect("with the example under the cursor");
+    assert!(evs.iter().any(|e| matches!(e, Event::Human { action: HumanAction::Protect { text, .. }, .. } if text == "Answer the item. rule A")));
+    assert_eq!(app.model.state.protected["instruction"], vec!["Answer the item. rule A".to_string()]);
+    assert!(app.model.sent.is_empty(), "both were recorded");
+    // The guided proposal is in Reflections, marked and explained.
+    let k = app.model.proposals.iter().position(|p| p.guide.is_some()).expect("a guided proposal");
+    app.goto(View::Reflections);
+    app.views.reflections.selected = Some(k);
+    let screen = text(&draw(&mut app, 160, 48));
+    assert!(screen.contains("✎ guided by you: \"the code is the group letter and -ok\""), "{screen}");
+    assert!(screen.contains(&format!("with the val example you pointed at, {}", pointed.id)), "{screen}");
+    // The Candidate view says what is protected in the seed's instruction.
+    app.select_candidate(0);
+    app.goto(View::Candidate);
+    let screen = text(&draw(&mut app, 160, 48));
+    assert!(screen.contains("protected: \"Answer the item. rule A\""), "{screen}");
+    // Its child, when it became a candidate, is on the Frontier as guided.
+    if let Some(child) = app.model.proposals[k].child {
+        app.goto(View::Frontier);
+        let screen = text(&draw(&mut app, 160, 48));
+        let row = screen.lines().find(|l| l.contains(&format!("#{child} "))).unwrap_or_default();
+        assert!(row.contains("guided"), "{screen}");
+    }
+}
+
+/// A guided proposal in Reflections, as a person sees it: the ✎ in the list and "guided by you"
+/// with the note and the example in the detail (a run with a guide and a protected line waiting in
+/// its inbox when it started: the same run every time).
+#[test]
+fn a_guided_proposal_in_reflections_at_both_sizes() {
+    use gepa_tui::engine::event::GuideExample;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(
+        &dir,
+        "max_metric_calls = 60\nminibatch_size = 3\nproposals_per_round = 1\nseed = 3\npipeline_lag = 1",
+    );
+    let (project, task) = common::load(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_dir = rt.block_on(async {
+        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
+        let run_dir = engine.run_dir().to_path_buf();
+        let guide = HumanAction::Guide {
+            candidate: 0,
+            note: "each group has its own rule: name it".into(),
+            example: Some(GuideExample { split: gepa_tui::project::Split::Val, id: "ex105".into() }),
+            component: None,
+        };
+        gepa_tui::engine::steer::send(&run_dir, guide).unwrap();
+        engine.run().await.unwrap().run_dir
+    });
+    let (mut events, _) = load_events(&run_dir, false).unwrap();
+    for ev in &mut events {
+        if let Event::RunStarted { run_id, .. } = ev {
+            *run_id = RUN_ID.to_string();
+        }
+    }
+    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
+    a.goto(View::Reflections);
+    press(&mut a, "G");
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains("guided by you"), "{screen}");
+        insta::assert_snapshot!(format!("guided_reflection_{w}x{h}"), screen);
+    }
+}
+
+/// Children refused before they were evaluated are shown as such in Reflections: the passages a
+/// child lost, or how much it grew over max_growth.
+#[test]
+fn refused_children_are_explained_in_reflections() {
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, "max_metric_calls = 80\nmax_rounds = 6\nseed = 3\npipeline_lag = 1");
+    std::fs::write(dir.join("prompts/instruction.md"), "<<keep>>Answer the item.<</keep>> rule A").unwrap();
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    std::fs::write(
+        dir.join("gepa.toml"),
+        toml.replace("file = \"prompts/format.md\"", "file = \"prompts/format.md\"\nmax_growth = 3"),
+    )
+    .unwrap();
+    let project = Arc::new(Project::load(&dir).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    // Reflections reword the protected sentence; on `format` they add rules (7 characters each).
+    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(|req: &ChatRequest| {
+        Ok::<_, AttemptError>(common::reflection_reply(req).replace("Answer the item.", "Answer."))
+    }));
+    let models = common::models_from(&project, task, refl);
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_dir = rt.block_on(async {
+        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().run_dir
+    });
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
+    a.goto(View::Reflections);
+    let n = a.model.proposals.len();
+    let find = |a: &App, word: &str| {
+        a.model.proposals.iter().position(|p| p.outcome.as_ref().is_some_and(|o| format!("{o:?}").starts_with(word)))
+    };
+    let protected = find(&a, "ProtectedTextChanged").expect("a child lost the protected sentence");
+    a.views.reflections.selected = Some(protected);
+    let screen = text(&draw(&mut a, 240, 48));
+    assert!(screen.contains("⊘ refused: protected text"), "{screen}");
+    assert!(screen.contains("dropped or changed 1 protected passage; refused before it was evaluated"), "{screen}");
+    assert!(screen.contains("── Protected text the new text lost ──"), "{screen}");
+    let grew = find(&a, "GrewTooMuch").expect("a format child grew too much");
+    a.views.reflections.selected = Some(grew);
+    let screen = text(&draw(&mut a, 240, 48));
+    assert!(screen.contains("⊘ refused: grew too much"), "{screen}");
+    assert!(screen.contains("more than its max_growth of 3; refused before it was evaluated"), "{screen}");
+    assert!(n > 0);
 }

@@ -97,8 +97,16 @@ fn print_report(project: &Project) {
     let file_width = c.components.iter().map(|x| sanitize(&x.file).chars().count()).max().unwrap_or(0);
     for comp in &c.components {
         let text = project.seed.get(&comp.name).map(String::as_str).unwrap_or("");
+        let kept = project.protected.get(&comp.name).map_or(0, Vec::len);
+        let mut extra = String::new();
+        if kept > 0 {
+            extra.push_str(&format!(", {} protected", count(kept, "span")));
+        }
+        if let Some(g) = comp.max_growth {
+            extra.push_str(&format!(", max_growth {g} chars"));
+        }
         println!(
-            "  {:<width$}  {:<file_width$}  {}, {}",
+            "  {:<width$}  {:<file_width$}  {}, {}{extra}",
             sanitize(&comp.name),
             sanitize(&comp.file),
             count(text.chars().count(), "char"),

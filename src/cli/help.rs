@@ -10,10 +10,11 @@ frontier keeps every candidate that is best on at least one validation example.
 
 Without a command, gepa-tui opens the workbench (a terminal UI) on the project in DIR: start a new \
 run, or pick an earlier one to resume (unfinished) or browse (finished). The optimizer runs inside \
-the program; the screen shows it live, and you can pause it, approve or veto mutations, edit a \
-candidate by hand, merge two, exclude or correct a mislabelled example (Traces view; your data \
-files are not touched, `export --data-fixes` writes corrected copies), and export the winner. \
-Press ? in the workbench for every key.
+the program; the screen shows it live, and you can pause it, approve or veto mutations, guide a \
+reflection with a note, protect text from mutation, edit a candidate by hand, merge two, exclude \
+or correct a mislabelled example (Traces view; your data files are not touched, `export \
+--data-fixes` writes corrected copies), and export the winner (`gepa-tui steer` does the steering \
+for a run without a screen). Press ? in the workbench for every key.
 
 A project folder holds gepa.toml (models, components, system, data, evaluator, optimizer), \
 prompts/ (one file per component: the seed candidate) and data/ (train, val and optional test \
@@ -22,7 +23,8 @@ JSONL). `gepa-tui init` writes a commented starter; README.md documents every ke
 pub const MAIN_AFTER: &str = "\
 Files:
   DIR/gepa.toml         the project's one config file
-  DIR/.gepa/runs/RUN/   a run: events.jsonl (its history), result.json, best/, data-fixes/
+  DIR/.gepa/runs/RUN/   a run: events.jsonl (its history), result.json, best/, data-fixes/,
+                        steer.jsonl and steer-acks.jsonl (gepa-tui steer's requests)
   DIR/.gepa/cache/      one file per model reply, keyed by the request
   CONFIG/keymap.toml    key bindings (CONFIG is ~/.config/gepa-tui on Linux)
   CONFIG/themes/        colour themes, one TOML file each
@@ -220,7 +222,9 @@ folder, one file per component, named like the project's prompt files (prompts/i
 OUT/instruction.md). Existing files in OUT are never overwritten: choose a new or empty folder.
 
 With --write-prompts the candidate's texts replace the project's own prompt files (the seed of \
-the next run). gepa-tui asks first, naming each file; --yes skips the question, and without a \
+the next run), with the text the run protected between <<keep>> and <</keep>> markers as in a \
+prompt file, so the next run protects it too (--out writes the plain texts the model saw). \
+gepa-tui asks first, naming each file; --yes skips the question, and without a \
 terminal to ask on it refuses unless --yes is given. Files are replaced atomically.
 
 The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json, which \
@@ -267,3 +271,44 @@ Exit status:
 Example:
   gepa-tui init my-project && cd my-project && $EDITOR gepa.toml
   gepa-tui check";
+
+pub const STEER_LONG: &str = "\
+Hands a decision to run RUN of the project in DIR while it runs (headless or in the workbench), \
+as the workbench's keys do, and prints the run's answer:
+
+  guide CANDIDATE NOTE [--example ID] [--component NAME]
+      the run's next round is a reflection on CANDIDATE with NOTE added to the reflective prompt \
+(and example ID, a train or val example, with the candidate's output and feedback on it, in its \
+reflective dataset); the child is tested on the minibatch and scored on val like any other, \
+counted in the budget, and shown in the Reflections view as guided by you.
+  protect COMPONENT TEXT
+      TEXT (exactly as a candidate's COMPONENT has it) is protected from then on: later \
+reflections on COMPONENT are told to keep it verbatim, and a child that drops or changes it is \
+refused before it is evaluated (no metric call spent).
+
+The request is appended to RUN's inbox, DIR/.gepa/runs/RUN/steer.jsonl (one JSON object a line: \
+an id and the decision as events.jsonl records it). The running gepa-tui reads the inbox a few \
+times a second and takes each request when it plans its next round, checked against the run as it \
+is then; it records a request it takes as a `human` event carrying the request's id (so a resumed \
+run never takes it twice), and appends its answer to DIR/.gepa/runs/RUN/steer-acks.jsonl: taken \
+with round N, or refused and why (an unknown candidate, text that is in no candidate's component, \
+a guide without a note). steer waits up to --wait seconds for that answer. What the run would \
+refuse is refused at once, without writing anything.
+
+A finished run, or a run that does not exist, is refused. A run that is not running (stopped, \
+resumable) keeps the request in its inbox and takes it when it is resumed.";
+
+pub const STEER_AFTER: &str = "\
+Exit status:
+  0 the run took it; 1 the run refused it (the reason is printed); 2 an error
+  (no such run, a finished run, a bad argument); 4 sent, not answered yet
+  (the run is not running, or did not plan a round within --wait): the
+  request waits in the inbox.
+
+Examples:
+  gepa-tui steer --run 20261125-084012-3fa9 guide 4 \"the city code is the first three letters of the city\"
+      a reflection on candidate 4 with that note
+  gepa-tui steer my-project --run 20261125-084012-3fa9 guide 4 \"dates are ISO\" --example val-17
+      the same, with val example val-17 in the reflective dataset
+  gepa-tui steer --run 20261125-084012-3fa9 protect instruction \"Never promise a refund.\"
+      keep that sentence in every later instruction";

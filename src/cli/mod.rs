@@ -6,6 +6,7 @@ pub mod help;
 pub mod init;
 pub mod run;
 pub mod runs;
+pub mod steer;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -137,6 +138,20 @@ pub enum Command {
         /// With --data-fixes: replace files that exist in --out.
         #[arg(long, requires = "data_fixes")]
         force: bool,
+    },
+    /// Steer a live run without the screen: guide a reflection, protect text.
+    #[command(long_about = help::STEER_LONG, after_long_help = help::STEER_AFTER)]
+    Steer {
+        /// The project folder (default: the current folder).
+        dir: Option<PathBuf>,
+        /// The run to steer (an id from `gepa-tui runs`).
+        #[arg(long, value_name = "RUN")]
+        run: String,
+        /// Seconds to wait for the run's answer (0: send and return).
+        #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+        wait: f64,
+        #[command(subcommand)]
+        action: steer::SteerAction,
     },
     /// Write a commented starter project (never overwrites existing files).
     #[command(long_about = help::INIT_LONG, after_long_help = help::INIT_AFTER)]

@@ -48,6 +48,9 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool) -> Result<ExitCode> 
                     if json && !matches!(*ev, Event::Finished { .. }) {
                         println!("{}", serde_json::to_string(&*ev).expect("events serialize"));
                     }
+                    if let Event::Human { round, action, request: Some(id) } = &*ev {
+                        progress.line(&format!("steered (request {id}, round {round}): {}", steered(action)));
+                    }
                     progress.event(&ev);
                 }
                 Notice::Status(s) => progress.status(&s),
@@ -268,7 +271,7 @@ impl Progress {
             }
             Event::CandidateAdded { .. } => self.candidates += 1,
             // A person's exclusion or fix (from the workbench or `gepa-tui steer`), as taken.
-            Event::Human { round, action } if action.example().is_some() => {
+            Event::Human { round, action, .. } if action.example().is_some() => {
                 self.line(&format!("round {round}: {}", data_action_text(action)))
             }
             _ => {}
@@ -286,5 +289,21 @@ impl Progress {
         if self.drawn {
             eprintln!();
         }
+    }
+}
+
+/// A steering decision in a few words, for the progress log.
+fn steered(a: &crate::engine::event::HumanAction) -> String {
+    use crate::engine::event::HumanAction;
+    let quote =
+        |t: &str| format!("\"{}\"", crate::text::truncate_chars(&crate::text::sanitize(t).replace('\n', " "), 60));
+    match a {
+        HumanAction::Guide { candidate, note, example, .. } => {
+            let with =
+                example.as_ref().map(|e| format!(" with {} example {}", e.split.as_str(), e.id)).unwrap_or_default();
+            format!("a reflection on #{candidate}{with}, guided by {}", quote(note))
+        }
+        HumanAction::Protect { component, text } => format!("{} protected in {component}", quote(text)),
+        other => crate::tui::model::action_word(other).to_string(),
     }
 }

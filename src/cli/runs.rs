@@ -112,8 +112,16 @@ pub fn export(
             }
         }
         for (name, path) in targets {
-            crate::store::write_atomic(&path, cand.texts[&name].as_bytes())?;
-            println!("wrote {}", path.display());
+            // The prompt files are the next run's seed: text the run protected keeps its markers.
+            let spans = state.protected.get(&name).map(Vec::as_slice).unwrap_or(&[]);
+            let text = crate::project::markers::mark_spans(&cand.texts[&name], spans);
+            crate::store::write_atomic(&path, text.as_bytes())?;
+            let kept = spans.iter().filter(|s| cand.texts[&name].contains(s.as_str())).count();
+            if kept > 0 {
+                println!("wrote {} ({kept} protected span(s) between <<keep>> markers)", path.display());
+            } else {
+                println!("wrote {}", path.display());
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

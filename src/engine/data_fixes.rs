@@ -593,6 +593,7 @@ mod tests {
             config_hash: String::new(),
             branched_from: None,
             frontier,
+            protected: Default::default(),
         }
     }
 
@@ -637,6 +638,7 @@ mod tests {
             s.apply(&Event::Human {
                 round: 1,
                 action: HumanAction::ExcludeExample { split: Split::Val, example: "e3".into(), reason: "wrong".into() },
+                request: None,
             });
             let without: Vec<Vec<f64>> = ROWS.iter().map(|r| r[..3].to_vec()).collect();
             let never = fold(&VAL[..3], &without, frontier);
@@ -672,7 +674,7 @@ mod tests {
             field: "expected".into(),
             value: Value::String("B".into()),
         };
-        s.apply(&Event::Human { round: 1, action: fix });
+        s.apply(&Event::Human { round: 1, action: fix, request: None });
         assert_eq!(s.data.revision(Split::Val, "e0"), 1);
         // Against the corrected value c1 is right on e0 and c0, c2 are wrong.
         let rescored =

@@ -103,6 +103,21 @@ pub enum HumanAction {
     /// `value`, and for a val example every candidate's recorded output is scored again against it
     /// when the round commits (`example_fixed`). The data file is not touched.
     FixExample { split: Split, example: String, field: String, value: serde_json::Value },
+    /// Run a reflection on this candidate with a person's note added to the reflective prompt
+    /// (and the example they were looking at, if any, in its reflective dataset). It is the next
+    /// round's proposal; its child is tested and scored like any other.
+    Guide {
+        candidate: CandidateId,
+        note: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        example: Option<GuideExample>,
+        /// The component to rewrite (default: the candidate's round robin).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        component: Option<String>,
+    },
+    /// Protect this exact text of a component: later reflections on it are told to keep it
+    /// verbatim, and a child that drops or changes it is refused before it is evaluated.
+    Protect { component: String, text: String },
 }
 
 impl HumanAction {
@@ -135,6 +150,21 @@ pub struct Rescored {
     pub eval: ExampleEval,
 }
 
+/// An example a person pointed at: its split (train or val) and id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuideExample {
+    pub split: Split,
+    pub id: String,
+}
+
+/// A person's guidance for one proposal (see `HumanAction::Guide`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guidance {
+    pub note: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<GuideExample>,
+}
+
 /// One planned reflective proposal of a round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedProposal {
@@ -146,6 +176,9 @@ pub struct PlannedProposal {
     pub minibatch: Vec<String>,
     /// The component(s) this proposal rewrites.
     pub components: Vec<String>,
+    /// A person asked for this proposal, with this note (absent: the engine's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guide: Option<Guidance>,
 }
 
 /// A merge chosen when its round was planned: the two parents, their common ancestor, the texts,
@@ -186,6 +219,18 @@ pub enum ProposalOutcome {
     /// Passed the minibatch test with the very texts of an item already waiting for review: the
     /// two are one review item.
     SameAsPending { item: u64, parent_sum: f64, child_sum: f64 },
+    /// The new text dropped or changed text a person protected: refused before it was evaluated.
+    ProtectedTextChanged { component: String, missing: Vec<String> },
+    /// The new text grew more than the component's `max_growth` over the parent's: refused before
+    /// it was evaluated.
+    GrewTooMuch { component: String, parent_chars: usize, child_chars: usize, max_growth: usize },
+}
+
+impl ProposalOutcome {
+    /// The child was refused before it was evaluated (protected text, max_growth).
+    pub fn refused_unevaluated(&self) -> bool {
+        matches!(self, ProposalOutcome::ProtectedTextChanged { .. } | ProposalOutcome::GrewTooMuch { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,6 +257,9 @@ pub enum Event {
         /// The fronts selection works over (absent: `instance`, as in every log before objectives).
         #[serde(default, skip_serializing_if = "Frontier::is_instance")]
         frontier: Frontier,
+        /// Text the component files protect (`<<keep>>` … `<</keep>>`), per component.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        protected: BTreeMap<String, Vec<String>>,
     },
     /// A round is planned: the parents and minibatches (or the merge) chosen from the state as it
     /// was committed after round `planned_after`. Recorded before any of its work starts, so a
@@ -318,7 +366,13 @@ pub enum Event {
     /// A child waits in the review queue instead of being scored on val.
     ReviewQueued { item: ReviewItem },
     /// A person acted (applied at the start of `round`).
-    Human { round: u64, action: HumanAction },
+    Human {
+        round: u64,
+        action: HumanAction,
+        /// The id of the `gepa-tui steer` request it came from (absent: from the workbench).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+    },
     /// A candidate scored on the whole val split (in val order).
     ValEvaluated {
         candidate: CandidateId,

@@ -139,6 +139,13 @@ pub struct RunResult {
     pub failed_evaluations: u64,
     pub wall_seconds: f64,
     pub best_texts: Candidate,
+    /// Proposals a person asked for with a note (`guide`, in the workbench or `gepa-tui steer`).
+    #[serde(default)]
+    pub guided_proposals: u64,
+    /// Children refused before they were evaluated: they dropped text a person protected, or grew
+    /// more than their component's `max_growth`.
+    #[serde(default)]
+    pub children_refused: u64,
     /// The frontier, each objective's best candidate, the non-dominated set (absent without objectives).
     #[serde(flatten)]
     pub objectives: super::state::ObjectiveReport,
@@ -204,4 +211,9 @@ pub enum Command {
     Act(HumanAction),
     /// Approve every pending item (expanded into one `approve` each, in queue order).
     ApproveAll,
+    /// A `gepa-tui steer` request from the run folder's inbox, answered there (see `steer`).
+    Request {
+        id: String,
+        action: HumanAction,
+    },
 }

@@ -9,12 +9,14 @@ pub mod handle;
 pub mod merge;
 pub mod minibatch;
 pub mod pareto;
+pub mod protect;
 pub mod reflect;
 pub mod rng;
 pub mod run;
 pub mod select;
 pub mod setup;
 pub mod state;
+pub mod steer;
 
 pub use event::{Event, Origin, ProposalOutcome};
 pub use pareto::CandidateId;

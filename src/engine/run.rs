@@ -13,7 +13,8 @@
 
 use super::data_fixes::DataChanges;
 use super::event::{
-    candidate_hash, Event, HumanAction, Origin, PlannedMerge, PlannedProposal, ProposalOutcome, ReviewItem, ReviewKind,
+    candidate_hash, Event, Guidance, GuideExample, HumanAction, Origin, PlannedMerge, PlannedProposal, ProposalOutcome,
+    ReviewItem, ReviewKind,
 };
 use super::merge::{merge_subsample, Lineage};
 use super::pareto::{dominators, CandidateId};
@@ -24,6 +25,7 @@ use super::reflect::{
 use super::rng::derive_rng;
 use super::select::select_parent;
 use super::state::{CommitBuffer, RunState};
+use super::steer::{Inbox, SteerAnswer};
 use crate::eval::{ExampleEval, Task};
 use crate::llm::{ChatRequest, Message};
 use crate::project::config::{AcceptPerRound, ComponentSelection, OptimizerConfig, ReviewPolicy, SystemKind};
@@ -220,6 +222,13 @@ pub struct Engine {
     shadows: std::collections::VecDeque<Running>,
     /// Rounds recorded as planned but not committed when the run was resumed: redone first.
     recovered: Vec<(Event, Vec<HumanAction>)>,
+    /// The run folder's `gepa-tui steer` inbox (see `engine::steer`).
+    inbox: Arc<Mutex<Inbox>>,
+    /// Steering requests taken by the planner whose round is not recorded yet: (id, action).
+    requests: Vec<(String, HumanAction)>,
+    /// Steering requests recorded with a round not committed yet: (round, id, action). A round
+    /// dropped and planned again records them again with their id.
+    in_flight_requests: Vec<(u64, String, HumanAction)>,
     _lock: RunLock,
 }
 
@@ -311,7 +320,7 @@ impl Engine {
             .with_context(|| format!("cannot write {}", run_dir.join("gepa.toml").display()))?;
         let lock = RunLock::acquire(&run_dir)?;
         let log = EventLog::create(&run_dir.join("events.jsonl"))?;
-        let mut engine = Self::assemble(project, task, run_dir, log, lock, RunState::default(), 0, 0, opts)?;
+        let mut engine = Self::assemble(project, task, run_dir, log, lock, RunState::default(), 0, 0, opts, &[])?;
         let p = &engine.sh.project;
         let opt = &engine.sh.opt;
         let ev = Event::RunStarted {
@@ -328,6 +337,7 @@ impl Engine {
             config_hash: blake3::hash(p.config_text.as_bytes()).to_hex().to_string(),
             branched_from: engine.seed_texts.as_ref().map(|(_, from)| from.clone()),
             frontier: opt.frontier,
+            protected: p.protected.clone(),
         };
         engine.sh.emit(ev.clone(), true)?;
         engine.state.apply(&ev);
@@ -361,7 +371,8 @@ impl Engine {
         // The time between a stop and this resume is not the run's.
         let active = active_ms(&run_dir.join("events.jsonl"));
         let log = EventLog::open_append(&run_dir.join("events.jsonl"))?;
-        let mut engine = Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, active, opts)?;
+        let mut engine =
+            Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, active, opts, &events)?;
         if let Some(w) = warning {
             engine.sh.notify(Notice::Warning(w));
         }
@@ -385,12 +396,25 @@ impl Engine {
                 engine.sh.emit(started.clone(), true)?;
                 for a in actions {
                     let Event::RoundStarted { round, .. } = started else { continue };
-                    engine.sh.emit(Event::Human { round: *round, action: a.clone() }, true)?;
+                    // A steering request keeps its id (the inbox knows it as taken by it).
+                    let request = events.iter().rev().find_map(|e| match e {
+                        Event::Human { round: r, action: b, request } if r == round && b == a => request.clone(),
+                        _ => None,
+                    });
+                    if let Some(id) = &request {
+                        engine.in_flight_requests.push((*round, id.clone(), a.clone()));
+                    }
+                    engine.sh.emit(Event::Human { round: *round, action: a.clone(), request }, true)?;
                 }
             }
-            let consumed = recovered
-                .iter()
-                .any(|(e, _)| matches!(e, Event::RoundStarted { planned_after: Some(a), .. } if Some(*a) == engine.state.round));
+            // The chance to merge after the last commit is taken by the first round redone when
+            // `run` revalidates it, as it was when that round was planned (a merge planned right
+            // after the commit stays a merge); a fixed-lag pipeline does not revalidate, so a
+            // round planned after the last commit has taken it already.
+            let consumed = engine.sh.opt.keep_stale_plans
+                && recovered.iter().any(
+                    |(e, _)| matches!(e, Event::RoundStarted { planned_after: Some(a), .. } if Some(*a) == engine.state.round),
+                );
             engine.merge_ready = engine.state.last_round_found_new && !consumed;
             engine.recovered = recovered;
             // Decisions recorded in a round whose plan cannot be redone (a log from before the
@@ -413,6 +437,7 @@ impl Engine {
         seq: u64,
         active_before_ms: u64,
         opts: EngineOptions,
+        events: &[Event],
     ) -> Result<Engine> {
         let opt = project.config.optimizer.clone();
         if opt.proposals_per_round == 0 || opt.minibatch_size == 0 || opt.concurrency == 0 || opt.max_lag() == 0 {
@@ -466,8 +491,12 @@ impl Engine {
             round_spend: Mutex::new(BTreeMap::new()),
             evaluations_dropped: AtomicU64::new(0),
         };
+        let inbox = Arc::new(Mutex::new(Inbox::open(&run_dir, events)));
         Ok(Engine {
             sh: Arc::new(sh),
+            inbox,
+            requests: Vec::new(),
+            in_flight_requests: Vec::new(),
             run_dir,
             state,
             handle,
@@ -543,6 +572,12 @@ impl Engine {
                 sh.send_status();
             }
         }));
+        // Requests already waiting in the inbox (sent while the run was stopped) are taken by the
+        // first plan, whatever the poller's timing.
+        let waiting = inbox_commands(&self.inbox, &self.sh);
+        self.command_buf.extend(waiting);
+        let poller =
+            AbortOnDrop(tokio::spawn(poll_inbox(self.inbox.clone(), self.handle.commands.clone(), self.sh.clone())));
         if self.state.round.is_none() {
             tokio::select! {
                 biased;
@@ -562,6 +597,7 @@ impl Engine {
             r.work.abort();
         }
         drop(ticker);
+        drop(poller);
         // The last tick may be up to a second old: consumers get the final counts.
         self.sh.send_status();
         match result? {
@@ -671,7 +707,8 @@ impl Engine {
             let Event::RoundStarted { round, proposals, merge, .. } = &inflight[i].plan.started else {
                 unreachable!("a plan is a round_started")
             };
-            let now = self.decide(&view, &before, *round, merge_ready, guess);
+            let guide = inflight[i].plan.actions.iter().find(|a| is_guide(a));
+            let now = self.decide(&view, &before, *round, merge_ready, guess, guide);
             let same = match now {
                 Some((p, m)) => p == *proposals && m == *merge,
                 None => proposals.is_empty() && merge.is_none(),
@@ -748,6 +785,14 @@ impl Engine {
                 }
             }
         }
+        // A steering request among them is taken again as that request (its id recorded again).
+        for cmd in actions.iter_mut() {
+            let Command::Act(a) = cmd else { continue };
+            if let Some(i) = self.in_flight_requests.iter().position(|(_, _, b)| b == a) {
+                let (_, id, action) = self.in_flight_requests.remove(i);
+                *cmd = Command::Request { id, action };
+            }
+        }
         actions.append(&mut self.command_buf);
         self.command_buf = actions;
         Ok(())
@@ -822,6 +867,9 @@ impl Engine {
     /// flight and this round's human decisions on top): its proposals, or a merge. None when no
     /// proposal should start (the budget is spoken for, the review queue is full, or only reviews
     /// are left).
+    ///
+    /// A person's `guide` taken with the round makes it that one guided proposal (a merge owed
+    /// waits): the human asked for it, so it goes before what the engine would choose.
     fn decide(
         &self,
         view: &RunState,
@@ -829,9 +877,10 @@ impl Engine {
         round: u64,
         merge_ready: bool,
         guess: Option<CandidateId>,
+        guide: Option<&HumanAction>,
     ) -> Option<(Vec<PlannedProposal>, Option<PlannedMerge>)> {
         let opt = &self.sh.opt;
-        if guess.is_some() && opt.merge {
+        if guess.is_some() && opt.merge && guide.is_none() {
             // After a new candidate a merge may be due; that waits for the commit.
             return None;
         }
@@ -849,6 +898,9 @@ impl Engine {
         if room == 0 {
             return None;
         }
+        if let Some(g) = guide {
+            return Some((vec![self.guided_proposal(view, g)?], None));
+        }
         if opt.merge && merge_ready && view.merges_due > 0 {
             if let Some(m) = self.plan_merge(view, round) {
                 return Some((vec![], Some(m)));
@@ -861,10 +913,18 @@ impl Engine {
     /// and starts its work. None when nothing should start now.
     fn plan_next(&mut self, inflight: &[InFlight]) -> Option<Running> {
         let (mut view, guess) = self.planning_view_and_guess(inflight);
-        let actions = self.take_commands(&mut view);
+        let mut actions = self.take_commands(&mut view);
         let committed = self.state.round.unwrap_or(0);
         let round = committed + 1 + inflight.len() as u64;
-        let (proposals, merge) = self.decide(&view, inflight, round, self.merge_ready, guess).unwrap_or_default();
+        let guide = actions.iter().position(is_guide);
+        let decided = self.decide(&view, inflight, round, self.merge_ready, guess, guide.map(|i| &actions[i]));
+        if let Some(i) = guide.filter(|_| decided.is_none()) {
+            // No proposal can start now (the budget is spoken for, or the review queue is full):
+            // the guide waits for the next plan.
+            let a = actions.remove(i);
+            self.defer(a);
+        }
+        let (proposals, merge) = decided.unwrap_or_default();
         if proposals.is_empty() && merge.is_none() && actions.is_empty() {
             return None;
         }
@@ -878,13 +938,68 @@ impl Engine {
         Some(self.start_round(inflight, started, actions))
     }
 
-    fn record_plan(&self, started: &Event, actions: &[HumanAction]) -> Result<()> {
+    /// Records a round's plan and the decisions taken with it; a steering request among them is
+    /// recorded with its id and answered as taken.
+    fn record_plan(&mut self, started: &Event, actions: &[HumanAction]) -> Result<()> {
         let Event::RoundStarted { round, .. } = started else { unreachable!("a plan is a round_started") };
         self.sh.emit(started.clone(), true)?;
+        let mut taken = Vec::new();
         for a in actions {
-            self.sh.emit(Event::Human { round: *round, action: a.clone() }, true)?;
+            let request = self.requests.iter().position(|(_, r)| r == a).map(|i| self.requests.remove(i).0);
+            self.sh.emit(Event::Human { round: *round, action: a.clone(), request: request.clone() }, true)?;
+            if let Some(id) = request {
+                self.in_flight_requests.push((*round, id.clone(), a.clone()));
+                taken.push(id);
+            }
+        }
+        for id in taken {
+            self.answer(&SteerAnswer::taken(&id, *round));
         }
         Ok(())
+    }
+
+    /// Writes the answer to a steering request (a failure is said, not fatal: the request is
+    /// recorded in the log either way).
+    fn answer(&self, answer: &SteerAnswer) {
+        let inbox = self.inbox.lock().expect("inbox");
+        if let Err(e) = inbox.answer(answer) {
+            let path = inbox.dir().join(super::steer::ANSWERS);
+            self.sh.notify(Notice::Warning(format!(
+                "cannot answer steering request {}: {}: {e}",
+                answer.id,
+                path.display()
+            )));
+        }
+    }
+
+    /// A decision taken but not planned now: back to the front of the queue (with its request
+    /// id, when it came from the inbox).
+    fn defer(&mut self, a: HumanAction) {
+        let cmd = match self.requests.iter().position(|(_, r)| *r == a) {
+            Some(i) => Command::Request { id: self.requests.remove(i).0, action: a },
+            None => Command::Act(a),
+        };
+        self.command_buf.insert(0, cmd);
+    }
+
+    /// The decisions still queued when the run finishes (a guide the budget left no room for, a
+    /// request that came too late): the workbench is told, a steering request is answered.
+    fn refuse_leftovers(&mut self, reason: &str) {
+        let mut cmds = std::mem::take(&mut self.command_buf);
+        while let Ok(cmd) = self.commands.try_recv() {
+            cmds.push(cmd);
+        }
+        for cmd in cmds {
+            let why = format!("the run finished ({reason}) before this could be taken");
+            match cmd {
+                Command::Request { id, action } => {
+                    self.answer(&SteerAnswer::refused(&id, &why));
+                    self.sh.notify(Notice::Refused { action, why });
+                }
+                Command::Act(action) => self.sh.notify(Notice::Refused { action, why }),
+                Command::ApproveAll => {}
+            }
+        }
     }
 
     /// Turns a recorded plan into its work, started beside the rounds in flight.
@@ -940,6 +1055,7 @@ impl Engine {
             proposals: jobs,
             merge: merge_job,
             vetoes: after_actions.vetoes.clone(),
+            protected: after_actions.protected.clone(),
             mutation_policy,
             merge_policy,
             data,
@@ -962,29 +1078,60 @@ impl Engine {
     }
 
     /// Takes the human commands that arrived since the last plan, validated against the view.
+    /// One `guide` is taken per round (it is the round's proposal); later ones wait, in order.
     fn take_commands(&mut self, view: &mut RunState) -> Vec<HumanAction> {
         let mut cmds = std::mem::take(&mut self.command_buf);
         while let Ok(cmd) = self.commands.try_recv() {
             cmds.push(cmd);
         }
-        let mut out = Vec::new();
+        let mut out: Vec<HumanAction> = Vec::new();
+        let mut later = Vec::new();
+        // Texts a decision of this batch adds: text protected with them is in the run too.
+        let mut added: Vec<Candidate> = Vec::new();
+        let committed = self.state.candidates.len();
         for cmd in cmds {
-            let actions = match cmd {
+            let (actions, request) = match cmd {
                 Command::ApproveAll => {
-                    view.review_queue.iter().map(|i| HumanAction::Approve { item: i.item }).collect()
+                    (view.review_queue.iter().map(|i| HumanAction::Approve { item: i.item }).collect(), None)
                 }
-                Command::Act(a) => vec![a],
+                Command::Act(a) => (vec![a], None),
+                Command::Request { id, action } => (vec![action], Some(id)),
             };
             for a in actions {
-                match check_action(&a, view) {
+                if is_guide(&a) && (out.iter().any(is_guide) || !later.is_empty()) {
+                    later.push(match &request {
+                        Some(id) => Command::Request { id: id.clone(), action: a },
+                        None => Command::Act(a),
+                    });
+                    continue;
+                }
+                match check_action(&a, view, committed, &added) {
                     Ok(()) => {
+                        match &a {
+                            HumanAction::AddCandidate { texts, .. } | HumanAction::Edit { texts, .. } => {
+                                added.push(texts.clone())
+                            }
+                            HumanAction::Approve { item } => {
+                                added.extend(view.review_item(*item).map(|i| i.texts.clone()))
+                            }
+                            _ => {}
+                        }
                         view.apply_human_action(&a);
+                        if let Some(id) = &request {
+                            self.requests.push((id.clone(), a.clone()));
+                        }
                         out.push(a);
                     }
-                    Err(why) => self.sh.notify(Notice::Refused { action: a, why }),
+                    Err(why) => {
+                        if let Some(id) = &request {
+                            self.answer(&SteerAnswer::refused(id, &why));
+                        }
+                        self.sh.notify(Notice::Refused { action: a, why });
+                    }
                 }
             }
         }
+        self.command_buf = later;
         out
     }
 
@@ -1030,8 +1177,38 @@ impl Engine {
             HumanAction::Veto { .. }
             | HumanAction::SetPolicy { .. }
             | HumanAction::ExcludeExample { .. }
-            | HumanAction::FixExample { .. } => None,
+            | HumanAction::FixExample { .. }
+            | HumanAction::Guide { .. }
+            | HumanAction::Protect { .. } => None,
         }
+    }
+
+    /// The one proposal of a round a person asked for (`guide`): its candidate as the parent,
+    /// the next minibatch as usual, the component asked for (else the parent's round robin).
+    fn guided_proposal(&self, view: &RunState, guide: &HumanAction) -> Option<PlannedProposal> {
+        let HumanAction::Guide { candidate, note, example, component } = guide else { return None };
+        let opt = &self.sh.opt;
+        let train: Vec<String> = self.sh.project.train.iter().map(|e| e.id.clone()).collect();
+        view.candidates.get(*candidate)?;
+        let minibatch_index = view.minibatches_drawn;
+        // Excluded train examples are not drawn (see data_fixes.rs).
+        let minibatch = view.minibatch_ids(opt.seed, &train, opt.minibatch_size, minibatch_index);
+        let components = match (component, opt.component_selection) {
+            (Some(c), _) => vec![c.clone()],
+            (None, ComponentSelection::All) => view.components.clone(),
+            (None, ComponentSelection::RoundRobin) => {
+                let next = view.next_component.get(*candidate).copied().unwrap_or(0);
+                vec![view.components.get(next % view.components.len().max(1))?.clone()]
+            }
+        };
+        Some(PlannedProposal {
+            slot: 0,
+            parent: *candidate,
+            minibatch_index,
+            minibatch,
+            components,
+            guide: Some(Guidance { note: note.trim().to_string(), example: example.clone() }),
+        })
     }
 
     /// Chooses a round's parents, minibatches and components from the planning view.
@@ -1069,7 +1246,7 @@ impl Engine {
                         vec![s.components[c].clone()]
                     }
                 };
-                PlannedProposal { slot, parent, minibatch_index, minibatch, components }
+                PlannedProposal { slot, parent, minibatch_index, minibatch, components, guide: None }
             })
             .collect()
     }
@@ -1149,6 +1326,7 @@ impl Engine {
     /// A round that fixed examples first scores the recorded val outputs again (data_fixes.rs).
     async fn commit(&mut self, f: InFlight, mut out: RoundOutput) -> Result<()> {
         let Event::RoundStarted { round, .. } = f.started else { unreachable!("a plan is a round_started") };
+        self.in_flight_requests.retain(|(r, _, _)| *r != round);
         let sh = self.sh.clone();
         if !super::data_fixes::fixed_in(&f.actions).is_empty() {
             sh.set_activity("scoring the recorded outputs again against the corrected examples");
@@ -1358,6 +1536,7 @@ impl Engine {
         };
         sh.emit(fin.clone(), true)?;
         self.state.apply(&fin);
+        self.refuse_leftovers(reason);
         sh.set_activity(format!("finished: {reason}"));
         let result = self.result_now()?;
         self.write_outputs(&result)?;
@@ -1388,6 +1567,8 @@ impl Engine {
             failed_evaluations: failed,
             wall_seconds: self.active_secs(),
             best_texts: s.candidates[best].texts.clone(),
+            guided_proposals: s.guided_proposals,
+            children_refused: s.children_refused,
             objectives: s.objective_report(),
             data: s.data_report(),
         })
@@ -1434,7 +1615,24 @@ fn plans(inflight: &[Running]) -> Vec<InFlight> {
     inflight.iter().map(|r| r.plan.clone()).collect()
 }
 
-fn check_action(a: &HumanAction, view: &RunState) -> std::result::Result<(), String> {
+/// Whether the run whose committed state is `state` would take decision `a` now (`gepa-tui
+/// steer` asks before it sends; the engine asks again when it plans).
+pub fn check_request(a: &HumanAction, state: &RunState) -> std::result::Result<(), String> {
+    check_action(a, state, state.candidates.len(), &[])
+}
+
+fn is_guide(a: &HumanAction) -> bool {
+    matches!(a, HumanAction::Guide { .. })
+}
+
+/// Whether a decision can be taken on `view`: `committed` candidates exist for good (a guide names
+/// one of them), `added` are texts earlier decisions of the same batch add.
+fn check_action(
+    a: &HumanAction,
+    view: &RunState,
+    committed: usize,
+    added: &[Candidate],
+) -> std::result::Result<(), String> {
     let texts_ok = |texts: &Candidate| -> std::result::Result<(), String> {
         let mut want: Vec<&String> = view.components.iter().collect();
         want.sort();
@@ -1459,7 +1657,87 @@ fn check_action(a: &HumanAction, view: &RunState) -> std::result::Result<(), Str
         }
         HumanAction::SetPolicy { .. } => Ok(()),
         HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. } => view.check_data_action(a),
+        HumanAction::Guide { candidate, note, example, component } => {
+            if *candidate >= committed {
+                return Err(format!(
+                    "no candidate {candidate} (the run has {committed}: 0 to {})",
+                    committed.max(1) - 1
+                ));
+            }
+            if note.trim().is_empty() {
+                return Err("a guide needs a note: what should the reflection take into account?".into());
+            }
+            if let Some(c) = component.as_ref().filter(|c| !view.components.contains(c)) {
+                return Err(format!("no component `{c}` (the components are {})", view.components.join(", ")));
+            }
+            match example {
+                Some(GuideExample { split: crate::project::Split::Test, .. }) => {
+                    Err("test examples are never shown to the optimizer; guide with a train or val example".into())
+                }
+                Some(GuideExample { split, id }) => {
+                    let ids = if *split == crate::project::Split::Val { &view.val_ids } else { &view.train_ids };
+                    if ids.contains(id) {
+                        Ok(())
+                    } else {
+                        Err(format!("no {} example `{id}` in this run", split.as_str()))
+                    }
+                }
+                None => Ok(()),
+            }
+        }
+        HumanAction::Protect { component, text } => {
+            if !view.components.contains(component) {
+                return Err(format!("no component `{component}` (the components are {})", view.components.join(", ")));
+            }
+            if text.trim().is_empty() {
+                return Err("nothing to protect: the text is empty".into());
+            }
+            if crate::project::markers::has_markers(text) {
+                return Err("the text to protect holds a keep marker; give the plain text".into());
+            }
+            if view.protected.get(component).is_some_and(|spans| spans.contains(text)) {
+                return Err(format!("that text of `{component}` is already protected"));
+            }
+            let has = |texts: &Candidate| texts.get(component).is_some_and(|t| t.contains(text.as_str()));
+            if view.candidates.iter().any(|c| has(&c.texts)) || added.iter().any(has) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "\"{}\" is not in component `{component}` of any candidate; protect text exactly as a candidate has it",
+                    crate::text::truncate_chars(&text.replace('\n', " "), 60)
+                ))
+            }
+        }
     }
+}
+
+/// Reads the run folder's steering inbox a few times a second and hands each new request to the
+/// planner (a line that is not a request is refused at once, with where it is).
+async fn poll_inbox(inbox: Arc<Mutex<Inbox>>, commands: mpsc::UnboundedSender<Command>, sh: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for cmd in inbox_commands(&inbox, &sh) {
+            let _ = commands.send(cmd);
+        }
+    }
+}
+
+/// The new requests in the inbox, as commands for the planner.
+fn inbox_commands(inbox: &Mutex<Inbox>, sh: &Shared) -> Vec<Command> {
+    let mut inbox = inbox.lock().expect("inbox");
+    let mut out = Vec::new();
+    for r in inbox.poll() {
+        match r {
+            Ok(req) => out.push(Command::Request { id: req.id, action: req.action }),
+            Err(bad) => {
+                if let Some(id) = &bad.id {
+                    let _ = inbox.answer(&SteerAnswer::refused(id, &bad.why));
+                }
+                sh.notify(Notice::Warning(bad.why));
+            }
+        }
+    }
+    out
 }
 
 /// The rounds a log planned after its last committed round, each with the human decisions taken
@@ -1480,7 +1758,7 @@ fn recovered_rounds(events: &[Event], committed: Option<u64>) -> (Vec<(Event, Ve
                     orphans.retain(|a| !actions.contains(a));
                 }
             }
-            Event::Human { round, action } if *round > last => match planned.get_mut(round) {
+            Event::Human { round, action, .. } if *round > last => match planned.get_mut(round) {
                 Some((_, actions)) if !actions.contains(action) => actions.push(action.clone()),
                 Some(_) => {}
                 None => orphans.push(action.clone()),
@@ -1505,6 +1783,21 @@ fn recovered_rounds(events: &[Event], committed: Option<u64>) -> (Vec<(Event, Ve
     }
     (out, orphans)
 }
+
+/// Whether example `id` is among the minibatch's or is the one pointed at.
+fn records_hold(batch: &[&Example], pointed: Option<&Example>, id: &str) -> bool {
+    batch.iter().any(|e| e.id == id) || pointed.is_some_and(|e| e.id == id)
+}
+
+/// What a person asked of a round's reflections: vetoes' reasons and protected text, per component.
+#[derive(Clone, Copy)]
+struct Steering<'a> {
+    vetoes: &'a BTreeMap<String, Vec<String>>,
+    protected: &'a BTreeMap<String, Vec<String>>,
+}
+
+/// The `minibatch_evaluated` role of a guided proposal's parent on the example a person pointed at.
+pub const GUIDE_EXAMPLE_ROLE: &str = "guided_example";
 
 /// One reflective proposal of a planned round, with the parent's texts it starts from.
 struct ProposalJob {
@@ -1534,6 +1827,8 @@ struct RoundPlan {
     proposals: Vec<ProposalJob>,
     merge: Option<MergeJob>,
     vetoes: BTreeMap<String, Vec<String>>,
+    /// Text a person protected, per component, as of this round's plan.
+    protected: BTreeMap<String, Vec<String>>,
     mutation_policy: ReviewPolicy,
     merge_policy: ReviewPolicy,
     /// The examples a person excluded or fixed, as this round evaluates them.
@@ -1862,7 +2157,8 @@ impl Shared {
             let news = plan.proposals.len() == 1 && to_score.is_empty();
             let auto = plan.mutation_policy == ReviewPolicy::Auto;
             let results = join_all(plan.proposals.iter().map(|p| {
-                self.run_proposal(round, gen, (plan.planned_after, &plan.data), p, &plan.vetoes, news && auto)
+                let steer = Steering { vetoes: &plan.vetoes, protected: &plan.protected };
+                self.run_proposal(round, gen, (plan.planned_after, &plan.data), p, steer, news && auto)
             }))
             .await;
             if news {
@@ -1943,10 +2239,11 @@ impl Shared {
         gen: u64,
         reuse: (u64, &DataChanges),
         job: &ProposalJob,
-        vetoes: &BTreeMap<String, Vec<String>>,
+        steer: Steering<'_>,
         early: bool,
     ) -> Result<SlotResult> {
         let p = &job.plan;
+        let guide = p.guide.as_ref();
         let parent = &job.parent_texts;
         let (reuse_until, data) = reuse;
         let train_index: BTreeMap<&str, &Example> = self.project.train.iter().map(|e| (e.id.as_str(), e)).collect();
@@ -1984,18 +2281,69 @@ impl Shared {
             },
             false,
         )?;
-        if self.opt.skip_perfect_score && perfect {
+        // A person asked for this reflection: it runs even on a minibatch the parent is perfect on.
+        if self.opt.skip_perfect_score && perfect && guide.is_none() {
             self.emit_in(gen, finish(ProposalOutcome::SkippedPerfect, None), false)?;
             r.skipped = true;
             return Ok(r);
+        }
+        // The example the person was looking at, with the parent's evaluation of it (served from
+        // the evaluation cache when already committed), for the reflective dataset only.
+        // A train example already in the minibatch is in the dataset once.
+        let pointed = match guide.and_then(|g| g.example.as_ref()) {
+            Some(GuideExample { split, id })
+                if !(*split == crate::project::Split::Train && p.minibatch.contains(id)) =>
+            {
+                let is_val = *split == crate::project::Split::Val;
+                self.project.split(*split).iter().find(|e| e.id == *id).map(|e| (e, is_val))
+            }
+            _ => None,
+        };
+        let pointed_example = pointed.map(|(e, _)| e);
+        let mut pointed_eval: Option<ExampleEval> = None;
+        if let Some((ex, is_val)) = pointed {
+            let split = if is_val { Split::Val } else { Split::Train };
+            self.stage_in(gen, round, Some(format!("parent {} on the example you pointed at", p.parent)));
+            let (evals, calls, cost) = self.evaluate(gen, parent, &[ex], split, Some((reuse_until, data))).await?;
+            r.calls += calls;
+            r.cost += cost;
+            self.emit_in(
+                gen,
+                Event::MinibatchEvaluated {
+                    round,
+                    slot: p.slot,
+                    candidate_role: GUIDE_EXAMPLE_ROLE.into(),
+                    evals: evals.clone(),
+                    // Filed in the evaluation cache as train only (ids may repeat across splits).
+                    candidate_hash: (!is_val).then(|| candidate_hash(parent)),
+                },
+                false,
+            )?;
+            pointed_eval = evals.into_iter().next();
         }
 
         let mut child = parent.clone();
         let mut reasoning = String::new();
         for component in &p.components {
-            let records = self.reflective_dataset(component, &batch, &parent_evals);
-            let notes = vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
-            let prompt = build_prompt(&self.template, &parent[component], &records, notes);
+            let mut records = self.reflective_dataset(component, &batch, &parent_evals);
+            if let (Some(ex), Some(ev)) = (pointed_example, &pointed_eval) {
+                records.extend(self.reflective_dataset(component, &[ex], std::slice::from_ref(ev)));
+            }
+            let notes = steer.vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
+            // The protected spans this parent's text holds: the child must keep them.
+            let kept: Vec<String> = steer
+                .protected
+                .get(component)
+                .map(|spans| spans.iter().filter(|s| parent[component].contains(s.as_str())).cloned().collect())
+                .unwrap_or_default();
+            let mut prompt = build_prompt(&self.template, &parent[component], &records, notes);
+            prompt.push_str(&super::protect::protected_section(&kept));
+            if let Some(g) = guide {
+                // The example is in the dataset: pointed at and evaluated, or in the minibatch.
+                let shown =
+                    g.example.as_ref().map(|e| e.id.as_str()).filter(|id| records_hold(&batch, pointed_example, id));
+                prompt.push_str(&super::protect::guidance_section(&g.note, shown));
+            }
             self.gate().await;
             self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
             let (reply, cut_answers) = match self.reflect(&prompt).await {
@@ -2040,6 +2388,14 @@ impl Shared {
             }
             if new_text.trim().is_empty() {
                 self.emit_in(gen, finish(ProposalOutcome::EmptyAnswer, None), false)?;
+                return Ok(r);
+            }
+            let max_growth = self.project.max_growth(component);
+            if let Some(refused) = super::protect::refusal(component, &parent[component], &new_text, &kept, max_growth)
+            {
+                // Refused before any metric call is spent on it.
+                child.insert(component.clone(), new_text);
+                self.emit_in(gen, finish(refused, Some(child)), false)?;
                 return Ok(r);
             }
             child.insert(component.clone(), new_text);

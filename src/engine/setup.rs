@@ -74,27 +74,38 @@ pub fn open_engine(
     if let Some(spec) = &args.branch {
         opts.seed_texts = Some(branch_texts(&project, spec)?);
     }
-    let extra: Vec<(crate::project::Candidate, String)> =
+    let extra: Vec<(crate::project::Candidate, crate::project::markers::Protected, String)> =
         args.add_seeds.iter().map(|d| candidate_from_folder(&project, d)).collect::<Result<_>>()?;
     let (engine, handle) = match &args.resume {
         Some(id) => Engine::resume(project, task, id, opts)?,
         None => Engine::create(project, task, opts)?,
     };
-    for (texts, from) in extra {
+    for (texts, protected, from) in extra {
         handle.act(crate::engine::event::HumanAction::AddCandidate {
             texts,
             parents: vec![],
             origin: crate::engine::Origin::Human,
             note: format!("added from {from}"),
         });
+        // What its files mark with <<keep>> is protected from then on.
+        for (component, spans) in protected {
+            for text in spans {
+                handle.act(crate::engine::event::HumanAction::Protect { component: component.clone(), text });
+            }
+        }
     }
     Ok((engine, handle))
 }
 
 /// A candidate from a folder holding one file per component, named like the project's component
-/// files (`prompts/instruction.md` -> `<dir>/instruction.md`).
-pub fn candidate_from_folder(project: &Project, dir: &Path) -> Result<(crate::project::Candidate, String)> {
-    Ok((project.candidate_from_folder(dir)?, dir.display().to_string()))
+/// files (`prompts/instruction.md` -> `<dir>/instruction.md`): its texts, the spans its keep
+/// markers protect, and where it came from.
+pub fn candidate_from_folder(
+    project: &Project,
+    dir: &Path,
+) -> Result<(crate::project::Candidate, crate::project::markers::Protected, String)> {
+    let (texts, protected) = project.candidate_from_folder(dir)?;
+    Ok((texts, protected, dir.display().to_string()))
 }
 
 /// The texts of candidate ID of run RUN (`--branch RUN:ID`, `eval --candidate RUN:ID`).

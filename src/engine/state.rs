@@ -124,6 +124,14 @@ pub struct RunState {
     /// Set when the data changed under the candidates (an exclusion, a rescore): the next round's
     /// best is compared with this, the best as measured now, not with the old best.
     pub(super) improvement_baseline: Option<f64>,
+    /// Text a person protected, per component (from the prompt files' keep markers, then
+    /// `protect` decisions): later reflections must keep it verbatim.
+    pub protected: BTreeMap<String, Vec<String>>,
+    /// Proposals a person asked for with a note (`guide`).
+    pub guided_proposals: u64,
+    /// Children refused before they were evaluated: they dropped protected text, or grew more
+    /// than `max_growth`.
+    pub children_refused: u64,
 }
 
 impl RunState {
@@ -267,9 +275,11 @@ impl RunState {
                 max_metric_calls,
                 branched_from,
                 frontier,
+                protected,
                 ..
             } => {
                 self.frontier = *frontier;
+                self.protected = protected.clone();
                 self.run_id = run_id.clone();
                 self.branched_from = branched_from.clone();
                 self.seed = *seed;
@@ -282,7 +292,8 @@ impl RunState {
             }
             Event::RoundStarted { proposals, .. } => {
                 self.round_draws_from = self.minibatches_drawn;
-                self.plan_applied(proposals)
+                self.plan_applied(proposals);
+                self.guided_proposals += proposals.iter().filter(|p| p.guide.is_some()).count() as u64;
             }
             Event::ExampleFixed { split, example, changes, rescored, .. } => {
                 self.apply_fixed(*split, example, changes, rescored)
@@ -413,6 +424,7 @@ impl RunState {
                 match outcome {
                     ProposalOutcome::Unchanged | ProposalOutcome::EmptyAnswer => self.proposals_without_new_text += 1,
                     ProposalOutcome::ReflectionTruncated { .. } => self.reflections_cut_off += 1,
+                    o if o.refused_unevaluated() => self.children_refused += 1,
                     _ => {}
                 }
             }
@@ -447,9 +459,23 @@ impl RunState {
                 }
             }
             HumanAction::SetPolicy { mutations, merges } => self.policy = Some((*mutations, *merges)),
-            HumanAction::AddCandidate { .. } => {}
             HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. } => self.take_data_action(action),
+            HumanAction::Protect { component, text } => {
+                let spans = self.protected.entry(component.clone()).or_default();
+                if !spans.contains(text) {
+                    spans.push(text.clone());
+                }
+            }
+            // Taken by the planner of the round it is recorded with (its proposal says so).
+            HumanAction::Guide { .. } | HumanAction::AddCandidate { .. } => {}
         }
+    }
+
+    /// The protected spans of `component` that occur in `text` (those a child of it must keep).
+    pub fn protected_in(&self, component: &str, text: &str) -> Vec<String> {
+        self.protected
+            .get(component)
+            .map_or_else(Vec::new, |spans| spans.iter().filter(|s| text.contains(s.as_str())).cloned().collect())
     }
 
     /// The pending item with this number.
@@ -684,6 +710,7 @@ mod tests {
             config_hash: String::new(),
             branched_from: None,
             frontier,
+            protected: Default::default(),
         }
     }
 

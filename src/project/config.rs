@@ -162,6 +162,10 @@ pub struct ComponentConfig {
     pub name: String,
     /// Path relative to the project folder; its text is the seed candidate's value.
     pub file: String,
+    /// At most this many characters more than its parent's text per mutation: a longer child is
+    /// refused before it is evaluated (for users fighting prompt bloat). None: no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_growth: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -28,7 +28,7 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
     };
     let config = config::parse(&config_text)?;
     let mut v = Validator { root: root.clone(), keys: KeyLines::new(&config_text), errors: Vec::new() };
-    let seed = v.components(&config);
+    let (seed, protected) = v.components(&config).unzip();
     let train = v.split(&config.data.train, "data.train", true);
     let val = v.split(&config.data.val, "data.val", true);
     let test = match &config.data.test {
@@ -58,6 +58,7 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
         config,
         config_text,
         seed: seed.unwrap_or_default(),
+        protected: protected.unwrap_or_default(),
         train: train.unwrap_or_default(),
         val: val.unwrap_or_default(),
         test: test.unwrap_or_default(),
@@ -111,12 +112,15 @@ impl Validator {
         }
     }
 
-    fn components(&mut self, config: &ProjectConfig) -> Option<Candidate> {
+    /// The seed (each component file's text, keep markers taken out) and the spans the markers
+    /// protect.
+    fn components(&mut self, config: &ProjectConfig) -> Option<(Candidate, super::markers::Protected)> {
         if config.components.is_empty() {
             self.problem("components", "no components: add at least one [[components]] with a name and a file");
             return None;
         }
         let mut seed = Candidate::new();
+        let mut protected = super::markers::Protected::new();
         let mut ok = true;
         for (i, c) in config.components.iter().enumerate() {
             let at = format!("components[{i}]");
@@ -139,14 +143,37 @@ impl Validator {
                 ok = false;
                 continue;
             }
+            if let Some(g) = c.max_growth.filter(|g| *g < 0) {
+                self.problem(
+                    &format!("{at}.max_growth"),
+                    format!(
+                        "[[components]] `{}`: max_growth = {g} must be 0 or more (the characters a mutation may add to the text; 0 = it may not grow)",
+                        c.name
+                    ),
+                );
+                ok = false;
+            }
             match self.read_text(&c.file, &format!("{at}.file"), &format!("component `{}`", c.name)) {
-                Some(text) => {
-                    seed.insert(c.name.clone(), text);
-                }
+                Some(text) => match super::markers::strip_markers(&text) {
+                    Ok((plain, spans)) => {
+                        seed.insert(c.name.clone(), plain);
+                        if !spans.is_empty() {
+                            protected.insert(c.name.clone(), spans);
+                        }
+                    }
+                    Err(e) => {
+                        self.errors.push(ProjectError::data(
+                            &c.file,
+                            Some(e.line),
+                            format!("component `{}`: {}", c.name, e.message),
+                        ));
+                        ok = false;
+                    }
+                },
                 None => ok = false,
             }
         }
-        ok.then_some(seed)
+        ok.then_some((seed, protected))
     }
 
     fn split(&mut self, rel: &str, key_path: &str, required: bool) -> Option<Vec<Example>> {
@@ -893,6 +920,38 @@ field = "answer"
         let p = problems(toml, &[]);
         assert_eq!(p.len(), 1, "{p:#?}");
         p[0].clone()
+    }
+
+    /// Keep markers come out of the seed and become its protected spans; one that does not pair
+    /// names the prompt file and its line. `max_growth` below 0 names the key and its line.
+    #[test]
+    fn keep_markers_and_max_growth() {
+        let dir = folder(TOML, &[("prompts/instruction.md", "Answer.\n<<keep>>Cite the source.<</keep>>")]);
+        let p = Project::load(dir.path()).unwrap();
+        assert_eq!(p.seed["instruction"], "Answer.\nCite the source.");
+        assert_eq!(p.protected["instruction"], vec!["Cite the source.".to_string()]);
+        assert_eq!(p.max_growth("instruction"), None);
+
+        let e = problems(TOML, &[("prompts/instruction.md", "Answer.\n\n<<keep>>Cite the source.")]);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("prompts/instruction.md:3: component `instruction`: <<keep>> is never closed"),
+            "{e:?}"
+        );
+
+        let toml =
+            TOML.replace("file = \"prompts/instruction.md\"", "file = \"prompts/instruction.md\"\nmax_growth = -3");
+        let e = one_problem(&toml);
+        assert!(e.starts_with("gepa.toml:13: "), "{e}");
+        assert!(e.contains("max_growth = -3 must be 0 or more"), "{e}");
+        let toml = TOML
+            .replace("file = \"prompts/instruction.md\"", "file = \"prompts/instruction.md\"\nmax_growth = \"lots\"");
+        let e = one_problem(&toml);
+        assert!(e.starts_with("gepa.toml:13: ") && e.contains("max_growth"), "{e}");
+        let toml =
+            TOML.replace("file = \"prompts/instruction.md\"", "file = \"prompts/instruction.md\"\nmax_growth = 200");
+        let dir = folder(&toml, &[]);
+        assert_eq!(Project::load(dir.path()).unwrap().max_growth("instruction"), Some(200));
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 mod load;
+pub mod markers;
 pub mod template;
 
 pub use config::ProjectConfig;
@@ -66,8 +67,10 @@ pub struct Project {
     pub config: ProjectConfig,
     /// The raw text of gepa.toml (copied into each run folder).
     pub config_text: String,
-    /// The seed candidate: each component's file text.
+    /// The seed candidate: each component's file text, keep markers taken out.
     pub seed: Candidate,
+    /// What the component files mark as protected (`<<keep>>` … `<</keep>>`), per component.
+    pub protected: markers::Protected,
     pub train: Vec<Example>,
     pub val: Vec<Example>,
     pub test: Vec<Example>,
@@ -106,21 +109,31 @@ impl Project {
 
     /// A candidate from a folder holding one file per component, named like the component files
     /// (`prompts/instruction.md` -> `<dir>/instruction.md`): extra seeds, or one added mid-run.
-    pub fn candidate_from_folder(&self, dir: &std::path::Path) -> Result<Candidate, ProjectError> {
+    /// Keep markers are taken out of the texts and returned as the spans they protect.
+    pub fn candidate_from_folder(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<(Candidate, markers::Protected), ProjectError> {
         candidate_from_folder(&self.config.components, dir)
+    }
+
+    /// The bound on growth per mutation of a component, in characters (`max_growth`).
+    pub fn max_growth(&self, component: &str) -> Option<usize> {
+        self.config.components.iter().find(|c| c.name == component)?.max_growth.map(|g| g.max(0) as usize)
     }
 }
 
 /// `Project::candidate_from_folder` for the components of a config; every file that cannot be
-/// read is reported, each naming its component.
+/// read, and every keep marker that does not pair up, is reported, each naming its file.
 pub fn candidate_from_folder(
     components: &[config::ComponentConfig],
     dir: &std::path::Path,
-) -> Result<Candidate, ProjectError> {
+) -> Result<(Candidate, markers::Protected), ProjectError> {
     if !dir.is_dir() {
         return Err(ProjectError::NoSuchFolder { dir: dir.to_path_buf() });
     }
     let mut texts = Candidate::new();
+    let mut protected = markers::Protected::new();
     let mut errors = Vec::new();
     for c in components {
         let name = std::path::Path::new(&c.file)
@@ -129,14 +142,20 @@ pub fn candidate_from_folder(
             .unwrap_or_else(|| c.name.clone().into());
         let path = dir.join(name);
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                texts.insert(c.name.clone(), text);
-            }
+            Ok(text) => match markers::strip_markers(&text) {
+                Ok((plain, spans)) => {
+                    texts.insert(c.name.clone(), plain);
+                    if !spans.is_empty() {
+                        protected.insert(c.name.clone(), spans);
+                    }
+                }
+                Err(e) => errors.push(ProjectError::data(&path.display().to_string(), Some(e.line), e.message)),
+            },
             Err(source) => {
                 errors.push(ProjectError::Io { path: format!("{} (component `{}`)", path.display(), c.name), source })
             }
         }
     }
     ProjectError::from_list(errors)?;
-    Ok(texts)
+    Ok((texts, protected))
 }

@@ -200,6 +200,7 @@ impl App {
                         self.views.traces.pending = None;
                         self.flash = Some("cancelled; nothing sent".into());
                     }
+                    InputTarget::GuideNote { .. } => self.flash = Some("guidance cancelled; nothing sent".into()),
                     _ => self.set_input_text(target, String::new()),
                 }
             }
@@ -215,7 +216,8 @@ impl App {
             InputTarget::VetoReason { .. }
             | InputTarget::Folder
             | InputTarget::ExcludeReason
-            | InputTarget::FixValue => {
+            | InputTarget::FixValue
+            | InputTarget::GuideNote { .. } => {
                 if let Some(i) = self.input.as_mut() {
                     i.error = None;
                 }
@@ -245,6 +247,10 @@ impl App {
             InputTarget::VetoReason { item } => {
                 self.input = None;
                 self.flash = Some(self.steer().veto(item, text));
+            }
+            InputTarget::GuideNote { candidate, example } => {
+                let sent = self.steer().guide(candidate, example, text);
+                self.prompt_result(sent);
             }
             InputTarget::Folder => {
                 let sent = self.steer().add_from_folder(text);
@@ -353,6 +359,10 @@ impl App {
             },
             Action::Edit | Action::EditExternal => format!(
                 "{} edits in the Review (7), Candidate (4) and Frontier (2) views",
+                self.keymap.describe(action)
+            ),
+            Action::Guide => format!(
+                "{} guides a reflection from the Frontier (2), Candidate (4), Traces (5) and Reflections (6) views",
                 self.keymap.describe(action)
             ),
             _ => return,

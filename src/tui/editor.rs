@@ -189,6 +189,25 @@ impl TextEditor {
         self.want_x = None;
     }
 
+    /// Wraps the line under the cursor in keep markers (protected text), or unwraps it when it
+    /// is wrapped already; an empty line is left alone. Returns whether it is protected now.
+    pub fn toggle_keep_line(&mut self) -> Option<bool> {
+        if self.lines[self.row].trim().is_empty() {
+            return None;
+        }
+        self.record(Op::Other);
+        let line = &self.lines[self.row];
+        let toggled = crate::project::markers::toggle_line(line);
+        let protected = toggled.chars().count() > line.chars().count();
+        let shift = crate::project::markers::KEEP_OPEN.chars().count();
+        self.col = if protected { self.col + shift } else { self.col.saturating_sub(shift) };
+        self.lines[self.row] = toggled;
+        self.col = self.col.min(self.line_len(self.row));
+        self.last_op = Op::Other;
+        self.want_x = None;
+        Some(protected)
+    }
+
     fn split_line(&mut self) {
         let b = byte_at(&self.lines[self.row], self.col);
         let rest = self.lines[self.row].split_off(b);

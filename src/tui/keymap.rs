@@ -98,6 +98,8 @@ actions! {
     AddCandidate = "add_candidate", "add a candidate from a folder of component files";
     Branch = "branch", "start a new run seeded with the selected candidate (press twice; a live run stops, resumable)";
     Save = "save", "editor: approve / send the edited texts";
+    Guide = "guide", "guide a reflection on this candidate with a note";
+    Protect = "protect", "editor: protect this line from mutation (<<keep>> markers; again removes them)";
 }
 
 /// A key with its modifiers, as written in keymap.toml (`q`, `ctrl-c`, `shift-tab`, `pagedown`).
@@ -371,15 +373,20 @@ impl Default for Keymap {
             (L::WinMatrix, c('w'), SwitchPane),
             (L::WinMatrix, c('s'), Sort),
             (L::WinMatrix, c('v'), NextObjective),
+            (L::Frontier, c('n'), Guide),
             (L::Candidate, c('d'), Diff),
+            (L::Candidate, c('n'), Guide),
             (L::Candidate, c(']'), CompareNext),
             (L::Candidate, c('['), ComparePrev),
             (L::Traces, c('/'), Search),
             (L::Traces, c('x'), ExcludeExample),
             (L::Traces, c('f'), FixExample),
+            (L::Traces, c('n'), Guide),
+            (L::Reflections, c('n'), Guide),
             (L::Review, c('a'), Approve),
             (L::Review, c('x'), Veto),
             (L::Editor, ctrl('s'), Save),
+            (L::Editor, ctrl('k'), Protect),
             (L::Editor, p(K::Esc), Back),
             (L::Editor, p(K::Tab), NextView),
             (L::Editor, p(K::BackTab), PrevView),

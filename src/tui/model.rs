@@ -3,7 +3,7 @@
 //! candidate's val evaluations with their traces, each proposal and what became of it, and the
 //! live, uncommitted progress of the round in flight.
 
-use crate::engine::event::{HumanAction, PlannedProposal, Scope};
+use crate::engine::event::{Guidance, HumanAction, PlannedProposal, Scope};
 use crate::engine::reflect::ReflectiveRecord;
 use crate::engine::state::CommitBuffer;
 use crate::engine::{CandidateId, Event, ModelUsage, Notice, ProposalOutcome, RunState, Status};
@@ -87,6 +87,10 @@ pub struct ProposalView {
     pub child: Option<CandidateId>,
     /// Its round was committed (an uncommitted round is redone after a crash).
     pub committed: bool,
+    /// A person asked for it with this note (`guide`).
+    pub guide: Option<Guidance>,
+    /// The parent's evaluation of the example the person pointed at, when one was.
+    pub guide_evals: Vec<ExampleEval>,
 }
 
 impl ProposalView {
@@ -143,6 +147,8 @@ pub struct Model {
     pub sent: Vec<HumanAction>,
     /// Committed decisions, oldest first, with the round they took effect in.
     pub decisions: Vec<(u64, HumanAction)>,
+    /// Candidates whose proposal a person guided with a note (`guide`).
+    pub guided_children: std::collections::BTreeSet<CandidateId>,
     /// Increments on every change, so views can cache derived rows.
     pub version: u64,
     /// Committed rounds folded so far (keys the derived numbers).
@@ -194,7 +200,7 @@ impl Model {
         let sent_before = self.sent.len();
         let news = match &n {
             Notice::Event(ev) => match &**ev {
-                Event::Human { round, action } => Some(format!("{} applied in round {round}", action_word(action))),
+                Event::Human { round, action, .. } => Some(format!("{} applied in round {round}", action_word(action))),
                 _ => None,
             },
             Notice::Refused { why, .. } => Some(format!("the engine ignored: {}", crate::text::sanitize(why))),
@@ -261,7 +267,7 @@ impl Model {
             }
             // Pausing is live state: the engine handle says it (`set_paused`), not the log.
             Event::Paused { .. } => {}
-            Event::Human { round, action } => self.decisions.push((*round, action.clone())),
+            Event::Human { round, action, .. } => self.decisions.push((*round, action.clone())),
             Event::CandidateAdded { .. } => self.val_evals.push(Vec::new()),
             Event::ValEvaluated { candidate, evals, .. } => {
                 if let Some(slot) = self.val_evals.get(*candidate) {
@@ -332,7 +338,7 @@ impl Model {
     /// Decisions the engine applied in the round in flight (recorded, not yet committed).
     pub fn uncommitted_actions(&self) -> impl Iterator<Item = (u64, &HumanAction)> {
         self.pending.pending().filter_map(|e| match e {
-            Event::Human { round, action } => Some((*round, action)),
+            Event::Human { round, action, .. } => Some((*round, action)),
             _ => None,
         })
     }
@@ -410,7 +416,7 @@ impl Model {
     fn track_proposal(&mut self, ev: &Event) {
         match ev {
             Event::RoundStarted { round, proposals, .. } => {
-                for PlannedProposal { slot, parent, minibatch, components, .. } in proposals {
+                for PlannedProposal { slot, parent, minibatch, components, guide, .. } in proposals {
                     self.proposals.push(ProposalView {
                         round: *round,
                         slot: *slot,
@@ -425,15 +431,17 @@ impl Model {
                         merge: None,
                         child: None,
                         committed: false,
+                        guide: guide.clone(),
+                        guide_evals: Vec::new(),
                     });
                 }
             }
             Event::MinibatchEvaluated { round, slot, candidate_role, evals, .. } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
-                    if candidate_role == "parent" {
-                        p.parent_evals = evals.clone();
-                    } else {
-                        p.child_evals = evals.clone();
+                    match candidate_role.as_str() {
+                        "parent" => p.parent_evals = evals.clone(),
+                        crate::engine::run::GUIDE_EXAMPLE_ROLE => p.guide_evals = evals.clone(),
+                        _ => p.child_evals = evals.clone(),
                     }
                 }
             }
@@ -506,6 +514,8 @@ impl Model {
                     }),
                     child: None,
                     committed: false,
+                    guide: None,
+                    guide_evals: Vec::new(),
                 });
             }
             Event::CandidateAdded { id, texts, parents, round, .. } => {
@@ -517,6 +527,9 @@ impl Model {
                         && p.child_texts.as_ref() == Some(texts)
                 }) {
                     p.child = Some(*id);
+                    if p.guide.is_some() {
+                        self.guided_children.insert(*id);
+                    }
                 }
             }
             _ => {}
@@ -702,6 +715,16 @@ impl Model {
         out
     }
 
+    /// The id of example `i` of a split, as the run lists them (train or val).
+    pub fn example_id(&self, split: crate::project::Split, i: usize) -> Option<&str> {
+        let ids = match split {
+            crate::project::Split::Train => &self.state.train_ids,
+            crate::project::Split::Val => &self.state.val_ids,
+            crate::project::Split::Test => &self.state.test_ids,
+        };
+        ids.get(i).map(String::as_str)
+    }
+
     /// The reference answer of an example, when known (as the run uses it: corrected when a
     /// person fixed it).
     pub fn expected(&self, example_id: &str) -> Option<String> {
@@ -803,6 +826,8 @@ pub fn action_word(a: &HumanAction) -> &'static str {
         HumanAction::SetPolicy { .. } => "review policy",
         HumanAction::ExcludeExample { .. } => "exclude an example",
         HumanAction::FixExample { .. } => "fix an example",
+        HumanAction::Guide { .. } => "guide",
+        HumanAction::Protect { .. } => "protect",
     }
 }
 
@@ -906,6 +931,7 @@ mod tests {
             config_hash: String::new(),
             branched_from: None,
             frontier: Default::default(),
+            protected: Default::default(),
         }
     }
 

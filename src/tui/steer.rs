@@ -60,6 +60,11 @@ impl Steer<'_> {
             a @ (HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. }) => {
                 crate::tui::model::data_action_line(a)
             }
+            HumanAction::Guide { candidate, example: Some(e), .. } => {
+                format!("guidance for a reflection on #{candidate} (with {} example {})", e.split.as_str(), e.id)
+            }
+            HumanAction::Guide { candidate, .. } => format!("guidance for a reflection on #{candidate}"),
+            HumanAction::Protect { component, .. } => format!("protection of text in {component}"),
         };
         self.commands.push(EngineCommand::Act(action.clone()));
         self.model.sent.push(action);
@@ -146,11 +151,33 @@ impl Steer<'_> {
         Ok(msg)
     }
 
-    /// Sends what an edit produced. Err: why nothing was sent (the caller keeps the texts).
+    /// Sends what an edit produced: its texts with keep markers taken out, then a `protect` for
+    /// each span they marked. Err: why nothing was sent (the caller keeps the texts).
     pub fn submit_edit(&mut self, target: EditTarget, texts: Candidate) -> Result<String, String> {
         if !self.model.can_act() {
             return Err("the engine is not running any more; nothing was sent".into());
         }
+        let (texts, protected) = crate::project::markers::strip_candidate(&texts)
+            .map_err(|(component, e)| format!("{component}, {e}; nothing was sent"))?;
+        if let EditTarget::HandEdit { parent } = target {
+            let same = self.model.state.candidates.get(parent).is_some_and(|c| c.texts == texts);
+            if same && !protected.is_empty() {
+                // Only keep markers were added: the text stays, the spans are protected.
+                return match self.protect_new(protected) {
+                    0 => Err("that text is protected already; nothing was sent".into()),
+                    n => Ok(format!("{n} protected span(s) of #{parent} sent; {}", self.model.when_applied())),
+                };
+            }
+        }
+        let mut msg = self.submit_plain_edit(target, texts)?;
+        let n = self.protect_new(protected);
+        if n > 0 {
+            msg.push_str(&format!("; {n} protected span(s) sent"));
+        }
+        Ok(msg)
+    }
+
+    fn submit_plain_edit(&mut self, target: EditTarget, texts: Candidate) -> Result<String, String> {
         match target {
             EditTarget::ReviewItem { item } => {
                 let Some(it) = self.model.state.review_item(item).cloned() else {
@@ -205,6 +232,27 @@ impl Steer<'_> {
         }
     }
 
+    /// A reflection on `candidate` guided by the note typed, with the example the person was
+    /// looking at (split, index in its ids). Err: why the prompt stays open (no note yet).
+    pub fn guide(
+        &mut self,
+        candidate: CandidateId,
+        example: Option<(crate::project::Split, usize)>,
+        typed: &str,
+    ) -> Result<String, String> {
+        if let Some(why) = self.model.why_not_live("guiding a reflection") {
+            return Ok(why);
+        }
+        let note = typed.trim();
+        if note.is_empty() {
+            return Err("type what the reflection should take into account (esc cancels)".into());
+        }
+        let example = example.and_then(|(split, i)| {
+            Some(crate::engine::event::GuideExample { split, id: self.model.example_id(split, i)?.to_string() })
+        });
+        Ok(self.send(HumanAction::Guide { candidate, note: note.to_string(), example, component: None }))
+    }
+
     /// A veto of `item` with the reason typed (none when blank).
     pub fn veto(&mut self, item: u64, typed: &str) -> String {
         if let Some(why) = self.model.why_not_live("vetoing") {
@@ -253,7 +301,7 @@ impl Steer<'_> {
     /// A new candidate from the folder typed. Err: why the folder will not do (the prompt stays
     /// open with the path for another try).
     pub fn add_from_folder(&mut self, typed: &str) -> Result<String, String> {
-        let (texts, dir) = candidate_from_folder(self.model, typed)?;
+        let (texts, protected, dir) = candidate_from_folder(self.model, typed)?;
         if let Some(why) = self.model.why_not_live("adding a candidate") {
             return Ok(why);
         }
@@ -267,13 +315,41 @@ impl Steer<'_> {
         if let Some(d) = dup {
             msg.push_str(&format!(" (its texts equal #{d}'s)"));
         }
+        let n = self.protect_new(protected);
+        if n > 0 {
+            msg.push_str(&format!("; {n} protected span(s) sent"));
+        }
         Ok(msg)
+    }
+
+    /// Sends a `protect` for each span not protected (or on its way) yet; returns how many.
+    fn protect_new(&mut self, protected: crate::project::markers::Protected) -> usize {
+        let mut n = 0;
+        for (component, spans) in protected {
+            for text in spans {
+                let known = self.model.state.protected.get(&component).is_some_and(|s| s.contains(&text));
+                let a = HumanAction::Protect { component: component.clone(), text };
+                if known || self.model.sent.contains(&a) || self.model.uncommitted_actions().any(|(_, b)| *b == a) {
+                    continue;
+                }
+                self.commands.push(EngineCommand::Act(a.clone()));
+                self.model.sent.push(a);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.model.version += 1;
+        }
+        n
     }
 }
 
 /// Reads a folder of component files (relative to where gepa-tui was started, else to the project
 /// folder; `~` is the home folder).
-fn candidate_from_folder(m: &Model, typed: &str) -> Result<(Candidate, String), String> {
+fn candidate_from_folder(
+    m: &Model,
+    typed: &str,
+) -> Result<(Candidate, crate::project::markers::Protected, String), String> {
     let typed = typed.trim();
     if typed.is_empty() {
         return Err("type the folder that holds the component files".into());
@@ -293,7 +369,7 @@ fn candidate_from_folder(m: &Model, typed: &str) -> Result<(Candidate, String), 
         }
     }
     crate::project::candidate_from_folder(&m.component_files, &path)
-        .map(|t| (t, path.display().to_string()))
+        .map(|(t, p)| (t, p, path.display().to_string()))
         .map_err(|e| e.problems().join("; "))
 }
 

@@ -114,6 +114,7 @@ impl CandidateView {
             Action::Edit | Action::EditExternal => {
                 return super::editor::hand_edit(ctx, action == Action::EditExternal)
             }
+            Action::Guide => return super::guide_prompt(ctx, ctx.selected, None),
             Action::Open => return Outcome::ValTraces(None),
             _ => return Outcome::Ignored,
         }
@@ -122,7 +123,13 @@ impl CandidateView {
 
     pub fn hints(&self) -> Vec<(Action, &'static str)> {
         use Action::*;
-        vec![(Diff, "diff mode"), (ComparePrev, "compare -"), (CompareNext, "compare +"), (Edit, "edit")]
+        vec![
+            (Diff, "diff mode"),
+            (ComparePrev, "compare -"),
+            (CompareNext, "compare +"),
+            (Edit, "edit"),
+            (Guide, "guide"),
+        ]
     }
 
     fn diff_target(&self, ctx: &Ctx) -> Option<CandidateId> {
@@ -160,6 +167,11 @@ pub fn text_body(ctx: &Ctx, target: Option<CandidateId>) -> Vec<Line<'static>> {
         match other {
             Some(o) if differs => lines.extend(word_diff(o, text, theme)),
             _ => lines.extend(text_lines(text, theme.text)),
+        }
+        // What reflections on it must keep verbatim.
+        for span in m.state.protected_in(name, text) {
+            let shown = crate::text::truncate_chars(&one_line(&span), 100);
+            lines.push(Line::styled(format!("  protected: \"{shown}\""), theme.accent));
         }
         lines.push(Line::raw(""));
     }

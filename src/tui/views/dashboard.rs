@@ -244,6 +244,15 @@ fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
         }
         lines.push(kv("no child", v, theme));
     }
+    if s.guided_proposals > 0 || s.children_refused > 0 {
+        // What a person asked of the run beyond reviews: guided proposals, and children refused
+        // before any evaluation for protected text or max_growth.
+        let mut v = vec![t(format!("{} guided", s.guided_proposals))];
+        if s.children_refused > 0 {
+            v.push(Span::styled(format!(" · {} refused", s.children_refused), theme.warning));
+        }
+        lines.push(kv("steering", v, theme));
+    }
     if !m.state.review_queue.is_empty() {
         lines.push(kv(
             "review",

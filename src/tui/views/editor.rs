@@ -120,6 +120,17 @@ impl EditSession {
                 ));
             }
             Some(Action::Back) => return Outcome::Close("edit cancelled; nothing sent".into()),
+            Some(Action::Protect) => {
+                let Some(e) = self.editors.get_mut(self.current) else { return Outcome::Done };
+                return Outcome::Flash(match e.toggle_keep_line() {
+                    Some(true) => format!(
+                        "line protected: later reflections must keep it verbatim once {} sends it",
+                        keymap.describe_in(layer, Action::Save)
+                    ),
+                    Some(false) => "keep markers taken off this line".into(),
+                    None => "an empty line has nothing to protect".into(),
+                });
+            }
             Some(Action::NextView) => self.current = (self.current + 1) % n,
             Some(Action::PrevView) => self.current = (self.current + n - 1) % n,
             Some(Action::Quit) => {
@@ -169,22 +180,34 @@ impl EditSession {
         let k = |a: Action| {
             ctx.keymap.keys_in(Layer::Editor, a).first().map(|k| k.to_string()).unwrap_or_else(|| a.name().into())
         };
-        let save = match ed.target {
-            EditTarget::ReviewItem { .. } => "approve the edited texts",
-            EditTarget::HandEdit { .. } => "send as a new candidate",
+        let (save, short) = match ed.target {
+            EditTarget::ReviewItem { .. } => ("approve the edited texts", "approve"),
+            EditTarget::HandEdit { .. } => ("send as a new candidate", "send"),
         };
-        let mut hints = vec![
-            Span::styled(k(Action::Save), theme.accent),
-            Span::styled(format!(" {save}  "), theme.muted),
-            Span::styled(k(Action::Back), theme.accent),
-            Span::styled(" cancel  ", theme.muted),
-        ];
+        let mut keys = vec![(k(Action::Save), save, short), (k(Action::Back), "cancel", "cancel")];
         if ed.names.len() > 1 {
-            hints.push(Span::styled(k(Action::NextView), theme.accent));
-            hints.push(Span::styled(" next component  ", theme.muted));
+            keys.push((k(Action::NextView), "next component", "next component"));
         }
-        hints.push(Span::styled("ctrl-z", theme.accent));
-        hints.push(Span::styled(" undo", theme.muted));
+        keys.push((k(Action::Protect), "protect line", "protect"));
+        keys.push(("ctrl-z".into(), "undo", "undo"));
+        // The long labels when they fit, else the short ones, and as many keys as fit.
+        let fits = |long: bool| {
+            keys.iter().map(|(k, l, s)| k.chars().count() + 3 + if long { l } else { s }.chars().count()).sum::<usize>()
+                <= body.width as usize + 2
+        };
+        let long = fits(true);
+        let mut hints = Vec::new();
+        let mut width = 0;
+        for (key, l, s) in &keys {
+            let what = if long { *l } else { *s };
+            width += key.chars().count() + 1 + what.chars().count();
+            if width > body.width as usize {
+                break;
+            }
+            width += 2;
+            hints.push(Span::styled(key.clone(), theme.accent));
+            hints.push(Span::styled(format!(" {what}  "), theme.muted));
+        }
         frame.render_widget(Paragraph::new(Line::from(hints)), Rect { y: body.y + body.height - 1, height: 1, ..body });
     }
 }

@@ -117,6 +117,7 @@ impl FrontierView {
             .filter(|c| {
                 needle.is_empty()
                     || format!("#{}", c.id) == needle
+                    || super::origin_label(m, c).contains(&needle)
                     || c.origin.as_str().contains(&needle)
                     || c.changed.iter().any(|n| n.to_lowercase().contains(&needle))
                     || c.texts.values().any(|t| t.to_lowercase().contains(&needle))
@@ -206,6 +207,7 @@ impl FrontierView {
             Action::Edit | Action::EditExternal => {
                 return super::editor::hand_edit(ctx, action == Action::EditExternal)
             }
+            Action::Guide => return super::guide_prompt(ctx, ctx.selected, None),
             Action::Back if !self.filter.is_empty() => {
                 self.filter.clear();
                 return Outcome::Done;
@@ -247,8 +249,8 @@ impl FrontierView {
                 (Search, "filter"),
                 (TradeOff, "plot"),
                 (Edit, "edit"),
+                (Guide, "guide"),
                 (Mark, "mark"),
-                (AddCandidate, "add"),
             ]
         }
     }
@@ -393,7 +395,7 @@ impl FrontierView {
                 Cell::from(Span::styled(mark, st(theme.accent))),
                 Cell::from(if ctx.marked.contains(&id) { format!("#{id}◆") } else { format!("#{id}") }),
                 Cell::from(parents_label(&c.parents)),
-                Cell::from(super::origin_label(c)),
+                Cell::from(super::origin_label(ctx.model, c)),
                 Cell::from(one_line(&changed)),
                 Cell::from(Span::styled(if scored { fmt_score(c.val_mean) } else { "…".into() }, st(val_style))),
                 Cell::from(format!("{held}/{n_fronts}")),

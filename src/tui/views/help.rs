@@ -143,6 +143,7 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (key_in(Layer::Frontier, Detail), "the selected candidate's texts beside the table"),
                 (key_in(Layer::Frontier, Lineage), "the whole run's lineage as a tree"),
                 (key_in(Layer::Frontier, Edit), "edit into a new candidate"),
+                (key_in(Layer::Frontier, Guide), "guide a reflection on it with a note"),
                 (key_in(Layer::Frontier, Mark), "mark for a merge"),
                 (key_in(Layer::Frontier, MergeMarked), "merge the two marked"),
                 (key_in(Layer::Frontier, AddCandidate), "add a candidate from a folder"),
@@ -168,12 +169,17 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 ),
                 (key_in(Layer::Candidate, Edit), "edit into a new candidate"),
                 (key_in(Layer::Candidate, EditExternal), "the same in $EDITOR"),
+                (key_in(Layer::Candidate, Guide), "guide a reflection on it with a note"),
             ],
         ),
         (
             "5 Traces",
             vec![
                 (key_in(Layer::Traces, Search), "search"),
+                (
+                    key_in(Layer::Traces, Guide),
+                    "guide a reflection on this candidate with a note, this example in its dataset",
+                ),
                 (key_in(Layer::Traces, ExcludeExample), "exclude the example from this run, with a reason"),
                 (key_in(Layer::Traces, FixExample), "correct its expected value (`tab` another field)"),
             ],
@@ -183,6 +189,7 @@ pub fn readme_keys(keymap: &Keymap) -> String {
             vec![
                 (key_in(Layer::Reflections, Open), "open the child"),
                 (key_in(Layer::Reflections, OpenTraces), "the proposal's minibatch traces (parent, then child)"),
+                (key_in(Layer::Reflections, Guide), "guide a new reflection on its parent with a note"),
             ],
         ),
         (
@@ -208,6 +215,7 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (key_in(Layer::Editor, Save), "send"),
                 (key_in(Layer::Editor, Back), "cancel"),
                 (key_in(Layer::Editor, NextView), "next component"),
+                (key_in(Layer::Editor, Protect), "protect the line (`<<keep>>` markers; again removes them)"),
                 ("`ctrl-z` `ctrl-y`".into(), "undo / redo"),
             ],
         ),

@@ -17,6 +17,12 @@ pub enum InputTarget {
     ExcludeReason,
     /// The corrected value of a field of the example marked in the Traces view.
     FixValue,
+    /// A note for a reflection on this candidate (`guide`), with the example the person was
+    /// looking at: its split and its index in that split's ids.
+    GuideNote {
+        candidate: crate::engine::CandidateId,
+        example: Option<(crate::project::Split, usize)>,
+    },
 }
 
 impl InputTarget {
@@ -24,7 +30,11 @@ impl InputTarget {
     pub fn is_prompt(self) -> bool {
         matches!(
             self,
-            InputTarget::VetoReason { .. } | InputTarget::Folder | InputTarget::ExcludeReason | InputTarget::FixValue
+            InputTarget::VetoReason { .. }
+                | InputTarget::Folder
+                | InputTarget::ExcludeReason
+                | InputTarget::FixValue
+                | InputTarget::GuideNote { .. }
         )
     }
 }

@@ -79,7 +79,7 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, nodes: &[Node], rows: &[
                 Span::styled(prefix_of(id).to_string(), st(theme.border)),
                 Span::styled(format!("#{id} "), st(theme.text)),
                 Span::styled(if scored { fmt_score(c.val_mean) } else { "…".into() }, st(val_style)),
-                Span::styled(format!(" {}", super::origin_label(c)), st(theme.muted)),
+                Span::styled(format!(" {}", super::origin_label(m, c)), st(theme.muted)),
             ];
             if c.parents.len() > 1 {
                 let others: Vec<String> = c.parents[1..].iter().map(|p| format!("#{p}")).collect();

@@ -263,6 +263,18 @@ impl Views {
     }
 }
 
+/// The guide key on a candidate: the prompt for a note to a reflection on it, with the example
+/// the person is looking at (its split and index in the run's ids), if any.
+pub fn guide_prompt(ctx: &Ctx, candidate: CandidateId, example: Option<(crate::project::Split, usize)>) -> Outcome {
+    if candidate >= ctx.n_candidates() {
+        return Outcome::Flash("no candidate to guide a reflection on yet".into());
+    }
+    match ctx.model.why_not_live("guiding a reflection") {
+        Some(why) => Outcome::Flash(why),
+        None => Outcome::Prompt(input::InputLine::new(input::InputTarget::GuideNote { candidate, example }, "")),
+    }
+}
+
 /// A scroll position in a text pane; the pane's last render records how far it can go, so the
 /// position never runs past the end (and scrolling back up is immediate).
 #[derive(Debug, Default, Clone)]
@@ -431,10 +443,11 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
-/// A short label for a candidate's origin and what it changed.
-pub fn origin_label(c: &crate::engine::CandidateRecord) -> String {
+/// A short label for a candidate's origin: `guided` for a mutation a person guided with a note.
+pub fn origin_label(m: &Model, c: &crate::engine::CandidateRecord) -> String {
     match c.origin {
         crate::engine::Origin::Seed => "seed".into(),
+        crate::engine::Origin::Mutation if m.guided_children.contains(&c.id) => "guided".into(),
         o => o.as_str().to_string(),
     }
 }

@@ -39,6 +39,8 @@ pub fn outcome_label(p: &ProposalView, theme: &Theme) -> (&'static str, String, 
         Some(ProposalOutcome::ReflectionFailed { .. }) => ("!", "reflection failed".into(), theme.error),
         Some(ProposalOutcome::ReflectionTruncated { .. }) => ("✂", "reflection cut off".into(), theme.warning),
         Some(ProposalOutcome::EmptyAnswer) => ("=", "no new text".into(), theme.muted),
+        Some(ProposalOutcome::ProtectedTextChanged { .. }) => ("⊘", "refused: protected text".into(), theme.warning),
+        Some(ProposalOutcome::GrewTooMuch { .. }) => ("⊘", "refused: grew too much".into(), theme.warning),
     }
 }
 
@@ -84,6 +86,8 @@ impl ReflectionsView {
                 };
             }
             Action::OpenTraces => return Outcome::ProposalTraces(cur),
+            // Another reflection on the same parent, this time with a person's note.
+            Action::Guide => return super::guide_prompt(ctx, m.proposals[cur].parent, None),
             _ => return Outcome::Ignored,
         };
         let sel = n - 1 - new_pos;
@@ -109,7 +113,7 @@ impl ReflectionsView {
 
     pub fn hints(&self) -> Vec<(Action, &'static str)> {
         use Action::*;
-        vec![(Open, "open child"), (OpenTraces, "minibatch traces"), (PageDown, "scroll")]
+        vec![(Open, "open child"), (OpenTraces, "minibatch traces"), (Guide, "guide"), (PageDown, "scroll")]
     }
 
     pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
@@ -165,6 +169,9 @@ impl ReflectionsView {
                     Span::styled(format!("{g} "), if i == sel { theme.selection } else { gstyle }),
                     Span::styled(format!("r{}.{} {what}{child}", p.round, p.slot), row_style),
                 ];
+                if p.guide.is_some() {
+                    spans.push(Span::styled(" ✎", if i == sel { theme.selection } else { theme.accent }));
+                }
                 if p.truncated() {
                     spans.push(Span::styled(" ⚠", theme.warning));
                 }
@@ -247,6 +254,25 @@ fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         Some(ProposalOutcome::ReflectionFailed { error }) => {
             head.push(Span::styled(format!(": {}", one_line(error)), theme.error))
         }
+        Some(ProposalOutcome::ProtectedTextChanged { component, missing }) => head.push(Span::styled(
+            format!(
+                ": the new text for {} dropped or changed {} protected passage{}; refused before it was evaluated (no metric call spent)",
+                one_line(component),
+                missing.len(),
+                if missing.len() == 1 { "" } else { "s" }
+            ),
+            theme.warning,
+        )),
+        Some(ProposalOutcome::GrewTooMuch { component, parent_chars, child_chars, max_growth }) => {
+            head.push(Span::styled(
+                format!(
+                    ": the new text for {} grew {} characters ({parent_chars} → {child_chars}), more than its max_growth of {max_growth}; refused before it was evaluated (no metric call spent)",
+                    one_line(component),
+                    child_chars - parent_chars
+                ),
+                theme.warning,
+            ))
+        }
         Some(ProposalOutcome::ReflectionTruncated { attempts }) => head.push(Span::styled(
             format!(
                 ": all {attempts} answers were cut off before the new text ended; none was tried (raise the reflection model's max_tokens, or try [reflection] template = \"compact\")"
@@ -268,6 +294,30 @@ fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         ),
         theme.muted,
     ));
+    if let Some(g) = &p.guide {
+        lines.push(Line::from(vec![
+            Span::styled("✎ guided by you: ", theme.accent),
+            Span::styled(format!("\"{}\"", one_line(&g.note)), theme.text),
+        ]));
+        if let Some(ex) = &g.example {
+            let score = p.guide_evals.first().map(|e| format!(" (the parent scored {} on it)", fmt_score(e.score)));
+            lines.push(Line::styled(
+                format!(
+                    "  with the {} example you pointed at, {}, in its reflective dataset{}",
+                    ex.split.as_str(),
+                    one_line(&ex.id),
+                    score.unwrap_or_default()
+                ),
+                theme.muted,
+            ));
+        }
+    }
+    if let Some(ProposalOutcome::ProtectedTextChanged { missing, .. }) = &p.outcome {
+        lines.push(heading("── Protected text the new text lost ──", theme));
+        for span in missing {
+            lines.extend(text_lines(span, theme.warning));
+        }
+    }
     became(&mut lines);
     if p.truncated() && !matches!(p.outcome, Some(ProposalOutcome::ReflectionTruncated { .. })) {
         // Only with [reflection] use_cut_off_answers: the fragment was used as it stood.

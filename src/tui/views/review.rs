@@ -287,6 +287,10 @@ fn decision_lines(ctx: &Ctx, theme: &Theme, max: usize) -> Vec<Line<'static>> {
                 a @ (HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. }) => {
                     crate::tui::model::data_action_line(a)
                 }
+                HumanAction::Guide { candidate, note, .. } => format!("#{candidate} guided: {}", one_line(note)),
+                HumanAction::Protect { component, text } => {
+                    format!("{} protected: {}", one_line(component), crate::text::truncate_chars(&one_line(text), 60))
+                }
             };
             Line::from(vec![Span::styled(format!("r{round:<3} "), theme.muted), Span::styled(what, theme.text)])
         })

@@ -34,6 +34,13 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
             InputTarget::Folder => ("add a candidate from folder".to_string(), "  enter add · esc cancel"),
             InputTarget::ExcludeReason => ("exclude · reason".to_string(), "  enter exclude · esc cancel"),
             InputTarget::FixValue => ("corrected value".to_string(), "  enter send · tab field · esc cancel"),
+            InputTarget::GuideNote { candidate, example } => {
+                let on = match example.and_then(|(split, i)| Some((split, ctx.model.example_id(split, i)?))) {
+                    Some((split, id)) => format!(" + {} {}", split.as_str(), super::one_line(id)),
+                    None => String::new(),
+                };
+                (format!("guide #{candidate}{on} · note"), "  enter send · esc cancel")
+            }
         };
         let label = input.label.as_deref().map(super::one_line).unwrap_or(label);
         let after = match &input.error {

@@ -327,6 +327,7 @@ impl TracesView {
             Action::Right => return Outcome::Select(step(ctx.selected, 1, ctx.n_candidates())),
             Action::Search => return Outcome::Prompt(InputLine::new(InputTarget::TraceSearch, self.query.clone())),
             Action::ExcludeExample | Action::FixExample => return self.mark(action, ctx),
+            Action::Guide => return self.guide(ctx, &rows),
             Action::Back if !self.query.is_empty() => {
                 self.query.clear();
                 return Outcome::Done;
@@ -347,6 +348,27 @@ impl TracesView {
         Outcome::Done
     }
 
+    /// The guide key: a note for a reflection on the candidate whose trace is shown, with the
+    /// example under the cursor (a val example of the selected candidate; on a proposal's
+    /// minibatch, a train example of its parent, or of its child once that is a candidate).
+    fn guide(&self, ctx: &Ctx, rows: &[usize]) -> Outcome {
+        let m = ctx.model;
+        let evals = self.evals(m, ctx.selected);
+        let shown = self.example.filter(|e| rows.contains(e)).or(rows.first().copied());
+        let Some((whose, e)) = shown.and_then(|i| evals.get(i).copied()) else {
+            return super::guide_prompt(ctx, ctx.selected, None);
+        };
+        let proposal = self.proposal.and_then(|k| m.proposals.get(k));
+        let (candidate, split) = match (whose, proposal) {
+            (Whose::Parent, Some(p)) => (p.parent, crate::project::Split::Train),
+            (Whose::Child, Some(p)) => (p.child.unwrap_or(p.parent), crate::project::Split::Train),
+            _ => (ctx.selected, crate::project::Split::Val),
+        };
+        let ids = if split == crate::project::Split::Val { &m.state.val_ids } else { &m.state.train_ids };
+        let example = ids.iter().position(|id| *id == e.example_id).map(|i| (split, i));
+        super::guide_prompt(ctx, candidate, example)
+    }
+
     pub fn click(&mut self, pos: Position, ctx: &Ctx) -> Outcome {
         let row = self.list.row_at(pos);
         if let Some(&e) = row.and_then(|r| self.rows(ctx.model, ctx.selected).get(r).copied()).as_ref() {
@@ -361,6 +383,7 @@ impl TracesView {
         use Action::*;
         if self.proposal.is_some() {
             vec![
+                (Guide, "guide"),
                 (Search, "search"),
                 (Left, "older"),
                 (Right, "newer"),
@@ -370,8 +393,8 @@ impl TracesView {
             ]
         } else {
             vec![
+                (Guide, "guide"),
                 (Search, "search"),
-                (PageDown, "scroll"),
                 (Left, "prev"),
                 (Right, "next"),
                 (ExcludeExample, "exclude"),
