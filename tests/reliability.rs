@@ -735,6 +735,53 @@ fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take(
     assert_no_panic(&text(&out.stderr));
 }
 
+/// `steer … exclude` and `steer … fix` reach a live headless run as the Traces keys do: both are
+/// taken, recorded with the request's id, and listed in result.json; a bad value or an example
+/// the run lacks is refused before anything is sent, and the data files are not touched.
+#[test]
+fn steer_excludes_and_fixes_examples_of_a_live_headless_run() {
+    let server = FaultServer::start(Plan { latency: Duration::from_millis(60), ..Plan::default() });
+    let p = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let val_before = std::fs::read(p.dir.join("data/val.jsonl")).unwrap();
+    let err_path = p.dir.join("stderr.txt");
+    let mut child = spawn_headless(&p.dir, &[], &err_path);
+    let run = wait_for_run_start(&p.dir, &mut child);
+    wait_for_seed(&p.dir, &run, &mut child);
+
+    let out = steer(&p.dir, &run, &["exclude", "ex103", "--reason", "the label is wrong"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    // The evaluator's reference field by default.
+    let out = steer(&p.dir, &run, &["fix", "ex104", "--expected", "E-ok"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    // Excluded already: refused (by the run, or here once it committed); no such example: an error.
+    let out = steer(&p.dir, &run, &["exclude", "ex103", "--reason", "again"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    let out = steer(&p.dir, &run, &["fix", "nope", "--expected", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no train or val example `nope`"), "{}", text(&out.stderr));
+
+    let (code, err) = wait_exit(&mut child, &err_path);
+    assert_eq!(code, Some(0), "{err}");
+    let r = read_result(&p.dir, &run);
+    let excluded = r["excluded_examples"].as_array().expect("excluded_examples");
+    assert_eq!(excluded.len(), 1, "{r}");
+    assert_eq!(excluded[0]["id"], "ex103");
+    assert_eq!(excluded[0]["reason"], "the label is wrong");
+    let fixes = r["data_fixes"].as_array().expect("data_fixes");
+    assert_eq!(fixes.len(), 1, "{r}");
+    assert_eq!((fixes[0]["id"].as_str(), fixes[0]["field"].as_str()), (Some("ex104"), Some("expected")));
+    assert_eq!(fixes[0]["new"], "E-ok");
+    let log = std::fs::read_to_string(p.dir.join(".gepa/runs").join(&run).join("events.jsonl")).unwrap();
+    let taken = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "human" && v["request"].is_string())
+        .count();
+    assert_eq!(taken, 2, "both recorded with their request ids");
+    assert_eq!(std::fs::read(p.dir.join("data/val.jsonl")).unwrap(), val_before, "the data file is untouched");
+    assert_no_panic(&err);
+}
+
 /// Starts a run and kills it the moment it has started (before its seed is scored), then leaves
 /// a protection and two guides in its inbox, as `gepa-tui steer` does for a run that is not
 /// running: the resumed run takes them when it plans its first round. Returns the run's id.

@@ -285,6 +285,14 @@ counted in the budget, and shown in the Reflections view as guided by you.
       TEXT (exactly as a candidate's COMPONENT has it) is protected from then on: later \
 reflections on COMPONENT are told to keep it verbatim, and a child that drops or changes it is \
 refused before it is evaluated (no metric call spent).
+  exclude EXAMPLE --reason WHY [--split train|val]
+      the val or train example EXAMPLE counts for nothing from the round that takes it: no val \
+mean, front or best uses it, it is not evaluated again and no minibatch draws it.
+  fix EXAMPLE --expected VALUE [--field NAME] [--split train|val]
+      field NAME of EXAMPLE (default: the evaluator's reference field) is VALUE from then on; for \
+a val example every candidate's recorded output on it is scored again (a field holding a number, \
+list or object takes VALUE as JSON). The data files are never touched: `gepa-tui export \
+--data-fixes` writes corrected copies.
 
 The request is appended to RUN's inbox, DIR/.gepa/runs/RUN/steer.jsonl (one JSON object a line: \
 an id and the decision as events.jsonl records it). The running gepa-tui reads the inbox a few \
@@ -311,4 +319,8 @@ Examples:
   gepa-tui steer my-project --run 20261125-084012-3fa9 guide 4 \"dates are ISO\" --example val-17
       the same, with val example val-17 in the reflective dataset
   gepa-tui steer --run 20261125-084012-3fa9 protect instruction \"Never promise a refund.\"
-      keep that sentence in every later instruction";
+      keep that sentence in every later instruction
+  gepa-tui steer --run 20261125-084012-3fa9 exclude val-03 --reason \"the label is wrong\"
+      take val-03 out of the run
+  gepa-tui steer --run 20261125-084012-3fa9 fix val-07 --expected billing
+      val-07's expected answer is \"billing\" from now on";

@@ -139,7 +139,7 @@ pub enum Command {
         #[arg(long, requires = "data_fixes")]
         force: bool,
     },
-    /// Steer a live run without the screen: guide a reflection, protect text.
+    /// Steer a live run without the screen: guide a reflection, protect text, exclude or fix an example.
     #[command(long_about = help::STEER_LONG, after_long_help = help::STEER_AFTER)]
     Steer {
         /// The project folder (default: the current folder).

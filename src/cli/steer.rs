@@ -45,11 +45,41 @@ pub enum SteerAction {
         /// The exact text to keep, as a candidate's component has it.
         text: String,
     },
+    /// Exclude a val or train example from this run (mislabelled, broken): it counts in no val
+    /// mean or front from the round that takes it, and is evaluated and drawn no more. The data
+    /// file is not touched.
+    Exclude {
+        /// The example's id.
+        example: String,
+        /// Why (required; recorded and shown).
+        #[arg(long)]
+        reason: String,
+        /// The example's split, when the id is in both train and val.
+        #[arg(long, value_name = "train|val")]
+        split: Option<String>,
+    },
+    /// Correct a field of a val or train example (its expected answer): later evaluations use the
+    /// new value, and every candidate's recorded output on a val example is scored again. The
+    /// data file is not touched (`gepa-tui export --data-fixes` writes corrected copies).
+    Fix {
+        /// The example's id.
+        example: String,
+        /// The corrected value (a field holding a number, list or object takes JSON).
+        #[arg(long)]
+        expected: String,
+        /// The field to correct (default: the evaluator's reference field, `[evaluator] field`).
+        #[arg(long, value_name = "NAME")]
+        field: Option<String>,
+        /// The example's split, when the id is in both train and val.
+        #[arg(long, value_name = "train|val")]
+        split: Option<String>,
+    },
 }
 
 impl SteerAction {
-    /// The decision this asks of the run whose state is `state`. Err: the arguments do not fit it.
-    fn action(&self, state: &RunState, run: &str) -> Result<HumanAction> {
+    /// The decision this asks of the run whose state is `state` (project in `dir`). Err: the
+    /// arguments do not fit it.
+    fn action(&self, dir: &Path, state: &RunState, run: &str) -> Result<HumanAction> {
         Ok(match self {
             SteerAction::Guide { candidate, note, example, split, component } => {
                 let example = match example {
@@ -60,6 +90,25 @@ impl SteerAction {
             }
             SteerAction::Protect { component, text } => {
                 HumanAction::Protect { component: component.clone(), text: text.clone() }
+            }
+            SteerAction::Exclude { example, reason, split } => {
+                let split = example_in(state, run, example, split.as_deref())?.split;
+                HumanAction::ExcludeExample { split, example: example.clone(), reason: reason.clone() }
+            }
+            SteerAction::Fix { example, expected, field, split } => {
+                let split = example_in(state, run, example, split.as_deref())?.split;
+                // The data file's value says how the typed one is read (text, or JSON).
+                let project = crate::project::Project::load(dir)?;
+                let field = match field.clone().or_else(|| project.config.evaluator.field.clone()) {
+                    Some(f) => f,
+                    None => {
+                        bail!("the evaluator names no reference field: say which field to correct with --field NAME")
+                    }
+                };
+                let current = project.split(split).iter().find(|e| e.id == *example).and_then(|e| e.fields.get(&field));
+                let value = crate::engine::data_fixes::parse_field_value(current, expected)
+                    .map_err(|e| anyhow::anyhow!("--expected for `{field}` of `{example}`: {e}"))?;
+                HumanAction::FixExample { split, example: example.clone(), field, value }
             }
         })
     }
@@ -117,7 +166,7 @@ pub fn run(dir: &Path, run: &str, action: &SteerAction, wait: Duration) -> Resul
             crate::text::sanitize(reason)
         );
     }
-    let action = action.action(&state, run)?;
+    let action = action.action(dir, &state, run)?;
     // What the run would refuse now is refused here, without a round trip.
     if let Err(why) = crate::engine::run::check_request(&action, &state) {
         println!("refused: {why}");
