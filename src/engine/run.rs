@@ -2095,8 +2095,12 @@ impl Shared {
                 let secs = sent.elapsed().as_secs_f64();
                 drop(in_flight);
                 let e = e.map_err(Halted)?;
-                let tokens: u64 = e.trace.steps.iter().map(|s| s.usage.output_tokens).sum();
-                timings.lock().expect("timings").push((secs, tokens));
+                // Replayed replies say nothing of the server (their time is the scorer's, a
+                // command's or a script's): only evaluations that asked the server are timed.
+                if !e.trace.steps.iter().any(|s| s.cached) {
+                    let tokens: u64 = e.trace.steps.iter().map(|s| s.usage.output_tokens).sum();
+                    timings.lock().expect("timings").push((secs, tokens));
+                }
                 if let Some(err) = &e.error {
                     tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
                 }

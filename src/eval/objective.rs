@@ -117,6 +117,7 @@ mod tests {
             output: String::new(),
             truncated: false,
             usage: crate::llm::Usage { input_tokens: 100, output_tokens: out },
+            cached: false,
         };
         trace.steps = vec![step(7), step(5)];
         let s = builtin_scores(&BuiltinObjective::ALL, &cand, &trace, 0.002);

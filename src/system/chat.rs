@@ -100,6 +100,7 @@ impl ChatSystem {
                         output: reply.text.clone(),
                         truncated: reply.truncated,
                         usage: reply.usage,
+                        cached: reply.cached,
                     });
                     outputs.insert(step.name.as_str(), reply.text.clone());
                     last = reply.text;
@@ -114,6 +115,7 @@ impl ChatSystem {
                         output: String::new(),
                         truncated: false,
                         usage: Default::default(),
+                        cached: false,
                     });
                     return Ok(RunOutput {
                         replayed_usd: replayed,

@@ -20,6 +20,10 @@ pub struct StepTrace {
     /// Tokens the call used (also for cached replies: what it cost when it was made).
     #[serde(default)]
     pub usage: crate::llm::Usage,
+    /// The reply came from the response cache (no request was made this time). Not recorded:
+    /// the engine's server gauge times only evaluations that asked the server.
+    #[serde(skip)]
+    pub cached: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
