@@ -55,6 +55,12 @@ fn every_sample_checks_and_replays_offline_to_the_end() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: the recorded run does not replay offline:\n{stderr}");
+        // Replayed replies say nothing of a server: the gauge that drops to one proposal at a time
+        // for a server answering in turn must not take a scorer's time for the server's.
+        assert!(
+            !stderr.contains("answers requests one after another"),
+            "{name}: an offline replay judged the (absent) model server:\n{stderr}"
+        );
         let last: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
 
         assert_eq!(last["event"], "finished", "{name}");
@@ -79,6 +85,16 @@ fn every_sample_checks_and_replays_offline_to_the_end() {
                 .unwrap();
         let (seed, best) = (result["seed_val_score"].as_f64().unwrap(), result["best_val_score"].as_f64().unwrap());
         assert!(best >= seed, "{name}: best {best} below seed {seed}");
+        // The sample that teaches objectives shows a real trade-off: an objective whose best is
+        // not the best val candidate, and more than one candidate no other beats on everything.
+        if let Some(objectives) = result["objectives"].as_object() {
+            let best_id = result["best_candidate"].as_u64();
+            assert!(
+                objectives.values().any(|o| o["best_candidate"].as_u64() != best_id),
+                "{name}: every objective's best is the best val candidate: no trade-off to show"
+            );
+            assert!(result["non_dominated"].as_array().is_some_and(|n| n.len() > 1), "{name}: {result}");
+        }
         if best > seed {
             improved.push(name);
         }
