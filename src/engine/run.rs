@@ -749,22 +749,26 @@ impl Engine {
     }
 
     /// The state a round planned now starts from (the committed state with the rounds in flight
-    /// planned on top), and the parent to guess for it: the child of the last round in flight,
-    /// when that child is written or passed its minibatch (it will most likely be the best
-    /// candidate; the guess is checked at commit like every plan).
+    /// planned on top), and the parent to guess for it: the child of the latest round in flight
+    /// whose child is written or passed its minibatch, when no merge or human decision comes
+    /// after it (that child will most likely be the best candidate; the guess is checked at
+    /// commit like every plan).
     fn planning_view_and_guess(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>) {
         let mut view = self.state.clone();
         let mut guess = None;
         for f in inflight {
             view.plan_in_flight(&f.started, &f.actions, f.preview == Some(Preview::Skipped));
-            guess = None;
-            if let (Some(Preview::Passed(child) | Preview::Reflected(child)), Event::RoundStarted { proposals, .. }) =
-                (&f.preview, &f.started)
-            {
-                if let Some(p) = proposals.first() {
-                    guess = Some(view.add_provisional(child, p.parent));
-                }
+            let Event::RoundStarted { proposals, merge, .. } = &f.started else { continue };
+            if merge.is_some() || !f.actions.is_empty() {
+                // A merge or a person's decision may add candidates of its own: no guess past it.
+                guess = None;
             }
+            if let (Some(Preview::Passed(child) | Preview::Reflected(child)), Some(p)) = (&f.preview, proposals.first())
+            {
+                guess = Some(view.add_provisional(child, p.parent));
+            }
+            // A round that adds nothing (skipped, rejected, or not known yet) leaves the guess
+            // standing: the guessed child stays the likeliest parent of the rounds after it.
         }
         (view, guess)
     }
