@@ -75,6 +75,12 @@ impl EvalCache {
         })
     }
 
+    /// The committed score, without copying the evaluation (for the planner's guesses).
+    fn score(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> Option<f64> {
+        let (round, e) = self.entries.get(&(hash.to_string(), split, example.to_string()))?;
+        (*round <= committed_by).then_some(e.score)
+    }
+
     fn contains(&self, hash: &str, split: Split, example: &str, committed_by: u64) -> bool {
         self.entries.get(&(hash.to_string(), split, example.to_string())).is_some_and(|(r, _)| *r <= committed_by)
     }
@@ -116,6 +122,9 @@ struct Held {
     live: std::collections::HashSet<u64>,
     /// Work that was voided (its late evaluations are not shown as spent by the run).
     voided: std::collections::HashSet<u64>,
+    /// Voided work told to start nothing new: what it has in flight finishes (a round planned
+    /// again may be waiting for those very replies), then it ends.
+    stopped: std::collections::HashSet<u64>,
 }
 
 /// What the rounds in flight are doing, for the Activity line.
@@ -695,7 +704,8 @@ impl Engine {
             self.shadows.push_back(r);
             while self.shadows.len() > self.sh.lag() {
                 if let Some(old) = self.shadows.pop_front() {
-                    old.work.abort();
+                    // Not aborted: a round planned again may share its requests in flight.
+                    self.sh.held.lock().expect("held events").stopped.insert(old.plan.gen);
                 }
             }
         }
@@ -757,7 +767,12 @@ impl Engine {
         let mut view = self.state.clone();
         let mut guess = None;
         for f in inflight {
-            view.plan_in_flight(&f.started, &f.actions, f.preview == Some(Preview::Skipped));
+            let skipped = match &f.preview {
+                Some(Preview::Skipped) => true,
+                None => self.likely_skipped(&view, &f.started),
+                Some(_) => false,
+            };
+            view.plan_in_flight(&f.started, &f.actions, skipped);
             let Event::RoundStarted { proposals, merge, .. } = &f.started else { continue };
             if merge.is_some() || !f.actions.is_empty() {
                 // A merge or a person's decision may add candidates of its own: no guess past it.
@@ -771,6 +786,43 @@ impl Engine {
             // standing: the guessed child stays the likeliest parent of the rounds after it.
         }
         (view, guess)
+    }
+
+    /// Whether a round in flight that has not said yet will most likely find its parent perfect
+    /// on its minibatch (then the round robin stays, and the rounds after it are planned so):
+    /// known when the parent's scores there are committed, else guessed from the share of val
+    /// examples the parent (or its nearest scored ancestor) is perfect on. Only a guess for
+    /// planning ahead; every plan is checked at commit.
+    fn likely_skipped(&self, view: &RunState, started: &Event) -> bool {
+        let opt = &self.sh.opt;
+        let Event::RoundStarted { proposals, merge: None, .. } = started else { return false };
+        let ([p], true) = (proposals.as_slice(), opt.skip_perfect_score) else { return false };
+        let Some(parent) = view.candidates.get(p.parent) else { return false };
+        let hash = candidate_hash(&parent.texts);
+        let committed = self.state.round.unwrap_or(0);
+        let known: Option<Vec<f64>> = {
+            let cache = self.sh.cache.lock().expect("cache");
+            p.minibatch.iter().map(|id| cache.score(&hash, Split::Train, id, committed)).collect()
+        };
+        if let Some(scores) = known {
+            return scores.iter().all(|s| *s >= opt.perfect_score);
+        }
+        let mut scored = parent;
+        for _ in 0..view.candidates.len() {
+            if !scored.val_scores.is_empty() {
+                break;
+            }
+            match scored.parents.first().and_then(|&c| view.candidates.get(c)) {
+                Some(c) => scored = c,
+                None => return false,
+            }
+        }
+        let n = scored.val_scores.len();
+        if n == 0 {
+            return false;
+        }
+        let perfect = scored.val_scores.iter().filter(|s| **s >= opt.perfect_score).count() as f64 / n as f64;
+        perfect.powi(p.minibatch.len() as i32) >= 0.5
     }
 
     /// What round `round` should be, planned from `view` (the committed state, the rounds in
@@ -1452,6 +1504,8 @@ struct Running {
 enum Preview {
     /// Its parent was perfect on the minibatch: no reflection, the round robin stays.
     Skipped,
+    /// Its parent was not perfect on the minibatch: a reflection follows, the round robin moves.
+    Reflecting,
     /// Its child failed the minibatch test: nothing will change.
     Rejected,
     /// Its child passed and will be scored on val and added: likely the next parent.
@@ -1589,6 +1643,11 @@ impl Shared {
         let _ = held.buf.feed(&ev, ev.clone());
         self.notify(Notice::Event(Box::new(ev)));
         Ok(())
+    }
+
+    /// Whether voided work `gen` was told to start nothing new.
+    fn stopped(&self, gen: u64) -> bool {
+        self.held.lock().expect("held events").stopped.contains(&gen)
     }
 
     fn stage_in(&self, gen: u64, round: u64, what: Option<String>) {
@@ -1832,7 +1891,8 @@ impl Shared {
         Ok(out)
     }
 
-    /// `early`: tell the engine the child's texts as soon as they are written.
+    /// `early`: tell the engine whether a reflection follows once the parent is scored, and the
+    /// child's texts as soon as they are written.
     #[allow(clippy::too_many_arguments)]
     async fn run_proposal(
         &self,
@@ -1876,6 +1936,12 @@ impl Shared {
         if self.opt.skip_perfect_score && perfect {
             self.emit_in(gen, finish(ProposalOutcome::SkippedPerfect, None), false)?;
             r.skipped = true;
+            return Ok(r);
+        }
+        if early {
+            let _ = self.previews.send((gen, Preview::Reflecting));
+        }
+        if self.stopped(gen) {
             return Ok(r);
         }
 
@@ -1940,6 +2006,9 @@ impl Shared {
 
         if early {
             let _ = self.previews.send((gen, Preview::Reflected(child.clone())));
+        }
+        if self.stopped(gen) {
+            return Ok(r);
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
         let (child_evals, calls, cost) = self.evaluate(gen, &child, &batch, Split::Train, Some(reuse_until)).await?;
