@@ -501,7 +501,6 @@ impl Engine {
             let result = self.read_result()?;
             return Ok(RunOutcome { run_id: self.state.run_id.clone(), run_dir: self.run_dir.clone(), result });
         }
-        let cancel = self.handle.cancel.clone();
         let stopped = |e: &Engine| {
             e.sh.set_activity("stopped; resumable");
             RunOutcome { run_id: e.state.run_id.clone(), run_dir: e.run_dir.clone(), result: None }
@@ -515,14 +514,12 @@ impl Engine {
                 sh.send_status();
             }
         }));
-        if self.state.round.is_none() {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Ok(stopped(&self)),
-                r = self.seed_round() => r?,
-            }
-        }
         let mut inflight: Vec<Running> = Vec::new();
+        if self.state.round.is_none() {
+            // The seed is scored on val as round 0, in flight like any other: the first proposals
+            // (whose parent can only be the seed) start beside it.
+            inflight.push(self.start_seed()?);
+        }
         for (started, actions) in std::mem::take(&mut self.recovered) {
             let f = self.start_round(&plans(&inflight), started, actions);
             inflight.push(f);
@@ -641,6 +638,10 @@ impl Engine {
             let Event::RoundStarted { round, proposals, merge, .. } = &inflight[i].plan.started else {
                 unreachable!("a plan is a round_started")
             };
+            if *round == 0 {
+                // The seed's round is not planned: it is always the seed on val.
+                continue;
+            }
             let now = self.decide(&view, &before, *round, merge_ready, guess);
             let same = match now {
                 Some((p, m)) => p == *proposals && m == *merge,
@@ -773,7 +774,12 @@ impl Engine {
                 Some(_) => false,
             };
             view.plan_in_flight(&f.started, &f.actions, skipped);
-            let Event::RoundStarted { proposals, merge, .. } = &f.started else { continue };
+            let Event::RoundStarted { round, proposals, merge, .. } = &f.started else { continue };
+            if let (0, Some(Preview::Passed(seed)), true) = (*round, &f.preview, view.candidates.is_empty()) {
+                // The seed, still being scored on val, is the only parent there can be.
+                guess = Some(view.add_provisional_seed(seed));
+                continue;
+            }
             if merge.is_some() || !f.actions.is_empty() {
                 // A merge or a person's decision may add candidates of its own: no guess past it.
                 guess = None;
@@ -868,9 +874,10 @@ impl Engine {
     /// and starts its work. None when nothing should start now.
     fn plan_next(&mut self, inflight: &[InFlight]) -> Option<Running> {
         let (mut view, guess) = self.planning_view_and_guess(inflight);
-        let actions = self.take_commands(&mut view);
+        // A person's decisions wait for the seed's commit (they name candidates and items).
+        let actions = if self.state.round.is_some() { self.take_commands(&mut view) } else { vec![] };
         let committed = self.state.round.unwrap_or(0);
-        let round = committed + 1 + inflight.len() as u64;
+        let round = self.state.round.map_or(0, |r| r + 1) + inflight.len() as u64;
         let (proposals, merge) = self.decide(&view, inflight, round, self.merge_ready, guess).unwrap_or_default();
         if proposals.is_empty() && merge.is_none() && actions.is_empty() {
             return None;
@@ -1259,31 +1266,26 @@ impl Engine {
         Ok(())
     }
 
-    async fn seed_round(&mut self) -> Result<()> {
+    /// Starts round 0: the seed scored on val. Its commit adds candidate 0.
+    fn start_seed(&self) -> Result<Running> {
         let sh = self.sh.clone();
-        sh.emit(Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None }, false)?;
-        sh.set_activity("scoring the seed candidate on val");
-        let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
-        let val: Vec<&Example> = sh.project.val.iter().collect();
-        let (evals, calls, cost) = sh.evaluate(0, &seed, &val, Split::Val, None).await?;
-        let added = Event::CandidateAdded {
-            id: 0,
-            texts: seed,
-            parents: vec![],
-            origin: Origin::Seed,
-            changed: vec![],
-            round: 0,
-            discovered_at: 0,
-            note: None,
-        };
-        sh.emit(added, false)?;
-        sh.emit(Event::ValEvaluated { candidate: 0, evals, round: Some(0) }, false)?;
-        let out = RoundOutput { calls, cost, ..Default::default() };
         let started = Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None };
-        let f = InFlight { started, gen: 0, preview: None, actions: vec![], min_calls: 0, may_queue: 0 };
-        self.commit(f, out)?;
-        sh.set_activity("");
-        Ok(())
+        sh.emit(started.clone(), false)?;
+        sh.stage(0, Some("scoring the seed candidate on val".into()));
+        let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
+        let val_ids: Vec<&str> = sh.project.val.iter().map(|e| e.id.as_str()).collect();
+        let min_calls = sh.uncached(&seed, &val_ids, Split::Val, 0);
+        let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
+        sh.held.lock().expect("held events").live.insert(gen);
+        let texts = seed.clone();
+        let work = tokio::spawn(async move {
+            let val: Vec<&Example> = sh.project.val.iter().collect();
+            let (evals, calls, cost) = sh.evaluate(gen, &texts, &val, Split::Val, None).await?;
+            let seed = NewCandidate { texts, parents: vec![], origin: Origin::Seed, changed: vec![], note: None };
+            Ok(RoundOutput { calls, cost, scored: vec![(seed, evals, 0, None)], ..Default::default() })
+        });
+        let preview = Some(Preview::Passed(seed));
+        Ok(Running { plan: InFlight { started, gen, preview, actions: vec![], min_calls, may_queue: 0 }, work })
     }
 
     /// Scores the best candidate on test, records `finished`, and writes result.json and best/.
@@ -1508,7 +1510,8 @@ enum Preview {
     Reflecting,
     /// Its child failed the minibatch test: nothing will change.
     Rejected,
-    /// Its child passed and will be scored on val and added: likely the next parent.
+    /// Its child passed and will be scored on val and added: likely the next parent (round 0:
+    /// the seed, being scored on val).
     Passed(Candidate),
     /// Its child is written and being tested: most children pass, so it is the guess too.
     Reflected(Candidate),
@@ -1684,7 +1687,8 @@ impl Shared {
             return a.general.clone();
         }
         let word = if self.one_per_round { "proposal" } else { "round" };
-        let mut parts: Vec<String> = a.rounds.iter().map(|(r, w)| format!("{word} {r}: {w}")).collect();
+        let mut parts: Vec<String> =
+            a.rounds.iter().map(|(r, w)| if *r == 0 { w.clone() } else { format!("{word} {r}: {w}") }).collect();
         let n = self.live.in_flight.load(Ordering::Relaxed);
         if n > 0 {
             parts.push(format!("{n} evaluation{} in flight", if n == 1 { "" } else { "s" }));
