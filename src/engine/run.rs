@@ -546,7 +546,7 @@ impl Engine {
     async fn pipeline(&mut self, inflight: &mut Vec<Running>) -> Result<Option<RunResult>> {
         let cancel = self.handle.cancel.clone();
         loop {
-            while inflight.len() < self.sh.lag() {
+            while inflight.len() < self.room(inflight) {
                 let Some(f) = self.plan_next(&plans(inflight)) else { break };
                 inflight.push(f);
             }
@@ -582,7 +582,7 @@ impl Engine {
                 }
                 continue;
             }
-            let room_for_more = inflight.len() < self.sh.lag();
+            let room_for_more = inflight.len() < self.room(inflight);
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(None),
@@ -765,15 +765,24 @@ impl Engine {
     /// after it (that child will most likely be the best candidate; the guess is checked at
     /// commit like every plan).
     fn planning_view_and_guess(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>) {
+        let (view, guess, _) = self.planning_view(inflight);
+        (view, guess)
+    }
+
+    /// `planning_view_and_guess`, and how many of the rounds in flight skip for sure (said so, or
+    /// their parent is known perfect on their minibatch or on all of val).
+    fn planning_view(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>, usize) {
         let mut view = self.state.clone();
         let mut guess = None;
+        let mut sure_skips = 0;
         for f in inflight {
-            let skipped = match &f.preview {
-                Some(Preview::Skipped) => true,
-                None => self.likely_skipped(&view, &f.started),
-                Some(_) => false,
+            let chance = match &f.preview {
+                Some(Preview::Skipped) => 1.0,
+                None => self.skip_chance(&view, &f.started),
+                Some(_) => 0.0,
             };
-            view.plan_in_flight(&f.started, &f.actions, skipped);
+            sure_skips += usize::from(chance >= 1.0);
+            view.plan_in_flight(&f.started, &f.actions, chance >= 0.5);
             let Event::RoundStarted { round, proposals, merge, .. } = &f.started else { continue };
             if let (0, Some(Preview::Passed(seed)), true) = (*round, &f.preview, view.candidates.is_empty()) {
                 // The seed, still being scored on val, is the only parent there can be.
@@ -791,19 +800,33 @@ impl Engine {
             // A round that adds nothing (skipped, rejected, or not known yet) leaves the guess
             // standing: the guessed child stays the likeliest parent of the rounds after it.
         }
-        (view, guess)
+        (view, guess, sure_skips)
     }
 
-    /// Whether a round in flight that has not said yet will most likely find its parent perfect
-    /// on its minibatch (then the round robin stays, and the rounds after it are planned so):
-    /// known when the parent's scores there are committed, else guessed from the share of val
-    /// examples the parent (or its nearest scored ancestor) is perfect on. Only a guess for
-    /// planning ahead; every plan is checked at commit.
-    fn likely_skipped(&self, view: &RunState, started: &Event) -> bool {
+    /// Rounds in flight at most now: the lag, and one more for each round in flight that skips
+    /// for sure (its parent is perfect there: it costs one minibatch and changes nothing, so the
+    /// rounds behind it are planned right), up to three lags. A parent perfect on everything
+    /// has many such rounds before the run ends, and they need not wait their turn four by four.
+    fn room(&self, inflight: &[Running]) -> usize {
+        let lag = self.sh.lag();
+        if lag == 1 || self.sh.opt.keep_stale_plans {
+            return lag;
+        }
+        let (_, _, sure) = self.planning_view(&plans(inflight));
+        lag + sure.min(2 * lag)
+    }
+
+    /// How likely a round in flight that has not said yet is to find its parent perfect on its
+    /// minibatch (then the round robin stays, and the rounds after it are planned so; from 0.5 on
+    /// the planner takes it to): known when the parent's scores there are committed, else the
+    /// share of val examples the parent (or its nearest scored ancestor, never quite sure) is
+    /// perfect on, to the power of the minibatch size. Only a guess for planning ahead; every
+    /// plan is checked at commit.
+    fn skip_chance(&self, view: &RunState, started: &Event) -> f64 {
         let opt = &self.sh.opt;
-        let Event::RoundStarted { proposals, merge: None, .. } = started else { return false };
-        let ([p], true) = (proposals.as_slice(), opt.skip_perfect_score) else { return false };
-        let Some(parent) = view.candidates.get(p.parent) else { return false };
+        let Event::RoundStarted { proposals, merge: None, .. } = started else { return 0.0 };
+        let ([p], true) = (proposals.as_slice(), opt.skip_perfect_score) else { return 0.0 };
+        let Some(parent) = view.candidates.get(p.parent) else { return 0.0 };
         let hash = candidate_hash(&parent.texts);
         let committed = self.state.round.unwrap_or(0);
         let known: Option<Vec<f64>> = {
@@ -811,7 +834,7 @@ impl Engine {
             p.minibatch.iter().map(|id| cache.score(&hash, Split::Train, id, committed)).collect()
         };
         if let Some(scores) = known {
-            return scores.iter().all(|s| *s >= opt.perfect_score);
+            return if scores.iter().all(|s| *s >= opt.perfect_score) { 1.0 } else { 0.0 };
         }
         let mut scored = parent;
         for _ in 0..view.candidates.len() {
@@ -820,15 +843,20 @@ impl Engine {
             }
             match scored.parents.first().and_then(|&c| view.candidates.get(c)) {
                 Some(c) => scored = c,
-                None => return false,
+                None => return 0.0,
             }
         }
         let n = scored.val_scores.len();
         if n == 0 {
-            return false;
+            return 0.0;
         }
         let perfect = scored.val_scores.iter().filter(|s| **s >= opt.perfect_score).count() as f64 / n as f64;
-        perfect.powi(p.minibatch.len() as i32) >= 0.5
+        let chance = perfect.powi(p.minibatch.len() as i32);
+        if scored.id == parent.id {
+            chance
+        } else {
+            chance.min(0.99)
+        }
     }
 
     /// What round `round` should be, planned from `view` (the committed state, the rounds in
