@@ -103,6 +103,12 @@ impl EvalCache {
         })
     }
 
+    /// The committed score, without copying the evaluation (for the planner's guesses).
+    fn score(&self, hash: &str, split: Split, example: &str, committed_by: u64, data: &DataChanges) -> Option<f64> {
+        let (round, e) = self.entries.get(&Self::key(hash, split, example, data))?;
+        (*round <= committed_by).then_some(e.score)
+    }
+
     fn contains(&self, hash: &str, split: Split, example: &str, committed_by: u64, data: &DataChanges) -> bool {
         self.entries.get(&Self::key(hash, split, example, data)).is_some_and(|(r, _)| *r <= committed_by)
     }
@@ -155,6 +161,9 @@ struct Held {
     live: std::collections::HashSet<u64>,
     /// Work that was voided (its late evaluations are not shown as spent by the run).
     voided: std::collections::HashSet<u64>,
+    /// Voided work told to start nothing new: what it has in flight finishes (a round planned
+    /// again may be waiting for those very replies), then it ends.
+    stopped: std::collections::HashSet<u64>,
 }
 
 /// What the rounds in flight are doing, for the Activity line.
@@ -558,7 +567,6 @@ impl Engine {
             let result = self.read_result()?;
             return Ok(RunOutcome { run_id: self.state.run_id.clone(), run_dir: self.run_dir.clone(), result });
         }
-        let cancel = self.handle.cancel.clone();
         let stopped = |e: &Engine| {
             e.sh.set_activity("stopped; resumable");
             RunOutcome { run_id: e.state.run_id.clone(), run_dir: e.run_dir.clone(), result: None }
@@ -578,14 +586,12 @@ impl Engine {
         self.command_buf.extend(waiting);
         let poller =
             AbortOnDrop(tokio::spawn(poll_inbox(self.inbox.clone(), self.handle.commands.clone(), self.sh.clone())));
-        if self.state.round.is_none() {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Ok(stopped(&self)),
-                r = self.seed_round() => r?,
-            }
-        }
         let mut inflight: Vec<Running> = Vec::new();
+        if self.state.round.is_none() {
+            // The seed is scored on val as round 0, in flight like any other: the first proposals
+            // (whose parent can only be the seed) start beside it.
+            inflight.push(self.start_seed()?);
+        }
         for (started, actions) in std::mem::take(&mut self.recovered) {
             let f = self.start_round(&plans(&inflight), started, actions);
             inflight.push(f);
@@ -615,7 +621,7 @@ impl Engine {
     async fn pipeline(&mut self, inflight: &mut Vec<Running>) -> Result<Option<RunResult>> {
         let cancel = self.handle.cancel.clone();
         loop {
-            while inflight.len() < self.sh.lag() {
+            while inflight.len() < self.room(inflight) {
                 let Some(f) = self.plan_next(&plans(inflight)) else { break };
                 inflight.push(f);
             }
@@ -651,7 +657,7 @@ impl Engine {
                 }
                 continue;
             }
-            let room_for_more = inflight.len() < self.sh.lag();
+            let room_for_more = inflight.len() < self.room(inflight);
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(None),
@@ -707,6 +713,10 @@ impl Engine {
             let Event::RoundStarted { round, proposals, merge, .. } = &inflight[i].plan.started else {
                 unreachable!("a plan is a round_started")
             };
+            if *round == 0 {
+                // The seed's round is not planned: it is always the seed on val.
+                continue;
+            }
             let guide = inflight[i].plan.actions.iter().find(|a| is_guide(a));
             let now = self.decide(&view, &before, *round, merge_ready, guess, guide);
             let same = match now {
@@ -781,7 +791,8 @@ impl Engine {
             self.shadows.push_back(r);
             while self.shadows.len() > self.sh.lag() {
                 if let Some(old) = self.shadows.pop_front() {
-                    old.work.abort();
+                    // Not aborted: a round planned again may share its requests in flight.
+                    self.sh.held.lock().expect("held events").stopped.insert(old.plan.gen);
                 }
             }
         }
@@ -843,24 +854,107 @@ impl Engine {
     }
 
     /// The state a round planned now starts from (the committed state with the rounds in flight
-    /// planned on top), and the parent to guess for it: the child of the last round in flight,
-    /// when that child is written or passed its minibatch (it will most likely be the best
-    /// candidate; the guess is checked at commit like every plan).
+    /// planned on top), and the parent to guess for it: the child of the latest round in flight
+    /// whose child is written or passed its minibatch, when no merge or human decision comes
+    /// after it (that child will most likely be the best candidate; the guess is checked at
+    /// commit like every plan).
     fn planning_view_and_guess(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>) {
+        let (view, guess, _) = self.planning_view(inflight);
+        (view, guess)
+    }
+
+    /// `planning_view_and_guess`, and how many of the rounds in flight skip for sure (said so, or
+    /// their parent is known perfect on their minibatch or on all of val).
+    fn planning_view(&self, inflight: &[InFlight]) -> (RunState, Option<CandidateId>, usize) {
         let mut view = self.state.clone();
         let mut guess = None;
+        let mut sure_skips = 0;
         for f in inflight {
-            view.plan_in_flight(&f.started, &f.actions, f.preview == Some(Preview::Skipped));
-            guess = None;
-            if let (Some(Preview::Passed(child) | Preview::Reflected(child)), Event::RoundStarted { proposals, .. }) =
-                (&f.preview, &f.started)
+            let chance = match &f.preview {
+                Some(Preview::Skipped) => 1.0,
+                None => self.skip_chance(&view, &f.started),
+                Some(_) => 0.0,
+            };
+            sure_skips += usize::from(chance >= 1.0);
+            view.plan_in_flight(&f.started, &f.actions, chance >= 0.5);
+            let Event::RoundStarted { round, proposals, merge, .. } = &f.started else { continue };
+            if let (0, Some(Preview::Passed(seed)), true) = (*round, &f.preview, view.candidates.is_empty()) {
+                // The seed, still being scored on val, is the only parent there can be.
+                guess = Some(view.add_provisional_seed(seed));
+                continue;
+            }
+            if merge.is_some() || !f.actions.is_empty() {
+                // A merge or a person's decision may add candidates of its own: no guess past it.
+                guess = None;
+            }
+            if let (Some(Preview::Passed(child) | Preview::Reflected(child)), Some(p)) = (&f.preview, proposals.first())
             {
-                if let Some(p) = proposals.first() {
-                    guess = Some(view.add_provisional(child, p.parent));
-                }
+                guess = Some(view.add_provisional(child, p.parent));
+            }
+            // A round that adds nothing (skipped, rejected, or not known yet) leaves the guess
+            // standing: the guessed child stays the likeliest parent of the rounds after it.
+        }
+        (view, guess, sure_skips)
+    }
+
+    /// Rounds in flight at most now: the lag, and one more for each round in flight that skips
+    /// for sure (its parent is perfect there: it costs one minibatch and changes nothing, so the
+    /// rounds behind it are planned right), up to three lags. A parent perfect on everything
+    /// has many such rounds before the run ends, and they need not wait their turn four by four.
+    fn room(&self, inflight: &[Running]) -> usize {
+        let lag = self.sh.lag();
+        if lag == 1 || self.sh.opt.keep_stale_plans {
+            return lag;
+        }
+        let (_, _, sure) = self.planning_view(&plans(inflight));
+        lag + sure.min(2 * lag)
+    }
+
+    /// How likely a round in flight that has not said yet is to find its parent perfect on its
+    /// minibatch (then the round robin stays, and the rounds after it are planned so; from 0.5 on
+    /// the planner takes it to): known when the parent's scores there are committed, else the
+    /// share of val examples the parent (or its nearest scored ancestor, never quite sure) is
+    /// perfect on, to the power of the minibatch size. Only a guess for planning ahead; every
+    /// plan is checked at commit.
+    fn skip_chance(&self, view: &RunState, started: &Event) -> f64 {
+        let opt = &self.sh.opt;
+        let Event::RoundStarted { proposals, merge: None, .. } = started else { return 0.0 };
+        let ([p], true) = (proposals.as_slice(), opt.skip_perfect_score) else { return 0.0 };
+        // A guided proposal runs even on a minibatch its parent is perfect on.
+        if p.guide.is_some() {
+            return 0.0;
+        }
+        let Some(parent) = view.candidates.get(p.parent) else { return 0.0 };
+        let hash = candidate_hash(&parent.texts);
+        let committed = self.state.round.unwrap_or(0);
+        let known: Option<Vec<f64>> = {
+            let cache = self.sh.cache.lock().expect("cache");
+            p.minibatch.iter().map(|id| cache.score(&hash, Split::Train, id, committed, &view.data)).collect()
+        };
+        if let Some(scores) = known {
+            return if scores.iter().all(|s| *s >= opt.perfect_score) { 1.0 } else { 0.0 };
+        }
+        let mut scored = parent;
+        for _ in 0..view.candidates.len() {
+            if !scored.val_scores.is_empty() {
+                break;
+            }
+            match scored.parents.first().and_then(|&c| view.candidates.get(c)) {
+                Some(c) => scored = c,
+                None => return 0.0,
             }
         }
-        (view, guess)
+        let n = scored.val_scores.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let perfect = scored.val_scores.iter().filter(|s| **s >= opt.perfect_score).count() as f64 / n as f64;
+        let chance = perfect.powi(p.minibatch.len() as i32);
+        if scored.id == parent.id {
+            chance
+        } else {
+            chance.min(0.99)
+        }
     }
 
     /// What round `round` should be, planned from `view` (the committed state, the rounds in
@@ -913,9 +1007,10 @@ impl Engine {
     /// and starts its work. None when nothing should start now.
     fn plan_next(&mut self, inflight: &[InFlight]) -> Option<Running> {
         let (mut view, guess) = self.planning_view_and_guess(inflight);
-        let mut actions = self.take_commands(&mut view);
+        // A person's decisions wait for the seed's commit (they name candidates and items).
+        let mut actions = if self.state.round.is_some() { self.take_commands(&mut view) } else { vec![] };
         let committed = self.state.round.unwrap_or(0);
-        let round = committed + 1 + inflight.len() as u64;
+        let round = self.state.round.map_or(0, |r| r + 1) + inflight.len() as u64;
         let guide = actions.iter().position(is_guide);
         let decided = self.decide(&view, inflight, round, self.merge_ready, guess, guide.map(|i| &actions[i]));
         if let Some(i) = guide.filter(|_| decided.is_none()) {
@@ -1481,31 +1576,26 @@ impl Engine {
             .map_err(|e| if e.stops_run() { anyhow::Error::new(Halted(e)) } else { anyhow!("{e}") })
     }
 
-    async fn seed_round(&mut self) -> Result<()> {
+    /// Starts round 0: the seed scored on val. Its commit adds candidate 0.
+    fn start_seed(&self) -> Result<Running> {
         let sh = self.sh.clone();
-        sh.emit(Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None }, false)?;
-        sh.set_activity("scoring the seed candidate on val");
-        let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
-        let val: Vec<&Example> = sh.project.val.iter().collect();
-        let (evals, calls, cost) = sh.evaluate(0, &seed, &val, Split::Val, None).await?;
-        let added = Event::CandidateAdded {
-            id: 0,
-            texts: seed,
-            parents: vec![],
-            origin: Origin::Seed,
-            changed: vec![],
-            round: 0,
-            discovered_at: 0,
-            note: None,
-        };
-        sh.emit(added, false)?;
-        sh.emit(Event::ValEvaluated { candidate: 0, evals, round: Some(0) }, false)?;
-        let out = RoundOutput { calls, cost, ..Default::default() };
         let started = Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None };
-        let f = InFlight { started, gen: 0, preview: None, actions: vec![], min_calls: 0, may_queue: 0 };
-        self.commit(f, out).await?;
-        sh.set_activity("");
-        Ok(())
+        sh.emit(started.clone(), false)?;
+        sh.stage(0, Some("scoring the seed candidate on val".into()));
+        let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
+        let val_ids: Vec<&str> = sh.project.val.iter().map(|e| e.id.as_str()).collect();
+        let min_calls = sh.uncached(&seed, &val_ids, Split::Val, 0, &self.state.data);
+        let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
+        sh.held.lock().expect("held events").live.insert(gen);
+        let texts = seed.clone();
+        let work = tokio::spawn(async move {
+            let val: Vec<&Example> = sh.project.val.iter().collect();
+            let (evals, calls, cost) = sh.evaluate(gen, &texts, &val, Split::Val, None).await?;
+            let seed = NewCandidate { texts, parents: vec![], origin: Origin::Seed, changed: vec![], note: None };
+            Ok(RoundOutput { calls, cost, scored: vec![(seed, evals, 0, None)], ..Default::default() })
+        });
+        let preview = Some(Preview::Passed(seed));
+        Ok(Running { plan: InFlight { started, gen, preview, actions: vec![], min_calls, may_queue: 0 }, work })
     }
 
     /// Scores the best candidate on test, records `finished`, and writes result.json and best/.
@@ -1847,9 +1937,12 @@ struct Running {
 enum Preview {
     /// Its parent was perfect on the minibatch: no reflection, the round robin stays.
     Skipped,
+    /// Its parent was not perfect on the minibatch: a reflection follows, the round robin moves.
+    Reflecting,
     /// Its child failed the minibatch test: nothing will change.
     Rejected,
-    /// Its child passed and will be scored on val and added: likely the next parent.
+    /// Its child passed and will be scored on val and added: likely the next parent (round 0:
+    /// the seed, being scored on val).
     Passed(Candidate),
     /// Its child is written and being tested: most children pass, so it is the guess too.
     Reflected(Candidate),
@@ -1986,6 +2079,11 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether voided work `gen` was told to start nothing new.
+    fn stopped(&self, gen: u64) -> bool {
+        self.held.lock().expect("held events").stopped.contains(&gen)
+    }
+
     fn stage_in(&self, gen: u64, round: u64, what: Option<String>) {
         if self.held.lock().expect("held events").live.contains(&gen) {
             self.stage(round, what);
@@ -2020,7 +2118,8 @@ impl Shared {
             return a.general.clone();
         }
         let word = if self.one_per_round { "proposal" } else { "round" };
-        let mut parts: Vec<String> = a.rounds.iter().map(|(r, w)| format!("{word} {r}: {w}")).collect();
+        let mut parts: Vec<String> =
+            a.rounds.iter().map(|(r, w)| if *r == 0 { w.clone() } else { format!("{word} {r}: {w}") }).collect();
         let n = self.live.in_flight.load(Ordering::Relaxed);
         if n > 0 {
             parts.push(format!("{n} evaluation{} in flight", if n == 1 { "" } else { "s" }));
@@ -2235,7 +2334,8 @@ impl Shared {
         Ok(out)
     }
 
-    /// `early`: tell the engine the child's texts as soon as they are written.
+    /// `early`: tell the engine whether a reflection follows once the parent is scored, and the
+    /// child's texts as soon as they are written.
     #[allow(clippy::too_many_arguments)]
     async fn run_proposal(
         &self,
@@ -2289,6 +2389,12 @@ impl Shared {
         if self.opt.skip_perfect_score && perfect && guide.is_none() {
             self.emit_in(gen, finish(ProposalOutcome::SkippedPerfect, None), false)?;
             r.skipped = true;
+            return Ok(r);
+        }
+        if early {
+            let _ = self.previews.send((gen, Preview::Reflecting));
+        }
+        if self.stopped(gen) {
             return Ok(r);
         }
         // The example the person was looking at, with the parent's evaluation of it (served from
@@ -2411,6 +2517,9 @@ impl Shared {
 
         if early {
             let _ = self.previews.send((gen, Preview::Reflected(child.clone())));
+        }
+        if self.stopped(gen) {
+            return Ok(r);
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
         let (child_evals, calls, cost) =

@@ -541,6 +541,16 @@ impl RunState {
         id
     }
 
+    /// The seed while it is being scored on val, as the planner sees it (id 0, no val scores,
+    /// the round robin at the first component). Returns its id.
+    pub fn add_provisional_seed(&mut self, texts: &Candidate) -> CandidateId {
+        let id = self.add_provisional(texts, 0);
+        self.candidates[id].parents.clear();
+        self.candidates[id].origin = Origin::Seed;
+        self.next_component[id] = 0;
+        id
+    }
+
     /// Rebuilds the state from stored events: round-scoped events count only once their round is
     /// committed by `round_finished`; uncommitted rounds (a crash mid-round) are dropped.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> RunState {

@@ -458,7 +458,8 @@ pub struct OptimizerConfig {
     /// Rounds in flight at most: round n is planned from the state as committed after round
     /// n - lag, and rounds commit in order. 1 is the reference's sequential loop. Not written
     /// (None): up to `DEFAULT_PIPELINE_LAG`, and one at a time while the task model's server is
-    /// seen answering requests in turn (`engine::gauge`).
+    /// seen answering requests in turn (`engine::gauge`). Rounds sure to skip (their parent is
+    /// perfect there) may run on top, up to three lags in all (`Engine::room`).
     pub pipeline_lag: Option<usize>,
     /// Keep a round planned ahead even when a round before it changed what it would have been
     /// (a fixed-lag pipeline: faster, but each proposal sees up to `pipeline_lag - 1` fewer of
