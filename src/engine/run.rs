@@ -200,6 +200,8 @@ struct Shared {
     evaluations_cached: AtomicU64,
     /// The next round to commit.
     next_commit: AtomicU64,
+    /// The work generation scoring the seed on val.
+    seed_gen: AtomicU64,
     /// Metric calls and cost (micro-USD) spent so far by the work of each round in flight (by
     /// generation).
     round_spend: Mutex<BTreeMap<u64, (u64, u64)>>,
@@ -497,6 +499,7 @@ impl Engine {
             rounds_in_flight: AtomicUsize::new(0),
             evaluations_cached: AtomicU64::new(state.evaluations_cached),
             next_commit: AtomicU64::new(state.round.map(|r| r + 1).unwrap_or(0)),
+            seed_gen: AtomicU64::new(u64::MAX),
             round_spend: Mutex::new(BTreeMap::new()),
             evaluations_dropped: AtomicU64::new(0),
         };
@@ -905,6 +908,12 @@ impl Engine {
         let lag = self.sh.lag();
         if lag == 1 || self.sh.opt.keep_stale_plans {
             return lag;
+        }
+        if self.state.round.is_none() && self.sh.opt.lag_is_auto() {
+            // The seed's val pass tells whether the server answers side by side; until then
+            // only the first proposal runs beside it (on a server that answers in turn, its few
+            // requests cost no more than after the seed).
+            return 2;
         }
         let (_, _, sure) = self.planning_view(&plans(inflight));
         lag + sure.min(2 * lag)
@@ -1586,6 +1595,7 @@ impl Engine {
         let val_ids: Vec<&str> = sh.project.val.iter().map(|e| e.id.as_str()).collect();
         let min_calls = sh.uncached(&seed, &val_ids, Split::Val, 0, &self.state.data);
         let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
+        sh.seed_gen.store(gen, Ordering::Relaxed);
         sh.held.lock().expect("held events").live.insert(gen);
         let texts = seed.clone();
         let work = tokio::spawn(async move {
@@ -2178,6 +2188,9 @@ impl Shared {
     ) -> Result<(Vec<ExampleEval>, u64, f64)> {
         let hash = candidate_hash(candidate);
         let timings: Mutex<Vec<(f64, u64)>> = Mutex::new(Vec::new());
+        // The server gauge reads the seed's val pass alone: a first proposal's few requests sent
+        // beside it wait behind it on a server that answers in turn, and would read as parallel.
+        let gauged = gen == self.seed_gen.load(Ordering::Relaxed) || self.next_commit.load(Ordering::Relaxed) > 0;
         let evals = futures::future::try_join_all(examples.iter().map(|ex| {
             let (hash, timings) = (&hash, &timings);
             async move {
@@ -2217,7 +2230,9 @@ impl Shared {
             }
         }))
         .await?;
-        self.observe_batch(&timings.into_inner().expect("timings"));
+        if gauged {
+            self.observe_batch(&timings.into_inner().expect("timings"));
+        }
         let calls = evals.iter().filter(|e| !e.cached).count() as u64;
         let cost = evals.iter().map(|e| e.cost_usd).sum();
         Ok((evals, calls, cost))
