@@ -905,6 +905,11 @@ impl Engine {
     /// rounds behind it are planned right), up to three lags. A parent perfect on everything
     /// has many such rounds before the run ends, and they need not wait their turn four by four.
     fn room(&self, inflight: &[Running]) -> usize {
+        if self.state.round.is_none() && !self.command_buf.is_empty() {
+            // Decisions wait (a steered run's inbox at start): the first proposal waits for the
+            // seed's commit to take them, as it would without the head start.
+            return 1;
+        }
         let lag = self.sh.lag();
         if lag == 1 || self.sh.opt.keep_stale_plans {
             return lag;
