@@ -8,6 +8,7 @@ use crate::engine::event::{GuideExample, HumanAction};
 use crate::engine::steer::{self, SteerAnswer};
 use crate::engine::RunState;
 use crate::project::Split;
+use crate::store::runs::RunLock;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use std::path::Path;
@@ -135,19 +136,6 @@ fn example_in(state: &RunState, run: &str, id: &str, split: Option<&str>) -> Res
     Ok(GuideExample { split, id: id.to_string() })
 }
 
-/// Whether a process holds the run's lock (a live engine is running it).
-fn is_live(run_dir: &Path) -> bool {
-    let Ok(f) = std::fs::File::open(run_dir.join("lock")) else { return false };
-    match f.try_lock_shared() {
-        Ok(()) => {
-            let _ = f.unlock();
-            false
-        }
-        Err(std::fs::TryLockError::WouldBlock) => true,
-        Err(_) => false,
-    }
-}
-
 /// Sends the decision to run `run` of the project in `dir` and waits up to `wait` for its answer.
 pub fn run(dir: &Path, run: &str, action: &SteerAction, wait: Duration) -> Result<ExitCode> {
     let run_dir = dir.join(".gepa").join("runs").join(run);
@@ -172,7 +160,7 @@ pub fn run(dir: &Path, run: &str, action: &SteerAction, wait: Duration) -> Resul
         println!("refused: {why}");
         return Ok(ExitCode::from(REFUSED_EXIT_CODE));
     }
-    let live = is_live(&run_dir);
+    let live = RunLock::is_held(&run_dir);
     let id = steer::send(&run_dir, action)
         .with_context(|| format!("cannot write the request to {}", run_dir.join(steer::INBOX).display()))?;
     if !live {
@@ -186,7 +174,7 @@ pub fn run(dir: &Path, run: &str, action: &SteerAction, wait: Duration) -> Resul
         if let Some(answer) = steer::answers(&run_dir).remove(&id) {
             return Ok(report(run, &answer));
         }
-        if !is_live(&run_dir) {
+        if !RunLock::is_held(&run_dir) {
             // It may have answered just before it let go.
             if let Some(answer) = steer::answers(&run_dir).remove(&id) {
                 return Ok(report(run, &answer));

@@ -334,18 +334,6 @@ impl RunState {
         }
     }
 
-    /// The split an example id names when none is given (`gepa-tui steer … exclude ID`): val
-    /// when it is a val example, else train; Err when it is in neither, or in both.
-    pub fn example_split(&self, id: &str) -> Result<Split, String> {
-        let (val, train) = (self.val_ids.iter().any(|i| i == id), self.train_ids.iter().any(|i| i == id));
-        match (val, train) {
-            (true, false) => Ok(Split::Val),
-            (false, true) => Ok(Split::Train),
-            (true, true) => Err(format!("`{id}` is both a val and a train example; say which split")),
-            (false, false) => Err(format!("no val or train example `{id}` in this run")),
-        }
-    }
-
     /// Whether a person's exclusion or fix can be taken now; Err says why not.
     pub fn check_data_action(&self, action: &HumanAction) -> Result<(), String> {
         let Some((split, id)) = action.example() else { return Ok(()) };
@@ -732,9 +720,6 @@ mod tests {
         assert!(s.check_data_action(&ex("e1", "x")).unwrap_err().contains("only val example left"));
         let test = HumanAction::ExcludeExample { split: Split::Test, example: "e1".into(), reason: "x".into() };
         assert!(s.check_data_action(&test).is_err());
-        assert_eq!(s.example_split("e1"), Ok(Split::Val));
-        assert_eq!(s.example_split("t2"), Ok(Split::Train));
-        assert!(s.example_split("zz").unwrap_err().contains("no val or train example `zz`"));
     }
 
     /// The copy leaves out the excluded line, rewrites the fixed one (keys in their order), and

@@ -81,6 +81,20 @@ impl RunLock {
             Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
         }
     }
+
+    /// Whether a process holds the run's lock now (a live engine is running it), asked without
+    /// creating the lock file or taking the lock.
+    pub fn is_held(run_dir: &Path) -> bool {
+        let Ok(f) = File::open(run_dir.join("lock")) else { return false };
+        match f.try_lock_shared() {
+            Ok(()) => {
+                let _ = f.unlock();
+                false
+            }
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(_)) => false,
+        }
+    }
 }
 
 /// Refuses a run folder that is a symlink or holds one (directly or in `best/`): gepa-tui writes
