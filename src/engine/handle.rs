@@ -1,7 +1,7 @@
 //! What the engine shows its consumers and how they steer it: the live `Status`, the `Notice`s
 //! it sends (events, status, warnings, refused decisions), `result.json`'s `RunResult`, the
-//! options it starts with and the `EngineHandle` (pause, resume, stop, decisions). Moved out of
-//! `run.rs` as they were; the loop itself stays there.
+//! options it starts with and the `EngineHandle` (pause, resume, stop, decisions). The loop
+//! itself is `engine::run`.
 
 use super::event::{Event, HumanAction};
 use super::pareto::CandidateId;

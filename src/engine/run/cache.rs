@@ -1,0 +1,118 @@
+//! The evaluation cache: scores of (candidate, split, example) already paid for, by the round that committed them.
+
+use super::*;
+
+/// Which split an evaluation was of (the evaluation cache keeps them apart: ids may repeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Split {
+    Train,
+    Val,
+}
+
+impl Split {
+    pub(super) fn data(self) -> crate::project::Split {
+        match self {
+            Split::Train => crate::project::Split::Train,
+            Split::Val => crate::project::Split::Val,
+        }
+    }
+}
+
+/// Committed evaluations by (texts, split, example, the example's revision: how many fixes a
+/// person made to it), with the round that committed them: an evaluation is reused by a round
+/// only when it was committed before that round was planned, so what a round pays never depends
+/// on timing (gepa's `EvaluationCache`), and never against a value the example no longer has.
+#[derive(Default)]
+pub(super) struct EvalCache {
+    entries: HashMap<CacheKey, (u64, Arc<ExampleEval>)>,
+}
+
+/// (texts hash, split, example id, the example's revision).
+pub(super) type CacheKey = (String, Split, String, u32);
+
+impl EvalCache {
+    pub(super) fn key(hash: &str, split: Split, example: &str, data: &DataChanges) -> CacheKey {
+        (hash.to_string(), split, example.to_string(), data.revision(split.data(), example))
+    }
+
+    pub(super) fn get(
+        &self,
+        hash: &str,
+        split: Split,
+        example: &str,
+        committed_by: u64,
+        data: &DataChanges,
+    ) -> Option<ExampleEval> {
+        let (round, e) = self.entries.get(&Self::key(hash, split, example, data))?;
+        (*round <= committed_by).then(|| ExampleEval {
+            cost_usd: 0.0,
+            replayed_usd: 0.0,
+            cached: true,
+            ..(**e).clone()
+        })
+    }
+
+    /// The committed score, without copying the evaluation (for the planner's guesses).
+    pub(super) fn score(
+        &self,
+        hash: &str,
+        split: Split,
+        example: &str,
+        committed_by: u64,
+        data: &DataChanges,
+    ) -> Option<f64> {
+        let (round, e) = self.entries.get(&Self::key(hash, split, example, data))?;
+        (*round <= committed_by).then_some(e.score)
+    }
+
+    pub(super) fn contains(
+        &self,
+        hash: &str,
+        split: Split,
+        example: &str,
+        committed_by: u64,
+        data: &DataChanges,
+    ) -> bool {
+        self.entries.get(&Self::key(hash, split, example, data)).is_some_and(|(r, _)| *r <= committed_by)
+    }
+
+    /// Remembers a committed round's evaluations; failed ones are not kept (they run again).
+    /// `data`: the state the round committed into (its fixes are the ones it evaluated with).
+    pub(super) fn put(&mut self, round: u64, hash: &str, split: Split, evals: &[ExampleEval], data: &DataChanges) {
+        for e in evals.iter().filter(|e| e.error.is_none() && !e.cached) {
+            self.entries
+                .entry(Self::key(hash, split, &e.example_id, data))
+                .or_insert_with(|| (round, Arc::new(e.clone())));
+        }
+    }
+
+    /// Files the evaluations of one committed round's events.
+    pub(super) fn put_events(&mut self, round: u64, events: &[Event], state: &RunState) {
+        let data = &state.data;
+        for ev in events {
+            match ev {
+                Event::MinibatchEvaluated { candidate_hash: Some(h), evals, .. } => {
+                    self.put(round, h, Split::Train, evals, data)
+                }
+                Event::ValEvaluated { candidate, evals, .. } => {
+                    if let Some(c) = state.candidates.get(*candidate) {
+                        self.put(round, &candidate_hash(&c.texts), Split::Val, evals, data);
+                    }
+                }
+                Event::MergeAttempted { texts, evals, .. } => {
+                    self.put(round, &candidate_hash(texts), Split::Val, evals, data)
+                }
+                // A val example's outputs scored again against its corrected value.
+                Event::ExampleFixed { rescored, .. } => {
+                    for r in rescored {
+                        if let Some(c) = state.candidates.get(r.candidate) {
+                            let evals = std::slice::from_ref(&r.eval);
+                            self.put(round, &candidate_hash(&c.texts), Split::Val, evals, data);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

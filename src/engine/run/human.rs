@@ -1,0 +1,313 @@
+//! Human decisions: commands and inbox requests checked against the run, taken into a plan, deferred or refused.
+
+use super::*;
+
+/// Whether the run whose committed state is `state` would take decision `a` now (`gepa-tui
+/// steer` asks before it sends; the engine asks again when it plans).
+pub fn check_request(a: &HumanAction, state: &RunState) -> std::result::Result<(), String> {
+    check_action(a, state, state.candidates.len(), &[])
+}
+
+pub(super) fn is_guide(a: &HumanAction) -> bool {
+    matches!(a, HumanAction::Guide { .. })
+}
+
+/// Whether a decision can be taken on `view`: `committed` candidates exist for good (a guide names
+/// one of them), `added` are texts earlier decisions of the same batch add.
+pub(super) fn check_action(
+    a: &HumanAction,
+    view: &RunState,
+    committed: usize,
+    added: &[Candidate],
+) -> std::result::Result<(), String> {
+    let texts_ok = |texts: &Candidate| -> std::result::Result<(), String> {
+        let mut want: Vec<&String> = view.components.iter().collect();
+        want.sort();
+        if texts.keys().collect::<Vec<_>>() != want {
+            return Err(format!("texts must have exactly the components {:?}", view.components));
+        }
+        Ok(())
+    };
+    match a {
+        HumanAction::Approve { item } | HumanAction::Veto { item, .. } => {
+            view.review_item(*item).map(|_| ()).ok_or_else(|| format!("no pending review item {item}"))
+        }
+        HumanAction::Edit { item, texts } => {
+            view.review_item(*item).ok_or_else(|| format!("no pending review item {item}"))?;
+            texts_ok(texts)
+        }
+        HumanAction::AddCandidate { texts, parents, .. } => {
+            if let Some(p) = parents.iter().find(|p| **p >= view.candidates.len()) {
+                return Err(format!("no candidate {p}"));
+            }
+            texts_ok(texts)
+        }
+        HumanAction::SetPolicy { .. } => Ok(()),
+        HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. } => view.check_data_action(a),
+        HumanAction::Guide { candidate, note, example, component } => {
+            if *candidate >= committed {
+                return Err(format!(
+                    "no candidate {candidate} (the run has {committed}: 0 to {})",
+                    committed.max(1) - 1
+                ));
+            }
+            if note.trim().is_empty() {
+                return Err("a guide needs a note: what should the reflection take into account?".into());
+            }
+            if let Some(c) = component.as_ref().filter(|c| !view.components.contains(c)) {
+                return Err(format!("no component `{c}` (the components are {})", view.components.join(", ")));
+            }
+            match example {
+                Some(GuideExample { split: crate::project::Split::Test, .. }) => {
+                    Err("test examples are never shown to the optimizer; guide with a train or val example".into())
+                }
+                Some(GuideExample { split, id }) => {
+                    let ids = if *split == crate::project::Split::Val { &view.val_ids } else { &view.train_ids };
+                    if ids.contains(id) {
+                        Ok(())
+                    } else {
+                        Err(format!("no {} example `{id}` in this run", split.as_str()))
+                    }
+                }
+                None => Ok(()),
+            }
+        }
+        HumanAction::Protect { component, text } => {
+            if !view.components.contains(component) {
+                return Err(format!("no component `{component}` (the components are {})", view.components.join(", ")));
+            }
+            if text.trim().is_empty() {
+                return Err("nothing to protect: the text is empty".into());
+            }
+            if crate::project::markers::has_markers(text) {
+                return Err("the text to protect holds a keep marker; give the plain text".into());
+            }
+            if view.protected.get(component).is_some_and(|spans| spans.contains(text)) {
+                return Err(format!("that text of `{component}` is already protected"));
+            }
+            let has = |texts: &Candidate| texts.get(component).is_some_and(|t| t.contains(text.as_str()));
+            if view.candidates.iter().any(|c| has(&c.texts)) || added.iter().any(has) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "\"{}\" is not in component `{component}` of any candidate; protect text exactly as a candidate has it",
+                    crate::text::truncate_chars(&text.replace('\n', " "), 60)
+                ))
+            }
+        }
+    }
+}
+
+/// Reads the run folder's steering inbox a few times a second and hands each new request to the
+/// planner (a line that is not a request is refused at once, with where it is).
+pub(super) async fn poll_inbox(inbox: Arc<Mutex<Inbox>>, commands: mpsc::UnboundedSender<Command>, sh: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for cmd in inbox_commands(&inbox, &sh) {
+            let _ = commands.send(cmd);
+        }
+    }
+}
+
+/// The new requests in the inbox, as commands for the planner.
+pub(super) fn inbox_commands(inbox: &Mutex<Inbox>, sh: &Shared) -> Vec<Command> {
+    let mut inbox = inbox.lock().expect("inbox");
+    let mut out = Vec::new();
+    for r in inbox.poll() {
+        match r {
+            Ok(req) => out.push(Command::Request { id: req.id, action: req.action }),
+            Err(bad) => {
+                if let Some(id) = &bad.id {
+                    let _ = inbox.answer(&SteerAnswer::refused(id, &bad.why));
+                }
+                sh.notify(Notice::Warning(bad.why));
+            }
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// Writes the answer to a steering request (a failure is said, not fatal: the request is
+    /// recorded in the log either way).
+    pub(super) fn answer(&self, answer: &SteerAnswer) {
+        let inbox = self.inbox.lock().expect("inbox");
+        if let Err(e) = inbox.answer(answer) {
+            let path = inbox.dir().join(crate::engine::steer::ANSWERS);
+            self.sh.notify(Notice::Warning(format!(
+                "cannot answer steering request {}: {}: {e}",
+                answer.id,
+                path.display()
+            )));
+        }
+    }
+
+    /// A decision taken but not planned now: back to the front of the queue (with its request
+    /// id, when it came from the inbox).
+    pub(super) fn defer(&mut self, a: HumanAction) {
+        let cmd = match self.requests.iter().position(|(_, r)| *r == a) {
+            Some(i) => Command::Request { id: self.requests.remove(i).0, action: a },
+            None => Command::Act(a),
+        };
+        self.command_buf.insert(0, cmd);
+    }
+
+    /// The decisions still queued when the run finishes (a guide the budget left no room for, a
+    /// request that came too late): the workbench is told, a steering request is answered.
+    pub(super) fn refuse_leftovers(&mut self, reason: &str) {
+        let mut cmds = std::mem::take(&mut self.command_buf);
+        while let Ok(cmd) = self.commands.try_recv() {
+            cmds.push(cmd);
+        }
+        for cmd in cmds {
+            let why = format!("the run finished ({reason}) before this could be taken");
+            match cmd {
+                Command::Request { id, action } => {
+                    self.answer(&SteerAnswer::refused(&id, &why));
+                    self.sh.notify(Notice::Refused { action, why });
+                }
+                Command::Act(action) => self.sh.notify(Notice::Refused { action, why }),
+                Command::ApproveAll => {}
+            }
+        }
+    }
+
+    /// Review policies in force (`ReviewConfig::in_force`).
+    pub(super) fn policies(&self, view: &RunState) -> (ReviewPolicy, ReviewPolicy) {
+        self.sh.project.config.review.in_force(view.policy, self.auto_approve)
+    }
+
+    /// Takes the human commands that arrived since the last plan, validated against the view.
+    /// One `guide` is taken per round (it is the round's proposal); later ones wait, in order.
+    pub(super) fn take_commands(&mut self, view: &mut RunState) -> Vec<HumanAction> {
+        let mut cmds = std::mem::take(&mut self.command_buf);
+        while let Ok(cmd) = self.commands.try_recv() {
+            cmds.push(cmd);
+        }
+        let mut out: Vec<HumanAction> = Vec::new();
+        let mut later = Vec::new();
+        // Texts a decision of this batch adds: text protected with them is in the run too.
+        let mut added: Vec<Candidate> = Vec::new();
+        let committed = self.state.candidates.len();
+        for cmd in cmds {
+            let (actions, request) = match cmd {
+                Command::ApproveAll => {
+                    (view.review_queue.iter().map(|i| HumanAction::Approve { item: i.item }).collect(), None)
+                }
+                Command::Act(a) => (vec![a], None),
+                Command::Request { id, action } => (vec![action], Some(id)),
+            };
+            for a in actions {
+                if is_guide(&a) && (out.iter().any(is_guide) || !later.is_empty()) {
+                    later.push(match &request {
+                        Some(id) => Command::Request { id: id.clone(), action: a },
+                        None => Command::Act(a),
+                    });
+                    continue;
+                }
+                match check_action(&a, view, committed, &added) {
+                    Ok(()) => {
+                        match &a {
+                            HumanAction::AddCandidate { texts, .. } | HumanAction::Edit { texts, .. } => {
+                                added.push(texts.clone())
+                            }
+                            HumanAction::Approve { item } => {
+                                added.extend(view.review_item(*item).map(|i| i.texts.clone()))
+                            }
+                            _ => {}
+                        }
+                        view.apply_human_action(&a);
+                        if let Some(id) = &request {
+                            self.requests.push((id.clone(), a.clone()));
+                        }
+                        out.push(a);
+                    }
+                    Err(why) => {
+                        if let Some(id) = &request {
+                            self.answer(&SteerAnswer::refused(id, &why));
+                        }
+                        self.sh.notify(Notice::Refused { action: a, why });
+                    }
+                }
+            }
+        }
+        self.command_buf = later;
+        out
+    }
+
+    /// The candidate a human action asks to score on val, if any (`view`: before the action).
+    pub(super) fn human_candidate(&self, view: &RunState, a: &HumanAction) -> Option<NewCandidate> {
+        let s = view;
+        let changed_from = |texts: &Candidate, parent: Option<&CandidateId>| -> Vec<String> {
+            match parent.and_then(|p| s.candidates.get(*p)) {
+                Some(p) => texts.iter().filter(|(k, v)| p.texts.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
+                None => texts.keys().cloned().collect(),
+            }
+        };
+        let item = |n: u64| s.review_item(n).or_else(|| self.state.review_item(n));
+        match a {
+            HumanAction::Approve { item: n } => {
+                let it = item(*n)?;
+                let origin = if it.kind == ReviewKind::Merge { Origin::Merge } else { Origin::Mutation };
+                Some(NewCandidate {
+                    texts: it.texts.clone(),
+                    parents: it.parents.clone(),
+                    origin,
+                    changed: it.changed.clone(),
+                    note: Some(format!("approved by a person (review item {n})")),
+                })
+            }
+            HumanAction::Edit { item: n, texts } => {
+                let it = item(*n)?;
+                Some(NewCandidate {
+                    texts: texts.clone(),
+                    parents: it.parents.clone(),
+                    origin: Origin::Human,
+                    changed: changed_from(texts, it.parents.first()),
+                    note: Some(format!("edited by a person before approval (review item {n})")),
+                })
+            }
+            HumanAction::AddCandidate { texts, parents, origin, note } => Some(NewCandidate {
+                texts: texts.clone(),
+                parents: parents.clone(),
+                origin: *origin,
+                changed: changed_from(texts, parents.first()),
+                note: Some(note.clone()),
+            }),
+            HumanAction::Veto { .. }
+            | HumanAction::SetPolicy { .. }
+            | HumanAction::ExcludeExample { .. }
+            | HumanAction::FixExample { .. }
+            | HumanAction::Guide { .. }
+            | HumanAction::Protect { .. } => None,
+        }
+    }
+
+    /// The one proposal of a round a person asked for (`guide`): its candidate as the parent,
+    /// the next minibatch as usual, the component asked for (else the parent's round robin).
+    pub(super) fn guided_proposal(&self, view: &RunState, guide: &HumanAction) -> Option<PlannedProposal> {
+        let HumanAction::Guide { candidate, note, example, component } = guide else { return None };
+        let opt = &self.sh.opt;
+        let train: Vec<String> = self.sh.project.train.iter().map(|e| e.id.clone()).collect();
+        view.candidates.get(*candidate)?;
+        let minibatch_index = view.minibatches_drawn;
+        // Excluded train examples are not drawn (see data_fixes.rs).
+        let minibatch = view.minibatch_ids(opt.seed, &train, opt.minibatch_size, minibatch_index);
+        let components = match (component, opt.component_selection) {
+            (Some(c), _) => vec![c.clone()],
+            (None, ComponentSelection::All) => view.components.clone(),
+            (None, ComponentSelection::RoundRobin) => {
+                let next = view.next_component.get(*candidate).copied().unwrap_or(0);
+                vec![view.components.get(next % view.components.len().max(1))?.clone()]
+            }
+        };
+        Some(PlannedProposal {
+            slot: 0,
+            parent: *candidate,
+            minibatch_index,
+            minibatch,
+            components,
+            guide: Some(Guidance { note: note.trim().to_string(), example: example.clone() }),
+        })
+    }
+}

@@ -1,0 +1,346 @@
+//! Opening a run: creating it, resuming it from its event log, and the rounds a crash left planned but not committed.
+
+use super::*;
+
+/// How long the processes that wrote a run's log were running it, from the `t` stamps: each part
+/// runs from its first event (`run_started`, or `resumed`) to the last event before the next
+/// `resumed`.
+pub(super) fn active_ms(log: &Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(log) else { return 0 };
+    let (mut total, mut part) = (0u64, None::<(u64, u64)>);
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let Some(t) = v.get("t").and_then(Value::as_u64) else { continue };
+        if v.get("event").and_then(Value::as_str) == Some("resumed") {
+            if let Some((first, last)) = part.take() {
+                total += last.saturating_sub(first);
+            }
+        }
+        part = Some(match part {
+            Some((first, _)) => (first, t),
+            None => (t, t),
+        });
+    }
+    total + part.map_or(0, |(first, last)| last.saturating_sub(first))
+}
+
+/// Reads a run's events (repairing a torn tail when `repair`): the events and a warning if repaired.
+/// Events that parse but do not fit together (a hand-edited or damaged log) are an error naming
+/// the first bad one, never a panic later.
+pub fn load_events(run_dir: &Path, repair: bool) -> Result<(Vec<Event>, Option<String>)> {
+    store::refuse_symlinks(run_dir)?;
+    let path = run_dir.join("events.jsonl");
+    let log = read_log::<Event>(&path, repair)?;
+    if let Err((i, why)) = RunState::check_events(&log.values) {
+        bail!("{}: event {} ({}) does not fit the run: {why}", path.display(), i + 1, log.values[i].name());
+    }
+    let warning = log.repaired_bytes.map(|n| {
+        format!(
+            "{}: the last line was torn by a crash; cut {n} bytes and continuing from the last complete round",
+            path.display()
+        )
+    });
+    Ok((log.values, warning))
+}
+
+/// The rounds a log planned after its last committed round, each with the human decisions taken
+/// with it, in round order; and the decisions of rounds whose plan cannot be redone (logs from
+/// before the pipeline, whose merges were not recorded), to be taken again.
+pub(super) fn recovered_rounds(
+    events: &[Event],
+    committed: Option<u64>,
+) -> (Vec<(Event, Vec<HumanAction>)>, Vec<HumanAction>) {
+    let mut planned: BTreeMap<u64, (Event, Vec<HumanAction>)> = BTreeMap::new();
+    let mut orphans: Vec<HumanAction> = Vec::new();
+    let Some(last) = committed else { return (vec![], vec![]) };
+    for ev in events {
+        match ev {
+            Event::RoundStarted { round, .. } if *round > last => {
+                planned.insert(*round, (ev.clone(), vec![]));
+            }
+            Event::RoundVoided { round } => {
+                if let Some((_, actions)) = planned.remove(round) {
+                    // The decisions of a dropped round went on to the round planned after it.
+                    orphans.retain(|a| !actions.contains(a));
+                }
+            }
+            Event::Human { round, action, .. } if *round > last => match planned.get_mut(round) {
+                Some((_, actions)) if !actions.contains(action) => actions.push(action.clone()),
+                Some(_) => {}
+                None => orphans.push(action.clone()),
+            },
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut expect = last + 1;
+    for (round, (started, actions)) in planned {
+        let redoable = round == expect && matches!(started, Event::RoundStarted { planned_after: Some(_), .. });
+        if redoable {
+            out.push((started, actions));
+            expect += 1;
+        } else {
+            for a in actions {
+                if !orphans.contains(&a) {
+                    orphans.push(a);
+                }
+            }
+        }
+    }
+    (out, orphans)
+}
+
+impl Engine {
+    /// Starts a new run in `.gepa/runs/<id>/`.
+    pub fn create(project: Arc<Project>, task: Arc<Task>, opts: EngineOptions) -> Result<(Engine, EngineHandle)> {
+        let problems = project.optimization_problems();
+        if !problems.is_empty() {
+            bail!("the project cannot be optimized yet:\n  {}", problems.join("\n  "));
+        }
+        let run_id = store::new_run_id();
+        let run_dir = project.runs_dir().join(&run_id);
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("cannot create the run folder {}", run_dir.display()))?;
+        std::fs::write(run_dir.join("gepa.toml"), &project.config_text)
+            .with_context(|| format!("cannot write {}", run_dir.join("gepa.toml").display()))?;
+        let lock = RunLock::acquire(&run_dir)?;
+        let log = EventLog::create(&run_dir.join("events.jsonl"))?;
+        let mut engine = Self::assemble(project, task, run_dir, log, lock, RunState::default(), 0, 0, opts, &[])?;
+        let p = &engine.sh.project;
+        let opt = &engine.sh.opt;
+        let ev = Event::RunStarted {
+            run_id,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            seed: opt.seed,
+            components: p.component_names(),
+            train_ids: p.train.iter().map(|e| e.id.clone()).collect(),
+            val_ids: p.val.iter().map(|e| e.id.clone()).collect(),
+            test_ids: p.test.iter().map(|e| e.id.clone()).collect(),
+            max_metric_calls: opt.max_metric_calls,
+            proposals_per_round: opt.proposals_per_round,
+            pipeline_lag: Some(opt.max_lag()),
+            config_hash: blake3::hash(p.config_text.as_bytes()).to_hex().to_string(),
+            branched_from: engine.seed_texts.as_ref().map(|(_, from)| from.clone()),
+            frontier: opt.frontier,
+            protected: p.protected.clone(),
+        };
+        engine.sh.emit(ev.clone(), true)?;
+        engine.state.apply(&ev);
+        let handle = engine.handle.clone();
+        Ok((engine, handle))
+    }
+
+    /// Continues an interrupted run: the rounds it had planned and not committed are redone from
+    /// their recorded plans, then planning goes on as if nothing had happened.
+    pub fn resume(
+        project: Arc<Project>,
+        task: Arc<Task>,
+        run_id: &str,
+        opts: EngineOptions,
+    ) -> Result<(Engine, EngineHandle)> {
+        let run_dir = project.runs_dir().join(run_id);
+        if !run_dir.join("events.jsonl").is_file() {
+            bail!(store::StoreError::NoSuchRun(run_id.to_string()));
+        }
+        let lock = RunLock::acquire(&run_dir)?;
+        let (events, warning) = load_events(&run_dir, true)?;
+        let state = RunState::from_events(&events);
+        if state.run_id.is_empty() {
+            bail!("{}: the run has no run_started event; it cannot be resumed", run_dir.display());
+        }
+        let hash = blake3::hash(project.config_text.as_bytes()).to_hex().to_string();
+        let old_hash = events.iter().find_map(|e| match e {
+            Event::RunStarted { config_hash, .. } => Some(config_hash.clone()),
+            _ => None,
+        });
+        // The time between a stop and this resume is not the run's.
+        let active = active_ms(&run_dir.join("events.jsonl"));
+        let log = EventLog::open_append(&run_dir.join("events.jsonl"))?;
+        let mut engine =
+            Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, active, opts, &events)?;
+        if let Some(w) = warning {
+            engine.sh.notify(Notice::Warning(w));
+        }
+        if old_hash.is_some_and(|h| h != hash) {
+            engine.sh.notify(Notice::Warning(
+                "gepa.toml changed since this run started; the resumed run follows the new settings".into(),
+            ));
+        }
+        if engine.state.val_ids != engine.sh.project.val.iter().map(|e| e.id.clone()).collect::<Vec<_>>() {
+            bail!("the val split changed since run {run_id} started; resuming would mix scores of different data");
+        }
+        let handle = engine.handle.clone();
+        if engine.state.finished.is_none() {
+            engine.rebuild_cache(&events);
+            let (recovered, lost_actions) = recovered_rounds(&events, engine.state.round);
+            let after_round = engine.state.round.unwrap_or(0);
+            engine.sh.emit(Event::Resumed { after_round }, true)?;
+            // The rounds planned before the interruption keep their plans and decisions: they
+            // are redone first, so the run goes on exactly as it would have.
+            for (started, actions) in &recovered {
+                engine.sh.emit(started.clone(), true)?;
+                for a in actions {
+                    let Event::RoundStarted { round, .. } = started else { continue };
+                    // A steering request keeps its id (the inbox knows it as taken by it).
+                    let request = events.iter().rev().find_map(|e| match e {
+                        Event::Human { round: r, action: b, request } if r == round && b == a => request.clone(),
+                        _ => None,
+                    });
+                    if let Some(id) = &request {
+                        engine.in_flight_requests.push((*round, id.clone(), a.clone()));
+                    }
+                    engine.sh.emit(Event::Human { round: *round, action: a.clone(), request }, true)?;
+                }
+            }
+            // The chance to merge after the last commit is taken by the first round redone when
+            // `run` revalidates it, as it was when that round was planned (a merge planned right
+            // after the commit stays a merge); a fixed-lag pipeline does not revalidate, so a
+            // round planned after the last commit has taken it already.
+            let consumed = engine.sh.opt.keep_stale_plans
+                && recovered.iter().any(
+                    |(e, _)| matches!(e, Event::RoundStarted { planned_after: Some(a), .. } if Some(*a) == engine.state.round),
+                );
+            engine.merge_ready = engine.state.last_round_found_new && !consumed;
+            engine.recovered = recovered;
+            // Decisions recorded in a round whose plan cannot be redone (a log from before the
+            // pipeline) are taken again when the next round is planned.
+            for action in lost_actions {
+                handle.act(action);
+            }
+        }
+        Ok((engine, handle))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn assemble(
+        project: Arc<Project>,
+        task: Arc<Task>,
+        run_dir: PathBuf,
+        log: EventLog,
+        lock: RunLock,
+        state: RunState,
+        seq: u64,
+        active_before_ms: u64,
+        opts: EngineOptions,
+        events: &[Event],
+    ) -> Result<Engine> {
+        let opt = project.config.optimizer.clone();
+        if opt.proposals_per_round == 0 || opt.minibatch_size == 0 || opt.concurrency == 0 || opt.max_lag() == 0 {
+            bail!(
+                "gepa.toml: [optimizer] proposals_per_round, pipeline_lag, minibatch_size and concurrency must be at least 1"
+            );
+        }
+        // The project reads it (inside the project folder only); the engine checks its placeholders.
+        let template = match project.reflection_template()? {
+            Some(t) => {
+                validate_template(&t).map_err(|e| {
+                    anyhow!("{}: {e}", project.config.reflection.template_file.as_deref().unwrap_or_default())
+                })?;
+                t
+            }
+            None => match project.config.reflection.template {
+                crate::project::config::TemplateKind::Gepa => DEFAULT_TEMPLATE.to_string(),
+                crate::project::config::TemplateKind::Compact => COMPACT_TEMPLATE.to_string(),
+            },
+        };
+        let (ptx, prx) = watch::channel(opts.start_paused);
+        let (vtx, vrx) = mpsc::unbounded_channel();
+        let (ctx, crx) = mpsc::unbounded_channel();
+        let handle = EngineHandle { paused: ptx, cancel: CancellationToken::new(), commands: ctx };
+        let sh = Shared {
+            eval_slots: Arc::new(Semaphore::new(opt.concurrency)),
+            gauge: Mutex::new(Default::default()),
+            live: Live {
+                metric_calls: AtomicU64::new(state.metric_calls),
+                cost_micro_usd: AtomicU64::new((state.cost_usd * 1e6) as u64),
+                in_flight: AtomicUsize::new(0),
+            },
+            one_per_round: opt.proposals_per_round == 1,
+            previews: vtx,
+            project,
+            task,
+            opt,
+            template,
+            log: Mutex::new(log),
+            seq: AtomicU64::new(seq),
+            notices: opts.notices,
+            paused: prx,
+            started: Instant::now(),
+            activity: Mutex::new(Activity::default()),
+            held: Mutex::new(Held::default()),
+            next_gen: AtomicU64::new(1),
+            cache: Mutex::new(EvalCache::default()),
+            rounds_in_flight: AtomicUsize::new(0),
+            evaluations_cached: AtomicU64::new(state.evaluations_cached),
+            next_commit: AtomicU64::new(state.round.map(|r| r + 1).unwrap_or(0)),
+            seed_gen: AtomicU64::new(u64::MAX),
+            round_spend: Mutex::new(BTreeMap::new()),
+            evaluations_dropped: AtomicU64::new(0),
+        };
+        let inbox = Arc::new(Mutex::new(Inbox::open(&run_dir, events)));
+        Ok(Engine {
+            sh: Arc::new(sh),
+            inbox,
+            requests: Vec::new(),
+            in_flight_requests: Vec::new(),
+            run_dir,
+            state,
+            handle,
+            active_before_ms,
+            commands: crx,
+            previews: vrx,
+            command_buf: Vec::new(),
+            auto_approve: opts.auto_approve,
+            seed_texts: opts.seed_texts,
+            merge_ready: false,
+            shadows: Default::default(),
+            recovered: Vec::new(),
+            _lock: lock,
+        })
+    }
+
+    /// Files every committed evaluation of the log in the evaluation cache, with its round.
+    pub(super) fn rebuild_cache(&self, events: &[Event]) {
+        let mut commits = CommitBuffer::default();
+        let mut state = RunState::default();
+        let mut cache = self.sh.cache.lock().expect("cache");
+        for ev in events {
+            let batch = commits.feed(ev, ev);
+            let Some(Event::RoundFinished { round, .. }) = batch.last() else {
+                batch.into_iter().for_each(|e| state.apply(e));
+                continue;
+            };
+            let round = *round;
+            let owned: Vec<Event> = batch.iter().map(|e| (*e).clone()).collect();
+            for e in batch {
+                state.apply(e);
+            }
+            cache.put_events(round, &owned, &state);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run stopped for an hour and resumed counts only the minutes it ran.
+    #[test]
+    fn active_time_leaves_out_the_time_between_a_stop_and_a_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events.jsonl");
+        let lines = [
+            r#"{"seq":0,"t":1000,"event":"run_started"}"#,
+            r#"{"seq":1,"t":61000,"event":"round_finished"}"#,
+            // Killed here; resumed an hour later.
+            r#"{"seq":2,"t":3661000,"event":"resumed"}"#,
+            r#"{"seq":3,"t":3691000,"event":"round_finished"}"#,
+            r#"{"seq":4,"t":3700000,"event":"resumed"}"#,
+            r#"{"seq":5,"t":3705000,"event":"finished"}"#,
+            "{\"seq\":6,\"t\":99",
+        ];
+        std::fs::write(&log, lines.join("\n")).unwrap();
+        assert_eq!(active_ms(&log), 60_000 + 30_000 + 5_000);
+        assert_eq!(active_ms(&dir.path().join("missing.jsonl")), 0);
+    }
+}

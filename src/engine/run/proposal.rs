@@ -1,0 +1,637 @@
+//! A round's work: evaluations, reflective proposals and merges, run on the shared side of the engine.
+
+use super::*;
+
+/// Counts itself in `counter` while alive (an evaluation in flight, however it ends).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Example fields the system must not see as inputs in the reflective dataset: the reference answer
+/// and feedback-only fields reach the reflection model through the feedback instead.
+fn hidden_fields(cfg: &crate::project::ProjectConfig) -> Vec<String> {
+    let e = &cfg.evaluator;
+    let mut out: Vec<String> = e.field.iter().cloned().chain(e.feedback_fields.iter().cloned()).collect();
+    for p in &e.parts {
+        out.extend(p.field.iter().cloned());
+    }
+    out
+}
+
+/// Whether example `id` is among the minibatch's or is the one pointed at.
+fn records_hold(batch: &[&Example], pointed: Option<&Example>, id: &str) -> bool {
+    batch.iter().any(|e| e.id == id) || pointed.is_some_and(|e| e.id == id)
+}
+
+/// Which accepted proposals of a round go on to val: all of them, or only the one with the largest
+/// minibatch gain (the earliest slot on ties), as gepa's `AllImprovements` / `BestImprovement`.
+/// With `all`, siblings with the same texts go on once (the earliest slot), as gepa dedupes them.
+fn select_accepted(results: &[SlotResult], mode: AcceptPerRound) -> Vec<bool> {
+    let accepted: Vec<bool> = results.iter().map(|r| r.accepted.is_some()).collect();
+    if mode == AcceptPerRound::All {
+        let texts = |i: usize| results[i].accepted.as_ref().map(|(c, _)| &c.texts);
+        return (0..results.len()).map(|i| accepted[i] && (0..i).all(|j| texts(j) != texts(i))).collect();
+    }
+    let mut best: Option<(usize, f64)> = None;
+    for (i, r) in results.iter().enumerate() {
+        let gain = r.sums.1 - r.sums.0;
+        if accepted[i] && best.is_none_or(|(_, g)| gain > g) {
+            best = Some((i, gain));
+        }
+    }
+    (0..results.len()).map(|i| best.is_some_and(|(b, _)| b == i)).collect()
+}
+
+impl Shared {
+    /// Scores a candidate on examples, concurrently within the run-wide limit; results in input
+    /// order. An evaluation committed by round `reuse` (the round, and the data as the round
+    /// sees it) or earlier is served from the cache (free, marked `cached`). Returns the
+    /// evaluations, the metric calls and the cost.
+    pub(super) async fn evaluate(
+        &self,
+        gen: u64,
+        candidate: &Candidate,
+        examples: &[&Example],
+        split: Split,
+        reuse: Option<(u64, &DataChanges)>,
+    ) -> Result<(Vec<ExampleEval>, u64, f64)> {
+        let hash = candidate_hash(candidate);
+        let timings: Mutex<Vec<(f64, u64)>> = Mutex::new(Vec::new());
+        // The server gauge reads the seed's val pass alone: a first proposal's few requests sent
+        // beside it wait behind it on a server that answers in turn, and would read as parallel.
+        let gauged = gen == self.seed_gen.load(Ordering::Relaxed) || self.next_commit.load(Ordering::Relaxed) > 0;
+        let evals = futures::future::try_join_all(examples.iter().map(|ex| {
+            let (hash, timings) = (&hash, &timings);
+            async move {
+                if let Some((until, data)) = reuse.filter(|_| self.opt.cache_evaluations) {
+                    if let Some(e) = self.cache.lock().expect("cache").get(hash, split, &ex.id, until, data) {
+                        return Ok::<_, Halted>(e);
+                    }
+                }
+                self.gate().await;
+                let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
+                let in_flight = Counted::enter(&self.live.in_flight);
+                let sent = Instant::now();
+                let e = self.task.evaluate(candidate, ex).await;
+                let secs = sent.elapsed().as_secs_f64();
+                drop(in_flight);
+                let e = e.map_err(Halted)?;
+                // Replayed replies say nothing of the server (their time is the scorer's, a
+                // command's or a script's): only evaluations that asked the server are timed.
+                if !e.trace.steps.iter().any(|s| s.cached) {
+                    let tokens: u64 = e.trace.steps.iter().map(|s| s.usage.output_tokens).sum();
+                    timings.lock().expect("timings").push((secs, tokens));
+                }
+                if let Some(err) = &e.error {
+                    tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
+                }
+                if self.held.lock().expect("held events").voided.contains(&gen) {
+                    self.evaluations_dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let mut spend = self.round_spend.lock().expect("round spend");
+                    let r = spend.entry(gen).or_default();
+                    r.0 += 1;
+                    // Paid only: a reply replayed from the response cache is free.
+                    r.1 += (e.paid_and_replayed().0 * 1e6).round() as u64;
+                }
+                self.send_status();
+                Ok(e)
+            }
+        }))
+        .await?;
+        if gauged {
+            self.observe_batch(&timings.into_inner().expect("timings"));
+        }
+        let calls = evals.iter().filter(|e| !e.cached).count() as u64;
+        let cost = evals.iter().map(|e| e.cost_usd).sum();
+        Ok((evals, calls, cost))
+    }
+
+    /// Forgets what a round's work spent (it committed, or was dropped): the metric calls.
+    pub(super) fn drop_round_calls(&self, gen: u64) -> u64 {
+        self.round_spend.lock().expect("round spend").remove(&gen).map_or(0, |(calls, _)| calls)
+    }
+
+    /// How many of these evaluations a round planned now would have to run (not in the cache).
+    pub(super) fn uncached(
+        &self,
+        candidate: &Candidate,
+        ids: &[&str],
+        split: Split,
+        reuse_until: u64,
+        data: &DataChanges,
+    ) -> u64 {
+        if !self.opt.cache_evaluations {
+            return ids.len() as u64;
+        }
+        let hash = candidate_hash(candidate);
+        let cache = self.cache.lock().expect("cache");
+        ids.iter().filter(|id| !cache.contains(&hash, split, id, reuse_until, data)).count() as u64
+    }
+
+    /// Does a planned round's work: its merge or proposals, then scores the candidates that passed
+    /// (and those the round's human decisions add) on val. Nothing here touches the committed
+    /// state; the commit does, in round order.
+    pub(super) async fn run_round(self: Arc<Self>, plan: RoundPlan) -> Result<RoundOutput> {
+        let (round, gen) = (plan.round, plan.gen);
+        let mut out = RoundOutput::default();
+        let mut to_score: Vec<(NewCandidate, Option<Passed>)> = plan.human.into_iter().map(|c| (c, None)).collect();
+        if let Some(job) = plan.merge {
+            let (calls, cost, passed) = self.run_merge(round, gen, plan.planned_after, job, &plan.data).await?;
+            out.calls += calls;
+            out.cost += cost;
+            if let Some((cand, item)) = passed {
+                match plan.merge_policy {
+                    ReviewPolicy::Auto => to_score.push((cand, None)),
+                    ReviewPolicy::Approve => out.to_review.push((item, None)),
+                }
+            }
+        } else if !plan.proposals.is_empty() {
+            // Early news only for a round of one proposal (siblings are compared first).
+            let news = plan.proposals.len() == 1 && to_score.is_empty();
+            let auto = plan.mutation_policy == ReviewPolicy::Auto;
+            let results = join_all(plan.proposals.iter().map(|p| {
+                let steer = Steering { vetoes: &plan.vetoes, protected: &plan.protected };
+                self.run_proposal(round, gen, (plan.planned_after, &plan.data), p, steer, news && auto)
+            }))
+            .await;
+            if news {
+                let preview = match &results[0] {
+                    Ok(r) if r.skipped => Some(Preview::Skipped),
+                    Ok(SlotResult { accepted: Some((c, _)), .. }) if auto => Some(Preview::Passed(c.texts.clone())),
+                    Ok(SlotResult { accepted: None, .. }) => Some(Preview::Rejected),
+                    _ => None,
+                };
+                if let Some(pv) = preview {
+                    let _ = self.previews.send((gen, pv));
+                }
+            }
+            let results: Vec<SlotResult> = results.into_iter().collect::<Result<_>>()?;
+            let selected = select_accepted(&results, self.opt.accept_per_round);
+            for ((p, r), chosen) in plan.proposals.iter().zip(results).zip(selected) {
+                out.calls += r.calls;
+                out.cost += r.cost;
+                let Some((cand, item)) = r.accepted else { continue };
+                let (parent_sum, child_sum) = r.sums;
+                if !chosen {
+                    let outcome = ProposalOutcome::NotSelected { parent_sum, child_sum };
+                    self.emit_in(
+                        gen,
+                        Event::ProposalFinished {
+                            round,
+                            slot: p.plan.slot,
+                            parent: p.plan.parent,
+                            outcome,
+                            child: Some(cand.texts.clone()),
+                        },
+                        false,
+                    )?;
+                    continue;
+                }
+                out.found_new = true;
+                let passed = Passed { slot: p.plan.slot, parent: p.plan.parent, sums: r.sums };
+                match plan.mutation_policy {
+                    ReviewPolicy::Auto => to_score.push((cand, Some(passed))),
+                    ReviewPolicy::Approve => out.to_review.push((item, Some(passed))),
+                }
+            }
+        }
+        if !self.held.lock().expect("held events").live.contains(&gen) {
+            // Dropped: what it found is never used, and scoring on val would be all waste.
+            return Ok(out);
+        }
+        if !to_score.is_empty() {
+            let n = to_score.len();
+            self.stage_in(
+                gen,
+                round,
+                Some(format!("scoring {n} new candidate{} on val", if n == 1 { "" } else { "s" })),
+            );
+            // Excluded val examples are not evaluated; fixed ones are, with their corrected values.
+            let val = plan.data.effective(crate::project::Split::Val, &self.project.val);
+            let val: Vec<&Example> = val.iter().map(|e| e.as_ref()).collect();
+            let reuse = Some((plan.planned_after, &*plan.data));
+            let evals = futures::future::try_join_all(
+                to_score.iter().map(|(c, _)| self.evaluate(gen, &c.texts, &val, Split::Val, reuse)),
+            )
+            .await?;
+            for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
+                out.scored.push((c, evals, out.calls, passed));
+                out.calls += calls;
+                out.cost += cost;
+            }
+        }
+        self.stage_in(gen, round, Some("committing".into()));
+        Ok(out)
+    }
+
+    /// `early`: tell the engine whether a reflection follows once the parent is scored, and the
+    /// child's texts as soon as they are written.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_proposal(
+        &self,
+        round: u64,
+        gen: u64,
+        reuse: (u64, &DataChanges),
+        job: &ProposalJob,
+        steer: Steering<'_>,
+        early: bool,
+    ) -> Result<SlotResult> {
+        let p = &job.plan;
+        let guide = p.guide.as_ref();
+        let parent = &job.parent_texts;
+        let (reuse_until, data) = reuse;
+        let train_index: BTreeMap<&str, &Example> = self.project.train.iter().map(|e| (e.id.as_str(), e)).collect();
+        // Fixed train examples are evaluated with their corrected values.
+        let batch: Vec<std::borrow::Cow<Example>> = p
+            .minibatch
+            .iter()
+            .filter_map(|id| train_index.get(id.as_str()).map(|e| data.apply(crate::project::Split::Train, e)))
+            .collect();
+        let batch: Vec<&Example> = batch.iter().map(|e| e.as_ref()).collect();
+        let mut r = SlotResult::default();
+        let finish = |outcome: ProposalOutcome, child: Option<Candidate>| Event::ProposalFinished {
+            round,
+            slot: p.slot,
+            parent: p.parent,
+            outcome,
+            child,
+        };
+
+        self.stage_in(gen, round, Some(format!("parent {} on minibatch", p.parent)));
+        let (parent_evals, calls, cost) =
+            self.evaluate(gen, parent, &batch, Split::Train, Some((reuse_until, data))).await?;
+        r.calls += calls;
+        r.cost += cost;
+        let parent_sum: f64 = parent_evals.iter().map(|e| e.score).sum();
+        let perfect = parent_evals.iter().all(|e| e.score >= self.opt.perfect_score);
+        self.emit_in(
+            gen,
+            Event::MinibatchEvaluated {
+                round,
+                slot: p.slot,
+                candidate_role: "parent".into(),
+                evals: parent_evals.clone(),
+                candidate_hash: Some(candidate_hash(parent)),
+            },
+            false,
+        )?;
+        // A person asked for this reflection: it runs even on a minibatch the parent is perfect on.
+        if self.opt.skip_perfect_score && perfect && guide.is_none() {
+            self.emit_in(gen, finish(ProposalOutcome::SkippedPerfect, None), false)?;
+            r.skipped = true;
+            return Ok(r);
+        }
+        if early {
+            let _ = self.previews.send((gen, Preview::Reflecting));
+        }
+        if self.stopped(gen) {
+            return Ok(r);
+        }
+        // The example the person was looking at, with the parent's evaluation of it (served from
+        // the evaluation cache when already committed), for the reflective dataset only.
+        // A train example already in the minibatch is in the dataset once.
+        let pointed = match guide.and_then(|g| g.example.as_ref()) {
+            Some(GuideExample { split, id })
+                if !(*split == crate::project::Split::Train && p.minibatch.contains(id)) =>
+            {
+                let is_val = *split == crate::project::Split::Val;
+                self.project.split(*split).iter().find(|e| e.id == *id).map(|e| (e, is_val))
+            }
+            _ => None,
+        };
+        let pointed_example = pointed.map(|(e, _)| e);
+        let mut pointed_eval: Option<ExampleEval> = None;
+        if let Some((ex, is_val)) = pointed {
+            let split = if is_val { Split::Val } else { Split::Train };
+            self.stage_in(gen, round, Some(format!("parent {} on the example you pointed at", p.parent)));
+            let (evals, calls, cost) = self.evaluate(gen, parent, &[ex], split, Some((reuse_until, data))).await?;
+            r.calls += calls;
+            r.cost += cost;
+            self.emit_in(
+                gen,
+                Event::MinibatchEvaluated {
+                    round,
+                    slot: p.slot,
+                    candidate_role: GUIDE_EXAMPLE_ROLE.into(),
+                    evals: evals.clone(),
+                    // Filed in the evaluation cache as train only (ids may repeat across splits).
+                    candidate_hash: (!is_val).then(|| candidate_hash(parent)),
+                },
+                false,
+            )?;
+            pointed_eval = evals.into_iter().next();
+        }
+
+        let mut child = parent.clone();
+        let mut reasoning = String::new();
+        for component in &p.components {
+            let mut records = self.reflective_dataset(component, &batch, &parent_evals);
+            if let (Some(ex), Some(ev)) = (pointed_example, &pointed_eval) {
+                records.extend(self.reflective_dataset(component, &[ex], std::slice::from_ref(ev)));
+            }
+            let notes = steer.vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
+            // The protected spans this parent's text holds: the child must keep them.
+            let kept: Vec<String> = steer
+                .protected
+                .get(component)
+                .map(|spans| spans.iter().filter(|s| parent[component].contains(s.as_str())).cloned().collect())
+                .unwrap_or_default();
+            let mut prompt = build_prompt(&self.template, &parent[component], &records, notes);
+            prompt.push_str(&crate::engine::protect::protected_section(&kept));
+            if let Some(g) = guide {
+                // The example is in the dataset: pointed at and evaluated, or in the minibatch.
+                let shown =
+                    g.example.as_ref().map(|e| e.id.as_str()).filter(|id| records_hold(&batch, pointed_example, id));
+                prompt.push_str(&crate::engine::protect::guidance_section(&g.note, shown));
+            }
+            self.gate().await;
+            self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
+            let (reply, cut_answers) = match self.reflect(&prompt).await {
+                Ok(asked) => asked,
+                Err(e) if e.stops_run() => return Err(Halted(e).into()),
+                Err(e) => {
+                    self.emit_in(gen, finish(ProposalOutcome::ReflectionFailed { error: e.to_string() }, None), false)?;
+                    return Ok(r);
+                }
+            };
+            r.cost += reply.cost_usd;
+            let cut = is_cut_off(&reply.text, reply.truncated) && !self.project.config.reflection.use_cut_off_answers;
+            let attempts = cut_answers.len() as u32 + 1;
+            let new_text = if cut { String::new() } else { extract_instruction(&reply.text) };
+            if !reasoning.is_empty() {
+                reasoning.push_str("\n\n");
+            }
+            reasoning.push_str(&reply.text);
+            self.emit_in(
+                gen,
+                Event::Reflection {
+                    round,
+                    slot: p.slot,
+                    parent: p.parent,
+                    component: component.clone(),
+                    dataset: records,
+                    prompt,
+                    answer: reply.text.clone(),
+                    new_text: new_text.clone(),
+                    truncated: reply.truncated,
+                    cost_usd: reply.cost_usd,
+                    usage: reply.usage,
+                    cached: reply.cached,
+                    cut_answers,
+                },
+                false,
+            )?;
+            if cut {
+                // Half a prompt is never evaluated: nothing is spent on it.
+                self.emit_in(gen, finish(ProposalOutcome::ReflectionTruncated { attempts }, None), false)?;
+                return Ok(r);
+            }
+            if new_text.trim().is_empty() {
+                self.emit_in(gen, finish(ProposalOutcome::EmptyAnswer, None), false)?;
+                return Ok(r);
+            }
+            let max_growth = self.project.max_growth(component);
+            if let Some(refused) =
+                crate::engine::protect::refusal(component, &parent[component], &new_text, &kept, max_growth)
+            {
+                // Refused before any metric call is spent on it.
+                child.insert(component.clone(), new_text);
+                self.emit_in(gen, finish(refused, Some(child)), false)?;
+                return Ok(r);
+            }
+            child.insert(component.clone(), new_text);
+        }
+        if child == *parent {
+            self.emit_in(gen, finish(ProposalOutcome::Unchanged, None), false)?;
+            return Ok(r);
+        }
+
+        if early {
+            let _ = self.previews.send((gen, Preview::Reflected(child.clone())));
+        }
+        if self.stopped(gen) {
+            return Ok(r);
+        }
+        self.stage_in(gen, round, Some("child on minibatch".into()));
+        let (child_evals, calls, cost) =
+            self.evaluate(gen, &child, &batch, Split::Train, Some((reuse_until, data))).await?;
+        r.calls += calls;
+        r.cost += cost;
+        let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
+        let child_scores: Vec<f64> = child_evals.iter().map(|e| e.score).collect();
+        self.emit_in(
+            gen,
+            Event::MinibatchEvaluated {
+                round,
+                slot: p.slot,
+                candidate_role: "child".into(),
+                evals: child_evals,
+                candidate_hash: Some(candidate_hash(&child)),
+            },
+            false,
+        )?;
+        // Strict improvement on the minibatch, as gepa's StrictImprovementAcceptance.
+        if child_sum > parent_sum {
+            let changed: Vec<String> =
+                child.iter().filter(|(k, v)| parent.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+            // The outcome (accepted, or passed but not selected) is recorded once the round has
+            // compared its proposals; see `accept_per_round`.
+            r.sums = (parent_sum, child_sum);
+            let item = ReviewItem {
+                item: 0,
+                kind: ReviewKind::Mutation,
+                round,
+                parents: vec![p.parent],
+                texts: child.clone(),
+                changed: changed.clone(),
+                sources: vec![],
+                examples: p.minibatch.clone(),
+                parent_scores: parent_evals.iter().map(|e| e.score).collect(),
+                child_scores,
+                reasoning,
+                cost_usd: r.cost,
+            };
+            let cand =
+                NewCandidate { texts: child, parents: vec![p.parent], origin: Origin::Mutation, changed, note: None };
+            r.accepted = Some((cand, item));
+        } else {
+            self.emit_in(gen, finish(ProposalOutcome::Rejected { parent_sum, child_sum }, Some(child)), false)?;
+        }
+        Ok(r)
+    }
+
+    /// Asks the reflection model. An answer cut off (at max_tokens, or with a fence left open) is
+    /// asked again, up to `[reflection] truncation_retries` times, with the cut answer and a note
+    /// to give only the complete new text: the last answer, and the cut ones before it. The
+    /// reply's cost and tokens are those of every attempt.
+    pub(super) async fn reflect(
+        &self,
+        prompt: &str,
+    ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
+        let model = self.task.models().get("reflection")?;
+        let mut messages = vec![Message::user(prompt.to_string())];
+        let mut reply = model.chat(&ChatRequest { messages: messages.clone() }).await?;
+        let mut cut_answers = Vec::new();
+        let (mut cost, mut usage, mut cached) = (reply.cost_usd, reply.usage, reply.cached);
+        let cfg = &self.project.config.reflection;
+        while is_cut_off(&reply.text, reply.truncated)
+            && !cfg.use_cut_off_answers
+            && cut_answers.len() < cfg.truncation_retries as usize
+        {
+            messages.push(Message::assistant(reply.text.clone()));
+            messages.push(Message::user(CUT_OFF_NOTE));
+            let again = model.chat(&ChatRequest { messages: messages.clone() }).await?;
+            cut_answers.push(std::mem::replace(&mut reply, again).text);
+            cost += reply.cost_usd;
+            usage.input_tokens += reply.usage.input_tokens;
+            usage.output_tokens += reply.usage.output_tokens;
+            cached &= reply.cached;
+            // Only the newest exchange is kept: the cut answer and the note.
+            messages.drain(1..messages.len() - 2);
+        }
+        Ok((crate::llm::ChatReply { cost_usd: cost, usage, cached, ..reply }, cut_answers))
+    }
+
+    /// For each minibatch example: the inputs the system saw, the output of the step(s) using the
+    /// component, and the evaluator's feedback (gepa's `make_reflective_dataset`).
+    pub(super) fn reflective_dataset(
+        &self,
+        component: &str,
+        batch: &[&Example],
+        evals: &[ExampleEval],
+    ) -> Vec<ReflectiveRecord> {
+        let cfg = &self.project.config;
+        let hidden = hidden_fields(cfg);
+        let placeholder = format!("{{{{{component}}}}}");
+        let using_steps: Vec<usize> = if cfg.system.kind == SystemKind::Chat {
+            cfg.system
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    s.user.contains(&placeholder) || s.system.as_deref().is_some_and(|t| t.contains(&placeholder))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            vec![]
+        };
+        batch
+            .iter()
+            .zip(evals)
+            .map(|(ex, ev)| {
+                let mut inputs: serde_json::Map<String, Value> = ex
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| *k != "id" && !hidden.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let n_steps = ev.trace.steps.len();
+                // A scorer that failed says nothing of what the system said: show that as usual.
+                let generated = if let (Some(err), false) = (&ev.error, ev.scorer_failed) {
+                    Value::String(format!("(the system failed: {err})"))
+                } else if using_steps.is_empty() || using_steps.iter().all(|&i| i + 1 >= n_steps) {
+                    Value::String(ev.output.clone())
+                } else {
+                    let mut m = serde_json::Map::new();
+                    for &i in &using_steps {
+                        if let Some(st) = ev.trace.steps.get(i) {
+                            // Earlier steps' outputs the component's step read are inputs too.
+                            for prev in &ev.trace.steps[..i] {
+                                inputs.insert(
+                                    format!("{} (output of step `{}`)", prev.name, prev.name),
+                                    Value::String(prev.output.clone()),
+                                );
+                            }
+                            m.insert(format!("output of step `{}`", st.name), Value::String(st.output.clone()));
+                        }
+                    }
+                    m.insert("final output of the system".into(), Value::String(ev.output.clone()));
+                    Value::Object(m)
+                };
+                ReflectiveRecord { inputs, generated_outputs: generated, feedback: ev.feedback.clone() }
+            })
+            .collect()
+    }
+
+    /// Scores a planned merge on its val subsample; it passes when it does at least as well as the
+    /// better parent there (gepa's rule).
+    pub(super) async fn run_merge(
+        &self,
+        round: u64,
+        gen: u64,
+        reuse_until: u64,
+        job: MergeJob,
+        data: &DataChanges,
+    ) -> Result<(u64, f64, Option<(NewCandidate, ReviewItem)>)> {
+        let plan = job.plan;
+        self.stage_in(gen, round, Some(format!("merging candidates {} and {}", plan.id1, plan.id2)));
+        let examples: Vec<std::borrow::Cow<Example>> =
+            plan.subsample.iter().map(|&i| data.apply(crate::project::Split::Val, &self.project.val[i])).collect();
+        let examples: Vec<&Example> = examples.iter().map(|e| e.as_ref()).collect();
+        let (evals, calls, cost) =
+            self.evaluate(gen, &plan.texts, &examples, Split::Val, Some((reuse_until, data))).await?;
+        let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
+        let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
+        let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();
+        let child_scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
+        self.emit_in(
+            gen,
+            Event::MergeAttempted {
+                round,
+                id1: plan.id1,
+                id2: plan.id2,
+                ancestor: plan.ancestor,
+                sources: plan.sources.clone(),
+                texts: plan.texts.clone(),
+                subsample: subsample.clone(),
+                id1_sum: job.id1_sum,
+                id2_sum: job.id2_sum,
+                merged_sum,
+                accepted,
+                evals,
+            },
+            false,
+        )?;
+        let passed = accepted.then(|| {
+            let cand = NewCandidate {
+                texts: plan.texts.clone(),
+                parents: vec![plan.id1, plan.id2],
+                origin: Origin::Merge,
+                changed: job.changed.clone(),
+                note: None,
+            };
+            let item = ReviewItem {
+                item: 0,
+                kind: ReviewKind::Merge,
+                round,
+                parents: vec![plan.id1, plan.id2],
+                texts: plan.texts.clone(),
+                changed: job.changed.clone(),
+                sources: plan.sources.clone(),
+                examples: subsample.clone(),
+                parent_scores: job.better_scores.clone(),
+                child_scores,
+                reasoning: format!(
+                    "merge of {} and {} (common ancestor {}): each component taken from the side that changed it",
+                    plan.id1, plan.id2, plan.ancestor
+                ),
+                cost_usd: cost,
+            };
+            (cand, item)
+        });
+        Ok((calls, cost, passed))
+    }
+}
