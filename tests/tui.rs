@@ -340,11 +340,11 @@ fn enter_on_a_frontier_row_opens_that_candidate() {
 fn frontier_filter_narrows_the_rows_and_esc_clears_it() {
     let mut a = app();
     press(&mut a, "2/merge");
-    assert!(a.input.is_some());
+    assert!(a.input().is_some());
     let rows = a.views.frontier.rows(&a.model).clone();
     assert!(rows.iter().all(|c| a.model.state.candidates[*c].origin.as_str() == "merge"), "{rows:?}");
     press_code(&mut a, KeyCode::Enter, 1);
-    assert!(a.input.is_none());
+    assert!(a.input().is_none());
     assert_eq!(a.views.frontier.filter, "merge");
     press_code(&mut a, KeyCode::Esc, 1);
     assert_eq!(a.views.frontier.rows(&a.model).len(), a.model.state.candidates.len());
@@ -354,10 +354,10 @@ fn frontier_filter_narrows_the_rows_and_esc_clears_it() {
 fn help_tab_cycling_and_release_events() {
     let mut a = app();
     press(&mut a, "?");
-    assert!(a.help.is_some());
+    assert!(a.help().is_some());
     assert!(text(&draw(&mut a, 80, 24)).contains("show or hide this help"));
     press_code(&mut a, KeyCode::Esc, 1);
-    assert!(a.help.is_none());
+    assert!(a.help().is_none());
 
     let mut seen = vec![a.view];
     for _ in 0..7 {
@@ -759,7 +759,7 @@ fn edit_then_approve_sends_the_edited_texts() {
     let mut a = review_app();
     let it = a.model.state.review_queue[0].clone();
     press(&mut a, "e");
-    assert!(a.editor.is_some());
+    assert!(a.editor().is_some());
     let screen = text(&draw(&mut a, 80, 24));
     assert!(screen.contains(&format!("Edit item {}, then approve", it.item)), "{screen}");
     // Keys that mean something elsewhere are text here.
@@ -779,7 +779,7 @@ fn edit_then_approve_sends_the_edited_texts() {
     press(&mut a, "No prose.");
     insta::assert_snapshot!("review_editor_80x24", text(&draw(&mut a, 80, 24)));
     a.on_key(ctrl('s'));
-    assert!(a.editor.is_none());
+    assert!(a.editor().is_none());
     let mut want = it.texts.clone();
     want.insert("instruction".into(), format!("Be brief. {}", it.texts["instruction"]));
     want.insert("format".into(), format!("{}\nNo prose.", it.texts["format"]));
@@ -791,10 +791,10 @@ fn esc_in_the_editor_asks_before_dropping_edits() {
     let mut a = review_app();
     press(&mut a, "ehello");
     press_code(&mut a, KeyCode::Esc, 1);
-    assert!(a.editor.is_some(), "the first esc only warns");
+    assert!(a.editor().is_some(), "the first esc only warns");
     assert!(a.flash.as_deref().unwrap().contains("esc again discards"));
     press_code(&mut a, KeyCode::Esc, 1);
-    assert!(a.editor.is_none() && a.commands.is_empty());
+    assert!(a.editor().is_none() && a.commands.is_empty());
     // Unchanged texts saved from the editor are a plain approval.
     press(&mut a, "e");
     a.on_key(ctrl('s'));
@@ -838,7 +838,7 @@ fn a_browsed_run_explains_that_decisions_need_a_live_run() {
     let mut a = App::new(Model::from_events(&f.events).with_project(&f.project), Keymap::default(), Theme::default());
     for k in ["7a", "x", "e", "A", "p", "+", "2e"] {
         press(&mut a, k);
-        assert!(a.commands.is_empty() && a.editor.is_none() && a.input.is_none(), "{k}");
+        assert!(a.commands.is_empty() && a.editor().is_none() && a.input().is_none(), "{k}");
         assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{k}: {:?}", a.flash);
     }
 }
@@ -852,7 +852,7 @@ fn hand_edit_of_a_candidate_becomes_a_new_human_candidate() {
     press(&mut a, "e");
     a.on_key(ctrl('s'));
     assert!(a.commands.is_empty(), "unchanged texts are not a new candidate");
-    assert!(a.editor.is_some());
+    assert!(a.editor().is_some());
     press(&mut a, "Think first. ");
     a.on_key(ctrl('s'));
     let mut texts = a.model.state.candidates[1].texts.clone();
@@ -875,7 +875,7 @@ fn manual_merge_of_two_marked_candidates() {
     a.model.attached = true;
     press(&mut a, "2");
     press(&mut a, "M");
-    assert!(a.merge.is_none() && a.flash.as_deref().unwrap().contains("mark two"));
+    assert!(a.merge().is_none() && a.flash.as_deref().unwrap().contains("mark two"));
     let (x, y) = (1, 2);
     a.select_candidate(x);
     press(&mut a, "m");
@@ -884,7 +884,7 @@ fn manual_merge_of_two_marked_candidates() {
     assert_eq!(a.marked, vec![x, y]);
     assert!(text(&draw(&mut a, 80, 24)).contains(&format!("#{y}◆")));
     press(&mut a, "M");
-    let mg = a.merge.as_ref().expect("the merge screen");
+    let mg = a.merge().expect("the merge screen");
     let st = &a.model.state;
     let texts: Vec<_> = st.candidates.iter().map(|c| c.texts.clone()).collect();
     let parents: Vec<_> = st.candidates.iter().map(|c| c.parents.clone()).collect();
@@ -920,7 +920,34 @@ fn manual_merge_of_two_marked_candidates() {
             note: "manual merge".into()
         }]
     );
-    assert!(a.merge.is_none() && a.marked.is_empty());
+    assert!(a.merge().is_none() && a.marked.is_empty());
+}
+
+/// Help opens over the merge screen and lists the merge screen's keys; closing it gives the keys
+/// back to the merge screen, and quit under it cancels the merge instead of leaving.
+#[test]
+fn help_over_the_merge_screen_lists_its_keys_and_gives_them_back() {
+    let mut a = app();
+    a.model.attached = true;
+    press(&mut a, "2");
+    for c in [1, 2] {
+        a.select_candidate(c);
+        press(&mut a, "m");
+    }
+    press(&mut a, "M");
+    assert!(a.merge().is_some());
+    press(&mut a, "?");
+    assert!(a.help().is_some() && a.merge().is_some());
+    assert_eq!(a.layer(), gepa_tui::tui::keymap::Layer::Help);
+    let shown = text(&draw(&mut a, 80, 24));
+    assert!(shown.contains("On the merge screen") && shown.contains("([merge],"), "{shown}");
+    assert!(!shown.contains("In the Frontier"), "the view's keys are not the merge screen's: {shown}");
+    press(&mut a, "?");
+    assert!(a.help().is_none() && a.merge().is_some(), "help closes back onto the merge screen");
+    press(&mut a, "?");
+    press(&mut a, "q");
+    assert!(a.help().is_none() && a.merge().is_none() && !a.quit, "q under the help cancels the merge");
+    assert_eq!(a.marked, vec![1, 2], "a cancelled merge keeps its marks");
 }
 
 #[test]
@@ -935,13 +962,13 @@ fn a_candidate_from_a_folder_and_a_missing_file_is_an_error_that_keeps_the_path(
     press(&mut a, &dir.display().to_string());
     press_code(&mut a, KeyCode::Enter, 1);
     assert!(a.commands.is_empty());
-    let input = a.input.as_ref().expect("the prompt stays open with what was typed");
+    let input = a.input().expect("the prompt stays open with what was typed");
     assert_eq!(input.text, dir.display().to_string());
     assert!(input.error.as_deref().unwrap().contains("format.md"), "{:?}", input.error);
     assert!(text(&draw(&mut a, 160, 48)).contains("format.md"));
     std::fs::write(dir.join("format.md"), "Code only.").unwrap();
     press_code(&mut a, KeyCode::Enter, 1);
-    assert!(a.input.is_none());
+    assert!(a.input().is_none());
     assert_eq!(
         acts(&a),
         vec![HumanAction::AddCandidate {
@@ -986,7 +1013,7 @@ fn approving_in_the_workbench_drives_a_real_engine_to_the_end() {
                     a.select_candidate(0);
                     press(&mut a, "4eHand: ");
                     a.on_key(ctrl('s'));
-                    assert!(a.editor.is_none());
+                    assert!(a.editor().is_none());
                     press(&mut a, "7");
                 }
                 if a.views.review.selected_item(&a.model).is_some_and(|it| a.model.item_decision(it.item).is_none()) {
@@ -1197,7 +1224,7 @@ fn what_comes_back_from_the_external_editor_is_sent_or_kept() {
         ExternalOutcome { texts: half.clone(), error: Some("`vi` exited with 1".into()) },
     );
     assert!(a.commands.is_empty());
-    assert_eq!(a.editor.as_ref().unwrap().texts(), half);
+    assert_eq!(a.editor().unwrap().texts(), half);
     assert!(a.flash.as_deref().unwrap().contains("exited with 1"));
     // Saved from there, it is the edit.
     a.on_key(ctrl('s'));
@@ -1208,7 +1235,7 @@ fn what_comes_back_from_the_external_editor_is_sent_or_kept() {
     press(&mut a, "E");
     let request = a.external.take().unwrap();
     a.external_edit_done(request.clone(), ExternalOutcome { texts: request.texts.clone(), error: None });
-    assert!(a.commands.is_empty() && a.editor.is_none());
+    assert!(a.commands.is_empty() && a.editor().is_none());
     assert!(a.flash.as_deref().unwrap().contains("nothing sent"));
 }
 
@@ -1620,23 +1647,23 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
     let mut a = live_traces();
     let first = traces_cursor(&a);
     press(&mut a, "x");
-    let input = a.input.as_ref().expect("the reason prompt");
+    let input = a.input().expect("the reason prompt");
     assert!(input.label.as_deref().unwrap().contains(&format!("exclude val example {first}")), "{input:?}");
     insta::assert_snapshot!("traces_exclude_prompt_80x24", text(&draw(&mut a, 80, 24)));
     // No reason: nothing is sent and the prompt says why.
     press_code(&mut a, KeyCode::Enter, 1);
     assert!(a.commands.is_empty());
-    assert!(a.input.as_ref().unwrap().error.as_deref().unwrap().contains("reason is required"));
+    assert!(a.input().unwrap().error.as_deref().unwrap().contains("reason is required"));
     press(&mut a, "label is wrong");
     press_code(&mut a, KeyCode::Enter, 1);
     let exclude =
         HumanAction::ExcludeExample { split: Split::Val, example: first.clone(), reason: "label is wrong".into() };
     assert_eq!(acts(&a), vec![exclude.clone()]);
-    assert!(a.input.is_none());
+    assert!(a.input().is_none());
     assert!(a.flash.as_deref().unwrap().contains(&format!("val example {first} excluded: label is wrong")));
     // Once sent, a second exclusion of it is refused at once.
     press(&mut a, "x");
-    assert!(a.input.is_none() && a.flash.as_deref().unwrap().contains("about to be excluded"), "{:?}", a.flash);
+    assert!(a.input().is_none() && a.flash.as_deref().unwrap().contains("about to be excluded"), "{:?}", a.flash);
 
     // Fix the next example: the prompt starts from its expected answer; tab goes to the next field
     // and back; the corrected value replaces it.
@@ -1645,16 +1672,16 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
     assert_ne!(second, first);
     press(&mut a, "f");
     let was = a.model.examples[&second].fields["expected"].as_str().unwrap().to_string();
-    assert_eq!(a.input.as_ref().unwrap().text, was);
-    assert!(a.input.as_ref().unwrap().label.as_deref().unwrap().ends_with("· expected"));
+    assert_eq!(a.input().unwrap().text, was);
+    assert!(a.input().unwrap().label.as_deref().unwrap().ends_with("· expected"));
     press_code(&mut a, KeyCode::Tab, 1);
-    assert!(a.input.as_ref().unwrap().label.as_deref().unwrap().ends_with("· input"), "{:?}", a.input);
+    assert!(a.input().unwrap().label.as_deref().unwrap().ends_with("· input"), "{:?}", a.input());
     let n_fields = a.views.traces.pending.as_ref().unwrap().fields.len();
     press_code(&mut a, KeyCode::Tab, n_fields - 1);
-    assert_eq!(a.input.as_ref().unwrap().text, was);
+    assert_eq!(a.input().unwrap().text, was);
     // The same value is not a fix.
     press_code(&mut a, KeyCode::Enter, 1);
-    assert!(a.input.as_ref().unwrap().error.as_deref().unwrap().contains("change it first"));
+    assert!(a.input().unwrap().error.as_deref().unwrap().contains("change it first"));
     press_code(&mut a, KeyCode::Backspace, was.chars().count());
     press(&mut a, "Z-ok");
     press_code(&mut a, KeyCode::Enter, 1);
@@ -1740,15 +1767,15 @@ fn a_minibatch_example_is_a_train_one_and_a_finished_run_cannot_be_changed() {
     let k = a.model.proposals.iter().position(|p| p.merge.is_none() && !p.parent_evals.is_empty()).unwrap();
     a.views.traces.show_proposal(&a.model, k).unwrap();
     press(&mut a, "x");
-    let label = a.input.as_ref().unwrap().label.clone().unwrap();
+    let label = a.input().unwrap().label.clone().unwrap();
     assert!(label.starts_with("exclude train example "), "{label}");
     press_code(&mut a, KeyCode::Esc, 1);
-    assert!(a.input.is_none() && a.views.traces.pending.is_none());
+    assert!(a.input().is_none() && a.views.traces.pending.is_none());
     assert!(a.flash.as_deref().unwrap().contains("nothing sent"));
 
     let mut a = at_view(View::Traces);
     press(&mut a, "x");
-    assert!(a.input.is_none());
+    assert!(a.input().is_none());
     assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{:?}", a.flash);
     press(&mut a, "f");
     assert!(a.flash.as_deref().unwrap().contains("needs a live run"), "{:?}", a.flash);
@@ -1769,14 +1796,14 @@ fn guide_from_a_failing_trace_sends_the_note_with_that_example() {
     let first = a.model.val_evals[0][rows[0]].clone();
     assert!(first.score < 1.0);
     press(&mut a, "n");
-    assert!(a.input.is_some(), "the note prompt is open");
+    assert!(a.input().is_some(), "the note prompt is open");
     insta::assert_snapshot!("guide_note_80x24", text(&draw(&mut a, 80, 24)));
     press_code(&mut a, KeyCode::Enter, 1);
-    assert!(a.input.as_ref().is_some_and(|i| i.error.is_some()), "an empty note is not sent");
+    assert!(a.input().is_some_and(|i| i.error.is_some()), "an empty note is not sent");
     assert!(acts(&a).is_empty());
     press(&mut a, "group codes end in -ok");
     press_code(&mut a, KeyCode::Enter, 1);
-    assert!(a.input.is_none());
+    assert!(a.input().is_none());
     let want = HumanAction::Guide {
         candidate: 0,
         note: "group codes end in -ok".into(),
@@ -1793,9 +1820,9 @@ fn guide_from_a_failing_trace_sends_the_note_with_that_example() {
     // From the Frontier: the selected candidate, no example; esc cancels.
     a.commands.clear();
     press(&mut a, "2n");
-    assert!(a.input.is_some());
+    assert!(a.input().is_some());
     press_code(&mut a, KeyCode::Esc, 1);
-    assert!(a.input.is_none() && a.commands.is_empty());
+    assert!(a.input().is_none() && a.commands.is_empty());
     assert!(a.flash.as_deref().unwrap_or_default().contains("nothing sent"));
     press(&mut a, "nshorter");
     press_code(&mut a, KeyCode::Enter, 1);
@@ -1804,7 +1831,7 @@ fn guide_from_a_failing_trace_sends_the_note_with_that_example() {
     // A browsed run says guiding needs a live run; a view without candidates says where it works.
     let mut b = app();
     press(&mut b, "2n");
-    assert!(b.input.is_none());
+    assert!(b.input().is_none());
     assert!(b.flash.as_deref().unwrap_or_default().contains("needs a live run"), "{:?}", b.flash);
     press(&mut b, "1n");
     assert!(b.flash.as_deref().unwrap_or_default().contains("works in the Frontier"), "{:?}", b.flash);
@@ -1823,7 +1850,7 @@ fn protecting_a_line_in_the_editor_sends_a_protect_decision() {
     let screen = text(&draw(&mut a, 80, 24));
     assert!(screen.contains("<<keep>>") && screen.contains("line protected"), "{screen}");
     a.on_key(ctrl('s'));
-    assert!(a.editor.is_none());
+    assert!(a.editor().is_none());
     assert_eq!(acts(&a), vec![HumanAction::Protect { component: "instruction".into(), text: line.clone() }]);
     assert!(a.flash.as_deref().unwrap_or_default().contains("1 protected span(s) of #1 sent"), "{:?}", a.flash);
 
@@ -1833,7 +1860,7 @@ fn protecting_a_line_in_the_editor_sends_a_protect_decision() {
     press(&mut a, "e");
     a.on_key(ctrl('k'));
     a.on_key(ctrl('k'));
-    assert!(!a.editor.as_ref().unwrap().texts()["instruction"].contains("<<keep>>"), "a second ctrl-k unwraps");
+    assert!(!a.editor().unwrap().texts()["instruction"].contains("<<keep>>"), "a second ctrl-k unwraps");
     press(&mut a, "Think first. ");
     a.on_key(ctrl('k'));
     a.on_key(ctrl('s'));
@@ -1847,9 +1874,9 @@ fn protecting_a_line_in_the_editor_sends_a_protect_decision() {
     // A marker left open is an error that keeps the editor and sends nothing.
     a.commands.clear();
     press(&mut a, "e");
-    a.editor.as_mut().unwrap().paste("<<keep>>open ");
+    a.on_paste("<<keep>>open ");
     a.on_key(ctrl('s'));
-    assert!(a.editor.is_some() && a.commands.is_empty());
+    assert!(a.editor().is_some() && a.commands.is_empty());
     assert!(a.flash.as_deref().unwrap_or_default().contains("never closed"), "{:?}", a.flash);
 }
 

@@ -1,6 +1,6 @@
 //! The workbench's router, with no terminal: keys become `Action`s through the keymap and go to
-//! the overlay on top (editor, merge screen, input line, help), else to the active view, else to
-//! the global actions here; what a view asks back (`Outcome`) is carried out here. Each view owns
+//! the overlay on top of the stack (editor, merge screen, input line, help: `app/overlay.rs`),
+//! else to the active view, else to the global actions here; what a view asks back (`Outcome`) is carried out here. Each view owns
 //! its state, keys and drawing (`views/`); decisions for the engine go through `steer`. The event
 //! loop (`tui::run`) feeds this input and engine notices and draws it when something changed.
 //! Tests drive it directly.
@@ -22,9 +22,11 @@ use crate::tui::views::{self, Ctx, Outcome, Views};
 use crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
+use overlay::{Kind, Overlay, Overlays};
 use ratatui::layout::{Constraint, Layout, Position};
 use ratatui::Frame;
 
+mod overlay;
 mod prompt;
 
 pub use crate::tui::steer::{EngineCommand, ExternalEdit, ExternalOutcome};
@@ -38,18 +40,13 @@ pub struct App {
     pub keymap: Keymap,
     pub theme: Theme,
     pub view: View,
-    /// The help overlay, when open.
-    pub help: Option<HelpView>,
-    pub input: Option<InputLine>,
+    /// What is open over the view (editor, merge screen, input line, help), the top last.
+    overlays: Overlays,
     pub selected: CandidateId,
     /// The selection follows the best candidate until the user picks one.
     pub follow_best: bool,
     /// Each view's own state.
     pub views: Views,
-    /// The inline editor, when open (it takes every key).
-    pub editor: Option<EditSession>,
-    /// The manual merge screen, when open.
-    pub merge: Option<MergeView>,
     /// Candidates marked for a manual merge (at most two, oldest first).
     pub marked: Vec<CandidateId>,
     /// Texts to edit in `$EDITOR`; the event loop takes it, suspends the terminal and reports
@@ -71,16 +68,20 @@ pub struct App {
 }
 
 /// The read-only context the views get, borrowed field by field so a view's own state can be
-/// borrowed mutably beside it.
+/// borrowed mutably beside it. An overlay borrowed mutably beside it gets a copy of the input
+/// line (`ctx!(self, &prompt)`).
 macro_rules! ctx {
     ($app:ident) => {
+        ctx!($app, $app.overlays.input())
+    };
+    ($app:ident, $prompt:expr) => {
         Ctx {
             model: &$app.model,
             theme: &$app.theme,
             keymap: &$app.keymap,
             selected: $app.selected,
             marked: &$app.marked,
-            prompt: $app.input.as_ref(),
+            prompt: $prompt,
         }
     };
 }
@@ -119,7 +120,27 @@ impl App {
 
     pub fn goto(&mut self, view: View) {
         self.view = view;
-        self.help = None;
+        self.overlays.close(Kind::Help);
+    }
+
+    /// The help overlay, when open.
+    pub fn help(&self) -> Option<&HelpView> {
+        self.overlays.help()
+    }
+
+    /// The input line, when open.
+    pub fn input(&self) -> Option<&InputLine> {
+        self.overlays.input()
+    }
+
+    /// The inline editor, when open (it takes every key).
+    pub fn editor(&self) -> Option<&EditSession> {
+        self.overlays.editor()
+    }
+
+    /// The manual merge screen, when open.
+    pub fn merge(&self) -> Option<&MergeView> {
+        self.overlays.merge()
     }
 
     /// Feeds one terminal event; returns whether anything visible may have changed.
@@ -139,32 +160,23 @@ impl App {
             return false;
         }
         self.flash = None;
-        if let Some(ed) = self.editor.as_mut() {
-            let out = ed.on_key(key, &self.keymap, Layer::Editor);
-            self.apply(out);
-            return true;
-        }
-        if self.merge.is_some() {
-            if let Some(a) = self.keymap.action_in(Layer::Merge, &key) {
-                let ctx = ctx!(self);
-                let out = self.merge.as_mut().map_or(Outcome::Done, |mg| mg.handle(a, &ctx));
-                if let Outcome::Send(_) = out {
-                    self.merge = None;
-                    self.marked.clear();
-                }
-                self.apply(out);
+        match self.overlays.top() {
+            Some(Kind::Editor) => {
+                let out = self.overlays.editor_mut().map(|ed| ed.on_key(key, &self.keymap, Layer::Editor));
+                self.overlay_done(Kind::Editor, out.unwrap_or(Outcome::Done));
+                return true;
             }
-            return true;
+            Some(Kind::Input) => {
+                if let Some(k) = self.overlays.input_mut().map(|i| i.on_key(key)) {
+                    self.on_input(k);
+                }
+                return true;
+            }
+            Some(Kind::Merge | Kind::Help) | None => {}
         }
-        if let Some(input) = self.input.as_mut() {
-            let k = input.on_key(key);
-            self.on_input(k);
-            return true;
-        }
-        // The help overlay's own table first, then the view under it, then the global one.
-        let layers: &[Layer] =
-            if self.help.is_some() { &[Layer::Help, self.view.layer()] } else { &[self.view.layer()] };
-        match self.keymap.action_under(layers, Key::from_event(&key)) {
+        // The top layer's own table first (the help's, then what is under it), then the global one.
+        let layers = self.overlays.layers(self.view.layer());
+        match self.keymap.action_under(&layers, Key::from_event(&key)) {
             Some(a) => {
                 if a != Action::Quit {
                     self.quit_armed = false;
@@ -175,7 +187,7 @@ impl App {
                 self.perform(a);
             }
             None if key.code != KeyCode::Null && key.modifiers & !KeyModifiers::SHIFT == KeyModifiers::NONE => {
-                let unbound = self.keymap.unbound(self.view.layer(), Key::from_event(&key));
+                let unbound = self.keymap.unbound(self.overlays.under_help(self.view.layer()), Key::from_event(&key));
                 self.flash = Some(unbound);
             }
             None => {}
@@ -183,20 +195,48 @@ impl App {
         true
     }
 
-    /// Does what an action means: in the help overlay, else in the current view, else globally.
+    /// Does what an action means: in the overlay on top, else in the current view, else globally.
     pub fn perform(&mut self, action: Action) {
-        if let Some(help) = self.help.as_mut() {
-            match help.handle(action) {
-                Outcome::Ignored if action == Action::Quit => self.quit = true,
-                Outcome::Ignored => {
-                    self.help = None;
-                    self.perform(action);
+        match self.overlays.pop() {
+            Some(Overlay::Help(mut help)) => match help.handle(action) {
+                // Quit from the help over a view quits; over the merge screen it cancels the merge.
+                Outcome::Ignored if action == Action::Quit && self.overlays.top().is_none() => self.quit = true,
+                // Any other key closes the help and does what it does under it.
+                Outcome::Ignored => self.perform(action),
+                Outcome::Close(_) => {}
+                _ => self.overlays.push(Overlay::Help(help)),
+            },
+            Some(Overlay::Merge(mut mg)) => {
+                let prompt = self.overlays.input().cloned();
+                let out = if action == Action::Help {
+                    Outcome::Done
+                } else {
+                    mg.handle(action, &ctx!(self, prompt.as_ref()))
+                };
+                let sent = matches!(out, Outcome::Send(_));
+                if sent {
+                    self.marked.clear();
+                } else if !matches!(out, Outcome::Close(_)) {
+                    self.overlays.push(Overlay::Merge(mg));
                 }
-                Outcome::Close(_) => self.help = None,
-                _ => {}
+                if action == Action::Help {
+                    self.overlays.push(Overlay::Help(HelpView::default()));
+                }
+                self.apply(out);
             }
-            return;
+            // The input line reads raw keys; what comes here (the mouse wheel) is the view's.
+            Some(input @ Overlay::Input(_)) => {
+                self.overlays.push(input);
+                self.in_view(action);
+            }
+            // The editor reads raw keys and takes no mouse.
+            Some(editor) => self.overlays.push(editor),
+            None => self.in_view(action),
         }
+    }
+
+    /// An action in the current view, else a global one.
+    fn in_view(&mut self, action: Action) {
         let ctx = ctx!(self);
         let out = self.views.handle(self.view, action, &ctx);
         if out == Outcome::Ignored {
@@ -210,10 +250,7 @@ impl App {
     fn global(&mut self, action: Action) {
         let flash = match action {
             Action::Quit => return self.request_quit(),
-            Action::Help => {
-                self.help = Some(HelpView::default());
-                return;
-            }
+            Action::Help => return self.overlays.push(Overlay::Help(HelpView::default())),
             Action::TogglePause => self.steer().toggle_pause(),
             Action::RetryNow => self.steer().retry_now(),
             Action::ViewTraces => {
@@ -240,15 +277,12 @@ impl App {
                 )
             }
             Action::MergeMarked => match MergeView::open(&ctx!(self)) {
-                Ok(mg) => return self.merge = Some(mg),
+                Ok(mg) => return self.overlays.push(Overlay::Merge(mg)),
                 Err(why) => why,
             },
             Action::AddCandidate => match self.model.why_not_live("adding a candidate") {
                 Some(why) => why,
-                None => {
-                    self.input = Some(InputLine::new(InputTarget::Folder, ""));
-                    return;
-                }
+                None => return self.overlays.push(Overlay::Input(InputLine::new(InputTarget::Folder, ""))),
             },
             Action::Edit | Action::EditExternal => format!(
                 "{} edits in the Review (7), Candidate (4) and Frontier (2) views",
@@ -287,22 +321,27 @@ impl App {
                 self.views.candidate.compare_with(other);
                 self.goto(View::Candidate);
             }
-            Outcome::Prompt(line) => self.input = Some(line),
+            Outcome::Prompt(line) => self.overlays.push(Overlay::Input(line)),
             Outcome::Send(action) => self.flash = Some(self.steer().send(action)),
             Outcome::Edit { target, texts, external } => self.start_edit(target, &texts, external),
             Outcome::SubmitEdit { target, texts } => match self.steer().submit_edit(target, texts) {
                 Ok(msg) => {
-                    self.editor = None;
+                    self.overlays.close(Kind::Editor);
                     self.flash = Some(msg);
                 }
                 Err(e) => self.flash = Some(e),
             },
-            Outcome::Close(msg) => {
-                self.editor = None;
-                self.merge = None;
-                self.flash = Some(msg).filter(|m| !m.is_empty());
-            }
+            // The overlay that asked is closed by `overlay_done` (or was taken off to ask).
+            Outcome::Close(msg) => self.flash = Some(msg).filter(|m| !m.is_empty()),
         }
+    }
+
+    /// Carries out what an overlay asked, closing it when it asked to close.
+    fn overlay_done(&mut self, kind: Kind, out: Outcome) {
+        if let Outcome::Close(_) = out {
+            self.overlays.close(kind);
+        }
+        self.apply(out);
     }
 
     /// `q`: leaves, unless decisions are not safely recorded yet: sent and not yet applied, or
@@ -334,34 +373,37 @@ impl App {
         if external {
             self.external = Some(ExternalEdit { target, names, texts: texts.clone() });
         } else {
-            self.editor = Some(EditSession::new(target, &names, texts));
+            self.overlays.push(Overlay::Editor(EditSession::new(target, &names, texts)));
         }
     }
 
     /// Text pasted into the terminal (bracketed paste) goes into the open editor or prompt.
     pub fn on_paste(&mut self, text: &str) -> bool {
-        if let Some(ed) = self.editor.as_mut() {
-            ed.paste(text);
-            return true;
+        match self.overlays.top() {
+            Some(Kind::Editor) => self.overlays.editor_mut().map(|ed| ed.paste(text)).is_some(),
+            Some(Kind::Input) => match self.overlays.input_mut().map(|i| i.paste(text)) {
+                Some(k) => {
+                    self.on_input(k);
+                    true
+                }
+                None => false,
+            },
+            _ => false,
         }
-        if let Some(input) = self.input.as_mut() {
-            let k = input.paste(text);
-            self.on_input(k);
-            return true;
-        }
-        false
     }
 
     /// What `$EDITOR` gave back (see `Steer::external_done`).
     pub fn external_edit_done(&mut self, request: ExternalEdit, outcome: ExternalOutcome) {
         let save = self.keymap.describe_in(Layer::Editor, Action::Save);
         let (kept, msg) = self.steer().external_done(request, outcome, &save);
-        self.editor = kept.or(self.editor.take());
+        if let Some(ed) = kept {
+            self.overlays.push(Overlay::Editor(ed));
+        }
         self.flash = Some(msg);
     }
 
     pub fn on_mouse(&mut self, m: MouseEvent) -> bool {
-        if self.editor.is_some() || self.merge.is_some() {
+        if self.overlays.is_open(Kind::Editor) || self.overlays.is_open(Kind::Merge) {
             return false;
         }
         let pos = Position::new(m.column, m.row);
@@ -371,9 +413,7 @@ impl App {
                     if let Some(v) = views::tabs::hit(self.last_width, m.column) {
                         self.goto(v);
                     }
-                } else if self.help.is_some() {
-                    self.help = None;
-                } else {
+                } else if !self.overlays.close(Kind::Help) {
                     let ctx = ctx!(self);
                     let out = self.views.click(self.view, pos, &ctx);
                     self.apply(out);
@@ -383,7 +423,7 @@ impl App {
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                 let down = m.kind == MouseEventKind::ScrollDown;
                 let in_detail = self.views.in_detail(self.view, pos);
-                let help = self.help.is_some();
+                let help = self.overlays.is_open(Kind::Help);
                 // The wheel scrolls a text pane, and moves through a list.
                 let action = [[Action::Up, Action::Down], [Action::ScrollUp, Action::ScrollDown]]
                     [usize::from(help || in_detail)][usize::from(down)];
@@ -400,22 +440,16 @@ impl App {
 
     /// The keymap layer on top: the open overlay's, else the active view's.
     pub fn layer(&self) -> Layer {
-        match (&self.editor, &self.merge, &self.help) {
-            (Some(_), ..) => Layer::Editor,
-            (_, Some(_), _) => Layer::Merge,
-            (.., Some(_)) => Layer::Help,
-            _ => self.view.layer(),
-        }
+        self.overlays.layers(self.view.layer())[0]
     }
 
     /// The footer's keys: the open overlay's, else the active view's, then help and quit.
     fn hints(&self) -> Vec<(Action, &'static str)> {
-        if self.editor.is_some() {
+        match self.overlays.under_help(self.view.layer()) {
             // The editor shows its own keys on its last line.
-            return vec![];
-        }
-        if let Some(mg) = &self.merge {
-            return mg.hints();
+            Layer::Editor => return vec![],
+            Layer::Merge => return self.overlays.merge().map(MergeView::hints).unwrap_or_default(),
+            _ => {}
         }
         let ctx = ctx!(self);
         let mut h = self.views.hints(self.view, &ctx);
@@ -433,17 +467,20 @@ impl App {
         let ctx = ctx!(self);
         views::tabs::render(frame, tabs, &ctx, self.view);
         self.views.render(self.view, frame, body, &ctx);
-        if let Some(ed) = self.editor.as_mut() {
-            ed.render(frame, body, &ctx);
-        } else if let Some(mg) = self.merge.as_mut() {
-            mg.render(frame, body, &ctx);
-        }
-        // The help overlay leaves the footer to the view under it.
-        let layer = if self.help.is_some() { self.view.layer() } else { self.layer() };
-        let footer = Footer { flash: self.flash.as_deref(), editor: self.editor.as_ref(), hints, layer };
+        // The help overlay leaves the footer to what is under it.
+        let layer = self.overlays.under_help(self.view.layer());
+        let footer = Footer { flash: self.flash.as_deref(), editor: self.overlays.editor(), hints, layer };
         views::status_bar::render(frame, status, &ctx, &footer);
-        if let Some(help) = self.help.as_mut() {
-            help.render(frame, body, &ctx, self.view.layer());
+        // The overlays over the body, bottom to top (the input line is the footer's).
+        let prompt = self.overlays.input().cloned();
+        let ctx = ctx!(self, prompt.as_ref());
+        for o in self.overlays.iter_mut() {
+            match o {
+                Overlay::Editor(ed) => ed.render(frame, body, &ctx),
+                Overlay::Merge(mg) => mg.render(frame, body, &ctx),
+                Overlay::Help(help) => help.render(frame, body, &ctx, layer),
+                Overlay::Input(_) => {}
+            }
         }
     }
 }

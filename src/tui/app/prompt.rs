@@ -2,21 +2,25 @@
 //! reason, a corrected value): what typing, Tab and Enter do in each, and what is sent. Part of
 //! the router (`app.rs`), kept apart so the router stays a router.
 
-use super::App;
+use super::{App, Kind};
 use crate::tui::views;
 use crate::tui::views::input::{InputKey, InputTarget};
 
 impl App {
+    fn close_input(&mut self) {
+        self.overlays.close(Kind::Input);
+    }
+
     /// The input line's keys: a filter applies as it is typed, a prompt is sent on Enter.
     pub(super) fn on_input(&mut self, key: InputKey) {
-        let Some(target) = self.input.as_ref().map(|i| i.target) else { return };
+        let Some(target) = self.overlays.input().map(|i| i.target) else { return };
         match key {
             InputKey::Typed(text) => self.set_input_text(target, text),
             InputKey::Submit(text) => self.submit_prompt(target, &text),
-            InputKey::Keep => self.input = None,
+            InputKey::Keep => self.close_input(),
             InputKey::NextField => self.next_fix_field(),
             InputKey::Cancel => {
-                self.input = None;
+                self.close_input();
                 match target {
                     InputTarget::VetoReason { item } => {
                         self.flash = Some(format!("veto of item {item} cancelled; nothing sent"))
@@ -44,7 +48,7 @@ impl App {
             | InputTarget::ExcludeReason
             | InputTarget::FixValue
             | InputTarget::GuideNote { .. } => {
-                if let Some(i) = self.input.as_mut() {
+                if let Some(i) = self.overlays.input_mut() {
                     i.error = None;
                 }
             }
@@ -61,7 +65,7 @@ impl App {
         let value = self.model.field_value(mark.split, &mark.example, mark.field());
         let text = views::traces::value_for_prompt(value.as_ref());
         let label = mark.fix_label();
-        if let Some(i) = self.input.as_mut() {
+        if let Some(i) = self.overlays.input_mut() {
             i.text = text;
             i.label = Some(label);
             i.error = None;
@@ -71,7 +75,7 @@ impl App {
     fn submit_prompt(&mut self, target: InputTarget, text: &str) {
         match target {
             InputTarget::VetoReason { item } => {
-                self.input = None;
+                self.close_input();
                 self.flash = Some(self.steer().veto(item, text));
             }
             InputTarget::GuideNote { candidate, example } => {
@@ -84,7 +88,7 @@ impl App {
             }
             InputTarget::ExcludeReason | InputTarget::FixValue => {
                 let Some(mark) = self.views.traces.pending.clone() else {
-                    self.input = None;
+                    self.close_input();
                     return;
                 };
                 let sent = if target == InputTarget::ExcludeReason {
@@ -97,7 +101,7 @@ impl App {
                 }
                 self.prompt_result(sent);
             }
-            _ => self.input = None,
+            _ => self.close_input(),
         }
     }
 
@@ -105,11 +109,11 @@ impl App {
     fn prompt_result(&mut self, sent: Result<String, String>) {
         match sent {
             Ok(msg) => {
-                self.input = None;
+                self.close_input();
                 self.flash = Some(msg);
             }
             Err(e) => {
-                if let Some(i) = self.input.as_mut() {
+                if let Some(i) = self.overlays.input_mut() {
                     i.error = Some(e);
                 }
             }

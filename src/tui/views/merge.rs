@@ -127,7 +127,14 @@ impl MergeView {
 
     pub fn hints(&self) -> Vec<(Action, &'static str)> {
         use Action::*;
-        vec![(Left, "left side"), (Right, "right side"), (Down, "next component"), (Open, "send"), (Back, "cancel")]
+        vec![
+            (Left, "left side"),
+            (Right, "right side"),
+            (Down, "next component"),
+            (Open, "send"),
+            (Back, "cancel"),
+            (Help, "help"),
+        ]
     }
 
     pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {
