@@ -1,6 +1,6 @@
 //! Anthropic's Messages API: `POST {base_url}/messages`.
 
-use super::http::{build_client, endpoint, post_json, read_key, secret_header};
+use super::http::Conn;
 use super::retry::malformed;
 use super::{AttemptError, BoxFuture, ChatBackend, ChatRequest, LlmError, RawReply, Role, Usage};
 use crate::project::config::ModelConfig;
@@ -14,40 +14,21 @@ pub const API_VERSION: &str = "2023-06-01";
 pub const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 pub struct AnthropicBackend {
-    client: reqwest::Client,
-    url: String,
+    conn: Conn,
     model: String,
     temperature: Option<f64>,
     max_tokens: u32,
-    params: Option<serde_json::Map<String, serde_json::Value>>,
-    headers: HeaderMap,
-    /// Kept only to scrub it from quoted error bodies.
-    key: Option<String>,
 }
 
 impl AnthropicBackend {
-    /// Reads the key from `api_key_env` now; a missing variable sends no `x-api-key` (the server
-    /// will answer 401, which names the variable to set).
     pub fn new(config: &ModelConfig) -> Result<Self, LlmError> {
-        let fatal = |message: String| LlmError::Fatal { model: config.model.clone(), message };
-        let url = endpoint(config).map_err(fatal)?.url;
-        let client = build_client(config).map_err(fatal)?;
-        let env = config.api_key_env.as_deref().unwrap_or(DEFAULT_KEY_ENV);
-        let key = read_key(env);
         let mut headers = HeaderMap::new();
         headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
-        if let Some(key) = &key {
-            secret_header(&mut headers, "x-api-key", key).map_err(|m| fatal(format!("{m} (from {env})")))?;
-        }
         Ok(Self {
-            client,
-            url,
+            conn: Conn::open(config, DEFAULT_KEY_ENV, headers, |key| ("x-api-key", key.to_string()))?,
             model: config.model.clone(),
             temperature: config.temperature,
             max_tokens: config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-            params: config.body_params(),
-            headers,
-            key,
         })
     }
 
@@ -72,20 +53,13 @@ impl AnthropicBackend {
         if let Some(t) = self.temperature {
             body["temperature"] = json!(t);
         }
-        for (k, v) in self.params.iter().flatten() {
-            body[k.as_str()] = v.clone();
-        }
         body
     }
 }
 
 impl ChatBackend for AnthropicBackend {
     fn send<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<RawReply, AttemptError>> {
-        Box::pin(async move {
-            let secret = self.key.as_deref();
-            let (text, hold) = post_json(&self.client, &self.url, &self.headers, &self.body(req), secret).await?;
-            parse_reply(&text, secret).map(|r| RawReply { hold, ..r })
-        })
+        Box::pin(self.conn.send(self.body(req), parse_reply))
     }
 }
 

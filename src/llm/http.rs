@@ -1,7 +1,7 @@
 //! The HTTP plumbing both providers share: one client per model, one POST per attempt.
 
 use super::retry::{classify_status, classify_transport};
-use super::AttemptError;
+use super::{AttemptError, LlmError, RawReply};
 use crate::project::config::{ModelConfig, ProviderKind};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
@@ -89,12 +89,12 @@ pub fn endpoint(config: &ModelConfig) -> Result<Endpoint, String> {
 }
 
 /// The environment variable's value, when it is set and not empty.
-pub(crate) fn read_key(env: &str) -> Option<String> {
+fn read_key(env: &str) -> Option<String> {
     std::env::var(env).ok().filter(|k| !k.trim().is_empty())
 }
 
 /// A header carrying a secret: marked sensitive so it never shows in Debug output.
-pub(crate) fn secret_header(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<(), String> {
+fn secret_header(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<(), String> {
     let mut value = HeaderValue::from_str(value)
         .map_err(|_| "the API key holds characters not allowed in an HTTP header".to_string())?;
     value.set_sensitive(true);
@@ -102,8 +102,55 @@ pub(crate) fn secret_header(headers: &mut HeaderMap, name: &'static str, value: 
     Ok(())
 }
 
+/// What a provider's backend posts with, built the same way for every provider: the client, the
+/// URL, the headers (the key's header among them, marked secret), the key itself (kept only to
+/// scrub it from quoted error bodies) and the config's extra body params.
+pub(crate) struct Conn {
+    client: reqwest::Client,
+    url: String,
+    headers: HeaderMap,
+    key: Option<String>,
+    params: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// How a reply body of a 2xx answer is read (each provider's `parse_reply`).
+pub(crate) type ParseReply = fn(&str, Option<&str>) -> Result<RawReply, AttemptError>;
+
+impl Conn {
+    /// Reads the key from `api_key_env` (else `default_env`) now. A missing or empty variable
+    /// sends no key header (local servers need none; a hosted one answers 401, which names the
+    /// variable). `key_header` gives the header that carries the key and its value.
+    pub(crate) fn open(
+        config: &ModelConfig,
+        default_env: &str,
+        mut headers: HeaderMap,
+        key_header: impl Fn(&str) -> (&'static str, String),
+    ) -> Result<Conn, LlmError> {
+        let fatal = |message: String| LlmError::Fatal { model: config.model.clone(), message };
+        let url = endpoint(config).map_err(fatal)?.url;
+        let client = build_client(config).map_err(fatal)?;
+        let env = config.api_key_env.as_deref().unwrap_or(default_env);
+        let key = read_key(env);
+        if let Some(key) = &key {
+            let (name, value) = key_header(key);
+            secret_header(&mut headers, name, &value).map_err(|m| fatal(format!("{m} (from {env})")))?;
+        }
+        Ok(Conn { client, url, headers, key, params: config.body_params() })
+    }
+
+    /// Posts `body`, with the config's `params` laid over it, and reads a 2xx reply with `parse`.
+    pub(crate) async fn send(&self, mut body: serde_json::Value, parse: ParseReply) -> Result<RawReply, AttemptError> {
+        for (k, v) in self.params.iter().flatten() {
+            body[k.as_str()] = v.clone();
+        }
+        let secret = self.key.as_deref();
+        let (text, hold) = post_json(&self.client, &self.url, &self.headers, &body, secret).await?;
+        parse(&text, secret).map(|r| RawReply { hold, ..r })
+    }
+}
+
 /// Sends one JSON POST and returns the body of a 2xx reply; anything else is classified.
-pub(crate) async fn post_json(
+async fn post_json(
     client: &reqwest::Client,
     url: &str,
     headers: &HeaderMap,

@@ -1,7 +1,7 @@
 //! Any OpenAI-compatible `POST {base_url}/chat/completions` server: OpenAI, Ollama, llama.cpp's
 //! server, vLLM.
 
-use super::http::{build_client, endpoint, post_json, read_key, secret_header};
+use super::http::Conn;
 use super::retry::malformed;
 use super::{AttemptError, BoxFuture, ChatBackend, ChatRequest, LlmError, RawReply, Usage};
 use crate::project::config::{ModelConfig, TokenParam};
@@ -12,35 +12,18 @@ use serde_json::json;
 pub const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
 
 pub struct OpenAiBackend {
-    client: reqwest::Client,
-    url: String,
+    conn: Conn,
     model: String,
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     token_param: &'static str,
-    params: Option<serde_json::Map<String, serde_json::Value>>,
-    headers: HeaderMap,
-    /// Kept only to scrub it from quoted error bodies.
-    key: Option<String>,
 }
 
 impl OpenAiBackend {
-    /// Reads the key from `api_key_env` now; a missing or empty variable means no Authorization
-    /// header (local servers need none).
     pub fn new(config: &ModelConfig) -> Result<Self, LlmError> {
-        let fatal = |message: String| LlmError::Fatal { model: config.model.clone(), message };
-        let url = endpoint(config).map_err(fatal)?.url;
-        let client = build_client(config).map_err(fatal)?;
-        let env = config.api_key_env.as_deref().unwrap_or(DEFAULT_KEY_ENV);
-        let key = read_key(env);
-        let mut headers = HeaderMap::new();
-        if let Some(key) = &key {
-            secret_header(&mut headers, "authorization", &format!("Bearer {key}"))
-                .map_err(|m| fatal(format!("{m} (from {env})")))?;
-        }
+        let auth = |key: &str| ("authorization", format!("Bearer {key}"));
         Ok(Self {
-            client,
-            url,
+            conn: Conn::open(config, DEFAULT_KEY_ENV, HeaderMap::new(), auth)?,
             model: config.model.clone(),
             temperature: config.temperature,
             max_tokens: config.max_tokens,
@@ -48,9 +31,6 @@ impl OpenAiBackend {
                 TokenParam::MaxTokens => "max_tokens",
                 TokenParam::MaxCompletionTokens => "max_completion_tokens",
             },
-            params: config.body_params(),
-            headers,
-            key,
         })
     }
 
@@ -62,20 +42,13 @@ impl OpenAiBackend {
         if let Some(n) = self.max_tokens {
             body[self.token_param] = json!(n);
         }
-        for (k, v) in self.params.iter().flatten() {
-            body[k.as_str()] = v.clone();
-        }
         body
     }
 }
 
 impl ChatBackend for OpenAiBackend {
     fn send<'a>(&'a self, req: &'a ChatRequest) -> BoxFuture<'a, Result<RawReply, AttemptError>> {
-        Box::pin(async move {
-            let secret = self.key.as_deref();
-            let (text, hold) = post_json(&self.client, &self.url, &self.headers, &self.body(req), secret).await?;
-            parse_reply(&text, secret).map(|r| RawReply { hold, ..r })
-        })
+        Box::pin(self.conn.send(self.body(req), parse_reply))
     }
 }
 
