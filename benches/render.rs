@@ -60,21 +60,7 @@ fn events() -> Vec<Event> {
             discovered_at: (c * EXAMPLES) as u64,
             note: None,
         });
-        let evals = (0..EXAMPLES)
-            .map(|e| ExampleEval {
-                example_id: val_ids[e].clone(),
-                score: score(c, e),
-                feedback: String::new(),
-                output: String::new(),
-                trace: Default::default(),
-                error: None,
-                cost_usd: 0.0,
-                replayed_usd: 0.0,
-                scorer_failed: false,
-                cached: false,
-                objectives: Default::default(),
-            })
-            .collect();
+        let evals = (0..EXAMPLES).map(|e| ExampleEval::scored(val_ids[e].clone(), score(c, e))).collect();
         out.push(Event::ValEvaluated { candidate: c, evals, round: None });
         out.push(Event::RoundFinished {
             round: c as u64,

@@ -551,19 +551,7 @@ mod tests {
     use crate::project::config::Frontier;
 
     fn eval(id: &str, score: f64, acc: f64) -> ExampleEval {
-        ExampleEval {
-            example_id: id.into(),
-            score,
-            feedback: String::new(),
-            output: String::new(),
-            trace: Default::default(),
-            error: None,
-            scorer_failed: false,
-            cost_usd: 0.0,
-            replayed_usd: 0.0,
-            cached: false,
-            objectives: [("acc".to_string(), acc)].into(),
-        }
+        ExampleEval { objectives: [("acc".to_string(), acc)].into(), ..ExampleEval::scored(id, score) }
     }
 
     fn start(val: &[&str], frontier: Frontier) -> Event {

@@ -725,19 +725,8 @@ mod tests {
     }
 
     fn eval(i: usize, score: f64, acc: f64, short: f64) -> ExampleEval {
-        ExampleEval {
-            example_id: format!("e{i}"),
-            score,
-            feedback: String::new(),
-            output: String::new(),
-            trace: Default::default(),
-            error: None,
-            scorer_failed: false,
-            cost_usd: 0.0,
-            replayed_usd: 0.0,
-            cached: false,
-            objectives: [("acc".to_string(), acc), ("short".to_string(), short)].into(),
-        }
+        let objectives = [("acc".to_string(), acc), ("short".to_string(), short)].into();
+        ExampleEval { objectives, ..ExampleEval::scored(format!("e{i}"), score) }
     }
 
     /// Three candidates on three val examples, with objectives `acc` (= the main score here) and

@@ -42,6 +42,24 @@ pub struct ExampleEval {
 }
 
 impl ExampleEval {
+    /// An evaluation that has a score and nothing else: no output, no trace, nothing paid (test
+    /// fixtures and benchmarks build on it with `..ExampleEval::scored(id, score)`).
+    pub fn scored(example_id: impl Into<String>, score: f64) -> ExampleEval {
+        ExampleEval {
+            example_id: example_id.into(),
+            score,
+            feedback: String::new(),
+            output: String::new(),
+            trace: Default::default(),
+            error: None,
+            scorer_failed: false,
+            cost_usd: 0.0,
+            replayed_usd: 0.0,
+            cached: false,
+            objectives: Default::default(),
+        }
+    }
+
     /// (paid, served free from the response cache). Exactly (0, cost) when every reply was cached.
     pub fn paid_and_replayed(&self) -> (f64, f64) {
         if self.replayed_usd == self.cost_usd {

@@ -872,19 +872,7 @@ mod tests {
     use crate::engine::Origin;
 
     fn eval(id: &str, score: f64) -> ExampleEval {
-        ExampleEval {
-            example_id: id.into(),
-            score,
-            feedback: String::new(),
-            output: String::new(),
-            trace: Default::default(),
-            error: None,
-            cost_usd: 0.0,
-            replayed_usd: 0.0,
-            scorer_failed: false,
-            cached: false,
-            objectives: Default::default(),
-        }
+        ExampleEval::scored(id, score)
     }
 
     fn added(id: CandidateId, parents: Vec<CandidateId>, round: u64) -> Event {

@@ -35,6 +35,20 @@ impl EvalCache {
         (hash.to_string(), split, example.to_string(), data.revision(split.data(), example))
     }
 
+    /// The evaluation of `example` by texts `hash`, when a round up to `committed_by` committed it.
+    fn committed(
+        &self,
+        hash: &str,
+        split: Split,
+        example: &str,
+        committed_by: u64,
+        data: &DataChanges,
+    ) -> Option<&ExampleEval> {
+        let (round, e) = self.entries.get(&Self::key(hash, split, example, data))?;
+        (*round <= committed_by).then_some(&**e)
+    }
+
+    /// A copy to reuse: served from the cache, so nothing was paid for it this time.
     pub(super) fn get(
         &self,
         hash: &str,
@@ -43,13 +57,8 @@ impl EvalCache {
         committed_by: u64,
         data: &DataChanges,
     ) -> Option<ExampleEval> {
-        let (round, e) = self.entries.get(&Self::key(hash, split, example, data))?;
-        (*round <= committed_by).then(|| ExampleEval {
-            cost_usd: 0.0,
-            replayed_usd: 0.0,
-            cached: true,
-            ..(**e).clone()
-        })
+        let e = self.committed(hash, split, example, committed_by, data)?;
+        Some(ExampleEval { cost_usd: 0.0, replayed_usd: 0.0, cached: true, ..e.clone() })
     }
 
     /// The committed score, without copying the evaluation (for the planner's guesses).
@@ -57,23 +66,15 @@ impl EvalCache {
         &self,
         hash: &str,
         split: Split,
-        example: &str,
+        ex: &str,
         committed_by: u64,
         data: &DataChanges,
     ) -> Option<f64> {
-        let (round, e) = self.entries.get(&Self::key(hash, split, example, data))?;
-        (*round <= committed_by).then_some(e.score)
+        self.committed(hash, split, ex, committed_by, data).map(|e| e.score)
     }
 
-    pub(super) fn contains(
-        &self,
-        hash: &str,
-        split: Split,
-        example: &str,
-        committed_by: u64,
-        data: &DataChanges,
-    ) -> bool {
-        self.entries.get(&Self::key(hash, split, example, data)).is_some_and(|(r, _)| *r <= committed_by)
+    pub(super) fn contains(&self, hash: &str, split: Split, ex: &str, committed_by: u64, data: &DataChanges) -> bool {
+        self.committed(hash, split, ex, committed_by, data).is_some()
     }
 
     /// Remembers a committed round's evaluations; failed ones are not kept (they run again).

@@ -489,19 +489,8 @@ mod tests {
     use super::*;
 
     fn eval(id: &str, output: &str, error: Option<&str>) -> crate::eval::ExampleEval {
-        crate::eval::ExampleEval {
-            example_id: id.into(),
-            score: 0.0,
-            feedback: String::new(),
-            output: output.into(),
-            trace: Default::default(),
-            error: error.map(Into::into),
-            cost_usd: 0.0,
-            replayed_usd: 0.0,
-            scorer_failed: false,
-            cached: false,
-            objectives: Default::default(),
-        }
+        let base = crate::eval::ExampleEval::scored(id, 0.0);
+        crate::eval::ExampleEval { output: output.into(), error: error.map(Into::into), ..base }
     }
 
     fn plain(line: Option<Line>) -> Option<String> {
