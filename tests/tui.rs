@@ -941,9 +941,17 @@ fn help_over_the_merge_screen_lists_its_keys_and_gives_them_back() {
     assert_eq!(a.layer(), gepa_tui::tui::keymap::Layer::Help);
     let shown = text(&draw(&mut a, 80, 24));
     assert!(shown.contains("On the merge screen") && shown.contains("([merge],"), "{shown}");
-    assert!(!shown.contains("In the Frontier"), "the view's keys are not the merge screen's: {shown}");
+    // What the keys do here, not what they do in the views; and only the global keys that act here.
+    assert!(shown.contains("take this component from the left"), "{shown}");
+    assert!(shown.contains("pause or resume"), "{shown}");
+    assert!(!shown.contains("In the Frontier") && !shown.contains("dashboard:"), "{shown}");
     press(&mut a, "?");
     assert!(a.help().is_none() && a.merge().is_some(), "help closes back onto the merge screen");
+    // Pause acts over the merge screen; a view key does nothing there.
+    press(&mut a, " 1");
+    assert_eq!(a.commands, vec![gepa_tui::tui::app::EngineCommand::Pause]);
+    assert!(a.merge().is_some() && a.view == gepa_tui::tui::app::View::Frontier);
+    a.commands.clear();
     press(&mut a, "?");
     press(&mut a, "q");
     assert!(a.help().is_none() && a.merge().is_none() && !a.quit, "q under the help cancels the merge");

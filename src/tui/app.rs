@@ -208,21 +208,17 @@ impl App {
             },
             Some(Overlay::Merge(mut mg)) => {
                 let prompt = self.overlays.input().cloned();
-                let out = if action == Action::Help {
-                    Outcome::Done
-                } else {
-                    mg.handle(action, &ctx!(self, prompt.as_ref()))
-                };
-                let sent = matches!(out, Outcome::Send(_));
-                if sent {
-                    self.marked.clear();
-                } else if !matches!(out, Outcome::Close(_)) {
-                    self.overlays.push(Overlay::Merge(mg));
+                let out = mg.handle(action, &ctx!(self, prompt.as_ref()));
+                match out {
+                    Outcome::Send(_) => self.marked.clear(),
+                    Outcome::Close(_) => {}
+                    _ => self.overlays.push(Overlay::Merge(mg)),
                 }
-                if action == Action::Help {
-                    self.overlays.push(Overlay::Help(HelpView::default()));
+                match out {
+                    // The merge screen takes every key; help, pause and retry act over it.
+                    Outcome::Ignored if Action::OVER_MERGE.contains(&action) => self.global(action),
+                    out => self.apply(out),
                 }
-                self.apply(out);
             }
             // The input line reads raw keys; what comes here (the mouse wheel) is the view's.
             Some(input @ Overlay::Input(_)) => {

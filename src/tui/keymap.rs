@@ -102,6 +102,32 @@ actions! {
     Protect = "protect", "editor: protect this line from mutation (<<keep>> markers; again removes them)";
 }
 
+impl Action {
+    /// One line for the help overlay in `layer`: what the action does there, where that is not
+    /// what it does in the views (the merge screen's arrows choose sides, its enter sends).
+    pub fn description_in(self, layer: Layer) -> &'static str {
+        use Action::*;
+        match (layer, self) {
+            (Layer::Merge, Up) => "the previous component",
+            (Layer::Merge, Down) => "the next component",
+            (Layer::Merge, Left) => "take this component from the left (first marked) candidate",
+            (Layer::Merge, Right) => "take this component from the right (second marked) candidate",
+            (Layer::Merge, Open | Save) => "send the merged candidate (it is scored on val like any other)",
+            (Layer::Merge, Back | Quit) => "cancel the merge (the marks stay)",
+            (Layer::Editor, Save) => "send the edited texts (a review item's: approve them)",
+            (Layer::Editor, Back) => "cancel (the first esc warns when something changed)",
+            (Layer::Editor, NextView) => "the next component",
+            (Layer::Editor, PrevView) => "the previous component",
+            (Layer::Editor, Protect) => "protect this line from mutation (<<keep>> markers; again removes them)",
+            _ => self.description(),
+        }
+    }
+
+    /// The global actions that act over the merge screen (it takes every other key): help,
+    /// pause and retry go on as in the views; quit cancels the merge.
+    pub const OVER_MERGE: [Action; 4] = [Action::Quit, Action::Help, Action::TogglePause, Action::RetryNow];
+}
+
 /// A key with its modifiers, as written in keymap.toml (`q`, `ctrl-c`, `shift-tab`, `pagedown`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {

@@ -15,7 +15,12 @@ use ratatui::Frame;
 pub fn lines(keymap: &Keymap, layer: Layer, theme: &Theme) -> Vec<Line<'static>> {
     let join = |keys: &[Key]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
     let own: Vec<(Action, String)> = keymap.layer_bindings(layer).iter().map(|(a, k)| (*a, join(k))).collect();
-    let global: Vec<(Action, String)> = keymap.global_bindings_in(layer).iter().map(|(a, k)| (*a, join(k))).collect();
+    let global: Vec<(Action, String)> = keymap
+        .global_bindings_in(layer)
+        .iter()
+        .filter(|(a, _)| layer != Layer::Merge || Action::OVER_MERGE.contains(a))
+        .map(|(a, k)| (*a, join(k)))
+        .collect();
     let own_global = own.clone();
     let w = own.iter().chain(&global).map(|(_, k)| k.chars().count()).max().unwrap_or(0).min(18);
     let mut out = vec![
@@ -32,7 +37,7 @@ pub fn lines(keymap: &Keymap, layer: Layer, theme: &Theme) -> Vec<Line<'static>>
         for (a, k) in keys {
             out.push(Line::from(vec![
                 Span::styled(format!("{k:>w$}  "), theme.accent),
-                Span::styled(a.description(), theme.text),
+                Span::styled(a.description_in(layer), theme.text),
             ]));
         }
     };

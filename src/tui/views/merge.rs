@@ -120,7 +120,7 @@ impl MergeView {
                     note: "manual merge".into(),
                 });
             }
-            _ => {}
+            _ => return Outcome::Ignored,
         }
         Outcome::Done
     }
