@@ -2,7 +2,7 @@
 
 mod common;
 
-use gepa_tui::engine::event::HumanAction;
+use gepa_tui::engine::event::{HumanAction, MinibatchRole};
 use gepa_tui::engine::run::load_events;
 use gepa_tui::engine::EngineHandle;
 use gepa_tui::engine::{Engine, EngineOptions, Event, ProposalOutcome, RunResult, RunState};
@@ -593,9 +593,9 @@ fn a_reflection_cut_off_every_time_ends_the_proposal_with_nothing_evaluated() {
     assert!(!outcomes.is_empty());
     assert!(outcomes.iter().all(|o| *o == ProposalOutcome::ReflectionTruncated { attempts: 2 }), "{outcomes:?}");
     // No child was scored: the only minibatch evaluations are the parents'.
-    assert!(events
-        .iter()
-        .all(|e| !matches!(e, Event::MinibatchEvaluated { candidate_role, .. } if candidate_role == "child")));
+    assert!(events.iter().all(
+        |e| !matches!(e, Event::MinibatchEvaluated { candidate_role, .. } if *candidate_role == MinibatchRole::Child)
+    ));
     let state = RunState::from_events(&events);
     assert_eq!(state.reflections_cut_off, outcomes.len() as u64);
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use gepa_tui::engine::event::{Guidance, GuideExample, HumanAction};
+use gepa_tui::engine::event::{Guidance, GuideExample, HumanAction, MinibatchRole};
 use gepa_tui::engine::run::load_events;
 use gepa_tui::engine::steer::{self, SteerAnswer};
 use gepa_tui::engine::{Engine, EngineOptions, Event, ProposalOutcome, RunResult, RunState};
@@ -173,7 +173,9 @@ fn a_guided_reflection_gets_the_note_and_the_example_and_counts_its_metric_calls
     // The parent's val evaluation of ex105 is served from the evaluation cache (scored with the
     // seed); everything else it ran is counted, as for any proposal.
     let pointed = events.iter().find_map(|e| match e {
-        Event::MinibatchEvaluated { round: 1, candidate_role, evals, .. } if candidate_role == "guided_example" => {
+        Event::MinibatchEvaluated { round: 1, candidate_role, evals, .. }
+            if *candidate_role == MinibatchRole::GuidedExample =>
+        {
             Some(evals.clone())
         }
         _ => None,
@@ -252,7 +254,7 @@ fn a_child_that_drops_protected_text_is_refused_unevaluated() {
     let calls = calls_by_round(&events);
     for (round, slot) in &refused {
         let child_runs = events.iter().any(|e| {
-            matches!(e, Event::MinibatchEvaluated { round: r, slot: s, candidate_role, .. } if r == round && s == slot && candidate_role == "child")
+            matches!(e, Event::MinibatchEvaluated { round: r, slot: s, candidate_role, .. } if r == round && s == slot && *candidate_role == MinibatchRole::Child)
         });
         assert!(!child_runs, "round {round}: the refused child was evaluated");
         // Only the parent's minibatch was paid for (when it was not already in the cache).

@@ -233,6 +233,18 @@ impl ProposalOutcome {
     }
 }
 
+/// Whose evaluation a `minibatch_evaluated` event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MinibatchRole {
+    /// The parent, before the reflection.
+    Parent,
+    /// The child the reflection proposed.
+    Child,
+    /// The parent on the example a person pointed at with a guide (shown to the reflection).
+    GuidedExample,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -278,7 +290,7 @@ pub enum Event {
     MinibatchEvaluated {
         round: u64,
         slot: usize,
-        candidate_role: String,
+        candidate_role: MinibatchRole,
         evals: Vec<ExampleEval>,
         /// `candidate_hash` of the texts scored (the evaluation cache's key).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -438,10 +438,11 @@ impl Model {
             }
             Event::MinibatchEvaluated { round, slot, candidate_role, evals, .. } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
-                    match candidate_role.as_str() {
-                        "parent" => p.parent_evals = evals.clone(),
-                        crate::engine::run::GUIDE_EXAMPLE_ROLE => p.guide_evals = evals.clone(),
-                        _ => p.child_evals = evals.clone(),
+                    use crate::engine::event::MinibatchRole;
+                    match candidate_role {
+                        MinibatchRole::Parent => p.parent_evals = evals.clone(),
+                        MinibatchRole::GuidedExample => p.guide_evals = evals.clone(),
+                        MinibatchRole::Child => p.child_evals = evals.clone(),
                     }
                 }
             }

@@ -284,9 +284,6 @@ struct Steering<'a> {
     protected: &'a BTreeMap<String, Vec<String>>,
 }
 
-/// The `minibatch_evaluated` role of a guided proposal's parent on the example a person pointed at.
-pub const GUIDE_EXAMPLE_ROLE: &str = "guided_example";
-
 /// One reflective proposal of a planned round, with the parent's texts it starts from.
 struct ProposalJob {
     plan: PlannedProposal,

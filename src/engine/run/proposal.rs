@@ -1,6 +1,7 @@
 //! A round's work: evaluations, reflective proposals and merges, run on the shared side of the engine.
 
 use super::*;
+use crate::engine::event::MinibatchRole;
 
 /// Counts itself in `counter` while alive (an evaluation in flight, however it ends).
 struct Counted<'a>(&'a AtomicUsize);
@@ -281,7 +282,7 @@ impl Shared {
             Event::MinibatchEvaluated {
                 round,
                 slot: p.slot,
-                candidate_role: "parent".into(),
+                candidate_role: MinibatchRole::Parent,
                 evals: parent_evals.clone(),
                 candidate_hash: Some(candidate_hash(parent)),
             },
@@ -324,7 +325,7 @@ impl Shared {
                 Event::MinibatchEvaluated {
                     round,
                     slot: p.slot,
-                    candidate_role: GUIDE_EXAMPLE_ROLE.into(),
+                    candidate_role: MinibatchRole::GuidedExample,
                     evals: evals.clone(),
                     // Filed in the evaluation cache as train only (ids may repeat across splits).
                     candidate_hash: (!is_val).then(|| candidate_hash(parent)),
@@ -436,7 +437,7 @@ impl Shared {
             Event::MinibatchEvaluated {
                 round,
                 slot: p.slot,
-                candidate_role: "child".into(),
+                candidate_role: MinibatchRole::Child,
                 evals: child_evals,
                 candidate_hash: Some(candidate_hash(&child)),
             },
