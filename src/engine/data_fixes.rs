@@ -706,6 +706,16 @@ mod tests {
         s.apply_human_action(&ex("e0", "wrong"));
         assert!(s.check_data_action(&ex("e0", "x")).unwrap_err().contains("already excluded"));
         assert!(s.check_data_action(&ex("e1", "x")).unwrap_err().contains("only val example left"));
+        // A guide cannot point at an example the run no longer uses.
+        let guide = |id: &str| HumanAction::Guide {
+            candidate: 0,
+            note: "look here".into(),
+            example: Some(crate::engine::event::GuideExample { split: Split::Val, id: id.into() }),
+            component: None,
+        };
+        let why = crate::engine::run::check_request(&guide("e0"), &s).unwrap_err();
+        assert!(why.contains("`e0` is excluded"), "{why}");
+        assert_eq!(crate::engine::run::check_request(&guide("e1"), &s), Ok(()));
         let test = HumanAction::ExcludeExample { split: Split::Test, example: "e1".into(), reason: "x".into() };
         assert!(s.check_data_action(&test).is_err());
     }

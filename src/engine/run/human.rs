@@ -63,7 +63,12 @@ pub(super) fn check_action(
                 }
                 Some(GuideExample { split, id }) => {
                     let ids = if *split == crate::project::Split::Val { &view.val_ids } else { &view.train_ids };
-                    if ids.contains(id) {
+                    if view.data.is_excluded(*split, id) {
+                        Err(format!(
+                            "{} example `{id}` is excluded from this run; guide with an example it still uses",
+                            split.as_str()
+                        ))
+                    } else if ids.contains(id) {
                         Ok(())
                     } else {
                         Err(format!("no {} example `{id}` in this run", split.as_str()))
