@@ -14,7 +14,7 @@ use gepa_tui::engine::event::HumanAction;
 use gepa_tui::engine::run::load_events;
 use gepa_tui::engine::{Engine, EngineOptions, Event, Notice, Origin, RunState};
 use gepa_tui::project::config::ReviewPolicy;
-use gepa_tui::project::Project;
+use gepa_tui::project::{Project, Split};
 use gepa_tui::tui::app::{App, DiffMode, EngineCommand, MatrixPane, View};
 use gepa_tui::tui::keymap::Keymap;
 use gepa_tui::tui::model::Model;
@@ -589,7 +589,7 @@ fn trace_search_keeps_the_matching_examples_failures_first() {
         assert!(evals[w[0]].score <= evals[w[1]].score, "failures first");
     }
     for &r in &rows {
-        let ex = &a.model.examples[&evals[r].example_id];
+        let ex = a.model.example(Split::Val, &evals[r].example_id).unwrap();
         assert!(ex.field_text("input").unwrap().contains("group A"), "{:?}", ex);
     }
     press_code(&mut a, KeyCode::Enter, 1);
@@ -1679,7 +1679,7 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
     let second = traces_cursor(&a);
     assert_ne!(second, first);
     press(&mut a, "f");
-    let was = a.model.examples[&second].fields["expected"].as_str().unwrap().to_string();
+    let was = a.model.example(Split::Val, &second).unwrap().fields["expected"].as_str().unwrap().to_string();
     assert_eq!(a.input().unwrap().text, was);
     assert!(a.input().unwrap().label.as_deref().unwrap().ends_with("· expected"));
     press_code(&mut a, KeyCode::Tab, 1);

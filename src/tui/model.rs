@@ -125,8 +125,9 @@ pub struct Model {
     /// The engine task has ended (finished, stopped or failed).
     pub engine_done: bool,
     pub models: Vec<ModelUsage>,
-    /// Examples by id (val, then train and test), when the project is at hand: inputs and expected.
-    pub examples: BTreeMap<String, Example>,
+    /// Examples by split and id, when the project is at hand: inputs and expected (ids may
+    /// repeat across splits: a train and a val example are two examples).
+    pub examples: BTreeMap<(Split, String), Example>,
     /// The example field holding the reference answer.
     pub expected_field: Option<String>,
     /// Every example field the evaluator compares an output with (what a fix corrects first).
@@ -180,8 +181,10 @@ impl Model {
     }
 
     pub fn attach_project(&mut self, project: &Project) {
-        for ex in project.test.iter().chain(project.train.iter()).chain(project.val.iter()) {
-            self.examples.insert(ex.id.clone(), ex.clone());
+        for (split, exs) in [(Split::Train, &project.train), (Split::Val, &project.val), (Split::Test, &project.test)] {
+            for ex in exs {
+                self.examples.insert((split, ex.id.clone()), ex.clone());
+            }
         }
         self.expected_field = project.config.evaluator.field.clone();
         self.reference_fields = crate::eval::Evaluator::from_config(project)
@@ -726,19 +729,22 @@ impl Model {
         ids.get(i).map(String::as_str)
     }
 
+    /// Example `id` of a split, when the project is at hand (as the data file has it).
+    pub fn example(&self, split: Split, id: &str) -> Option<&Example> {
+        self.examples.get(&(split, id.to_string()))
+    }
+
     /// The reference answer of an example, when known (as the run uses it: corrected when a
     /// person fixed it).
-    pub fn expected(&self, example_id: &str) -> Option<String> {
+    pub fn expected(&self, split: Split, example_id: &str) -> Option<String> {
         let field = self.expected_field.as_deref()?;
-        for split in [Split::Val, Split::Train] {
-            if let Some(f) = self.state.data.fixes_of(split, example_id).find(|f| f.field == field) {
-                return Some(match &f.new {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-            }
+        if let Some(f) = self.state.data.fixes_of(split, example_id).find(|f| f.field == field) {
+            return Some(match &f.new {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
         }
-        self.examples.get(example_id)?.field_text(field)
+        self.example(split, example_id)?.field_text(field)
     }
 
     /// What a person did to an example, or asked and the engine has not committed yet.
@@ -772,9 +778,9 @@ impl Model {
     }
 
     /// The fields a fix of `id` offers, the evaluator's reference fields first.
-    pub fn fix_fields(&self, id: &str) -> Vec<String> {
+    pub fn fix_fields(&self, split: Split, id: &str) -> Vec<String> {
         let mut out: Vec<String> = self.reference_fields.clone();
-        if let Some(ex) = self.examples.get(id) {
+        if let Some(ex) = self.example(split, id) {
             for k in ex.fields.keys() {
                 if k != "id" && !out.contains(k) {
                     out.push(k.clone());
@@ -790,7 +796,7 @@ impl Model {
         if let Some((_, v, _)) = change.fixes.iter().find(|(f, _, _)| f == field) {
             return Some(v.clone());
         }
-        self.examples.get(id)?.fields.get(field).cloned()
+        self.example(split, id)?.fields.get(field).cloned()
     }
 }
 

@@ -380,6 +380,7 @@ pub fn text_lines(s: &str, style: Style) -> Vec<Line<'static>> {
 /// parent's reply and the child's (or why the child's run failed). None when there is nothing to say.
 pub fn answers_line(
     m: &crate::tui::model::Model,
+    split: crate::project::Split,
     example_id: &str,
     parent: Option<&crate::eval::ExampleEval>,
     child: Option<&crate::eval::ExampleEval>,
@@ -388,7 +389,7 @@ pub fn answers_line(
 ) -> Option<Line<'static>> {
     let quote = |s: &str| format!("\"{}\"", crate::text::truncate_chars(&one_line(s), 40));
     let mut said: Vec<String> = Vec::new();
-    if let Some(x) = m.expected(example_id) {
+    if let Some(x) = m.expected(split, example_id) {
         said.push(format!("expected {}", quote(&x)));
     }
     if let Some(e) = parent {
@@ -487,6 +488,7 @@ pub fn fmt_tokens(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::Split;
 
     fn eval(id: &str, output: &str, error: Option<&str>) -> crate::eval::ExampleEval {
         let base = crate::eval::ExampleEval::scored(id, 0.0);
@@ -505,19 +507,31 @@ mod tests {
         let p = eval("ex1", "3\n", None);
         let c = eval("ex1", "\x1b[31m22\x1b[0m", None);
         assert_eq!(
-            plain(answers_line(&m, "ex1", Some(&p), Some(&c), 2, &theme)).as_deref(),
+            plain(answers_line(&m, Split::Val, "ex1", Some(&p), Some(&c), 2, &theme)).as_deref(),
             Some("  parent said \"3 \" · child said \"22\"")
         );
         // A failed child run says why; the expected answer comes from the example's field.
         m.expected_field = Some("answer".into());
         let mut fields = serde_json::Map::new();
         fields.insert("answer".into(), serde_json::json!("22"));
-        m.examples.insert("ex1".into(), crate::project::Example { id: "ex1".into(), line: 1, fields });
+        let ex1 = crate::project::Example { id: "ex1".into(), line: 1, fields };
+        m.examples.insert((Split::Val, "ex1".into()), ex1.clone());
+        // A train example with the same id is another example: its answer is not val's.
+        let mut other = ex1;
+        other.fields.insert("answer".into(), serde_json::json!("7"));
+        m.examples.insert((Split::Train, "ex1".into()), other);
         let failed = eval("ex1", "", Some("timed out after 60 s"));
         assert_eq!(
-            plain(answers_line(&m, "ex1", None, Some(&failed), 0, &theme)).as_deref(),
+            plain(answers_line(&m, Split::Val, "ex1", None, Some(&failed), 0, &theme)).as_deref(),
             Some("expected \"22\" · child said failed: timed out after 60 s")
         );
-        assert_eq!(plain(answers_line(&crate::tui::model::Model::default(), "ex1", None, None, 0, &theme)), None);
+        assert_eq!(
+            plain(answers_line(&m, Split::Train, "ex1", None, Some(&failed), 0, &theme)).as_deref(),
+            Some("expected \"7\" · child said failed: timed out after 60 s")
+        );
+        assert_eq!(
+            plain(answers_line(&crate::tui::model::Model::default(), Split::Val, "ex1", None, None, 0, &theme)),
+            None
+        );
     }
 }

@@ -340,7 +340,9 @@ fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
             }
             lines.push(Line::from(spans));
             // Why a child fell short is in what it answered and what the evaluator said of it.
-            lines.extend(answers_line(m, &pe.example_id, Some(pe), ce, 2, theme));
+            // A mutation's minibatch is of train; a merge's subsample of val.
+            let split = if p.merge.is_some() { crate::project::Split::Val } else { crate::project::Split::Train };
+            lines.extend(answers_line(m, split, &pe.example_id, Some(pe), ce, 2, theme));
             if let Some(ce) = ce.filter(|c| c.score < 1.0 && c.error.is_none()) {
                 if let Some(first) = ce.feedback.lines().find(|l| !l.trim().is_empty()) {
                     lines.push(Line::styled(

@@ -420,6 +420,8 @@ fn detail_lines(ctx: &Ctx, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
     let proposal = proposal_for(ctx.model, it);
     let (ps, cs): (f64, f64) = (it.parent_scores.iter().sum(), it.child_scores.iter().sum());
     let test = if it.kind == ReviewKind::Merge { "val subsample" } else { "minibatch" };
+    // A mutation is tested on a train minibatch; a merge on a val subsample.
+    let split = if it.kind == ReviewKind::Merge { crate::project::Split::Val } else { crate::project::Split::Train };
     lines.push(heading(
         format!("── {test}: {} examples · {} → {} ──", it.examples.len(), fmt_score(ps), fmt_score(cs)),
         theme,
@@ -441,14 +443,14 @@ fn detail_lines(ctx: &Ctx, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
             Span::styled(s(after), after.map(|v| theme.score(v)).unwrap_or(theme.muted)),
             Span::styled(format!(" {arrow} "), st),
         ];
-        if let Some(input) = m.examples.get(ex).and_then(|e| e.field_text("input")) {
+        if let Some(input) = m.example(split, ex).and_then(|e| e.field_text("input")) {
             spans.push(Span::styled(crate::text::truncate_chars(&one_line(&input), 60), theme.muted));
         }
         lines.push(Line::from(spans));
         // What each side answered.
         let find = |evals: &'_ [crate::eval::ExampleEval]| evals.iter().find(|e| &e.example_id == ex).cloned();
         let (pe, ce) = proposal.map(|p| (find(&p.parent_evals), find(&p.child_evals))).unwrap_or((None, None));
-        lines.extend(answers_line(m, ex, pe.as_ref(), ce.as_ref(), idw + 5, theme));
+        lines.extend(answers_line(m, split, ex, pe.as_ref(), ce.as_ref(), idw + 5, theme));
     }
     lines.push(Line::raw(""));
     if !it.reasoning.trim().is_empty() {

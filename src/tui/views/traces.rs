@@ -147,7 +147,7 @@ impl TracesView {
             ));
         }
         for (field, value, s) in &change.fixes {
-            let old = m.examples.get(id).and_then(|ex| ex.fields.get(field)).map(value_text);
+            let old = m.example(split, id).and_then(|ex| ex.fields.get(field)).map(value_text);
             lines.push(Line::styled(
                 format!(
                     "✎ {} corrected ({}): {} → {}",
@@ -191,6 +191,7 @@ impl TracesView {
     pub fn rows(&self, m: &Model, selected: usize) -> Vec<usize> {
         let evals = self.evals(m, selected);
         let q = self.query.to_lowercase();
+        let split = self.split(m);
         let mut rows: Vec<usize> = (0..evals.len())
             .filter(|&i| {
                 if q.is_empty() {
@@ -203,7 +204,7 @@ impl TracesView {
                     || hay(&e.feedback)
                     || e.error.as_deref().is_some_and(hay)
                     || e.trace.steps.iter().any(|s| s.messages.iter().any(|m| hay(&m.content)))
-                    || m.examples.get(&e.example_id).is_some_and(|ex| ex.fields.values().any(|v| hay(&v.to_string())))
+                    || m.example(split, &e.example_id).is_some_and(|ex| ex.fields.values().any(|v| hay(&v.to_string())))
             })
             .collect();
         // A minibatch keeps its order (parent's, then child's); val puts failures first.
@@ -259,7 +260,7 @@ impl TracesView {
             self.pending = Some(mark);
             return Outcome::Prompt(InputLine::new(InputTarget::ExcludeReason, "").with_label(label));
         }
-        mark.fields = m.fix_fields(&id);
+        mark.fields = m.fix_fields(split, &id);
         if mark.fields.is_empty() {
             return Outcome::Flash(format!("example {} has no field to correct", one_line(&id)));
         }
@@ -525,7 +526,7 @@ impl TracesView {
             lines.push(heading("── Error ──", theme));
             lines.extend(text_lines(err, theme.error));
         }
-        if let Some(ex) = m.examples.get(&e.example_id) {
+        if let Some(ex) = m.example(split, &e.example_id) {
             lines.push(heading("── Input ──", theme));
             // Fields as the run uses them: a committed fix replaces the file's value (marked ✎).
             let committed = m.state.data.apply(split, ex);
@@ -547,7 +548,7 @@ impl TracesView {
                 lines.extend(first);
             }
         }
-        if let Some(exp) = m.expected(&e.example_id) {
+        if let Some(exp) = m.expected(split, &e.example_id) {
             lines.push(heading("── Expected ──", theme));
             lines.extend(text_lines(&exp, theme.text));
         }
