@@ -234,6 +234,8 @@ pub fn readme_keys(keymap: &Keymap) -> String {
                 (format!("{} {}", key_in(Layer::Merge, Up), key_in(Layer::Merge, Down)), "component"),
                 (key_in(Layer::Merge, Open), "send"),
                 (key_in(Layer::Merge, Back), "cancel"),
+                (key_in(Layer::Merge, Help), "its keys"),
+                (key_in(Layer::Merge, TogglePause), "pause / resume"),
             ],
         ),
     ];
