@@ -35,8 +35,9 @@ impl EvalCache {
         (hash.to_string(), split, example.to_string(), data.revision(split.data(), example))
     }
 
-    /// The evaluation of `example` by texts `hash`, when a round up to `committed_by` committed it.
-    fn committed(
+    /// The evaluation of `example` by texts `hash`, when a round up to `committed_by` committed
+    /// it (the planner reads its score without copying it).
+    pub(super) fn committed(
         &self,
         hash: &str,
         split: Split,
@@ -59,22 +60,6 @@ impl EvalCache {
     ) -> Option<ExampleEval> {
         let e = self.committed(hash, split, example, committed_by, data)?;
         Some(ExampleEval { cost_usd: 0.0, replayed_usd: 0.0, cached: true, ..e.clone() })
-    }
-
-    /// The committed score, without copying the evaluation (for the planner's guesses).
-    pub(super) fn score(
-        &self,
-        hash: &str,
-        split: Split,
-        ex: &str,
-        committed_by: u64,
-        data: &DataChanges,
-    ) -> Option<f64> {
-        self.committed(hash, split, ex, committed_by, data).map(|e| e.score)
-    }
-
-    pub(super) fn contains(&self, hash: &str, split: Split, ex: &str, committed_by: u64, data: &DataChanges) -> bool {
-        self.committed(hash, split, ex, committed_by, data).is_some()
     }
 
     /// Remembers a committed round's evaluations; failed ones are not kept (they run again).

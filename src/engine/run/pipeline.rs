@@ -160,7 +160,7 @@ impl Engine {
         let before = round - 1;
         let held = self.sh.held.lock().expect("held events");
         let late = |hash: &str, split: Split, evals: &[ExampleEval]| {
-            evals.iter().any(|e| !e.cached && cache.contains(hash, split, &e.example_id, before, data))
+            evals.iter().any(|e| !e.cached && cache.committed(hash, split, &e.example_id, before, data).is_some())
         };
         let events = held.buf.pending_of(*round);
         events.iter().any(|ev| match ev {
@@ -343,7 +343,10 @@ impl Engine {
         let committed = self.state.round.unwrap_or(0);
         let known: Option<Vec<f64>> = {
             let cache = self.sh.cache.lock().expect("cache");
-            p.minibatch.iter().map(|id| cache.score(&hash, Split::Train, id, committed, &view.data)).collect()
+            p.minibatch
+                .iter()
+                .map(|id| cache.committed(&hash, Split::Train, id, committed, &view.data).map(|e| e.score))
+                .collect()
         };
         if let Some(scores) = known {
             return if scores.iter().all(|s| *s >= opt.perfect_score) { 1.0 } else { 0.0 };

@@ -138,7 +138,7 @@ impl Shared {
         }
         let hash = candidate_hash(candidate);
         let cache = self.cache.lock().expect("cache");
-        ids.iter().filter(|id| !cache.contains(&hash, split, id, reuse_until, data)).count() as u64
+        ids.iter().filter(|id| cache.committed(&hash, split, id, reuse_until, data).is_none()).count() as u64
     }
 
     /// Does a planned round's work: its merge or proposals, then scores the candidates that passed
