@@ -632,3 +632,23 @@ async fn a_refused_parameter_names_the_gepa_toml_key_to_change() {
         assert_eq!(requests(&server).await.len(), 1, "a 400 is not retried");
     }
 }
+
+/// A reasoning model behind an OpenAI-compatible server (Qwen3 or DeepSeek-R1 through Ollama)
+/// sends its thinking in the reply: the answer is what follows it, and that is what the cache keeps.
+#[tokio::test]
+async fn a_reasoning_model_s_thinking_is_left_out_of_its_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ok_completion("<think>\nThe capital of France is Paris.\n</think>\n\nParis"))
+        .mount(&server)
+        .await;
+    let cache = tempfile::tempdir().unwrap();
+    let models = task_models(openai_config(&server, ""), options(Some(cache.path())));
+
+    let reply = models.get("task").unwrap().chat(&ask("capital of France?")).await.unwrap();
+
+    assert_eq!(reply.text, "Paris");
+    let again = models.get("task").unwrap().chat(&ask("capital of France?")).await.unwrap();
+    assert!(again.cached && again.text == "Paris", "{again:?}");
+}

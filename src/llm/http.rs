@@ -145,8 +145,28 @@ impl Conn {
         }
         let secret = self.key.as_deref();
         let (text, hold) = post_json(&self.client, &self.url, &self.headers, &body, secret).await?;
-        parse(&text, secret).map(|r| RawReply { hold, ..r })
+        parse(&text, secret).map(|r| RawReply { hold, text: without_reasoning(r.text, r.truncated), ..r })
     }
+}
+
+/// A reasoning model's answer without its thinking: what follows `</think>` when the reply
+/// opens with `<think>` (Qwen3, DeepSeek-R1 and QwQ through Ollama or a server without a
+/// reasoning parser), or when only the closing tag is there (templates that put the opening one
+/// in the prompt). A reply cut off inside its thinking has no answer yet: empty, and `truncated`
+/// says why. Servers that return the thinking apart (`reasoning_content`) need none of this.
+fn without_reasoning(text: String, truncated: bool) -> String {
+    let start = text.trim_start();
+    for (open, close) in [("<think>", "</think>"), ("<thinking>", "</thinking>")] {
+        let opened = start.starts_with(open);
+        match text.find(close) {
+            Some(end) if opened || !text[..end].contains(open) => {
+                return text[end + close.len()..].trim_start().to_string();
+            }
+            None if opened && truncated => return String::new(),
+            _ => {}
+        }
+    }
+    text
 }
 
 /// Sends one JSON POST and returns the body of a 2xx reply; anything else is classified.
@@ -196,6 +216,21 @@ pub(crate) fn exhausted_until(headers: &HeaderMap) -> Option<Duration> {
 pub(crate) mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn a_reasoning_model_s_thinking_is_not_its_answer() {
+        let answer = |t: &str, cut: bool| without_reasoning(t.to_string(), cut);
+        assert_eq!(answer("<think>\nThe user wants JSON.\n</think>\n\n{\"a\": 1}", false), "{\"a\": 1}");
+        assert_eq!(answer("  <thinking>hmm</thinking>Paris", false), "Paris");
+        // The template opened the thinking in the prompt: only the closing tag is in the reply.
+        assert_eq!(answer("so the team is billing.\n</think>\nbilling", false), "billing");
+        // Cut off while thinking: no answer yet.
+        assert_eq!(answer("<think>first, the rules", true), "");
+        // Replies without thinking, or that only mention the tags, are left alone.
+        assert_eq!(answer("Reply with JSON only.", false), "Reply with JSON only.");
+        assert_eq!(answer("Use <think> tags? No.", false), "Use <think> tags? No.");
+        assert_eq!(answer("<think>never closed", false), "<think>never closed");
+    }
 
     /// A reply's headers from (name, value) pairs.
     pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
