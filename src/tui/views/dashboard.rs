@@ -266,10 +266,11 @@ fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
         let mut v = vec![
             Span::styled(format!("{} ", one_line(&u.name)), theme.accent),
             t((u.calls + u.cache_hits).to_string()),
-            Span::styled(format!(" ({} cached)", u.cache_hits), theme.muted),
+            // No-break spaces keep a count with its word when the line wraps.
+            Span::styled(format!(" ({}\u{a0}cached)", u.cache_hits), theme.muted),
         ];
         if u.in_flight > 0 {
-            v.push(t(format!(" · {} busy", u.in_flight)));
+            v.push(t(format!(" · {}\u{a0}busy", u.in_flight)));
         }
         if u.waiting_on_limit > 0 {
             v.push(Span::styled(format!(" · {} waiting on its rate limit", u.waiting_on_limit), theme.warning));
