@@ -295,10 +295,6 @@ impl MatrixView {
             Span::styled(format!("#{sel}"), theme.accent),
             Span::styled(" on ", theme.muted),
             Span::styled(ex_id, theme.accent),
-            Span::styled(
-                format!(" (val {} · difficulty: mean {:.2} over candidates)", example + 1, m.difficulty(example)),
-                theme.muted,
-            ),
             Span::styled(": ", theme.muted),
         ];
         let on_objective = objective.map(|o| {
@@ -327,6 +323,11 @@ impl MatrixView {
             }
             (None, None) => info.push(Span::styled("not scored", theme.muted)),
         }
+        // The cell's score first, then where the example stands (cut first on a narrow screen).
+        info.push(Span::styled(
+            format!(" · val {} · difficulty: mean {:.2} over candidates", example + 1, m.difficulty(example)),
+            theme.muted,
+        ));
         let [info_a, legend_a, grid] =
             Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(1)]).areas(body);
         frame.render_widget(Paragraph::new(Line::from(info)), info_a);
