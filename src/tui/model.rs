@@ -735,9 +735,22 @@ impl Model {
     }
 
     /// The reference answer of an example, when known (as the run uses it: corrected when a
-    /// person fixed it).
+    /// person fixed it). An evaluator that compares several fields (`json_keys`, a pattern with
+    /// placeholders) has them all, `name: value` each.
     pub fn expected(&self, split: Split, example_id: &str) -> Option<String> {
-        let field = self.expected_field.as_deref()?;
+        if let Some(field) = self.expected_field.as_deref() {
+            return self.committed_field(split, example_id, field);
+        }
+        let parts: Vec<String> = self
+            .reference_fields
+            .iter()
+            .filter_map(|f| self.committed_field(split, example_id, f).map(|v| format!("{f}: {v}")))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// A field's text as the run uses it: a committed fix, else the data file's.
+    fn committed_field(&self, split: Split, example_id: &str, field: &str) -> Option<String> {
         if let Some(f) = self.state.data.fixes_of(split, example_id).find(|f| f.field == field) {
             return Some(match &f.new {
                 serde_json::Value::String(s) => s.clone(),
@@ -877,6 +890,25 @@ pub fn action_item(a: &HumanAction) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::engine::Origin;
+
+    /// An evaluator that compares several fields (`json_keys`) expects them all; one with a
+    /// `field` expects that one; a train and a val example with the same id are apart.
+    #[test]
+    fn the_expected_answer_is_every_field_the_evaluator_compares() {
+        let mut m = Model { reference_fields: vec!["team".into(), "priority".into()], ..Model::default() };
+        let ex = |team: &str| Example {
+            id: "e1".into(),
+            line: 1,
+            fields: serde_json::json!({"message": "hi", "team": team, "priority": "low"}).as_object().cloned().unwrap(),
+        };
+        m.examples.insert((Split::Val, "e1".into()), ex("billing"));
+        m.examples.insert((Split::Train, "e1".into()), ex("tech"));
+        assert_eq!(m.expected(Split::Val, "e1").as_deref(), Some("team: billing, priority: low"));
+        assert_eq!(m.expected(Split::Train, "e1").as_deref(), Some("team: tech, priority: low"));
+        m.expected_field = Some("team".into());
+        assert_eq!(m.expected(Split::Val, "e1").as_deref(), Some("billing"));
+        assert_eq!(m.expected(Split::Test, "e1"), None);
+    }
 
     fn eval(id: &str, score: f64) -> ExampleEval {
         ExampleEval::scored(id, score)

@@ -387,7 +387,7 @@ pub fn answers_line(
     indent: usize,
     theme: &Theme,
 ) -> Option<Line<'static>> {
-    let quote = |s: &str| format!("\"{}\"", crate::text::truncate_chars(&one_line(s), 40));
+    let quote = |s: &str| format!("\"{}\"", crate::text::truncate_chars(&one_line(s), 80));
     let mut said: Vec<String> = Vec::new();
     if let Some(x) = m.expected(split, example_id) {
         said.push(format!("expected {}", quote(&x)));
