@@ -2064,3 +2064,76 @@ fn refused_children_are_explained_in_reflections() {
     assert!(screen.contains("more than its max_growth of 3; refused before it was evaluated"), "{screen}");
     assert!(n > 0);
 }
+
+/// Keys at the wrong moment: thousands of random presses (every bound key, editing keys, text,
+/// the mouse wheel and clicks, pastes, resizes to tiny screens) over a live run's workbench never
+/// panic, never leave the app unable to draw, and never quit without `q` or ctrl-c.
+#[test]
+fn random_keys_at_any_moment_never_break_the_workbench() {
+    let alphabet: Vec<KeyEvent> = {
+        let mut v: Vec<KeyEvent> =
+            "q?12345678 rtabcdefghijklmnopsxyzABEGJKLMPXYD+[]/-".chars().map(|c| key(KeyCode::Char(c))).collect();
+        for code in [
+            KeyCode::Enter,
+            KeyCode::Esc,
+            KeyCode::Tab,
+            KeyCode::BackTab,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::Left,
+            KeyCode::Right,
+            KeyCode::Home,
+            KeyCode::End,
+            KeyCode::PageUp,
+            KeyCode::PageDown,
+            KeyCode::Backspace,
+            KeyCode::Delete,
+        ] {
+            v.push(key(code));
+        }
+        for c in ['s', 'k', 'z', 'y', 'e'] {
+            v.push(ctrl(c));
+        }
+        v
+    };
+    for seed in 0..6u64 {
+        let mut a = app();
+        a.model.attached = true;
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as usize
+        };
+        for step in 0..1500 {
+            let r = next();
+            let quit_key = match r % 40 {
+                0 => {
+                    a.on_paste("pasted <<keep>>text\nwith a line");
+                    false
+                }
+                1 => {
+                    let kind =
+                        if r % 3 == 0 { MouseEventKind::ScrollDown } else { MouseEventKind::Down(MouseButton::Left) };
+                    let (col, row) = ((next() % 100) as u16, (next() % 30) as u16);
+                    a.on_mouse(MouseEvent { kind, column: col, row, modifiers: KeyModifiers::NONE });
+                    false
+                }
+                _ => {
+                    let k = alphabet[next() % alphabet.len()];
+                    let quits = k.code == KeyCode::Char('q') || k == ctrl('c');
+                    a.on_key(k);
+                    quits
+                }
+            };
+            // What the event loop would take: $EDITOR requests and branch requests.
+            a.external = None;
+            a.branch = None;
+            if a.quit {
+                assert!(quit_key, "seed {seed} step {step}: quit without q or ctrl-c");
+                a.quit = false;
+            }
+            let (w, h) = [(80, 24), (160, 48), (20, 6), (1, 1)][next() % 4];
+            draw(&mut a, w, h);
+        }
+    }
+}
