@@ -10,9 +10,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-/// The help text's lines: the actions `layer`'s own table binds, then the global ones that act
-/// there, each with its keys.
-pub fn lines(keymap: &Keymap, layer: Layer, theme: &Theme) -> Vec<Line<'static>> {
+/// The help text's lines for a pane `width` columns wide: the actions `layer`'s own table binds,
+/// then the global ones that act there, each with its keys (a long description wraps under
+/// itself, not under the keys).
+pub fn lines(keymap: &Keymap, layer: Layer, theme: &Theme, width: u16) -> Vec<Line<'static>> {
     let join = |keys: &[Key]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
     let own: Vec<(Action, String)> = keymap.layer_bindings(layer).iter().map(|(a, k)| (*a, join(k))).collect();
     let global: Vec<(Action, String)> = keymap
@@ -35,10 +36,16 @@ pub fn lines(keymap: &Keymap, layer: Layer, theme: &Theme) -> Vec<Line<'static>>
     ];
     let rows = |out: &mut Vec<Line<'static>>, keys: Vec<(Action, String)>| {
         for (a, k) in keys {
-            out.push(Line::from(vec![
-                Span::styled(format!("{k:>w$}  "), theme.accent),
-                Span::styled(a.description_in(layer), theme.text),
-            ]));
+            let keys = format!("{k:>w$}  ");
+            let indent = keys.chars().count();
+            let text = a.description_in(layer);
+            let rows = crate::tui::editor::wrap_ranges(text, usize::from(width).saturating_sub(indent).max(20));
+            for (i, (from, to)) in rows.into_iter().enumerate() {
+                let part: String = text.chars().skip(from).take(to - from).collect();
+                let lead =
+                    if i == 0 { Span::styled(keys.clone(), theme.accent) } else { Span::raw(" ".repeat(indent)) };
+                out.push(Line::from(vec![lead, Span::styled(part.trim_end().to_string(), theme.text)]));
+            }
         }
     };
     let title = layer.title();
@@ -97,7 +104,7 @@ impl HelpView {
     /// The overlay over the view whose keymap table is `layer`.
     pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx, layer: Layer) {
         let theme = ctx.theme;
-        let lines = lines(ctx.keymap, layer, theme);
+        let lines = lines(ctx.keymap, layer, theme, 84.min(area.width).saturating_sub(2));
         let h = (lines.len() as u16 + 2).min(area.height);
         let rect = centered(area, 84, h);
         frame.render_widget(Clear, rect);

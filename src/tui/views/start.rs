@@ -75,7 +75,12 @@ pub fn render(frame: &mut Frame, area: Rect, s: &StartScreen, theme: &Theme) {
     }
     frame.render_widget(Paragraph::new(foot_lines).wrap(Wrap { trim: false }), foot);
     if s.help {
-        let lines = super::help::lines(&s.keymap, crate::tui::keymap::Layer::Global, theme);
+        let lines = super::help::lines(
+            &s.keymap,
+            crate::tui::keymap::Layer::Global,
+            theme,
+            84.min(area.width).saturating_sub(2),
+        );
         let rect = centered(area, 84, lines.len() as u16 + 2);
         frame.render_widget(ratatui::widgets::Clear, rect);
         frame.render_widget(Paragraph::new(lines).block(pane(" Help ", theme, true)), rect);
