@@ -3,14 +3,12 @@
 # and folding a synthetic 2,000-candidate run (runs, export, resume). Prints the markdown table that
 # BENCHMARKS.md records. Needs GNU time at /usr/bin/time.
 #
-#   scripts/bench-memory.sh                  # debug build, as `cargo test` builds it
+#   scripts/bench-memory.sh                  # debug build, as `cargo test` builds it (benches/memory.rs)
 #   PROFILE=release scripts/bench-memory.sh  # optimized build (slower to compile, faster to run)
 #   GEPA_BENCH_DIR=/tmp/bench scripts/bench-memory.sh   # keep the generated projects
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x /usr/bin/time ]] || { echo "needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 1; }
-args=()
-[[ "${PROFILE:-dev}" == release ]] && args=(--release)
+profile=${PROFILE:-dev}
 echo "gepa-tui memory benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, profile ${PROFILE:-dev}"
-cargo test "${args[@]}" --test reliability memory_bench -- --ignored --nocapture --test-threads 1 2>&1 \
-  | grep -E '^\||^test result|panicked'
+cargo bench --profile "$profile" --bench memory 2>&1 | grep -E '^\||panicked|error'

@@ -42,11 +42,7 @@ fn project_at(base_url: &str, optimizer: &str, model_extra: &str) -> TestProject
 }
 
 fn write_project_in(dir: &Path, base_url: &str, optimizer: &str, model_extra: &str) {
-    common::write_project(dir, optimizer);
-    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
-    let models = format!("base_url = \"{base_url}\"\napi_key_env = \"{KEY_ENV}\"\n{model_extra}");
-    let toml = toml.replace("base_url = \"http://127.0.0.1:9/v1\"", &models);
-    std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+    common::write_project_served(dir, optimizer, base_url, KEY_ENV, model_extra);
 }
 
 fn gepa(args: &[&str]) -> Command {
@@ -879,27 +875,13 @@ fn sh(cmd: &str, args: &[&str]) -> bool {
     Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
-/// A folder made read-only for as long as this lives: a read-only bind mount when we are root
-/// (root ignores permission bits), else permission bits.
-enum ReadOnly {
-    Mount(PathBuf),
-    Bits(Vec<(PathBuf, std::fs::Permissions)>),
-}
+/// A folder made read-only by its permission bits for as long as this lives (no mount, no
+/// privilege). Root ignores permission bits, so a test run as root starts the binary with
+/// `run_headless_bound` (without the capabilities that let root write anyway).
+struct ReadOnly(Vec<(PathBuf, std::fs::Permissions)>);
 
 impl ReadOnly {
-    /// None when this machine cannot make a read-only folder (root without mount rights).
-    fn make(dir: &Path) -> Option<ReadOnly> {
-        let d = dir.to_str().unwrap();
-        if is_root() {
-            if !sh("mount", &["--bind", d, d]) {
-                return None;
-            }
-            if !sh("mount", &["-o", "remount,bind,ro", d]) {
-                sh("umount", &[d]);
-                return None;
-            }
-            return Some(ReadOnly::Mount(dir.to_path_buf()));
-        }
+    fn make(dir: &Path) -> ReadOnly {
         use std::os::unix::fs::PermissionsExt;
         let mut saved = Vec::new();
         let mut stack = vec![dir.to_path_buf()];
@@ -914,24 +896,44 @@ impl ReadOnly {
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
             }
         }
-        Some(ReadOnly::Bits(saved))
+        ReadOnly(saved)
     }
 }
 
 impl Drop for ReadOnly {
     fn drop(&mut self) {
-        match self {
-            ReadOnly::Mount(d) => {
-                sh("umount", &[d.to_str().unwrap()]);
-            }
-            ReadOnly::Bits(saved) => {
-                // Parents before children, so every folder can be entered again.
-                for (p, perm) in saved.iter() {
-                    let _ = std::fs::set_permissions(p, perm.clone());
-                }
-            }
+        // Parents before children, so every folder can be entered again.
+        for (p, perm) in self.0.iter() {
+            let _ = std::fs::set_permissions(p, perm.clone());
         }
     }
+}
+
+/// `run_headless`, bound by permission bits even when the test runs as root: the child drops
+/// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from its bounding set before it starts, so a root
+/// process keeps only an owner's rights (root can always do this; it needs no mount rights).
+fn run_headless_bound(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "--headless", "--json", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut cmd = gepa(&args);
+    if is_root() {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure only calls prctl, which is async-signal-safe, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                // 1 = CAP_DAC_OVERRIDE, 2 = CAP_DAC_READ_SEARCH (linux/capability.h).
+                for cap in [1, 2] {
+                    if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.output().unwrap_or_else(|e| {
+        panic!("cannot start gepa-tui without CAP_DAC_OVERRIDE (root must shed it to honour a read-only folder): {e}")
+    })
 }
 
 /// Starts a run, kills it mid-way, and returns its id: a resumable run to be mistreated.
@@ -967,11 +969,8 @@ fn a_read_only_run_folder_is_a_clear_error_and_the_run_stays_resumable() {
     let run_dir = p.dir.join(".gepa/runs").join(&id);
     let before = std::fs::read(run_dir.join("events.jsonl")).unwrap();
     {
-        let Some(_ro) = ReadOnly::make(&run_dir) else {
-            eprintln!("skipped: cannot make a read-only folder here (root without mount rights)");
-            return;
-        };
-        let out = run_headless(&p.dir, &["--resume", &id]);
+        let _ro = ReadOnly::make(&run_dir);
+        let out = run_headless_bound(&p.dir, &["--resume", &id]);
         assert_clear_error(&out, READ_ONLY);
         eprintln!("{}", text(&out.stderr));
     }
@@ -988,11 +987,8 @@ fn a_read_only_project_folder_is_a_clear_error_and_a_read_only_cache_is_survivab
     let server = FaultServer::start(Plan::default());
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
     {
-        let Some(_ro) = ReadOnly::make(&p.dir) else {
-            eprintln!("skipped: cannot make a read-only folder here (root without mount rights)");
-            return;
-        };
-        let out = run_headless(&p.dir, &[]);
+        let _ro = ReadOnly::make(&p.dir);
+        let out = run_headless_bound(&p.dir, &[]);
         assert_clear_error(&out, READ_ONLY);
         eprintln!("{}", text(&out.stderr));
         assert!(text(&out.stderr).contains("cannot create the run folder"), "{}", text(&out.stderr));
@@ -1002,22 +998,26 @@ fn a_read_only_project_folder_is_a_clear_error_and_a_read_only_cache_is_survivab
     let cache = p.dir.join(".gepa/cache");
     std::fs::create_dir_all(&cache).unwrap();
     {
-        let _ro = ReadOnly::make(&cache).unwrap();
-        let out = run_headless(&p.dir, &[]);
+        let _ro = ReadOnly::make(&cache);
+        let out = run_headless_bound(&p.dir, &[]);
         assert_finished(&out);
     }
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0, "the read-only cache was written to");
     assert_eq!(comparable(read_result(&p.dir, &only_run(&p.dir))), *reference());
 }
 
-/// A small tmpfs mounted for as long as this lives (root only; None elsewhere).
+/// A small tmpfs mounted for as long as this lives. Mounting needs root with mount rights (as CI
+/// has): None elsewhere, after reporting the missing prerequisite for `test` (a failure under CI).
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+    fn mount(test: &str, at: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(at).unwrap();
         let ok =
             is_root() && sh("mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", at.to_str().unwrap()]);
+        if !ok {
+            common::missing_prerequisite(test, "mount rights for a small tmpfs (root with CAP_SYS_ADMIN)");
+        }
         ok.then(|| Tmpfs(at.to_path_buf()))
     }
 
@@ -1038,8 +1038,9 @@ impl Drop for Tmpfs {
 fn a_failed_append_never_leaves_damage_in_the_middle_of_the_log() {
     use gepa_tui::store::{read_log, EventLog};
     let tmp = tempfile::tempdir().unwrap();
-    let Some(fs) = Tmpfs::mount(&tmp.path().join("disk"), "64k") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    let Some(fs) =
+        Tmpfs::mount("a_failed_append_never_leaves_damage_in_the_middle_of_the_log", &tmp.path().join("disk"), "64k")
+    else {
         return;
     };
     let filler = fs.0.join("filler");
@@ -1080,10 +1081,8 @@ fn du(dir: &Path) -> u64 {
 #[test]
 fn a_full_disk_stops_the_run_with_a_clear_error_and_it_resumes_once_there_is_room() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(fs) = Tmpfs::mount(&tmp.path().join("disk"), "400k") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root); see the RLIMIT_FSIZE test");
-        return;
-    };
+    let test = "a_full_disk_stops_the_run_with_a_clear_error_and_it_resumes_once_there_is_room";
+    let Some(fs) = Tmpfs::mount(test, &tmp.path().join("disk"), "400k") else { return };
     let server = FaultServer::start(Plan::default());
     let dir = fs.0.join("proj");
     write_project_in(&dir, &server.base_url(), OPT, FAST_MODEL);
@@ -1099,19 +1098,16 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_it_resumes_once_there_is_roo
     assert_eq!(comparable(read_result(&dir, &id)), *reference());
 }
 
-/// The same with a per-file size limit (RLIMIT_FSIZE, no root needed): events.jsonl cannot grow
-/// past 40 kB, the run stops with a clear error, and resumes without the limit.
+/// The same with a per-file size limit (RLIMIT_FSIZE, the shell's `ulimit -f`, no root needed):
+/// events.jsonl cannot grow past 40 kB, the run stops with a clear error, and resumes without it.
 #[test]
 fn a_file_size_limit_stops_the_run_with_a_clear_error_and_it_resumes_without_it() {
-    if !sh("prlimit", &["--version"]) {
-        eprintln!("skipped: no prlimit");
-        return;
-    }
     let server = FaultServer::start(Plan::default());
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
-    // SIGXFSZ ignored (as the shell's trap leaves it across exec), so the write fails with EFBIG.
-    let out = Command::new("prlimit")
-        .args(["--fsize=40000", "--", "sh", "-c", "trap '' XFSZ; exec \"$0\" \"$@\""])
+    // 78 blocks of 512 bytes (POSIX `ulimit -f` units) = 39,936 bytes. SIGXFSZ ignored (as the
+    // shell's trap leaves it across exec), so the write fails with EFBIG.
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -f 78 && trap '' XFSZ && exec \"$0\" \"$@\""])
         .args([bin(), "run", "--headless", "--json", p.dir.to_str().unwrap()])
         .env(KEY_ENV, FAKE_KEY)
         .stdin(Stdio::null())
@@ -1589,7 +1585,11 @@ mod containment {
 
         // Measured in a process of its own: `gepa-tui eval` on the 50 MB project.
         if !Path::new("/usr/bin/time").exists() {
-            eprintln!("peak memory not measured: no /usr/bin/time");
+            let test = "a_program_printing_fifty_megabytes_does_not_blow_memory";
+            common::missing_prerequisite(
+                test,
+                "GNU time at /usr/bin/time (to measure peak memory; apt-get install time)",
+            );
             return;
         }
         let out = Command::new("/usr/bin/time")
@@ -1794,226 +1794,4 @@ fn the_api_key_reaches_no_file_and_no_output() {
     // What the scrubbing left in its place, where a server quoted the key.
     let redacted = files_containing(&pa.dir, b"Bearer [redacted]");
     assert!(!redacted.is_empty(), "no quoted server error was recorded, so scrubbing was not exercised");
-}
-
-// ---------------------------------------------------------------------------------------------
-// 7. Memory (a benchmark, not a test: run by scripts/bench-memory.sh, numbers in BENCHMARKS.md)
-
-mod memory {
-    use super::*;
-    use serde_json::json;
-    use std::io::Write;
-
-    /// Peak RSS in kB of `gepa-tui args…`, measured by /usr/bin/time; also its exit status.
-    fn measure(label: &str, args: &[&str]) -> u64 {
-        let started = Instant::now();
-        let out = Command::new("/usr/bin/time")
-            .args(["-f", "PEAK_RSS_KB=%M"])
-            .arg(bin())
-            .args(args)
-            .env(KEY_ENV, FAKE_KEY)
-            .stdin(Stdio::null())
-            .output()
-            .expect("/usr/bin/time is needed for the memory benchmark");
-        let stderr = text(&out.stderr);
-        assert!(out.status.success(), "{label}: {:?}\n{stderr}", out.status);
-        let kb: u64 = stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("PEAK_RSS_KB="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"));
-        println!("| {label} | {:.1} MiB | {:.1} s |", kb as f64 / 1024.0, started.elapsed().as_secs_f64());
-        kb
-    }
-
-    fn words(n: usize, salt: usize) -> String {
-        const W: &[&str] =
-            &["answer", "the", "customer", "politely", "rule", "group", "refund", "within", "days", "cite"];
-        (0..n).map(|i| W[(i * 7 + salt) % W.len()]).collect::<Vec<_>>().join(" ")
-    }
-
-    fn example_line(i: usize, group: char) -> String {
-        json!({
-            "id": format!("ex{i}"),
-            "input": format!("{} item {i} of group {group}", words(30, i)),
-            "expected": format!("{group}-ok"),
-            "hint": format!("group {group} needs rule {group}"),
-        })
-        .to_string()
-    }
-
-    /// The scripted project with `n_val` val examples of realistic size (~300 bytes each).
-    fn big_project(dir: &Path, base_url: &str, n_val: usize) {
-        write_project_in(dir, base_url, "max_metric_calls = 100\nconcurrency = 32", "concurrency = 32");
-        let mut val = String::new();
-        for i in 0..n_val {
-            val.push_str(&example_line(1000 + i, common::GROUPS[i % 8]));
-            val.push('\n');
-        }
-        std::fs::write(dir.join("data/val.jsonl"), val).unwrap();
-    }
-
-    fn eval_json(id: &str, text: &str, score: f64) -> serde_json::Value {
-        json!({
-            "example_id": id,
-            "score": score,
-            "feedback": format!("expected G-ok, got `not sure`\nhint: group G needs rule G ({})", words(8, 3)),
-            "output": if score > 0.0 { "G-ok" } else { "not sure" },
-            "trace": {"steps": [{
-                "name": "answer",
-                "model": "task",
-                "messages": [
-                    {"role": "system", "content": text},
-                    {"role": "user", "content": format!("{} item of group G", words(30, 1))},
-                ],
-                "output": "not sure",
-                "truncated": false,
-            }]},
-            "error": null,
-            "cost_usd": 0.00012,
-        })
-    }
-
-    /// A finished run with `n` candidates, one accepted mutation per round, each scored on
-    /// `val_ids`: the events a long run of the scripted project would leave.
-    fn synthetic_run(run_dir: &Path, n: usize, val_ids: &[String], train_ids: &[String], test_ids: &[String]) -> u64 {
-        std::fs::create_dir_all(run_dir).unwrap();
-        let file = std::fs::File::create(run_dir.join("events.jsonl")).unwrap();
-        let mut w = std::io::BufWriter::new(file);
-        let mut seq = 0u64;
-        let mut put = |w: &mut std::io::BufWriter<std::fs::File>, mut v: serde_json::Value| {
-            let o = v.as_object_mut().unwrap();
-            let mut line = serde_json::Map::new();
-            line.insert("seq".into(), seq.into());
-            line.insert("t".into(), 0.into());
-            line.append(o);
-            seq += 1;
-            serde_json::to_writer(&mut *w, &line).unwrap();
-            w.write_all(b"\n").unwrap();
-        };
-        let texts = |c: usize| json!({"instruction": format!("Answer the item. {} rule A v{c}", words(90, c)), "format": format!("Reply with the code only. {}", words(12, c))});
-        let system = |c: usize| format!("Answer the item. {} rule A v{c}\nReply with the code only.", words(100, c));
-        let run_id = run_dir.file_name().unwrap().to_str().unwrap();
-        put(
-            &mut w,
-            json!({"event": "run_started", "run_id": run_id, "version": "0.1.0", "seed": 0,
-            "components": ["format", "instruction"], "train_ids": train_ids, "val_ids": val_ids, "test_ids": test_ids,
-            "max_metric_calls": 1_000_000, "proposals_per_round": 1, "config_hash": "0"}),
-        );
-        let mut calls = 0u64;
-        for c in 0..n {
-            let round = c as u64;
-            let val_score = |i: usize| if (i + c).is_multiple_of(3) { 1.0 } else { 0.0 };
-            if c == 0 {
-                put(&mut w, json!({"event": "round_started", "round": 0, "proposals": []}));
-            } else {
-                let parent = c - 1;
-                let batch: Vec<&String> = (0..3).map(|k| &train_ids[(c * 3 + k) % train_ids.len()]).collect();
-                put(
-                    &mut w,
-                    json!({"event": "round_started", "round": round, "proposals": [{"slot": 0, "parent": parent,
-                    "minibatch_index": round - 1, "minibatch": batch, "components": ["instruction"]}]}),
-                );
-                let evals: Vec<_> = batch.iter().map(|id| eval_json(id, &system(parent), 0.0)).collect();
-                put(
-                    &mut w,
-                    json!({"event": "minibatch_evaluated", "round": round, "slot": 0, "candidate_role": "parent", "evals": evals}),
-                );
-                let record = json!({"inputs": {"input": words(30, c)}, "generated_outputs": "not sure", "feedback": words(20, c)});
-                put(
-                    &mut w,
-                    json!({"event": "reflection", "round": round, "slot": 0, "parent": parent, "component": "instruction",
-                    "dataset": [record.clone(), record.clone(), record], "prompt": words(500, c), "answer": format!("```\n{}\n```", words(95, c)),
-                    "new_text": texts(c)["instruction"], "truncated": false, "cost_usd": 0.002}),
-                );
-                let evals: Vec<_> = batch.iter().map(|id| eval_json(id, &system(c), 1.0)).collect();
-                put(
-                    &mut w,
-                    json!({"event": "minibatch_evaluated", "round": round, "slot": 0, "candidate_role": "child", "evals": evals}),
-                );
-                put(
-                    &mut w,
-                    json!({"event": "proposal_finished", "round": round, "slot": 0, "parent": parent,
-                    "outcome": {"kind": "accepted", "parent_sum": 0.0, "child_sum": 3.0}, "child": texts(c)}),
-                );
-                calls += 6;
-            }
-            put(
-                &mut w,
-                json!({"event": "candidate_added", "id": c, "texts": texts(c), "parents": if c == 0 { vec![] } else { vec![c - 1] },
-                "origin": if c == 0 { "seed" } else { "mutation" }, "changed": ["instruction"], "round": round, "discovered_at": calls}),
-            );
-            let evals: Vec<_> =
-                val_ids.iter().enumerate().map(|(i, id)| eval_json(id, &system(c), val_score(i))).collect();
-            put(&mut w, json!({"event": "val_evaluated", "candidate": c, "evals": evals}));
-            calls += val_ids.len() as u64;
-            put(
-                &mut w,
-                json!({"event": "round_finished", "round": round, "metric_calls": calls, "cost_usd": calls as f64 * 0.00012,
-                "best": 0, "best_val": 0.34, "merges_due": 0, "found_new": c > 0}),
-            );
-        }
-        let evals: Vec<_> = test_ids.iter().map(|id| eval_json(id, &system(0), 1.0)).collect();
-        put(&mut w, json!({"event": "test_evaluated", "candidate": 0, "evals": evals, "mean": 1.0}));
-        put(
-            &mut w,
-            json!({"event": "finished", "reason": "budget", "best": 0, "best_val": 0.34, "test_score": 1.0,
-            "candidates": n, "metric_calls": calls, "cost_usd": calls as f64 * 0.00012}),
-        );
-        w.flush().unwrap();
-        drop(w);
-        std::fs::copy(
-            run_dir.parent().unwrap().parent().unwrap().parent().unwrap().join("gepa.toml"),
-            run_dir.join("gepa.toml"),
-        )
-        .unwrap();
-        file_len(&run_dir.join("events.jsonl"))
-    }
-
-    /// Peak memory of loading a 10,000-example val set, and of folding a 2,000-candidate run.
-    #[test]
-    #[ignore = "a benchmark: scripts/bench-memory.sh runs it"]
-    fn memory_bench() {
-        let server = FaultServer::start(Plan::default());
-        // GEPA_BENCH_DIR keeps the generated projects for a look afterwards.
-        let holder = tempfile::tempdir().unwrap();
-        let root = std::env::var_os("GEPA_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| holder.path().to_path_buf());
-        std::fs::create_dir_all(&root).unwrap();
-        let tmp = &root;
-        println!("\n| what | peak RSS | wall |\n|---|---|---|");
-
-        // (a) 10,000 val examples: load and validate; score the seed on all of them; a run whose
-        // budget is the seed's val scoring.
-        let big = tmp.join("big-val");
-        big_project(&big, &server.base_url(), 10_000);
-        let val_bytes = file_len(&big.join("data/val.jsonl"));
-        println!("| (val.jsonl: 10,000 examples, {:.1} MiB) | | |", val_bytes as f64 / 1048576.0);
-        let d = big.to_str().unwrap();
-        measure("`check --offline`: load + validate 10,000 val examples", &["check", "--offline", d]);
-        measure("`eval --split val`: score the seed on 10,000 examples", &["eval", d, "--split", "val", "--json"]);
-        measure(
-            "`run --headless`: seed scored on 10,000 val examples, then test",
-            &["run", "--headless", "--max-metric-calls", "10000", d],
-        );
-
-        // (b) A finished run with 2,000 candidates, each scored on 50 val examples.
-        let long = tmp.join("long-run");
-        big_project(&long, &server.base_url(), 50);
-        let project = gepa_tui::project::Project::load(&long).unwrap();
-        let ids = |xs: &[gepa_tui::project::Example]| xs.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
-        let run_dir = long.join(".gepa/runs/20260101-000000-0000");
-        let bytes = synthetic_run(&run_dir, 2000, &ids(&project.val), &ids(&project.train), &ids(&project.test));
-        println!("| (events.jsonl: 2,000 candidates x 50 val, {:.0} MiB) | | |", bytes as f64 / 1048576.0);
-        let d = long.to_str().unwrap();
-        measure("`runs`: fold the 2,000-candidate run", &["runs", d]);
-        measure(
-            "`export`: fold it and write the best",
-            &["export", d, "--run", "20260101-000000-0000", "--out", tmp.join("out").to_str().unwrap()],
-        );
-        measure(
-            "`run --headless --resume` of it (finished: rebuilds result.json)",
-            &["run", "--headless", "--resume", "20260101-000000-0000", d],
-        );
-    }
 }

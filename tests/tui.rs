@@ -471,24 +471,6 @@ fn model_fold_matches_the_engine_fold_at_every_prefix() {
     assert!(m.state.candidates.len() >= 3, "the fixture should have a real frontier");
 }
 
-/// Writes a demo project with one finished and one interrupted run (for screenshots and trying the
-/// binary by hand): `GEPA_TUI_DEMO_DIR=/tmp/demo cargo test --test tui demo -- --ignored`.
-#[test]
-#[ignore]
-fn demo_project() {
-    let Some(dir) = std::env::var_os("GEPA_TUI_DEMO_DIR").map(PathBuf::from) else { return };
-    common::write_project(&dir, OPT);
-    let finished = record_run(&dir);
-    let id = finished.file_name().unwrap().to_string_lossy().to_string();
-    // A copy cut mid-run: resumable, and replayable offline from the cache.
-    let cut_dir = dir.join(".gepa/runs").join(format!("{id}-cut"));
-    std::fs::create_dir_all(&cut_dir).unwrap();
-    std::fs::copy(finished.join("gepa.toml"), cut_dir.join("gepa.toml")).unwrap();
-    let ev = std::fs::read(finished.join("events.jsonl")).unwrap();
-    std::fs::write(cut_dir.join("events.jsonl"), &ev[..ev.len() / 3]).unwrap();
-    eprintln!("demo project in {}: runs {id} (finished) and {id}-cut (resumable)", dir.display());
-}
-
 /// Kills this test's private tmux server however the test ends.
 struct TmuxServer(String);
 
@@ -523,8 +505,7 @@ impl Drop for TmuxServer {
 /// the shell's screen back, cooked mode on.
 #[test]
 fn the_binary_runs_offline_shows_the_frontier_and_restores_the_terminal() {
-    if std::process::Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !common::have_tmux("the_binary_runs_offline_shows_the_frontier_and_restores_the_terminal") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -1248,10 +1229,9 @@ fn what_comes_back_from_the_external_editor_is_sent_or_kept() {
 }
 
 /// A copy of the support-triage sample and a tmux session (120×36, a shell) to run the real
-/// binary on it; None (the test skips, saying so) when tmux is not installed.
+/// binary on it; None when tmux is not installed (the test skips, saying so; under CI it fails).
 fn sample_in_tmux(name: &str) -> Option<(tempfile::TempDir, PathBuf, TmuxServer)> {
-    if std::process::Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !common::have_tmux(&format!("tmux smoke test `{name}`")) {
         return None;
     }
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects/support-triage");

@@ -227,3 +227,43 @@ pub fn committed(events: &[gepa_tui::engine::Event]) -> Vec<gepa_tui::engine::Ev
     let mut commits = gepa_tui::engine::state::CommitBuffer::default();
     events.iter().flat_map(|ev| commits.feed(ev, ev.clone())).collect()
 }
+
+/// Whether this is a CI run (`CI` set to anything but empty, `0` or `false`): there a test whose
+/// prerequisite is missing fails instead of skipping, so a CI machine cannot pass a test it never ran.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// A test that cannot run here because `what` is missing: under CI a failure naming it; elsewhere
+/// the test says "skipped" and returns (the caller returns). Each skip is appended to the file
+/// `GEPA_TEST_SKIP_LOG` names, which `.ci/run` counts.
+pub fn missing_prerequisite(test: &str, what: &str) {
+    if under_ci() {
+        panic!("{test}: {what} is missing, and under CI this test must run, not skip (.ci/run installs it)");
+    }
+    eprintln!("skipped: {test}: {what} is missing");
+    if let Some(log) = std::env::var_os("GEPA_TEST_SKIP_LOG") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        writeln!(f, "{test}: {what} is missing").unwrap();
+    }
+}
+
+/// Whether tmux can be started; when it cannot, reports the missing prerequisite for `test`.
+pub fn have_tmux(test: &str) -> bool {
+    let ok = std::process::Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        missing_prerequisite(test, "tmux (the smoke test drives the real binary in it; apt-get install tmux)");
+    }
+    ok
+}
+
+/// `write_project` with both models pointed at an OpenAI-compatible server at `base_url` (the
+/// key read from `key_env`), plus `model_extra` settings for both.
+pub fn write_project_served(dir: &Path, extra_optimizer: &str, base_url: &str, key_env: &str, model_extra: &str) {
+    write_project(dir, extra_optimizer);
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    let models = format!("base_url = \"{base_url}\"\napi_key_env = \"{key_env}\"\n{model_extra}");
+    let toml = toml.replace("base_url = \"http://127.0.0.1:9/v1\"", &models);
+    std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+}
