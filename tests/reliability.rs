@@ -1390,8 +1390,7 @@ mod hostile {
             }
         }
 
-        /// Folding events that parse but do not fit together (a candidate id that skips, scores for
-        /// a candidate that does not exist, more scores than val examples).
+        /// Folding a damaged log that still reads: never a panic.
         #[test]
         fn a_damaged_event_log_never_panics_on_fold(bytes in mutated_log()) {
             let tmp = tempfile::tempdir().unwrap();
@@ -1401,6 +1400,66 @@ mod hostile {
                 let _ = (s.best_val(), s.front_sets(), s.fronts_held());
             }
         }
+
+        /// Events that parse but do not fit together (a candidate id that skips, a parent or a
+        /// scored candidate that does not exist, scores missing or one too many): an error naming
+        /// the file, the event's number and kind, and what does not fit.
+        #[test]
+        fn an_event_that_does_not_fit_the_run_is_an_error_naming_it(misfit in misfit_log()) {
+            let (bytes, line, kind, why) = misfit;
+            let tmp = tempfile::tempdir().unwrap();
+            std::fs::write(tmp.path().join("events.jsonl"), &bytes).unwrap();
+            let err = format!("{:#}", load_events(tmp.path(), false).map(|_| ()).unwrap_err());
+            let want = format!("events.jsonl: event {line} ({kind}) does not fit the run: {why}");
+            prop_assert!(err.contains(&want), "expected `{}` in `{}`", want, err);
+        }
+    }
+
+    /// The real log with one event changed so that it cannot fit: the bytes, that event's 1-based
+    /// number and kind, and the reason the fold must give.
+    fn misfit_log() -> impl Strategy<Value = (Vec<u8>, usize, &'static str, String)> {
+        let lines: Vec<Value> =
+            String::from_utf8(real_log().to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let at = |kind: &str| -> Vec<usize> {
+            lines.iter().enumerate().filter(|(_, v)| v["event"] == kind).map(|(i, _)| i).collect()
+        };
+        let (added, scored) = (at("candidate_added"), at("val_evaluated"));
+        let n_val = lines[0]["val_ids"].as_array().unwrap().len();
+        // How many candidates came before line i (the fold's "next id" there).
+        let before = {
+            let lines = lines.clone();
+            move |i: usize| lines[..i].iter().filter(|v| v["event"] == "candidate_added").count()
+        };
+        let join = |lines: &[Value]| lines.iter().map(|v| format!("{v}\n")).collect::<String>().into_bytes();
+        let (l1, l2, l3, b1, b2) = (lines.clone(), lines.clone(), lines, before.clone(), before);
+        prop_oneof![
+            // A candidate id that skips ahead.
+            (prop::sample::select(added.clone()), 1..50usize).prop_map(move |(i, skip)| {
+                let mut l = l1.clone();
+                let next = b1(i);
+                l[i]["id"] = (next + skip).into();
+                (join(&l), i + 1, "candidate_added", format!("candidate id {}, but the next id is {next}", next + skip))
+            }),
+            // Scores for a candidate that does not exist yet.
+            (prop::sample::select(scored.clone()), 0..50usize).prop_map(move |(i, extra)| {
+                let mut l = l2.clone();
+                let n = b2(i);
+                l[i]["candidate"] = (n + extra).into();
+                (join(&l), i + 1, "val_evaluated", format!("candidate {} does not exist ({n} so far)", n + extra))
+            }),
+            // One score too few or one too many.
+            (prop::sample::select(scored), any::<bool>()).prop_map(move |(i, more)| {
+                let mut l = l3.clone();
+                let evals = l[i]["evals"].as_array_mut().unwrap();
+                if more {
+                    evals.push(evals[0].clone());
+                } else {
+                    evals.pop();
+                }
+                let got = if more { n_val + 1 } else { n_val - 1 };
+                (join(&l), i + 1, "val_evaluated", format!("{got} scores for {n_val} val examples"))
+            }),
+        ]
     }
 }
 

@@ -136,10 +136,10 @@ pub fn branch_texts(project: &Project, spec: &str) -> Result<(crate::project::Ca
 mod tests {
     use super::*;
 
-    /// The workbench and headless runs build their engine from the same arguments the same way:
-    /// `--auto-approve` is not lost in the workbench.
+    /// `--auto-approve` is carried into the engine's options (both front ends build them with
+    /// `engine_options`; tests/headless.rs runs the headless one with the flag).
     #[test]
-    fn auto_approve_reaches_the_engine_whichever_front_end_starts_it() {
+    fn auto_approve_is_carried_into_the_engine_options() {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let args = RunArgs { auto_approve: true, ..Default::default() };
         assert!(args.engine_options(tx.clone()).auto_approve);
