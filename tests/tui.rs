@@ -1263,12 +1263,12 @@ fn a_merge_item_shows_which_parent_each_component_came_from() {
     assert!(screen.contains("format · diff against #1 and #2 (same in both)"), "{screen}");
 }
 
-/// README.md's Keys table is generated from the keymap; this keeps them equal.
+/// docs/keys.md's table is generated from the keymap; this keeps them equal.
 #[test]
-fn the_readme_keys_table_matches_the_keymap() {
+fn the_docs_keys_table_matches_the_keymap() {
     let want = gepa_tui::tui::views::help::readme_keys(&Keymap::default());
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    assert!(readme.contains(&want), "README.md's Keys section should have this table (from the keymap):\n{want}");
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/keys.md")).unwrap();
+    assert!(page.contains(&want), "docs/keys.md's table should be this one (from the keymap):\n{want}");
 }
 
 #[test]

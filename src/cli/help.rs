@@ -18,7 +18,7 @@ for a run without a screen). Press ? in the workbench for every key.
 
 A project folder holds gepa.toml (models, components, system, data, evaluator, optimizer), \
 prompts/ (one file per component: the seed candidate) and data/ (train, val and optional test \
-JSONL). `gepa-tui init` writes a commented starter; README.md documents every key.";
+JSONL). `gepa-tui init` writes a commented starter; docs/configuration.md documents every key.";
 
 pub const MAIN_AFTER: &str = "\
 Files:

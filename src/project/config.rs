@@ -1,4 +1,5 @@
-//! The typed form of `gepa.toml`. Field docs here are the reference for README's gepa.toml section.
+//! The typed form of `gepa.toml`. Field docs here are the reference for docs/configuration.md
+//! (tests/docs.rs checks that every key is documented there).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -121,8 +121,8 @@ impl HelpView {
     }
 }
 
-/// The main keys per view, for README.md's "Keys" section (a test keeps the README equal to this,
-/// so the README follows the keymap).
+/// The main keys per view, for docs/keys.md's table (a test keeps the page equal to this, so the
+/// docs follow the keymap).
 pub fn readme_keys(keymap: &Keymap) -> String {
     use Action::*;
     // Each row's keys come from its layer (a view's own table, then the global one).
