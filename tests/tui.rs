@@ -39,15 +39,16 @@ struct Fixture {
 /// Runs the scripted problem once per test process and keeps its events, with a fixed run id.
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| record_fixture(OPT))
+    F.get_or_init(|| record_fixture(OPT, vec![]))
 }
 
-/// Runs the scripted problem with `opt` and keeps its events, with a fixed run id.
-fn record_fixture(opt: &str) -> Fixture {
+/// Runs the scripted problem with `opt` (and `acts` sent as it starts) and keeps its events,
+/// with a fixed run id.
+fn record_fixture(opt: &str, acts: Vec<HumanAction>) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("proj");
     common::write_project(&dir, opt);
-    let run_dir = record_run(&dir);
+    let run_dir = record_run_with(&dir, acts);
     let (mut events, _) = load_events(&run_dir, false).unwrap();
     for ev in &mut events {
         if let Event::RunStarted { run_id, .. } = ev {
@@ -59,14 +60,25 @@ fn record_fixture(opt: &str) -> Fixture {
 }
 
 /// Every sibling that passes its minibatch is kept, so this run of the scripted problem has what
-/// the plain fixture lacks: branches (two children of #0, two of #3), merges (#3 of #1 and #2, #6
-/// of #4 and #5), children that change the `format` component (#2, #4), and candidates off the
-/// front (the last one, #7, is perfect on every val example).
+/// the plain fixture lacks: branches, merges, children that change the `format` component, and a
+/// candidate off every front (a hand edit, sent as the run starts, that dropped the seed's rule A).
 const OPT_RICH: &str = "max_metric_calls = 200\nminibatch_size = 3\nproposals_per_round = 2\naccept_per_round = \"all\"\nseed = 7\nmerge = true\nmax_merges = 2\npipeline_lag = 1";
 
 fn rich_fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| record_fixture(OPT_RICH))
+    F.get_or_init(|| {
+        let lost_rule_a = [
+            ("instruction".to_string(), "Answer the item.".to_string()),
+            ("format".to_string(), "Reply with the code only.".to_string()),
+        ];
+        let edit = HumanAction::AddCandidate {
+            texts: lost_rule_a.into(),
+            parents: vec![0],
+            origin: Origin::Human,
+            note: "a hand edit".into(),
+        };
+        record_fixture(OPT_RICH, vec![edit])
+    })
 }
 
 fn app_of(f: &Fixture) -> App {
@@ -81,10 +93,18 @@ fn rich_app() -> App {
 
 /// Runs the scripted problem to the end in `dir`; returns the run folder.
 fn record_run(dir: &Path) -> PathBuf {
+    record_run_with(dir, vec![])
+}
+
+/// `record_run`, with `acts` sent to the engine before it starts.
+fn record_run_with(dir: &Path, acts: Vec<HumanAction>) -> PathBuf {
     let (project, task) = common::load(dir);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        let (engine, h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        for a in acts {
+            h.act(a);
+        }
         engine.run().await.unwrap().run_dir
     })
 }
@@ -962,8 +982,8 @@ fn manual_merge_of_two_marked_candidates() {
     press(&mut a, "2");
     press(&mut a, "M");
     assert!(a.merge().is_none() && a.flash.as_deref().unwrap().contains("mark two"));
-    // #2 changed the seed's format, #4 both texts: #2's instruction with #4's format is new.
-    let (x, y) = (2, 4);
+    // #3 changed the seed's format, #5 both texts: #3's instruction with #5's format is new.
+    let (x, y) = (3, 5);
     a.select_candidate(x);
     press(&mut a, "m");
     a.select_candidate(y);
@@ -1498,7 +1518,8 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
 fn objectives_fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        record_fixture(&format!("{OPT}\nfrontier = \"hybrid\"\nobjectives = [\"prompt_tokens\", \"output_tokens\"]"))
+        let opt = format!("{OPT}\nfrontier = \"hybrid\"\nobjectives = [\"prompt_tokens\", \"output_tokens\"]");
+        record_fixture(&opt, vec![])
     })
 }
 
@@ -1531,20 +1552,52 @@ fn frontier_detail_pane_at_both_sizes() {
 /// Enter opens the candidate, as in the table.
 #[test]
 fn lineage_tree_walks_and_opens_a_candidate() {
-    let mut a = at_view(View::Frontier);
-    press(&mut a, "L");
+    let mut a = rich_app();
+    press(&mut a, "2L");
     for (w, h) in SIZES {
         let screen = text(&draw(&mut a, w, h));
-        assert!(screen.contains("Lineage: 5 candidates") && screen.contains("└─ #1"), "{screen}");
+        assert!(screen.contains("Lineage: 9 candidates"), "{screen}");
+        // #0 branches three ways (a hand edit, then two mutations); the merge of #2 and #3 hangs under #2.
+        assert!(screen.contains("├─ #1 0.000 human") && screen.contains("└─ #3 0.250 mutation"), "{screen}");
+        assert!(screen.contains("│  └─ #4 0.500 merge with #3"), "{screen}");
         insta::assert_snapshot!(format!("lineage_{w}x{h}"), screen);
     }
-    let order = gepa_tui::tui::views::lineage::tree(&a.model);
-    press(&mut a, "jj");
-    assert_eq!(a.selected, order[2].id);
+    // Tree order, as the screen shows it: not id order.
+    let order: Vec<usize> = gepa_tui::tui::views::lineage::tree(&a.model).iter().map(|n| n.id).collect();
+    assert_eq!(order, vec![0, 1, 2, 4, 5, 7, 8, 6, 3]);
+    press(&mut a, "jjjj");
+    assert_eq!(a.selected, 5, "the fifth row down is #5");
+    press(&mut a, "jjj");
+    assert_eq!(a.selected, 6, "after #8 comes its great-uncle #6");
     press_code(&mut a, KeyCode::Enter, 1);
-    assert_eq!((a.view, a.selected), (View::Candidate, order[2].id));
+    assert_eq!((a.view, a.selected), (View::Candidate, 6));
     press(&mut a, "2L");
-    assert!(text(&draw(&mut a, 80, 24)).contains("Frontier: 5 candidates"), "L goes back to the table");
+    assert!(text(&draw(&mut a, 80, 24)).contains("Frontier: 9 candidates"), "L goes back to the table");
+}
+
+/// The rich fixture as a person sees it: a merge row (two parents), a row off every front (no ★,
+/// 0 fronts), and a child whose `format` differs from its parent's, diffed in the Candidate view.
+#[test]
+fn merges_a_row_off_the_front_and_a_format_diff_at_both_sizes() {
+    let mut a = rich_app();
+    press(&mut a, "2");
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains("Frontier: 9 candidates · 8 on a front"), "{screen}");
+        let row = |id: &str| screen.lines().find(|l| l.contains(&format!(" {id} "))).unwrap_or_default().to_string();
+        assert!(row("#4").contains("#2+#3") && row("#4").contains("merge"), "{screen}");
+        assert!(!row("#1").contains('★') && row("#1").contains("0/16"), "#1 is on no front:\n{screen}");
+        assert!(row("#2").contains('★'), "{screen}");
+        insta::assert_snapshot!(format!("rich_frontier_{w}x{h}"), screen);
+    }
+    a.select_candidate(3);
+    press(&mut a, "4");
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains("Candidate #3 · mutation of #0"), "{screen}");
+        assert!(screen.contains("instruction (same as #0)") && screen.contains("format (differs from #0)"), "{screen}");
+        insta::assert_snapshot!(format!("rich_candidate_format_diff_{w}x{h}"), screen);
+    }
 }
 
 /// The Frontier view has a column per objective, the natural way round (tokens, not negated),
