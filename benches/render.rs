@@ -45,6 +45,7 @@ fn events() -> Vec<Event> {
         pipeline_lag: None,
         config_hash: String::new(),
         branched_from: None,
+        draws: None,
         frontier: Default::default(),
         protected: Default::default(),
     }];

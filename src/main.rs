@@ -10,13 +10,25 @@ fn main() -> ExitCode {
             gepa_tui::cli::eval::run(&gepa_tui::cli::project_dir(dir), split, candidate.as_deref(), *json, &cli.common)
         }
         Some(Command::Init { dir }) => gepa_tui::cli::init::run(&gepa_tui::cli::project_dir(dir)),
-        Some(Command::Run { dir, headless, json, resume, seed, max_metric_calls, auto_approve, branch, add_seeds }) => {
+        Some(Command::Run {
+            dir,
+            headless,
+            json,
+            resume,
+            seed,
+            max_metric_calls,
+            auto_approve,
+            branch,
+            replay,
+            add_seeds,
+        }) => {
             let args = gepa_tui::engine::setup::RunArgs {
                 resume: resume.clone(),
                 seed: *seed,
                 max_metric_calls: *max_metric_calls,
                 auto_approve: *auto_approve,
                 branch: branch.clone(),
+                replay: replay.clone(),
                 add_seeds: add_seeds.clone(),
                 offline: cli.common.offline,
             };

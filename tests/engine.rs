@@ -530,7 +530,7 @@ fn cutting_reflection(recovers: bool) -> Arc<dyn gepa_tui::llm::ChatBackend> {
     Arc::new(ScriptedBackend::raw(move |req: &ChatRequest| {
         let retry = req.messages.len() > 1;
         let (text, truncated) = if retry && recovers {
-            let first = ChatRequest { messages: vec![req.messages[0].clone()] };
+            let first = ChatRequest::new(vec![req.messages[0].clone()]);
             (common::reflection_reply(&first), false)
         } else {
             ("Here is a better instruction:\n```\nFRAGMENT Answer the it".to_string(), true)
@@ -709,4 +709,139 @@ fn the_engine_s_status_carries_each_model_s_usage_to_the_end() {
         assert_eq!(u.in_flight, 0, "{}", u.name);
     }
     assert!(last.models.iter().any(|u| u.calls > 0), "the run made calls");
+}
+
+/// A project whose one train example the seed gets wrong, reflected on by `temperature`, with a
+/// reflection model whose answers are random per call (as a sampling server's are) and never help:
+/// every round reflects on the same parent and minibatch, so the reflection prompt repeats.
+fn sampling_project(temperature: &str) -> (tempfile::TempDir, PathBuf) {
+    let (t, dir) = project("max_metric_calls = 400\nmax_rounds = 6\nseed = 3");
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    let cold = "model = \"scripted-reflection\"\nbase_url = \"http://127.0.0.1:9/v1\"\ntemperature = 0.0";
+    assert!(toml.contains(cold));
+    let warm = format!("model = \"scripted-reflection\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{temperature}");
+    std::fs::write(dir.join("gepa.toml"), toml.replace(cold, &warm)).unwrap();
+    let line = "{\"id\": \"only\", \"input\": \"item 0 of group B\", \"expected\": \"B-ok\", \"hint\": \"group B needs rule B\"}\n";
+    std::fs::write(dir.join("data/train.jsonl"), line).unwrap();
+    (t, dir)
+}
+
+/// A reflection model that answers something new at every call.
+fn random_reflection() -> Arc<gepa_tui::llm::ScriptedBackend> {
+    use gepa_tui::llm::{AttemptError, ChatRequest, ScriptedBackend};
+    Arc::new(ScriptedBackend::new(|_: &ChatRequest| {
+        Ok::<_, AttemptError>(format!("```\nAnswer the item. rule A draft {}\n```", rand::random::<u64>()))
+    }))
+}
+
+fn sampling_task(
+    dir: &Path,
+    refl: Arc<gepa_tui::llm::ScriptedBackend>,
+    offline: bool,
+) -> (Arc<gepa_tui::project::Project>, Arc<gepa_tui::eval::Task>) {
+    use gepa_tui::llm::{AttemptError, ChatRequest, ScriptedBackend};
+    let project = Arc::new(gepa_tui::project::Project::load(dir).unwrap());
+    let task: Arc<dyn gepa_tui::llm::ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    let mut models = common::models_from(&project, task, refl);
+    if offline {
+        let opts = gepa_tui::llm::ModelsOptions {
+            cache_dir: Some(project.cache_dir()),
+            offline: true,
+            backend_override: Some(Arc::new(|_: &str, _: &gepa_tui::project::config::ModelConfig| {
+                random_reflection() as Arc<dyn gepa_tui::llm::ChatBackend>
+            })),
+            ..Default::default()
+        };
+        models = gepa_tui::llm::Models::from_config(&project.config.models, opts).unwrap();
+    }
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    (project, task)
+}
+
+fn answers(run_dir: &Path) -> Vec<(String, String)> {
+    common::committed(&load_events(run_dir, false).unwrap().0)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Reflection { prompt, answer, .. } => Some((prompt, answer)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether each committed reflection was served from the response cache.
+fn reflections_cached(run_dir: &Path) -> Vec<bool> {
+    common::committed(&load_events(run_dir, false).unwrap().0)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Reflection { cached, .. } => Some(cached),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sampling_run(dir: &Path, opts: EngineOptions, offline: bool) -> (RunResult, PathBuf, u64) {
+    let refl = random_reflection();
+    let (project, task) = sampling_task(dir, refl.clone(), offline);
+    let out = rt().block_on(async { Engine::create(project, task, opts).unwrap().0.run().await.unwrap() });
+    (out.result.unwrap(), out.run_dir, refl.calls())
+}
+
+/// At temperature 1 a repeated reflection prompt reaches the server again (a new draw each
+/// round); at temperature 0 it is served from the cache.
+#[test]
+fn a_sampling_reflection_model_is_asked_again_for_a_repeated_prompt() {
+    let (_t, dir) = sampling_project("temperature = 1.0");
+    let (_, run_dir, calls) = sampling_run(&dir, EngineOptions::default(), false);
+    let asked = answers(&run_dir);
+    assert!(asked.len() >= 4, "{} reflections", asked.len());
+    // Two components, reflected on in turn: each one's prompt repeats.
+    let prompts: std::collections::BTreeSet<&String> = asked.iter().map(|(p, _)| p).collect();
+    assert_eq!(prompts.len(), 2, "the prompts repeat");
+    let distinct: std::collections::BTreeSet<&String> = asked.iter().map(|(_, a)| a).collect();
+    assert_eq!(distinct.len(), asked.len(), "every reflection is a fresh draw");
+    assert!(calls >= asked.len() as u64);
+
+    let (_t, dir) = sampling_project("temperature = 0.0");
+    let (_, run_dir, calls) = sampling_run(&dir, EngineOptions::default(), false);
+    let asked = answers(&run_dir);
+    assert!(asked.len() >= 4, "{} reflections", asked.len());
+    let pairs: std::collections::BTreeSet<&(String, String)> = asked.iter().collect();
+    assert_eq!(pairs.len(), 2, "one reply per prompt");
+    // A prompt asked before is served from the cache (a round planned ahead may have asked it first).
+    let served: Vec<bool> = reflections_cached(&run_dir);
+    for (i, (prompt, _)) in asked.iter().enumerate() {
+        assert!(served[i] || !asked[..i].iter().any(|(p, _)| p == prompt), "reflection {i} asked again: {served:?}");
+    }
+    assert!(calls < asked.len() as u64, "{calls} calls for {} reflections", asked.len());
+}
+
+/// A sampling run cut anywhere (as kill -9 leaves it) resumes to its own result and replies, and
+/// `--replay RUN --offline` ends with the recorded result without asking a model.
+#[test]
+fn a_sampling_run_resumes_and_replays_offline_to_its_recorded_result() {
+    let (_t, dir) = sampling_project("temperature = 1.0");
+    let (full, run_dir, _) = sampling_run(&dir, EngineOptions::default(), false);
+    let recorded = answers(&run_dir);
+    let events = std::fs::read(run_dir.join("events.jsonl")).unwrap();
+    let len = events.len();
+    for cut in [len / 5, len / 2 + 7, len - 2] {
+        let id = format!("cut-{cut}");
+        let copy = dir.join(".gepa/runs").join(&id);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(run_dir.join("gepa.toml"), copy.join("gepa.toml")).unwrap();
+        // The copy's run_started names the run, so its draws are the run's, as after a kill -9.
+        std::fs::write(copy.join("events.jsonl"), &events[..cut]).unwrap();
+        let (project, task) = sampling_task(&dir, random_reflection(), false);
+        let resumed = rt().block_on(async {
+            Engine::resume(project, task, &id, EngineOptions::default()).unwrap().0.run().await.unwrap()
+        });
+        assert_eq!(comparable(resumed.result.unwrap()), comparable(full.clone()), "cut at byte {cut} of {len}");
+        assert_eq!(answers(&copy), recorded, "cut at byte {cut}");
+    }
+    let replay = EngineOptions { draws_of: Some(full.run_id.clone()), ..Default::default() };
+    let (replayed, replay_dir, calls) = sampling_run(&dir, replay, true);
+    assert_eq!(calls, 0);
+    assert_eq!(comparable(replayed), comparable(full));
+    assert_eq!(answers(&replay_dir), recorded);
 }

@@ -18,7 +18,7 @@ impl wiremock::Respond for Scripted {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&req.body).unwrap();
         let messages: Vec<Message> = serde_json::from_value(body["messages"].clone()).unwrap();
-        let chat = ChatRequest { messages };
+        let chat = ChatRequest::new(messages);
         let text = if body["model"] == "scripted-reflection" {
             common::reflection_reply(&chat)
         } else {

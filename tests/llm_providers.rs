@@ -50,7 +50,7 @@ fn task_models(config: ModelConfig, opts: ModelsOptions) -> Models {
 }
 
 fn ask(text: &str) -> ChatRequest {
-    ChatRequest { messages: vec![Message::system("Be brief."), Message::user(text)] }
+    ChatRequest::new(vec![Message::system("Be brief."), Message::user(text)])
 }
 
 fn completion(text: &str, finish_reason: &str) -> Value {
@@ -376,7 +376,7 @@ async fn cached_reply_costs_no_request_even_in_a_new_run() {
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ok_completion("Paris")).mount(&server).await;
     let cache = tempfile::tempdir().unwrap();
-    let config = openai_config(&server, "price_input_per_mtok = 1.0\nprice_output_per_mtok = 2.0");
+    let config = openai_config(&server, "temperature = 0.0\nprice_input_per_mtok = 1.0\nprice_output_per_mtok = 2.0");
 
     let first_run = task_models(config.clone(), options(Some(cache.path())));
     let paid = first_run.get("task").unwrap().chat(&ask("q")).await.unwrap();
@@ -414,7 +414,7 @@ async fn a_different_request_misses_the_cache() {
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ok_completion("x")).mount(&server).await;
     let cache = tempfile::tempdir().unwrap();
-    let models = task_models(openai_config(&server, ""), options(Some(cache.path())));
+    let models = task_models(openai_config(&server, "temperature = 0.0"), options(Some(cache.path())));
     let model = models.get("task").unwrap();
 
     model.chat(&ask("one")).await.unwrap();
@@ -428,7 +428,7 @@ async fn corrupt_cache_entry_is_a_miss_and_gets_rewritten() {
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ok_completion("Paris")).mount(&server).await;
     let cache = tempfile::tempdir().unwrap();
-    let config = openai_config(&server, "");
+    let config = openai_config(&server, "temperature = 0.0");
     task_models(config.clone(), options(Some(cache.path()))).get("task").unwrap().chat(&ask("q")).await.unwrap();
     let file = cache_files(cache.path()).remove(0);
     std::fs::write(&file, "{\"text\": \"Par").unwrap();
@@ -463,7 +463,7 @@ async fn offline_hit_replays_a_recorded_reply() {
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ok_completion("Paris")).mount(&server).await;
     let cache = tempfile::tempdir().unwrap();
-    let config = openai_config(&server, "");
+    let config = openai_config(&server, "temperature = 0.0");
     task_models(config.clone(), options(Some(cache.path()))).get("task").unwrap().chat(&ask("q")).await.unwrap();
 
     let offline = ModelsOptions { offline: true, ..options(Some(cache.path())) };
@@ -644,7 +644,7 @@ async fn a_reasoning_model_s_thinking_is_left_out_of_its_answer() {
         .mount(&server)
         .await;
     let cache = tempfile::tempdir().unwrap();
-    let models = task_models(openai_config(&server, ""), options(Some(cache.path())));
+    let models = task_models(openai_config(&server, "temperature = 0.0"), options(Some(cache.path())));
 
     let reply = models.get("task").unwrap().chat(&ask("capital of France?")).await.unwrap();
 

@@ -1575,7 +1575,7 @@ mod containment {
         let models = gepa_tui::llm::Models::from_config(&project.config.models, Default::default()).unwrap();
         let task = gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(task.evaluate(&project.seed, &project.val[0])).unwrap()
+        rt.block_on(task.evaluate(&project.seed, &project.val[0], None)).unwrap()
     }
 
     fn pwned(dir: &Path) -> Vec<String> {

@@ -1480,7 +1480,7 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
     let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::raw(|req: &ChatRequest| {
         let always = req.messages[0].content.contains("item 15 of");
         let (text, truncated) = if req.messages.len() > 1 && !always {
-            (common::reflection_reply(&ChatRequest { messages: vec![req.messages[0].clone()] }), false)
+            (common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])), false)
         } else {
             ("Here is a better instruction:\n```\nAnswer the it".to_string(), true)
         };

@@ -260,7 +260,7 @@ fn ping_models(project: &Project) -> Vec<String> {
         Ok(rt) => rt,
         Err(e) => return vec![format!("cannot start the async runtime: {e}")],
     };
-    let request = ChatRequest { messages: vec![Message::user("Reply with the single word: ok")] };
+    let request = ChatRequest::new(vec![Message::user("Reply with the single word: ok")]);
     let results = runtime.block_on(async {
         let pings = models.iter().map(|(name, model)| {
             let request = &request;

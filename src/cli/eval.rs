@@ -77,12 +77,16 @@ pub fn run(
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("scoring the {label} on {}", split.as_str()));
+    // Each `eval` is its own draw of a model that samples (see `llm::draw`): scoring again
+    // samples again, as a second run would; a deterministic model's replies are shared.
+    let draws = crate::llm::Draw::stream(&format!("eval-{}", crate::store::new_run_id()));
     let evals: Result<Vec<ExampleEval>, crate::llm::LlmError> = runtime.block_on(async {
         let mut done: Vec<(usize, Result<ExampleEval, _>)> = futures::stream::iter(examples.iter().enumerate())
             .map(|(i, ex)| {
                 let task = &task;
                 let seed = &seed;
-                async move { (i, task.evaluate(seed, ex).await) }
+                let draw = draws.at("example", &ex.id);
+                async move { (i, task.evaluate(seed, ex, Some(&draw)).await) }
             })
             .buffer_unordered(concurrency)
             .inspect(|(_, e)| {

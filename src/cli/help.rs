@@ -171,6 +171,8 @@ Examples:
       continue a stopped run
   gepa-tui run --headless --branch 20261125-084012-3fa9:4 my-project
       a new run seeded with candidate 4 of an earlier one
+  gepa-tui run --headless --offline --replay 20261125-084012-3fa9 my-project
+      replay a run exactly, the replies of its sampling models included
   gepa-tui run --headless --add-seed variants/short --add-seed variants/strict
       more starting candidates, from folders of prompt files
   touch my-project/.gepa/runs/20261125-084012-3fa9/stop

@@ -91,6 +91,10 @@ pub enum Command {
         /// Start the new run from a candidate of an earlier run instead of the prompt files: RUN:ID.
         #[arg(long, value_name = "RUN:ID", conflicts_with = "resume")]
         branch: Option<String>,
+        /// A new run that replays run RUN: its seed, budget and branch point, and the replies its
+        /// sampling models drew (with --offline, nothing is sent).
+        #[arg(long, value_name = "RUN", conflicts_with = "resume")]
+        replay: Option<String>,
         /// Add a candidate from a folder of component files (named like the prompt files); repeatable.
         #[arg(long = "add-seed", value_name = "DIR")]
         add_seeds: Vec<PathBuf>,

@@ -507,6 +507,7 @@ pub async fn rescore_fixes(
     round: u64,
     actions: &[HumanAction],
     recorded: &BTreeMap<String, BTreeMap<CandidateId, ExampleEval>>,
+    place: &crate::llm::Draw,
 ) -> Result<(Vec<Event>, u64, f64), LlmError> {
     let mut view = state.clone();
     for a in actions {
@@ -532,7 +533,8 @@ pub async fn rescore_fixes(
             let corrected = view.data.apply(split, ex);
             let earlier = recorded.get(&id).into_iter().flatten().filter(|(c, _)| **c < state.candidates.len());
             for (c, rec) in earlier {
-                let eval = task.rescore(&corrected, rec).await?;
+                let draw = place.at("fix", &id).at("candidate", c);
+                let eval = task.rescore(&corrected, rec, Some(&draw)).await?;
                 example_calls += u64::from(counts);
                 cost += eval.cost_usd;
                 rescored.push(Rescored { candidate: *c, eval });
@@ -568,6 +570,7 @@ mod tests {
             pipeline_lag: None,
             config_hash: String::new(),
             branched_from: None,
+            draws: None,
             frontier,
             protected: Default::default(),
         }

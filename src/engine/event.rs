@@ -266,6 +266,10 @@ pub enum Event {
         /// `RUN:ID` when this run was branched from a candidate of an earlier run.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branched_from: Option<String>,
+        /// Whose draws a sampling model's calls are, when not this run's own (`--replay RUN`
+        /// takes RUN's; see `llm::draw`). Absent: `run_id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        draws: Option<String>,
         /// The fronts selection works over (absent: `instance`, as in every log before objectives).
         #[serde(default, skip_serializing_if = "Frontier::is_instance")]
         frontier: Frontier,

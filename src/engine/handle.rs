@@ -171,6 +171,9 @@ pub struct EngineOptions {
     /// Start a new run from these texts instead of the project's prompt files, recording where
     /// they came from (branching a run from a candidate of an earlier one).
     pub seed_texts: Option<(Candidate, String)>,
+    /// A new run that takes the draws of this earlier run (`--replay RUN`): its sampling models'
+    /// replies at the places that run had them (see `llm::draw`).
+    pub draws_of: Option<String>,
 }
 
 /// Steers a running engine from another task or thread.

@@ -25,6 +25,9 @@ pub struct RunArgs {
     pub auto_approve: bool,
     /// Start the new run from candidate ID of run RUN (`RUN:ID`).
     pub branch: Option<String>,
+    /// A new run that replays run RUN: its seed, budget and branch point unless given here, and
+    /// the draws of its sampling models (see `llm::draw`).
+    pub replay: Option<String>,
     /// Folders holding more seed candidates (files named like the components' files).
     pub add_seeds: Vec<std::path::PathBuf>,
     /// Serve every model call from the response cache; a miss is an error.
@@ -38,9 +41,41 @@ impl RunArgs {
     }
 }
 
+/// What `--replay RUN` takes from the run it replays.
+struct Replayed {
+    seed: u64,
+    max_metric_calls: u64,
+    branched_from: Option<String>,
+    /// Whose draws RUN's were (its own id, or those of the run it replayed in turn).
+    draws: String,
+}
+
+fn replayed(project: &Project, run: &str) -> Result<Replayed> {
+    let run_dir = project.runs_dir().join(run);
+    if !run_dir.join("events.jsonl").is_file() {
+        anyhow::bail!("--replay {run}: no run `{run}` in {} (see `gepa-tui runs`)", project.root.display());
+    }
+    let (events, _) = crate::engine::run::load_events(&run_dir, false)?;
+    let state = crate::engine::RunState::from_events(&events);
+    if state.run_id.is_empty() {
+        anyhow::bail!("--replay {run}: {} has no run_started event", run_dir.join("events.jsonl").display());
+    }
+    Ok(Replayed {
+        seed: state.seed,
+        max_metric_calls: state.max_metric_calls,
+        branched_from: state.branched_from,
+        draws: state.draws,
+    })
+}
+
 /// Loads the project with the run's overrides and builds its task (models with the cache).
 pub fn prepare(dir: &Path, args: &RunArgs) -> Result<(Arc<Project>, Arc<Task>)> {
     let mut project = Project::load(dir)?;
+    if let Some(run) = &args.replay {
+        let r = replayed(&project, run)?;
+        project.config.optimizer.seed = r.seed;
+        project.config.optimizer.max_metric_calls = r.max_metric_calls;
+    }
     if let Some(seed) = args.seed {
         project.config.optimizer.seed = seed;
     }
@@ -71,6 +106,15 @@ pub fn open_engine(
     args: &RunArgs,
     mut opts: EngineOptions,
 ) -> Result<(Engine, crate::engine::EngineHandle)> {
+    if let Some(run) = &args.replay {
+        let r = replayed(&project, run)?;
+        opts.draws_of = Some(r.draws);
+        if args.branch.is_none() {
+            if let Some(spec) = &r.branched_from {
+                opts.seed_texts = Some(branch_texts(&project, spec)?);
+            }
+        }
+    }
     if let Some(spec) = &args.branch {
         opts.seed_texts = Some(branch_texts(&project, spec)?);
     }

@@ -59,6 +59,8 @@ pub struct RunState {
     pub run_id: String,
     /// `RUN:ID` when the run was started from a candidate of another run (`--branch`, `b`).
     pub branched_from: Option<String>,
+    /// Whose draws its sampling models' calls are (its own id unless it replays another run's).
+    pub draws: String,
     pub seed: u64,
     pub components: Vec<String>,
     pub train_ids: Vec<String>,
@@ -274,10 +276,12 @@ impl RunState {
                 test_ids,
                 max_metric_calls,
                 branched_from,
+                draws,
                 frontier,
                 protected,
                 ..
             } => {
+                self.draws = draws.clone().unwrap_or_else(|| run_id.clone());
                 self.frontier = *frontier;
                 self.protected = protected.clone();
                 self.run_id = run_id.clone();
@@ -719,6 +723,7 @@ mod tests {
             pipeline_lag: None,
             config_hash: String::new(),
             branched_from: None,
+            draws: None,
             frontier,
             protected: Default::default(),
         }

@@ -2,7 +2,7 @@
 //! explanation is the feedback the reflection model reads; the final `Score: N/10` is the score.
 
 use super::Score;
-use crate::llm::{ChatRequest, LlmError, Message, Models};
+use crate::llm::{ChatRequest, Draw, LlmError, Message, Models};
 use crate::project::config::EvaluatorPart;
 use crate::project::template::Template;
 use crate::project::{Example, ProjectError};
@@ -71,13 +71,21 @@ impl JudgeScorer {
         if !self.uses_output {
             user.push_str(&format!("\n\n## Answer to grade\n{output}"));
         }
-        Ok(ChatRequest { messages: vec![Message::system(SYSTEM_PROMPT), Message::user(user)] })
+        Ok(ChatRequest::new(vec![Message::system(SYSTEM_PROMPT), Message::user(user)]))
     }
 
-    /// Asks the judge. `Err` when its provider failed in a way that must stop the run.
-    pub async fn score(&self, example: &Example, output: &str, models: &Models) -> Result<Score, LlmError> {
+    /// Asks the judge, as the draw at `draw` (see `llm::draw`: a judge that samples grades each
+    /// evaluation afresh, and a resume or replay gets the grade it had). `Err` when its provider
+    /// failed in a way that must stop the run.
+    pub async fn score(
+        &self,
+        example: &Example,
+        output: &str,
+        models: &Models,
+        draw: Option<&Draw>,
+    ) -> Result<Score, LlmError> {
         let request = match self.request(example, output) {
-            Ok(r) => r,
+            Ok(r) => r.drawn(draw.cloned()),
             Err(why) => return Ok(Score::failed(why)),
         };
         let model = match models.get(&self.model) {

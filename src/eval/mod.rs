@@ -11,7 +11,7 @@ pub mod task;
 
 pub use task::{ExampleEval, Task};
 
-use crate::llm::{LlmError, Models};
+use crate::llm::{Draw, LlmError, Models};
 use crate::project::config::{EvaluatorKind, EvaluatorPart};
 use crate::project::{Example, Project, ProjectError};
 use crate::system::RunOutput;
@@ -98,11 +98,17 @@ impl Scorer {
         })
     }
 
-    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Result<Score, LlmError> {
+    pub async fn score(
+        &self,
+        example: &Example,
+        run: &RunOutput,
+        models: &Models,
+        draw: Option<&Draw>,
+    ) -> Result<Score, LlmError> {
         let mut s = match self {
             Scorer::Compare(c) => c.score(example, &run.output),
             Scorer::Command(c) => c.score(example, &run.output).await,
-            Scorer::Judge(j) => j.score(example, &run.output, models).await?,
+            Scorer::Judge(j) => j.score(example, &run.output, models, draw).await?,
         };
         s.score = clamp01(s.score);
         Ok(s)
@@ -162,15 +168,26 @@ impl Evaluator {
         Ok(Evaluator { kind: ev.kind, parts })
     }
 
-    /// Scores a run. `Err` when a judge's provider failed in a way that must stop the run.
-    pub async fn score(&self, example: &Example, run: &RunOutput, models: &Models) -> Result<Score, LlmError> {
+    /// Scores a run; a judge's call is a draw under `draw` (`scorer=<part>`). `Err` when a
+    /// judge's provider failed in a way that must stop the run.
+    pub async fn score(
+        &self,
+        example: &Example,
+        run: &RunOutput,
+        models: &Models,
+        draw: Option<&Draw>,
+    ) -> Result<Score, LlmError> {
+        let place = |label: &str| draw.map(|d| d.at("scorer", label));
         if self.kind != EvaluatorKind::Combined {
-            if let Some((_, _, scorer)) = self.parts.first() {
-                return scorer.score(example, run, models).await;
+            if let Some((label, _, scorer)) = self.parts.first() {
+                return scorer.score(example, run, models, place(label).as_ref()).await;
             }
         }
         let scores =
-            futures::future::join_all(self.parts.iter().map(|(_, _, scorer)| scorer.score(example, run, models))).await;
+            futures::future::join_all(self.parts.iter().map(|(label, _, scorer)| async move {
+                scorer.score(example, run, models, place(label).as_ref()).await
+            }))
+            .await;
         let scores = scores.into_iter().collect::<Result<Vec<_>, _>>()?;
         let total: f64 = self.parts.iter().map(|p| p.1).sum();
         let mut sum = 0.0;

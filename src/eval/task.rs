@@ -2,7 +2,7 @@
 //! This is what the engine, `gepa-tui eval` and the tests all call.
 
 use super::{Evaluator, Score};
-use crate::llm::{LlmError, Models};
+use crate::llm::{Draw, LlmError, Models};
 use crate::project::{Candidate, Example, Project, ProjectError};
 use crate::system::{System, Trace};
 use serde::{Deserialize, Serialize};
@@ -120,7 +120,12 @@ impl Task {
     /// objectives are new (the built-in ones, measured on the run, stay). A run that failed
     /// scores 0 whatever the reference says, so it is kept as it was. `cost_usd` is what this
     /// scoring cost (a judge's call).
-    pub async fn rescore(&self, example: &Example, recorded: &ExampleEval) -> Result<ExampleEval, LlmError> {
+    pub async fn rescore(
+        &self,
+        example: &Example,
+        recorded: &ExampleEval,
+        draw: Option<&Draw>,
+    ) -> Result<ExampleEval, LlmError> {
         if recorded.error.is_some() && !recorded.scorer_failed {
             return Ok(ExampleEval { cost_usd: 0.0, replayed_usd: 0.0, cached: false, ..recorded.clone() });
         }
@@ -131,7 +136,7 @@ impl Task {
             cost_usd: 0.0,
             replayed_usd: 0.0,
         };
-        let score = self.evaluator.score(example, &run, &self.models).await?;
+        let score = self.evaluator.score(example, &run, &self.models, draw).await?;
         let builtin = &self.project.config.optimizer.objectives;
         let mut objectives = score.objectives;
         for (name, v) in &recorded.objectives {
@@ -157,12 +162,18 @@ impl Task {
     /// Runs `candidate` on `example` and scores it. A failed run scores 0 with the error as its
     /// feedback, so one bad example cannot stop an optimization. `Err` only when a model's
     /// provider failed (down past the outage ceiling, a refused key, an empty account): that says
-    /// nothing about the candidate, so it is not a score.
-    pub async fn evaluate(&self, candidate: &Candidate, example: &Example) -> Result<ExampleEval, LlmError> {
-        let run = self.system.run(candidate, example, &self.models).await?;
+    /// nothing about the candidate, so it is not a score. Its model calls are draws under `draw`
+    /// (see `llm::draw`; None: a model that samples answers afresh and nothing is cached).
+    pub async fn evaluate(
+        &self,
+        candidate: &Candidate,
+        example: &Example,
+        draw: Option<&Draw>,
+    ) -> Result<ExampleEval, LlmError> {
+        let run = self.system.run(candidate, example, &self.models, draw).await?;
         let score = match &run.error {
             Some(e) => Score { feedback: format!("The run failed: {e}"), ..Score::new(0.0, "") },
-            None => self.evaluator.score(example, &run, &self.models).await?,
+            None => self.evaluator.score(example, &run, &self.models, draw).await?,
         };
         let mut objectives = score.objectives;
         if run.error.is_some() {
@@ -279,7 +290,7 @@ EVALUATOR
             })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        let e = task.evaluate(&project.seed, &project.train[0], None).await.unwrap();
         assert_eq!(e.error, None);
         assert_eq!(e.output, "4");
         assert_eq!(e.score, 1.0);
@@ -297,7 +308,7 @@ EVALUATOR
             Err(AttemptError::Fatal { status: Some(400), kind: FatalKind::ThisRequest, message })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        let e = task.evaluate(&project.seed, &project.train[0], None).await.unwrap();
         assert_eq!(e.score, 0.0);
         let err = e.error.clone().unwrap();
         assert!(err.starts_with("step `draft`: "), "{err}");
@@ -317,7 +328,7 @@ EVALUATOR
                 Err(AttemptError::Fatal { status: Some(401), kind, message: "HTTP 401".into() })
             });
             let project = Arc::clone(task.project());
-            let err = task.evaluate(&project.seed, &project.train[0]).await.unwrap_err();
+            let err = task.evaluate(&project.seed, &project.train[0], None).await.unwrap_err();
             assert!(err.stops_run(), "{kind:?}: {err}");
         }
         let judge = "kind = \"judge\"\nmodel = \"judge\"\nrubric = \"Grade {{output}}\"";
@@ -329,7 +340,7 @@ EVALUATOR
             }
         });
         let project = Arc::clone(task.project());
-        let err = task.evaluate(&project.seed, &project.train[0]).await.unwrap_err();
+        let err = task.evaluate(&project.seed, &project.train[0], None).await.unwrap_err();
         assert!(matches!(err, LlmError::Exhausted { .. }), "{err}");
     }
 
@@ -337,7 +348,7 @@ EVALUATOR
     async fn a_candidate_without_a_component_fails_cleanly() {
         let (_dir, task) = task("kind = \"exact\"\nfield = \"answer\"", |_| Ok("4".into()));
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&Candidate::new(), &project.train[0]).await.unwrap();
+        let e = task.evaluate(&Candidate::new(), &project.train[0], None).await.unwrap();
         assert_eq!(e.score, 0.0);
         assert!(e.error.unwrap().contains("no value for `{{instruction}}`"));
     }
@@ -355,7 +366,7 @@ EVALUATOR
             }
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        let e = task.evaluate(&project.seed, &project.train[0], None).await.unwrap();
         assert_eq!(e.error, None);
         assert!((e.score - 0.7).abs() < 1e-9);
         assert_eq!(e.feedback, "Right number, but wordy.\nhint: add");
@@ -368,7 +379,7 @@ EVALUATOR
             Ok(if last_user(req).starts_with("Grade") { "I cannot grade this.".into() } else { "4".into() })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        let e = task.evaluate(&project.seed, &project.train[0], None).await.unwrap();
         assert_eq!(e.score, 0.0);
         assert!(e.error.unwrap().contains("no score"));
     }
@@ -382,7 +393,7 @@ EVALUATOR
             Ok(if last_user(req).starts_with("Grade") { "Too terse.\nScore: 2/10".into() } else { "4".into() })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        let e = task.evaluate(&project.seed, &project.train[0], None).await.unwrap();
         assert!((e.score - (3.0 * 1.0 + 0.2) / 4.0).abs() < 1e-9, "{}", e.score);
         assert_eq!(e.feedback, "[exact] Correct: \"4\".\n[judge] Too terse.\nhint: add");
         assert_eq!(task.evaluator().describe(), "combined: 0.75 × exact + 0.25 × judge");
@@ -400,7 +411,7 @@ EVALUATOR
             [optimizer]\nobjectives = [\"prompt_tokens\", \"output_tokens\", \"cost_usd\"]";
         let (_dir, t) = task(evaluator, |_| Ok("4".into()));
         let project = Arc::clone(t.project());
-        let e = t.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        let e = t.evaluate(&project.seed, &project.train[0], None).await.unwrap();
         assert_eq!(e.score, 1.0);
         assert_eq!(e.feedback, "[correct] Correct: \"4\".\n[contains] Correct: the output contains \"4\".\nhint: add");
         assert_eq!(e.objectives["correct"], 1.0);
@@ -415,7 +426,7 @@ EVALUATOR
             Err(AttemptError::Fatal { status: Some(400), kind: FatalKind::ThisRequest, message: "too long".into() })
         });
         let project = Arc::clone(task.project());
-        let e = task.evaluate(&project.seed, &project.train[0]).await.unwrap();
+        let e = task.evaluate(&project.seed, &project.train[0], None).await.unwrap();
         assert_eq!(
             (e.objectives["correct"], e.objectives["contains"], e.objectives["prompt_tokens"]),
             (0.0, 0.0, -3.0)

@@ -44,13 +44,13 @@ impl AnthropicBackend {
             .collect();
         let mut body = json!({
             "model": self.model,
-            "max_tokens": self.max_tokens,
+            "max_tokens": req.max_tokens.unwrap_or(self.max_tokens),
             "messages": turns,
         });
         if !system.is_empty() {
             body["system"] = json!(system.join("\n\n"));
         }
-        if let Some(t) = self.temperature {
+        if let Some(t) = req.temperature.or(self.temperature) {
             body["temperature"] = json!(t);
         }
         body

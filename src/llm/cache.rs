@@ -2,7 +2,9 @@
 //! recorded run replays exactly, and sample projects can commit theirs.
 //!
 //! The key is a blake3 hash of a canonical JSON of everything that shapes the reply (provider,
-//! base URL, model, messages, temperature, max_tokens) and nothing secret: the API key is not in it.
+//! base URL, model, messages, temperature, max_tokens, further request fields) and nothing
+//! secret: the API key is not in it. For a model that samples it also holds the draw's place in
+//! the run (`draw.rs`), so a repeated prompt is a new draw and a replay the recorded one.
 
 use super::{Message, RawReply};
 use serde::Serialize;
@@ -26,6 +28,10 @@ pub struct RequestIdentity<'a> {
     /// hashed JSON when there are none, so keys made before they existed still match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// The draw's place, for a model that samples (absent otherwise: a deterministic model's
+    /// reply is shared by every place and run, and its keys are those made before draws).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draw: Option<&'a [String]>,
 }
 
 /// The hex blake3 hash naming one cache entry.
@@ -133,6 +139,7 @@ mod tests {
             temperature: Some(0.0),
             max_tokens: None,
             params: None,
+            draw: None,
         }
     }
 
@@ -144,6 +151,7 @@ mod tests {
         assert_eq!(a.hex().len(), 64);
         let other_msgs = [Message::user("hi!")];
         let extra = serde_json::Map::from_iter([("top_p".to_string(), serde_json::json!(0.5))]);
+        let place = ["run=a".to_string(), "round=1".to_string()];
         let variants = [
             CacheKey::of(&identity(&other_msgs)),
             CacheKey::of(&RequestIdentity { temperature: Some(0.5), ..identity(&msgs) }),
@@ -152,11 +160,19 @@ mod tests {
             CacheKey::of(&RequestIdentity { provider: "anthropic", ..identity(&msgs) }),
             CacheKey::of(&RequestIdentity { base_url: "http://other/v1", ..identity(&msgs) }),
             CacheKey::of(&RequestIdentity { params: Some(&extra), ..identity(&msgs) }),
+            CacheKey::of(&RequestIdentity { draw: Some(&place), ..identity(&msgs) }),
+            CacheKey::of(&RequestIdentity { draw: Some(&place[..1]), ..identity(&msgs) }),
         ];
-        for v in variants {
-            assert_ne!(a, v);
+        for (i, v) in variants.iter().enumerate() {
+            assert_ne!(&a, v);
+            assert!(variants[i + 1..].iter().all(|w| w != v), "variant {i} collides");
         }
+        // Keys made before draws existed still match: no draw, no change.
+        assert_eq!(a.hex(), KEY_BEFORE_DRAWS);
     }
+
+    /// The key of `identity([user "hi"])` as every version since params were added made it.
+    const KEY_BEFORE_DRAWS: &str = "adf0d239bb9809a0a52ac16db3306b58a1517c5e7d6a44fa4e1112747b359a87";
 
     #[tokio::test]
     async fn round_trips_and_treats_corruption_as_a_miss() {

@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod cache;
+pub mod draw;
 pub mod http;
 pub mod limit;
 pub mod model;
@@ -47,10 +48,46 @@ impl Message {
     }
 }
 
-/// What the caller asks for. Model name, base URL, temperature and max_tokens come from the model's config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the caller asks for. Model name, base URL, temperature and max_tokens come from the
+/// model's config unless the request overrides them for this one call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
+    /// This call's temperature instead of the model's (e.g. one re-ask at a higher temperature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// This call's output limit instead of the model's `max_tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Where the call sits in a run. For a model that samples, the cache keys the reply on it
+    /// too, so the same request at another place is a new draw and at the same place (a resume,
+    /// a replay) the recorded one. See `draw::Draw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draw: Option<Draw>,
+}
+
+impl ChatRequest {
+    pub fn new(messages: Vec<Message>) -> Self {
+        Self { messages, ..Default::default() }
+    }
+
+    /// At this temperature instead of the model's.
+    pub fn at_temperature(mut self, temperature: f64) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+
+    /// With this output limit instead of the model's.
+    pub fn with_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// As the draw at `draw` (None: no place; a sampling model then answers afresh, uncached).
+    pub fn drawn(mut self, draw: Option<Draw>) -> Self {
+        self.draw = draw;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,9 +170,14 @@ pub enum LlmError {
     )]
     Outage { model: String, waited_secs: f64, last: String },
     #[error(
-        "model `{model}`: no cached reply for this request and --offline is set (the recorded run does not cover it)"
+        "model `{model}`: no cached reply for this request and --offline is set (the recorded run does not cover it){}",
+        if *draw { "; the model samples, so its replies are recorded by their place in a run: replay a run with --replay RUN" } else { "" }
     )]
-    OfflineMiss { model: String },
+    OfflineMiss {
+        model: String,
+        /// The model samples: its replies are kept per draw (see `draw`), not per request.
+        draw: bool,
+    },
     #[error("model `{model}` is not defined in [models]")]
     UnknownModel { model: String },
 }
@@ -155,6 +197,7 @@ pub trait ChatBackend: Send + Sync {
 }
 
 pub use anthropic::AnthropicBackend;
+pub use draw::Draw;
 pub use model::{BackendFactory, Model, ModelStats, Models, ModelsOptions, Outage};
 pub use openai::OpenAiBackend;
 pub use scripted::ScriptedBackend;

@@ -364,17 +364,31 @@ impl Model {
         }
     }
 
-    /// The cache key of `req` for this model (None when the cache is off).
+    /// Whether `req` is a draw: the model samples at the temperature it is sent with (anything
+    /// but 0, or none set: the provider's default samples), unless `samples` in gepa.toml says.
+    pub fn samples(&self, req: &ChatRequest) -> bool {
+        let temperature = req.temperature.or(self.config.temperature);
+        self.config.samples.unwrap_or(temperature != Some(0.0))
+    }
+
+    /// The cache key of `req` for this model: the request as sent, and for a draw its place.
+    /// None when the cache is off, or for a draw with no place (it cannot be asked again).
     pub fn cache_key(&self, req: &ChatRequest) -> Option<CacheKey> {
         self.cache.as_ref()?;
+        let draw = match (self.samples(req), &req.draw) {
+            (false, _) => None,
+            (true, Some(draw)) => Some(draw.parts()),
+            (true, None) => return None,
+        };
         Some(CacheKey::of(&RequestIdentity {
             provider: self.provider,
             base_url: &self.base_url,
             model: &self.config.model,
             messages: &req.messages,
-            temperature: self.config.temperature,
-            max_tokens: self.sent_max_tokens,
+            temperature: req.temperature.or(self.config.temperature),
+            max_tokens: req.max_tokens.or(self.sent_max_tokens),
             params: self.params.as_ref(),
+            draw,
         }))
     }
 
@@ -385,7 +399,7 @@ impl Model {
             return Ok(reply);
         }
         if self.offline {
-            return Err(LlmError::OfflineMiss { model: self.label.clone() });
+            return Err(LlmError::OfflineMiss { model: self.label.clone(), draw: self.samples(req) });
         }
         // Identical requests in flight share one paid call: the others wait, then replay it.
         let _turn = match &key {
@@ -487,7 +501,8 @@ impl Model {
     /// One HTTP request, within the model's rate limits.
     async fn send(&self, req: &ChatRequest) -> Result<RawReply, AttemptError> {
         let chars = req.messages.iter().map(|m| m.content.chars().count()).sum();
-        let slot = self.limiter.acquire(super::limit::estimate_tokens(chars, self.sent_max_tokens)).await;
+        let slot =
+            self.limiter.acquire(super::limit::estimate_tokens(chars, req.max_tokens.or(self.sent_max_tokens))).await;
         bump(&self.counters.calls);
         let reply = self.backend.send(req).await;
         if let Ok(r) = &reply {
@@ -676,14 +691,15 @@ fn http_backend(config: &ModelConfig) -> Result<Arc<dyn ChatBackend>, LlmError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{Message, ScriptedBackend};
+    use crate::llm::{Draw, Message, ScriptedBackend};
+    use std::path::Path;
 
     fn config(toml_text: &str) -> ModelConfig {
         toml::from_str(toml_text).unwrap()
     }
 
     fn ask(text: &str) -> ChatRequest {
-        ChatRequest { messages: vec![Message::user(text)] }
+        ChatRequest::new(vec![Message::user(text)])
     }
 
     fn fast() -> ModelsOptions {
@@ -736,7 +752,7 @@ mod tests {
                 .with_latency(Duration::from_millis(20)),
         );
         let opts = ModelsOptions { cache_dir: Some(dir.path().to_path_buf()), ..fast() };
-        let cfg = config("provider = \"openai\"\nmodel = \"m\"");
+        let cfg = config("provider = \"openai\"\nmodel = \"m\"\ntemperature = 0.0");
         let model = Arc::new(Model::new("task", &cfg, backend.clone(), &opts).unwrap());
         let same = ask("same");
         let replies = futures::future::join_all((0..5).map(|_| model.chat(&same))).await;
@@ -762,7 +778,7 @@ mod tests {
         let models = Models::from_config(
             &BTreeMap::from([(
                 "task".to_string(),
-                config("provider = \"openai\"\nmodel = \"m\"\nprice_input_per_mtok = 2.0\nprice_output_per_mtok = 4.0"),
+                config("provider = \"openai\"\nmodel = \"m\"\ntemperature = 0\nprice_input_per_mtok = 2\nprice_output_per_mtok = 4"),
             )]),
             ModelsOptions {
                 cache_dir: Some(dir.path().to_path_buf()),
@@ -806,6 +822,93 @@ mod tests {
         assert_eq!(backend.calls(), 120);
         let stats = model.stats();
         assert_eq!((stats.rate_limited, stats.waiting_on_limit), (119, 0));
+    }
+
+    /// A model whose replies differ on every call, as a sampling server's do.
+    fn sampling_server() -> Arc<ScriptedBackend> {
+        let n = Arc::new(AtomicU64::new(0));
+        Arc::new(ScriptedBackend::new(move |r| {
+            let temperature = r.temperature.map(|t| format!(" at {t}")).unwrap_or_default();
+            Ok(format!("answer {}{temperature}", n.fetch_add(1, Ordering::SeqCst)))
+        }))
+    }
+
+    fn cached_model(toml_text: &str, backend: &Arc<ScriptedBackend>, dir: &Path, offline: bool) -> Model {
+        let opts = ModelsOptions { cache_dir: Some(dir.to_path_buf()), offline, ..fast() };
+        Model::new("reflection", &config(toml_text), backend.clone(), &opts).unwrap()
+    }
+
+    /// At temperature 1 the same prompt at two places is two draws, and the same place asked
+    /// again (a resume, a replay offline) is the recorded one; at 0 it is one reply.
+    #[tokio::test]
+    async fn a_sampling_model_draws_per_place_and_a_place_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = sampling_server();
+        let warm = "provider = \"openai\"\nmodel = \"m\"\ntemperature = 1.0";
+        let model = cached_model(warm, &backend, dir.path(), false);
+        let run = Draw::stream("r1");
+        let at = |round: u64| ask("same prompt").drawn(Some(run.at("round", round)));
+        let first = model.chat(&at(1)).await.unwrap();
+        let second = model.chat(&at(2)).await.unwrap();
+        assert_eq!(backend.calls(), 2, "a repeated prompt at another place reaches the server");
+        assert_ne!(first.text, second.text);
+        // Another run draws afresh; no place at all is never served from the cache.
+        let other = model.chat(&ask("same prompt").drawn(Some(Draw::stream("r2").at("round", 1)))).await.unwrap();
+        model.chat(&ask("same prompt")).await.unwrap();
+        model.chat(&ask("same prompt")).await.unwrap();
+        assert_eq!(backend.calls(), 5);
+        assert!(!other.cached);
+        // The same places again, as a resume and an offline replay ask them: the recorded replies.
+        let replay = cached_model(warm, &backend, dir.path(), true);
+        for (round, recorded) in [(1, &first), (2, &second)] {
+            let again = replay.chat(&at(round)).await.unwrap();
+            assert!(again.cached);
+            assert_eq!(again.text, recorded.text);
+        }
+        let err = replay.chat(&at(3)).await.unwrap_err();
+        assert!(err.to_string().contains("--replay RUN"), "{err}");
+        assert_eq!(backend.calls(), 5);
+
+        // At temperature 0 nothing changes: one reply per request, whatever the place.
+        let cold = cached_model("provider = \"openai\"\nmodel = \"m\"\ntemperature = 0.0", &backend, dir.path(), false);
+        let a = cold.chat(&at(1)).await.unwrap();
+        let b = cold.chat(&at(2)).await.unwrap();
+        let c = cold.chat(&ask("same prompt")).await.unwrap();
+        assert_eq!(backend.calls(), 6);
+        assert!(b.cached && c.cached && a.text == b.text && b.text == c.text);
+        // `samples` says otherwise either way.
+        let said = cached_model(
+            "provider = \"openai\"\nmodel = \"m\"\ntemperature = 0.0\nsamples = true",
+            &backend,
+            dir.path(),
+            false,
+        );
+        said.chat(&at(7)).await.unwrap();
+        assert_eq!(backend.calls(), 7);
+        let seeded = cached_model(&format!("{warm}\nsamples = false"), &backend, dir.path(), false);
+        seeded.chat(&at(8)).await.unwrap();
+        assert!(seeded.chat(&at(9)).await.unwrap().cached);
+        assert_eq!(backend.calls(), 8);
+    }
+
+    /// One call at another temperature (a re-ask) is sent at it and recorded as its own draw.
+    #[tokio::test]
+    async fn a_call_at_another_temperature_is_a_recorded_draw() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = sampling_server();
+        let cold = "provider = \"openai\"\nmodel = \"m\"\ntemperature = 0.0";
+        let model = cached_model(cold, &backend, dir.path(), false);
+        let place = Draw::stream("r1").at("round", 4).at("reflect", "instruction");
+        let plain = model.chat(&ask("q")).await.unwrap();
+        let hot = ask("q").at_temperature(0.9).drawn(Some(place.at("attempt", 1)));
+        let reask = model.chat(&hot).await.unwrap();
+        assert_eq!((plain.text.as_str(), reask.text.as_str()), ("answer 0", "answer 1 at 0.9"));
+        // Elsewhere it is a new draw; at the same place, offline, the recorded one.
+        let other = model.chat(&ask("q").at_temperature(0.9).drawn(Some(place.at("attempt", 2)))).await.unwrap();
+        assert_eq!(other.text, "answer 2 at 0.9");
+        let replay = cached_model(cold, &backend, dir.path(), true);
+        assert_eq!(replay.chat(&hot).await.unwrap().text, "answer 1 at 0.9");
+        assert_eq!(replay.chat(&ask("q")).await.unwrap().text, "answer 0");
     }
 
     #[tokio::test]

@@ -36,10 +36,10 @@ impl OpenAiBackend {
 
     fn body(&self, req: &ChatRequest) -> serde_json::Value {
         let mut body = json!({ "model": self.model, "messages": req.messages });
-        if let Some(t) = self.temperature {
+        if let Some(t) = req.temperature.or(self.temperature) {
             body["temperature"] = json!(t);
         }
-        if let Some(n) = self.max_tokens {
+        if let Some(n) = req.max_tokens.or(self.max_tokens) {
             body[self.token_param] = json!(n);
         }
         body

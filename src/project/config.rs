@@ -43,6 +43,12 @@ pub struct ModelConfig {
     pub api_key_env: Option<String>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// Whether the model samples: then each call is a draw, cached by the request and its place
+    /// in the run, so a repeated prompt is asked again. Default: at any temperature but 0 (no
+    /// temperature set means the provider's default, which samples). `false` shares replies by
+    /// request alone (a server that seeds its sampling); `true` samples at temperature 0 too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<bool>,
     /// USD per million input tokens.
     #[serde(default)]
     pub price_input_per_mtok: f64,

@@ -2,7 +2,7 @@
 //! A step may use the components, the example's fields and the outputs of the steps before it.
 
 use super::{RunOutput, StepTrace, Trace};
-use crate::llm::{ChatRequest, LlmError, Message, Models};
+use crate::llm::{ChatRequest, Draw, LlmError, Message, Models};
 use crate::project::config::ChatStep;
 use crate::project::template::{step_output_name, Template};
 use crate::project::{Candidate, Example, ProjectError};
@@ -48,7 +48,13 @@ impl ChatSystem {
     /// Runs the steps in order. A model failure that says nothing about the candidate (the
     /// provider down past its ceiling, a refused key, an empty account) is an `Err`: the run must
     /// stop, not score it.
-    pub async fn run(&self, candidate: &Candidate, example: &Example, models: &Models) -> Result<RunOutput, LlmError> {
+    pub async fn run(
+        &self,
+        candidate: &Candidate,
+        example: &Example,
+        models: &Models,
+        draw: Option<&Draw>,
+    ) -> Result<RunOutput, LlmError> {
         let mut trace = Trace::default();
         let mut outputs: HashMap<&str, String> = HashMap::new();
         let mut cost = 0.0;
@@ -86,7 +92,7 @@ impl ChatSystem {
                     return Ok(RunOutput { replayed_usd: replayed, ..failed });
                 }
             };
-            let request = ChatRequest { messages };
+            let request = ChatRequest::new(messages).drawn(draw.map(|d| d.at("step", &step.name)));
             match model.chat(&request).await {
                 Ok(reply) => {
                     cost += reply.cost_usd;

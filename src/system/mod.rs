@@ -85,9 +85,16 @@ impl System {
     /// template error, a request the model refuses) is a `RunOutput` with `error` set, which is
     /// scored 0 and shown to the user; a failure of the model provider is an `Err` (see
     /// `LlmError::stops_run`).
-    pub async fn run(&self, candidate: &Candidate, example: &Example, models: &Models) -> Result<RunOutput, LlmError> {
+    /// Runs `candidate` on `example`; a chat step's call is a draw under `draw` (`step=<name>`).
+    pub async fn run(
+        &self,
+        candidate: &Candidate,
+        example: &Example,
+        models: &Models,
+        draw: Option<&crate::llm::Draw>,
+    ) -> Result<RunOutput, LlmError> {
         match self {
-            System::Chat(chat) => chat.run(candidate, example, models).await,
+            System::Chat(chat) => chat.run(candidate, example, models, draw).await,
             System::Command(cmd) => Ok(cmd.run(candidate, example).await),
         }
     }

@@ -957,6 +957,7 @@ mod tests {
             pipeline_lag: None,
             config_hash: String::new(),
             branched_from: None,
+            draws: None,
             frontier: Default::default(),
             protected: Default::default(),
         }

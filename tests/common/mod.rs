@@ -27,6 +27,7 @@ pub fn write_project(dir: &Path, extra_optimizer: &str) {
 provider = "openai"
 model = "scripted-task"
 base_url = "http://127.0.0.1:9/v1"
+temperature = 0.0
 price_input_per_mtok = 1.0
 price_output_per_mtok = 2.0
 
@@ -34,6 +35,7 @@ price_output_per_mtok = 2.0
 provider = "openai"
 model = "scripted-reflection"
 base_url = "http://127.0.0.1:9/v1"
+temperature = 0.0
 
 [[components]]
 name = "instruction"

@@ -436,7 +436,7 @@ async fn respond(stream: &mut TcpStream, status: u16, extra: &[(&str, &str)], bo
 /// the task model.
 pub fn completion(model: &str, body: &Value) -> String {
     let messages: Vec<Message> = serde_json::from_value(body["messages"].clone()).unwrap_or_default();
-    let req = ChatRequest { messages };
+    let req = ChatRequest::new(messages);
     let text = if model.contains("reflection") {
         crate::common::reflection_reply(&req)
     } else {

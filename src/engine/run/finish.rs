@@ -80,7 +80,8 @@ impl Engine {
             crate::engine::data_fixes::committed_val_evals(&events, &ids)
         };
         let sh = &self.sh;
-        crate::engine::data_fixes::rescore_fixes(&sh.task, &sh.project, &self.state, round, actions, &recorded)
+        let place = sh.place(round);
+        crate::engine::data_fixes::rescore_fixes(&sh.task, &sh.project, &self.state, round, actions, &recorded, &place)
             .await
             .map_err(|e| if e.stops_run() { anyhow::Error::new(Halted(e)) } else { anyhow!("{e}") })
     }
@@ -94,7 +95,8 @@ impl Engine {
             let texts = self.state.candidates[best].texts.clone();
             let test: Vec<&Example> = sh.project.test.iter().collect();
             let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
-            let (evals, _, _) = sh.evaluate(gen, &texts, &test, Split::Val, None).await?;
+            let place = Draw::stream(&sh.draws).at("eval", "test").at("candidate", best);
+            let (evals, _, _) = sh.evaluate(gen, &place, &texts, &test, Split::Val, None).await?;
             sh.drop_round_calls(gen);
             let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
             let ev = Event::TestEvaluated { candidate: best, evals, mean: m };

@@ -34,7 +34,7 @@ use super::select::select_parent;
 use super::state::{CommitBuffer, RunState};
 use super::steer::{Inbox, SteerAnswer};
 use crate::eval::{ExampleEval, Task};
-use crate::llm::{ChatRequest, Message};
+use crate::llm::{ChatRequest, Draw, Message};
 use crate::project::config::{AcceptPerRound, ComponentSelection, OptimizerConfig, ReviewPolicy, SystemKind};
 use crate::project::{Candidate, Example, Project};
 use crate::store::{self, read_log, EventLog, RunLock};
@@ -100,6 +100,9 @@ struct Activity {
 struct Shared {
     project: Arc<Project>,
     task: Arc<Task>,
+    /// Whose draws a sampling model's calls are (`run_started`'s `draws`: this run's id, or the
+    /// run it replays): the outermost part of every place (see `llm::draw`).
+    draws: String,
     opt: OptimizerConfig,
     template: String,
     log: Mutex<EventLog>,

@@ -105,7 +105,10 @@ impl Engine {
             .with_context(|| format!("cannot write {}", run_dir.join("gepa.toml").display()))?;
         let lock = RunLock::acquire(&run_dir)?;
         let log = EventLog::create(&run_dir.join("events.jsonl"))?;
-        let mut engine = Self::assemble(project, task, run_dir, log, lock, RunState::default(), 0, 0, opts, &[])?;
+        let replays = opts.draws_of.clone();
+        let draws = replays.clone().unwrap_or_else(|| run_id.clone());
+        let mut engine =
+            Self::assemble(project, task, run_dir, log, lock, RunState::default(), draws, 0, 0, opts, &[])?;
         let p = &engine.sh.project;
         let opt = &engine.sh.opt;
         let ev = Event::RunStarted {
@@ -121,6 +124,7 @@ impl Engine {
             pipeline_lag: Some(opt.max_lag()),
             config_hash: blake3::hash(p.config_text.as_bytes()).to_hex().to_string(),
             branched_from: engine.seed_texts.as_ref().map(|(_, from)| from.clone()),
+            draws: replays,
             frontier: opt.frontier,
             protected: p.protected.clone(),
         };
@@ -156,8 +160,10 @@ impl Engine {
         // The time between a stop and this resume is not the run's.
         let active = active_ms(&run_dir.join("events.jsonl"));
         let log = EventLog::open_append(&run_dir.join("events.jsonl"))?;
+        let draws = state.draws.clone();
+        let (seq, events_ref) = (events.len() as u64, &events);
         let mut engine =
-            Self::assemble(project, task, run_dir, log, lock, state, events.len() as u64, active, opts, &events)?;
+            Self::assemble(project, task, run_dir, log, lock, state, draws, seq, active, opts, events_ref)?;
         if let Some(w) = warning {
             engine.sh.notify(Notice::Warning(w));
         }
@@ -219,6 +225,7 @@ impl Engine {
         log: EventLog,
         lock: RunLock,
         state: RunState,
+        draws: String,
         seq: u64,
         active_before_ms: u64,
         opts: EngineOptions,
@@ -248,6 +255,7 @@ impl Engine {
         let (ctx, crx) = mpsc::unbounded_channel();
         let handle = EngineHandle { paused: ptx, cancel: CancellationToken::new(), commands: ctx };
         let sh = Shared {
+            draws,
             eval_slots: Arc::new(Semaphore::new(opt.concurrency)),
             gauge: Mutex::new(Default::default()),
             live: Live {

@@ -802,7 +802,8 @@ impl Engine {
         let texts = seed.clone();
         let work = tokio::spawn(async move {
             let val: Vec<&Example> = sh.project.val.iter().collect();
-            let (evals, calls, cost) = sh.evaluate(gen, &texts, &val, Split::Val, None).await?;
+            let place = sh.place(0).at("eval", "seed");
+            let (evals, calls, cost) = sh.evaluate(gen, &place, &texts, &val, Split::Val, None).await?;
             let seed = NewCandidate { texts, parents: vec![], origin: Origin::Seed, changed: vec![], note: None };
             Ok(RoundOutput { calls, cost, scored: vec![(seed, evals, 0, None)], ..Default::default() })
         });

@@ -55,13 +55,23 @@ fn select_accepted(results: &[SlotResult], mode: AcceptPerRound) -> Vec<bool> {
 }
 
 impl Shared {
+    /// Where round `round`'s model calls sit among the run's draws (`run=<draws>/round=<n>`;
+    /// see `llm::draw`). A call made with `ChatRequest::drawn(Some(place.at(…)))` at a place
+    /// decided by the committed run is a recorded draw: a resume or replay gets its reply.
+    pub(super) fn place(&self, round: u64) -> Draw {
+        Draw::stream(&self.draws).at("round", round)
+    }
+
     /// Scores a candidate on examples, concurrently within the run-wide limit; results in input
     /// order. An evaluation committed by round `reuse` (the round, and the data as the round
-    /// sees it) or earlier is served from the cache (free, marked `cached`). Returns the
-    /// evaluations, the metric calls and the cost.
+    /// sees it) or earlier is served from the cache (free, marked `cached`). Model calls are
+    /// draws under `place` (`example=<id>` below it). Returns the evaluations, the metric calls
+    /// and the cost.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn evaluate(
         &self,
         gen: u64,
+        place: &Draw,
         candidate: &Candidate,
         examples: &[&Example],
         split: Split,
@@ -84,7 +94,7 @@ impl Shared {
                 let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
                 let in_flight = Counted::enter(&self.live.in_flight);
                 let sent = Instant::now();
-                let e = self.task.evaluate(candidate, ex).await;
+                let e = self.task.evaluate(candidate, ex, Some(&place.at("example", &ex.id))).await;
                 let secs = sent.elapsed().as_secs_f64();
                 drop(in_flight);
                 let e = e.map_err(Halted)?;
@@ -223,8 +233,12 @@ impl Shared {
             let val = plan.data.effective(crate::project::Split::Val, &self.project.val);
             let val: Vec<&Example> = val.iter().map(|e| e.as_ref()).collect();
             let reuse = Some((plan.planned_after, &*plan.data));
+            let places: Vec<Draw> = (0..n).map(|i| self.place(round).at("eval", "val").at("candidate", i)).collect();
             let evals = futures::future::try_join_all(
-                to_score.iter().map(|(c, _)| self.evaluate(gen, &c.texts, &val, Split::Val, reuse)),
+                to_score
+                    .iter()
+                    .zip(&places)
+                    .map(|((c, _), place)| self.evaluate(gen, place, &c.texts, &val, Split::Val, reuse)),
             )
             .await?;
             for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
@@ -270,9 +284,12 @@ impl Shared {
             child,
         };
 
+        // Where this proposal's model calls sit among the run's draws (see `llm::draw`).
+        let place = self.place(round).at("slot", p.slot);
         self.stage_in(gen, round, Some(format!("parent {} on minibatch", p.parent)));
-        let (parent_evals, calls, cost) =
-            self.evaluate(gen, parent, &batch, Split::Train, Some((reuse_until, data))).await?;
+        let (parent_evals, calls, cost) = self
+            .evaluate(gen, &place.at("eval", "parent"), parent, &batch, Split::Train, Some((reuse_until, data)))
+            .await?;
         r.calls += calls;
         r.cost += cost;
         let parent_sum: f64 = parent_evals.iter().map(|e| e.score).sum();
@@ -317,7 +334,9 @@ impl Shared {
         if let Some((ex, is_val)) = pointed {
             let split = if is_val { Split::Val } else { Split::Train };
             self.stage_in(gen, round, Some(format!("parent {} on the example you pointed at", p.parent)));
-            let (evals, calls, cost) = self.evaluate(gen, parent, &[ex], split, Some((reuse_until, data))).await?;
+            let guided = place.at("eval", "guided");
+            let (evals, calls, cost) =
+                self.evaluate(gen, &guided, parent, &[ex], split, Some((reuse_until, data))).await?;
             r.calls += calls;
             r.cost += cost;
             self.emit_in(
@@ -359,7 +378,7 @@ impl Shared {
             }
             self.gate().await;
             self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
-            let (reply, cut_answers) = match self.reflect(&prompt).await {
+            let (reply, cut_answers) = match self.reflect(&prompt, &place.at("reflect", component)).await {
                 Ok(asked) => asked,
                 Err(e) if e.stops_run() => return Err(Halted(e).into()),
                 Err(e) => {
@@ -426,8 +445,9 @@ impl Shared {
             return Ok(r);
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
-        let (child_evals, calls, cost) =
-            self.evaluate(gen, &child, &batch, Split::Train, Some((reuse_until, data))).await?;
+        let (child_evals, calls, cost) = self
+            .evaluate(gen, &place.at("eval", "child"), &child, &batch, Split::Train, Some((reuse_until, data)))
+            .await?;
         r.calls += calls;
         r.cost += cost;
         let child_sum: f64 = child_evals.iter().map(|e| e.score).sum();
@@ -476,14 +496,19 @@ impl Shared {
     /// Asks the reflection model. An answer cut off (at max_tokens, or with a fence left open) is
     /// asked again, up to `[reflection] truncation_retries` times, with the cut answer and a note
     /// to give only the complete new text: the last answer, and the cut ones before it. The
-    /// reply's cost and tokens are those of every attempt.
+    /// reply's cost and tokens are those of every attempt. Each attempt is the draw
+    /// `attempt=<n>` under `place` (`…/slot=<s>/reflect=<component>`).
     pub(super) async fn reflect(
         &self,
         prompt: &str,
+        place: &Draw,
     ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
         let model = self.task.models().get("reflection")?;
         let mut messages = vec![Message::user(prompt.to_string())];
-        let mut reply = model.chat(&ChatRequest { messages: messages.clone() }).await?;
+        let ask = |messages: &[Message], attempt: usize| {
+            ChatRequest::new(messages.to_vec()).drawn(Some(place.at("attempt", attempt)))
+        };
+        let mut reply = model.chat(&ask(&messages, 0)).await?;
         let mut cut_answers = Vec::new();
         let (mut cost, mut usage, mut cached) = (reply.cost_usd, reply.usage, reply.cached);
         let cfg = &self.project.config.reflection;
@@ -493,7 +518,7 @@ impl Shared {
         {
             messages.push(Message::assistant(reply.text.clone()));
             messages.push(Message::user(CUT_OFF_NOTE));
-            let again = model.chat(&ChatRequest { messages: messages.clone() }).await?;
+            let again = model.chat(&ask(&messages, cut_answers.len() + 1)).await?;
             cut_answers.push(std::mem::replace(&mut reply, again).text);
             cost += reply.cost_usd;
             usage.input_tokens += reply.usage.input_tokens;
@@ -582,8 +607,9 @@ impl Shared {
         let examples: Vec<std::borrow::Cow<Example>> =
             plan.subsample.iter().map(|&i| data.apply(crate::project::Split::Val, &self.project.val[i])).collect();
         let examples: Vec<&Example> = examples.iter().map(|e| e.as_ref()).collect();
+        let place = self.place(round).at("eval", "merge");
         let (evals, calls, cost) =
-            self.evaluate(gen, &plan.texts, &examples, Split::Val, Some((reuse_until, data))).await?;
+            self.evaluate(gen, &place, &plan.texts, &examples, Split::Val, Some((reuse_until, data))).await?;
         let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
         let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
         let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();
