@@ -187,6 +187,27 @@ fn snap_name(view: View) -> &'static str {
     }
 }
 
+/// The fixture's last round ran past the budget (a round under way finishes): the gauge says by
+/// how much, from what the log records, instead of a full bar at "100%".
+#[test]
+fn the_dashboard_shows_a_budget_overshoot_as_it_is() {
+    let (used, max) = fixture()
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Finished { metric_calls, .. } => Some((*metric_calls, 120)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(used > max, "the fixture overshoots its budget of {max}: {used}");
+    let pct = (used as f64 / max as f64 * 100.0).round();
+    let mut a = at_view(View::Dashboard);
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains(&format!("{used} / {max} ({pct}%, {} over)", used - max)), "{screen}");
+    }
+}
+
 #[test]
 fn every_view_at_both_sizes() {
     for view in View::ALL {
@@ -210,7 +231,19 @@ fn help_overlay_and_start_screen() {
     // on the Dashboard; sort, filter and the plot's keys in the Frontier; approve and veto in Review.
     let mut a = app();
     press(&mut a, "?");
-    insta::assert_snapshot!("help_80x24", text(&draw(&mut a, 80, 24)));
+    let help = text(&draw(&mut a, 80, 24));
+    // Cut at 80x24, and it says so: how many lines are below; scrolled to the end, above.
+    assert!(help.contains("more below") && !help.contains("more above"), "{help}");
+    insta::assert_snapshot!("help_80x24", help);
+    press_code(&mut a, KeyCode::PageDown, 20);
+    let end = text(&draw(&mut a, 80, 24));
+    assert!(end.contains("more above") && !end.contains("more below"), "{end}");
+    assert!(end.contains("the wheel scrolls"), "the last line is in view:\n{end}");
+    press(&mut a, "?");
+    press(&mut a, "?");
+    let wide = text(&draw(&mut a, 160, 48));
+    assert!(wide.contains("more below") && !wide.contains("more above"), "reopened at the top:\n{wide}");
+    press(&mut a, "?");
     press(&mut a, "2?");
     let frontier = text(&draw(&mut a, 80, 24));
     assert!(frontier.contains("In the Frontier") && frontier.contains("change the sort order"), "{frontier}");
@@ -1771,7 +1804,7 @@ fn traces_cursor(a: &App) -> String {
 /// them. Snapshots: the reason prompt, and the marked Traces at both sizes.
 #[test]
 fn excluding_and_fixing_an_example_by_keys_in_traces() {
-    use gepa_tui::engine::event::{FieldChange, Rescored};
+    use gepa_tui::engine::event::FieldChange;
     use gepa_tui::project::Split;
     let mut a = live_traces();
     let first = traces_cursor(&a);
@@ -1823,13 +1856,29 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
     assert_eq!(acts(&a), vec![exclude.clone(), fix.clone()]);
 
     // The engine takes both in the next round and commits it: every candidate's output on the
-    // fixed example scored again ("Z-ok" is nobody's answer: all 0).
+    // fixed example scored again by the project's own evaluator, as the engine does it ("Z-ok" is
+    // nobody's answer: all 0, and the feedback says what was expected now).
     let round = a.model.state.round.unwrap() + 1;
-    let rescored: Vec<Rescored> = (0..a.model.state.candidates.len())
-        .filter_map(|c| a.model.val_eval(c, a.model.state.val_ids.iter().position(|v| *v == second)?).cloned())
-        .enumerate()
-        .map(|(c, e)| Rescored { candidate: c, eval: gepa_tui::eval::ExampleEval { score: 0.0, ..e } })
-        .collect();
+    let f = fixture();
+    let (project, task) = common::load(&f.project.root);
+    let recorded = gepa_tui::engine::data_fixes::committed_val_evals(&f.events, &[second.as_str()]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (fixed, _, _) = rt
+        .block_on(gepa_tui::engine::data_fixes::rescore_fixes(
+            &task,
+            &project,
+            &a.model.state,
+            round,
+            &[exclude.clone(), fix.clone()],
+            &recorded,
+        ))
+        .unwrap();
+    let [Event::ExampleFixed { rescored, changes, .. }] = fixed.as_slice() else { panic!("{fixed:?}") };
+    assert_eq!(
+        changes,
+        &vec![FieldChange { field: "expected".into(), old: Some(was.clone().into()), new: "Z-ok".into() }]
+    );
+    assert!(rescored.iter().all(|r| r.eval.score == 0.0 && r.eval.feedback.contains("Z-ok")), "{rescored:?}");
     let mut finished = None;
     for ev in fixture().events.iter().rev() {
         if let Event::RoundFinished { .. } = ev {
@@ -1846,14 +1895,7 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
         Event::RoundStarted { round, proposals: vec![], planned_after: Some(round - 1), merge: None },
         Event::Human { round, action: exclude, request: None },
         Event::Human { round, action: fix, request: None },
-        Event::ExampleFixed {
-            round,
-            split: Split::Val,
-            example: second.clone(),
-            changes: vec![FieldChange { field: "expected".into(), old: Some(was.clone().into()), new: "Z-ok".into() }],
-            rescored,
-            metric_calls: 0,
-        },
+        fixed[0].clone(),
         Event::RoundFinished {
             round,
             metric_calls,

@@ -29,13 +29,19 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let calls = m.metric_calls();
     let max_calls = m.state.max_metric_calls.max(1);
     let [g1, g2] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(gauges);
-    let ratio = (calls as f64 / max_calls as f64).clamp(0.0, 1.0);
+    let used = calls as f64 / max_calls as f64;
+    // The round under way when the budget runs out finishes (as in gepa), so a run can end past
+    // its budget: say by how much rather than show a full bar at "100%".
+    let label = match calls.checked_sub(m.state.max_metric_calls).filter(|over| *over > 0) {
+        Some(over) => format!("{calls} / {} ({:.0}%, {over} over)", m.state.max_metric_calls, used * 100.0),
+        None => format!("{calls} / {} ({:.0}%)", m.state.max_metric_calls, used * 100.0),
+    };
     frame.render_widget(
         Gauge::default()
             .block(pane(" Budget: metric calls ", theme, false))
             .gauge_style(theme.score_high)
-            .ratio(ratio)
-            .label(Span::styled(format!("{calls} / {} ({:.0}%)", m.state.max_metric_calls, ratio * 100.0), theme.text)),
+            .ratio(used.clamp(0.0, 1.0))
+            .label(Span::styled(label, theme.text)),
         g1,
     );
     let cost = m.cost_usd();

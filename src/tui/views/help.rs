@@ -110,14 +110,16 @@ impl HelpView {
         frame.render_widget(Clear, rect);
         let body = super::inner(rect);
         let at = self.scroll.at(super::wrapped_rows(&lines, body.width), body.height);
-        frame.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(pane(
-                " Help: ? or esc closes ",
-                theme,
-                true,
-            )),
-            rect,
-        );
+        // Cut to fit: the frame says so, or a reader takes the first screen for all of it.
+        let mut block = pane(" Help: ? or esc closes ", theme, true);
+        if at > 0 {
+            block = block.title_top(Line::styled(format!(" ↑ {at} more above "), theme.muted).right_aligned());
+        }
+        if at < self.scroll.max {
+            let below = self.scroll.max - at;
+            block = block.title_bottom(Line::styled(format!(" ↓ {below} more below ",), theme.muted).right_aligned());
+        }
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((at, 0)).block(block), rect);
     }
 }
 
