@@ -1871,6 +1871,7 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
             round,
             &[exclude.clone(), fix.clone()],
             &recorded,
+            &gepa_tui::llm::Draw::stream(RUN_ID).at("round", round),
         ))
         .unwrap();
     let [Event::ExampleFixed { rescored, changes, .. }] = fixed.as_slice() else { panic!("{fixed:?}") };
