@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             seed,
             max_metric_calls,
             auto_approve,
+            wait_for_review,
             branch,
             replay,
             add_seeds,
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
                 offline: cli.common.offline,
             };
             if *headless {
-                gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json)
+                gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json, *wait_for_review)
             } else {
                 gepa_tui::tui::run(gepa_tui::tui::TuiArgs {
                     dir: gepa_tui::cli::project_dir(dir),

@@ -257,6 +257,7 @@ fn help_overlay_and_start_screen() {
         gepa_tui::tui::start::RunEntry {
             id: RUN_ID.into(),
             finished: true,
+            running: None,
             best_val: Some(a.model.state.best_val()),
             test_score: a.model.state.test_score,
             candidates: Some(a.model.state.candidates.len() as u64),
@@ -266,6 +267,7 @@ fn help_overlay_and_start_screen() {
         gepa_tui::tui::start::RunEntry {
             id: "20261124-235959-0a0a".into(),
             finished: false,
+            running: None,
             best_val: None,
             test_score: None,
             candidates: None,

@@ -149,8 +149,12 @@ end. With pipeline_lag not written, up to 4 \
 rounds are in flight, and one at a time once the task model's server is seen answering requests \
 in turn (a llama-server or Ollama with one slot); the result is the same either way.
 
-A project whose [review] asks a person to approve mutations or merges needs --auto-approve \
-headless (or the workbench, where you decide).
+A project whose [review] asks a person to approve mutations or merges needs, headless, either \
+--auto-approve (everything is approved as it comes) or --wait-for-review (each item waits for a \
+person: a workbench attached to the run with `gepa-tui --run RUN DIR`, or `gepa-tui steer \
+approve|veto`); or run it in the workbench, where you decide. A workbench opened on a run that \
+a live process runs attaches to it: it follows the run, shows its live status (status.json in \
+the run folder) and sends its decisions through the run's inbox; q detaches.
 
 A provider that stops answering is waited for, never scored: its requests are held and tried \
 again (at most a minute apart) until it answers or [optimizer] max_outage_secs (default 1800) \
@@ -175,6 +179,9 @@ Examples:
       replay a run exactly, the replies of its sampling models included
   gepa-tui run --headless --add-seed variants/short --add-seed variants/strict
       more starting candidates, from folders of prompt files
+  gepa-tui run --headless --wait-for-review my-project
+      with [review] mutations = \"approve\": each child waits for a person, who
+      attaches with `gepa-tui --run RUN my-project` (or uses `gepa-tui steer`)
   touch my-project/.gepa/runs/20261125-084012-3fa9/stop
       end a running run gracefully from outside";
 
@@ -279,6 +286,12 @@ pub const STEER_LONG: &str = "\
 Hands a decision to run RUN of the project in DIR while it runs (headless or in the workbench), \
 as the workbench's keys do, and prints the run's answer:
 
+  approve ITEM / veto ITEM [--reason WHY]
+      decide review item ITEM, a child an `approve` policy holds for a person (a headless run \
+started with --wait-for-review waits for these).
+  pause / resume / stop
+      the process running RUN pauses (calls in flight finish, nothing new starts), resumes, or \
+stops now, resumable; taken at once, answered with no round. Only for a run a process is running.
   guide CANDIDATE NOTE [--example ID] [--component NAME]
       the run's next round is a reflection on CANDIDATE with NOTE added to the reflective prompt \
 (and example ID, a train or val example, with the candidate's output and feedback on it, in its \
@@ -326,4 +339,8 @@ Examples:
   gepa-tui steer --run 20261125-084012-3fa9 exclude val-03 --reason \"the label is wrong\"
       take val-03 out of the run
   gepa-tui steer --run 20261125-084012-3fa9 fix val-07 --expected billing
-      val-07's expected answer is \"billing\" from now on";
+      val-07's expected answer is \"billing\" from now on
+  gepa-tui steer --run 20261125-084012-3fa9 approve 3
+      approve review item 3
+  gepa-tui steer --run 20261125-084012-3fa9 pause
+      pause the run (resume continues it)";

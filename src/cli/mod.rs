@@ -88,6 +88,10 @@ pub enum Command {
         /// Approve every child a `[review]` policy of "approve" would hold for a person.
         #[arg(long)]
         auto_approve: bool,
+        /// Headless with a `[review]` policy of "approve": hold each item for a person, who decides
+        /// from a workbench attached to the run (`gepa-tui --run RUN DIR`) or with `gepa-tui steer`.
+        #[arg(long, requires = "headless", conflicts_with = "auto_approve")]
+        wait_for_review: bool,
         /// Start the new run from a candidate of an earlier run instead of the prompt files: RUN:ID.
         #[arg(long, value_name = "RUN:ID", conflicts_with = "resume")]
         branch: Option<String>,
@@ -143,7 +147,7 @@ pub enum Command {
         #[arg(long, requires = "data_fixes")]
         force: bool,
     },
-    /// Steer a live run without the screen: guide a reflection, protect text, exclude or fix an example.
+    /// Steer a live run without the screen: approve, veto, guide, protect, exclude, fix; pause, resume, stop.
     #[command(long_about = help::STEER_LONG, after_long_help = help::STEER_AFTER)]
     Steer {
         /// The project folder (default: the current folder).

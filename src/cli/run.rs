@@ -9,15 +9,21 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run_headless(dir: &Path, args: &RunArgs, json: bool) -> Result<ExitCode> {
+/// `wait_for_review`: items an `approve` policy holds wait for a person (an attached workbench or
+/// `gepa-tui steer approve|veto`); without it (and without `--auto-approve`) such a policy is an
+/// error, so a CI job never hangs waiting for nobody.
+pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, wait_for_review: bool) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let (project, task) = prepare(dir, args)?;
         let review = &project.config.review;
-        if !args.auto_approve && (review.mutations == ReviewPolicy::Approve || review.merges == ReviewPolicy::Approve) {
+        let approve = review.mutations == ReviewPolicy::Approve || review.merges == ReviewPolicy::Approve;
+        if !args.auto_approve && !wait_for_review && approve {
             anyhow::bail!(
                 "{}: [review] asks a person to approve {}, and a headless run has nobody to ask; \
-                 pass --auto-approve, or run it in the workbench (gepa-tui {})",
+                 pass --auto-approve, or --wait-for-review to hold each item until a person decides \
+                 (from a workbench attached with `gepa-tui --run RUN`, or `gepa-tui steer`), or run it in \
+                 the workbench (gepa-tui {})",
                 project.root.join("gepa.toml").display(),
                 if review.mutations == ReviewPolicy::Approve { "mutations" } else { "merges" },
                 dir.display()
@@ -32,6 +38,14 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool) -> Result<ExitCode> 
         let run_dir = engine.run_dir().to_path_buf();
         let _log = crate::logging::log_to_run_folder(&run_dir, "headless.log");
         eprintln!("run {run_id} in {}", run_dir.display());
+        if wait_for_review && approve {
+            eprintln!(
+                "items to review wait for a person: attach with `gepa-tui --run {run_id} {}`, or decide with \
+                 `gepa-tui steer {} --run {run_id} approve|veto ITEM`",
+                dir.display(),
+                dir.display()
+            );
+        }
         let engine_task = tokio::spawn(engine.run());
 
         let ctrl_c = {

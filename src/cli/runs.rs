@@ -26,7 +26,15 @@ pub fn list(dir: &Path) -> Result<ExitCode> {
             }
         };
         let s = RunState::from_events(&events);
-        let status = if r.finished { "finished" } else { "resumable" };
+        // A run a live process holds is running (`gepa-tui --run RUN` attaches to it); one whose
+        // process is gone without finishing (killed, power lost) is resumable.
+        let status = if r.running.is_some() {
+            "running"
+        } else if r.finished {
+            "finished"
+        } else {
+            "resumable"
+        };
         let test = s.test_score.map(|t| format!("{t:.3}")).unwrap_or_else(|| "-".into());
         println!(
             "{:<22} {:<10} {:>10.3} {:>10} {:>11} {:>7}",
@@ -37,6 +45,9 @@ pub fn list(dir: &Path) -> Result<ExitCode> {
             s.candidates.len(),
             s.metric_calls
         );
+        if let Some(h) = &r.running {
+            println!("{:<22} by {}: `gepa-tui --run {} {}` attaches to it", "", h.describe(), r.id, dir.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

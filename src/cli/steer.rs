@@ -5,7 +5,7 @@
 //! so another kind of steering is one more variant of `SteerAction` and its arm in `action`.
 
 use crate::engine::event::{GuideExample, HumanAction};
-use crate::engine::steer::{self, SteerAnswer};
+use crate::engine::steer::{self, RunControl, SteerAnswer};
 use crate::engine::RunState;
 use crate::project::Split;
 use crate::store::runs::RunLock;
@@ -22,6 +22,24 @@ pub const NOT_ANSWERED_EXIT_CODE: u8 = 4;
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum SteerAction {
+    /// Approve review item ITEM (a child an `approve` policy holds): it is scored on val and joins
+    /// the pool.
+    Approve {
+        /// The item's number (the Review view, or the run's progress line).
+        item: u64,
+    },
+    /// Veto review item ITEM; the reason is given to later reflections on what it changed.
+    Veto {
+        item: u64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Pause the run: calls in flight finish, nothing new starts (taken at once).
+    Pause,
+    /// Resume a paused run.
+    Resume,
+    /// Stop the run now; it stays resumable (the rounds in flight are redone on resume).
+    Stop,
     /// Run a reflection on CANDIDATE with NOTE added to the reflective prompt (its next round).
     Guide {
         /// The candidate to reflect on (an id from the Frontier or result.json).
@@ -82,6 +100,11 @@ impl SteerAction {
     /// arguments do not fit it.
     fn action(&self, dir: &Path, state: &RunState, run: &str) -> Result<HumanAction> {
         Ok(match self {
+            SteerAction::Approve { item } => HumanAction::Approve { item: *item },
+            SteerAction::Veto { item, reason } => HumanAction::Veto { item: *item, reason: reason.clone() },
+            SteerAction::Pause | SteerAction::Resume | SteerAction::Stop => {
+                unreachable!("controls are sent as controls")
+            }
             SteerAction::Guide { candidate, note, example, split, component } => {
                 let example = match example {
                     Some(id) => Some(example_in(state, run, id, split.as_deref())?),
@@ -154,6 +177,15 @@ pub fn run(dir: &Path, run: &str, action: &SteerAction, wait: Duration) -> Resul
             crate::text::sanitize(reason)
         );
     }
+    let control = match action {
+        SteerAction::Pause => Some(RunControl::Pause),
+        SteerAction::Resume => Some(RunControl::Resume),
+        SteerAction::Stop => Some(RunControl::Stop),
+        _ => None,
+    };
+    if let Some(control) = control {
+        return send_control(&run_dir, run, control, wait);
+    }
     let action = action.action(dir, &state, run)?;
     // What the run would refuse now is refused here, without a round trip.
     if let Err(why) = crate::engine::run::check_request(&action, &state) {
@@ -169,14 +201,31 @@ pub fn run(dir: &Path, run: &str, action: &SteerAction, wait: Duration) -> Resul
         );
         return Ok(ExitCode::from(NOT_ANSWERED_EXIT_CODE));
     }
+    wait_for_answer(&run_dir, run, &id, wait)
+}
+
+/// A control is for a process that runs the run now: a stopped run is told so, nothing is sent.
+fn send_control(run_dir: &Path, run: &str, control: RunControl, wait: Duration) -> Result<ExitCode> {
+    if !RunLock::is_held(run_dir) {
+        bail!(
+            "run {run} is not running (nothing to {}); resume it with `gepa-tui run --headless --resume {run}`",
+            control.word()
+        );
+    }
+    let id = steer::send_control(run_dir, control)
+        .with_context(|| format!("cannot write the request to {}", run_dir.join(steer::INBOX).display()))?;
+    wait_for_answer(run_dir, run, &id, wait)
+}
+
+fn wait_for_answer(run_dir: &Path, run: &str, id: &str, wait: Duration) -> Result<ExitCode> {
     let deadline = Instant::now() + wait;
     loop {
-        if let Some(answer) = steer::answers(&run_dir).remove(&id) {
+        if let Some(answer) = steer::answers(run_dir).remove(id) {
             return Ok(report(run, &answer));
         }
-        if !RunLock::is_held(&run_dir) {
+        if !RunLock::is_held(run_dir) {
             // It may have answered just before it let go.
-            if let Some(answer) = steer::answers(&run_dir).remove(&id) {
+            if let Some(answer) = steer::answers(run_dir).remove(id) {
                 return Ok(report(run, &answer));
             }
             println!(

@@ -11,8 +11,13 @@ use std::path::PathBuf;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Live, uncommitted progress for displays (never persisted).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The live status of a running run, rewritten about once a second in its folder (a workbench
+/// attached from another process reads it).
+pub const STATUS_FILE: &str = "status.json";
+
+/// Live, uncommitted progress for displays (never in the log; `status.json` holds the latest).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Status {
     /// What the engine is doing now, in a few words: each round in flight and its stage.
     pub activity: String,
@@ -39,7 +44,8 @@ pub struct Status {
 }
 
 /// Usage of one model in this process (not part of the run's events).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ModelUsage {
     pub name: String,
     pub in_flight: u64,

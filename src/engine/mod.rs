@@ -19,6 +19,7 @@ pub mod state;
 pub mod steer;
 
 pub use event::{Event, Origin, ProposalOutcome};
+pub use handle::STATUS_FILE;
 pub use pareto::CandidateId;
 pub use run::{Engine, EngineHandle, EngineOptions, Halted, ModelUsage, Notice, RunOutcome, RunResult, Status};
 pub use state::{CandidateRecord, ObjectiveReport, RunState};

@@ -14,7 +14,11 @@
 //! request sent while the run is stopped waits in the inbox for the resume.
 //!
 //! Any `HumanAction` travels this way, so a new kind of steering is a new subcommand that builds
-//! its action (see `cli/steer.rs`); nothing here changes.
+//! its action (see `cli/steer.rs`); nothing here changes. So do the controls of the process
+//! (`{"id": …, "action": "pause"}`, `resume`, `stop`, `retry_now`): they are carried out the moment
+//! they are read and answered `taken` with no round. A control that was waiting in the inbox when
+//! the run was opened is refused, not obeyed (a `stop` sent to a stopped run must not stop its
+//! resume).
 
 use super::event::{Event, HumanAction};
 use super::state::CommitBuffer;
@@ -22,7 +26,7 @@ use crate::store::events::no_follow;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The inbox and the answers, in the run folder.
@@ -35,6 +39,48 @@ pub struct SteerRequest {
     pub id: String,
     #[serde(flatten)]
     pub action: HumanAction,
+}
+
+/// What the process running a run does at once, asked through the inbox (the workbench's
+/// space and retry key, `gepa-tui steer pause|resume|stop`). Not recorded in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum RunControl {
+    /// Start nothing new; calls in flight finish and are recorded.
+    Pause,
+    Resume,
+    /// Stop now, resumable (the rounds in flight are redone on resume).
+    Stop,
+    /// Ask the models that are not answering again now.
+    RetryNow,
+}
+
+impl RunControl {
+    pub fn word(self) -> &'static str {
+        match self {
+            RunControl::Pause => "pause",
+            RunControl::Resume => "resume",
+            RunControl::Stop => "stop",
+            RunControl::RetryNow => "retry now",
+        }
+    }
+}
+
+/// One control request in the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    pub id: String,
+    #[serde(flatten)]
+    pub control: RunControl,
+}
+
+/// A line of the inbox, read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A decision, for the planner.
+    Act(SteerRequest),
+    /// A control, carried out now; `stale`: it was in the inbox before the run was opened.
+    Control { request: ControlRequest, stale: bool },
 }
 
 /// The run's answer to a request.
@@ -85,6 +131,14 @@ pub fn send(run_dir: &Path, action: HumanAction) -> std::io::Result<String> {
     Ok(req.id)
 }
 
+/// Sends a control to the process running the run in `run_dir`; returns the request's id.
+pub fn send_control(run_dir: &Path, control: RunControl) -> std::io::Result<String> {
+    crate::store::refuse_symlinks(run_dir).map_err(std::io::Error::other)?;
+    let req = ControlRequest { id: new_request_id(), control };
+    append_line(&run_dir.join(INBOX), &req)?;
+    Ok(req.id)
+}
+
 /// Every answer written so far, by request id (the last for an id wins).
 pub fn answers(run_dir: &Path) -> BTreeMap<String, SteerAnswer> {
     let text = std::fs::read_to_string(run_dir.join(ANSWERS)).unwrap_or_default();
@@ -125,10 +179,9 @@ pub struct BadRequest {
 /// The engine's side of the inbox: reads new requests, writes answers.
 pub struct Inbox {
     dir: PathBuf,
-    /// Bytes of whole lines read so far.
-    offset: u64,
-    /// Line number of the next line (for messages).
-    line: usize,
+    lines: crate::store::Tail,
+    /// Lines in the inbox when the run was opened: a control among them is stale.
+    lines_at_open: usize,
     /// Requests answered or recorded already: never handed over again.
     done: HashSet<String>,
 }
@@ -145,42 +198,32 @@ impl Inbox {
             }
             done.insert(id);
         }
-        Inbox { dir: run_dir.to_path_buf(), offset: 0, line: 1, done }
+        let lines_at_open =
+            std::fs::read(run_dir.join(INBOX)).map(|b| b.iter().filter(|c| **c == b'\n').count()).unwrap_or(0);
+        Inbox { dir: run_dir.to_path_buf(), lines: crate::store::Tail::new(&run_dir.join(INBOX)), lines_at_open, done }
     }
 
     /// Requests appended since the last call (whole lines only), not yet done.
-    pub fn poll(&mut self) -> Vec<Result<SteerRequest, BadRequest>> {
-        let path = self.dir.join(INBOX);
-        let Ok(mut f) = no_follow(OpenOptions::new().read(true)).open(&path) else { return vec![] };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if len <= self.offset || f.seek(SeekFrom::Start(self.offset)).is_err() {
-            return vec![];
-        }
-        let mut bytes = Vec::new();
-        if f.take(len - self.offset).read_to_end(&mut bytes).is_err() {
-            return vec![];
-        }
-        // A line still being written is read next time.
-        let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else { return vec![] };
-        self.offset += end as u64 + 1;
+    pub fn poll(&mut self) -> Vec<Result<Incoming, BadRequest>> {
+        let Ok(lines) = self.lines.new_lines() else { return vec![] };
         let mut out = Vec::new();
-        for raw in bytes[..end].split(|b| *b == b'\n') {
-            let n = self.line;
-            self.line += 1;
-            let text = String::from_utf8_lossy(raw);
-            if text.trim().is_empty() {
-                continue;
-            }
+        for (n, text) in lines {
             match serde_json::from_str::<SteerRequest>(&text) {
-                Ok(req) if self.done.insert(req.id.clone()) => out.push(Ok(req)),
+                Ok(req) if self.done.insert(req.id.clone()) => out.push(Ok(Incoming::Act(req))),
                 Ok(_) => {}
-                Err(e) => {
-                    let id = serde_json::from_str::<serde_json::Value>(&text)
-                        .ok()
-                        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from))
-                        .filter(|id| self.done.insert(id.clone()));
-                    out.push(Err(BadRequest { id, why: format!("{}:{n}: not a steering request: {e}", INBOX) }));
-                }
+                Err(e) => match serde_json::from_str::<ControlRequest>(&text) {
+                    Ok(request) if self.done.insert(request.id.clone()) => {
+                        out.push(Ok(Incoming::Control { request, stale: n <= self.lines_at_open }))
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        let id = serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(String::from))
+                            .filter(|id| self.done.insert(id.clone()));
+                        out.push(Err(BadRequest { id, why: format!("{}:{n}: not a steering request: {e}", INBOX) }));
+                    }
+                },
             }
         }
         out
@@ -214,17 +257,17 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(dir.path().join(INBOX)).unwrap();
         f.write_all(br#"{"id":"half","action":"pro"#).unwrap();
         let got = inbox.poll();
-        assert_eq!(got, vec![Ok(SteerRequest { id: a.clone(), action: guide("first") })]);
+        assert_eq!(got, vec![Ok(Incoming::Act(SteerRequest { id: a.clone(), action: guide("first") }))]);
         f.write_all(b"tect\",\"component\":\"c\",\"text\":\"t\"}\nnot json\n{\"id\":\"x\",\"action\":\"fly\"}\n")
             .unwrap();
         let got = inbox.poll();
         assert_eq!(got.len(), 3, "{got:?}");
         assert_eq!(
             got[0],
-            Ok(SteerRequest {
+            Ok(Incoming::Act(SteerRequest {
                 id: "half".into(),
                 action: HumanAction::Protect { component: "c".into(), text: "t".into() }
-            })
+            }))
         );
         assert!(matches!(&got[1], Err(BadRequest { id: None, why }) if why.contains("steer.jsonl:3")), "{got:?}");
         assert!(matches!(&got[2], Err(BadRequest { id: Some(id), .. }) if id == "x"), "{got:?}");
@@ -234,8 +277,33 @@ mod tests {
         assert_eq!(answers(dir.path())[&a], SteerAnswer::taken(&a, 4));
         // A new engine on the same run skips what was answered.
         let mut again = Inbox::open(dir.path(), &[]);
-        let ids: Vec<String> = again.poll().into_iter().filter_map(|r| r.ok()).map(|r| r.id).collect();
+        let ids: Vec<String> = again
+            .poll()
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(Incoming::Act(r)) => Some(r.id),
+                _ => None,
+            })
+            .collect();
         assert_eq!(ids, vec!["half".to_string()]);
+    }
+
+    /// A control is read as one; one waiting from before the run was opened is stale.
+    #[test]
+    fn controls_are_read_and_old_ones_are_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = send_control(dir.path(), RunControl::Stop).unwrap();
+        let mut inbox = Inbox::open(dir.path(), &[]);
+        let new = send_control(dir.path(), RunControl::Pause).unwrap();
+        assert_eq!(
+            inbox.poll(),
+            vec![
+                Ok(Incoming::Control { request: ControlRequest { id: old, control: RunControl::Stop }, stale: true }),
+                Ok(Incoming::Control { request: ControlRequest { id: new, control: RunControl::Pause }, stale: false }),
+            ]
+        );
+        let line = std::fs::read_to_string(dir.path().join(INBOX)).unwrap();
+        assert!(line.lines().nth(1).unwrap().contains("\"action\":\"pause\""), "{line}");
     }
 
     /// Recorded in the log but never answered (killed in between): not taken again, and answered.
@@ -256,7 +324,7 @@ mod tests {
             Event::RoundVoided { round: 7 },
         ];
         let mut inbox = Inbox::open(dir.path(), &dropped);
-        assert_eq!(inbox.poll(), vec![Ok(SteerRequest { id: id.clone(), action: guide("again") })]);
+        assert_eq!(inbox.poll(), vec![Ok(Incoming::Act(SteerRequest { id: id.clone(), action: guide("again") }))]);
         assert!(answers(dir.path()).is_empty());
     }
 }

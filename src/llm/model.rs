@@ -126,7 +126,8 @@ impl Drop for InFlight<'_> {
 }
 
 /// A model that is not answering: its requests are held and probed until it does.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Outage {
     /// The model's key in `[models]`.
     pub model: String,

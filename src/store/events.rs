@@ -170,6 +170,73 @@ pub fn read_log<T: serde::de::DeserializeOwned>(path: &Path, repair: bool) -> Re
     Ok(out)
 }
 
+/// Follows a JSONL file that another process appends to: each call reads only what was added
+/// since the last one, whole lines only (a line still being written is read next time, not
+/// taken for damage), numbered from 1 for messages.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    path: PathBuf,
+    /// Bytes of whole lines read so far.
+    offset: u64,
+    /// Number of the next line.
+    line: usize,
+}
+
+impl Tail {
+    pub fn new(path: &Path) -> Tail {
+        Tail { path: path.to_path_buf(), offset: 0, line: 1 }
+    }
+
+    /// The whole lines appended since the last call, with their numbers (blank ones skipped). A
+    /// file not there yet has none.
+    pub fn new_lines(&mut self) -> io::Result<Vec<(usize, String)>> {
+        let mut f = match no_follow(OpenOptions::new().read(true)).open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        if len <= self.offset {
+            return Ok(vec![]);
+        }
+        f.seek(SeekFrom::Start(self.offset))?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(f, len - self.offset), &mut bytes)?;
+        let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else { return Ok(vec![]) };
+        self.offset += end as u64 + 1;
+        let mut out = Vec::new();
+        for raw in bytes[..end].split(|b| *b == b'\n') {
+            let n = self.line;
+            self.line += 1;
+            let text = String::from_utf8_lossy(raw);
+            if !text.trim().is_empty() {
+                out.push((n, text.into_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The values of the lines appended since the last call; a whole line that is not a `T` is an
+    /// error naming it.
+    pub fn read_new<T: serde::de::DeserializeOwned>(&mut self) -> Result<Vec<T>, StoreError> {
+        let lines = self.new_lines().map_err(io_err(&self.path))?;
+        lines
+            .into_iter()
+            .map(|(n, text)| {
+                serde_json::from_str(text.trim()).map_err(|e| StoreError::BadLine {
+                    path: self.path.display().to_string(),
+                    line: n,
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Reads the first line only (cheap run listing).
 pub fn read_first(path: &Path) -> Option<Value> {
     let mut f = File::open(path).ok()?;
@@ -227,6 +294,23 @@ mod tests {
         assert!(first.contains("No space left"), "{first}");
         let second = log.append(&json!({"a": 2})).unwrap_err().to_string();
         assert!(second.contains("an earlier write failed"), "{second}");
+    }
+
+    #[test]
+    fn a_tail_reads_only_what_is_new_and_waits_for_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut tail = Tail::new(&p);
+        assert!(tail.read_new::<Value>().unwrap().is_empty(), "no file yet");
+        let mut f = OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        f.write_all(b"{\"a\":1}\n{\"a\":2}\n{\"a\":").unwrap();
+        assert_eq!(tail.read_new::<Value>().unwrap(), vec![json!({"a": 1}), json!({"a": 2})]);
+        assert!(tail.read_new::<Value>().unwrap().is_empty(), "the torn line waits");
+        f.write_all(b"3}\n\nnot json\n").unwrap();
+        let err = tail.read_new::<Value>().unwrap_err().to_string();
+        assert!(err.contains("events.jsonl:5:"), "{err}");
+        f.write_all(b"{\"a\":4}\n").unwrap();
+        assert_eq!(tail.read_new::<Value>().unwrap(), vec![json!({"a": 4})]);
     }
 
     #[test]

@@ -4,5 +4,5 @@
 pub mod events;
 pub mod runs;
 
-pub use events::{read_log, EventLog, ReadLog, StoreError};
-pub use runs::{list_runs, new_run_id, refuse_symlinks, write_atomic, RunLock, RunSummary};
+pub use events::{read_log, EventLog, ReadLog, StoreError, Tail};
+pub use runs::{list_runs, new_run_id, refuse_symlinks, write_atomic, LockHolder, RunLock, RunSummary};

@@ -55,9 +55,82 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     })
 }
 
+/// Replaces `path` with `bytes` so a reader sees the old or the new file, never half of one (a
+/// temp file renamed over it), without making it durable: for files that say what is happening now.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let done = super::events::no_follow(OpenOptions::new().write(true).create(true).truncate(true))
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
 /// Held while a process writes to a run folder; a second writer is refused, not allowed to corrupt it.
+/// The lock file says who holds it (`LockHolder`, one JSON line), so a workbench opened on the
+/// run can say what it is attached to.
 pub struct RunLock {
     _file: File,
+}
+
+/// Who holds a run's lock: the process running it, where, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    #[serde(default)]
+    pub host: String,
+    /// Unix seconds when it took the lock (0: not known).
+    #[serde(default)]
+    pub since: u64,
+}
+
+impl LockHolder {
+    fn me() -> LockHolder {
+        let since =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        LockHolder { pid: std::process::id(), host: host_name(), since }
+    }
+
+    /// What the lock file says; an older lock file holds only the pid.
+    fn parse(text: &str) -> Option<LockHolder> {
+        let text = text.trim();
+        serde_json::from_str(text)
+            .ok()
+            .or_else(|| Some(LockHolder { pid: text.parse().ok()?, host: String::new(), since: 0 }))
+    }
+
+    /// "pid 4242 on build-1 since 2026-12-07 09:12 UTC" (what is known of it).
+    pub fn describe(&self) -> String {
+        let mut s = format!("pid {}", self.pid);
+        if !self.host.is_empty() {
+            s.push_str(&format!(" on {}", crate::text::sanitize(&self.host)));
+        }
+        if self.since > 0 {
+            let (y, mo, d, h, mi, _) = civil_from_unix(self.since);
+            s.push_str(&format!(" since {y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC"));
+        }
+        s
+    }
+}
+
+/// This machine's name (empty when it cannot be read).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 impl RunLock {
@@ -70,7 +143,8 @@ impl RunLock {
         match file.try_lock() {
             Ok(()) => {
                 let _ = file.set_len(0);
-                let _ = writeln!(file, "{}", std::process::id());
+                let me = serde_json::to_string(&LockHolder::me()).unwrap_or_default();
+                let _ = writeln!(file, "{me}");
                 Ok(Self { _file: file })
             }
             Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
@@ -85,14 +159,25 @@ impl RunLock {
     /// Whether a process holds the run's lock now (a live engine is running it), asked without
     /// creating the lock file or taking the lock.
     pub fn is_held(run_dir: &Path) -> bool {
-        let Ok(f) = File::open(run_dir.join("lock")) else { return false };
+        Self::holder(run_dir).is_some()
+    }
+
+    /// Who holds the run's lock now, if a live process does. A lock file left by a process that is
+    /// gone (killed, power lost) is not held: the run is resumable.
+    pub fn holder(run_dir: &Path) -> Option<LockHolder> {
+        let mut f = File::open(run_dir.join("lock")).ok()?;
         match f.try_lock_shared() {
             Ok(()) => {
                 let _ = f.unlock();
-                false
+                None
             }
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            Err(std::fs::TryLockError::Error(_)) => false,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut f, &mut text);
+                // Read between the holder's truncate and write: held, by someone not yet named.
+                Some(LockHolder::parse(&text).unwrap_or(LockHolder { pid: 0, host: String::new(), since: 0 }))
+            }
+            Err(std::fs::TryLockError::Error(_)) => None,
         }
     }
 }
@@ -122,6 +207,8 @@ pub struct RunSummary {
     pub id: String,
     pub dir: PathBuf,
     pub finished: bool,
+    /// The live process running it, when one holds its lock.
+    pub running: Option<LockHolder>,
     /// The `result.json` contents when finished.
     pub result: Option<serde_json::Value>,
 }
@@ -150,7 +237,8 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunSummary> {
                 (started, result)
             };
             let id = e.file_name().to_string_lossy().into_owned();
-            Some((started, RunSummary { id, finished: result.is_some(), result, dir }))
+            let running = RunLock::holder(&dir);
+            Some((started, RunSummary { id, finished: result.is_some(), running, result, dir }))
         })
         .collect();
     runs.sort_by(|(ta, a), (tb, b)| (tb, &b.id).cmp(&(ta, &a.id)));
@@ -188,5 +276,24 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let _a = RunLock::acquire(d.path()).unwrap();
         assert!(matches!(RunLock::acquire(d.path()), Err(StoreError::Locked { .. })));
+    }
+
+    #[test]
+    fn the_lock_says_who_holds_it_and_a_released_one_names_nobody() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(RunLock::holder(d.path()), None);
+        let lock = RunLock::acquire(d.path()).unwrap();
+        let h = RunLock::holder(d.path()).expect("held");
+        assert_eq!(h.pid, std::process::id());
+        assert_eq!(h.host, host_name());
+        assert!(!h.host.is_empty());
+        assert!(h.since > 1_700_000_000, "{h:?}");
+        assert!(h.describe().starts_with(&format!("pid {} on ", h.pid)), "{}", h.describe());
+        drop(lock);
+        // The file stays behind (as after kill -9): nobody holds it, the run is resumable.
+        assert!(d.path().join("lock").is_file());
+        assert_eq!(RunLock::holder(d.path()), None);
+        // An older lock file, pid only.
+        assert_eq!(LockHolder::parse("4242\n"), Some(LockHolder { pid: 4242, host: String::new(), since: 0 }));
     }
 }

@@ -457,11 +457,18 @@ impl App {
     pub fn render(&mut self, frame: &mut Frame) {
         let area = frame.area();
         self.last_width = area.width;
-        let [tabs, body, status] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+        let bar = views::attach_bar::height(self.model.remote.as_ref(), area.width);
+        let [tabs, attach, body, status] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(bar),
+            Constraint::Min(0),
+            Constraint::Length(1),
+        ])
+        .areas(area);
         let hints = self.hints();
         let ctx = ctx!(self);
         views::tabs::render(frame, tabs, &ctx, self.view);
+        views::attach_bar::render(frame, attach, &ctx);
         self.views.render(self.view, frame, body, &ctx);
         // The help overlay leaves the footer to what is under it.
         let layer = self.overlays.under_help(self.view.layer());

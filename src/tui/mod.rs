@@ -10,6 +10,7 @@ pub mod editor;
 pub mod external;
 pub mod keymap;
 pub mod model;
+pub mod remote;
 pub mod start;
 pub mod steer;
 pub mod terminal;
@@ -91,6 +92,7 @@ pub fn run(args: TuiArgs) -> Result<ExitCode> {
                 }
             );
         }
+        // A run a live process holds is attached to, whatever its state (see `open`).
         first = Some(if run_is_finished(&run_dir) {
             StartChoice::Browse(id.clone())
         } else {
@@ -142,6 +144,8 @@ struct SessionOutcome {
     /// The error was the model provider's (a refused key, an empty account, an outage past
     /// max_outage_secs): the run is resumable once fixed.
     halted: bool,
+    /// The screen was attached to a run another process runs, and left it going: who.
+    detached: Option<String>,
     /// The user branched from this run: open this next.
     next: Option<StartChoice>,
     /// What was said of the runs left earlier in this session (by branching).
@@ -160,6 +164,12 @@ impl SessionOutcome {
         if let Some(e) = &self.error {
             return Some(format!(
                 "run {id}: the engine failed: {e}\nreopen it with: gepa-tui --run {id} {}",
+                dir.display()
+            ));
+        }
+        if let Some(who) = &self.detached {
+            return Some(format!(
+                "detached from run {id}; it goes on in {who} (gepa-tui --run {id} {} attaches again)",
                 dir.display()
             ));
         }
@@ -308,11 +318,13 @@ async fn start_screen(
     }
 }
 
-/// A run ready to show: its model, and the engine if it is live.
+/// A run ready to show: its model, and the engine if it is live here, or the files it is followed
+/// by when another process runs it.
 struct Opened {
     model: Model,
     run_id: String,
     engine: Option<LiveEngine>,
+    follower: Option<remote::Follower>,
     _log_guard: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
@@ -328,30 +340,52 @@ fn start_log(run_dir: &Path) -> Option<tracing_appender::non_blocking::WorkerGua
     crate::logging::log_to_run_folder(run_dir, "tui.log")
 }
 
-/// Opens the chosen run. A run another gepa-tui is writing (a headless run, say) cannot be resumed
-/// here; it is shown read-only instead, as it is at this moment.
+/// Opens the chosen run. A run another process is running (its lock is held: a headless run, a
+/// workbench elsewhere) is attached to, whatever was chosen for it; one whose process is gone
+/// (killed, power lost) resumes here.
 fn open(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
+    let id = match choice {
+        StartChoice::Resume(id) | StartChoice::Browse(id) | StartChoice::Attach(id) => Some(id),
+        _ => None,
+    };
+    if let Some(id) = id {
+        if let Some(opened) = attach(ctx, id)? {
+            return Ok(opened);
+        }
+    }
     match (open_choice(ctx, choice), choice) {
+        // It was let go between the look and the resume... or taken: attach if it is held now.
         (Err(e), StartChoice::Resume(id))
             if matches!(
                 e.downcast_ref::<crate::store::StoreError>(),
                 Some(crate::store::StoreError::Locked { .. })
             ) =>
         {
-            let mut opened = open_choice(ctx, &StartChoice::Browse(id.clone()))?;
-            opened.model.on_notice(Notice::Warning(format!(
-                "{e:#}; showing it read-only as it was when opened (it does not update here)"
-            )));
-            Ok(opened)
+            attach(ctx, id)?.ok_or(e)
         }
         (result, _) => result,
     }
 }
 
+/// Attaches to run `id` if a live process holds it.
+fn attach(ctx: &Ctx<'_>, id: &str) -> Result<Option<Opened>> {
+    let run_dir = ctx.project.runs_dir().join(id);
+    let Some((follower, holder, events)) = remote::Follower::open(&run_dir)? else { return Ok(None) };
+    let log = start_log(&run_dir);
+    let mut model = Model::from_events(&events).with_project(&ctx.project);
+    if model.state.run_id.is_empty() {
+        return Err(anyhow!("{}: the run has no run_started event yet; try again in a moment", run_dir.display()));
+    }
+    model.attached = true;
+    tracing::info!("attached to run {id}, run by {}", holder.describe());
+    model.remote = Some(remote::Remote::new(holder));
+    Ok(Some(Opened { model, run_id: id.to_string(), engine: None, follower: Some(follower), _log_guard: log }))
+}
+
 fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
     let project = &ctx.project;
     match choice {
-        StartChoice::Browse(id) => {
+        StartChoice::Browse(id) | StartChoice::Attach(id) => {
             let run_dir = project.runs_dir().join(id);
             let log = start_log(&run_dir);
             let (events, warning) = load_events(&run_dir, false)?;
@@ -361,7 +395,7 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
                 return Err(anyhow!("{}: the run has no run_started event", run_dir.display()));
             }
             tracing::info!("browsing run {id}");
-            Ok(Opened { model, run_id: id.clone(), engine: None, _log_guard: log })
+            Ok(Opened { model, run_id: id.clone(), engine: None, follower: None, _log_guard: log })
         }
         StartChoice::New | StartChoice::Resume(_) | StartChoice::Branch { .. } => {
             let mut args = ctx.args.run_args.clone();
@@ -402,7 +436,13 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
                 run_dir.display()
             );
             let join = tokio::spawn(engine.run());
-            Ok(Opened { model, run_id, engine: Some(LiveEngine { handle, task, notices: rx, join }), _log_guard: log })
+            Ok(Opened {
+                model,
+                run_id,
+                engine: Some(LiveEngine { handle, task, notices: rx, join }),
+                follower: None,
+                _log_guard: log,
+            })
         }
     }
 }
@@ -442,8 +482,8 @@ async fn engine_end(join: &mut Option<EngineJoin>) -> std::result::Result<Result
 }
 
 async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, opened: Opened) -> Result<SessionOutcome> {
-    let Opened { model, run_id, engine, _log_guard } = opened;
-    let live = engine.is_some();
+    let Opened { model, run_id, engine, mut follower, _log_guard } = opened;
+    let live = engine.is_some() || follower.is_some();
     let (mut notices, mut join, handle, task) = match engine {
         Some(e) => (Some(e.notices), Some(e.join), Some(e.handle), Some(e.task)),
         None => (None, None, None, None),
@@ -460,6 +500,9 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
     let mut outcome = SessionOutcome { run_id: Some(run_id.clone()), ..Default::default() };
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME_GAP;
+    // An attached run's files are looked at a few times a second (each look reads only what is new).
+    let mut follow = tokio::time::interval(Duration::from_millis(200));
+    follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if dirty && last_frame.elapsed() >= FRAME_GAP {
             term.draw(|f| app.render(f))?;
@@ -515,9 +558,20 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                 }
                 dirty = true;
             }
+            _ = follow.tick(), if follower.as_ref().is_some_and(|f| !f.ended()) => {
+                if let Some(f) = follower.as_mut() {
+                    dirty |= f.poll(&mut app);
+                }
+            }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
         }
-        for cmd in app.commands.drain(..) {
+        let commands: Vec<EngineCommand> = app.commands.drain(..).collect();
+        for cmd in commands {
+            if let Some(f) = follower.as_mut().filter(|f| !f.ended()) {
+                f.send(&mut app, cmd);
+                dirty = true;
+                continue;
+            }
             if let Some(h) = &handle {
                 match cmd {
                     EngineCommand::Pause => h.pause(),
@@ -555,6 +609,12 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         }
     }
     outcome.next = app.branch.map(|id| StartChoice::Branch { run: run_id.clone(), id });
+    if let (Some(f), Some(r)) = (&follower, &app.model.remote) {
+        if !f.ended() {
+            outcome.detached = Some(r.holder.describe());
+            tracing::info!("detached; the run goes on");
+        }
+    }
     if let (Some(j), Some(h)) = (join, handle) {
         app.flash = Some("stopping the engine; the run stays resumable…".into());
         term.draw(|f| app.render(f))?;

@@ -143,6 +143,8 @@ pub struct Model {
     pub auto_approve: bool,
     /// An engine is attached to this window (the run is live, not browsed).
     pub attached: bool,
+    /// The engine runs in another process this window is attached to (through the run's files).
+    pub remote: Option<crate::tui::remote::Remote>,
     /// Decisions sent to the engine and not yet seen back as a `human` event: the engine applies
     /// them at the start of its next round.
     pub sent: Vec<HumanAction>,

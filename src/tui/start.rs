@@ -10,6 +10,8 @@ use crossterm::event::{Event as TermEvent, KeyEventKind, MouseEventKind};
 pub struct RunEntry {
     pub id: String,
     pub finished: bool,
+    /// Who runs it now ("pid 4242 on build-1 since …"), when a live process holds it.
+    pub running: Option<String>,
     pub best_val: Option<f64>,
     pub test_score: Option<f64>,
     pub candidates: Option<u64>,
@@ -25,6 +27,7 @@ impl RunEntry {
         RunEntry {
             id: s.id.clone(),
             finished: s.finished,
+            running: s.running.as_ref().map(|h| h.describe()),
             best_val: f("best_val_score"),
             test_score: f("test_score"),
             candidates: u("candidates"),
@@ -41,6 +44,8 @@ pub enum StartChoice {
     Resume(String),
     /// A finished run: browse it read-only.
     Browse(String),
+    /// A run another process is running: follow it and steer it through its inbox.
+    Attach(String),
     /// A new run seeded with candidate `id` of run `run` (the branch key in the workbench).
     Branch {
         run: String,
@@ -82,7 +87,13 @@ impl StartScreen {
             return Some(StartChoice::New);
         }
         let r = self.runs.get(row - 1)?;
-        Some(if r.finished { StartChoice::Browse(r.id.clone()) } else { StartChoice::Resume(r.id.clone()) })
+        Some(if r.running.is_some() {
+            StartChoice::Attach(r.id.clone())
+        } else if r.finished {
+            StartChoice::Browse(r.id.clone())
+        } else {
+            StartChoice::Resume(r.id.clone())
+        })
     }
 
     pub fn on_terminal_event(&mut self, ev: &TermEvent) -> bool {

@@ -400,7 +400,7 @@ pub fn branch_press(
 fn branch_warning(m: &Model, c: CandidateId, keys: &str) -> String {
     // Short enough for an 80-column status bar; what matters most comes first.
     let mut msg = format!("{keys} again: a new run from #{c}'s texts, fresh budget");
-    if m.is_live() {
+    if m.is_live() && m.remote.is_none() {
         msg.push_str("; this run stops (resumable)");
         let waiting = m.unrecorded_decisions();
         if waiting > 0 {
@@ -414,7 +414,8 @@ fn branch_warning(m: &Model, c: CandidateId, keys: &str) -> String {
 /// round still running (stopping abandons that round, to be redone on resume). `keys` quit.
 pub fn quit_warning(m: &Model, keys: &str) -> Option<String> {
     let waiting = m.unrecorded_decisions();
-    if waiting == 0 || !m.can_act() {
+    // Attached, leaving drops nothing: the decisions are in the run's inbox, and the run goes on.
+    if waiting == 0 || !m.can_act() || m.remote.is_some() {
         return None;
     }
     let key = keys.split(", ").next().filter(|k| !k.is_empty()).unwrap_or("q");

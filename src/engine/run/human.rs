@@ -105,22 +105,42 @@ pub(super) fn check_action(
 
 /// Reads the run folder's steering inbox a few times a second and hands each new request to the
 /// planner (a line that is not a request is refused at once, with where it is).
-pub(super) async fn poll_inbox(inbox: Arc<Mutex<Inbox>>, commands: mpsc::UnboundedSender<Command>, sh: Arc<Shared>) {
+pub(super) async fn poll_inbox(inbox: Arc<Mutex<Inbox>>, handle: EngineHandle, sh: Arc<Shared>) {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        for cmd in inbox_commands(&inbox, &sh) {
-            let _ = commands.send(cmd);
+        for cmd in inbox_commands(&inbox, &sh, &handle) {
+            let _ = handle.commands.send(cmd);
         }
     }
 }
 
-/// The new requests in the inbox, as commands for the planner.
-pub(super) fn inbox_commands(inbox: &Mutex<Inbox>, sh: &Shared) -> Vec<Command> {
+/// The new requests in the inbox, as commands for the planner; a control is carried out now and
+/// answered (one that waited from before the run was opened is refused).
+pub(super) fn inbox_commands(inbox: &Mutex<Inbox>, sh: &Shared, handle: &EngineHandle) -> Vec<Command> {
+    use crate::engine::steer::{Incoming, RunControl};
     let mut inbox = inbox.lock().expect("inbox");
     let mut out = Vec::new();
     for r in inbox.poll() {
         match r {
-            Ok(req) => out.push(Command::Request { id: req.id, action: req.action }),
+            Ok(Incoming::Act(req)) => out.push(Command::Request { id: req.id, action: req.action }),
+            Ok(Incoming::Control { request, stale: true }) => {
+                let why = format!(
+                    "`{}` was sent while the run was not running; send it again now that it runs",
+                    request.control.word()
+                );
+                let _ = inbox.answer(&SteerAnswer::refused(&request.id, why));
+            }
+            Ok(Incoming::Control { request, stale: false }) => {
+                match request.control {
+                    RunControl::Pause => handle.pause(),
+                    RunControl::Resume => handle.resume(),
+                    RunControl::Stop => handle.stop(),
+                    RunControl::RetryNow => sh.task.models().retry_now(),
+                }
+                tracing::info!("steered: {} (request {})", request.control.word(), request.id);
+                let _ = inbox.answer(&SteerAnswer { id: request.id, accepted: true, round: None, why: None });
+                sh.send_status();
+            }
             Err(bad) => {
                 if let Some(id) = &bad.id {
                     let _ = inbox.answer(&SteerAnswer::refused(id, &bad.why));

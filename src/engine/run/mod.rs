@@ -236,19 +236,19 @@ impl Engine {
         };
         // Status once a second whatever the engine is doing (a held model is worth showing even
         // while the seed is scored).
-        let sh = self.sh.clone();
+        let (sh, dir) = (self.sh.clone(), self.run_dir.clone());
         let ticker = AbortOnDrop(tokio::spawn(async move {
             loop {
+                sh.write_status_file(&dir);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 sh.send_status();
             }
         }));
         // Requests already waiting in the inbox (sent while the run was stopped) are taken by the
         // first plan, whatever the poller's timing.
-        let waiting = inbox_commands(&self.inbox, &self.sh);
+        let waiting = inbox_commands(&self.inbox, &self.sh, &self.handle);
         self.command_buf.extend(waiting);
-        let poller =
-            AbortOnDrop(tokio::spawn(poll_inbox(self.inbox.clone(), self.handle.commands.clone(), self.sh.clone())));
+        let poller = AbortOnDrop(tokio::spawn(poll_inbox(self.inbox.clone(), self.handle.clone(), self.sh.clone())));
         let mut inflight: Vec<Running> = Vec::new();
         if self.state.round.is_none() {
             // The seed is scored on val as round 0, in flight like any other: the first proposals
@@ -269,6 +269,7 @@ impl Engine {
         drop(poller);
         // The last tick may be up to a second old: consumers get the final counts.
         self.sh.send_status();
+        self.sh.write_status_file(&self.run_dir);
         match result? {
             Some(result) => Ok(RunOutcome {
                 run_id: self.state.run_id.clone(),

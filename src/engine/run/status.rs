@@ -120,9 +120,23 @@ impl Shared {
     }
 
     pub(super) fn send_status(&self) {
-        if self.notices.is_none() {
-            return;
+        if self.notices.is_some() {
+            self.notify(Notice::Status(self.status()));
         }
+    }
+
+    /// Rewrites the run folder's `status.json` (the live status, for a workbench attached from
+    /// another process): a temp file renamed over it, not fsynced (it says what is happening now;
+    /// a crash leaves a stale one, and the lock says nobody runs the run).
+    pub(super) fn write_status_file(&self, run_dir: &Path) {
+        let path = run_dir.join(crate::engine::STATUS_FILE);
+        let bytes = serde_json::to_vec(&self.status()).expect("status serializes");
+        if let Err(e) = crate::store::runs::replace_file(&path, &bytes) {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+    }
+
+    fn status(&self) -> Status {
         let spend = self.round_spend.lock().expect("round spend").values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         let outages = self.task.models().outages();
         let status = Status {
@@ -140,7 +154,7 @@ impl Shared {
             elapsed_secs: self.started.elapsed().as_secs_f64(),
             models: ModelUsage::of(&self.task),
         };
-        self.notify(Notice::Status(status));
+        status
     }
 
     /// Waits while paused.

@@ -13,6 +13,7 @@
 //! Every text that came from a model or a data file goes through `crate::text::sanitize` (via the
 //! helpers here) before it is drawn.
 
+pub mod attach_bar;
 pub mod candidate;
 pub mod dashboard;
 pub mod editor;

@@ -41,7 +41,11 @@ pub fn render(frame: &mut Frame, area: Rect, s: &StartScreen, theme: &Theme) {
     }
     for (i, r) in s.runs.iter().enumerate().skip(off).take(inner_h.saturating_sub(2)) {
         let mut spans = vec![Span::styled(format!(" {} ", r.id), row_style(i + 1))];
-        if r.finished {
+        if let Some(who) = &r.running {
+            spans.push(Span::styled("  running ", theme.accent));
+            spans.push(Span::styled(format!(" {}", one_line(who)), theme.text));
+            spans.push(Span::styled(" (attach)", theme.muted));
+        } else if r.finished {
             spans.push(Span::styled("  finished ", theme.score_high));
             if let Some(b) = r.best_val {
                 spans.push(Span::styled(format!(" best val {}", fmt_score(b)), theme.text));
