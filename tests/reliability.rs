@@ -1663,6 +1663,106 @@ mod containment {
         assert!(kb < 100 * 1024, "peak RSS {kb} kB");
     }
 
+    /// A server on 127.0.0.1 that answers every request with a 200 of `size` bytes, the start of a
+    /// chat completion and then one endless string, written a MiB at a time (never held whole),
+    /// with a Content-Length when `announce`, else ending at the close. Returns its base URL.
+    fn huge_reply_server(size: usize, announce: bool) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    // The request: headers, then as many body bytes as they announce.
+                    let body_len = loop {
+                        let Ok(n) = stream.read(&mut buf) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break len.saturating_sub(seen.len() - end - 4);
+                        }
+                    };
+                    let mut left = body_len;
+                    while left > 0 {
+                        let Ok(n) = stream.read(&mut buf[..left.min(8192)]) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        left -= n;
+                    }
+                    let length = if announce { format!("Content-Length: {size}\r\n") } else { String::new() };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n"
+                    );
+                    let opening = b"{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"";
+                    if stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(opening)).is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'a'; 1 << 20];
+                    let mut sent = opening.len();
+                    while sent < size {
+                        let n = chunk.len().min(size - sent);
+                        if stream.write_all(&chunk[..n]).is_err() {
+                            return; // the client hung up: refused
+                        }
+                        sent += n;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    /// A 200 MB reply, announced or not, is refused by its size while it is read (a provider
+    /// fault naming the size and the key), and `gepa-tui eval` stays far under 200 MB.
+    #[test]
+    fn a_two_hundred_megabyte_reply_is_refused_by_its_size() {
+        const SIZE: usize = 200_000_000;
+        if !Path::new("/usr/bin/time").exists() {
+            common::missing_prerequisite(
+                "a_two_hundred_megabyte_reply_is_refused_by_its_size",
+                "GNU time at /usr/bin/time (to measure peak memory; apt-get install time)",
+            );
+            return;
+        }
+        for (announce, said) in [(true, "200000000 bytes (its Content-Length)"), (false, "over 16777216 bytes")] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("proj");
+            write_project_in(
+                &dir,
+                &huge_reply_server(SIZE, announce),
+                "",
+                "max_retries = 1\nretry_base_delay_secs = 0.01",
+            );
+            let val = std::fs::read_to_string(dir.join("data/val.jsonl")).unwrap();
+            std::fs::write(dir.join("data/val.jsonl"), val.lines().next().unwrap()).unwrap();
+            let out = Command::new("/usr/bin/time")
+                .args(["-f", "PEAK_RSS_KB=%M", bin(), "eval", dir.to_str().unwrap(), "--split", "val"])
+                .env(KEY_ENV, FAKE_KEY)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = text(&out.stderr);
+            assert_no_panic(&stderr);
+            assert!(!out.status.success(), "a refused reply is not a score:\n{stderr}");
+            let kb = peak_rss_kb(&stderr).unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"));
+            eprintln!("a {SIZE}-byte reply (Content-Length announced: {announce}): peak RSS {kb} kB");
+            assert!(kb < 200 * 1024, "peak RSS {kb} kB");
+            assert!(stderr.contains(said) && stderr.contains("max_reply_bytes = 16777216"), "{stderr}");
+        }
+    }
+
     /// `gepa-tui check` names every program a project would start, before anything runs.
     #[test]
     fn check_lists_every_external_command() {

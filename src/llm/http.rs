@@ -111,6 +111,8 @@ pub(crate) struct Conn {
     headers: HeaderMap,
     key: Option<String>,
     params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `max_reply_bytes`: a longer reply body is refused while it is read.
+    max_reply_bytes: u64,
 }
 
 /// How a reply body of a 2xx answer is read (each provider's `parse_reply`).
@@ -135,7 +137,7 @@ impl Conn {
             let (name, value) = key_header(key);
             secret_header(&mut headers, name, &value).map_err(|m| fatal(format!("{m} (from {env})")))?;
         }
-        Ok(Conn { client, url, headers, key, params: config.body_params() })
+        Ok(Conn { client, url, headers, key, params: config.body_params(), max_reply_bytes: config.max_reply_bytes })
     }
 
     /// Posts `body`, with the config's `params` laid over it, and reads a 2xx reply with `parse`.
@@ -144,7 +146,7 @@ impl Conn {
             body[k.as_str()] = v.clone();
         }
         let secret = self.key.as_deref();
-        let (text, hold) = post_json(&self.client, &self.url, &self.headers, &body, secret).await?;
+        let (text, hold) = post_json(self, &body, secret).await?;
         parse(&text, secret).map(|r| RawReply { hold, text: without_reasoning(r.text, r.truncated), ..r })
     }
 }
@@ -171,23 +173,50 @@ fn without_reasoning(text: String, truncated: bool) -> String {
 
 /// Sends one JSON POST and returns the body of a 2xx reply; anything else is classified.
 async fn post_json(
-    client: &reqwest::Client,
-    url: &str,
-    headers: &HeaderMap,
+    conn: &Conn,
     body: &serde_json::Value,
     secret: Option<&str>,
 ) -> Result<(String, Option<Duration>), AttemptError> {
-    let response =
-        client.post(url).headers(headers.clone()).json(body).send().await.map_err(|e| classify_transport(&e))?;
+    let response = conn
+        .client
+        .post(&conn.url)
+        .headers(conn.headers.clone())
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| classify_transport(&e))?;
     let status = response.status();
     let reply_headers = response.headers().clone();
-    // Reading the body can fail on its own: a dropped connection or the request timeout mid-body.
-    let text = response.text().await.map_err(|e| classify_transport(&e))?;
+    let text = read_body(response, conn.max_reply_bytes).await?;
     if status.is_success() {
         Ok((text, exhausted_until(&reply_headers)))
     } else {
         Err(classify_status(status.as_u16(), &reply_headers, &text, secret))
     }
+}
+
+/// The reply body, read piece by piece and refused as soon as it is longer than `limit` bytes
+/// (or says it will be), so a server cannot make us hold more than the user allowed. Reading can
+/// fail on its own: a dropped connection or the request timeout mid-body.
+async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<String, AttemptError> {
+    let too_long = |size: String| AttemptError::Retryable {
+        message: format!(
+            "the reply is {size}, more than max_reply_bytes = {limit} allows; refused (a runaway model \
+             or a broken proxy? raise max_reply_bytes in [models.<name>] if replies this long are expected)"
+        ),
+        retry_after: None,
+    };
+    if let Some(announced) = response.content_length().filter(|&n| n > limit) {
+        return Err(too_long(format!("{announced} bytes (its Content-Length)")));
+    }
+    let mut body = Vec::new();
+    while let Some(piece) = response.chunk().await.map_err(|e| classify_transport(&e))? {
+        if (body.len() + piece.len()) as u64 > limit {
+            return Err(too_long(format!("over {limit} bytes (stopped reading at {})", body.len() + piece.len())));
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// How long the provider says nothing more may be sent, when a reply says its remaining requests

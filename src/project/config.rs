@@ -64,6 +64,11 @@ pub struct ModelConfig {
     /// Seconds for a whole request.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: f64,
+    /// The largest reply body taken, in bytes (default 16 MiB). A longer one (a runaway model,
+    /// a broken proxy) is refused while it is read, as a provider fault, so memory stays bounded
+    /// by this times `concurrency` whatever a server sends.
+    #[serde(default = "default_max_reply_bytes")]
+    pub max_reply_bytes: u64,
     /// Attempts after the first on 429, 5xx, timeouts, dropped connections and malformed bodies.
     #[serde(default = "default_retries")]
     pub max_retries: u32,
@@ -161,6 +166,10 @@ fn default_request_timeout() -> f64 {
 }
 fn default_retries() -> u32 {
     5
+}
+pub const DEFAULT_MAX_REPLY_BYTES: u64 = 16 << 20;
+fn default_max_reply_bytes() -> u64 {
+    DEFAULT_MAX_REPLY_BYTES
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -987,6 +996,23 @@ mod tests {
         assert_eq!(
             err(&text),
             "gepa.toml:25: unknown key `candidate_selecton` in [optimizer]; did you mean `candidate_selection`?"
+        );
+    }
+
+    /// The model keys of issue 24 are known like every other, typos and all.
+    #[test]
+    fn sampling_and_reply_size_keys_parse_and_their_typos_are_named() {
+        let with = |line: &str| BASE.replace("model = \"m\"\n", &format!("model = \"m\"\n{line}\n"));
+        let c = parse(&with("samples = true\nmax_reply_bytes = 1024")).unwrap();
+        assert_eq!((c.models["task"].samples, c.models["task"].max_reply_bytes), (Some(true), 1024));
+        assert_eq!(parse(BASE).unwrap().models["task"].max_reply_bytes, 16 << 20);
+        assert_eq!(
+            err(&with("sample = true")),
+            "gepa.toml:4: unknown key `sample` in [models.task]; did you mean `samples`?"
+        );
+        assert_eq!(
+            err(&with("max_reply_byte = 10")),
+            "gepa.toml:4: unknown key `max_reply_byte` in [models.task]; did you mean `max_reply_bytes`?"
         );
     }
 

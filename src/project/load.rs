@@ -255,6 +255,12 @@ impl Validator {
                     );
                 }
             }
+            if m.max_reply_bytes == 0 {
+                self.problem(
+                    &format!("{at}.max_reply_bytes"),
+                    format!("[models.{name}] max_reply_bytes must be at least 1 (default 16777216, 16 MiB)"),
+                );
+            }
             if let Some(secs) = m.retry_base_delay_secs {
                 if !(secs.is_finite() && secs >= 0.0) {
                     self.problem(
