@@ -68,6 +68,7 @@ fn events() -> Vec<Event> {
             metric_calls: ((c + 1) * EXAMPLES) as u64,
             cost_usd: 0.0,
             cost_usd_replayed: 0.0,
+            cost_usd_dropped: 0.0,
             best: 0,
             best_val: 0.0,
             merges_due: 0,

@@ -519,8 +519,10 @@ fn comparable(mut r: RunResult) -> RunResult {
     r.wall_seconds = 0.0;
     r.evaluations_dropped = 0;
     r.run_id.clear();
-    r.cost_usd = ((r.cost_usd + r.cost_usd_replayed) * 1e9).round() / 1e9;
+    // Work planned ahead and dropped is paid, and how much of it there was is timing too.
+    r.cost_usd = ((r.cost_usd - r.cost_usd_dropped + r.cost_usd_replayed) * 1e9).round() / 1e9;
     r.cost_usd_replayed = 0.0;
+    r.cost_usd_dropped = 0.0;
     r
 }
 

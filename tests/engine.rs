@@ -55,8 +55,10 @@ fn comparable(mut r: RunResult) -> RunResult {
     r.run_id.clear();
     // Which replies were paid and which served from the response cache depends on what ran first
     // (work planned ahead fills the cache); what they cost together does not.
-    r.cost_usd = ((r.cost_usd + r.cost_usd_replayed) * 1e9).round() / 1e9;
+    // Work planned ahead and dropped is paid, and how much of it there was is timing too.
+    r.cost_usd = ((r.cost_usd - r.cost_usd_dropped + r.cost_usd_replayed) * 1e9).round() / 1e9;
     r.cost_usd_replayed = 0.0;
+    r.cost_usd_dropped = 0.0;
     r
 }
 
@@ -844,4 +846,139 @@ fn a_sampling_run_resumes_and_replays_offline_to_its_recorded_result() {
     assert_eq!(calls, 0);
     assert_eq!(comparable(replayed), comparable(full));
     assert_eq!(answers(&replay_dir), recorded);
+
+/// The sequential loop (`pipeline_lag = 1`) and four rounds in flight, merges on: the same
+/// candidates, texts and order, and the same result.json (what the committed rounds did; the
+/// spend on work planned ahead and dropped, and the time, are apart).
+#[test]
+fn lag_one_and_lag_four_end_with_the_same_candidates_and_result() {
+    for seed in [0, 7] {
+        let base = format!(
+            "max_metric_calls = 300\nseed = {seed}\nmerge = true\nmax_merges = 5\nfrontier = \"hybrid\"\n\
+             objectives = [\"prompt_tokens\"]\n"
+        );
+        let (_t1, one) = project(&format!("{base}pipeline_lag = 1"));
+        let (_t4, four) = project(&format!("{base}pipeline_lag = 4"));
+        let (r1, texts1) = run_jittered(&one, None);
+        let (r4, texts4) = run_jittered(&four, Some(std::time::Duration::from_millis(5)));
+        let merges = |dir: &Path, r: &RunResult| {
+            let (events, _) = load_events(&dir.join(".gepa/runs").join(&r.run_id), false).unwrap();
+            common::committed(&events).iter().filter(|e| matches!(e, Event::MergeAttempted { .. })).count()
+        };
+        assert!(merges(&one, &r1) >= 1, "seed {seed}: the sequential run tried no merge: {r1:?}");
+        assert!(merges(&four, &r4) >= 1, "seed {seed}: {r4:?}");
+        assert!(r1.candidates >= 4, "seed {seed}: {r1:?}");
+        assert_eq!(texts4, texts1, "seed {seed}: the candidates differ");
+        assert_eq!(comparable(r4), comparable(r1), "seed {seed}");
+    }
+}
+
+/// A task model whose every reply costs exactly $0.001 (1,000 input tokens at $1 per million),
+/// counting the requests it answered and the most it held at once: the paid calls as the server
+/// sees them, apart from the engine's accounting.
+struct MeteredTask {
+    inner: gepa_tui::llm::ScriptedBackend,
+    answered: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicU64,
+    peak: std::sync::atomic::AtomicU64,
+}
+
+const PER_CALL_USD: f64 = 0.001;
+
+impl MeteredTask {
+    fn new() -> Arc<Self> {
+        let inner = gepa_tui::llm::ScriptedBackend::raw(|req| {
+            Ok(gepa_tui::llm::RawReply {
+                text: common::task_reply(req),
+                truncated: false,
+                usage: gepa_tui::llm::Usage { input_tokens: 1000, output_tokens: 0 },
+                hold: None,
+            })
+        })
+        .with_jitter(std::time::Duration::from_millis(4));
+        Arc::new(MeteredTask { inner, answered: 0.into(), in_flight: 0.into(), peak: 0.into() })
+    }
+
+    fn paid_usd(&self) -> f64 {
+        self.answered.load(std::sync::atomic::Ordering::SeqCst) as f64 * PER_CALL_USD
+    }
+}
+
+impl gepa_tui::llm::ChatBackend for MeteredTask {
+    fn send<'a>(
+        &'a self,
+        req: &'a gepa_tui::llm::ChatRequest,
+    ) -> gepa_tui::llm::BoxFuture<'a, Result<gepa_tui::llm::RawReply, gepa_tui::llm::AttemptError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            let out = self.inner.send(req).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            self.answered.fetch_add(1, SeqCst);
+            out
+        })
+    }
+}
+
+/// A run with four rounds in flight against the metered task model (reflections are free).
+fn run_metered(opt: &str) -> (RunResult, Arc<MeteredTask>) {
+    let (_t, dir) = project(opt);
+    let project = Arc::new(gepa_tui::project::Project::load(&dir).unwrap());
+    let task_model = MeteredTask::new();
+    let refl = Arc::new(gepa_tui::llm::ScriptedBackend::new(|req| Ok(common::reflection_reply(req))));
+    let models = Arc::new(common::models_from(&project, task_model.clone(), refl));
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), models).unwrap());
+    let r = rt().block_on(async {
+        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().result.unwrap()
+    });
+    (r, task_model)
+}
+
+/// Work planned ahead and then dropped still pays for the calls it made: `cost_usd` is every
+/// reply the server answered, and `cost_usd_dropped` is the dropped work's share of it.
+#[test]
+fn dropped_work_is_paid_and_cost_usd_counts_every_paid_call() {
+    let mut saw_drops = false;
+    for k in 0..4 {
+        let (r, server) = run_metered(OPT_PIPE);
+        let paid = server.paid_usd();
+        assert!((r.cost_usd - paid).abs() < 1e-9, "try {k}: cost_usd {} but the server answered ${paid}", r.cost_usd);
+        assert!(r.cost_usd_dropped <= r.cost_usd + 1e-12, "try {k}: {r:?}");
+        if r.evaluations_dropped > 0 {
+            // Every dropped evaluation reached the server here (no reply is replayed for free in a
+            // fresh folder unless a committed round asked the same first).
+            assert!(
+                r.cost_usd_dropped > 0.0,
+                "try {k}: {} evaluations dropped, none paid: {r:?}",
+                r.evaluations_dropped
+            );
+            saw_drops = true;
+            break;
+        }
+    }
+    assert!(saw_drops, "no run planned ahead and dropped anything");
+}
+
+/// `max_cost_usd` counts every paid call, dropped work included, and no evaluation or reflection
+/// starts once it is reached: the run pays at most the calls in flight at that moment beyond it
+/// (at most the most the server ever held at once), and says why it stopped.
+#[test]
+fn max_cost_usd_is_overshot_by_at_most_the_calls_in_flight() {
+    for max in [0.03, 0.05, 0.08] {
+        let opt = OPT_PIPE.replace("max_metric_calls = 200", "max_metric_calls = 100000");
+        let (r, server) = run_metered(&format!("{opt}\nmax_cost_usd = {max}\nconcurrency = 4"));
+        let paid = server.paid_usd();
+        let peak = server.peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(r.stop_reason.contains("cost limit"), "{max}: {}", r.stop_reason);
+        assert!((r.cost_usd - paid).abs() < 1e-9, "{max}: cost_usd {} but the server answered ${paid}", r.cost_usd);
+        assert!(paid >= max - 1e-9, "{max}: stopped at ${paid}");
+        assert!(peak <= 4, "{max}: {peak} calls at once with concurrency 4");
+        assert!(
+            paid <= max + peak as f64 * PER_CALL_USD + 1e-9,
+            "{max}: paid ${paid}, more than the {peak} calls that can be in flight beyond the limit"
+        );
+        assert_eq!(r.test_score, None, "{max}: the test split would pay past the limit");
+    }
 }

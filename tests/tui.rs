@@ -1904,6 +1904,7 @@ fn excluding_and_fixing_an_example_by_keys_in_traces() {
             metric_calls,
             cost_usd,
             cost_usd_replayed: 0.0,
+            cost_usd_dropped: 0.0,
             best,
             best_val,
             merges_due: 0,

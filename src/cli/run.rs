@@ -118,6 +118,7 @@ pub fn finished_line(r: &RunResult) -> String {
         "metric_calls": r.metric_calls,
         "cost_usd": r.cost_usd,
         "cost_usd_replayed": r.cost_usd_replayed,
+        "cost_usd_dropped": r.cost_usd_dropped,
         "wall_seconds": r.wall_seconds,
     });
     // With objectives: each one's best candidate and value, and the non-dominated candidates.
@@ -147,6 +148,13 @@ pub fn summary(r: &RunResult, run_dir: &Path) -> String {
         r.cost_usd,
         r.wall_seconds
     );
+    if r.cost_usd_dropped > 0.0 {
+        s.push_str(&format!(
+            " (of which ${:.4}, {:.0}%, paid for work planned ahead and dropped)",
+            r.cost_usd_dropped,
+            100.0 * r.cost_usd_dropped / r.cost_usd.max(f64::MIN_POSITIVE)
+        ));
+    }
     if r.cost_usd_replayed > 0.0 {
         s.push_str(&format!(
             " (replies replayed from the cache, free this time, would have cost ${:.4})",

@@ -407,6 +407,10 @@ pub enum Event {
         /// USD the replies served from the cache so far would have cost.
         #[serde(default, skip_serializing_if = "crate::system::is_zero")]
         cost_usd_replayed: f64,
+        /// Of `cost_usd`, USD paid so far for work planned ahead and then dropped (its replies
+        /// were paid whether or not a later round used them). Depends on timing.
+        #[serde(default, skip_serializing_if = "crate::system::is_zero")]
+        cost_usd_dropped: f64,
         best: CandidateId,
         best_val: f64,
         /// Merges owed after this round (gepa's merges_due).
@@ -439,7 +443,11 @@ pub enum Event {
         test_score: Option<f64>,
         candidates: usize,
         metric_calls: u64,
+        /// Everything the run paid, dropped work included.
         cost_usd: f64,
+        /// Of it, what work planned ahead and dropped paid (`round_finished`'s, to the end).
+        #[serde(default, skip_serializing_if = "crate::system::is_zero")]
+        cost_usd_dropped: f64,
     },
 }
 

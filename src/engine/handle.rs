@@ -36,6 +36,8 @@ pub struct Status {
     pub evaluations_cached: u64,
     /// Evaluations of rounds planned ahead and dropped (run, not counted).
     pub evaluations_dropped: u64,
+    /// Of `cost_usd`, USD paid by work planned ahead and dropped (this process's part).
+    pub cost_usd_dropped: f64,
     pub elapsed_secs: f64,
     /// Models whose provider is not answering: their requests are held and probed, not scored.
     pub outages: Vec<crate::llm::Outage>,
@@ -135,12 +137,15 @@ pub struct RunResult {
     /// or used), in this process's part of the run. Depends on timing.
     #[serde(default)]
     pub evaluations_dropped: u64,
-    /// USD paid for the run's committed work (replies replayed from the response cache are free;
-    /// work of rounds planned ahead and dropped is not included).
+    /// USD the run paid, everything (replies replayed from the response cache are free; work of
+    /// rounds planned ahead and then dropped is paid, and included).
     pub cost_usd: f64,
-    /// USD the replies served from the response cache would have cost.
+    /// USD the replies served from the cache would have cost.
     #[serde(default)]
     pub cost_usd_replayed: f64,
+    /// Of `cost_usd`, what work planned ahead and then dropped paid. Depends on timing.
+    #[serde(default)]
+    pub cost_usd_dropped: f64,
     /// Evaluations that failed (model errors after retries, program crashes), scored 0.
     pub failed_evaluations: u64,
     pub wall_seconds: f64,

@@ -83,6 +83,8 @@ pub struct RunState {
     pub cost_usd: f64,
     /// USD the replies served from the response cache would have cost.
     pub cost_usd_replayed: f64,
+    /// Of `cost_usd`, what work planned ahead and then dropped paid.
+    pub cost_usd_dropped: f64,
     /// Proposals whose reflection gave back the current text or nothing (no child to try).
     pub proposals_without_new_text: u64,
     /// Proposals whose reflection was cut off every time it was asked (no child made).
@@ -373,6 +375,7 @@ impl RunState {
                 metric_calls,
                 cost_usd,
                 cost_usd_replayed,
+                cost_usd_dropped,
                 best_val,
                 merges_due,
                 found_new,
@@ -397,6 +400,7 @@ impl RunState {
                 self.metric_calls = *metric_calls;
                 self.cost_usd = *cost_usd;
                 self.cost_usd_replayed = *cost_usd_replayed;
+                self.cost_usd_dropped = *cost_usd_dropped;
                 if baseline.is_some() || prev_best.is_none_or(|p| *best_val > p) {
                     self.best_history.push((*metric_calls, *best_val));
                 }
@@ -418,7 +422,12 @@ impl RunState {
                 }
                 self.test_score = Some(*mean);
             }
-            Event::Finished { reason, .. } => self.finished = Some(reason.clone()),
+            Event::Finished { reason, cost_usd, cost_usd_dropped, .. } => {
+                self.finished = Some(reason.clone());
+                // Dropped work still running when the last round committed is booked here.
+                self.cost_usd = *cost_usd;
+                self.cost_usd_dropped = *cost_usd_dropped;
+            }
             // The round robin moves on for every proposal that reflected: not for one skipped
             // because its parent was perfect (gepa's selector runs after the skip check).
             Event::ProposalFinished { parent, outcome, .. } => {

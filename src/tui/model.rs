@@ -935,6 +935,7 @@ mod tests {
             metric_calls: 2,
             cost_usd: 0.0,
             cost_usd_replayed: 0.0,
+            cost_usd_dropped: 0.0,
             best: 0,
             best_val: 0.5,
             merges_due: 0,

@@ -89,33 +89,54 @@ impl Engine {
     /// Scores the best candidate on test, records `finished`, and writes result.json and best/.
     pub(super) async fn finish(&mut self, reason: &str) -> Result<RunResult> {
         let sh = self.sh.clone();
-        let best = self.state.best().ok_or_else(|| anyhow!("the run has no candidates"))?;
-        if !sh.project.test.is_empty() && self.state.candidates[best].test_mean.is_none() {
+        let over_cost = sh.over_cost();
+        let best = self.state.best().ok_or_else(|| match sh.opt.max_cost_usd.filter(|_| over_cost) {
+            Some(max) => anyhow!(
+                "max_cost_usd (${max}) was reached (${:.4} paid) before the seed candidate was scored on all of \
+                 val: raise it in [optimizer]",
+                sh.paid_total()
+            ),
+            None => anyhow!("the run has no candidates"),
+        })?;
+        let mut reason = reason.to_string();
+        if over_cost && !sh.project.test.is_empty() && self.state.candidates[best].test_mean.is_none() {
+            reason.push_str(&format!(
+                "; the test split was not scored (that would pay past the cost limit: \
+                 `gepa-tui eval --split test --candidate {}:{best}` scores it)",
+                self.state.run_id
+            ));
+        } else if !sh.project.test.is_empty() && self.state.candidates[best].test_mean.is_none() {
             sh.set_activity("scoring the best candidate on test");
             let texts = self.state.candidates[best].texts.clone();
             let test: Vec<&Example> = sh.project.test.iter().collect();
             let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
             let place = Draw::stream(&sh.draws).at("eval", "test").at("candidate", best);
             let (evals, _, _) = sh.evaluate(gen, &place, &texts, &test, Split::Val, None).await?;
-            sh.drop_round_calls(gen);
             let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
             let ev = Event::TestEvaluated { candidate: best, evals, mean: m };
             sh.emit(ev.clone(), true)?;
             self.state.apply(&ev);
+            sh.commit_spend(gen, self.state.cost_usd);
         }
+        // Dropped work still running starts nothing more; what its calls in flight pay is booked.
+        sh.closing.store(true, Ordering::Relaxed);
+        // (A stop meanwhile only cuts the wait short: the run finishes all the same.)
+        let _ = self.drain_calls().await;
+        let dropped = sh.commit_spend(u64::MAX, self.state.cost_usd);
         let s = &self.state;
         let fin = Event::Finished {
-            reason: reason.to_string(),
+            reason: reason.clone(),
             best,
             best_val: s.candidates[best].val_mean,
             test_score: s.candidates[best].test_mean,
             candidates: s.candidates.len(),
             metric_calls: s.metric_calls,
-            cost_usd: s.cost_usd,
+            cost_usd: s.cost_usd + dropped,
+            cost_usd_dropped: s.cost_usd_dropped + dropped,
         };
         sh.emit(fin.clone(), true)?;
         self.state.apply(&fin);
-        self.refuse_leftovers(reason);
+        self.refuse_leftovers(&reason);
         sh.set_activity(format!("finished: {reason}"));
         let result = self.result_now()?;
         self.write_outputs(&result)?;
@@ -143,6 +164,7 @@ impl Engine {
             evaluations_dropped: self.sh.evaluations_dropped.load(Ordering::Relaxed),
             cost_usd: cost,
             cost_usd_replayed: s.cost_usd_replayed,
+            cost_usd_dropped: s.cost_usd_dropped,
             failed_evaluations: failed,
             wall_seconds: self.active_secs(),
             best_texts: s.candidates[best].texts.clone(),

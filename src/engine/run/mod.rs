@@ -59,6 +59,7 @@ mod human;
 mod open;
 mod pipeline;
 mod proposal;
+mod spend;
 mod status;
 
 use cache::{EvalCache, Split};
@@ -73,8 +74,29 @@ use pipeline::plans;
 struct Live {
     /// Metric calls committed plus those of the rounds in flight so far.
     metric_calls: AtomicU64,
-    cost_micro_usd: AtomicU64,
+    /// Evaluations and reflections waiting for their model right now.
     in_flight: AtomicUsize,
+    reflecting: AtomicUsize,
+}
+
+/// What the run has paid, wherever it went: committed rounds, rounds in flight, and work planned
+/// ahead and dropped. Every paid reply is booked in exactly one place (`Shared::book`), so
+/// `cost_usd` and `max_cost_usd` count every paid call whatever the timing.
+#[derive(Default)]
+struct Spend {
+    /// Per work generation in flight: metric calls and USD paid so far.
+    rounds: BTreeMap<u64, (u64, f64)>,
+    /// The committed state's `cost_usd` (dropped work already booked included).
+    committed: f64,
+    /// USD paid by dropped work in this process, and how much of it a commit has booked.
+    dropped: f64,
+    dropped_booked: f64,
+}
+
+impl Spend {
+    fn total(&self) -> f64 {
+        self.committed + (self.dropped - self.dropped_booked) + self.rounds.values().map(|r| r.1).sum::<f64>()
+    }
 }
 
 /// Round events waiting for their commit, and the work whose events are still taken.
@@ -128,9 +150,12 @@ struct Shared {
     next_commit: AtomicU64,
     /// The work generation scoring the seed on val.
     seed_gen: AtomicU64,
-    /// Metric calls and cost (micro-USD) spent so far by the work of each round in flight (by
-    /// generation).
-    round_spend: Mutex<BTreeMap<u64, (u64, u64)>>,
+    /// What the run has paid (lock order: `held`, then `spend`).
+    spend: Mutex<Spend>,
+    /// Told when a call is held back because `max_cost_usd` is reached.
+    cost_stop: tokio::sync::Notify,
+    /// The run is finishing: no call starts any more (see `Shared::cost_gate`).
+    closing: std::sync::atomic::AtomicBool,
     evaluations_dropped: AtomicU64,
     /// Whether a round's events go out one by one (the proposal number in the activity line).
     one_per_round: bool,

@@ -260,8 +260,8 @@ impl Engine {
             gauge: Mutex::new(Default::default()),
             live: Live {
                 metric_calls: AtomicU64::new(state.metric_calls),
-                cost_micro_usd: AtomicU64::new((state.cost_usd * 1e6) as u64),
                 in_flight: AtomicUsize::new(0),
+                reflecting: AtomicUsize::new(0),
             },
             one_per_round: opt.proposals_per_round == 1,
             previews: vtx,
@@ -282,7 +282,9 @@ impl Engine {
             evaluations_cached: AtomicU64::new(state.evaluations_cached),
             next_commit: AtomicU64::new(state.round.map(|r| r + 1).unwrap_or(0)),
             seed_gen: AtomicU64::new(u64::MAX),
-            round_spend: Mutex::new(BTreeMap::new()),
+            spend: Mutex::new(Spend { committed: state.cost_usd, ..Default::default() }),
+            cost_stop: tokio::sync::Notify::new(),
+            closing: Default::default(),
             evaluations_dropped: AtomicU64::new(0),
         };
         let inbox = Arc::new(Mutex::new(Inbox::open(&run_dir, events)));

@@ -32,8 +32,13 @@ impl Engine {
             if inflight.is_empty() {
                 let stop = self.stop_reason(0);
                 if let Some(reason) = &stop {
+                    // Past the cost limit nothing more is paid, not even to score an approval.
+                    let over_cost = self.sh.over_cost();
                     // Proposals already paid for get their review before the run ends.
-                    if self.state.review_queue.is_empty() || self.auto_approve {
+                    if self.state.review_queue.is_empty() || self.auto_approve || over_cost {
+                        if over_cost && !self.drain_calls().await {
+                            return Ok(None);
+                        }
                         return Ok(Some(self.finish(reason).await?));
                     }
                 }
@@ -81,6 +86,12 @@ impl Engine {
                     if let Some(i) = inflight.iter().position(|r| r.plan.gen == gen).filter(|_| !fixed) {
                         inflight[i].plan.preview = Some(preview);
                         self.revalidate_from(inflight, i + 1)?;
+                    }
+                }
+                // A call was held back at the cost limit: the rounds still working cannot end.
+                _ = self.sh.cost_stop.notified(), if self.sh.opt.max_cost_usd.is_some() => {
+                    if !inflight[0].work.is_finished() {
+                        self.void_from(inflight, 0)?;
                     }
                 }
                 // A decision while the pipeline has room (the review queue was full): plan now.
@@ -182,9 +193,9 @@ impl Engine {
                 held.live.remove(&r.plan.gen);
                 held.voided.insert(r.plan.gen);
                 let _ = held.buf.take(round);
+                // What it paid so far is the dropped work's, still counted in cost_usd.
+                self.sh.drop_spend(r.plan.gen);
             }
-            let dropped = self.sh.drop_round_calls(r.plan.gen);
-            self.sh.evaluations_dropped.fetch_add(dropped, Ordering::Relaxed);
             self.sh.emit(Event::RoundVoided { round }, true)?;
             self.sh.stage(round, None);
             actions.extend(r.plan.actions.iter().cloned().map(Command::Act));
@@ -220,7 +231,8 @@ impl Engine {
             return Some(format!("budget of {} metric calls used", opt.max_metric_calls));
         }
         if let Some(max) = opt.max_cost_usd {
-            if s.cost_usd >= max {
+            // Every paid call, dropped work and rounds in flight included: depends on timing.
+            if self.sh.paid_total() >= max {
                 return Some(format!("cost limit of ${max:.2} reached"));
             }
         }
@@ -423,6 +435,10 @@ impl Engine {
     /// Plans the next round from the committed state and the rounds in flight, records its plan,
     /// and starts its work. None when nothing should start now.
     pub(super) fn plan_next(&mut self, inflight: &[InFlight]) -> Option<Running> {
+        if self.sh.over_cost() {
+            // Nothing new starts past the cost limit, not even a person's candidate on val.
+            return None;
+        }
         let (mut view, guess) = self.planning_view_and_guess(inflight);
         // A person's decisions wait for the seed's commit (they name candidates and items).
         let mut actions = if self.state.round.is_some() { self.take_commands(&mut view) } else { vec![] };
@@ -748,13 +764,17 @@ impl Engine {
         // What the round's replies cost, paid and served free from the response cache apart.
         let (paid, replayed) = batch.iter().map(event_cost).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
         debug_assert!((paid + replayed - out.cost).abs() < 1e-9, "the events hold every cost of the round");
-        let cost_usd = self.state.cost_usd + paid;
+        // And what work dropped since the last commit paid: the run paid it too.
+        let dropped = sh.commit_spend(f.gen, self.state.cost_usd + paid);
+        let cost_usd = self.state.cost_usd + paid + dropped;
+        let cost_usd_dropped = self.state.cost_usd_dropped + dropped;
         let cost_usd_replayed = self.state.cost_usd_replayed + replayed;
         let fin = Event::RoundFinished {
             round,
             metric_calls,
             cost_usd,
             cost_usd_replayed,
+            cost_usd_dropped,
             best: next.best().unwrap_or(0),
             best_val: next.best_val(),
             merges_due,
@@ -774,9 +794,7 @@ impl Engine {
             "round committed"
         );
         sh.cache.lock().expect("cache").put_events(round, &batch, &next);
-        sh.drop_round_calls(f.gen);
         sh.live.metric_calls.store(next.metric_calls, Ordering::Relaxed);
-        sh.live.cost_micro_usd.store((next.cost_usd * 1e6).round() as u64, Ordering::Relaxed);
         self.state = next;
         self.merge_ready = out.found_new;
         sh.stage(round, None);

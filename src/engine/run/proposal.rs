@@ -91,7 +91,14 @@ impl Shared {
                     }
                 }
                 self.gate().await;
-                let _permit = self.eval_slots.acquire().await.expect("semaphore never closed");
+                let _permit = loop {
+                    self.cost_gate().await;
+                    let permit = self.eval_slots.acquire().await.expect("semaphore never closed");
+                    // The limit may have been reached while this one waited for its turn.
+                    if !self.over_cost() {
+                        break permit;
+                    }
+                };
                 let in_flight = Counted::enter(&self.live.in_flight);
                 let sent = Instant::now();
                 let e = self.task.evaluate(candidate, ex, Some(&place.at("example", &ex.id))).await;
@@ -107,15 +114,8 @@ impl Shared {
                 if let Some(err) = &e.error {
                     tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
                 }
-                if self.held.lock().expect("held events").voided.contains(&gen) {
-                    self.evaluations_dropped.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    let mut spend = self.round_spend.lock().expect("round spend");
-                    let r = spend.entry(gen).or_default();
-                    r.0 += 1;
-                    // Paid only: a reply replayed from the response cache is free.
-                    r.1 += (e.paid_and_replayed().0 * 1e6).round() as u64;
-                }
+                // Paid only: a reply replayed from the response cache is free.
+                self.book(gen, 1, e.paid_and_replayed().0);
                 self.send_status();
                 Ok(e)
             }
@@ -127,11 +127,6 @@ impl Shared {
         let calls = evals.iter().filter(|e| !e.cached).count() as u64;
         let cost = evals.iter().map(|e| e.cost_usd).sum();
         Ok((evals, calls, cost))
-    }
-
-    /// Forgets what a round's work spent (it committed, or was dropped): the metric calls.
-    pub(super) fn drop_round_calls(&self, gen: u64) -> u64 {
-        self.round_spend.lock().expect("round spend").remove(&gen).map_or(0, |(calls, _)| calls)
     }
 
     /// How many of these evaluations a round planned now would have to run (not in the cache).
@@ -377,8 +372,16 @@ impl Shared {
                 prompt.push_str(&crate::engine::protect::guidance_section(&g.note, shown));
             }
             self.gate().await;
+            self.cost_gate().await;
             self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
-            let (reply, cut_answers) = match self.reflect(&prompt, &place.at("reflect", component)).await {
+            let asked = {
+                let _reflecting = Counted::enter(&self.live.reflecting);
+                self.reflect(&prompt, &place.at("reflect", component)).await
+            };
+            if let Ok((reply, _)) = &asked {
+                self.book(gen, 0, if reply.cached { 0.0 } else { reply.cost_usd });
+            }
+            let (reply, cut_answers) = match asked {
                 Ok(asked) => asked,
                 Err(e) if e.stops_run() => return Err(Halted(e).into()),
                 Err(e) => {

@@ -137,20 +137,24 @@ impl Shared {
     }
 
     fn status(&self) -> Status {
-        let spend = self.round_spend.lock().expect("round spend").values().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (calls, cost_usd, cost_usd_dropped) = {
+            let s = self.spend.lock().expect("spend");
+            (s.rounds.values().map(|r| r.0).sum::<u64>(), s.total(), s.dropped)
+        };
         let outages = self.task.models().outages();
         let status = Status {
             activity: self.activity_line(&outages),
             outages,
             paused: *self.paused.borrow(),
             round: self.next_commit.load(Ordering::Relaxed),
-            metric_calls: self.live.metric_calls.load(Ordering::Relaxed) + spend.0,
+            metric_calls: self.live.metric_calls.load(Ordering::Relaxed) + calls,
             max_metric_calls: self.opt.max_metric_calls,
-            cost_usd: (self.live.cost_micro_usd.load(Ordering::Relaxed) + spend.1) as f64 / 1e6,
+            cost_usd,
             in_flight: self.live.in_flight.load(Ordering::Relaxed),
             rounds_in_flight: self.rounds_in_flight.load(Ordering::Relaxed),
             evaluations_cached: self.evaluations_cached.load(Ordering::Relaxed),
             evaluations_dropped: self.evaluations_dropped.load(Ordering::Relaxed),
+            cost_usd_dropped,
             elapsed_secs: self.started.elapsed().as_secs_f64(),
             models: ModelUsage::of(&self.task),
         };

@@ -235,10 +235,15 @@ fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
     }
     let dropped = m.live.as_ref().map_or(0, |l| l.evaluations_dropped);
     if s.evaluations_cached > 0 || dropped > 0 {
-        // Evaluations served from the run's evaluation cache, and those of plans dropped.
+        // Evaluations served from the run's evaluation cache, and those of plans dropped (paid:
+        // their share of the cost is shown when there is one).
         let mut v = vec![t(format!("{} evals", s.evaluations_cached))];
         if dropped > 0 {
             v.push(Span::styled(format!(" · {dropped} dropped"), theme.muted));
+        }
+        let dropped_usd = m.live.as_ref().map_or(0.0, |l| l.cost_usd_dropped);
+        if dropped_usd > 0.0 {
+            v.push(Span::styled(format!(" (${dropped_usd:.4})"), theme.muted));
         }
         lines.push(kv("reused", v, theme));
     }
