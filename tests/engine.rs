@@ -846,6 +846,7 @@ fn a_sampling_run_resumes_and_replays_offline_to_its_recorded_result() {
     assert_eq!(calls, 0);
     assert_eq!(comparable(replayed), comparable(full));
     assert_eq!(answers(&replay_dir), recorded);
+}
 
 /// The sequential loop (`pipeline_lag = 1`) and four rounds in flight, merges on: the same
 /// candidates, texts and order, and the same result.json (what the committed rounds did; the
