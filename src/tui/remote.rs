@@ -36,6 +36,7 @@ pub struct SentRequest {
     /// "approval of item 3", "pause".
     pub what: String,
     pub action: Option<HumanAction>,
+    pub control: Option<RunControl>,
     pub answer: Option<SteerAnswer>,
 }
 
@@ -67,8 +68,17 @@ impl Remote {
         format!("attached to {}", self.holder.describe())
     }
 
-    fn sent(&mut self, id: String, what: String, action: Option<HumanAction>) {
-        self.requests.push(SentRequest { id, what, action, answer: None });
+    /// The last pause (true) or resume (false) sent from here that the run has not answered yet.
+    pub fn pending_pause(&self) -> Option<bool> {
+        self.requests.iter().rev().filter(|q| q.answer.is_none()).find_map(|q| match q.control {
+            Some(RunControl::Pause) => Some(true),
+            Some(RunControl::Resume) => Some(false),
+            _ => None,
+        })
+    }
+
+    fn sent(&mut self, id: String, what: String, action: Option<HumanAction>, control: Option<RunControl>) {
+        self.requests.push(SentRequest { id, what, action, control, answer: None });
         if self.requests.len() > KEPT_REQUESTS {
             self.requests.remove(0);
         }
@@ -173,9 +183,15 @@ impl Follower {
             let Some(req) = remote.requests.iter_mut().find(|r| r.id == a.id) else { continue };
             req.answer = Some(a.clone());
             let line = req.line();
-            let action = req.action.clone();
+            let (action, control) = (req.action.clone(), req.control);
             if let (false, Some(action)) = (a.accepted, action) {
                 app.model.on_notice(Notice::Refused { action, why: a.why.clone().unwrap_or_default() });
+            }
+            // Taken, a pause holds from now (the status file says so too, from its next rewrite).
+            match (a.accepted, control) {
+                (true, Some(RunControl::Pause)) => _ = app.model.set_paused(true),
+                (true, Some(RunControl::Resume)) => _ = app.model.set_paused(false),
+                _ => {}
             }
             app.model.version += 1;
             app.flash = Some(line);
@@ -239,7 +255,7 @@ impl Follower {
             Ok(id) => {
                 tracing::info!("sent to the run's inbox: {what} (request {id})");
                 if let Some(r) = app.model.remote.as_mut() {
-                    r.sent(id, what, action);
+                    r.sent(id, what, action, control);
                 }
             }
             Err(e) => {

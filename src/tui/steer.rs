@@ -88,7 +88,9 @@ impl Steer<'_> {
             EngineCommand::Resume => Some(false),
             _ => None,
         });
-        if queued.unwrap_or(self.model.paused()) {
+        // Attached, one sent through the inbox and not answered yet counts as done too.
+        let unanswered = self.model.remote.as_ref().and_then(|r| r.pending_pause());
+        if queued.or(unanswered).unwrap_or(self.model.paused()) {
             self.commands.push(EngineCommand::Resume);
             "resumed".into()
         } else {

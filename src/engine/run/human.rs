@@ -138,8 +138,11 @@ pub(super) fn inbox_commands(inbox: &Mutex<Inbox>, sh: &Shared, handle: &EngineH
                     RunControl::RetryNow => sh.task.models().retry_now(),
                 }
                 tracing::info!("steered: {} (request {})", request.control.word(), request.id);
-                let _ = inbox.answer(&SteerAnswer { id: request.id, accepted: true, round: None, why: None });
+                // The status says it before the answer does, so a screen that reads the answer
+                // never reads an older status after it.
                 sh.send_status();
+                sh.write_status_file(inbox.dir());
+                let _ = inbox.answer(&SteerAnswer { id: request.id, accepted: true, round: None, why: None });
             }
             Err(bad) => {
                 if let Some(id) = &bad.id {
