@@ -439,6 +439,29 @@ fn the_evaluation_cache_saves_metric_calls_and_changes_nothing_else() {
         serde_json::from_slice(&std::fs::read(on_dir.join(".gepa/runs").join(&on.run_id).join("result.json")).unwrap())
             .unwrap();
     assert_eq!(on_disk["evaluations_cached"], on.evaluations_cached);
+
+    // gepa's accounting (`cache_minibatches = false`): val and merge evaluations are served,
+    // every minibatch evaluation runs and counts; the same candidates all the same.
+    let (_t3, ref_dir) = project(&format!("{base}cache_minibatches = false"));
+    let (reference, ref_texts) = run_jittered(&ref_dir, None);
+    assert_eq!(ref_texts, on_texts);
+    let events = load_events(&ref_dir.join(".gepa/runs").join(&reference.run_id), false).unwrap().0;
+    let (mut minibatch_cached, mut val_cached) = (0u64, 0u64);
+    for ev in common::committed(&events) {
+        match ev {
+            Event::MinibatchEvaluated { evals, .. } => {
+                minibatch_cached += evals.iter().filter(|e| e.cached).count() as u64
+            }
+            Event::ValEvaluated { evals, .. } | Event::MergeAttempted { evals, .. } => {
+                val_cached += evals.iter().filter(|e| e.cached).count() as u64
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(minibatch_cached, 0, "gepa re-runs every minibatch");
+    assert_eq!(reference.evaluations_cached, val_cached);
+    assert!(reference.evaluations_cached < on.evaluations_cached, "{reference:?}");
+    assert_eq!(reference.metric_calls + reference.evaluations_cached, off.metric_calls);
 }
 
 /// The budget is overshot by at most what was in flight when it ran out: four rounds, each at
@@ -981,5 +1004,35 @@ fn max_cost_usd_is_overshot_by_at_most_the_calls_in_flight() {
             "{max}: paid ${paid}, more than the {peak} calls that can be in flight beyond the limit"
         );
         assert_eq!(r.test_score, None, "{max}: the test split would pay past the limit");
+    }
+}
+
+/// A frontier over objectives with a command scorer that prints no `scores` is a clear error
+/// before any parent is selected (gepa raises the same), not a quiet current-best run; with
+/// `scores` printed the run goes on.
+#[test]
+fn an_objective_frontier_without_objective_scores_is_an_error() {
+    for (scores, frontier) in [("", "objective"), ("", "hybrid"), (", \"scores\": {\"n\": 1}", "objective")] {
+        let (_t, dir) = project(&format!("max_metric_calls = 40\nfrontier = \"{frontier}\""));
+        let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+        let scorer = format!(
+            "[evaluator]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo '{{\\\"score\\\": 1{}}}'\"]",
+            scores.replace('"', "\\\"")
+        );
+        let toml = toml.replace("[evaluator]\nkind = \"exact\"\nfield = \"expected\"", &scorer);
+        assert!(toml.contains("kind = \"command\""), "{toml}");
+        std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+        let (project, task) = common::load(&dir);
+        let out =
+            rt().block_on(async { Engine::create(project, task, EngineOptions::default()).unwrap().0.run().await });
+        if scores.is_empty() {
+            let err = format!("{:#}", out.err().expect("no objective scores, no run"));
+            assert!(
+                err.contains(&format!("frontier = \"{frontier}\"")) && err.contains("printed no `scores`"),
+                "{err}"
+            );
+        } else {
+            assert!(out.unwrap().result.is_some());
+        }
     }
 }

@@ -482,8 +482,13 @@ pub struct OptimizerConfig {
     /// the results before it). Off by default: such a round is dropped and planned again.
     pub keep_stale_plans: bool,
     /// An evaluation already made in this run (same texts, same example) is reused, not run or
-    /// counted again (gepa's `cache_evaluation`).
+    /// counted again (gepa's `cache_evaluation`, which reuses val and merge evaluations only).
     pub cache_evaluations: bool,
+    /// With `cache_evaluations`, minibatch evaluations are reused too (the default: it saves real
+    /// budget). `false` is gepa's accounting: its reflective proposer always runs the parent and
+    /// the child on the minibatch (`proposer/reflective_mutation/reflective_mutation.py`), only
+    /// val and merge evaluations are served — for comparing runs side by side with the reference.
+    pub cache_minibatches: bool,
     /// `best`: of a round's proposals that pass their minibatch, only the largest gain is scored on
     /// val; `all`: every one is.
     pub accept_per_round: AcceptPerRound,
@@ -536,6 +541,7 @@ impl Default for OptimizerConfig {
             pipeline_lag: None,
             keep_stale_plans: false,
             cache_evaluations: true,
+            cache_minibatches: true,
             accept_per_round: AcceptPerRound::Best,
             concurrency: 32,
             seed: 0,

@@ -171,7 +171,10 @@ impl Engine {
         let before = round - 1;
         let held = self.sh.held.lock().expect("held events");
         let late = |hash: &str, split: Split, evals: &[ExampleEval]| {
-            evals.iter().any(|e| !e.cached && cache.committed(hash, split, &e.example_id, before, data).is_some())
+            self.sh.reuses(split)
+                && evals
+                    .iter()
+                    .any(|e| !e.cached && cache.committed(hash, split, &e.example_id, before, data).is_some())
         };
         let events = held.buf.pending_of(*round);
         events.iter().any(|ev| match ev {
@@ -673,6 +676,9 @@ impl Engine {
         let Event::RoundStarted { round, .. } = f.started else { unreachable!("a plan is a round_started") };
         self.in_flight_requests.retain(|(r, _, _)| *r != round);
         let sh = self.sh.clone();
+        if round == 0 {
+            no_objectives_is_an_error(&sh.opt, &out)?;
+        }
         if !crate::engine::data_fixes::fixed_in(&f.actions).is_empty() {
             sh.set_activity("scoring the recorded outputs again against the corrected examples");
             let (fixed, calls, cost) = self.rescore_fixes(round, &f.actions).await?;
@@ -828,4 +834,22 @@ impl Engine {
         let preview = Some(Preview::Passed(seed));
         Ok(Running { plan: InFlight { started, gen, preview, actions: vec![], min_calls, may_queue: 0 }, work })
     }
+}
+
+/// A frontier over objectives needs objective scores: when the seed's val evaluations have none
+/// (a `command` scorer that prints no `scores`), the run stops before it starts selecting, as
+/// gepa raises (`GEPAState.__init__`, core/state.py) instead of quietly selecting the best mean.
+fn no_objectives_is_an_error(opt: &OptimizerConfig, seed: &RoundOutput) -> Result<()> {
+    let evals = seed.scored.iter().flat_map(|(_, evals, _, _)| evals);
+    if opt.frontier.is_instance() || evals.clone().any(|e| !e.objectives.is_empty()) {
+        return Ok(());
+    }
+    bail!(
+        "gepa.toml: [optimizer] frontier = \"{}\" selects over objective scores, but the seed's {} val \
+         evaluations have none: the [evaluator] command printed no `scores`. Have it print \
+         {{\"score\": 0.8, \"scores\": {{\"accuracy\": 0.8, \"brevity\": 0.5}}}}, add built-in ones with \
+         [optimizer] objectives = [\"prompt_tokens\"], or set frontier = \"instance\"",
+        opt.frontier.as_str(),
+        evals.count()
+    )
 }

@@ -62,6 +62,12 @@ impl Shared {
         Draw::stream(&self.draws).at("round", round)
     }
 
+    /// Whether committed evaluations of `split` are served from the evaluation cache:
+    /// `cache_evaluations`, and for minibatches (train) `cache_minibatches` too.
+    pub(super) fn reuses(&self, split: Split) -> bool {
+        self.opt.cache_evaluations && (split == Split::Val || self.opt.cache_minibatches)
+    }
+
     /// Scores a candidate on examples, concurrently within the run-wide limit; results in input
     /// order. An evaluation committed by round `reuse` (the round, and the data as the round
     /// sees it) or earlier is served from the cache (free, marked `cached`). Model calls are
@@ -85,7 +91,7 @@ impl Shared {
         let evals = futures::future::try_join_all(examples.iter().map(|ex| {
             let (hash, timings) = (&hash, &timings);
             async move {
-                if let Some((until, data)) = reuse.filter(|_| self.opt.cache_evaluations) {
+                if let Some((until, data)) = reuse.filter(|_| self.reuses(split)) {
                     if let Some(e) = self.cache.lock().expect("cache").get(hash, split, &ex.id, until, data) {
                         return Ok::<_, Halted>(e);
                     }
@@ -138,7 +144,7 @@ impl Shared {
         reuse_until: u64,
         data: &DataChanges,
     ) -> u64 {
-        if !self.opt.cache_evaluations {
+        if !self.reuses(split) {
             return ids.len() as u64;
         }
         let hash = candidate_hash(candidate);
