@@ -48,6 +48,7 @@ fn events() -> Vec<Event> {
         draws: None,
         frontier: Default::default(),
         protected: Default::default(),
+        settings: None,
     }];
     for c in 0..CANDIDATES {
         out.push(Event::RoundStarted { round: c as u64, proposals: vec![], planned_after: None, merge: None });

@@ -573,6 +573,7 @@ mod tests {
             draws: None,
             frontier,
             protected: Default::default(),
+            settings: None,
         }
     }
 

@@ -8,7 +8,7 @@
 use super::pareto::CandidateId;
 use super::reflect::ReflectiveRecord;
 use crate::eval::ExampleEval;
-use crate::project::config::{Frontier, ReviewPolicy};
+use crate::project::config::{Frontier, OptimizerConfig, ReviewPolicy};
 use crate::project::{Candidate, Split};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -276,7 +276,14 @@ pub enum Event {
         /// Text the component files protect (`<<keep>>` … `<</keep>>`), per component.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         protected: BTreeMap<String, Vec<String>>,
+        /// The `[optimizer]` settings in force: gepa.toml with the command line's overrides
+        /// (absent in logs written before it: then `seed`, `max_metric_calls`, … above).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settings: Option<Box<OptimizerConfig>>,
     },
+    /// A resume changed settings (a bigger `--max-metric-calls`, an edit of gepa.toml): the
+    /// settings in force from here on, and the keys that changed.
+    SettingsChanged { settings: Box<OptimizerConfig>, changed: Vec<String> },
     /// A round is planned: the parents and minibatches (or the merge) chosen from the state as it
     /// was committed after round `planned_after`. Recorded before any of its work starts, so a
     /// resumed run redoes exactly this plan.
@@ -487,9 +494,11 @@ pub enum Scope {
 impl Event {
     pub fn scope(&self) -> Scope {
         match self {
-            Event::RunStarted { .. } | Event::TestEvaluated { .. } | Event::Finished { .. } | Event::Paused { .. } => {
-                Scope::Run
-            }
+            Event::RunStarted { .. }
+            | Event::SettingsChanged { .. }
+            | Event::TestEvaluated { .. }
+            | Event::Finished { .. }
+            | Event::Paused { .. } => Scope::Run,
             Event::Resumed { .. } => Scope::Void,
             Event::RoundVoided { round } => Scope::Drop(*round),
             Event::RoundFinished { round, .. } => Scope::Commit(*round),
@@ -510,6 +519,7 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::RunStarted { .. } => "run_started",
+            Event::SettingsChanged { .. } => "settings_changed",
             Event::RoundStarted { .. } => "round_started",
             Event::MinibatchEvaluated { .. } => "minibatch_evaluated",
             Event::Reflection { .. } => "reflection",

@@ -163,6 +163,9 @@ pub struct RunResult {
     /// `excluded_examples` and `data_fixes`: what a person changed in the data (absent when nothing).
     #[serde(flatten)]
     pub data: super::data_fixes::DataReport,
+    /// The `[optimizer]` settings the run ended with (as recorded in its events).
+    #[serde(default)]
+    pub settings: crate::project::config::OptimizerConfig,
 }
 
 pub struct RunOutcome {
@@ -185,6 +188,8 @@ pub struct EngineOptions {
     /// A new run that takes the draws of this earlier run (`--replay RUN`): its sampling models'
     /// replies at the places that run had them (see `llm::draw`).
     pub draws_of: Option<String>,
+    /// Settings the command line sets (`--seed`, `--max-metric-calls`), over gepa.toml's.
+    pub overrides: super::settings::Overrides,
 }
 
 /// Steers a running engine from another task or thread.

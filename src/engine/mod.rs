@@ -14,6 +14,7 @@ pub mod reflect;
 pub mod rng;
 pub mod run;
 pub mod select;
+pub mod settings;
 pub mod setup;
 pub mod state;
 pub mod steer;

@@ -3,6 +3,7 @@
 //! the response cache), and create, resume or branch the engine with the same options, so a flag
 //! cannot hold in one and be lost in another (as `--auto-approve` once was in the workbench).
 
+use crate::engine::settings::Overrides;
 use crate::engine::{Engine, EngineOptions, Notice};
 use crate::eval::Task;
 use crate::llm::{Models, ModelsOptions};
@@ -37,7 +38,12 @@ pub struct RunArgs {
 impl RunArgs {
     /// The engine's options for these arguments, the same for the workbench and headless runs.
     pub fn engine_options(&self, notices: tokio::sync::mpsc::UnboundedSender<Notice>) -> EngineOptions {
-        EngineOptions { notices: Some(notices), auto_approve: self.auto_approve, ..Default::default() }
+        EngineOptions {
+            notices: Some(notices),
+            auto_approve: self.auto_approve,
+            overrides: Overrides { seed: self.seed, max_metric_calls: self.max_metric_calls },
+            ..Default::default()
+        }
     }
 }
 
@@ -61,28 +67,18 @@ fn replayed(project: &Project, run: &str) -> Result<Replayed> {
         anyhow::bail!("--replay {run}: {} has no run_started event", run_dir.join("events.jsonl").display());
     }
     Ok(Replayed {
-        seed: state.seed,
-        max_metric_calls: state.max_metric_calls,
+        seed: state.settings.seed,
+        max_metric_calls: state.settings.max_metric_calls,
         branched_from: state.branched_from,
         draws: state.draws,
     })
 }
 
-/// Loads the project with the run's overrides and builds its task (models with the cache).
+/// Loads the project and builds its task (models with the cache).
 pub fn prepare(dir: &Path, args: &RunArgs) -> Result<(Arc<Project>, Arc<Task>)> {
-    let mut project = Project::load(dir)?;
-    if let Some(run) = &args.replay {
-        let r = replayed(&project, run)?;
-        project.config.optimizer.seed = r.seed;
-        project.config.optimizer.max_metric_calls = r.max_metric_calls;
-    }
-    if let Some(seed) = args.seed {
-        project.config.optimizer.seed = seed;
-    }
-    if let Some(n) = args.max_metric_calls {
-        project.config.optimizer.max_metric_calls = n;
-    }
-    let project = Arc::new(project);
+    // `--seed` and `--max-metric-calls` go to the engine (`engine_options`), which records the
+    // settings in force in the run's events: gepa.toml stays as written.
+    let project = Arc::new(Project::load(dir)?);
     // A run holds requests through a provider's outage (up to max_outage_secs) instead of
     // scoring them; checked at load, so the conversion cannot fail.
     let max_outage = Duration::try_from_secs_f64(project.config.optimizer.max_outage_secs).unwrap_or_default();
@@ -109,6 +105,9 @@ pub fn open_engine(
     if let Some(run) = &args.replay {
         let r = replayed(&project, run)?;
         opts.draws_of = Some(r.draws);
+        // RUN's seed and budget, unless the command line gives its own.
+        opts.overrides.seed = opts.overrides.seed.or(Some(r.seed));
+        opts.overrides.max_metric_calls = opts.overrides.max_metric_calls.or(Some(r.max_metric_calls));
         if args.branch.is_none() {
             if let Some(spec) = &r.branched_from {
                 opts.seed_texts = Some(branch_texts(&project, spec)?);

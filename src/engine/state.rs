@@ -5,7 +5,7 @@ use super::event::{Event, HumanAction, ObjectiveBest, Origin, PlannedProposal, P
 use super::merge::MergeHistory;
 use super::pareto::{non_dominated, offer_keyed, CandidateId, KeyedFronts, ParetoFronts};
 use crate::eval::objective::{aggregate, ObjectiveScores};
-use crate::project::config::{Frontier, ReviewPolicy};
+use crate::project::config::{Frontier, OptimizerConfig, ReviewPolicy};
 use crate::project::Candidate;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,12 +61,13 @@ pub struct RunState {
     pub branched_from: Option<String>,
     /// Whose draws its sampling models' calls are (its own id unless it replays another run's).
     pub draws: String,
-    pub seed: u64,
+    /// The `[optimizer]` settings in force (`run_started`, then each `settings_changed`): what
+    /// the engine's stop rule, the gauge, the ETA and result.json read.
+    pub settings: OptimizerConfig,
     pub components: Vec<String>,
     pub train_ids: Vec<String>,
     pub val_ids: Vec<String>,
     pub test_ids: Vec<String>,
-    pub max_metric_calls: u64,
     pub candidates: Vec<CandidateRecord>,
     /// Per val example, on the main score (gepa's `program_at_pareto_front_valset`).
     pub fronts: ParetoFronts,
@@ -277,10 +278,12 @@ impl RunState {
                 val_ids,
                 test_ids,
                 max_metric_calls,
+                proposals_per_round,
                 branched_from,
                 draws,
                 frontier,
                 protected,
+                settings,
                 ..
             } => {
                 self.draws = draws.clone().unwrap_or_else(|| run_id.clone());
@@ -288,14 +291,21 @@ impl RunState {
                 self.protected = protected.clone();
                 self.run_id = run_id.clone();
                 self.branched_from = branched_from.clone();
-                self.seed = *seed;
+                // A log from before the settings were recorded has the ones it named.
+                self.settings = settings.as_deref().cloned().unwrap_or_else(|| OptimizerConfig {
+                    seed: *seed,
+                    max_metric_calls: *max_metric_calls,
+                    proposals_per_round: *proposals_per_round,
+                    frontier: *frontier,
+                    ..OptimizerConfig::default()
+                });
                 self.components = components.clone();
                 self.train_ids = train_ids.clone();
                 self.val_ids = val_ids.clone();
                 self.test_ids = test_ids.clone();
-                self.max_metric_calls = *max_metric_calls;
                 self.fronts = ParetoFronts::new(val_ids.len());
             }
+            Event::SettingsChanged { settings, .. } => self.settings = (**settings).clone(),
             Event::RoundStarted { proposals, .. } => {
                 self.round_draws_from = self.minibatches_drawn;
                 self.plan_applied(proposals);
@@ -735,6 +745,7 @@ mod tests {
             draws: None,
             frontier,
             protected: Default::default(),
+            settings: None,
         }
     }
 

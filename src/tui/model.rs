@@ -688,7 +688,8 @@ impl Model {
         if done == 0 || s.elapsed_secs <= 0.0 {
             return None;
         }
-        let left = s.max_metric_calls.saturating_sub(s.metric_calls);
+        // The budget as the run recorded it, as the gauge reads it.
+        let left = self.state.settings.max_metric_calls.saturating_sub(s.metric_calls);
         Some(s.elapsed_secs / done as f64 * left as f64)
     }
 
@@ -963,6 +964,7 @@ mod tests {
             draws: None,
             frontier: Default::default(),
             protected: Default::default(),
+            settings: None,
         }
     }
 

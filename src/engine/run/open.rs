@@ -1,6 +1,7 @@
 //! Opening a run: creating it, resuming it from its event log, and the rounds a crash left planned but not committed.
 
 use super::*;
+use crate::engine::settings;
 
 /// How long the processes that wrote a run's log were running it, from the `t` stamps: each part
 /// runs from its first event (`run_started`, or `resumed`) to the last event before the next
@@ -107,8 +108,9 @@ impl Engine {
         let log = EventLog::create(&run_dir.join("events.jsonl"))?;
         let replays = opts.draws_of.clone();
         let draws = replays.clone().unwrap_or_else(|| run_id.clone());
+        let opt = settings::for_new_run(&project.config.optimizer, &opts.overrides);
         let mut engine =
-            Self::assemble(project, task, run_dir, log, lock, RunState::default(), draws, 0, 0, opts, &[])?;
+            Self::assemble(project, task, run_dir, log, lock, RunState::default(), draws, 0, 0, opts, &[], opt)?;
         let p = &engine.sh.project;
         let opt = &engine.sh.opt;
         let ev = Event::RunStarted {
@@ -127,6 +129,7 @@ impl Engine {
             draws: replays,
             frontier: opt.frontier,
             protected: p.protected.clone(),
+            settings: Some(Box::new(opt.clone())),
         };
         engine.sh.emit(ev.clone(), true)?;
         engine.state.apply(&ev);
@@ -157,13 +160,46 @@ impl Engine {
             Event::RunStarted { config_hash, .. } => Some(config_hash.clone()),
             _ => None,
         });
+        // The settings it goes on with: the ones it recorded, with what the command line and an
+        // edit of gepa.toml change (a change the run cannot take is refused here).
+        let at_start = settings::at_start(&run_dir);
+        let recorded = match events.first() {
+            Some(Event::RunStarted { settings: Some(s), .. }) => (**s).clone(),
+            // A log from before the settings were recorded: gepa.toml as it was, with what the
+            // log named.
+            _ => {
+                let named = &state.settings;
+                OptimizerConfig {
+                    seed: named.seed,
+                    max_metric_calls: named.max_metric_calls,
+                    proposals_per_round: named.proposals_per_round,
+                    frontier: named.frontier,
+                    ..at_start.clone().unwrap_or_else(|| project.config.optimizer.clone())
+                }
+            }
+        };
+        let (opt, changes) =
+            settings::for_resume(&recorded, at_start.as_ref(), &project.config.optimizer, &opts.overrides)
+                .map_err(|why| anyhow!("cannot resume run {run_id}: {why}"))?;
         // The time between a stop and this resume is not the run's.
         let active = active_ms(&run_dir.join("events.jsonl"));
         let log = EventLog::open_append(&run_dir.join("events.jsonl"))?;
         let draws = state.draws.clone();
         let (seq, events_ref) = (events.len() as u64, &events);
-        let mut engine =
-            Self::assemble(project, task, run_dir, log, lock, state, draws, seq, active, opts, events_ref)?;
+        let mut engine = Self::assemble(
+            project,
+            task,
+            run_dir,
+            log,
+            lock,
+            state,
+            draws,
+            seq,
+            active,
+            opts,
+            events_ref,
+            opt.clone(),
+        )?;
         if let Some(w) = warning {
             engine.sh.notify(Notice::Warning(w));
         }
@@ -181,6 +217,16 @@ impl Engine {
             let (recovered, lost_actions) = recovered_rounds(&events, engine.state.round);
             let after_round = engine.state.round.unwrap_or(0);
             engine.sh.emit(Event::Resumed { after_round }, true)?;
+            if !changes.is_empty() {
+                let ev = Event::SettingsChanged {
+                    settings: Box::new(opt),
+                    changed: changes.iter().map(|c| c.key.clone()).collect(),
+                };
+                engine.sh.emit(ev.clone(), true)?;
+                engine.state.apply(&ev);
+                let list: Vec<String> = changes.iter().map(|c| c.describe()).collect();
+                engine.sh.notify(Notice::Warning(format!("resumed with new settings: {}", list.join(", "))));
+            }
             // The rounds planned before the interruption keep their plans and decisions: they
             // are redone first, so the run goes on exactly as it would have.
             for (started, actions) in &recovered {
@@ -230,8 +276,8 @@ impl Engine {
         active_before_ms: u64,
         opts: EngineOptions,
         events: &[Event],
+        opt: OptimizerConfig,
     ) -> Result<Engine> {
-        let opt = project.config.optimizer.clone();
         if opt.proposals_per_round == 0 || opt.minibatch_size == 0 || opt.concurrency == 0 || opt.max_lag() == 0 {
             bail!(
                 "gepa.toml: [optimizer] proposals_per_round, pipeline_lag, minibatch_size and concurrency must be at least 1"

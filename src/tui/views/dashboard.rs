@@ -27,14 +27,14 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx) {
 
     // Budget: metric calls, and USD when there is a cost limit.
     let calls = m.metric_calls();
-    let max_calls = m.state.max_metric_calls.max(1);
+    let max_calls = m.state.settings.max_metric_calls.max(1);
     let [g1, g2] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(gauges);
     let used = calls as f64 / max_calls as f64;
     // The round under way when the budget runs out finishes (as in gepa), so a run can end past
     // its budget: say by how much rather than show a full bar at "100%".
-    let label = match calls.checked_sub(m.state.max_metric_calls).filter(|over| *over > 0) {
-        Some(over) => format!("{calls} / {} ({:.0}%, {over} over)", m.state.max_metric_calls, used * 100.0),
-        None => format!("{calls} / {} ({:.0}%)", m.state.max_metric_calls, used * 100.0),
+    let label = match calls.checked_sub(m.state.settings.max_metric_calls).filter(|over| *over > 0) {
+        Some(over) => format!("{calls} / {} ({:.0}%, {over} over)", m.state.settings.max_metric_calls, used * 100.0),
+        None => format!("{calls} / {} ({:.0}%)", m.state.settings.max_metric_calls, used * 100.0),
     };
     frame.render_widget(
         Gauge::default()
@@ -77,7 +77,7 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx) {
 fn render_chart(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
     let m = &ctx.model;
     let calls = m.metric_calls();
-    let x_max = (m.state.max_metric_calls.max(calls).max(1)) as f64;
+    let x_max = (m.state.settings.max_metric_calls.max(calls).max(1)) as f64;
     // The best score is a step function of metric calls.
     let mut steps: Vec<(f64, f64)> = Vec::with_capacity(m.state.best_history.len() * 2 + 1);
     for (x, y) in &m.state.best_history {

@@ -206,7 +206,11 @@ impl ReviewView {
                 it.examples.len() as u64 * if it.kind == crate::engine::event::ReviewKind::Mutation { 2 } else { 1 }
             })
             .sum();
-        let share = if state.max_metric_calls > 0 { 100.0 * spent as f64 / state.max_metric_calls as f64 } else { 0.0 };
+        let share = if state.settings.max_metric_calls > 0 {
+            100.0 * spent as f64 / state.settings.max_metric_calls as f64
+        } else {
+            0.0
+        };
         let mut title = vec![Span::styled(format!(" Review: {} pending ", queue.len()), theme.title)];
         if spent > 0 {
             // Metric calls (and their share of the budget) spent on items nobody has looked at yet.
