@@ -163,9 +163,6 @@ pub struct RunResult {
     /// `excluded_examples` and `data_fixes`: what a person changed in the data (absent when nothing).
     #[serde(flatten)]
     pub data: super::data_fixes::DataReport,
-    /// The `[optimizer]` settings the run ended with (as recorded in its events).
-    #[serde(default)]
-    pub settings: crate::project::config::OptimizerConfig,
 }
 
 pub struct RunOutcome {

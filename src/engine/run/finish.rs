@@ -172,7 +172,6 @@ impl Engine {
             children_refused: s.children_refused,
             objectives: s.objective_report(),
             data: s.data_report(),
-            settings: s.settings.clone(),
         })
     }
 
