@@ -453,6 +453,37 @@ fn kill_9(child: &mut Running) -> bool {
     running && !status.success()
 }
 
+/// Replies the fault server holds until the test lets them through (`Plan::gate`): a run killed
+/// while some are held is killed mid-run, whatever the machine's load.
+struct Gate(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Gate {
+    fn new() -> Gate {
+        Gate(std::sync::Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    /// `plan` with its replies held by this gate.
+    fn holding(&self, plan: Plan) -> Plan {
+        Plan { gate: Some(self.0.clone()), ..plan }
+    }
+
+    /// Lets `n` more replies go and waits until the run has taken them all.
+    fn let_through(&self, n: usize, child: &mut Running) {
+        self.0.add_permits(n);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.0.available_permits() > 0 {
+            assert!(child.0.try_wait().unwrap().is_none(), "the run ended with replies still held for it");
+            assert!(Instant::now() < deadline, "the run stopped asking for replies");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// No reply is held from now on.
+    fn open(&self) {
+        self.0.close();
+    }
+}
+
 /// The fault-free, uninterrupted run of the scripted problem, computed once for every test that
 /// compares against it.
 fn reference() -> &'static Value {
@@ -463,15 +494,17 @@ fn reference() -> &'static Value {
 /// A torn last line, as a crash in the middle of a write leaves it.
 const TORN_LINE: &str = "{\"seq\":99999,\"t\":0,\"event\":\"round_finished\",\"round\":4,\"metric_ca";
 
-/// `kill -9` at seeded random moments (some timed, some the instant events.jsonl grows), resume
-/// with `--resume` each time, once after a torn line was appended by hand: the end result is the
-/// uninterrupted run's.
+/// `kill -9` at seeded random moments (after a random number of replies, a random moment later),
+/// resume with `--resume` each time, once after a torn line was appended by hand: the end result
+/// is the uninterrupted run's. The server holds the replies the kills need (`Gate`), so every
+/// kill lands mid-run however busy the machine is.
 #[test]
 fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
     use gepa_tui::engine::rng::below;
     use rand::SeedableRng;
     let reference = reference().clone();
-    let server = FaultServer::start(Plan { latency: Duration::from_millis(30), ..Plan::default() });
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
     let logs = p.dir.parent().unwrap().join("stderr");
     std::fs::create_dir_all(&logs).unwrap();
@@ -479,7 +512,8 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
     let mut run: Option<String> = None;
     let mut landed = 0;
     let mut torn_check: Option<PathBuf> = None;
-    for attempt in 0..10 {
+    // Fewer replies in all (at most 8 x 16) than the run needs: none of its lives can finish.
+    for attempt in 0..8 {
         let err_path = logs.join(format!("{attempt}.txt"));
         let mut child = match &run {
             None => spawn_headless(&p.dir, &[], &err_path),
@@ -500,21 +534,14 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
             let stderr = std::fs::read_to_string(&path).unwrap();
             assert!(stderr.contains("warning:") && stderr.contains("events.jsonl"), "{stderr}");
         }
-        if attempt % 2 == 0 {
-            std::thread::sleep(Duration::from_millis(20 + below(&mut rng, 580) as u64));
-        } else {
-            // The instant the log has grown by a random amount: the engine is writing events.
-            let target = file_len(&log) + 1 + below(&mut rng, 59_999) as u64;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while file_len(&log) < target && child.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        }
-        if !kill_9(&mut child) {
-            let stderr = std::fs::read_to_string(&err_path).unwrap();
-            assert_no_panic(&stderr);
-            break; // it finished before the kill
-        }
+        gate.let_through(1 + below(&mut rng, 16) as usize, &mut child);
+        // A moment for what those replies set going (scoring, events written): the kill lands in it.
+        std::thread::sleep(Duration::from_millis(below(&mut rng, 20) as u64));
+        assert!(
+            kill_9(&mut child),
+            "kill {attempt} did not land mid-run:\n{}",
+            std::fs::read_to_string(&err_path).unwrap()
+        );
         landed += 1;
         // Whatever the moment, the log reads back (at worst with a torn last line).
         gepa_tui::store::read_log::<serde_json::Value>(&log, false)
@@ -525,9 +552,9 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
             torn_check = Some(logs.join(format!("{}.txt", attempt + 1)));
         }
     }
-    assert!(landed >= 4, "only {landed} kills landed mid-run");
     assert!(torn_check.is_none(), "the torn line was never resumed over");
 
+    gate.open();
     let id = run.unwrap();
     let out = run_headless(&p.dir, &["--resume", &id]);
     assert_finished(&out);
@@ -785,6 +812,7 @@ fn steer_excludes_and_fixes_examples_of_a_live_headless_run() {
 /// Starts a run and kills it the moment it has started (before its seed is scored), then leaves
 /// a protection and two guides in its inbox, as `gepa-tui steer` does for a run that is not
 /// running: the resumed run takes them when it plans its first round. Returns the run's id.
+/// (The server's replies must be held by a gate, so the seed cannot be scored before the kill.)
 fn a_run_stopped_with_steering_waiting(p: &TestProject, stderr_to: &Path) -> String {
     use gepa_tui::engine::event::{GuideExample, HumanAction};
     use gepa_tui::project::Split;
@@ -819,11 +847,12 @@ fn a_run_stopped_with_steering_waiting(p: &TestProject, stderr_to: &Path) -> Str
 fn a_steered_run_killed_with_sigkill_resumes_to_the_same_result() {
     use gepa_tui::engine::rng::below;
     use rand::SeedableRng;
-    let server = FaultServer::start(Plan { latency: Duration::from_millis(30), ..Plan::default() });
     let logs = tempfile::tempdir().unwrap();
-
-    let clean = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let clean_gate = Gate::new();
+    let clean_server = FaultServer::start(clean_gate.holding(Plan::default()));
+    let clean = project_at(&clean_server.base_url(), OPT, FAST_MODEL);
     let id = a_run_stopped_with_steering_waiting(&clean, &logs.path().join("clean.txt"));
+    clean_gate.open();
     let out = run_headless(&clean.dir, &["--resume", &id]);
     assert_finished(&out);
     let reference = read_result(&clean.dir, &id);
@@ -831,30 +860,26 @@ fn a_steered_run_killed_with_sigkill_resumes_to_the_same_result() {
     assert!(reference["best_texts"]["instruction"].as_str().unwrap().contains("Answer the item."), "{reference}");
     let reference = comparable(reference);
 
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
     let id = a_run_stopped_with_steering_waiting(&p, &logs.path().join("first.txt"));
-    let log = p.dir.join(".gepa/runs").join(&id).join("events.jsonl");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
     let mut landed = 0;
+    // At most 8 x 16 replies in all, fewer than the run needs: every kill lands mid-run.
     for attempt in 0..8 {
         let err_path = logs.path().join(format!("{attempt}.txt"));
         let mut child = spawn_headless(&p.dir, &["--resume", &id], &err_path);
-        if attempt % 2 == 0 {
-            std::thread::sleep(Duration::from_millis(20 + below(&mut rng, 400) as u64));
-        } else {
-            let target = file_len(&log) + 1 + below(&mut rng, 40_000) as u64;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while file_len(&log) < target && child.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        }
-        if !kill_9(&mut child) {
-            assert_no_panic(&std::fs::read_to_string(&err_path).unwrap());
-            break;
-        }
+        gate.let_through(1 + below(&mut rng, 16) as usize, &mut child);
+        std::thread::sleep(Duration::from_millis(below(&mut rng, 20) as u64));
+        assert!(
+            kill_9(&mut child),
+            "kill {attempt} did not land mid-run:\n{}",
+            std::fs::read_to_string(&err_path).unwrap()
+        );
         landed += 1;
     }
-    assert!(landed >= 3, "only {landed} kills landed mid-run");
+    gate.open();
     let out = run_headless(&p.dir, &["--resume", &id]);
     assert_finished(&out);
     assert_eq!(comparable(read_result(&p.dir, &id)), reference, "after {landed} kills");
@@ -940,16 +965,15 @@ fn run_headless_bound(dir: &Path, extra: &[&str]) -> Output {
     })
 }
 
-/// Starts a run, kills it mid-way, and returns its id: a resumable run to be mistreated.
-fn interrupted_run(dir: &Path) -> String {
+/// Starts a run, kills it mid-way (after 60 replies: the seed and a few rounds; the server holds
+/// the rest), and returns its id: a resumable run to be mistreated. The gate is open afterwards.
+fn interrupted_run(dir: &Path, gate: &Gate) -> String {
     let err = dir.parent().unwrap().join("first-stderr.txt");
     let mut child = spawn_headless(dir, &[], &err);
     let id = wait_for_run_start(dir, &mut child);
-    let log = dir.join(".gepa/runs").join(&id).join("events.jsonl");
-    while file_len(&log) < 20_000 && child.0.try_wait().unwrap().is_none() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    gate.let_through(60, &mut child);
     assert!(kill_9(&mut child), "the run finished before it could be interrupted");
+    gate.open();
     id
 }
 
@@ -967,9 +991,10 @@ const READ_ONLY: &[&str] = &["Read-only file system", "Permission denied"];
 /// writable again the run resumes to the uninterrupted run's result.
 #[test]
 fn a_read_only_run_folder_is_a_clear_error_and_the_run_stays_resumable() {
-    let server = FaultServer::start(Plan { latency: Duration::from_millis(30), ..Plan::default() });
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
-    let id = interrupted_run(&p.dir);
+    let id = interrupted_run(&p.dir, &gate);
     let run_dir = p.dir.join(".gepa/runs").join(&id);
     let before = std::fs::read(run_dir.join("events.jsonl")).unwrap();
     {
@@ -1822,9 +1847,10 @@ fn a_symlinked_run_store_is_refused() {
 /// it points at is untouched, and once the link is gone the run resumes to the same result.
 #[test]
 fn links_planted_in_a_run_folder_are_refused_and_nothing_is_written_through_them() {
-    let server = FaultServer::start(Plan { latency: Duration::from_millis(30), ..Plan::default() });
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
-    let id = interrupted_run(&p.dir);
+    let id = interrupted_run(&p.dir, &gate);
     let run_dir = p.dir.join(".gepa/runs").join(&id);
     let victim = p.dir.parent().unwrap().join("victim.txt");
     let precious = b"the user's own file\n";

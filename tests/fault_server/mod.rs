@@ -101,6 +101,10 @@ pub struct Plan {
     pub hang: Duration,
     /// Error bodies quote the request's Authorization header (to prove the client scrubs it).
     pub echo_key_in_errors: bool,
+    /// Replies held until the test lets them go: each answer takes a permit (none are taken once
+    /// it is closed). A client killed while replies are held is killed mid-run, however busy the
+    /// machine is.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Default for Plan {
@@ -116,6 +120,7 @@ impl Default for Plan {
             one_slot: None,
             hang: Duration::from_secs(10),
             echo_key_in_errors: false,
+            gate: None,
         }
     }
 }
@@ -322,6 +327,11 @@ async fn serve(mut stream: TcpStream, plan: Arc<Mutex<Plan>>, book: Arc<Mutex<Bo
         (number, fault)
     };
     let _ = number;
+    if let Some(gate) = &plan.gate {
+        if let Ok(permit) = gate.acquire().await {
+            permit.forget();
+        }
+    }
     if !plan.latency.is_zero() {
         let _turn = match &plan.one_slot {
             Some(slot) => Some(slot.lock().await),
