@@ -47,9 +47,23 @@ Reply with only the new instruction, inside one ``` block.";
 pub const CUT_OFF_NOTE: &str = "Your answer was cut off before it ended. Reply again with only the complete new instruction inside one ``` block: no explanation before or after it, and keep it short enough to finish.";
 
 /// An answer cut off at max_tokens, or with a ``` fence opened and never closed, holds half a
-/// prompt at best: it is not used.
+/// prompt at best: it is not used. Fences are read as Markdown (CommonMark) reads them: a fence
+/// is a line that starts with ```; a ``` inside a line is text, and inside an open block a fence
+/// with a language (```json) opens nothing. So a new instruction that mentions or shows a fence
+/// is whole, however many ``` it holds.
 pub fn is_cut_off(answer: &str, truncated: bool) -> bool {
-    truncated || answer.matches("```").count() % 2 == 1
+    let mut open = false;
+    for line in answer.lines().map(str::trim) {
+        if !line.starts_with("```") {
+            continue;
+        }
+        if !open {
+            open = true;
+        } else if line.chars().all(|c| c == '`') {
+            open = false;
+        }
+    }
+    truncated || open
 }
 
 /// One record of the reflective dataset: what went in, what came out, and what was wrong.
@@ -183,6 +197,26 @@ mod tests {
         assert_eq!(extract_instruction("Ends with fence```"), "Ends with fence");
         assert_eq!(extract_instruction(""), "");
         assert_eq!(extract_instruction("```"), "");
+    }
+
+    #[test]
+    fn a_fence_left_open_is_cut_off_and_a_fence_inside_the_instruction_is_not() {
+        let cut = |a: &str| is_cut_off(a, false);
+        assert!(cut("Here:\n```\nBe terse and"));
+        assert!(cut("```\nA\n```\nand also:\n```\nB"));
+        assert!(cut("Here:\n```markdown"));
+        assert!(is_cut_off("```\nBe terse.\n```", true));
+        // Whole answers: two fences, none, or an instruction that mentions or shows a fence.
+        assert!(!cut("Sure!\n```\nBe terse.\n```\nDone."));
+        assert!(!cut("Just do it well."));
+        assert!(!cut("```\nStart your reply with ```json and nothing before it.\n```"));
+        let shows_a_fence =
+            "New instruction:\n```\nReply with the JSON only, e.g.\n```json\n{\"team\": \"billing\"}\n```";
+        assert!(!cut(shows_a_fence));
+        assert_eq!(
+            extract_instruction(shows_a_fence),
+            "Reply with the JSON only, e.g.\n```json\n{\"team\": \"billing\"}"
+        );
     }
 
     #[test]
