@@ -835,6 +835,58 @@ fn review_view_with_pending_items_at_both_sizes() {
     }
 }
 
+/// A screen attached to a run another process runs (the review fixture's run, its lock held here
+/// as the headless process would hold it): the header says who runs it; an approval goes into the
+/// run's inbox as `gepa-tui steer` writes it, shows as sent, and as taken (round N) once the run's
+/// answer is there.
+#[test]
+fn an_attached_screen_says_who_runs_it_and_shows_a_decision_sent_then_taken() {
+    use gepa_tui::engine::steer;
+    use gepa_tui::tui::remote::{Follower, Remote};
+    let f = review_fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join(RUN_ID);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let log: String = f.events.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
+    std::fs::write(run_dir.join("events.jsonl"), log).unwrap();
+    let _lock = gepa_tui::store::RunLock::acquire(&run_dir).unwrap();
+    let (mut follower, holder, events) = Follower::open(&run_dir).unwrap().expect("held");
+    assert_eq!(events, f.events);
+    assert_eq!(holder.pid, std::process::id());
+    let mut m = Model::from_events(&events).with_project(&f.project);
+    m.attached = true;
+    // A fixed holder, so the snapshot does not depend on this machine.
+    m.remote = Some(Remote::new(gepa_tui::store::LockHolder { pid: 4242, host: "build-1".into(), since: 1_796_634_720 }));
+    let mut a = App::new(m, Keymap::default(), Theme::default());
+    a.goto(View::Review);
+    let item = a.model.state.review_queue[0].item;
+    press(&mut a, "a");
+    for cmd in std::mem::take(&mut a.commands) {
+        follower.send(&mut a, cmd);
+    }
+    let inbox = std::fs::read_to_string(run_dir.join(steer::INBOX)).unwrap();
+    let req: steer::SteerRequest = serde_json::from_str(inbox.lines().next().unwrap()).unwrap();
+    assert_eq!(req.action, HumanAction::Approve { item }, "sent through the inbox as steer sends it");
+    let sent = text(&draw(&mut a, 80, 24));
+    assert!(sent.contains("attached to pid 4242 on build-1 since 2026-12-07 09:12 UTC"), "{sent}");
+    assert!(sent.contains(&format!("approval of item {item}: sent")) && !sent.contains("sent →"), "{sent}");
+    // The run's answer, as the engine appends it.
+    let ack = steer::SteerAnswer::taken(&req.id, 7);
+    std::fs::write(run_dir.join(steer::ANSWERS), serde_json::to_string(&ack).unwrap() + "\n").unwrap();
+    follower.poll(&mut a);
+    for (w, h) in SIZES {
+        let screen = text(&draw(&mut a, w, h));
+        assert!(screen.contains(&format!("approval of item {item}: sent → taken (round 7)")), "{screen}");
+        insta::assert_snapshot!(format!("attached_decision_taken_{w}x{h}"), screen);
+    }
+    // The process lets go: the screen says so and is a browse.
+    drop(_lock);
+    follower.poll(&mut a);
+    let gone = text(&draw(&mut a, 80, 24));
+    assert!(gone.contains("pid 4242 let go of the run before it finished: it is resumable"), "{gone}");
+    assert!(!a.model.can_act());
+}
+
 /// A decision the engine refuses comes back typed: the one sent is no longer on its way (another
 /// sent decision stays), and the status bar says why.
 #[test]

@@ -14,7 +14,7 @@ pub fn height(remote: Option<&Remote>, width: u16) -> u16 {
     match remote {
         None => 0,
         Some(r) => match r.requests.last() {
-            Some(last) if header(r).chars().count() + 3 + last.line().chars().count() + 1 > width as usize => 2,
+            Some(last) if header(r).chars().count() + 18 + last.line().chars().count() + 1 > width as usize => 2,
             _ => 1,
         },
     }
@@ -37,7 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             Some(_) => theme.score_high,
             None => theme.text,
         };
-        vec![Span::styled("last decision ", theme.muted), Span::styled(q.line(), style)]
+        vec![Span::styled("last decision: ", theme.muted), Span::styled(q.line(), style)]
     });
     let lines = match last {
         Some(mut spans) if area.height >= 2 => {
