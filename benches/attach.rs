@@ -91,7 +91,8 @@ fn one_run(dir: &Path, base_url: &str, screens: usize) -> (f64, usize) {
         .collect();
     assert!(child.wait().unwrap().success());
     let frames = watchers.into_iter().map(|w| w.join().unwrap()).sum();
-    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("result.json")).unwrap()).unwrap();
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("result.json")).unwrap()).unwrap();
     (result["wall_seconds"].as_f64().unwrap(), frames)
 }
 

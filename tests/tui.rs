@@ -856,7 +856,8 @@ fn an_attached_screen_says_who_runs_it_and_shows_a_decision_sent_then_taken() {
     let mut m = Model::from_events(&events).with_project(&f.project);
     m.attached = true;
     // A fixed holder, so the snapshot does not depend on this machine.
-    m.remote = Some(Remote::new(gepa_tui::store::LockHolder { pid: 4242, host: "build-1".into(), since: 1_796_634_720 }));
+    m.remote =
+        Some(Remote::new(gepa_tui::store::LockHolder { pid: 4242, host: "build-1".into(), since: 1_796_634_720 }));
     let mut a = App::new(m, Keymap::default(), Theme::default());
     a.goto(View::Review);
     let item = a.model.state.review_queue[0].item;
