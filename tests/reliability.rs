@@ -576,6 +576,49 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
     assert!(asked_again <= landed * 16, "{asked_again} requests were paid for twice");
 }
 
+/// A run whose reflection model samples (temperature 1, a new answer at every call), killed with
+/// SIGKILL mid-run and resumed, ends with the texts its own recorded replies make; a
+/// `--replay RUN --offline` of it ends with the same result and the same best texts, asking no
+/// model; a second run of the project draws afresh.
+#[test]
+fn a_sampling_run_killed_with_sigkill_resumes_and_replays_offline_to_its_result() {
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
+    let p = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let toml = std::fs::read_to_string(p.dir.join("gepa.toml")).unwrap();
+    let (cold, warm) = ("model = \"scripted-reflection\"\n", "model = \"scripted-reflection\"\ntemperature = 1.0\n");
+    let reflection_at = toml.find(cold).unwrap();
+    let after = toml[reflection_at..].replacen("temperature = 0.0\n", "", 1).replacen(cold, warm, 1);
+    std::fs::write(p.dir.join("gepa.toml"), format!("{}{after}", &toml[..reflection_at])).unwrap();
+    let logs = p.dir.parent().unwrap().join("stderr");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut child = spawn_headless(&p.dir, &[], &logs.join("0.txt"));
+    let id = wait_for_run_start(&p.dir, &mut child);
+    gate.let_through(40, &mut child);
+    assert!(kill_9(&mut child), "the kill did not land mid-run");
+    gate.open();
+    assert_finished(&run_headless(&p.dir, &["--resume", &id]));
+    let best =
+        |run: &str| std::fs::read_to_string(p.dir.join(".gepa/runs").join(run).join("best/instruction.md")).unwrap();
+    let recorded = (comparable(read_result(&p.dir, &id)), best(&id));
+    assert!(recorded.1.contains(" draft "), "the best text is a sampled one: {}", recorded.1);
+
+    let asked = server.attempts().len();
+    let out = gepa(&["run", "--headless", "--json", "--offline", "--replay", &id, p.dir.to_str().unwrap()])
+        .env_remove(KEY_ENV)
+        .output()
+        .unwrap();
+    assert_finished(&out);
+    assert_eq!(server.attempts().len(), asked, "an offline replay asked the server");
+    let replay = run_ids(&p.dir).into_iter().find(|r| *r != id).unwrap();
+    assert_eq!((comparable(read_result(&p.dir, &replay)), best(&replay)), recorded);
+
+    // A new run of the project is new draws: its reflections reach the server again.
+    assert_finished(&run_headless(&p.dir, &[]));
+    let fresh = run_ids(&p.dir).into_iter().find(|r| *r != id && *r != replay).unwrap();
+    assert_ne!(best(&fresh), recorded.1);
+}
+
 /// One life of an engine on the review project, in-process: approves every pending item (those
 /// restored by a resume, then each new one), except that at the `kill_at`-th item queued over the
 /// whole run it stops answering, waits until the engine says it is waiting for review, and dies

@@ -443,12 +443,18 @@ async fn respond(stream: &mut TcpStream, status: u16, extra: &[(&str, &str)], bo
 }
 
 /// The scripted answer as a chat completion: the reflection model for `*reflection*` models, else
-/// the task model.
+/// the task model. Asked at a temperature above 0, the reflection model samples as a real one
+/// does: its new instruction ends with a random `draft N`, different at every call.
 pub fn completion(model: &str, body: &Value) -> String {
     let messages: Vec<Message> = serde_json::from_value(body["messages"].clone()).unwrap_or_default();
     let req = ChatRequest::new(messages);
     let text = if model.contains("reflection") {
-        crate::common::reflection_reply(&req)
+        let mut text = crate::common::reflection_reply(&req);
+        if body["temperature"].as_f64().is_some_and(|t| t > 0.0) {
+            let end = text.rfind("\n```").unwrap_or(text.len());
+            text.insert_str(end, &format!(" draft {}", rand::random::<u32>()));
+        }
+        text
     } else {
         crate::common::task_reply(&req)
     };
