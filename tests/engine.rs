@@ -1036,3 +1036,111 @@ fn an_objective_frontier_without_objective_scores_is_an_error() {
         }
     }
 }
+
+/// An OpenAI-compatible server as the engine sees it, on tokio's clock: 100 ms a call, `slots`
+/// calls at once (None: as many as come), and, with `cold`, the first burst's connections past a
+/// listen backlog of 5 wait for a SYN retransmit (1 s), as Python's `http.server` makes them.
+struct TimedServer {
+    slots: Option<tokio::sync::Semaphore>,
+    cold: bool,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl gepa_tui::llm::ChatBackend for TimedServer {
+    fn send<'a>(
+        &'a self,
+        req: &'a gepa_tui::llm::ChatRequest,
+    ) -> gepa_tui::llm::BoxFuture<'a, Result<gepa_tui::llm::RawReply, gepa_tui::llm::AttemptError>> {
+        Box::pin(async move {
+            let n = self.requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.cold && (5..20).contains(&n) {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            let _slot = match &self.slots {
+                Some(s) => Some(s.acquire().await.unwrap()),
+                None => None,
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let reflecting = req.messages.iter().any(|m| m.content.contains("```"));
+            let text = if reflecting { common::reflection_reply(req) } else { common::task_reply(req) };
+            let words = |t: &str| t.split_whitespace().count() as u64;
+            let usage = gepa_tui::llm::Usage {
+                input_tokens: req.messages.iter().map(|m| words(&m.content)).sum(),
+                output_tokens: words(&text),
+            };
+            Ok(gepa_tui::llm::RawReply { text, truncated: false, usage, hold: None })
+        })
+    }
+}
+
+/// A run against `server` (task and reflection model alike) with tokio's clock paused, so every
+/// wait is the server's alone and exact: the result, the run's time on that clock, its events.
+fn run_on_clock(opt: &str, server: TimedServer) -> (RunResult, std::time::Duration, Vec<Event>) {
+    let (_t, dir) = project(opt);
+    let project = Arc::new(gepa_tui::project::Project::load(&dir).unwrap());
+    let server: Arc<dyn gepa_tui::llm::ChatBackend> = Arc::new(server);
+    let models = gepa_tui::llm::Models::from_config(
+        &project.config.models,
+        gepa_tui::llm::ModelsOptions {
+            // No response cache: its files are read and written off the runtime, which the paused
+            // clock does not wait for.
+            cache_dir: None,
+            backend_override: Some(Arc::new(move |_: &str, _: &gepa_tui::project::config::ModelConfig| server.clone())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    let (r, took, run_dir) = rt.block_on(async {
+        let t0 = tokio::time::Instant::now();
+        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        let out = engine.run().await.unwrap();
+        (out.result.unwrap(), t0.elapsed(), out.run_dir)
+    });
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    (r, took, events)
+}
+
+/// Rounds committed that were planned before the round just before them committed.
+fn planned_ahead(events: &[Event]) -> usize {
+    common::committed(events)
+        .iter()
+        .filter(
+            |e| matches!(e, Event::RoundStarted { round, planned_after: Some(p), .. } if *round > 1 && p + 1 < *round),
+        )
+        .count()
+}
+
+/// A parallel server whose first burst of connections waits on SYN retransmits reads like a
+/// queue in that burst; the engine leaves such a cold batch out and plans ahead on what the warm
+/// batches after it show. The defaults are then faster than the sequential loop, same result.
+#[test]
+fn a_cold_first_burst_does_not_stop_the_defaults_planning_ahead() {
+    let opt = "max_metric_calls = 200\nseed = 7";
+    let server = || TimedServer { slots: None, cold: true, requests: 0.into() };
+    let (auto, auto_time, events) = run_on_clock(opt, server());
+    let (one, one_time, _) = run_on_clock(&format!("{opt}\npipeline_lag = 1"), server());
+    assert!(planned_ahead(&events) >= 3, "{} rounds planned ahead", planned_ahead(&events));
+    assert!(auto_time < one_time, "defaults {auto_time:?}, pipeline_lag = 1 {one_time:?}");
+    assert_eq!(comparable(auto), comparable(one));
+}
+
+/// Against a server that answers one request at a time, planning ahead would only queue work in
+/// front of what the next step needs: the defaults see the queue and take no longer than the
+/// sequential loop (at most 10% more), with its result.
+#[test]
+fn against_a_one_slot_server_the_defaults_are_no_slower_than_lag_one() {
+    for cold in [false, true] {
+        let opt = "max_metric_calls = 200\nseed = 7";
+        let server = || TimedServer { slots: Some(tokio::sync::Semaphore::new(1)), cold, requests: 0.into() };
+        let (auto, auto_time, events) = run_on_clock(opt, server());
+        let (one, one_time, _) = run_on_clock(&format!("{opt}\npipeline_lag = 1"), server());
+        assert_eq!(planned_ahead(&events), 0, "cold {cold}");
+        assert!(
+            auto_time.as_secs_f64() <= 1.1 * one_time.as_secs_f64(),
+            "cold {cold}: defaults {auto_time:?}, pipeline_lag = 1 {one_time:?}"
+        );
+        assert_eq!(comparable(auto), comparable(one), "cold {cold}");
+    }
+}

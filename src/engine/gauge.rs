@@ -15,9 +15,24 @@
 //! long reply on a parallel server read as fast (it is just long), and the overhead term keeps a
 //! server whose time does not depend on length (a mock, a cache in front) from reading as
 //! serial. Replies faster than `REPLAYED_SECS` are taken as served from the response cache and
-//! left out. The verdict comes from an average over batches. Once a server is seen answering in
-//! turn the run stays one proposal at a time: under that load its batches would look parallel
-//! (nothing else is queued) and planning ahead again would only bring the queue back.
+//! left out. The verdict comes from an average over batches.
+//!
+//! No single cold batch decides the run's speed:
+//! - **Cold batches are left out.** A batch that opened new connections (the first of the
+//!   process, or one with more requests in flight than ever before: the connection pool cannot
+//!   hold more connections than that) times the network path, not the server's slots: a listen
+//!   backlog dropping SYNs (Python's `http.server` keeps 5, and a dropped SYN costs a 1 s
+//!   retransmit), TCP and TLS handshakes, a proxy warming up. Such delays fall on some requests
+//!   and not others, which is exactly what a queue looks like; so these batches say nothing.
+//! - **The verdict keeps being measured and can go back.** Served in turn, a batch of three
+//!   sent together still queues within itself at one proposal at a time (the 2nd waits for the
+//!   1st), so a one-slot server keeps reading serial; a parallel server misread once reads
+//!   parallel on the next warm batches, and the average climbs back over `PARALLEL_ABOVE` (a
+//!   margin over `SERIAL_BELOW`, so that one batch near the line does not flip it).
+//! - **Until a warm batch is measured** (`Unknown`) the run goes one proposal at a time, after
+//!   the first proposal that runs beside the seed's val pass: on a server answering in turn that
+//!   is the sequential loop, on a parallel one it lasts until the first proposal's child test (a
+//!   warm batch of three) comes back, one latency or so.
 //!
 //! The lag changes speed and spend, never the result (every committed plan is the sequential
 //! loop's), so this measurement of timing never makes a run's outcome depend on timing.
@@ -28,6 +43,9 @@ pub const OVERHEAD_TOKENS: f64 = 20.0;
 pub const REPLAYED_SECS: f64 = 0.010;
 /// Below this averaged ratio of median to fastest speed the server is taken to answer in turn.
 const SERIAL_BELOW: f64 = 0.55;
+/// Above this averaged ratio a server taken to answer in turn is taken to answer side by side
+/// again (served in turn, a batch reads 0.5 or less).
+const PARALLEL_ABOVE: f64 = 0.8;
 /// Weight of the newest batch in the average.
 const WEIGHT: f64 = 0.3;
 
@@ -73,8 +91,12 @@ pub fn batch_ratio(replies: &[(f64, u64)]) -> Option<f64> {
 }
 
 impl ParallelGauge {
-    /// Takes one batch into account; returns the verdict when it changed.
-    pub fn observe(&mut self, replies: &[(f64, u64)]) -> Option<Verdict> {
+    /// Takes one batch into account; returns the verdict when it changed. A `cold` batch (one
+    /// that opened new connections) is left out.
+    pub fn observe(&mut self, replies: &[(f64, u64)], cold: bool) -> Option<Verdict> {
+        if cold {
+            return None;
+        }
         let ratio = batch_ratio(replies)?;
         let average = match self.average {
             None => ratio,
@@ -83,6 +105,7 @@ impl ParallelGauge {
         self.average = Some(average);
         self.batches += 1;
         let next = match self.verdict {
+            Verdict::Serial if average > PARALLEL_ABOVE => Verdict::Parallel,
             Verdict::Serial => Verdict::Serial,
             _ if average < SERIAL_BELOW => Verdict::Serial,
             _ => Verdict::Parallel,
@@ -150,24 +173,73 @@ mod tests {
         assert_eq!(batch_ratio(&[(0.0005, 10), (0.001, 12), (0.2, 30), (0.3, 30)]), None);
         assert_eq!(batch_ratio(&[(1.0, 10), (2.0, 12)]), None);
         let mut g = ParallelGauge::default();
-        assert_eq!(g.observe(&[(0.0, 1), (0.0, 1), (0.0, 1)]), None);
+        assert_eq!(g.observe(&[(0.0, 1), (0.0, 1), (0.0, 1)], false), None);
         assert_eq!(g.verdict(), Verdict::Unknown);
     }
 
+    /// Twenty requests sent at once to a parallel server at 100 ms a call, fourteen of whose
+    /// connections waited for a SYN retransmit (1 s, some 3 s): as a batch it reads like a queue.
+    fn cold_burst() -> Vec<(f64, u64)> {
+        (0..20)
+            .map(|i| {
+                (
+                    if i < 6 {
+                        0.1
+                    } else if i < 16 {
+                        1.1
+                    } else {
+                        3.1
+                    },
+                    10,
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_queue_once_seen_is_kept_and_parallel_batches_average() {
-        let serial = served(&[80; 12], 1, 0.02, 0.3);
+    fn a_cold_burst_reads_like_a_queue_and_is_left_out() {
+        assert!(batch_ratio(&cold_burst()).unwrap() < SERIAL_BELOW);
+        let mut g = ParallelGauge::default();
+        assert_eq!(g.observe(&cold_burst(), true), None);
+        assert_eq!(g.verdict(), Verdict::Unknown);
+        // The warm minibatches after it read as what they are.
+        assert_eq!(g.observe(&served(&[10, 12, 8], 32, 0.0, 0.1), false), Some(Verdict::Parallel));
+    }
+
+    #[test]
+    fn a_serial_verdict_goes_back_when_warm_batches_disagree() {
+        let mut g = ParallelGauge::default();
+        // Misread once (a cold batch not caught as cold).
+        assert_eq!(g.observe(&cold_burst(), false), Some(Verdict::Serial));
+        let parallel = served(&[80; 3], 8, 0.02, 0.3);
+        let mut back = None;
+        for k in 1..=10 {
+            if g.observe(&parallel, false) == Some(Verdict::Parallel) {
+                back = Some(k);
+                break;
+            }
+        }
+        let k = back.expect("never went back to planning ahead");
+        assert!(k >= 2, "one batch flipped it back");
+    }
+
+    #[test]
+    fn a_one_slot_server_keeps_reading_serial_one_proposal_at_a_time() {
+        // At one proposal at a time a minibatch of three still queues within itself.
+        let mut g = ParallelGauge::default();
+        assert_eq!(g.observe(&served(&[80; 12], 1, 0.02, 0.3), false), Some(Verdict::Serial));
+        for lengths in [[80, 80, 80], [20, 120, 60], [150, 10, 40], [5, 5, 200]] {
+            g.observe(&served(&lengths, 1, 0.02, 0.3), false);
+            assert_eq!(g.verdict(), Verdict::Serial, "{lengths:?}: {:?}", g.average());
+        }
+    }
+
+    #[test]
+    fn parallel_batches_average_and_one_queued_batch_does_not_stop_planning_ahead() {
         let parallel = served(&[80; 3], 8, 0.02, 0.3);
         let mut g = ParallelGauge::default();
-        assert_eq!(g.observe(&serial), Some(Verdict::Serial));
-        for _ in 0..10 {
-            assert_eq!(g.observe(&parallel), None);
-        }
-        assert_eq!(g.verdict(), Verdict::Serial);
-        // Parallel first; one queued batch among fast ones does not stop planning ahead.
-        let mut g = ParallelGauge::default();
-        assert_eq!(g.observe(&parallel), Some(Verdict::Parallel));
-        assert_eq!(g.observe(&served(&[80; 3], 1, 0.02, 0.3)), None);
+        assert_eq!(g.observe(&parallel, false), Some(Verdict::Parallel));
+        assert_eq!(g.observe(&served(&[80; 3], 1, 0.02, 0.3), false), None);
         assert_eq!(g.verdict(), Verdict::Parallel);
     }
 }

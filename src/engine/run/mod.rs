@@ -77,6 +77,9 @@ struct Live {
     /// Evaluations and reflections waiting for their model right now.
     in_flight: AtomicUsize,
     reflecting: AtomicUsize,
+    /// The most evaluations ever in flight at once in this process (a batch that raises it opened
+    /// new connections: see `engine::gauge`).
+    peak_in_flight: AtomicUsize,
 }
 
 /// What the run has paid, wherever it went: committed rounds, rounds in flight, and work planned
@@ -132,8 +135,10 @@ struct Shared {
     notices: Option<mpsc::UnboundedSender<Notice>>,
     paused: watch::Receiver<bool>,
     eval_slots: Arc<Semaphore>,
-    /// Whether the task model's server answers requests side by side (see `engine::gauge`).
+    /// Whether the task model's server answers requests side by side (see `engine::gauge`), and
+    /// whether the run said it answers in turn (so that going back is said too).
     gauge: Mutex<crate::engine::gauge::ParallelGauge>,
+    said_serial: std::sync::atomic::AtomicBool,
     live: Live,
     /// Wall-clock start of this process's part of the run.
     started: Instant,

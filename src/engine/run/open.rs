@@ -304,10 +304,12 @@ impl Engine {
             draws,
             eval_slots: Arc::new(Semaphore::new(opt.concurrency)),
             gauge: Mutex::new(Default::default()),
+            said_serial: Default::default(),
             live: Live {
                 metric_calls: AtomicU64::new(state.metric_calls),
                 in_flight: AtomicUsize::new(0),
                 reflecting: AtomicUsize::new(0),
+                peak_in_flight: AtomicUsize::new(0),
             },
             one_per_round: opt.proposals_per_round == 1,
             previews: vtx,

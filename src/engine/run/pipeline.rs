@@ -325,15 +325,15 @@ impl Engine {
             // seed's commit to take them, as it would without the head start.
             return 1;
         }
+        if self.state.round.is_none() && self.sh.opt.lag_is_auto() && self.sh.opt.max_lag() > 1 {
+            // Whether the server answers side by side is not known yet (see `engine::gauge`):
+            // only the first proposal runs beside the seed (on a server that answers in turn,
+            // its few requests cost no more than after the seed).
+            return 2;
+        }
         let lag = self.sh.lag();
         if lag == 1 || self.sh.opt.keep_stale_plans {
             return lag;
-        }
-        if self.state.round.is_none() && self.sh.opt.lag_is_auto() {
-            // The seed's val pass tells whether the server answers side by side; until then
-            // only the first proposal runs beside it (on a server that answers in turn, its few
-            // requests cost no more than after the seed).
-            return 2;
         }
         let (_, _, sure) = self.planning_view(&plans(inflight));
         lag + sure.min(2 * lag)

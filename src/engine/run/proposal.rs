@@ -88,6 +88,7 @@ impl Shared {
         // The server gauge reads the seed's val pass alone: a first proposal's few requests sent
         // beside it wait behind it on a server that answers in turn, and would read as parallel.
         let gauged = gen == self.seed_gen.load(Ordering::Relaxed) || self.next_commit.load(Ordering::Relaxed) > 0;
+        let peak_before = self.live.peak_in_flight.load(Ordering::Relaxed);
         let evals = futures::future::try_join_all(examples.iter().map(|ex| {
             let (hash, timings) = (&hash, &timings);
             async move {
@@ -106,7 +107,9 @@ impl Shared {
                     }
                 };
                 let in_flight = Counted::enter(&self.live.in_flight);
-                let sent = Instant::now();
+                self.live.peak_in_flight.fetch_max(self.live.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
+                // Tokio's clock: a test with the clock paused times its scripted server exactly.
+                let sent = tokio::time::Instant::now();
                 let e = self.task.evaluate(candidate, ex, Some(&place.at("example", &ex.id))).await;
                 let secs = sent.elapsed().as_secs_f64();
                 drop(in_flight);
@@ -128,7 +131,10 @@ impl Shared {
         }))
         .await?;
         if gauged {
-            self.observe_batch(&timings.into_inner().expect("timings"));
+            // The first batch of the process, or one that had more requests in flight than ever
+            // before, opened new connections: its timing is the network's, not the server's.
+            let cold = peak_before == 0 || self.live.peak_in_flight.load(Ordering::Relaxed) > peak_before;
+            self.observe_batch(&timings.into_inner().expect("timings"), cold);
         }
         let calls = evals.iter().filter(|e| !e.cached).count() as u64;
         let cost = evals.iter().map(|e| e.cost_usd).sum();

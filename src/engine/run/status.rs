@@ -3,25 +3,38 @@
 use super::*;
 
 impl Shared {
-    /// Rounds in flight at most now: `pipeline_lag`, or one at a time when it was left to the
-    /// engine and the task model's server is seen answering requests in turn.
+    /// Rounds in flight at most now: `pipeline_lag`; or, when it was left to the engine, one at a
+    /// time while the task model's server is seen answering requests in turn or until a warm batch
+    /// was measured (see `engine::gauge`).
     pub(super) fn lag(&self) -> usize {
         use crate::engine::gauge::Verdict;
-        if self.opt.lag_is_auto() && self.gauge.lock().expect("gauge").verdict() == Verdict::Serial {
-            1
-        } else {
-            self.opt.max_lag()
+        if !self.opt.lag_is_auto() {
+            return self.opt.max_lag();
+        }
+        match self.gauge.lock().expect("gauge").verdict() {
+            Verdict::Serial => 1,
+            Verdict::Unknown => 1,
+            Verdict::Parallel => self.opt.max_lag(),
         }
     }
 
     /// Times one batch of evaluations sent together: (seconds from sending, output tokens).
-    pub(super) fn observe_batch(&self, replies: &[(f64, u64)]) {
+    pub(super) fn observe_batch(&self, replies: &[(f64, u64)], cold: bool) {
         use crate::engine::gauge::Verdict;
         if !self.opt.lag_is_auto() || self.opt.max_lag() == 1 {
             return;
         }
-        let changed = self.gauge.lock().expect("gauge").observe(replies);
+        let changed = self.gauge.lock().expect("gauge").observe(replies, cold);
+        if changed == Some(Verdict::Parallel) && !self.said_serial.swap(false, Ordering::Relaxed) {
+            tracing::info!("the model server answers requests side by side; planning ahead");
+        } else if changed == Some(Verdict::Parallel) {
+            tracing::info!("the model server now answers requests side by side; planning ahead again");
+            self.notify(Notice::Warning(
+                "the model server now answers requests side by side: proposals are planned ahead again".into(),
+            ));
+        }
         if changed == Some(Verdict::Serial) {
+            self.said_serial.store(true, Ordering::Relaxed);
             tracing::info!("the model server answers requests in turn; one proposal at a time");
             self.notify(Notice::Warning(
                 "the model server answers requests one after another (a llama-server or Ollama with one or two \
