@@ -478,10 +478,12 @@ fn the_budget_is_overshot_by_at_most_the_rounds_in_flight() {
 
 /// gepa merge.py: a merge needs at least 5 val examples both parents were scored on
 /// (`val_overlap_floor`); with 4 val examples none is tried. (A fixed-lag pipeline makes siblings,
-/// so these settings do merge on the full val set.)
+/// so these settings do merge on the full val set; its lag is written, as the scripted replies are
+/// too quick for the engine to time the server.)
 #[test]
 fn no_merge_is_tried_on_fewer_than_five_val_examples() {
-    const MERGING: &str = "max_metric_calls = 300\nseed = 2\nmerge = true\nmax_merges = 3\nkeep_stale_plans = true";
+    const MERGING: &str =
+        "max_metric_calls = 300\nseed = 2\nmerge = true\nmax_merges = 3\nkeep_stale_plans = true\npipeline_lag = 4";
     let merges = |dir: &Path| {
         let (_, run_dir) = run_fresh(dir);
         let (events, _) = load_events(&run_dir, false).unwrap();
