@@ -171,7 +171,7 @@ pub enum LlmError {
     Outage { model: String, waited_secs: f64, last: String },
     #[error(
         "model `{model}`: no cached reply for this request and --offline is set (the recorded run does not cover it){}",
-        if *draw { "; the model samples, so its replies are recorded by their place in a run: replay a run with --replay RUN" } else { "" }
+        if *draw { "; the model samples, so its replies are recorded by their place in a run: replay one with gepa-tui run --replay RUN" } else { "" }
     )]
     OfflineMiss {
         model: String,
