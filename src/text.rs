@@ -72,6 +72,11 @@ pub fn clock(unix_ms: u64) -> String {
     format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
+/// Untrusted text on one line: control sequences stripped, newlines and tabs shown as spaces.
+pub fn one_line(s: &str) -> String {
+    sanitize(s).replace(['\n', '\t'], " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -183,7 +183,7 @@ fn objectives_line(c: &crate::project::config::ProjectConfig) -> Option<String> 
     let ev = &c.evaluator;
     let mut parts = Vec::new();
     if ev.kind == EvaluatorKind::Combined {
-        parts.push(format!("{} (evaluator parts)", crate::eval::part_labels(&ev.parts).join(", ")));
+        parts.push(format!("{} (evaluator parts)", crate::project::config::part_labels(&ev.parts).join(", ")));
     }
     let commands = ev.kind == EvaluatorKind::Command || ev.parts.iter().any(|p| p.kind == EvaluatorKind::Command);
     if !c.optimizer.objectives.is_empty() {

@@ -326,6 +326,6 @@ fn steered(a: &crate::engine::event::HumanAction) -> String {
             format!("a reflection on #{candidate}{with}, guided by {}", quote(note))
         }
         HumanAction::Protect { component, text } => format!("{} protected in {component}", quote(text)),
-        other => crate::tui::model::action_word(other).to_string(),
+        other => other.word().to_string(),
     }
 }

@@ -122,7 +122,7 @@ pub struct RunState {
     /// Review policies set at run time (mutations, merges), overriding gepa.toml.
     pub policy: Option<(ReviewPolicy, ReviewPolicy)>,
     /// Examples a person excluded or fixed (see `data_fixes.rs`).
-    pub data: super::data_fixes::DataChanges,
+    pub data: super::data_changes::DataChanges,
     /// The first minibatch index of the round being applied (a train exclusion's sampler era
     /// starts there).
     pub(super) round_draws_from: u64,

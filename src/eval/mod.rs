@@ -12,7 +12,7 @@ pub mod task;
 pub use task::{ExampleEval, Task};
 
 use crate::llm::{Draw, LlmError, Models};
-use crate::project::config::{EvaluatorKind, EvaluatorPart};
+use crate::project::config::{part_labels, EvaluatorKind, EvaluatorPart};
 use crate::project::{Example, Project, ProjectError};
 use crate::system::RunOutput;
 use serde::{Deserialize, Serialize};
@@ -274,28 +274,4 @@ impl Evaluator {
         let parts: Vec<String> = self.parts.iter().map(|(label, w, _)| format!("{:.2} × {label}", w / total)).collect();
         format!("combined: {}", parts.join(" + "))
     }
-}
-
-/// Labels (objective names) for combined parts: the part's `name`, else its kind, numbered when
-/// an unnamed kind repeats (`judge`, `judge#2`), as before names existed: the labels are in the
-/// feedback the reflection model reads, so a recorded run's requests stay the same.
-pub fn part_labels(parts: &[EvaluatorPart]) -> Vec<String> {
-    let mut seen: std::collections::HashMap<&str, usize> = Default::default();
-    let repeated = |k: &str| parts.iter().filter(|p| p.name.is_none() && p.kind.as_str() == k).count() > 1;
-    parts
-        .iter()
-        .map(|p| {
-            if let Some(name) = &p.name {
-                return name.clone();
-            }
-            let k = p.kind.as_str();
-            let n = seen.entry(k).or_insert(0);
-            *n += 1;
-            if repeated(k) {
-                format!("{k}#{n}")
-            } else {
-                k.to_string()
-            }
-        })
-        .collect()
 }

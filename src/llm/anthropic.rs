@@ -3,7 +3,7 @@
 use super::http::Conn;
 use super::retry::malformed;
 use super::{AttemptError, BoxFuture, ChatBackend, ChatRequest, LlmError, RawReply, Role, Usage};
-use crate::project::config::ModelConfig;
+use crate::llm::settings::ModelConfig;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::json;

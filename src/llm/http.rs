@@ -2,7 +2,7 @@
 
 use super::retry::{classify_status, classify_transport};
 use super::{AttemptError, LlmError, RawReply};
-use crate::project::config::{ModelConfig, ProviderKind};
+use crate::llm::settings::{ModelConfig, ProviderKind};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
 

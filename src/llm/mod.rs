@@ -14,6 +14,7 @@ pub mod model;
 pub mod openai;
 pub mod retry;
 pub mod scripted;
+pub mod settings;
 pub mod usage;
 
 use serde::{Deserialize, Serialize};

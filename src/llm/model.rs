@@ -8,7 +8,7 @@ use super::openai::{self, OpenAiBackend};
 use super::retry::{with_retries, GaveUp, RetryPolicy};
 use super::usage::cost_usd;
 use super::{AttemptError, ChatBackend, ChatReply, ChatRequest, FatalKind, LlmError, RawReply, Usage};
-use crate::project::config::{ModelConfig, ProviderKind};
+use crate::llm::settings::{ModelConfig, ProviderKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -4,7 +4,7 @@
 use super::http::Conn;
 use super::retry::malformed;
 use super::{AttemptError, BoxFuture, ChatBackend, ChatRequest, LlmError, RawReply, Usage};
-use crate::project::config::{ModelConfig, TokenParam};
+use crate::llm::settings::{ModelConfig, TokenParam};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;

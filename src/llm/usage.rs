@@ -1,7 +1,7 @@
 //! Pricing: what a reply cost, from the token counts and the model's configured prices.
 
 use super::Usage;
-use crate::project::config::ModelConfig;
+use crate::llm::settings::ModelConfig;
 
 /// USD for `usage` at the config's per-million-token prices (0 when no prices are set).
 pub fn cost_usd(usage: Usage, config: &ModelConfig) -> f64 {

@@ -460,7 +460,7 @@ impl Validator {
     /// single words and differ from each other and from the built-in objectives.
     fn part_names(&mut self, config: &ProjectConfig) {
         let parts = &config.evaluator.parts;
-        let labels = crate::eval::part_labels(parts);
+        let labels = super::config::part_labels(parts);
         let builtins: Vec<&str> = config.optimizer.objectives.iter().map(|b| b.as_str()).collect();
         for (i, part) in parts.iter().enumerate() {
             let at = format!("evaluator.parts[{i}]");

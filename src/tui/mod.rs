@@ -6,6 +6,7 @@
 //! frame). The engine knows nothing of the screen; the screen never calls a model.
 
 pub mod app;
+pub mod attached;
 pub mod editor;
 pub mod external;
 pub mod keymap;

@@ -144,7 +144,7 @@ pub struct Model {
     /// An engine is attached to this window (the run is live, not browsed).
     pub attached: bool,
     /// The engine runs in another process this window is attached to (through the run's files).
-    pub remote: Option<crate::tui::remote::Remote>,
+    pub remote: Option<crate::tui::attached::Remote>,
     /// Decisions sent to the engine and not yet seen back as a `human` event: the engine applies
     /// them at the start of its next round.
     pub sent: Vec<HumanAction>,
@@ -205,7 +205,7 @@ impl Model {
         let sent_before = self.sent.len();
         let news = match &n {
             Notice::Event(ev) => match &**ev {
-                Event::Human { round, action, .. } => Some(format!("{} applied in round {round}", action_word(action))),
+                Event::Human { round, action, .. } => Some(format!("{} applied in round {round}", action.word())),
                 _ => None,
             },
             Notice::Refused { why, .. } => Some(format!("the engine ignored: {}", crate::text::sanitize(why))),
@@ -839,25 +839,10 @@ pub fn policy_name(p: ReviewPolicy) -> &'static str {
     }
 }
 
-/// A decision in a word or two ("approve", "veto", "edit").
-pub fn action_word(a: &HumanAction) -> &'static str {
-    match a {
-        HumanAction::Approve { .. } => "approve",
-        HumanAction::Veto { .. } => "veto",
-        HumanAction::Edit { .. } => "edit, then approve",
-        HumanAction::AddCandidate { .. } => "add a candidate",
-        HumanAction::SetPolicy { .. } => "review policy",
-        HumanAction::ExcludeExample { .. } => "exclude an example",
-        HumanAction::FixExample { .. } => "fix an example",
-        HumanAction::Guide { .. } => "guide",
-        HumanAction::Protect { .. } => "protect",
-    }
-}
-
 /// An exclusion or a fix on one line, as a person reads it: `val example va-03 excluded: label
 /// is wrong`, `val example va-03: team corrected to "billing"`. Untrusted text is made safe.
 pub fn data_action_line(a: &HumanAction) -> String {
-    use crate::tui::views::one_line;
+    use crate::text::one_line;
     match a {
         HumanAction::ExcludeExample { split, example, reason } => {
             format!("{} example {} excluded: {}", split.as_str(), one_line(example), one_line(reason))
@@ -869,7 +854,7 @@ pub fn data_action_line(a: &HumanAction) -> String {
             one_line(field),
             crate::text::truncate_chars(&one_line(&value_text(value)), 60)
         ),
-        other => action_word(other).to_string(),
+        other => other.word().to_string(),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::engine::event::HumanAction;
 use crate::engine::{CandidateId, Origin};
 use crate::project::config::ReviewPolicy;
 use crate::project::{Candidate, Split};
-use crate::tui::model::{action_word, policy_name, Model};
+use crate::tui::model::{policy_name, Model};
 use crate::tui::views::editor::{EditSession, EditTarget};
 
 /// What the workbench asks of the engine; the event loop carries it out.
@@ -186,7 +186,7 @@ impl Steer<'_> {
                     return Err(format!("item {item} is no longer pending"));
                 };
                 if let Some((_, a)) = self.model.item_decision(item) {
-                    return Err(format!("item {item} already has a decision ({})", action_word(a)));
+                    return Err(format!("item {item} already has a decision ({})", a.word()));
                 }
                 if texts == it.texts {
                     self.send(HumanAction::Approve { item });
@@ -264,7 +264,7 @@ impl Steer<'_> {
             return format!("item {item} is no longer pending; the veto was not sent");
         }
         if let Some((_, a)) = self.model.item_decision(item) {
-            return format!("item {item} already has a decision ({})", action_word(a));
+            return format!("item {item} already has a decision ({})", a.word());
         }
         let reason = Some(typed.trim().to_string()).filter(|r| !r.is_empty());
         self.send(HumanAction::Veto { item, reason })

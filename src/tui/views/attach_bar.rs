@@ -3,7 +3,7 @@
 //! has let go of the run, what became of it.
 
 use super::Ctx;
-use crate::tui::remote::Remote;
+use crate::tui::attached::Remote;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;

@@ -277,7 +277,7 @@ impl FrontierView {
         };
         self.render_table(frame, split[0], ctx);
         if self.trade_off {
-            super::trade_off::render(frame, split[1], self, ctx);
+            super::trade_off::render(frame, split[1], self.axes(super::trade_off::axes(ctx.model).len()), ctx);
         } else {
             self.render_detail(frame, split[1], ctx);
         }

@@ -367,10 +367,7 @@ pub fn fmt_score(s: f64) -> String {
     format!("{s:.3}")
 }
 
-/// Untrusted text on one line: control sequences stripped, newlines and tabs shown as spaces.
-pub fn one_line(s: &str) -> String {
-    crate::text::sanitize(s).replace(['\n', '\t'], " ")
-}
+pub use crate::text::one_line;
 
 /// Untrusted text as lines with one style: control sequences stripped, tabs expanded.
 pub fn text_lines(s: &str, style: Style) -> Vec<Line<'static>> {

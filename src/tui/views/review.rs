@@ -13,7 +13,7 @@ use super::{
 };
 use crate::engine::event::{HumanAction, ReviewItem, ReviewKind};
 use crate::tui::keymap::Action;
-use crate::tui::model::{action_word, policy_name, Model, ProposalView};
+use crate::tui::model::{policy_name, Model, ProposalView};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
@@ -50,7 +50,7 @@ impl ReviewView {
             return Err(format!(
                 "item {} already has a decision ({}) {}",
                 it.item,
-                action_word(a),
+                a.word(),
                 match round {
                     None => "on its way to the engine".to_string(),
                     Some(r) => format!("applied in round {r}"),
@@ -174,8 +174,8 @@ fn kind_word(k: ReviewKind) -> &'static str {
 fn decision_label(ctx: &Ctx, item: u64) -> Option<(String, bool)> {
     let (round, a) = ctx.model.item_decision(item)?;
     Some(match round {
-        None => (format!("{} sent", action_word(a)), false),
-        Some(r) => (format!("{} applied in round {r}", action_word(a)), true),
+        None => (format!("{} sent", a.word()), false),
+        Some(r) => (format!("{} applied in round {r}", a.word()), true),
     })
 }
 
@@ -355,7 +355,7 @@ fn detail_lines(ctx: &Ctx, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
         Some((None, a)) => {
             let what = match a {
                 HumanAction::Veto { reason: Some(r), .. } => format!("veto sent (reason: {})", one_line(r)),
-                a => format!("{} sent", action_word(a)),
+                a => format!("{} sent", a.word()),
             };
             lines.push(Line::styled(format!("⧗ {what}; {}", ctx.model.when_applied()), theme.warning));
             lines.push(Line::raw(""));
@@ -365,7 +365,7 @@ fn detail_lines(ctx: &Ctx, it: &ReviewItem, theme: &Theme) -> Vec<Line<'static>>
                 HumanAction::Veto { .. } => "it leaves the queue when the round ends",
                 _ => "it is being scored on val, then joins the pool",
             };
-            lines.push(Line::styled(format!("✓ {} applied in round {r}: {after}", action_word(a)), theme.accent));
+            lines.push(Line::styled(format!("✓ {} applied in round {r}: {after}", a.word()), theme.accent));
             lines.push(Line::raw(""));
         }
         None if !m.can_act() => {
@@ -480,7 +480,7 @@ fn render_empty(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         for a in sent {
             let what = match a {
                 HumanAction::AddCandidate { note, .. } => format!("new candidate ({})", one_line(note)),
-                a => action_word(a).to_string(),
+                a => a.word().to_string(),
             };
             lines.push(Line::styled(format!("⧗ {what} sent; {}", ctx.model.when_applied()), theme.warning));
         }

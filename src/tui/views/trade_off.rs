@@ -2,7 +2,6 @@
 //! axes (the val score or an objective, each the natural way round), the ones no other beats on
 //! both axes joined and marked, the selected candidate highlighted. `X` and `Y` choose the axes.
 
-use super::frontier::FrontierView;
 use super::Ctx;
 use super::{fmt_score, inner, pane};
 use crate::engine::pareto::non_dominated;
@@ -87,10 +86,10 @@ fn labels(axis: &str, b: [f64; 2]) -> Vec<Span<'static>> {
     [b[0], (b[0] + b[1]) / 2.0, b[1]].into_iter().map(|v| Span::raw(label(axis, rec(v)))).collect()
 }
 
-pub fn render(frame: &mut Frame, area: Rect, view: &FrontierView, ctx: &Ctx) {
+/// The plot of axes `[xi, yi]` (indices into `axes`; the Frontier view keeps the choice).
+pub fn render(frame: &mut Frame, area: Rect, [xi, yi]: [usize; 2], ctx: &Ctx) {
     let theme = ctx.theme;
     let names = axes(ctx.model);
-    let [xi, yi] = view.axes(names.len());
     let keys = format!(
         "{}/{} axes",
         ctx.keymap.describe_in(Layer::Frontier, Action::AxisX),
