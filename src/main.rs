@@ -22,6 +22,7 @@ fn main() -> ExitCode {
             branch,
             replay,
             add_seeds,
+            wait,
         }) => {
             let args = gepa_tui::engine::setup::RunArgs {
                 resume: resume.clone(),
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
                 replay: replay.clone(),
                 add_seeds: add_seeds.clone(),
                 offline: cli.common.offline,
+                wait: *wait,
             };
             if *headless {
                 gepa_tui::cli::run::run_headless(&gepa_tui::cli::project_dir(dir), &args, *json, *wait_for_review)

@@ -338,7 +338,10 @@ async fn check_pings_models() {
     cmd.arg("check").arg(project.path());
     let o = run_async(cmd).await;
     assert_eq!(o.code, Some(1), "{}", o.all());
-    assert!(o.stdout.contains("model `task` did not answer"), "{}", o.stdout);
+    // Said once (the ping line points below), naming the model.
+    assert!(o.stdout.contains("✗ task: no answer (below)"), "{}", o.stdout);
+    assert_eq!(o.stdout.matches("refused the key").count(), 2, "once per model: {}", o.stdout);
+    assert!(o.stdout.contains("model `task ("), "{}", o.stdout);
 }
 
 /// `--help` is the manual: every command says what it does, its exit status and how to call it.

@@ -102,6 +102,10 @@ pub enum Command {
         /// Add a candidate from a folder of component files (named like the prompt files); repeatable.
         #[arg(long = "add-seed", value_name = "DIR")]
         add_seeds: Vec<PathBuf>,
+        /// Wait for a model server that is not listening yet (by default a run fails at once, exit 2,
+        /// when nothing listens at a base URL that has not answered in this run).
+        #[arg(long)]
+        wait: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     #[command(long_about = help::COMPLETIONS_LONG, after_long_help = help::COMPLETIONS_AFTER)]

@@ -79,6 +79,13 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, wait_for_review: boo
             Ok(outcome) => outcome,
             Err(e) => {
                 let Some(halt) = e.downcast_ref::<crate::engine::Halted>() else { return Err(e) };
+                if let crate::llm::LlmError::NothingListens { .. } = &halt.0 {
+                    eprintln!(
+                        "error: {halt}\nonce it listens, resume with: gepa-tui run --headless --resume {run_id} {}",
+                        dir.display()
+                    );
+                    return Ok(ExitCode::from(crate::engine::setup::NOTHING_LISTENS_EXIT_CODE));
+                }
                 eprintln!(
                     "stopped: {halt}\nnothing was scored for it; once that is fixed, resume with: \
                      gepa-tui run --headless --resume {run_id} {}",
@@ -292,6 +299,12 @@ impl Progress {
                 }
             }
             Event::CandidateAdded { .. } => self.candidates += 1,
+            // The engine changed how it asks: said once, where the progress is.
+            ev @ Event::ReflectionAdapted { round, .. } => {
+                if let Some(t) = crate::engine::adapt::Taken::of(ev) {
+                    self.line(&format!("round {round}: {}", t.message()));
+                }
+            }
             // A person's exclusion or fix (from the workbench or `gepa-tui steer`), as taken.
             Event::Human { round, action, .. } if action.example().is_some() => {
                 self.line(&format!("round {round}: {}", data_action_text(action)))

@@ -179,6 +179,13 @@ pub struct PlannedProposal {
     /// A person asked for this proposal, with this note (absent: the engine's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guide: Option<Guidance>,
+    /// How many of the run's changes of course (`reflection_adapted`) are in force for it.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub adaptations: usize,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A merge chosen when its round was planned: the two parents, their common ancestor, the texts,
@@ -330,6 +337,10 @@ pub enum Event {
         /// again; `answer` is the last. Their cost and tokens are in `cost_usd` and `usage`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         cut_answers: Vec<String>,
+        /// Earlier answers that returned the parent's text unchanged, each asked again with a note
+        /// naming the examples the parent failed; in `cost_usd` and `usage` too.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unchanged_answers: Vec<String>,
     },
     /// What became of one proposal.
     ProposalFinished {
@@ -340,6 +351,17 @@ pub enum Event {
         /// The child's texts when it got that far.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         child: Option<Candidate>,
+    },
+    /// Reflections kept making no child to test: the engine changed how it asks from the next
+    /// plan on (`engine::adapt`; decided at this round's commit from committed proposals only).
+    ReflectionAdapted {
+        round: u64,
+        step: crate::engine::adapt::AdaptStep,
+        /// The commonest reason the proposals of the window made no child.
+        why: crate::engine::adapt::NoChild,
+        /// Of the last `of` proposals that reflected, `no_child` made none.
+        no_child: usize,
+        of: usize,
     },
     /// A merge of two frontier candidates was tried.
     MergeAttempted {
@@ -507,6 +529,7 @@ impl Event {
             | Event::Reflection { round, .. }
             | Event::ProposalFinished { round, .. }
             | Event::MergeAttempted { round, .. }
+            | Event::ReflectionAdapted { round, .. }
             | Event::CandidateAdded { round, .. }
             | Event::ExampleFixed { round, .. }
             | Event::Human { round, .. } => Scope::Round(*round),
@@ -525,6 +548,7 @@ impl Event {
             Event::Reflection { .. } => "reflection",
             Event::ProposalFinished { .. } => "proposal_finished",
             Event::MergeAttempted { .. } => "merge_attempted",
+            Event::ReflectionAdapted { .. } => "reflection_adapted",
             Event::CandidateAdded { .. } => "candidate_added",
             Event::ExampleFixed { .. } => "example_fixed",
             Event::ValEvaluated { .. } => "val_evaluated",

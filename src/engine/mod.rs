@@ -2,6 +2,7 @@
 //! stop) through an `EngineHandle` and emits `Notice`s (events and live status); every event is also
 //! appended to the run's `events.jsonl`, and the run's state is a fold over those events.
 
+pub mod adapt;
 pub mod data_changes;
 pub mod data_fixes;
 pub mod event;

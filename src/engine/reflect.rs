@@ -46,6 +46,31 @@ Reply with only the new instruction, inside one ``` block.";
 /// The note a cut-off reflection is asked again with.
 pub const CUT_OFF_NOTE: &str = "Your answer was cut off before it ended. Reply again with only the complete new instruction inside one ``` block: no explanation before or after it, and keep it short enough to finish.";
 
+/// The note an answer that returned the current instruction unchanged is asked again with: it
+/// names the examples (by their number in the prompt) the instruction failed, with their
+/// feedback, so the question is not the one that got the echo.
+pub fn unchanged_note(records: &[ReflectiveRecord], failed: &[usize]) -> String {
+    let mut note = String::from(
+        "Your answer repeated the current instruction unchanged, but with that instruction the assistant got",
+    );
+    if failed.is_empty() {
+        note.push_str(" these examples less than fully right.");
+    } else {
+        let names: Vec<String> = failed.iter().map(|i| format!("Example {}", i + 1)).collect();
+        note.push_str(&format!(" {} wrong:\n", names.join(", ")));
+        for &i in failed {
+            if let Some(r) = records.get(i) {
+                let feedback = crate::text::truncate_chars(r.feedback.trim(), 300);
+                note.push_str(&format!("- Example {}: {}\n", i + 1, feedback.replace('\n', " ")));
+            }
+        }
+    }
+    note.push_str(
+        "\nWrite a different instruction that fixes these failures: add the rules the feedback shows are missing. Reply with only the new instruction inside one ``` block.",
+    );
+    note
+}
+
 /// An answer cut off at max_tokens, or with a ``` fence opened and never closed, holds half a
 /// prompt at best: it is not used. Fences are read as Markdown (CommonMark) reads them: a fence
 /// is a line that starts with ```; a ``` inside a line is text, and inside an open block a fence

@@ -33,7 +33,13 @@ pub struct RunArgs {
     pub add_seeds: Vec<std::path::PathBuf>,
     /// Serve every model call from the response cache; a miss is an error.
     pub offline: bool,
+    /// Wait for a server where nothing listens yet instead of failing at once (`--wait`).
+    pub wait: bool,
 }
+
+/// The exit code of a run that could not start: nothing listens at a model's base URL (as for any
+/// other error a person must fix first).
+pub const NOTHING_LISTENS_EXIT_CODE: u8 = 2;
 
 impl RunArgs {
     /// The engine's options for these arguments, the same for the workbench and headless runs.
@@ -88,6 +94,7 @@ pub fn prepare(dir: &Path, args: &RunArgs) -> Result<(Arc<Project>, Arc<Task>)> 
             cache_dir: Some(project.cache_dir()),
             offline: args.offline,
             max_outage: Some(max_outage),
+            wait_for_servers: args.wait,
             ..Default::default()
         },
     )?;

@@ -137,6 +137,13 @@ pub struct RunState {
     /// Children refused before they were evaluated: they dropped protected text, or grew more
     /// than `max_growth`.
     pub children_refused: u64,
+    /// Proposals that made no child, and the changes of course taken for them (`engine::adapt`).
+    pub adapt: super::adapt::Adaptation,
+    /// Proposals of the rounds in a row that spent no metric call which made no child (the rest
+    /// found their parent perfect): says whether "nothing left to learn" is true.
+    pub idle_no_child: u64,
+    /// The same, for the round being applied (moved into `idle_no_child` at its commit).
+    pub(super) round_no_child: u64,
 }
 
 impl RunState {
@@ -403,9 +410,12 @@ impl RunState {
                 let prev_best = baseline.or(self.best_history.last().map(|(_, b)| *b));
                 if self.round.is_some() && *metric_calls == self.metric_calls {
                     self.rounds_without_calls += 1;
+                    self.idle_no_child += self.round_no_child;
                 } else {
                     self.rounds_without_calls = 0;
+                    self.idle_no_child = 0;
                 }
+                self.round_no_child = 0;
                 self.round = Some(*round);
                 self.metric_calls = *metric_calls;
                 self.cost_usd = *cost_usd;
@@ -438,11 +448,20 @@ impl RunState {
                 self.cost_usd = *cost_usd;
                 self.cost_usd_dropped = *cost_usd_dropped;
             }
+            ev @ Event::ReflectionAdapted { .. } => {
+                if let Some(t) = super::adapt::Taken::of(ev) {
+                    self.adapt.take(&t);
+                }
+            }
             // The round robin moves on for every proposal that reflected: not for one skipped
             // because its parent was perfect (gepa's selector runs after the skip check).
             Event::ProposalFinished { parent, outcome, .. } => {
                 if *outcome != ProposalOutcome::SkippedPerfect {
                     self.advance_round_robin(*parent);
+                }
+                self.adapt.record(outcome);
+                if matches!(super::adapt::NoChild::of(outcome), Some(Some(_))) {
+                    self.round_no_child += 1;
                 }
                 match outcome {
                     ProposalOutcome::Unchanged | ProposalOutcome::EmptyAnswer => self.proposals_without_new_text += 1,

@@ -131,6 +131,10 @@ pub enum AttemptError {
     /// 400/401/403/404, an exhausted quota and the like: retrying cannot help.
     #[error("{message}")]
     Fatal { status: Option<u16>, kind: FatalKind, message: String },
+    /// Nothing listens at the server's address (the connection was refused): retried at once
+    /// only where that server answered before in this run (see `Model::chat`).
+    #[error("{message}")]
+    NothingListens { message: String },
     /// The provider kept failing past the outage ceiling (only `Model::wait_out` makes it).
     #[error("no answer for {waited_secs:.0} s: {last}")]
     Outage { waited_secs: f64, last: String },
@@ -181,6 +185,13 @@ pub enum LlmError {
     },
     #[error("model `{model}` is not defined in [models]")]
     UnknownModel { model: String },
+    #[error(
+        "model `{model}`: nothing listens at {url} (connection refused), and nothing has answered there in this run. \
+         Start the server, e.g. `ollama serve` (Ollama; base_url = \"http://localhost:11434/v1\") or \
+         `llama-server -m MODEL.gguf --port 8080` (llama.cpp; base_url = \"http://127.0.0.1:8080/v1\"), or fix base_url; \
+         to wait for it instead, pass --wait"
+    )]
+    NothingListens { model: String, url: String },
 }
 
 impl LlmError {

@@ -35,6 +35,28 @@ pub struct ModelsOptions {
     /// unreachable), keep probing it for up to this long before giving up with
     /// `LlmError::Outage`. None: give up at once (`LlmError::Exhausted`), as `check` does.
     pub max_outage: Option<Duration>,
+    /// Wait for a server where nothing listens even before it first answered (`--wait`); else
+    /// such a request fails at once with `LlmError::NothingListens`.
+    pub wait_for_servers: bool,
+    /// The servers (API roots) that answered in this run, shared by the models built together.
+    pub answered: AnsweredServers,
+}
+
+/// The API roots that answered (or accepted a connection) in this run.
+#[derive(Clone, Default, Debug)]
+pub struct AnsweredServers(Arc<Mutex<std::collections::HashSet<String>>>);
+
+impl AnsweredServers {
+    fn mark(&self, base: &str) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !set.contains(base) {
+            set.insert(base.to_string());
+        }
+    }
+
+    fn has(&self, base: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(base)
+    }
 }
 
 impl fmt::Debug for ModelsOptions {
@@ -45,6 +67,7 @@ impl fmt::Debug for ModelsOptions {
             .field("backend_override", &self.backend_override.is_some())
             .field("retry_base_delay", &self.retry_base_delay)
             .field("max_outage", &self.max_outage)
+            .field("wait_for_servers", &self.wait_for_servers)
             .finish()
     }
 }
@@ -257,6 +280,8 @@ pub struct Model {
     /// The provider refused the key or the account (no credit, no quota): every later request
     /// would be refused the same way, so none is sent; each gets this error.
     refused: Mutex<Option<LlmError>>,
+    wait_for_servers: bool,
+    answered: AnsweredServers,
 }
 
 impl fmt::Debug for Model {
@@ -323,6 +348,8 @@ impl Model {
             next_held: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             refused: Mutex::default(),
+            wait_for_servers: opts.wait_for_servers,
+            answered: opts.answered.clone(),
         })
     }
 
@@ -428,6 +455,15 @@ impl Model {
         })
         .await;
         drop((permit, in_flight));
+        if let Err(GaveUp { error: AttemptError::NothingListens { .. }, .. }) = &outcome {
+            // The usual first mistake with a local server: it is not started. Said at once,
+            // unless this server answered before in the run (then it is an outage: waited out).
+            if !self.wait_for_servers && !self.answered.has(&self.base_url) {
+                bump(&self.counters.failures);
+                return Err(LlmError::NothingListens { model: self.label.clone(), url: self.base_url.clone() });
+            }
+            outcome = outcome.map_err(|g| GaveUp { attempts: g.attempts, error: g.error.waitable() });
+        }
         if let Err(GaveUp { error: AttemptError::Retryable { .. }, .. }) = &outcome {
             if let Some(max) = self.max_outage {
                 let Err(gave_up) = outcome else { unreachable!("matched Err above") };
@@ -493,7 +529,7 @@ impl Model {
             gave_up.attempts += 1;
             match self.send(req).await {
                 Ok(raw) => return Ok(raw),
-                Err(error) => gave_up.error = error,
+                Err(error) => gave_up.error = error.waitable(),
             }
         }
         unreachable!("the probe loop only ends by returning")
@@ -506,6 +542,9 @@ impl Model {
             self.limiter.acquire(super::limit::estimate_tokens(chars, req.max_tokens.or(self.sent_max_tokens))).await;
         bump(&self.counters.calls);
         let reply = self.backend.send(req).await;
+        if !matches!(reply, Err(AttemptError::NothingListens { .. })) {
+            self.answered.mark(&self.base_url);
+        }
         if let Ok(r) = &reply {
             slot.settle(r.usage.input_tokens + r.usage.output_tokens);
             if let Some(wait) = r.hold {
@@ -586,6 +625,7 @@ impl Model {
                 LlmError::Exhausted { model, attempts: gave_up.attempts, last: message }
             }
             AttemptError::Outage { waited_secs, last } => LlmError::Outage { model, waited_secs, last },
+            AttemptError::NothingListens { .. } => LlmError::NothingListens { model, url: self.base_url.clone() },
         }
     }
 }

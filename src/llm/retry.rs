@@ -87,9 +87,11 @@ where
         attempts += 1;
         match attempt(attempts).await {
             Ok(value) => return Ok(value),
-            Err(error @ (AttemptError::Fatal { .. } | AttemptError::Outage { .. })) => {
-                return Err(GaveUp { attempts, error })
-            }
+            // Nothing listens: the caller decides whether to wait (see `Model::chat`).
+            Err(
+                error
+                @ (AttemptError::Fatal { .. } | AttemptError::Outage { .. } | AttemptError::NothingListens { .. }),
+            ) => return Err(GaveUp { attempts, error }),
             Err(error @ AttemptError::Retryable { .. }) => {
                 let retry = attempts - 1;
                 if retry >= policy.max_retries {
@@ -197,8 +199,35 @@ pub fn classify_transport(err: &reqwest::Error) -> AttemptError {
     }
     if err.is_builder() {
         AttemptError::Fatal { status: None, kind: FatalKind::BadRequest, message }
+    } else if err.is_connect() && refused(err) {
+        AttemptError::NothingListens { message: "connection refused".into() }
     } else {
         AttemptError::Retryable { message, retry_after: None }
+    }
+}
+
+/// Whether the innermost cause of a transport error is a refused connection (nothing listens at
+/// the address).
+fn refused(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
+}
+
+impl AttemptError {
+    /// A refused connection as the outage wait sees it: one more failure worth probing again.
+    pub fn waitable(self) -> AttemptError {
+        match self {
+            AttemptError::NothingListens { message } => AttemptError::Retryable { message, retry_after: None },
+            other => other,
+        }
     }
 }
 

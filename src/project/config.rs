@@ -490,11 +490,37 @@ pub struct ReflectionConfig {
     /// Use what a cut-off answer holds, as gepa does, instead of asking again (for runs recorded
     /// before gepa-tui asked again, so they replay).
     pub use_cut_off_answers: bool,
+    /// Tokens a cut-off answer is asked again with: a cut answer proves the model needs more
+    /// than max_tokens. Default: 3 x the reflection model's `max_tokens` (none when that is not
+    /// set: the server's own limit is kept).
+    pub retry_max_tokens: Option<u32>,
+    /// Let the engine change how it asks when reflections keep making no child (re-ask an
+    /// unchanged answer with a note, then the other built-in template, re-asks at temperature
+    /// 0.7, more tokens), each change recorded. `false` keeps the engine asking one way.
+    pub adapt: bool,
 }
+
+/// `retry_max_tokens`'s default, as a multiple of the reflection model's `max_tokens`.
+pub const RETRY_MAX_TOKENS_FACTOR: u32 = 3;
 
 impl Default for ReflectionConfig {
     fn default() -> Self {
-        Self { template_file: None, template: TemplateKind::Gepa, truncation_retries: 1, use_cut_off_answers: false }
+        Self {
+            template_file: None,
+            template: TemplateKind::Gepa,
+            truncation_retries: 1,
+            use_cut_off_answers: false,
+            retry_max_tokens: None,
+            adapt: true,
+        }
+    }
+}
+
+impl ReflectionConfig {
+    /// The tokens a cut-off answer is asked again with, for a reflection model limited to
+    /// `max_tokens`.
+    pub fn retry_tokens(&self, max_tokens: Option<u32>) -> Option<u32> {
+        self.retry_max_tokens.or(max_tokens.map(|n| n.saturating_mul(RETRY_MAX_TOKENS_FACTOR)))
     }
 }
 

@@ -53,6 +53,8 @@ pub struct ReflectionView {
     pub cost_usd: f64,
     /// Earlier answers that were cut off and asked again.
     pub cut_answers: Vec<String>,
+    /// Earlier answers that returned the parent's text unchanged, asked again with a note.
+    pub unchanged_answers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +93,8 @@ pub struct ProposalView {
     pub guide: Option<Guidance>,
     /// The parent's evaluation of the example the person pointed at, when one was.
     pub guide_evals: Vec<ExampleEval>,
+    /// How many of the run's changes of course (`reflection_adapted`) it was asked with.
+    pub adaptations: usize,
 }
 
 impl ProposalView {
@@ -421,7 +425,7 @@ impl Model {
     fn track_proposal(&mut self, ev: &Event) {
         match ev {
             Event::RoundStarted { round, proposals, .. } => {
-                for PlannedProposal { slot, parent, minibatch, components, guide, .. } in proposals {
+                for PlannedProposal { slot, parent, minibatch, components, guide, adaptations, .. } in proposals {
                     self.proposals.push(ProposalView {
                         round: *round,
                         slot: *slot,
@@ -438,6 +442,7 @@ impl Model {
                         committed: false,
                         guide: guide.clone(),
                         guide_evals: Vec::new(),
+                        adaptations: *adaptations,
                     });
                 }
             }
@@ -462,6 +467,7 @@ impl Model {
                 truncated,
                 cost_usd,
                 cut_answers,
+                unchanged_answers,
                 ..
             } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
@@ -474,6 +480,7 @@ impl Model {
                         truncated: *truncated,
                         cost_usd: *cost_usd,
                         cut_answers: cut_answers.clone(),
+                        unchanged_answers: unchanged_answers.clone(),
                     });
                 }
             }
@@ -522,6 +529,7 @@ impl Model {
                     committed: false,
                     guide: None,
                     guide_evals: Vec::new(),
+                    adaptations: 0,
                 });
             }
             Event::CandidateAdded { id, texts, parents, round, .. } => {

@@ -182,6 +182,7 @@ pub fn models_from(project: &Project, task: Arc<dyn ChatBackend>, refl: Arc<dyn 
             retry_base_delay: Some(std::time::Duration::from_millis(1)),
             // As a run does (cli::run::prepare): an outage is waited for, never scored.
             max_outage: Some(std::time::Duration::from_secs_f64(project.config.optimizer.max_outage_secs)),
+            ..Default::default()
         },
     )
     .unwrap()

@@ -336,6 +336,7 @@ impl Engine {
             minibatch,
             components,
             guide: Some(Guidance { note: note.trim().to_string(), example: example.clone() }),
+            adaptations: view.adapt.steps.len(),
         })
     }
 }

@@ -130,6 +130,8 @@ struct Shared {
     draws: String,
     opt: OptimizerConfig,
     template: String,
+    /// What the engine may change by itself when reflections make no child (`engine::adapt`).
+    allowed: crate::engine::adapt::Allowed,
     log: Mutex<EventLog>,
     seq: AtomicU64,
     notices: Option<mpsc::UnboundedSender<Notice>>,
@@ -322,6 +324,8 @@ struct Steering<'a> {
 struct ProposalJob {
     plan: PlannedProposal,
     parent_texts: Candidate,
+    /// The changes of course in force for it (the first `plan.adaptations` of the run's).
+    steps: Vec<crate::engine::adapt::AdaptStep>,
 }
 
 /// A planned merge, with what its test compares against.

@@ -296,6 +296,17 @@ impl Engine {
                 crate::project::config::TemplateKind::Compact => COMPACT_TEMPLATE.to_string(),
             },
         };
+        let allowed = {
+            let r = &project.config.reflection;
+            let model = project.config.models.get("reflection");
+            crate::engine::adapt::Allowed {
+                adapt: r.adapt,
+                template: r.template_file.is_none().then_some(r.template),
+                temperature: model.and_then(|m| m.temperature),
+                retry_max_tokens: r.retry_tokens(model.and_then(|m| m.max_tokens)),
+                truncation_retries: r.truncation_retries,
+            }
+        };
         let (ptx, prx) = watch::channel(opts.start_paused);
         let (vtx, vrx) = mpsc::unbounded_channel();
         let (ctx, crx) = mpsc::unbounded_channel();
@@ -317,6 +328,7 @@ impl Engine {
             task,
             opt,
             template,
+            allowed,
             log: Mutex::new(log),
             seq: AtomicU64::new(seq),
             notices: opts.notices,

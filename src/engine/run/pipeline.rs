@@ -257,11 +257,22 @@ impl Engine {
         if self.run_dir.join("stop").exists() {
             return Some("stop file found in the run folder".into());
         }
-        // Proposals that cost nothing learn nothing: every parent was perfect on minibatches it
-        // was already scored on. Without the budget moving, this would go on for ever.
+        // Reflections keep making no child, and every change of course allowed was taken.
+        if self.sh.allowed.adapt {
+            if let Some((no_child, _)) = s.adapt.due() {
+                // The proposals in a row that made no child say it (`stalled`); else the window.
+                let window = format!("{no_child} of the last {} proposals made no child to test", s.adapt.window.len());
+                return Some(self.stalled(s.adapt.streak_text().is_none().then_some(window)));
+            }
+        }
+        // Proposals that cost nothing learn nothing. Without the budget moving, this would go on
+        // for ever; it is "nothing left to learn" only when every one found its parent perfect.
         let idle = (2 * self.sh.project.train.len().div_ceil(opt.minibatch_size.max(1)) as u64).max(10);
         if s.rounds_without_calls >= idle {
-            return Some(format!("nothing left to learn: {idle} proposals in a row found their parent perfect on minibatches it was already scored on"));
+            if s.idle_no_child == 0 {
+                return Some(format!("nothing left to learn: {idle} proposals in a row found their parent perfect on minibatches it was already scored on"));
+            }
+            return Some(self.stalled(Some(format!("{idle} rounds in a row spent no metric call"))));
         }
         if let Some(max) = opt.max_rounds {
             if s.round.unwrap_or(0) >= max {
@@ -269,6 +280,27 @@ impl Engine {
             }
         }
         None
+    }
+
+    /// Why a run whose reflections make no child stops, truthfully: where the budget stood, what
+    /// happened, what was tried, and what the user may do.
+    fn stalled(&self, what: Option<String>) -> String {
+        let s = &self.state;
+        let al = &self.sh.allowed;
+        // What happened: `what`, then the proposals in a row that made no child.
+        let happened = [what, s.adapt.streak_text()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+        let tried = s.adapt.tried_text(al.adapt, al.retry_max_tokens);
+        let cut =
+            s.adapt.streak.keys().max_by_key(|k| s.adapt.streak[*k]) == Some(&crate::engine::adapt::NoChild::CutOff);
+        let advice = match (cut, al.adapt) {
+            (true, _) => "give the reflection model more max_tokens, or try a larger one",
+            (false, true) => "try a larger reflection model",
+            (false, false) => "try a larger reflection model, or let the engine adapt ([reflection] adapt = true)",
+        };
+        format!(
+            "stopped at {} of {} metric calls: {happened}; tried: {tried} — {advice}",
+            s.metric_calls, self.sh.opt.max_metric_calls
+        )
     }
 
     /// The state a round planned now starts from (the committed state with the rounds in flight
@@ -508,7 +540,8 @@ impl Engine {
             .iter()
             .filter_map(|p| {
                 let parent_texts = view.candidates.get(p.parent)?.texts.clone();
-                Some(ProposalJob { plan: p.clone(), parent_texts })
+                let steps = view.adapt.steps[..p.adaptations.min(view.adapt.steps.len())].to_vec();
+                Some(ProposalJob { plan: p.clone(), parent_texts, steps })
             })
             .collect();
         let merge_job = merge.as_ref().map(|m| self.merge_job(m));
@@ -594,7 +627,8 @@ impl Engine {
                         vec![s.components[c].clone()]
                     }
                 };
-                PlannedProposal { slot, parent, minibatch_index, minibatch, components, guide: None }
+                let adaptations = s.adapt.steps.len();
+                PlannedProposal { slot, parent, minibatch_index, minibatch, components, guide: None, adaptations }
             })
             .collect()
     }
@@ -740,6 +774,11 @@ impl Engine {
             )?;
             sh.emit(Event::ValEvaluated { candidate: id, evals, round: Some(round) }, false)?;
         }
+        if let Some(adapted) = self.adaptation(round) {
+            let taken = crate::engine::adapt::Taken::of(&adapted).expect("made as reflection_adapted");
+            tracing::info!(round, change = %taken.message(), "reflection adapted");
+            sh.emit(adapted, false)?;
+        }
         let batch = {
             let mut held = sh.held.lock().expect("held events");
             held.live.remove(&f.gen);
@@ -809,6 +848,21 @@ impl Engine {
         sh.next_commit.store(round + 1, Ordering::Relaxed);
         sh.send_status();
         Ok(())
+    }
+
+    /// The change of course round `round`'s commit takes, from the committed proposals and this
+    /// round's (see `engine::adapt`): None when the last proposals made children, or nothing is
+    /// left to try (then `stop_reason` says so).
+    pub(super) fn adaptation(&self, round: u64) -> Option<Event> {
+        let mut adapt = self.state.adapt.clone();
+        for ev in self.sh.held.lock().expect("held events").buf.pending_of(round) {
+            if let Event::ProposalFinished { outcome, .. } = ev {
+                adapt.record(outcome);
+            }
+        }
+        let (no_child, why) = adapt.due()?;
+        let step = self.sh.allowed.next(&adapt.steps, why)?;
+        Some(Event::ReflectionAdapted { round, step, why, no_child, of: adapt.window.len() })
     }
 
     /// Starts round 0: the seed scored on val. Its commit adds candidate 0.

@@ -1,7 +1,9 @@
 //! A round's work: evaluations, reflective proposals and merges, run on the shared side of the engine.
 
 use super::*;
+use crate::engine::adapt::InForce;
 use crate::engine::event::MinibatchRole;
+use crate::engine::reflect::unchanged_note;
 
 /// Counts itself in `counter` while alive (an evaluation in flight, however it ends).
 struct Counted<'a>(&'a AtomicUsize);
@@ -363,6 +365,14 @@ impl Shared {
 
         let mut child = parent.clone();
         let mut reasoning = String::new();
+        let asking = self.allowed.in_force(&job.steps);
+        let template = match asking.template {
+            Some(crate::project::config::TemplateKind::Gepa) => DEFAULT_TEMPLATE,
+            Some(crate::project::config::TemplateKind::Compact) => COMPACT_TEMPLATE,
+            None => self.template.as_str(),
+        };
+        // Which records the parent failed (their number in the prompt), for a re-ask's note.
+        let scores: Vec<f64> = parent_evals.iter().chain(pointed_eval.as_ref()).map(|e| e.score).collect();
         for component in &p.components {
             let mut records = self.reflective_dataset(component, &batch, &parent_evals);
             if let (Some(ex), Some(ev)) = (pointed_example, &pointed_eval) {
@@ -375,7 +385,7 @@ impl Shared {
                 .get(component)
                 .map(|spans| spans.iter().filter(|s| parent[component].contains(s.as_str())).cloned().collect())
                 .unwrap_or_default();
-            let mut prompt = build_prompt(&self.template, &parent[component], &records, notes);
+            let mut prompt = build_prompt(template, &parent[component], &records, notes);
             prompt.push_str(&crate::engine::protect::protected_section(&kept));
             if let Some(g) = guide {
                 // The example is in the dataset: pointed at and evaluated, or in the minibatch.
@@ -386,9 +396,10 @@ impl Shared {
             self.gate().await;
             self.cost_gate().await;
             self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
+            let reflect_place = place.at("reflect", component);
             let asked = {
                 let _reflecting = Counted::enter(&self.live.reflecting);
-                self.reflect(&prompt, &place.at("reflect", component)).await
+                self.reflect(&prompt, &reflect_place, &asking).await
             };
             if let Ok((reply, _)) = &asked {
                 self.book(gen, 0, if reply.cached { 0.0 } else { reply.cost_usd });
@@ -401,10 +412,58 @@ impl Shared {
                     return Ok(r);
                 }
             };
+            let use_cut = self.project.config.reflection.use_cut_off_answers;
+            let mut new_text = if is_cut_off(&reply.text, reply.truncated) && !use_cut {
+                None
+            } else {
+                Some(extract_instruction(&reply.text))
+            };
+            let mut unchanged_answers = Vec::new();
+            let (mut reply, mut cut_answers) = (reply, cut_answers);
+            if self.allowed.adapt && new_text.as_deref().is_some_and(|t| t.trim() == parent[component].trim()) {
+                // Asked the same way, a model at temperature 0 answers the same way: the re-ask
+                // says what went wrong, naming the examples the parent failed.
+                let failed: Vec<usize> =
+                    scores.iter().enumerate().filter(|(_, s)| **s < self.opt.perfect_score).map(|(i, _)| i).collect();
+                let note = unchanged_note(&records, &failed);
+                self.stage_in(
+                    gen,
+                    round,
+                    Some(format!("re-asking on `{component}`: the answer was the instruction unchanged")),
+                );
+                let again = {
+                    let _reflecting = Counted::enter(&self.live.reflecting);
+                    self.reask((&prompt, &reply.text, &note), &reflect_place, &asking).await
+                };
+                if let Ok((again, _)) = &again {
+                    self.book(gen, 0, if again.cached { 0.0 } else { again.cost_usd });
+                }
+                let again = match again {
+                    Ok(again) => again,
+                    Err(e) if e.stops_run() => return Err(Halted(e).into()),
+                    Err(e) => {
+                        let outcome = ProposalOutcome::ReflectionFailed { error: e.to_string() };
+                        self.emit_in(gen, finish(outcome, None), false)?;
+                        return Ok(r);
+                    }
+                };
+                let first = std::mem::replace(&mut reply, again.0);
+                reply.cost_usd += first.cost_usd;
+                reply.usage.input_tokens += first.usage.input_tokens;
+                reply.usage.output_tokens += first.usage.output_tokens;
+                reply.cached &= first.cached;
+                cut_answers.extend(again.1);
+                unchanged_answers.push(first.text);
+                new_text = if is_cut_off(&reply.text, reply.truncated) && !use_cut {
+                    None
+                } else {
+                    Some(extract_instruction(&reply.text))
+                };
+            }
             r.cost += reply.cost_usd;
-            let cut = is_cut_off(&reply.text, reply.truncated) && !self.project.config.reflection.use_cut_off_answers;
-            let attempts = cut_answers.len() as u32 + 1;
-            let new_text = if cut { String::new() } else { extract_instruction(&reply.text) };
+            let cut = new_text.is_none();
+            let attempts = (cut_answers.len() + unchanged_answers.len()) as u32 + 1;
+            let new_text = new_text.unwrap_or_default();
             if !reasoning.is_empty() {
                 reasoning.push_str("\n\n");
             }
@@ -425,6 +484,7 @@ impl Shared {
                     usage: reply.usage,
                     cached: reply.cached,
                     cut_answers,
+                    unchanged_answers,
                 },
                 false,
             )?;
@@ -510,18 +570,54 @@ impl Shared {
 
     /// Asks the reflection model. An answer cut off (at max_tokens, or with a fence left open) is
     /// asked again, up to `[reflection] truncation_retries` times, with the cut answer and a note
-    /// to give only the complete new text: the last answer, and the cut ones before it. The
+    /// to give only the complete new text, with `retry_max_tokens` of room (a cut answer proves
+    /// the model needs more than max_tokens): the last answer, and the cut ones before it. The
     /// reply's cost and tokens are those of every attempt. Each attempt is the draw
     /// `attempt=<n>` under `place` (`…/slot=<s>/reflect=<component>`).
     pub(super) async fn reflect(
         &self,
         prompt: &str,
         place: &Draw,
+        asking: &InForce,
+    ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
+        self.ask_reflection(vec![Message::user(prompt.to_string())], place, asking, false).await
+    }
+
+    /// Asks the reflection model again after an answer that returned the instruction unchanged:
+    /// the prompt, that answer and `note`, at the re-ask temperature once the run turned to
+    /// sampling (each attempt the draw `reask=unchanged/attempt=<n>` under `place`). A cut-off
+    /// answer is asked again as `reflect` does.
+    pub(super) async fn reask(
+        &self,
+        (prompt, answer, note): (&str, &str, &str),
+        place: &Draw,
+        asking: &InForce,
+    ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
+        let messages = vec![Message::user(prompt.to_string()), Message::assistant(answer), Message::user(note)];
+        self.ask_reflection(messages, &place.at("reask", "unchanged"), asking, true).await
+    }
+
+    /// `messages`, then a re-ask for each cut-off answer (see `reflect`); `reask`: the first
+    /// request is itself a re-ask (at the re-ask temperature).
+    async fn ask_reflection(
+        &self,
+        mut messages: Vec<Message>,
+        place: &Draw,
+        asking: &InForce,
+        reask: bool,
     ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
         let model = self.task.models().get("reflection")?;
-        let mut messages = vec![Message::user(prompt.to_string())];
+        let base = messages.len();
         let ask = |messages: &[Message], attempt: usize| {
-            ChatRequest::new(messages.to_vec()).drawn(Some(place.at("attempt", attempt)))
+            let mut req = ChatRequest::new(messages.to_vec()).drawn(Some(place.at("attempt", attempt)));
+            if let Some(t) = asking.reask_temperature.filter(|_| reask || attempt > 0) {
+                req = req.at_temperature(t);
+            }
+            // A cut answer proves the model needs more room than max_tokens.
+            if let Some(n) = asking.retry_max_tokens.filter(|_| attempt > 0) {
+                req = req.with_max_tokens(n);
+            }
+            req
         };
         let mut reply = model.chat(&ask(&messages, 0)).await?;
         let mut cut_answers = Vec::new();
@@ -540,7 +636,7 @@ impl Shared {
             usage.output_tokens += reply.usage.output_tokens;
             cached &= reply.cached;
             // Only the newest exchange is kept: the cut answer and the note.
-            messages.drain(1..messages.len() - 2);
+            messages.drain(base..messages.len() - 2);
         }
         Ok((crate::llm::ChatReply { cost_usd: cost, usage, cached, ..reply }, cut_answers))
     }

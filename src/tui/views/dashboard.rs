@@ -339,6 +339,10 @@ fn render_activity(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
         Span::styled("browsing a stored run; nothing is running", theme.muted)
     };
     lines.push(Line::from(vec![Span::styled("now  ", theme.muted), now]));
+    // The engine's latest change of course when reflections kept making no child.
+    if let Some(t) = m.state.adapt.taken.last() {
+        lines.push(Line::from(Span::styled(format!("⟳ round {}: {}", t.round, one_line(&t.message())), theme.warning)));
+    }
     for w in m.warnings.iter().rev().take(3) {
         lines.push(Line::from(Span::styled(format!("⚠ {}", one_line(w)), theme.warning)));
     }

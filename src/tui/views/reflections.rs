@@ -139,6 +139,10 @@ impl ReflectionsView {
             // "cut off" fits the narrow list's title where "truncated" did not (80 columns).
             title.push(Span::styled(format!("· ⚠ {truncated} cut off "), theme.warning));
         }
+        let changes = m.state.adapt.taken.len();
+        if changes > 0 {
+            title.push(Span::styled(format!("· ⟳ {changes} "), theme.warning));
+        }
         frame.render_widget(pane(Line::from(title), theme, true), list_area);
         let body = inner(list_area);
         self.list.area = body;
@@ -234,6 +238,14 @@ fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
             }
         }
         return lines;
+    }
+    // The run's changes of course: the one this round's commit took, and those it was asked with.
+    for t in m.state.adapt.taken.iter().filter(|t| t.round == p.round) {
+        lines.push(Line::styled(format!("⟳ after this round, {}", one_line(&t.message())), theme.warning));
+    }
+    if p.adaptations > 0 {
+        let asked: Vec<String> = m.state.adapt.taken.iter().take(p.adaptations).map(|t| t.step.tried()).collect();
+        lines.push(Line::styled(format!("asked with the run's changes of course: {}", asked.join(", ")), theme.muted));
     }
     let mut head = vec![Span::styled(format!("{g} {word}"), style)];
     match &p.outcome {
@@ -390,6 +402,14 @@ fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
         for (k, cut) in r.cut_answers.iter().enumerate() {
             lines.push(heading(format!("── Answer {} was cut off: not used, asked again ──", k + 1), theme));
             lines.extend(text_lines(cut, theme.muted));
+        }
+        for echo in &r.unchanged_answers {
+            lines.push(heading(
+                "── An answer returned the instruction unchanged: asked again with a note naming the failed examples ──"
+                    .to_string(),
+                theme,
+            ));
+            lines.extend(text_lines(echo, theme.muted));
         }
         lines.push(heading(
             format!("── Answer{} (${:.5}) ──", if r.truncated { ", TRUNCATED" } else { "" }, r.cost_usd),

@@ -1,0 +1,312 @@
+//! Small local models: a reflection that needs more than max_tokens gets room on its re-ask, an
+//! answer that echoes the parent is asked again differently, a run whose proposals keep making no
+//! child changes course (recorded, replayed the same) and says truthfully why it stops, and a run
+//! against a server that is not running fails at once.
+
+mod common;
+
+use gepa_tui::engine::adapt::{AdaptStep, NoChild, REASK_TEMPERATURE};
+use gepa_tui::engine::event::MinibatchRole;
+use gepa_tui::engine::run::load_events;
+use gepa_tui::engine::{Engine, EngineOptions, Event, Origin, ProposalOutcome, RunResult};
+use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, Models, ModelsOptions, RawReply, ScriptedBackend, Usage};
+use gepa_tui::project::config::TemplateKind;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// The scripted problem with the reflection model at temperature 0 and `max_tokens = 100`, and
+/// `reflection` added to its `[reflection]` table.
+fn project(optimizer: &str, reflection: &str) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    common::write_project(&dir, optimizer);
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    // The scripted reflection model is at temperature 0, as a small local one usually is.
+    assert!(toml.contains("model = \"scripted-reflection\"\nbase_url = \"http://127.0.0.1:9/v1\"\ntemperature = 0.0\n"));
+    let toml = toml.replace("model = \"scripted-reflection\"\n", "model = \"scripted-reflection\"\nmax_tokens = 100\n");
+    std::fs::write(dir.join("gepa.toml"), format!("{toml}\n[reflection]\n{reflection}\n")).unwrap();
+    (t, dir)
+}
+
+/// What the scripted reflection model was asked: each request's messages and overrides.
+type Asked = Arc<Mutex<Vec<ChatRequest>>>;
+
+/// A reflection model that writes `needs` tokens for each answer (the usual scripted one: the
+/// current text plus the rules the feedback names): within the request's room (its max_tokens,
+/// else the model's 100) the answer is whole, else it is cut off mid-fence.
+fn wordy_reflection(needs: u32, asked: Asked) -> Arc<ScriptedBackend> {
+    Arc::new(ScriptedBackend::raw(move |req: &ChatRequest| {
+        asked.lock().unwrap().push(req.clone());
+        let room = req.max_tokens.unwrap_or(100);
+        let (text, truncated) = if room >= needs {
+            let first = ChatRequest::new(vec![req.messages[0].clone()]);
+            (common::reflection_reply(&first), false)
+        } else {
+            ("Let me think about each example in turn. First,\n```\nFRAGMENT Answer".to_string(), true)
+        };
+        let usage = Usage { input_tokens: 100, output_tokens: u64::from(room.min(needs)) };
+        Ok::<_, AttemptError>(RawReply { text, truncated, usage, hold: None })
+    }))
+}
+
+/// A reflection model that always answers with the current instruction, unchanged.
+fn echoing_reflection(asked: Asked) -> Arc<ScriptedBackend> {
+    Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+        asked.lock().unwrap().push(req.clone());
+        let prompt = &req.messages[0].content;
+        let start = prompt.find("```\n").map(|i| i + 4).unwrap_or(0);
+        let end = prompt[start..].find("\n```").map(|i| start + i).unwrap_or(start);
+        Ok::<_, AttemptError>(format!("```\n{}\n```", &prompt[start..end]))
+    }))
+}
+
+fn models(dir: &Path, refl: Arc<dyn ChatBackend>, offline: bool) -> (Arc<gepa_tui::project::Project>, Models) {
+    let project = Arc::new(gepa_tui::project::Project::load(dir).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    let models = if offline {
+        let opts = ModelsOptions {
+            cache_dir: Some(project.cache_dir()),
+            offline: true,
+            backend_override: Some(Arc::new(|_: &str, _: &gepa_tui::project::config::ModelConfig| {
+                Arc::new(ScriptedBackend::new(|_: &ChatRequest| -> Result<String, AttemptError> {
+                    panic!("an offline replay sent a request")
+                })) as Arc<dyn ChatBackend>
+            })),
+            ..Default::default()
+        };
+        Models::from_config(&project.config.models, opts).unwrap()
+    } else {
+        common::models_from(&project, task, refl)
+    };
+    (project, models)
+}
+
+/// Runs the project to its end; the result and the committed events. `replays`: a replay of that
+/// run from its recorded replies only (its draws too: `--replay RUN --offline`).
+fn run(dir: &Path, refl: Arc<dyn ChatBackend>, replays: Option<&str>) -> (RunResult, Vec<Event>) {
+    let (project, models) = models(dir, refl, replays.is_some());
+    let opts = EngineOptions { draws_of: replays.map(str::to_string), ..Default::default() };
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let (result, run_dir) = rt().block_on(async {
+        let (engine, _h) = Engine::create(project, task, opts).unwrap();
+        let out = engine.run().await.unwrap();
+        (out.result.unwrap(), out.run_dir)
+    });
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(on_disk["stop_reason"], result.stop_reason, "result.json says why the run stopped");
+    (result, common::committed(&load_events(&run_dir, false).unwrap().0))
+}
+
+fn outcomes(events: &[Event]) -> Vec<ProposalOutcome> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProposalFinished { outcome, .. } if *outcome != ProposalOutcome::SkippedPerfect => {
+                Some(outcome.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The changes of course a run took: (round, step, why).
+fn adaptations(events: &[Event]) -> Vec<(u64, AdaptStep, NoChild)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReflectionAdapted { round, step, why, .. } => Some((*round, step.clone(), *why)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_answer_longer_than_max_tokens_is_asked_again_with_room_and_its_child_tested() {
+    let (_t, dir) = project("max_metric_calls = 60\nseed = 3", "");
+    let asked: Asked = Arc::default();
+    let (r, events) = run(&dir, wordy_reflection(250, asked.clone()), None);
+    // The first ask gets the model's 100 tokens; each re-ask 3 x 100 (the default retry budget).
+    let asked = asked.lock().unwrap();
+    assert!(asked.iter().any(|q| q.max_tokens.is_none()));
+    let retries: Vec<Option<u32>> = asked.iter().filter(|q| q.messages.len() > 1).map(|q| q.max_tokens).collect();
+    assert!(!retries.is_empty() && retries.iter().all(|m| *m == Some(300)), "{retries:?}");
+    let outs = outcomes(&events);
+    assert!(!outs.iter().any(|o| matches!(o, ProposalOutcome::ReflectionTruncated { .. })), "{outs:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::MinibatchEvaluated { candidate_role: MinibatchRole::Child, .. })));
+    assert!(events.iter().any(|e| matches!(e, Event::CandidateAdded { origin: Origin::Mutation, .. })));
+    assert!(r.best_val_score > r.seed_val_score, "{r:?}");
+    assert!(adaptations(&events).is_empty(), "a run whose re-asks fit needs no change of course");
+}
+
+#[test]
+fn answers_that_never_fit_make_the_run_change_course_recorded_and_replayed_the_same() {
+    let (_t, dir) = project("max_metric_calls = 400\nseed = 3", "");
+    let asked: Asked = Arc::default();
+    let (r, events) = run(&dir, wordy_reflection(100_000, asked.clone()), None);
+    let steps = adaptations(&events);
+    // After 4 of 5 proposals without a child, more room first (what a cut-off answer lacks), then
+    // the compact template, then re-asks at temperature 0.7: each after 4 more.
+    let taken: Vec<&AdaptStep> = steps.iter().map(|(_, s, _)| s).collect();
+    assert_eq!(
+        taken,
+        [
+            &AdaptStep::RetryTokens { max_tokens: 600 },
+            &AdaptStep::Template { template: TemplateKind::Compact },
+            &AdaptStep::ReaskTemperature { temperature: REASK_TEMPERATURE },
+        ],
+        "{steps:?}"
+    );
+    assert!(steps.iter().all(|(_, _, why)| *why == NoChild::CutOff));
+    let outs = outcomes(&events);
+    assert_eq!(outs.len(), 16, "4 proposals per step and 4 more to stop: {outs:?}");
+    // The steps took effect: re-asks got 600 tokens, then prompts used the compact template.
+    let asked = asked.lock().unwrap();
+    assert!(asked.iter().any(|q| q.max_tokens == Some(600)));
+    assert!(asked.iter().any(|q| q.messages[0].content.starts_with("You are improving the instruction")));
+    assert!(asked.iter().any(|q| q.temperature == Some(REASK_TEMPERATURE) && q.messages.len() > 1));
+    // It stops when nothing is left to try, and says so, budget left.
+    assert!(r.metric_calls < 400, "{r:?}");
+    assert!(
+        r.stop_reason.starts_with(&format!("stopped at {} of 400 metric calls", r.metric_calls)),
+        "{}",
+        r.stop_reason
+    );
+    assert!(r.stop_reason.contains("were cut off at max_tokens"), "{}", r.stop_reason);
+    assert!(r.stop_reason.contains("the compact template"), "{}", r.stop_reason);
+    assert!(!r.stop_reason.contains("nothing left to learn"), "{}", r.stop_reason);
+
+    // A replay from the recorded replies takes the same steps at the same rounds, and ends the same.
+    let (replayed, again) = run(&dir, wordy_reflection(100_000, Arc::default()), Some(&r.run_id));
+    assert_eq!(adaptations(&again), steps);
+    assert_eq!(outcomes(&again), outs);
+    assert_eq!((replayed.stop_reason, replayed.metric_calls), (r.stop_reason, r.metric_calls));
+}
+
+#[test]
+fn an_echo_is_asked_again_differently_and_the_run_says_it_kept_coming_back_unchanged() {
+    let (_t, dir) = project("max_metric_calls = 400\nseed = 3", "");
+    let asked: Asked = Arc::default();
+    let (r, events) = run(&dir, echoing_reflection(asked.clone()), None);
+    let asked = asked.lock().unwrap();
+    // Each echo is asked again with a note naming the examples the parent failed.
+    let reasks: Vec<&ChatRequest> = asked.iter().filter(|q| q.messages.len() == 3).collect();
+    assert!(!reasks.is_empty());
+    for q in &reasks {
+        let note = &q.messages[2].content;
+        assert!(note.contains("repeated the current instruction unchanged"), "{note}");
+        assert!(note.contains("wrong:\n- Example ") && note.contains("needs rule"), "{note}");
+        assert_ne!(q.messages, asked[0].messages);
+    }
+    let reflections: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reflection { unchanged_answers, .. } => Some(unchanged_answers.len()),
+            _ => None,
+        })
+        .collect();
+    assert!(reflections.iter().all(|n| *n == 1), "every echo was asked again once: {reflections:?}");
+    // The run adapted: re-asks at temperature 0.7 first (a model at 0 gives the same echo), then
+    // the other template.
+    let steps = adaptations(&events);
+    assert_eq!(steps[0].1, AdaptStep::ReaskTemperature { temperature: REASK_TEMPERATURE }, "{steps:?}");
+    assert_eq!(steps[1].1, AdaptStep::Template { template: TemplateKind::Compact }, "{steps:?}");
+    assert!(steps.iter().all(|(_, _, why)| *why == NoChild::Unchanged));
+    assert!(reasks.iter().any(|q| q.temperature == Some(REASK_TEMPERATURE)));
+    // And the stop names what happened, not perfect parents.
+    assert!(r.stop_reason.contains("returned the instruction unchanged"), "{}", r.stop_reason);
+    assert!(r.stop_reason.contains("re-asking an unchanged answer with a note"), "{}", r.stop_reason);
+    assert!(!r.stop_reason.contains("nothing left to learn"), "{}", r.stop_reason);
+    assert!(!r.stop_reason.contains("perfect"), "{}", r.stop_reason);
+}
+
+#[test]
+fn nothing_left_to_learn_is_said_only_when_the_parents_were_perfect() {
+    // Every rule in the seed: the parent is perfect on every minibatch, and once each minibatch is
+    // scored, rounds spend nothing.
+    let (_t, dir) = project("max_metric_calls = 400\nseed = 3", "");
+    let all_rules: String = common::GROUPS.iter().map(|g| format!(" rule {g}")).collect();
+    std::fs::write(dir.join("prompts/instruction.md"), format!("Answer the item.{all_rules}")).unwrap();
+    let (perfect, events) = run(&dir, wordy_reflection(10, Arc::default()), None);
+    assert!(perfect.stop_reason.starts_with("nothing left to learn"), "{}", perfect.stop_reason);
+    assert!(outcomes(&events).is_empty(), "no reflection ran");
+
+    // The same idle rounds from echoes (the engine asking one way, as before it adapted): the
+    // budget stands still too, but the parents were not perfect, and the stop says what happened.
+    let (_t2, dir) = project("max_metric_calls = 400\nseed = 3", "adapt = false");
+    let (echoed, events) = run(&dir, echoing_reflection(Arc::default()), None);
+    assert!(outcomes(&events).iter().all(|o| *o == ProposalOutcome::Unchanged));
+    assert!(adaptations(&events).is_empty(), "adapt = false changes nothing by itself");
+    assert!(!echoed.stop_reason.contains("nothing left to learn"), "{}", echoed.stop_reason);
+    assert!(echoed.stop_reason.contains("rounds in a row spent no metric call"), "{}", echoed.stop_reason);
+    assert!(echoed.stop_reason.contains("returned the instruction unchanged"), "{}", echoed.stop_reason);
+    assert!(echoed.metric_calls < 400);
+}
+
+#[test]
+fn a_run_against_a_server_that_is_not_running_fails_at_once_naming_the_url() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    common::write_project(&dir, "max_metric_calls = 20");
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    std::fs::write(dir.join("gepa.toml"), toml.replace("http://127.0.0.1:9/v1", &url)).unwrap();
+    let out = assert_cmd::Command::cargo_bin("gepa-tui")
+        .unwrap()
+        .args(["run", "--headless"])
+        .arg(&dir)
+        // Only a guard against a hang: the run ends in well under a second.
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("nothing listens at {url}")), "{stderr}");
+    assert!(stderr.contains("ollama serve") && stderr.contains("llama-server"), "{stderr}");
+    assert!(stderr.contains("--wait"), "{stderr}");
+
+    // `check` says it once, for both models on that server, without the HTTP client's chain.
+    let out = assert_cmd::Command::cargo_bin("gepa-tui")
+        .unwrap()
+        .arg("check")
+        .arg(&dir)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.matches("nothing listens").count(), 1, "{stdout}");
+    assert!(stdout.contains(&format!("models `reflection`, `task`: nothing listens at {url}")), "{stdout}");
+    assert!(!stdout.contains("os error") && !stdout.contains("tcp connect"), "{stdout}");
+}
+
+#[test]
+fn check_warns_when_the_reflection_model_has_little_room_for_the_template() {
+    let (_t, dir) = project("max_metric_calls = 20", "");
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    let small = toml.replace("model = \"scripted-reflection\"", "model = \"qwen2.5-coder-1.5b-instruct\"");
+    let check = |toml: &str| {
+        std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+        let out = assert_cmd::Command::cargo_bin("gepa-tui")
+            .unwrap()
+            .args(["check", "--offline"])
+            .arg(&dir)
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = check(&small);
+    assert!(out.contains("max_tokens = 100 is small for gepa's template"), "{out}");
+    assert!(out.contains("retry_max_tokens = 300"), "{out}");
+    // Room enough, or a model that names no small size: no warning.
+    assert!(!check(&small.replace("max_tokens = 100", "max_tokens = 1000")).contains("is small for"));
+    assert!(!check(&toml).contains("is small for"));
+}
