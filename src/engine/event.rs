@@ -341,6 +341,10 @@ pub enum Event {
         /// naming the examples the parent failed; in `cost_usd` and `usage` too.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unchanged_answers: Vec<String>,
+        /// When some attempts (not all: see `cached`) were served from the response cache, the
+        /// part of `cost_usd` they would have cost.
+        #[serde(default, skip_serializing_if = "crate::system::is_zero")]
+        cost_usd_replayed: f64,
     },
     /// What became of one proposal.
     ProposalFinished {

@@ -16,7 +16,7 @@ pub(crate) fn event_cost(ev: &Event) -> (f64, f64) {
             rescored.iter().map(|r| r.eval.paid_and_replayed()).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
         }
         Event::Reflection { cost_usd, cached: true, .. } => (0.0, *cost_usd),
-        Event::Reflection { cost_usd, .. } => (*cost_usd, 0.0),
+        Event::Reflection { cost_usd, cost_usd_replayed, .. } => (cost_usd - cost_usd_replayed, *cost_usd_replayed),
         _ => (0.0, 0.0),
     }
 }

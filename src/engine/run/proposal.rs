@@ -5,6 +5,10 @@ use crate::engine::adapt::InForce;
 use crate::engine::event::MinibatchRole;
 use crate::engine::reflect::unchanged_note;
 
+/// A reflection's last reply (cost and tokens those of every attempt), the cut-off answers asked
+/// again before it, and the part of the cost served free from the response cache.
+type Asked = (crate::llm::ChatReply, Vec<String>, f64);
+
 /// Counts itself in `counter` while alive (an evaluation in flight, however it ends).
 struct Counted<'a>(&'a AtomicUsize);
 
@@ -401,10 +405,10 @@ impl Shared {
                 let _reflecting = Counted::enter(&self.live.reflecting);
                 self.reflect(&prompt, &reflect_place, &asking).await
             };
-            if let Ok((reply, _)) = &asked {
-                self.book(gen, 0, if reply.cached { 0.0 } else { reply.cost_usd });
+            if let Ok((reply, _, replayed)) = &asked {
+                self.book(gen, 0, reply.cost_usd - replayed);
             }
-            let (reply, cut_answers) = match asked {
+            let (reply, cut_answers, mut replayed) = match asked {
                 Ok(asked) => asked,
                 Err(e) if e.stops_run() => return Err(Halted(e).into()),
                 Err(e) => {
@@ -435,8 +439,8 @@ impl Shared {
                     let _reflecting = Counted::enter(&self.live.reflecting);
                     self.reask((&prompt, &reply.text, &note), &reflect_place, &asking).await
                 };
-                if let Ok((again, _)) = &again {
-                    self.book(gen, 0, if again.cached { 0.0 } else { again.cost_usd });
+                if let Ok((again, _, again_replayed)) = &again {
+                    self.book(gen, 0, again.cost_usd - again_replayed);
                 }
                 let again = match again {
                     Ok(again) => again,
@@ -452,6 +456,7 @@ impl Shared {
                 reply.usage.input_tokens += first.usage.input_tokens;
                 reply.usage.output_tokens += first.usage.output_tokens;
                 reply.cached &= first.cached;
+                replayed += again.2;
                 cut_answers.extend(again.1);
                 unchanged_answers.push(first.text);
                 new_text = if is_cut_off(&reply.text, reply.truncated) && !use_cut {
@@ -485,6 +490,7 @@ impl Shared {
                     cached: reply.cached,
                     cut_answers,
                     unchanged_answers,
+                    cost_usd_replayed: if reply.cached { 0.0 } else { replayed },
                 },
                 false,
             )?;
@@ -579,7 +585,7 @@ impl Shared {
         prompt: &str,
         place: &Draw,
         asking: &InForce,
-    ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
+    ) -> Result<Asked, crate::llm::LlmError> {
         self.ask_reflection(vec![Message::user(prompt.to_string())], place, asking, false).await
     }
 
@@ -592,7 +598,7 @@ impl Shared {
         (prompt, answer, note): (&str, &str, &str),
         place: &Draw,
         asking: &InForce,
-    ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
+    ) -> Result<Asked, crate::llm::LlmError> {
         let messages = vec![Message::user(prompt.to_string()), Message::assistant(answer), Message::user(note)];
         self.ask_reflection(messages, &place.at("reask", "unchanged"), asking, true).await
     }
@@ -605,7 +611,7 @@ impl Shared {
         place: &Draw,
         asking: &InForce,
         reask: bool,
-    ) -> Result<(crate::llm::ChatReply, Vec<String>), crate::llm::LlmError> {
+    ) -> Result<Asked, crate::llm::LlmError> {
         let model = self.task.models().get("reflection")?;
         let base = messages.len();
         let ask = |messages: &[Message], attempt: usize| {
@@ -622,6 +628,8 @@ impl Shared {
         let mut reply = model.chat(&ask(&messages, 0)).await?;
         let mut cut_answers = Vec::new();
         let (mut cost, mut usage, mut cached) = (reply.cost_usd, reply.usage, reply.cached);
+        let free = |r: &crate::llm::ChatReply| if r.cached { r.cost_usd } else { 0.0 };
+        let mut replayed = free(&reply);
         let cfg = &self.project.config.reflection;
         while is_cut_off(&reply.text, reply.truncated)
             && !cfg.use_cut_off_answers
@@ -635,10 +643,11 @@ impl Shared {
             usage.input_tokens += reply.usage.input_tokens;
             usage.output_tokens += reply.usage.output_tokens;
             cached &= reply.cached;
+            replayed += free(&reply);
             // Only the newest exchange is kept: the cut answer and the note.
             messages.drain(base..messages.len() - 2);
         }
-        Ok((crate::llm::ChatReply { cost_usd: cost, usage, cached, ..reply }, cut_answers))
+        Ok((crate::llm::ChatReply { cost_usd: cost, usage, cached, ..reply }, cut_answers, replayed))
     }
 
     /// For each minibatch example: the inputs the system saw, the output of the step(s) using the
