@@ -301,7 +301,7 @@ impl Progress {
             Event::CandidateAdded { .. } => self.candidates += 1,
             // The engine changed how it asks: said once, where the progress is.
             ev @ Event::ReflectionAdapted { round, .. } => {
-                if let Some(t) = crate::engine::adapt::Taken::of(ev) {
+                if let Some(t) = ev.adapted() {
                     self.line(&format!("round {round}: {}", t.message()));
                 }
             }

@@ -42,20 +42,6 @@ pub enum NoChild {
 }
 
 impl NoChild {
-    /// What became of a proposal, for the window: None when it does not count (the parent was
-    /// perfect, or it is not the reflection's outcome), `Some(None)` when it made a child.
-    pub fn of(outcome: &crate::engine::ProposalOutcome) -> Option<Option<NoChild>> {
-        use crate::engine::ProposalOutcome as O;
-        Some(match outcome {
-            O::SkippedPerfect => return None,
-            O::ReflectionTruncated { .. } => Some(NoChild::CutOff),
-            O::Unchanged => Some(NoChild::Unchanged),
-            O::EmptyAnswer => Some(NoChild::Empty),
-            O::ReflectionFailed { .. } => Some(NoChild::Failed),
-            _ => None,
-        })
-    }
-
     /// `returned the instruction unchanged`, for one proposal or many.
     pub fn describe(self, n: u64) -> String {
         let were = if n == 1 { "was" } else { "were" };
@@ -200,16 +186,6 @@ pub struct Taken {
 }
 
 impl Taken {
-    /// The step a `reflection_adapted` event records.
-    pub fn of(ev: &crate::engine::Event) -> Option<Taken> {
-        match ev {
-            crate::engine::Event::ReflectionAdapted { round, step, why, no_child, of } => {
-                Some(Taken { round: *round, step: step.clone(), why: *why, no_child: *no_child, of: *of })
-            }
-            _ => None,
-        }
-    }
-
     /// `reflections keep returning the instruction unchanged (4 of the last 5): now re-asking at
     /// temperature 0.7`.
     pub fn message(&self) -> String {
@@ -224,9 +200,9 @@ impl Taken {
 }
 
 impl Adaptation {
-    /// One proposal's outcome.
-    pub fn record(&mut self, outcome: &crate::engine::ProposalOutcome) {
-        let Some(made) = NoChild::of(outcome) else { return };
+    /// One proposal's outcome (`ProposalOutcome::no_child`): None when it does not count.
+    pub fn record(&mut self, made: Option<Option<NoChild>>) {
+        let Some(made) = made else { return };
         self.window.push(made);
         if self.window.len() > WINDOW {
             self.window.remove(0);
@@ -293,7 +269,6 @@ impl Adaptation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ProposalOutcome as O;
 
     fn allowed() -> Allowed {
         Allowed {
@@ -308,13 +283,14 @@ mod tests {
     #[test]
     fn four_of_the_last_five_without_a_child_call_for_a_step() {
         let mut a = Adaptation::default();
-        for o in [O::Unchanged, O::Rejected { parent_sum: 0.0, child_sum: 0.0 }, O::Unchanged, O::SkippedPerfect] {
-            a.record(&o);
+        // Unchanged, a child, unchanged, a perfect parent (not counted).
+        for o in [Some(Some(NoChild::Unchanged)), Some(None), Some(Some(NoChild::Unchanged)), None] {
+            a.record(o);
         }
         assert_eq!(a.due(), None, "two of three do not count yet; a perfect parent is not counted");
-        a.record(&O::Unchanged);
+        a.record(Some(Some(NoChild::Unchanged)));
         assert_eq!(a.due(), None);
-        a.record(&O::ReflectionTruncated { attempts: 2 });
+        a.record(Some(Some(NoChild::CutOff)));
         assert_eq!(a.due(), Some((4, NoChild::Unchanged)));
         assert_eq!(a.streak_text().unwrap(), "3 proposals in a row made no child to test (1 was cut off at max_tokens, 2 returned the instruction unchanged)");
     }

@@ -234,6 +234,20 @@ pub enum ProposalOutcome {
 }
 
 impl ProposalOutcome {
+    /// What became of a proposal, for `adapt`'s window: None when it does not count (the parent
+    /// was perfect, or it is not the reflection's outcome), `Some(None)` when it made a child.
+    pub fn no_child(&self) -> Option<Option<crate::engine::adapt::NoChild>> {
+        use crate::engine::adapt::NoChild;
+        Some(match self {
+            ProposalOutcome::SkippedPerfect => return None,
+            ProposalOutcome::ReflectionTruncated { .. } => Some(NoChild::CutOff),
+            ProposalOutcome::Unchanged => Some(NoChild::Unchanged),
+            ProposalOutcome::EmptyAnswer => Some(NoChild::Empty),
+            ProposalOutcome::ReflectionFailed { .. } => Some(NoChild::Failed),
+            _ => None,
+        })
+    }
+
     /// The child was refused before it was evaluated (protected text, max_growth).
     pub fn refused_unevaluated(&self) -> bool {
         matches!(self, ProposalOutcome::ProtectedTextChanged { .. } | ProposalOutcome::GrewTooMuch { .. })
@@ -518,6 +532,20 @@ pub enum Scope {
 }
 
 impl Event {
+    /// The change of course a `reflection_adapted` event records.
+    pub fn adapted(&self) -> Option<crate::engine::adapt::Taken> {
+        match self {
+            Event::ReflectionAdapted { round, step, why, no_child, of } => Some(crate::engine::adapt::Taken {
+                round: *round,
+                step: step.clone(),
+                why: *why,
+                no_child: *no_child,
+                of: *of,
+            }),
+            _ => None,
+        }
+    }
+
     pub fn scope(&self) -> Scope {
         match self {
             Event::RunStarted { .. }

@@ -449,7 +449,7 @@ impl RunState {
                 self.cost_usd_dropped = *cost_usd_dropped;
             }
             ev @ Event::ReflectionAdapted { .. } => {
-                if let Some(t) = super::adapt::Taken::of(ev) {
+                if let Some(t) = ev.adapted() {
                     self.adapt.take(&t);
                 }
             }
@@ -459,8 +459,8 @@ impl RunState {
                 if *outcome != ProposalOutcome::SkippedPerfect {
                     self.advance_round_robin(*parent);
                 }
-                self.adapt.record(outcome);
-                if matches!(super::adapt::NoChild::of(outcome), Some(Some(_))) {
+                self.adapt.record(outcome.no_child());
+                if matches!(outcome.no_child(), Some(Some(_))) {
                     self.round_no_child += 1;
                 }
                 match outcome {

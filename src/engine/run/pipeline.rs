@@ -775,7 +775,7 @@ impl Engine {
             sh.emit(Event::ValEvaluated { candidate: id, evals, round: Some(round) }, false)?;
         }
         if let Some(adapted) = self.adaptation(round) {
-            let taken = crate::engine::adapt::Taken::of(&adapted).expect("made as reflection_adapted");
+            let taken = adapted.adapted().expect("made as reflection_adapted");
             tracing::info!(round, change = %taken.message(), "reflection adapted");
             sh.emit(adapted, false)?;
         }
@@ -857,7 +857,7 @@ impl Engine {
         let mut adapt = self.state.adapt.clone();
         for ev in self.sh.held.lock().expect("held events").buf.pending_of(round) {
             if let Event::ProposalFinished { outcome, .. } = ev {
-                adapt.record(outcome);
+                adapt.record(outcome.no_child());
             }
         }
         let (no_child, why) = adapt.due()?;
