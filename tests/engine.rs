@@ -98,6 +98,25 @@ fn same_seed_gives_the_same_result_and_another_seed_may_not() {
     assert_eq!(s.best_val(), a.best_val_score);
     assert_eq!(s.candidates.len(), a.candidates);
     assert_eq!(s.metric_calls, a.metric_calls);
+
+    // Another seed draws other minibatches (the seed reaches the sampler): the runs differ.
+    let minibatches = |run_dir: &Path| -> Vec<Vec<String>> {
+        let (events, _) = load_events(run_dir, false).unwrap();
+        let rounds = events.iter().filter_map(|e| match e {
+            Event::RoundStarted { proposals, .. } => Some(proposals.iter().map(|p| p.minibatch.clone())),
+            _ => None,
+        });
+        rounds.flatten().collect()
+    };
+    let other_opt = OPT.replace("seed = 7", "seed = 8");
+    assert_ne!(other_opt, OPT, "OPT sets the seed");
+    let (_t3, dir3) = project(&other_opt);
+    let (c, other_dir) = run_fresh(&dir3);
+    let mine = minibatches(&run_dir);
+    let theirs = minibatches(&other_dir);
+    assert!(!mine.is_empty() && !theirs.is_empty());
+    assert_ne!(mine, theirs, "seeds 7 and 8 drew the same minibatches");
+    assert_ne!(c.run_id, a.run_id);
 }
 
 /// Runs `opt` to the end, then cuts copies of its events.jsonl at `cuts(len)` bytes (as a crash
@@ -160,7 +179,7 @@ fn a_run_with_exclusions_and_fixes_killed_at_any_point_resumes_to_the_same_resul
 }
 
 #[test]
-fn stopping_mid_run_leaves_it_resumable_without_paying_twice() {
+fn stopping_mid_run_leaves_it_resumable_and_the_resume_replays_from_the_cache() {
     let (_t, dir) = project(OPT);
     // The 5th reflection request stops the engine, in the middle of a round.
     let handle: Arc<OnceLock<EngineHandle>> = Arc::new(OnceLock::new());
@@ -182,7 +201,7 @@ fn stopping_mid_run_leaves_it_resumable_without_paying_twice() {
     let (events, _) = load_events(&dir.join(".gepa/runs").join(&run_id), false).unwrap();
     assert!(!events.iter().any(|e| matches!(e, Event::Finished { .. })));
 
-    // Resuming replays the abandoned round from the cache: the models are asked nothing twice.
+    // Resuming replays from the cache what the stopped life was answered.
     let (proj, task) = common::load(&dir);
     let models = task.models().clone();
     let resumed = rt().block_on(async {
@@ -192,6 +211,8 @@ fn stopping_mid_run_leaves_it_resumable_without_paying_twice() {
     let replayed = models.total_stats();
     assert!(replayed.cache_hits > 0, "{replayed:?}");
 
+    // (Not checked: that the two lives together pay no more than one run. They pay more, e.g.
+    // 46 + 490 model calls against 446 in one run: see the note on issue 32.)
     let (_t2, dir2) = project(OPT);
     let (fresh, _) = run_fresh(&dir2);
     assert_eq!(comparable(resumed), comparable(fresh));
@@ -202,11 +223,15 @@ fn proposals_per_round_one_is_the_sequential_loop() {
     let (_t, dir) = project("max_metric_calls = 80\nproposals_per_round = 1\nseed = 1");
     let (r, run_dir) = run_fresh(&dir);
     let (events, _) = load_events(&run_dir, false).unwrap();
+    let mut proposing = 0;
     for ev in &events {
         if let Event::RoundStarted { proposals, round, .. } = ev {
             assert!(proposals.len() <= 1, "round {round} planned {}", proposals.len());
+            proposing += proposals.len();
         }
     }
+    // Rounds that propose nothing would pass the check above: the run must have proposed.
+    assert!(proposing >= 3, "only {proposing} proposals");
     assert!(r.best_val_score >= r.seed_val_score);
 }
 

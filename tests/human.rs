@@ -338,8 +338,8 @@ fn a_decision_in_an_abandoned_round_survives_the_resume() {
 }
 
 /// Identical children are one review item (a small model often proposes the same text twice): the
-/// second is recorded as "same as review item N", not queued again; and while items wait, new
-/// proposals start only while fewer than `max_pending` wait or may yet wait.
+/// second is recorded as "same as review item N", not queued again. (`max_pending` is not reached
+/// here: one item waits.)
 #[test]
 fn identical_children_are_one_review_item() {
     use gepa_tui::llm::scripted::ScriptedBackend;

@@ -107,8 +107,11 @@ async fn retries_after_429_with_retry_after() {
     let models = task_models(openai_config(&server, ""), options(None));
     let model = models.get("task").unwrap();
 
+    let started = std::time::Instant::now();
     let reply = model.chat(&ask("Capital of France?")).await.unwrap();
 
+    // It waited the second the provider asked for (a lower bound: a busy machine only adds).
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "retried after {:?}", started.elapsed());
     assert_eq!(reply.text, "Paris");
     assert!(!reply.cached);
     assert_eq!(requests(&server).await.len(), 2);
