@@ -1052,6 +1052,45 @@ fn a_read_only_run_folder_is_a_clear_error_and_the_run_stays_resumable() {
     assert_eq!(comparable(read_result(&p.dir, &id)), *reference());
 }
 
+/// A run resumed in another folder, or after the response cache was cleared, has no replies to
+/// replay: it asks the server again for what it needs (at least what a resume with the cache
+/// asks) and ends with the uninterrupted run's result. The requests are counted and printed.
+#[test]
+fn a_run_resumed_without_its_response_cache_ends_as_the_uninterrupted_run() {
+    // What a fresh, uninterrupted run asks.
+    let fresh_server = FaultServer::start(Plan::default());
+    let fresh = project_at(&fresh_server.base_url(), OPT, FAST_MODEL);
+    assert_finished(&run_headless(&fresh.dir, &[]));
+    let asked_fresh = fresh_server.attempts().len();
+
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
+    let p = project_at(&server.base_url(), OPT, FAST_MODEL);
+    let id = interrupted_run(&p.dir, &gate);
+    // The same interrupted run twice: one keeps its cache, one loses it.
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("proj");
+    common::copy_tree(&p.dir, &bare, &[]);
+    std::fs::remove_dir_all(bare.join(".gepa/cache")).unwrap();
+
+    let before = server.attempts().len();
+    assert_finished(&run_headless(&p.dir, &["--resume", &id]));
+    let asked_with_cache = server.attempts().len() - before;
+    let before = server.attempts().len();
+    assert_finished(&run_headless(&bare, &["--resume", &id]));
+    let asked_without = server.attempts().len() - before;
+    eprintln!(
+        "asked: {asked_fresh} by a fresh run; on resume {asked_with_cache} with the cache, {asked_without} without"
+    );
+
+    assert_eq!(comparable(read_result(&bare, &id)), *reference());
+    assert_eq!(comparable(read_result(&p.dir, &id)), *reference());
+    assert!(asked_without >= asked_with_cache, "the resume without its cache asked less than with it");
+    // Not yet true, so not asserted: that the resume asks fewer requests than a fresh run (the
+    // committed rounds are not asked again). Measured on 2026-12-07: a fresh run 293, the resume
+    // 493 with its cache and 504 without; see the note on issue 32.
+}
+
 /// A read-only project folder cannot hold a new run: a clear error, no stray files. A read-only
 /// cache only costs the cache: the run completes with the same result.
 #[test]
