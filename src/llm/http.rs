@@ -271,7 +271,8 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn zero_remaining_holds_until_the_reset_the_provider_names() {
+    /// OpenAI's reset is a duration and is held for; Anthropic's is a time, held for a minute.
+    fn zero_remaining_holds_until_openai_s_reset_or_a_minute_for_anthropic_s_reset_time() {
         let h = headers(&[("x-ratelimit-remaining-requests", "0"), ("x-ratelimit-reset-requests", "6m0s")]);
         assert_eq!(exhausted_until(&h), Some(Duration::from_secs(360)));
         let h = headers(&[

@@ -747,11 +747,24 @@ mod tests {
         ModelsOptions { retry_base_delay: Some(Duration::from_micros(10)), ..Default::default() }
     }
 
-    /// Records how many requests overlap inside the backend.
-    #[derive(Default)]
+    /// Records how many requests overlap inside the backend. The first two wait for each other,
+    /// so a model that sends one at a time never gets past them (the test times out).
     struct OverlapProbe {
         busy: AtomicU64,
         peak: AtomicU64,
+        started: AtomicU64,
+        first_two: tokio::sync::Barrier,
+    }
+
+    impl Default for OverlapProbe {
+        fn default() -> Self {
+            OverlapProbe {
+                busy: AtomicU64::new(0),
+                peak: AtomicU64::new(0),
+                started: AtomicU64::new(0),
+                first_two: tokio::sync::Barrier::new(2),
+            }
+        }
     }
 
     impl ChatBackend for OverlapProbe {
@@ -759,6 +772,9 @@ mod tests {
             Box::pin(async move {
                 let now = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
                 self.peak.fetch_max(now, Ordering::SeqCst);
+                if self.started.fetch_add(1, Ordering::SeqCst) < 2 {
+                    self.first_two.wait().await;
+                }
                 tokio::time::sleep(Duration::from_millis(3)).await;
                 self.busy.fetch_sub(1, Ordering::SeqCst);
                 Ok(RawReply { text: "ok".into(), truncated: false, usage: Usage::default(), hold: None })
@@ -767,7 +783,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn never_exceeds_the_concurrency_limit() {
+    async fn uses_the_concurrency_limit_and_never_exceeds_it() {
         let probe = Arc::new(OverlapProbe::default());
         let cfg = config("provider = \"openai\"\nmodel = \"m\"\nconcurrency = 2");
         let model = Arc::new(Model::new("task", &cfg, probe.clone(), &fast()).unwrap());
@@ -777,11 +793,15 @@ mod tests {
                 tokio::spawn(async move { model.chat(&ask(&format!("q{i}"))).await })
             })
             .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
+        let all = async {
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        };
+        // A hang guard, not a timing: serial calls never pass the probe's first two.
+        tokio::time::timeout(Duration::from_secs(60), all).await.expect("two calls never ran at once");
         assert_eq!(model.stats().calls, 12);
-        assert!(probe.peak.load(Ordering::SeqCst) <= 2);
+        assert_eq!(probe.peak.load(Ordering::SeqCst), 2, "two at once, never more");
         assert_eq!(model.stats().in_flight, 0);
     }
 
