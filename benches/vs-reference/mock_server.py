@@ -2,12 +2,19 @@
 """A deterministic OpenAI-compatible mock for the benchmark (stdlib only).
 
     python3 mock_server.py [--port 0] [--latency 0.1] [--port-file FILE] [--task main|deep]
-        [--rules-per-reflection N]
+        [--rules-per-reflection N] [--slots N] [--backlog N] [--latency-per-char S] [--cap N]
 
 `POST /v1/chat/completions` sleeps `--latency` seconds, then answers by the request's `model`:
 `mock-task` runs the scripted task (`--task`) of bench_task.py on the system and last user message,
 `mock-reflection` runs the scripted reflection on the last user message. One thread per
 connection (HTTP/1.1 keep-alive), so concurrent requests overlap their sleeps.
+
+Variants that behave like real servers: `--slots N` answers N calls at once and queues the rest
+(llama-server `-np N`, Ollama; `--slots 1` is a one-slot server); `--backlog N` sets the listen
+backlog (`request_queue_size`; Python's own default is 5, where a burst of new connections sees
+SYN retransmits of 1 s); `--latency-per-char S` adds S seconds per character of the reply (a model
+that takes longer to say more); `--cap N` refuses a call with 429 and `Retry-After: 1` while N are
+in flight (a proxy or a hosted API's concurrency limit).
 
 `GET /stats` returns the request counts, the peak number of requests in flight, and the task and
 rules per reflection it serves; `POST /reset` zeroes the counts. With `--port 0` the OS picks a port, written to `--port-file`.
@@ -36,6 +43,7 @@ class Counters:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.errors = 0
+        self.refused = 0
         self.first = None
         self.last = None
 
@@ -62,6 +70,7 @@ class Counters:
                 "in_flight": self.in_flight,
                 "peak_in_flight": self.peak_in_flight,
                 "errors": self.errors,
+                "refused": self.refused,
                 "first_request": self.first,
                 "last_reply": self.last,
             }
@@ -103,10 +112,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet
         pass
 
-    def _send(self, code, obj):
+    def _send(self, code, obj, headers=None):
         data = json.dumps(obj).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(code, "")
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}.get(code, "")
         head = f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        for k, v in (headers or {}).items():
+            head += f"{k}: {v}\r\n"
         if self.close_connection:
             head += "Connection: close\r\n"
         self.wfile.write(head.encode() + b"\r\n" + data)
@@ -148,14 +159,16 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": {"message": "body is not JSON"}})
             return
         model = body.get("model", "")
+        if CAP is not None:
+            with COUNTERS.lock:
+                full = COUNTERS.in_flight >= CAP
+                if full:
+                    COUNTERS.refused += 1
+            if full:
+                self._send(429, {"error": {"message": f"at most {CAP} requests at once"}}, {"Retry-After": "1"})
+                return
         COUNTERS.enter(model)
         try:
-            if SLOTS is None:
-                time.sleep(LATENCY)
-            else:
-                # A server with few slots (llama-server -np N, Ollama): the rest wait their turn.
-                with SLOTS:
-                    time.sleep(LATENCY)
             try:
                 text = answer(body)
             except ValueError as e:
@@ -163,6 +176,13 @@ class Handler(BaseHTTPRequestHandler):
                     COUNTERS.errors += 1
                 self._send(400, {"error": {"message": str(e)}})
                 return
+            delay = LATENCY + LATENCY_PER_CHAR * len(text)
+            if SLOTS is None:
+                time.sleep(delay)
+            else:
+                # A server with few slots (llama-server -np N, Ollama): the rest wait their turn.
+                with SLOTS:
+                    time.sleep(delay)
             prompt_chars = sum(len(content_text(m.get("content"))) for m in body.get("messages") or [])
             usage = {
                 "prompt_tokens": max(1, prompt_chars // 4),
@@ -193,10 +213,12 @@ class Server(ThreadingHTTPServer):
 
 
 SLOTS = None
+CAP = None
+LATENCY_PER_CHAR = 0.0
 
 
 def main():
-    global LATENCY, SLOTS
+    global LATENCY, SLOTS, CAP, LATENCY_PER_CHAR
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
@@ -208,8 +230,17 @@ def main():
                          "1 on main is the harder task)")
     ap.add_argument("--slots", type=int, default=None,
                     help="answer at most this many calls at once, the rest wait (default: no limit)")
+    ap.add_argument("--backlog", type=int, default=1024,
+                    help="listen backlog, request_queue_size (default 1024; Python's own default is 5)")
+    ap.add_argument("--latency-per-char", type=float, default=0.0,
+                    help="seconds added per character of the reply (default 0)")
+    ap.add_argument("--cap", type=int, default=None,
+                    help="refuse calls with 429 (Retry-After: 1) while this many are in flight (default: no cap)")
     args = ap.parse_args()
     LATENCY = args.latency
+    LATENCY_PER_CHAR = args.latency_per_char
+    CAP = args.cap
+    Server.request_queue_size = args.backlog
     if args.slots is not None:
         SLOTS = threading.Semaphore(args.slots)
     bench_task.configure(args.task, args.rules_per_reflection)
@@ -220,7 +251,8 @@ def main():
         with open(tmp, "w") as f:
             f.write(str(port))
         os.replace(tmp, args.port_file)
-    print(f"mock listening on http://{args.host}:{port}/v1 (latency {LATENCY}s, task {bench_task.TASK}, "
+    print(f"mock listening on http://{args.host}:{port}/v1 (latency {LATENCY}s + {LATENCY_PER_CHAR}s/char, "
+          f"slots {args.slots}, backlog {args.backlog}, cap {CAP}, task {bench_task.TASK}, "
           f"rules per reflection {bench_task.rules_per_reflection()})", file=sys.stderr, flush=True)
     try:
         srv.serve_forever()

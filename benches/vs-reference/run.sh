@@ -8,6 +8,9 @@
 #   --reps N                repetitions, seeds 0..N-1 (default 3)
 #   --latency S             mock seconds per call (default 0.1)
 #   --slots N               the mock answers at most N calls at once (a local server; default: no limit)
+#   --backlog N             the mock's listen backlog (default 1024; 5 is Python's http.server default)
+#   --latency-per-char S    the mock adds S seconds per reply character (default 0)
+#   --cap N                 the mock refuses calls with 429 while N are in flight (default: no cap)
 #   --rules-per-reflection N  new rules one reflection adds at most (default: main 2, deep 1;
 #                           1 on main = the harder task)
 #   --python PATH           interpreter with the reference installed (default /tmp/gepa-ref-venv/bin/python)
@@ -25,11 +28,12 @@
 # The reference is not installed by this script. Once:
 #   python3 -m venv /tmp/gepa-ref-venv && /tmp/gepa-ref-venv/bin/pip install gepa==0.1.4
 set -euo pipefail
+args="$*"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-task=main budget=300 reps=3 latency=0.1 rpr="" slots=""
+task=main budget=300 reps=3 latency=0.1 rpr="" slots="" backlog="" lpc="" cap=""
 python=/tmp/gepa-ref-venv/bin/python
 bin="" ppr="" lag="" cache="" conc=32 mconc=32 ref_workers=10 ref_args="" only=""
 out="/tmp/gepa-bench-$(date +%Y%m%d-%H%M%S)"
@@ -40,6 +44,9 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --latency) latency=$2; shift 2 ;;
     --slots) slots=$2; shift 2 ;;
+    --backlog) backlog=$2; shift 2 ;;
+    --latency-per-char) lpc=$2; shift 2 ;;
+    --cap) cap=$2; shift 2 ;;
     --rules-per-reflection) rpr=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
@@ -52,7 +59,7 @@ while [ $# -gt 0 ]; do
     --ref-args) ref_args=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,6 +74,9 @@ tui_opts=()
 mock_opts=(--task "$task")
 [ -n "$rpr" ] && mock_opts+=(--rules-per-reflection "$rpr")
 [ -n "$slots" ] && mock_opts+=(--slots "$slots")
+[ -n "$backlog" ] && mock_opts+=(--backlog "$backlog")
+[ -n "$lpc" ] && mock_opts+=(--latency-per-char "$lpc")
+[ -n "$cap" ] && mock_opts+=(--cap "$cap")
 
 if [ "$only" != "tui" ]; then
   if ! "$python" -c 'import gepa' 2>/dev/null; then
@@ -143,9 +153,18 @@ d = {
     "process_seconds": round(float(t1) - float(t0), 3), "mock_requests": int(reqs),
     "peak_in_flight": int(peak),
 }
+# Rounds planned before the round just before them committed (planned ahead), voided ones too.
+evs = [json.loads(l) for l in open(ev) if l.strip()]
+d["planned_ahead"] = sum(1 for e in evs if e.get("event") == "round_started" and e.get("round", 0) > 1
+                         and e.get("planned_after") is not None and e["planned_after"] + 1 < e["round"])
 json.dump(d, open(outp, "w"))
 EOF
   fi
 done
 
-python3 "$here/summarize.py" "$out"
+# The table, on screen and in the results folder (summary.txt, with the command and mock settings).
+{
+  echo "# benches/vs-reference/run.sh $args"
+  echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, mock: latency ${latency}s, task $task, slots ${slots:-none}, backlog ${backlog:-1024}, latency per char ${lpc:-0}, cap ${cap:-none}"
+  python3 "$here/summarize.py" "$out"
+} | tee "$out/summary.txt"

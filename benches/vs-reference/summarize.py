@@ -3,7 +3,8 @@
 
     python3 summarize.py RESULTS_DIR
 
-One row per run, then per tool: mean best val, seeds reaching 1.0, median wall, the wall ratio
+One row per run ("ahead": gepa-tui rounds planned before the round just before them committed,
+voided ones too; 0 means the run went one proposal at a time), then per tool: mean best val, seeds reaching 1.0, median wall, the wall ratio
 to the reference, the range of metric calls; then the task and the settings each side ran with
 ("default" for a gepa-tui setting run.sh did not write to gepa.toml, i.e. the engine default).
 """
@@ -57,12 +58,12 @@ def main():
     print(f"task {joined(rows, 'task', 'main')}, rules per reflection {joined(rows, 'rules_per_reflection', '?')}, "
           f"budget {joined(rows, 'max_metric_calls', '?')}")
     print()
-    hdr = f"{'tool':<10} {'seed':>4} {'wall s':>8} {'process s':>10} {'best val':>9} {'metric calls':>13} {'mock reqs':>10} {'cands':>6} {'peak':>5}"
+    hdr = f"{'tool':<10} {'seed':>4} {'wall s':>8} {'process s':>10} {'best val':>9} {'metric calls':>13} {'mock reqs':>10} {'cands':>6} {'peak':>5} {'ahead':>6}"
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         print(f"{r['tool']:<10} {r['seed']:>4} {r['wall_seconds']:>8.2f} {r['process_seconds']:>10.2f} "
-              f"{r['best_val_score']:>9.3f} {r['metric_calls']:>13} {r['mock_requests']:>10} {r['candidates']:>6} {r.get('peak_in_flight', 0):>5}")
+              f"{r['best_val_score']:>9.3f} {r['metric_calls']:>13} {r['mock_requests']:>10} {r['candidates']:>6} {r.get('peak_in_flight', 0):>5} {r.get('planned_ahead', '-'):>6}")
 
     print()
     hdr = f"{'tool':<10} {'runs':>4} {'mean best val':>14} {'seeds at 1.0':>13} {'median wall s':>14} {'wall / ref':>11} {'metric calls':>13}"
