@@ -1085,7 +1085,8 @@ fn a_run_resumed_without_its_response_cache_ends_as_the_uninterrupted_run() {
 
     assert_eq!(comparable(read_result(&bare, &id)), *reference());
     assert_eq!(comparable(read_result(&p.dir, &id)), *reference());
-    assert!(asked_without >= asked_with_cache, "the resume without its cache asked less than with it");
+    // Not asserted: asked_without >= asked_with_cache. With the lag left to the engine, dropped
+    // work varies from run to run, so the two counts depend on timing.
     // Not yet true, so not asserted: that the resume asks fewer requests than a fresh run (the
     // committed rounds are not asked again). Measured on 2026-12-07: a fresh run 293, the resume
     // 493 with its cache and 504 without; see the note on issue 32.
