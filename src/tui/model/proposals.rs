@@ -1,0 +1,208 @@
+//! Each proposal and merge attempt as the workbench shows it, folded from its round's events.
+
+use super::Model;
+use crate::engine::event::{Guidance, MinibatchRole, PlannedProposal};
+use crate::engine::reflect::ReflectiveRecord;
+use crate::engine::{CandidateId, Event, ProposalOutcome};
+use crate::eval::ExampleEval;
+use crate::project::Candidate;
+
+/// One reflection call of a proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReflectionView {
+    pub component: String,
+    pub dataset: Vec<ReflectiveRecord>,
+    pub prompt: String,
+    pub answer: String,
+    pub new_text: String,
+    pub truncated: bool,
+    pub cost_usd: f64,
+    /// Earlier answers that were cut off and asked again.
+    pub cut_answers: Vec<String>,
+    /// Earlier answers that returned the parent's text unchanged, asked again with a note.
+    pub unchanged_answers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeView {
+    pub id1: CandidateId,
+    pub id2: CandidateId,
+    pub ancestor: CandidateId,
+    pub subsample: Vec<String>,
+    pub id1_sum: f64,
+    pub id2_sum: f64,
+    pub merged_sum: f64,
+    pub accepted: bool,
+}
+
+/// A reflective proposal or a merge attempt, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalView {
+    pub round: u64,
+    pub slot: usize,
+    /// The parent (for a merge, the first of the two).
+    pub parent: CandidateId,
+    pub components: Vec<String>,
+    pub minibatch: Vec<String>,
+    pub parent_evals: Vec<ExampleEval>,
+    pub child_evals: Vec<ExampleEval>,
+    pub reflections: Vec<ReflectionView>,
+    /// None while the proposal is running.
+    pub outcome: Option<ProposalOutcome>,
+    pub child_texts: Option<Candidate>,
+    pub merge: Option<MergeView>,
+    /// The candidate it became, once added.
+    pub child: Option<CandidateId>,
+    /// Its round was committed (an uncommitted round is redone after a crash).
+    pub committed: bool,
+    /// A person asked for it with this note (`guide`).
+    pub guide: Option<Guidance>,
+    /// The parent's evaluation of the example the person pointed at, when one was.
+    pub guide_evals: Vec<ExampleEval>,
+    /// How many of the run's changes of course (`reflection_adapted`) it was asked with.
+    pub adaptations: usize,
+}
+
+impl ProposalView {
+    pub fn truncated(&self) -> bool {
+        self.reflections.iter().any(|r| r.truncated)
+    }
+}
+
+impl Model {
+    fn proposal_mut(&mut self, round: u64, slot: usize) -> Option<&mut ProposalView> {
+        self.proposals.iter_mut().rev().find(|p| p.round == round && p.slot == slot && p.merge.is_none())
+    }
+
+    pub(super) fn track_proposal(&mut self, ev: &Event) {
+        match ev {
+            Event::RoundStarted { round, proposals, .. } => {
+                for PlannedProposal { slot, parent, minibatch, components, guide, adaptations, .. } in proposals {
+                    self.proposals.push(ProposalView {
+                        round: *round,
+                        slot: *slot,
+                        parent: *parent,
+                        components: components.clone(),
+                        minibatch: minibatch.clone(),
+                        parent_evals: Vec::new(),
+                        child_evals: Vec::new(),
+                        reflections: Vec::new(),
+                        outcome: None,
+                        child_texts: None,
+                        merge: None,
+                        child: None,
+                        committed: false,
+                        guide: guide.clone(),
+                        guide_evals: Vec::new(),
+                        adaptations: *adaptations,
+                    });
+                }
+            }
+            Event::MinibatchEvaluated { round, slot, candidate_role, evals, .. } => {
+                if let Some(p) = self.proposal_mut(*round, *slot) {
+                    match candidate_role {
+                        MinibatchRole::Parent => p.parent_evals = evals.clone(),
+                        MinibatchRole::GuidedExample => p.guide_evals = evals.clone(),
+                        MinibatchRole::Child => p.child_evals = evals.clone(),
+                    }
+                }
+            }
+            Event::Reflection {
+                round,
+                slot,
+                component,
+                dataset,
+                prompt,
+                answer,
+                new_text,
+                truncated,
+                cost_usd,
+                cut_answers,
+                unchanged_answers,
+                ..
+            } => {
+                if let Some(p) = self.proposal_mut(*round, *slot) {
+                    p.reflections.push(ReflectionView {
+                        component: component.clone(),
+                        dataset: dataset.clone(),
+                        prompt: prompt.clone(),
+                        answer: answer.clone(),
+                        new_text: new_text.clone(),
+                        truncated: *truncated,
+                        cost_usd: *cost_usd,
+                        cut_answers: cut_answers.clone(),
+                        unchanged_answers: unchanged_answers.clone(),
+                    });
+                }
+            }
+            Event::ProposalFinished { round, slot, outcome, child, .. } => {
+                if let Some(p) = self.proposal_mut(*round, *slot) {
+                    p.outcome = Some(outcome.clone());
+                    p.child_texts = child.clone();
+                }
+            }
+            Event::MergeAttempted {
+                round,
+                id1,
+                id2,
+                ancestor,
+                texts,
+                subsample,
+                id1_sum,
+                id2_sum,
+                merged_sum,
+                accepted,
+                evals,
+                ..
+            } => {
+                self.proposals.push(ProposalView {
+                    round: *round,
+                    slot: 0,
+                    parent: *id1,
+                    components: Vec::new(),
+                    minibatch: subsample.clone(),
+                    parent_evals: Vec::new(),
+                    child_evals: evals.clone(),
+                    reflections: Vec::new(),
+                    outcome: None,
+                    child_texts: Some(texts.clone()),
+                    merge: Some(MergeView {
+                        id1: *id1,
+                        id2: *id2,
+                        ancestor: *ancestor,
+                        subsample: subsample.clone(),
+                        id1_sum: *id1_sum,
+                        id2_sum: *id2_sum,
+                        merged_sum: *merged_sum,
+                        accepted: *accepted,
+                    }),
+                    child: None,
+                    committed: false,
+                    guide: None,
+                    guide_evals: Vec::new(),
+                    adaptations: 0,
+                });
+            }
+            Event::CandidateAdded { id, texts, parents, round, .. } => {
+                let first = parents.first().copied();
+                if let Some(p) = self.proposals.iter_mut().find(|p| {
+                    p.round == *round
+                        && p.child.is_none()
+                        && Some(p.parent) == first
+                        && p.child_texts.as_ref() == Some(texts)
+                }) {
+                    p.child = Some(*id);
+                    if p.guide.is_some() {
+                        self.guided_children.insert(*id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Proposals of the round in flight still running.
+    pub fn proposals_running(&self) -> usize {
+        self.proposals.iter().filter(|p| !p.committed && p.outcome.is_none() && p.merge.is_none()).count()
+    }
+}
