@@ -216,7 +216,8 @@ pub enum ProposalOutcome {
     EmptyAnswer,
     /// The new texts equal the parent's.
     Unchanged,
-    /// Child's minibatch sum not strictly greater than the parent's.
+    /// The child's minibatch sum did not pass `[optimizer] acceptance` against the parent's
+    /// (not strictly greater by default; lower with `improvement_or_equal`).
     Rejected { parent_sum: f64, child_sum: f64 },
     /// Passed the minibatch test; scored on val (or queued for review).
     Accepted { parent_sum: f64, child_sum: f64 },

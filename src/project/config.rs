@@ -249,6 +249,28 @@ pub enum AcceptPerRound {
     All,
 }
 
+/// When a child passes its minibatch test (gepa's `acceptance_criterion`,
+/// strategies/acceptance.py): the child's score sum against its parent's on the same minibatch.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Acceptance {
+    /// Strictly greater (gepa's `StrictImprovementAcceptance`, its default).
+    #[default]
+    Strict,
+    /// Greater or equal (gepa's `ImprovementOrEqualAcceptance`): lateral moves are kept.
+    ImprovementOrEqual,
+}
+
+impl Acceptance {
+    /// Whether a child with minibatch sum `child` passes against its parent's `parent`.
+    pub fn passes(self, parent: f64, child: f64) -> bool {
+        match self {
+            Acceptance::Strict => child > parent,
+            Acceptance::ImprovementOrEqual => child >= parent,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentSelection {
@@ -369,6 +391,9 @@ pub struct OptimizerConfig {
     /// `best`: of a round's proposals that pass their minibatch, only the largest gain is scored on
     /// val; `all`: every one is.
     pub accept_per_round: AcceptPerRound,
+    /// When a child passes its minibatch test: `strict` (greater, the default) or
+    /// `improvement_or_equal`.
+    pub acceptance: Acceptance,
     /// Evaluations (system runs + scoring) in flight at most, over all models.
     pub concurrency: usize,
     pub seed: u64,
@@ -420,6 +445,7 @@ impl Default for OptimizerConfig {
             cache_evaluations: true,
             cache_minibatches: true,
             accept_per_round: AcceptPerRound::Best,
+            acceptance: Acceptance::Strict,
             concurrency: 32,
             seed: 0,
             score_threshold: None,

@@ -544,8 +544,8 @@ impl Shared {
             },
             false,
         )?;
-        // Strict improvement on the minibatch, as gepa's StrictImprovementAcceptance.
-        if child_sum > parent_sum {
+        // gepa's acceptance criterion on the minibatch sums (strategies/acceptance.py).
+        if self.opt.acceptance.passes(parent_sum, child_sum) {
             let changed: Vec<String> =
                 child.iter().filter(|(k, v)| parent.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
             // The outcome (accepted, or passed but not selected) is recorded once the round has

@@ -249,12 +249,15 @@ fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
     }
     let mut head = vec![Span::styled(format!("{g} {word}"), style)];
     match &p.outcome {
-        Some(ProposalOutcome::Accepted { parent_sum, child_sum }) => head
-            .push(Span::styled(format!(": minibatch {parent_sum:.2} → {child_sum:.2} (strictly better)"), theme.text)),
-        Some(ProposalOutcome::Rejected { parent_sum, child_sum }) => head.push(Span::styled(
-            format!(": minibatch {parent_sum:.2} → {child_sum:.2} (not strictly better)"),
-            theme.text,
-        )),
+        Some(ProposalOutcome::Accepted { parent_sum, child_sum } | ProposalOutcome::Rejected { parent_sum, child_sum }) => {
+            // Which side of the parent the child fell, whatever the run's acceptance rule.
+            let how = match child_sum.total_cmp(parent_sum) {
+                std::cmp::Ordering::Greater => "strictly better",
+                std::cmp::Ordering::Equal => "equal",
+                std::cmp::Ordering::Less => "worse",
+            };
+            head.push(Span::styled(format!(": minibatch {parent_sum:.2} → {child_sum:.2} ({how})"), theme.text))
+        }
         Some(ProposalOutcome::NotSelected { parent_sum, child_sum }) => head.push(Span::styled(
             format!(": minibatch {parent_sum:.2} → {child_sum:.2}; another proposal of the round gained more"),
             theme.text,
