@@ -1,231 +1,31 @@
 //! The models of a project, ready to call: `Model::chat` = cache lookup -> concurrency permit ->
 //! retry loop -> one backend request, with token and cost accounting on the way out.
 
-use super::anthropic::{self, AnthropicBackend};
+mod outage;
+mod registry;
+mod stats;
+
+use outage::HeldRequest;
+use stats::{bump, CallInFlight, Counters};
+
+pub use outage::{short_reason, Outage};
+pub use registry::{AnsweredServers, BackendFactory, Models, ModelsOptions};
+pub use stats::ModelStats;
+
+use super::anthropic;
 use super::cache::{CacheKey, RequestIdentity, ResponseCache};
 use super::limit::RateLimiter;
-use super::openai::{self, OpenAiBackend};
+use super::openai;
 use super::retry::{with_retries, GaveUp, RetryPolicy};
 use super::usage::cost_usd;
 use super::{AttemptError, ChatBackend, ChatReply, ChatRequest, FatalKind, LlmError, RawReply, Usage};
 use crate::llm::settings::{ModelConfig, ProviderKind};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedMutexGuard, Semaphore};
-
-/// Builds the backend for a model from its `[models]` name and config (tests swap HTTP out).
-pub type BackendFactory = Arc<dyn Fn(&str, &ModelConfig) -> Arc<dyn ChatBackend> + Send + Sync>;
-
-#[derive(Clone, Default)]
-pub struct ModelsOptions {
-    /// Where replies are cached (`.gepa/cache/`); None disables the cache.
-    pub cache_dir: Option<PathBuf>,
-    /// Replay only: a cache miss is `LlmError::OfflineMiss` and no request is sent.
-    pub offline: bool,
-    /// Replaces the HTTP backends (scripted models in tests).
-    pub backend_override: Option<BackendFactory>,
-    /// The first retry's backoff ceiling; default 0.5 s. Tests set it tiny.
-    pub retry_base_delay: Option<Duration>,
-    /// When a request's retries are used up on failures of the provider (it is down, overloaded,
-    /// unreachable), keep probing it for up to this long before giving up with
-    /// `LlmError::Outage`. None: give up at once (`LlmError::Exhausted`), as `check` does.
-    pub max_outage: Option<Duration>,
-    /// Wait for a server where nothing listens even before it first answered (`--wait`); else
-    /// such a request fails at once with `LlmError::NothingListens`.
-    pub wait_for_servers: bool,
-    /// The servers (API roots) that answered in this run, shared by the models built together.
-    pub answered: AnsweredServers,
-}
-
-/// The API roots that answered (or accepted a connection) in this run.
-#[derive(Clone, Default, Debug)]
-pub struct AnsweredServers(Arc<Mutex<std::collections::HashSet<String>>>);
-
-impl AnsweredServers {
-    fn mark(&self, base: &str) {
-        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.contains(base) {
-            set.insert(base.to_string());
-        }
-    }
-
-    fn has(&self, base: &str) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(base)
-    }
-}
-
-impl fmt::Debug for ModelsOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModelsOptions")
-            .field("cache_dir", &self.cache_dir)
-            .field("offline", &self.offline)
-            .field("backend_override", &self.backend_override.is_some())
-            .field("retry_base_delay", &self.retry_base_delay)
-            .field("max_outage", &self.max_outage)
-            .field("wait_for_servers", &self.wait_for_servers)
-            .finish()
-    }
-}
-
-/// A snapshot of one model's (or all models') counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelStats {
-    /// HTTP requests made (every attempt, retries included).
-    pub calls: u64,
-    /// Replies served from the cache.
-    pub cache_hits: u64,
-    /// Calls holding a concurrency permit right now.
-    pub in_flight: u64,
-    /// `chat` calls that ended in an error.
-    pub failures: u64,
-    /// Attempts that were retries of a failed attempt.
-    pub retries: u64,
-    /// Requests that waited for a rate limit, and those waiting now.
-    #[serde(default)]
-    pub rate_limited: u64,
-    #[serde(default)]
-    pub waiting_on_limit: u64,
-    /// Tokens of paid (non-cached) replies.
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// USD of paid (non-cached) replies.
-    pub cost_usd: f64,
-    /// USD the cached replies cost when they were first paid for.
-    pub cost_usd_replayed: f64,
-}
-
-impl std::ops::AddAssign for ModelStats {
-    fn add_assign(&mut self, o: Self) {
-        self.calls += o.calls;
-        self.cache_hits += o.cache_hits;
-        self.in_flight += o.in_flight;
-        self.failures += o.failures;
-        self.retries += o.retries;
-        self.rate_limited += o.rate_limited;
-        self.waiting_on_limit += o.waiting_on_limit;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cost_usd += o.cost_usd;
-        self.cost_usd_replayed += o.cost_usd_replayed;
-    }
-}
-
-#[derive(Default)]
-struct Counters {
-    calls: AtomicU64,
-    cache_hits: AtomicU64,
-    in_flight: AtomicU64,
-    failures: AtomicU64,
-    retries: AtomicU64,
-    paid_input: AtomicU64,
-    paid_output: AtomicU64,
-    replayed_input: AtomicU64,
-    replayed_output: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Counts a call as in flight for as long as it holds its permit, even if it is cancelled.
-struct InFlight<'a>(&'a AtomicU64);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicU64) -> Self {
-        bump(counter);
-        Self(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A model that is not answering: its requests are held and probed until it does.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Outage {
-    /// The model's key in `[models]`.
-    pub model: String,
-    /// The last failure, as the provider gave it.
-    pub error: String,
-    /// Unix milliseconds of the first failure of the longest-held request.
-    pub since_ms: u64,
-    /// Seconds until the next probe.
-    pub next_try_secs: f64,
-    /// Requests held.
-    pub requests: usize,
-}
-
-impl Outage {
-    /// `waiting for model "task": connection refused; next try in 40 s (retrying since 12:01:07)`.
-    pub fn describe(&self) -> String {
-        format!(
-            "waiting for model \"{}\": {}; next try in {:.0} s (retrying since {})",
-            self.model,
-            short_reason(&self.error),
-            self.next_try_secs.ceil(),
-            crate::text::clock(self.since_ms)
-        )
-    }
-}
-
-/// The gist of a provider failure for a one-line status: `HTTP 503 Service Unavailable`, or the
-/// innermost cause of a transport error (`connection refused`, `operation timed out`).
-pub fn short_reason(message: &str) -> String {
-    if message.starts_with("HTTP ") {
-        return message.split(':').next().unwrap_or(message).trim().to_string();
-    }
-    if message.starts_with("malformed reply") {
-        return "malformed replies".into();
-    }
-    let last = message.rsplit(": ").next().unwrap_or(message);
-    let last = match last.find(" (os error") {
-        Some(i) => &last[..i],
-        None => last,
-    };
-    let mut out = crate::text::truncate_chars(last.trim(), 60);
-    if let Some(first) = out.get(..1) {
-        out = first.to_lowercase() + &out[1..];
-    }
-    out
-}
-
-/// One held request, for `Model::outage`.
-struct Held {
-    error: String,
-    since_ms: u64,
-    next_try: std::time::Instant,
-}
-
-/// Takes a held request off the list when its wait ends, however it ends.
-struct HeldGuard<'a> {
-    held: &'a Mutex<BTreeMap<u64, Held>>,
-    id: u64,
-}
-
-impl HeldGuard<'_> {
-    fn update(&self, error: String, since_ms: u64, next_try: std::time::Instant) {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(self.id, Held { error, since_ms, next_try });
-    }
-}
-
-impl Drop for HeldGuard<'_> {
-    fn drop(&mut self) {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
-    }
-}
-
-fn unix_ms(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 type Gates = Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>;
 
@@ -273,7 +73,7 @@ pub struct Model {
     /// `requests_per_minute` / `tokens_per_minute`, and the provider's own "0 remaining".
     limiter: RateLimiter,
     /// Requests held while the provider is not answering, by a private id.
-    held: Mutex<BTreeMap<u64, Held>>,
+    held: Mutex<BTreeMap<u64, HeldRequest>>,
     next_held: AtomicU64,
     /// Wakes held requests for an early probe ("retry now").
     wake: tokio::sync::Notify,
@@ -446,7 +246,7 @@ impl Model {
         if let Some(e) = self.refused.lock().expect("refused").clone() {
             return Err(e);
         }
-        let in_flight = InFlight::enter(&self.counters.in_flight);
+        let in_flight = CallInFlight::enter(&self.counters.in_flight);
         let mut outcome = with_retries(&self.retry, |attempt| {
             if attempt > 1 {
                 bump(&self.counters.retries);
@@ -493,48 +293,6 @@ impl Model {
         }
     }
 
-    /// The provider failed every retry of `req` in ways that say nothing about the request (down,
-    /// overloaded, unreachable): hold it and probe, with a backoff capped at a minute, until the
-    /// provider answers or `max` has passed since the first try. The wait is listed by `outage`
-    /// and cut short by `retry_now`.
-    async fn wait_out(
-        &self,
-        req: &ChatRequest,
-        mut gave_up: GaveUp,
-        (first, first_wall): (std::time::Instant, std::time::SystemTime),
-        max: Duration,
-    ) -> Result<RawReply, GaveUp> {
-        let guard = HeldGuard { held: &self.held, id: self.next_held.fetch_add(1, Ordering::Relaxed) };
-        let since_ms = unix_ms(first_wall);
-        for probe in 0u32.. {
-            let AttemptError::Retryable { message, retry_after } = &gave_up.error else { return Err(gave_up) };
-            let waited = first.elapsed();
-            if waited >= max {
-                tracing::warn!(model = %self.label, waited = ?waited, error = %message, "model did not answer; giving up");
-                let waited_secs = waited.as_secs_f64();
-                let last = message.clone();
-                return Err(GaveUp { attempts: gave_up.attempts, error: AttemptError::Outage { waited_secs, last } });
-            }
-            // The last probe comes at the ceiling itself.
-            let wait = self.retry.probe_delay(probe, *retry_after).min(max - waited);
-            guard.update(message.clone(), since_ms, std::time::Instant::now() + wait);
-            tracing::info!(model = %self.label, ?wait, error = %message, "model not answering; waiting");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
-            }
-            let _permit = self.permits.acquire().await.expect("the model's semaphore is never closed");
-            let _in_flight = InFlight::enter(&self.counters.in_flight);
-            bump(&self.counters.retries);
-            gave_up.attempts += 1;
-            match self.send(req).await {
-                Ok(raw) => return Ok(raw),
-                Err(error) => gave_up.error = error.waitable(),
-            }
-        }
-        unreachable!("the probe loop only ends by returning")
-    }
-
     /// One HTTP request, within the model's rate limits.
     async fn send(&self, req: &ChatRequest) -> Result<RawReply, AttemptError> {
         let chars = req.messages.iter().map(|m| m.content.chars().count()).sum();
@@ -552,28 +310,6 @@ impl Model {
             }
         }
         reply
-    }
-
-    /// The provider is not answering some of this model's requests: how many are held, since
-    /// when, the last failure and the next probe. None while it answers.
-    pub fn outage(&self) -> Option<Outage> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        let oldest = held.values().min_by_key(|h| h.since_ms)?;
-        let latest = held.values().max_by_key(|h| h.next_try)?;
-        let next = held.values().map(|h| h.next_try).min().unwrap_or(now);
-        Some(Outage {
-            model: self.name.clone(),
-            error: latest.error.clone(),
-            since_ms: oldest.since_ms,
-            next_try_secs: next.saturating_duration_since(now).as_secs_f64(),
-            requests: held.len(),
-        })
-    }
-
-    /// Probes every held request now instead of at its next try.
-    pub fn retry_now(&self) {
-        self.wake.notify_waiters();
     }
 
     async fn replay(&self, key: Option<&CacheKey>) -> Option<ChatReply> {
@@ -662,71 +398,6 @@ fn config_hint(name: &str, config: &ModelConfig, message: &str) -> Option<String
     let extra = config.extra.as_ref()?;
     let field = extra.keys().find(|k| refused(&k.to_lowercase()))?;
     Some(format!("remove `{field}` from [models.{name}.extra] in gepa.toml"))
-}
-
-/// The project's `[models]`, by name.
-#[derive(Debug, Default)]
-pub struct Models {
-    by_name: BTreeMap<String, Arc<Model>>,
-}
-
-impl Models {
-    pub fn from_config(models: &BTreeMap<String, ModelConfig>, opts: ModelsOptions) -> Result<Models, LlmError> {
-        let mut by_name = BTreeMap::new();
-        for (name, config) in models {
-            let backend = match &opts.backend_override {
-                Some(factory) => factory(name, config),
-                None => http_backend(config).map_err(|e| match e {
-                    // Backends name the model id only; errors here name the [models] key too.
-                    LlmError::Fatal { message, .. } => {
-                        LlmError::Fatal { model: format!("{name} ({})", config.model), message }
-                    }
-                    other => other,
-                })?,
-            };
-            let model = Model::new(name, config, backend, &opts)?;
-            by_name.insert(name.clone(), Arc::new(model));
-        }
-        Ok(Models { by_name })
-    }
-
-    pub fn get(&self, name: &str) -> Result<&Arc<Model>, LlmError> {
-        self.by_name.get(name).ok_or_else(|| LlmError::UnknownModel { model: name.to_string() })
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Model>)> {
-        self.by_name.iter().map(|(k, v)| (k.as_str(), v))
-    }
-
-    /// The models the provider is not answering right now (see `Model::outage`).
-    pub fn outages(&self) -> Vec<Outage> {
-        self.by_name.values().filter_map(|m| m.outage()).collect()
-    }
-
-    /// Probes every held request of every model now.
-    pub fn retry_now(&self) {
-        self.by_name.values().for_each(|m| m.retry_now());
-    }
-
-    /// All models' counters added up.
-    pub fn total_stats(&self) -> ModelStats {
-        let mut total = ModelStats::default();
-        for model in self.by_name.values() {
-            total += model.stats();
-        }
-        total
-    }
-}
-
-fn http_backend(config: &ModelConfig) -> Result<Arc<dyn ChatBackend>, LlmError> {
-    Ok(match config.provider {
-        ProviderKind::Openai => Arc::new(OpenAiBackend::new(config)?),
-        ProviderKind::Anthropic => Arc::new(AnthropicBackend::new(config)?),
-    })
 }
 
 #[cfg(test)]
