@@ -1,13 +1,20 @@
 //! The run's state as a fold over its committed events. The engine, `--resume`, the TUI and export
 //! all build it with `RunState::apply`; there is no second source of truth.
 
-use super::event::{Event, HumanAction, ObjectiveBest, Origin, PlannedProposal, ProposalOutcome, ReviewItem, Scope};
+mod check;
+mod commit;
+mod report;
+
+pub use commit::CommitBuffer;
+pub use report::{ObjectiveReport, ObjectiveResult};
+
+use super::event::{Event, HumanAction, Origin, PlannedProposal, ProposalOutcome, ReviewItem};
 use super::merge::MergeHistory;
-use super::pareto::{non_dominated, offer_keyed, CandidateId, KeyedFronts, ParetoFronts};
+use super::pareto::{offer_keyed, CandidateId, KeyedFronts, ParetoFronts};
 use crate::eval::objective::{aggregate, ObjectiveScores};
 use crate::project::config::{Frontier, OptimizerConfig, ReviewPolicy};
 use crate::project::Candidate;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateRecord {
@@ -28,30 +35,6 @@ pub struct CandidateRecord {
     pub test_mean: Option<f64>,
     /// Why a person added it, or how a reviewed item got here.
     pub note: Option<String>,
-}
-
-/// What result.json says of the objectives: the frontier, each objective's best, and the
-/// candidates no other beats on everything at once.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-pub struct ObjectiveReport {
-    /// The fronts selection worked over (absent: `instance`).
-    #[serde(default, skip_serializing_if = "Frontier::is_instance")]
-    pub frontier: Frontier,
-    /// Per objective: the candidate with the best val mean on it, and that mean shown the natural
-    /// way round (tokens and USD as counted, lower is better for them).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub objectives: BTreeMap<String, ObjectiveResult>,
-    /// The candidates no other beats on the main val mean and every objective at once (at least
-    /// as good on all, better on one). Empty without objectives.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub non_dominated: Vec<CandidateId>,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ObjectiveResult {
-    pub best_candidate: CandidateId,
-    pub value: f64,
-    pub lower_is_better: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -147,125 +130,6 @@ pub struct RunState {
 }
 
 impl RunState {
-    pub fn val_means(&self) -> Vec<f64> {
-        self.candidates.iter().map(|c| c.val_mean).collect()
-    }
-
-    /// Highest val mean; the earliest on ties.
-    pub fn best(&self) -> Option<CandidateId> {
-        if self.candidates.is_empty() {
-            return None;
-        }
-        Some(super::select::idxmax(&self.val_means()))
-    }
-
-    pub fn best_val(&self) -> f64 {
-        self.best().map(|b| self.candidates[b].val_mean).unwrap_or(0.0)
-    }
-
-    /// The holders of each front the run's `frontier` selects over, as gepa's
-    /// `_get_pareto_front_mapping` (core/state.py): parent selection, domination removal and the
-    /// merge pool all take these.
-    pub fn front_sets(&self) -> Vec<BTreeSet<CandidateId>> {
-        // An excluded val example has no front (as if it were not in val).
-        let instance = || {
-            self.fronts.entries.iter().enumerate().filter(|(i, _)| self.val_counted(*i)).map(|(_, e)| e.holders.clone())
-        };
-        let objective = || self.objective_fronts.values().map(|e| e.holders.clone());
-        match self.frontier {
-            Frontier::Instance => instance().collect(),
-            Frontier::Objective => objective().collect(),
-            Frontier::Hybrid => instance().chain(objective()).collect(),
-            Frontier::Cartesian => self.cartesian_fronts.values().map(|e| e.holders.clone()).collect(),
-        }
-    }
-
-    /// How many fronts the run's `frontier` selects over (`front_sets().len()`, without building them).
-    pub fn front_count(&self) -> usize {
-        let instance = self.fronts.entries.len() - self.data.excluded_val.len().min(self.fronts.entries.len());
-        let objective = self.objective_fronts.len();
-        match self.frontier {
-            Frontier::Instance => instance,
-            Frontier::Objective => objective,
-            Frontier::Hybrid => instance + objective,
-            Frontier::Cartesian => self.cartesian_fronts.len(),
-        }
-    }
-
-    /// How many of the selected fronts (`front_sets`) each candidate holds.
-    pub fn fronts_held(&self) -> BTreeMap<CandidateId, usize> {
-        let mut freq = BTreeMap::new();
-        for f in self.front_sets() {
-            for c in f {
-                *freq.entry(c).or_insert(0) += 1;
-            }
-        }
-        freq
-    }
-
-    /// Every objective some scored candidate has, by name.
-    pub fn objective_names(&self) -> Vec<String> {
-        let names: BTreeSet<&String> = self.candidates.iter().flat_map(|c| c.objectives.keys()).collect();
-        names.into_iter().cloned().collect()
-    }
-
-    /// The candidate with the highest val mean on `objective` (the earliest on ties) and that mean.
-    pub fn objective_best(&self, objective: &str) -> Option<(CandidateId, f64)> {
-        let mut best: Option<(CandidateId, f64)> = None;
-        for c in &self.candidates {
-            if let Some(v) = c.objectives.get(objective) {
-                if best.is_none_or(|(_, b)| *v > b) {
-                    best = Some((c.id, *v));
-                }
-            }
-        }
-        best
-    }
-
-    /// Every objective's best candidate and its val mean (as recorded, higher is better).
-    pub fn objective_bests(&self) -> BTreeMap<String, ObjectiveBest> {
-        self.objective_names()
-            .into_iter()
-            .filter_map(|n| self.objective_best(&n).map(|(candidate, value)| (n, ObjectiveBest { candidate, value })))
-            .collect()
-    }
-
-    /// result.json's account of the objectives.
-    pub fn objective_report(&self) -> ObjectiveReport {
-        let bests = self.objective_bests();
-        ObjectiveReport {
-            frontier: self.frontier,
-            non_dominated: if bests.is_empty() { Vec::new() } else { self.non_dominated() },
-            objectives: bests
-                .into_iter()
-                .map(|(n, b)| {
-                    let r = ObjectiveResult {
-                        best_candidate: b.candidate,
-                        value: crate::eval::objective::natural(&n, b.value),
-                        lower_is_better: crate::eval::objective::lower_is_better(&n),
-                    };
-                    (n, r)
-                })
-                .collect(),
-        }
-    }
-
-    /// The scored candidates no other one beats on the main val mean and every objective at once
-    /// (at least as good on all, better on one); a missing objective counts as the worst.
-    pub fn non_dominated(&self) -> Vec<CandidateId> {
-        let names = self.objective_names();
-        let scored: Vec<&CandidateRecord> = self.candidates.iter().filter(|c| !c.val_scores.is_empty()).collect();
-        let points: Vec<Vec<f64>> = scored
-            .iter()
-            .map(|c| {
-                std::iter::once(c.val_mean)
-                    .chain(names.iter().map(|n| c.objectives.get(n).copied().unwrap_or(f64::NEG_INFINITY)))
-                    .collect()
-            })
-            .collect();
-        non_dominated(&points).into_iter().map(|i| scored[i].id).collect()
-    }
-
     /// Applies one committed event.
     pub fn apply(&mut self, event: &Event) {
         if let Event::MinibatchEvaluated { evals, .. }
@@ -607,145 +471,12 @@ impl RunState {
     }
 }
 
-/// The commit rule, in one place: events that belong to a round are held until its
-/// `round_finished`, then released in the order they were written (several rounds may be in
-/// flight at once, their events interleaved in the log); `resumed` voids every uncommitted round;
-/// run-level events pass at once. The engine, `RunState::from_events`, `check_events` and the
-/// workbench's model all fold through it.
-#[derive(Debug, Clone)]
-pub struct CommitBuffer<T> {
-    pending: BTreeMap<u64, Vec<T>>,
-    last_round: u64,
-}
-
-impl<T> Default for CommitBuffer<T> {
-    fn default() -> Self {
-        CommitBuffer { pending: BTreeMap::new(), last_round: 0 }
-    }
-}
-
-impl<T> CommitBuffer<T> {
-    /// Takes one event (carried as `item`) and returns what now counts, in order.
-    pub fn feed(&mut self, ev: &Event, item: T) -> Vec<T> {
-        match ev.scope() {
-            Scope::Run => vec![item],
-            Scope::Void => {
-                self.pending.clear();
-                vec![]
-            }
-            Scope::Drop(round) => {
-                self.pending.remove(&round);
-                vec![]
-            }
-            Scope::Commit(round) => {
-                let mut out = self.pending.remove(&round).unwrap_or_default();
-                out.push(item);
-                out
-            }
-            Scope::Round(round) => {
-                self.last_round = round;
-                self.pending.entry(round).or_default().push(item);
-                vec![]
-            }
-            Scope::Previous => {
-                self.pending.entry(self.last_round).or_default().push(item);
-                vec![]
-            }
-        }
-    }
-
-    /// Held events, by round.
-    pub fn pending(&self) -> impl Iterator<Item = &T> {
-        self.pending.values().flatten()
-    }
-
-    /// The held events of one round.
-    pub fn pending_of(&self, round: u64) -> &[T] {
-        self.pending.get(&round).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// Takes the held events of one round (the engine commits it itself).
-    pub fn take(&mut self, round: u64) -> Vec<T> {
-        self.pending.remove(&round).unwrap_or_default()
-    }
-}
-
-impl RunState {
-    /// Checks that stored events fit together (ids in range, one score per val example), folding
-    /// them as `from_events` does. Err: the index of the first bad event and why.
-    pub fn check_events(events: &[Event]) -> Result<(), (usize, String)> {
-        let mut state = RunState::default();
-        let mut commits = CommitBuffer::default();
-        for (i, ev) in events.iter().enumerate() {
-            for (j, e) in commits.feed(ev, (i, ev)) {
-                state.check(e).map_err(|w| (j, w))?;
-                state.apply(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether `event` can be applied to this state without referring to what is not there.
-    fn check(&self, event: &Event) -> Result<(), String> {
-        let n = self.candidates.len();
-        let known = |c: &CandidateId| -> Result<(), String> {
-            if *c < n {
-                Ok(())
-            } else {
-                Err(format!("candidate {c} does not exist ({n} so far)"))
-            }
-        };
-        if self.run_id.is_empty() && !matches!(event, Event::RunStarted { .. }) {
-            return Err("the log does not start with run_started".into());
-        }
-        match event {
-            Event::RunStarted { components, .. } if components.is_empty() => Err("a run without components".into()),
-            Event::RoundStarted { proposals, .. } => proposals.iter().try_for_each(|p| known(&p.parent)),
-            Event::CandidateAdded { id, parents, texts, .. } => {
-                if *id != n {
-                    return Err(format!("candidate id {id}, but the next id is {n}"));
-                }
-                if texts.len() != self.components.len() {
-                    return Err(format!("{} texts for {} components", texts.len(), self.components.len()));
-                }
-                parents.iter().try_for_each(known)
-            }
-            Event::ValEvaluated { candidate, evals, .. } => {
-                known(candidate)?;
-                // Every val example that counts, in val order (all of them before any exclusion).
-                let counted = self.counted_val();
-                let ids_fit = evals.len() == self.val_ids.len()
-                    || evals.iter().map(|e| &e.example_id).eq(counted.iter().map(|&i| &self.val_ids[i]));
-                if evals.len() != counted.len() || !ids_fit {
-                    return Err(format!("{} scores for {} val examples", evals.len(), counted.len()));
-                }
-                Ok(())
-            }
-            Event::Human { action, .. } => match action.example() {
-                Some((split, id)) => {
-                    let ids = if split == crate::project::Split::Val { &self.val_ids } else { &self.train_ids };
-                    if ids.iter().any(|i| i == id) {
-                        Ok(())
-                    } else {
-                        Err(format!("no {} example `{id}` in this run", split.as_str()))
-                    }
-                }
-                None => Ok(()),
-            },
-            Event::ExampleFixed { rescored, .. } => rescored.iter().try_for_each(|r| known(&r.candidate)),
-            Event::TestEvaluated { candidate, .. } => known(candidate),
-            Event::MergeAttempted { id1, id2, ancestor, .. } => [id1, id2, ancestor].into_iter().try_for_each(known),
-            Event::RoundFinished { best, .. } | Event::Finished { best, .. } if n > 0 => known(best),
-            _ => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::pareto::dominators;
     use crate::eval::ExampleEval;
+    use std::collections::BTreeSet;
 
     fn start(frontier: Frontier) -> Event {
         Event::RunStarted {
