@@ -94,6 +94,30 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
+/// A dotted path (`a.b.0`) into a JSON value.
+pub(crate) fn json_path<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(v, |v, seg| match v {
+        serde_json::Value::Object(m) => m.get(seg),
+        serde_json::Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+pub(crate) fn json_path_in_map<'a>(
+    m: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
+    let (first, rest) = match path.split_once('.') {
+        Some((f, r)) => (f, Some(r)),
+        None => (path, None),
+    };
+    let v = m.get(first)?;
+    match rest {
+        Some(r) => json_path(v, r),
+        None => Some(v),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@ pub mod markers;
 pub mod template;
 
 pub use config::ProjectConfig;
+pub(crate) use data::{json_path, json_path_in_map};
 pub use error::ProjectError;
-pub(crate) use load::{json_path, json_path_in_map};
 
 /// The config file's name inside a project folder.
 pub const CONFIG_FILE: &str = "gepa.toml";
@@ -67,6 +67,8 @@ pub struct Project {
     pub config: ProjectConfig,
     /// The raw text of gepa.toml (copied into each run folder).
     pub config_text: String,
+    /// Where each key of gepa.toml is written, for problems found after loading.
+    pub config_lines: config::KeyLines,
     /// The seed candidate: each component's file text, keep markers taken out.
     pub seed: Candidate,
     /// What the component files mark as protected (`<<keep>>` … `<</keep>>`), per component.

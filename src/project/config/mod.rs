@@ -1,0 +1,104 @@
+//! The typed form of `gepa.toml`, one file per group of sections, and its reading (`parse`). Field
+//! docs here are the reference for docs/configuration.md (tests/docs.rs checks that every key is
+//! documented there).
+
+mod evaluator;
+mod optimizer;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use evaluator::{part_labels, EvaluatorConfig, EvaluatorKind, EvaluatorPart};
+pub use optimizer::{
+    AcceptPerRound, Acceptance, BuiltinObjective, CandidateSelection, ComponentSelection, Frontier, OptimizerConfig,
+    ReflectionConfig, ReviewConfig, ReviewPolicy, TemplateKind, DEFAULT_PIPELINE_LAG, RETRY_MAX_TOKENS_FACTOR,
+};
+pub use parse::{parse, KeyLines};
+pub(crate) use parse::{parse_with_lines, strsim_best};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Named models. `task` runs the system; `reflection` rewrites prompts; a `judge` evaluator names
+    /// its own (default `reflection`). Chat steps may name any model (default `task`).
+    pub models: BTreeMap<String, ModelConfig>,
+    pub components: Vec<ComponentConfig>,
+    pub system: SystemConfig,
+    pub data: DataConfig,
+    pub evaluator: EvaluatorConfig,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub review: ReviewConfig,
+    #[serde(default)]
+    pub reflection: ReflectionConfig,
+}
+
+// `[models.<name>]` is the model layer's own settings type, read from gepa.toml as written.
+pub use crate::llm::settings::{ModelConfig, ProviderKind, TokenParam, DEFAULT_MAX_REPLY_BYTES, RESERVED_BODY_FIELDS};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    pub name: String,
+    /// Path relative to the project folder; its text is the seed candidate's value.
+    pub file: String,
+    /// At most this many characters more than its parent's text per mutation: a longer child is
+    /// refused before it is evaluated (for users fighting prompt bloat). None: no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_growth: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemKind {
+    #[default]
+    Chat,
+    Command,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    pub kind: SystemKind,
+    /// For `chat`: one model call per step.
+    #[serde(default)]
+    pub steps: Vec<ChatStep>,
+    /// For `command`: argv (no shell). Gets `{"candidate":{…},"example":{…}}` on stdin.
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default = "default_command_timeout")]
+    pub timeout_secs: f64,
+}
+
+pub(crate) fn default_command_timeout() -> f64 {
+    60.0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChatStep {
+    pub name: String,
+    /// Model name from `[models]`; default `task`.
+    #[serde(default = "default_task_model")]
+    pub model: String,
+    /// Template of the system message (may be omitted).
+    pub system: Option<String>,
+    /// Template of the user message.
+    pub user: String,
+}
+
+pub fn default_task_model() -> String {
+    "task".to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub train: String,
+    pub val: String,
+    pub test: Option<String>,
+}

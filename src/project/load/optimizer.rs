@@ -1,0 +1,54 @@
+//! `[optimizer]`: budgets, sizes and the objectives the fronts work over.
+
+use super::Validator;
+use crate::project::config::{EvaluatorKind, ProjectConfig};
+
+impl Validator {
+    pub(super) fn optimizer(&mut self, config: &ProjectConfig) {
+        let o = &config.optimizer;
+        let checks = [
+            ("minibatch_size", o.minibatch_size >= 1, "must be at least 1"),
+            ("concurrency", o.concurrency >= 1, "must be at least 1"),
+            ("proposals_per_round", o.proposals_per_round >= 1, "must be at least 1"),
+            (
+                "pipeline_lag",
+                o.pipeline_lag.is_none_or(|l| l >= 1),
+                "must be at least 1 (1 = the reference's sequential loop)",
+            ),
+            ("top_k", o.top_k >= 1, "must be at least 1"),
+            ("merge_subsample", o.merge_subsample >= 1, "must be at least 1"),
+            ("max_metric_calls", o.max_metric_calls >= 1, "must be at least 1"),
+            ("epsilon", (0.0..=1.0).contains(&o.epsilon), "must be between 0 and 1"),
+            ("perfect_score", o.perfect_score.is_finite(), "must be a number"),
+            (
+                "max_outage_secs",
+                o.max_outage_secs.is_finite() && o.max_outage_secs >= 0.0,
+                "must be a number of seconds, 0 or more",
+            ),
+        ];
+        for (key, ok, why) in checks {
+            if !ok {
+                self.problem(&format!("optimizer.{key}"), format!("[optimizer] {key} {why}"));
+            }
+        }
+        for (i, b) in o.objectives.iter().enumerate() {
+            if o.objectives[..i].contains(b) {
+                self.problem("optimizer.objectives", format!("[optimizer] objectives lists `{}` twice", b.as_str()));
+            }
+        }
+        // gepa refuses a non-instance frontier_type without objective scores (core/state.py);
+        // here it is caught before the run, unless a command scorer may print `scores`.
+        let ev = &config.evaluator;
+        let may_have_objectives =
+            !o.objectives.is_empty() || ev.kind == EvaluatorKind::Combined || ev.kind == EvaluatorKind::Command;
+        if !o.frontier.is_instance() && !may_have_objectives {
+            self.problem(
+                "optimizer.frontier",
+                format!(
+                    "[optimizer] frontier = \"{}\" needs objectives: switch some on with objectives = [\"prompt_tokens\", …], or use a combined evaluator (each part is one), or frontier = \"instance\"",
+                    o.frontier.as_str()
+                ),
+            );
+        }
+    }
+}
