@@ -1,19 +1,24 @@
 //! The evaluation cache: scores of (candidate, split, example) already paid for, by the round that committed them.
 
-use super::*;
+use crate::engine::data_fixes::DataChanges;
+use crate::engine::event::{candidate_hash, Event};
+use crate::engine::state::RunState;
+use crate::eval::ExampleEval;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Which split an evaluation was of (the evaluation cache keeps them apart: ids may repeat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Split {
+pub(super) enum EvalSplit {
     Train,
     Val,
 }
 
-impl Split {
+impl EvalSplit {
     pub(super) fn data(self) -> crate::project::Split {
         match self {
-            Split::Train => crate::project::Split::Train,
-            Split::Val => crate::project::Split::Val,
+            EvalSplit::Train => crate::project::Split::Train,
+            EvalSplit::Val => crate::project::Split::Val,
         }
     }
 }
@@ -28,10 +33,10 @@ pub(super) struct EvalCache {
 }
 
 /// (texts hash, split, example id, the example's revision).
-pub(super) type CacheKey = (String, Split, String, u32);
+pub(super) type CacheKey = (String, EvalSplit, String, u32);
 
 impl EvalCache {
-    pub(super) fn key(hash: &str, split: Split, example: &str, data: &DataChanges) -> CacheKey {
+    pub(super) fn key(hash: &str, split: EvalSplit, example: &str, data: &DataChanges) -> CacheKey {
         (hash.to_string(), split, example.to_string(), data.revision(split.data(), example))
     }
 
@@ -40,7 +45,7 @@ impl EvalCache {
     pub(super) fn committed(
         &self,
         hash: &str,
-        split: Split,
+        split: EvalSplit,
         example: &str,
         committed_by: u64,
         data: &DataChanges,
@@ -53,7 +58,7 @@ impl EvalCache {
     pub(super) fn get(
         &self,
         hash: &str,
-        split: Split,
+        split: EvalSplit,
         example: &str,
         committed_by: u64,
         data: &DataChanges,
@@ -64,7 +69,7 @@ impl EvalCache {
 
     /// Remembers a committed round's evaluations; failed ones are not kept (they run again).
     /// `data`: the state the round committed into (its fixes are the ones it evaluated with).
-    pub(super) fn put(&mut self, round: u64, hash: &str, split: Split, evals: &[ExampleEval], data: &DataChanges) {
+    pub(super) fn put(&mut self, round: u64, hash: &str, split: EvalSplit, evals: &[ExampleEval], data: &DataChanges) {
         for e in evals.iter().filter(|e| e.error.is_none() && !e.cached) {
             self.entries
                 .entry(Self::key(hash, split, &e.example_id, data))
@@ -78,22 +83,22 @@ impl EvalCache {
         for ev in events {
             match ev {
                 Event::MinibatchEvaluated { candidate_hash: Some(h), evals, .. } => {
-                    self.put(round, h, Split::Train, evals, data)
+                    self.put(round, h, EvalSplit::Train, evals, data)
                 }
                 Event::ValEvaluated { candidate, evals, .. } => {
                     if let Some(c) = state.candidates.get(*candidate) {
-                        self.put(round, &candidate_hash(&c.texts), Split::Val, evals, data);
+                        self.put(round, &candidate_hash(&c.texts), EvalSplit::Val, evals, data);
                     }
                 }
                 Event::MergeAttempted { texts, evals, .. } => {
-                    self.put(round, &candidate_hash(texts), Split::Val, evals, data)
+                    self.put(round, &candidate_hash(texts), EvalSplit::Val, evals, data)
                 }
                 // A val example's outputs scored again against its corrected value.
                 Event::ExampleFixed { rescored, .. } => {
                     for r in rescored {
                         if let Some(c) = state.candidates.get(r.candidate) {
                             let evals = std::slice::from_ref(&r.eval);
-                            self.put(round, &candidate_hash(&c.texts), Split::Val, evals, data);
+                            self.put(round, &candidate_hash(&c.texts), EvalSplit::Val, evals, data);
                         }
                     }
                 }

@@ -1,6 +1,17 @@
 //! Finishing a run: the result, `result.json`, the best prompts, and what recorded events cost.
 
-use super::*;
+use super::cache::EvalSplit;
+use super::{mean, Engine};
+use crate::engine::event::{Event, HumanAction};
+use crate::engine::handle::{Halted, RunResult};
+use crate::eval::ExampleEval;
+use crate::llm::Draw;
+use crate::project::{Example, Project};
+use crate::store;
+use crate::store::read_log;
+use anyhow::{anyhow, Context, Result};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 
 /// What the replies an event records cost: (paid, served free from the response cache).
 pub(crate) fn event_cost(ev: &Event) -> (f64, f64) {
@@ -111,7 +122,7 @@ impl Engine {
             let test: Vec<&Example> = sh.project.test.iter().collect();
             let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
             let place = Draw::stream(&sh.draws).at("eval", "test").at("candidate", best);
-            let (evals, _, _) = sh.evaluate(gen, &place, &texts, &test, Split::Val, None).await?;
+            let (evals, _, _) = sh.evaluate(gen, &place, &texts, &test, EvalSplit::Val, None).await?;
             let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
             let ev = Event::TestEvaluated { candidate: best, evals, mean: m };
             sh.emit(ev.clone(), true)?;

@@ -1,6 +1,15 @@
 //! Human decisions: commands and inbox requests checked against the run, taken into a plan, deferred or refused.
 
-use super::*;
+use super::{Engine, NewCandidate, Shared};
+use crate::engine::event::{Guidance, GuideExample, HumanAction, Origin, PlannedProposal, ReviewKind};
+use crate::engine::handle::{Command, EngineHandle, Notice};
+use crate::engine::pareto::CandidateId;
+use crate::engine::state::RunState;
+use crate::engine::steer::{Inbox, SteerAnswer};
+use crate::project::config::{ComponentSelection, ReviewPolicy};
+use crate::project::Candidate;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Whether the run whose committed state is `state` would take decision `a` now (`gepa-tui
 /// steer` asks before it sends; the engine asks again when it plans).

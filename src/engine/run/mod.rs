@@ -13,61 +13,48 @@
 //!
 //! This file holds the engine's state and its top-level `run`; each concern is a child module with
 //! its own `impl Engine` / `impl Shared` block: `open` (create, resume, recovered rounds),
-//! `pipeline` (planning, the lag, voiding, commit), `human` (decisions from the workbench and the
-//! inbox), `proposal` (a round's evaluations, reflections and merges), `status` (notices, events,
-//! live status, the pause gate), `finish` (the result and its files) and `cache` (evaluations
-//! already paid for).
+//! `pipeline` (the lag, voiding, the stop rule), `plan` (planning a round), `commit` (committing
+//! rounds in order), `human` (decisions from the workbench and the inbox), `proposal` (a round's
+//! evaluations, reflections and merges), `status` (notices, events, live status, the pause gate),
+//! `finish` (the result and its files) and `cache` (evaluations already paid for).
 
 use super::data_fixes::DataChanges;
-use super::event::{
-    candidate_hash, Event, Guidance, GuideExample, HumanAction, Origin, PlannedMerge, PlannedProposal, ProposalOutcome,
-    ReviewItem, ReviewKind,
-};
-use super::merge::{merge_subsample, Lineage};
-use super::pareto::{dominators, CandidateId};
-use super::reflect::{
-    build_prompt, extract_instruction, is_cut_off, validate_template, ReflectiveRecord, COMPACT_TEMPLATE, CUT_OFF_NOTE,
-    DEFAULT_TEMPLATE,
-};
-use super::rng::derive_rng;
-use super::select::select_parent;
+use super::event::{Event, HumanAction, Origin, PlannedMerge, PlannedProposal, ReviewItem};
+use super::pareto::CandidateId;
 use super::state::{CommitBuffer, RunState};
-use super::steer::{Inbox, SteerAnswer};
+use super::steer::Inbox;
 use crate::eval::{ExampleEval, Task};
-use crate::llm::{ChatRequest, Draw, Message};
-use crate::project::config::{AcceptPerRound, ComponentSelection, OptimizerConfig, ReviewPolicy, SystemKind};
-use crate::project::{Candidate, Example, Project};
-use crate::store::{self, read_log, EventLog, RunLock};
-use anyhow::{anyhow, bail, Context, Result};
-use futures::future::join_all;
+use crate::project::config::{OptimizerConfig, ReviewPolicy};
+use crate::project::{Candidate, Project};
+use crate::store::{EventLog, RunLock};
+use anyhow::Result;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 pub use super::handle::{
     Command, EngineHandle, EngineOptions, Halted, ModelUsage, Notice, RunOutcome, RunResult, Status,
 };
 
 mod cache;
+mod commit;
 mod finish;
 mod human;
 mod open;
 mod pipeline;
+mod plan;
 mod proposal;
 mod spend;
 mod status;
 
-use cache::{EvalCache, Split};
+use cache::EvalCache;
 pub use finish::best_file_names;
-pub(crate) use finish::event_cost;
-use finish::event_usage;
 pub use human::check_request;
-use human::{inbox_commands, is_guide, poll_inbox};
+use human::{inbox_commands, poll_inbox};
 pub use open::load_events;
 use pipeline::plans;
 
@@ -104,7 +91,7 @@ impl Spend {
 
 /// Round events waiting for their commit, and the work whose events are still taken.
 #[derive(Default)]
-struct Held {
+struct HeldEvents {
     buf: CommitBuffer<Event>,
     live: std::collections::HashSet<u64>,
     /// Work that was voided (its late evaluations are not shown as spent by the run).
@@ -147,7 +134,7 @@ struct Shared {
     activity: Mutex<Activity>,
     /// The engine's own copy of the commit rule: each round's events until it commits, and the
     /// generations of round work still wanted.
-    held: Mutex<Held>,
+    held: Mutex<HeldEvents>,
     next_gen: AtomicU64,
     cache: Mutex<EvalCache>,
     /// Rounds planned and not committed, and evaluations served from the cache (committed).
@@ -360,7 +347,7 @@ struct RoundPlan {
 
 /// A round in flight: its plan and its work (a task of its own).
 struct Running {
-    plan: InFlight,
+    plan: PlannedRound,
     work: tokio::task::JoinHandle<Result<RoundOutput>>,
 }
 
@@ -383,7 +370,7 @@ enum Preview {
 
 /// A round planned and not committed, as the planner sees it.
 #[derive(Clone)]
-struct InFlight {
+struct PlannedRound {
     started: Event,
     gen: u64,
     preview: Option<Preview>,

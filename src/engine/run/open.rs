@@ -1,7 +1,27 @@
 //! Opening a run: creating it, resuming it from its event log, and the rounds a crash left planned but not committed.
 
-use super::*;
+use super::cache::EvalCache;
+use super::{Activity, Engine, HeldEvents, Live, Shared, Spend};
+use crate::engine::event::{Event, HumanAction};
+use crate::engine::handle::{EngineHandle, EngineOptions, Notice};
+use crate::engine::reflect::{validate_template, COMPACT_TEMPLATE, DEFAULT_TEMPLATE};
 use crate::engine::settings;
+use crate::engine::state::{CommitBuffer, RunState};
+use crate::engine::steer::Inbox;
+use crate::eval::Task;
+use crate::project::config::OptimizerConfig;
+use crate::project::Project;
+use crate::store;
+use crate::store::{read_log, EventLog, RunLock};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 /// How long the processes that wrote a run's log were running it, from the `t` stamps: each part
 /// runs from its first event (`run_started`, or `resumed`) to the last event before the next
@@ -335,7 +355,7 @@ impl Engine {
             paused: prx,
             started: Instant::now(),
             activity: Mutex::new(Activity::default()),
-            held: Mutex::new(Held::default()),
+            held: Mutex::new(HeldEvents::default()),
             next_gen: AtomicU64::new(1),
             cache: Mutex::new(EvalCache::default()),
             rounds_in_flight: AtomicUsize::new(0),

@@ -1,9 +1,29 @@
 //! A round's work: evaluations, reflective proposals and merges, run on the shared side of the engine.
 
-use super::*;
+use super::cache::EvalSplit;
+use super::{
+    MergeJob, NewCandidate, Passed, Preview, ProposalJob, RoundOutput, RoundPlan, Shared, SlotResult, Steering,
+};
 use crate::engine::adapt::InForce;
-use crate::engine::event::MinibatchRole;
-use crate::engine::reflect::unchanged_note;
+use crate::engine::data_fixes::DataChanges;
+use crate::engine::event::{
+    candidate_hash, Event, GuideExample, MinibatchRole, Origin, ProposalOutcome, ReviewItem, ReviewKind,
+};
+use crate::engine::handle::Halted;
+use crate::engine::reflect::{
+    build_prompt, extract_instruction, is_cut_off, unchanged_note, ReflectiveRecord, COMPACT_TEMPLATE, CUT_OFF_NOTE,
+    DEFAULT_TEMPLATE,
+};
+use crate::eval::ExampleEval;
+use crate::llm::{ChatRequest, Draw, Message};
+use crate::project::config::{AcceptPerRound, ReviewPolicy, SystemKind};
+use crate::project::{Candidate, Example};
+use anyhow::Result;
+use futures::future::join_all;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A reflection's last reply (cost and tokens those of every attempt), the cut-off answers asked
 /// again before it, and the part of the cost served free from the response cache.
@@ -70,8 +90,8 @@ impl Shared {
 
     /// Whether committed evaluations of `split` are served from the evaluation cache:
     /// `cache_evaluations`, and for minibatches (train) `cache_minibatches` too.
-    pub(super) fn reuses(&self, split: Split) -> bool {
-        self.opt.cache_evaluations && (split == Split::Val || self.opt.cache_minibatches)
+    pub(super) fn reuses(&self, split: EvalSplit) -> bool {
+        self.opt.cache_evaluations && (split == EvalSplit::Val || self.opt.cache_minibatches)
     }
 
     /// Scores a candidate on examples, concurrently within the run-wide limit; results in input
@@ -86,7 +106,7 @@ impl Shared {
         place: &Draw,
         candidate: &Candidate,
         examples: &[&Example],
-        split: Split,
+        split: EvalSplit,
         reuse: Option<(u64, &DataChanges)>,
     ) -> Result<(Vec<ExampleEval>, u64, f64)> {
         let hash = candidate_hash(candidate);
@@ -152,7 +172,7 @@ impl Shared {
         &self,
         candidate: &Candidate,
         ids: &[&str],
-        split: Split,
+        split: EvalSplit,
         reuse_until: u64,
         data: &DataChanges,
     ) -> u64 {
@@ -251,7 +271,7 @@ impl Shared {
                 to_score
                     .iter()
                     .zip(&places)
-                    .map(|((c, _), place)| self.evaluate(gen, place, &c.texts, &val, Split::Val, reuse)),
+                    .map(|((c, _), place)| self.evaluate(gen, place, &c.texts, &val, EvalSplit::Val, reuse)),
             )
             .await?;
             for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
@@ -301,7 +321,7 @@ impl Shared {
         let place = self.place(round).at("slot", p.slot);
         self.stage_in(gen, round, Some(format!("parent {} on minibatch", p.parent)));
         let (parent_evals, calls, cost) = self
-            .evaluate(gen, &place.at("eval", "parent"), parent, &batch, Split::Train, Some((reuse_until, data)))
+            .evaluate(gen, &place.at("eval", "parent"), parent, &batch, EvalSplit::Train, Some((reuse_until, data)))
             .await?;
         r.calls += calls;
         r.cost += cost;
@@ -345,7 +365,7 @@ impl Shared {
         let pointed_example = pointed.map(|(e, _)| e);
         let mut pointed_eval: Option<ExampleEval> = None;
         if let Some((ex, is_val)) = pointed {
-            let split = if is_val { Split::Val } else { Split::Train };
+            let split = if is_val { EvalSplit::Val } else { EvalSplit::Train };
             self.stage_in(gen, round, Some(format!("parent {} on the example you pointed at", p.parent)));
             let guided = place.at("eval", "guided");
             let (evals, calls, cost) =
@@ -527,7 +547,7 @@ impl Shared {
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
         let (child_evals, calls, cost) = self
-            .evaluate(gen, &place.at("eval", "child"), &child, &batch, Split::Train, Some((reuse_until, data)))
+            .evaluate(gen, &place.at("eval", "child"), &child, &batch, EvalSplit::Train, Some((reuse_until, data)))
             .await?;
         r.calls += calls;
         r.cost += cost;
@@ -729,7 +749,7 @@ impl Shared {
         let examples: Vec<&Example> = examples.iter().map(|e| e.as_ref()).collect();
         let place = self.place(round).at("eval", "merge");
         let (evals, calls, cost) =
-            self.evaluate(gen, &place, &plan.texts, &examples, Split::Val, Some((reuse_until, data))).await?;
+            self.evaluate(gen, &place, &plan.texts, &examples, EvalSplit::Val, Some((reuse_until, data))).await?;
         let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
         let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
         let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();

@@ -13,7 +13,9 @@
 //! reached depends on timing (which replies came first, how much dropped work had paid); the
 //! committed rounds up to the stop never do: each is the sequential loop's.
 
-use super::*;
+use super::{Engine, Shared};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 impl Shared {
     /// Books a reply paid by the work of generation `gen` (`calls` metric calls and `paid` USD).

@@ -1,6 +1,11 @@
 //! The engine's shared side: notices and events out, live status, the pause gate, the pipeline lag.
 
-use super::*;
+use super::{stamp, HeldEvents, Shared};
+use crate::engine::event::Event;
+use crate::engine::handle::{ModelUsage, Notice, Status};
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 
 impl Shared {
     /// Rounds in flight at most now: `pipeline_lag`; or, when it was left to the engine, one at a
@@ -68,7 +73,7 @@ impl Shared {
         self.record(&mut held, ev, durable)
     }
 
-    pub(super) fn record(&self, held: &mut Held, ev: Event, durable: bool) -> Result<()> {
+    pub(super) fn record(&self, held: &mut HeldEvents, ev: Event, durable: bool) -> Result<()> {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         {
             let mut log = self.log.lock().expect("log lock");
