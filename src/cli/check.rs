@@ -142,7 +142,11 @@ fn print_report(project: &Project) {
                 println!("  {} → model `{}`", sanitize(&step.name), sanitize(&step.model));
             }
         }
-        SystemKind::Command => println!("System: command (timeout {} s)", c.system.timeout_secs),
+        SystemKind::Command => println!(
+            "System: command (timeout {} s, at most {} at once)",
+            c.system.timeout_secs,
+            c.system.concurrency.unwrap_or_else(crate::system::command::default_concurrency)
+        ),
     }
     let ev = &c.evaluator;
     let mut line = format!("Evaluator: {}", ev.kind.as_str());

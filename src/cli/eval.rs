@@ -20,6 +20,8 @@ struct EvalReport<'a> {
     candidate: &'a str,
     mean: f64,
     failed: usize,
+    /// Of `failed`, the evaluations whose program ran out of its timeout.
+    timed_out: usize,
     cost_usd: f64,
     /// Each objective's mean over the examples, the natural way round (tokens, USD).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -107,6 +109,7 @@ pub fn run(
     let n = evals.len();
     let mean = if n == 0 { 0.0 } else { evals.iter().map(|e| e.score).sum::<f64>() / n as f64 };
     let failed = evals.iter().filter(|e| e.error.is_some()).count();
+    let timed_out = evals.iter().filter(|e| e.timed_out.is_some()).count();
     let cost: f64 = evals.iter().map(|e| e.cost_usd).sum();
     let stats = task.models().total_stats();
     let objectives: std::collections::BTreeMap<String, f64> =
@@ -123,6 +126,7 @@ pub fn run(
             candidate: &label,
             mean,
             failed,
+            timed_out,
             cost_usd: cost,
             objectives,
             examples: &evals,
@@ -132,10 +136,11 @@ pub fn run(
         print_table(&evals);
         println!();
         println!(
-            "{} · {label} · mean {mean:.3} over {} · {} failed · ${cost:.4} · {} model requests, {} from cache",
+            "{} · {label} · mean {mean:.3} over {} · {} failed{} · ${cost:.4} · {} model requests, {} from cache",
             split.as_str(),
             if n == 1 { "1 example".to_string() } else { format!("{n} examples") },
             failed,
+            if timed_out > 0 { format!(" ({timed_out} timed out)") } else { String::new() },
             stats.calls,
             stats.cache_hits
         );
@@ -170,9 +175,10 @@ fn print_table(evals: &[ExampleEval]) {
     let out_w = 32;
     println!("{}  {}  {}  feedback", pad("id", id_w), pad("score", 5), pad("output", out_w));
     for e in evals {
-        let feedback = match &e.error {
-            Some(err) => format!("error: {err}"),
-            None => e.feedback.clone(),
+        let feedback = match (&e.error, e.timed_out) {
+            (Some(err), Some(t)) => format!("timed out ({}): {err}", t.what()),
+            (Some(err), None) => format!("error: {err}"),
+            (None, _) => e.feedback.clone(),
         };
         println!(
             "{}  {:<5.2}  {}  {}",

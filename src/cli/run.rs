@@ -187,6 +187,13 @@ pub fn summary(r: &RunResult, run_dir: &Path) -> String {
             "\n{} evaluations failed (model or program errors) and were scored 0",
             r.failed_evaluations
         ));
+        if r.timed_out_evaluations > 0 {
+            s.push_str(&format!(
+                "; {} of them timed out (a program ran past its timeout_secs and was stopped: raise timeout_secs, \
+                 or lower [system] / [evaluator] concurrency if the programs compete for the CPU)",
+                r.timed_out_evaluations
+            ));
+        }
     }
     s.push_str(&format!("\nbest prompts written to {}", run_dir.join("best").display()));
     s

@@ -148,6 +148,10 @@ pub struct RunResult {
     pub cost_usd_dropped: f64,
     /// Evaluations that failed (model errors after retries, program crashes), scored 0.
     pub failed_evaluations: u64,
+    /// Of `failed_evaluations`, those whose program (a `command` system or scorer) ran out of its
+    /// `timeout_secs` and was stopped.
+    #[serde(default)]
+    pub timed_out_evaluations: u64,
     pub wall_seconds: f64,
     pub best_texts: Candidate,
     /// Proposals a person asked for with a note (`guide`, in the workbench or `gepa-tui steer`).

@@ -7,24 +7,33 @@ use crate::project::{Example, ProjectError};
 use crate::system::command::{example_json, parse_json_object, run_process, secs};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 #[derive(Debug)]
 pub struct CommandScorer {
     argv: Vec<String>,
     root: PathBuf,
     timeout: Duration,
+    /// Shared with the evaluator's other command parts: at most this many scorers run at once.
+    slots: Arc<Semaphore>,
 }
 
 impl CommandScorer {
-    pub fn from_part(part: &EvaluatorPart, root: &Path) -> Result<CommandScorer, ProjectError> {
+    pub fn from_part(part: &EvaluatorPart, root: &Path, slots: Arc<Semaphore>) -> Result<CommandScorer, ProjectError> {
         if part.command.first().is_none_or(|c| c.trim().is_empty()) {
             return Err(ProjectError::config(
                 None,
                 "[evaluator] kind = \"command\" needs command = [\"program\", \"arg\", …]",
             ));
         }
-        Ok(CommandScorer { argv: part.command.clone(), root: root.to_path_buf(), timeout: secs(part.timeout_secs) })
+        Ok(CommandScorer {
+            argv: part.command.clone(),
+            root: root.to_path_buf(),
+            timeout: secs(part.timeout_secs),
+            slots,
+        })
     }
 
     pub fn argv(&self) -> &[String] {
@@ -34,9 +43,11 @@ impl CommandScorer {
     pub async fn score(&self, example: &Example, output: &str) -> Score {
         let input = json!({ "example": example_json(example), "output": output });
         let stdin = serde_json::to_vec(&input).unwrap_or_default();
-        let done = match run_process(&self.argv, &self.root, stdin, self.timeout).await {
+        let done = match run_process(&self.argv, &self.root, stdin, self.timeout, &self.slots).await {
             Ok(done) => done,
-            Err(failure) => return Score::failed(format!("the scorer failed: {failure}")),
+            Err(failure) => {
+                return Score { timed_out: failure.timed_out, ..Score::failed(format!("the scorer failed: {failure}")) }
+            }
         };
         let Some(reply) = parse_json_object(&done.stdout) else {
             return Score::failed(done.explain(&format!(
@@ -122,7 +133,7 @@ mod tests {
             model: None,
             rubric: None,
         };
-        CommandScorer::from_part(&part, &std::env::temp_dir()).unwrap()
+        CommandScorer::from_part(&part, &std::env::temp_dir(), crate::system::command::process_slots(None)).unwrap()
     }
 
     fn example() -> Example {

@@ -9,7 +9,7 @@ pub mod judge;
 pub mod objective;
 pub mod task;
 
-pub use task::{ExampleEval, Task};
+pub use task::{ExampleEval, Task, TimedOut};
 
 use crate::llm::{Draw, LlmError, Models};
 use crate::project::config::{part_labels, EvaluatorKind, EvaluatorPart};
@@ -17,6 +17,8 @@ use crate::project::{Example, Project, ProjectError};
 use crate::system::RunOutput;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// A score and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,9 @@ pub struct Score {
     /// `"scores"`, or a `combined` evaluator's parts).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub objectives: BTreeMap<String, f64>,
+    /// Scoring failed because a scorer program ran out of its `timeout_secs`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
 }
 
 impl Score {
@@ -51,6 +56,7 @@ impl Score {
             cost_usd: 0.0,
             replayed_usd: 0.0,
             objectives: BTreeMap::new(),
+            timed_out: false,
         }
     }
 
@@ -64,6 +70,7 @@ impl Score {
             cost_usd: 0.0,
             replayed_usd: 0.0,
             objectives: BTreeMap::new(),
+            timed_out: false,
         }
     }
 }
@@ -85,12 +92,15 @@ pub enum Scorer {
 }
 
 impl Scorer {
-    fn from_part(part: &EvaluatorPart, project: &Project) -> Result<Scorer, ProjectError> {
+    /// `slots`: the scorer programs running at once, shared by every part of the evaluator.
+    fn from_part(part: &EvaluatorPart, project: &Project, slots: &Arc<Semaphore>) -> Result<Scorer, ProjectError> {
         Ok(match part.kind {
             EvaluatorKind::Exact | EvaluatorKind::Contains | EvaluatorKind::Regex | EvaluatorKind::JsonField => {
                 Scorer::Compare(compare::CompareScorer::from_part(part)?)
             }
-            EvaluatorKind::Command => Scorer::Command(command::CommandScorer::from_part(part, &project.root)?),
+            EvaluatorKind::Command => {
+                Scorer::Command(command::CommandScorer::from_part(part, &project.root, Arc::clone(slots))?)
+            }
             EvaluatorKind::Judge => Scorer::Judge(judge::JudgeScorer::from_part(part)?),
             EvaluatorKind::Combined => {
                 return Err(ProjectError::config(None, "a part of a combined evaluator cannot itself be \"combined\""))
@@ -142,6 +152,7 @@ pub struct Evaluator {
 impl Evaluator {
     pub fn from_config(project: &Project) -> Result<Evaluator, ProjectError> {
         let ev = &project.config.evaluator;
+        let slots = crate::system::command::process_slots(ev.concurrency);
         let parts = if ev.kind == EvaluatorKind::Combined {
             if ev.parts.is_empty() {
                 return Err(ProjectError::config(
@@ -153,10 +164,10 @@ impl Evaluator {
             ev.parts
                 .iter()
                 .zip(labels)
-                .map(|(p, label)| Ok((label, p.weight, Scorer::from_part(p, project)?)))
+                .map(|(p, label)| Ok((label, p.weight, Scorer::from_part(p, project, &slots)?)))
                 .collect::<Result<Vec<_>, ProjectError>>()?
         } else {
-            vec![(ev.kind.as_str().to_string(), 1.0, Scorer::from_part(&ev.as_part(), project)?)]
+            vec![(ev.kind.as_str().to_string(), 1.0, Scorer::from_part(&ev.as_part(), project, &slots)?)]
         };
         let total: f64 = parts.iter().map(|p| p.1).sum();
         if !(total.is_finite() && total > 0.0) {
@@ -194,6 +205,7 @@ impl Evaluator {
         let mut objectives = BTreeMap::new();
         let mut feedback = Vec::new();
         let mut errors = Vec::new();
+        let mut timed_out = false;
         let (mut cost, mut replayed) = (0.0, 0.0);
         for ((label, weight, _), s) in self.parts.iter().zip(scores) {
             sum += weight * s.score;
@@ -204,6 +216,7 @@ impl Evaluator {
             }
             cost += s.cost_usd;
             replayed += s.replayed_usd;
+            timed_out |= s.timed_out;
             feedback.push(format!("[{label}] {}", s.feedback.trim()));
             if let Some(e) = s.error {
                 errors.push(format!("[{label}] {e}"));
@@ -216,6 +229,7 @@ impl Evaluator {
             cost_usd: cost,
             replayed_usd: replayed,
             objectives,
+            timed_out,
         })
     }
 

@@ -39,6 +39,38 @@ pub struct ExampleEval {
     /// a combined evaluator's parts, a command scorer's `scores`, `[optimizer] objectives`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub objectives: super::objective::ObjectiveScores,
+    /// The program that ran out of its `timeout_secs` and was stopped, when that is why this
+    /// evaluation failed: a timeout is not the candidate's answer, and the user is told so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<TimedOut>,
+}
+
+/// Which program of an evaluation ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimedOut {
+    /// The `command` system (`[system] timeout_secs`).
+    System,
+    /// A `command` scorer (`[evaluator] timeout_secs`).
+    Scorer,
+}
+
+impl TimedOut {
+    /// "the system" / "the scorer", for messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            TimedOut::System => "the system",
+            TimedOut::Scorer => "the scorer",
+        }
+    }
+
+    /// The section whose `timeout_secs` and `concurrency` govern it.
+    pub fn section(self) -> &'static str {
+        match self {
+            TimedOut::System => "[system]",
+            TimedOut::Scorer => "[evaluator]",
+        }
+    }
 }
 
 impl ExampleEval {
@@ -57,6 +89,7 @@ impl ExampleEval {
             replayed_usd: 0.0,
             cached: false,
             objectives: Default::default(),
+            timed_out: None,
         }
     }
 
@@ -135,6 +168,7 @@ impl Task {
             error: None,
             cost_usd: 0.0,
             replayed_usd: 0.0,
+            timed_out: false,
         };
         let score = self.evaluator.score(example, &run, &self.models, draw).await?;
         let builtin = &self.project.config.optimizer.objectives;
@@ -156,6 +190,7 @@ impl Task {
             replayed_usd: score.replayed_usd,
             cached: false,
             objectives,
+            timed_out: score.timed_out.then_some(TimedOut::Scorer),
         })
     }
 
@@ -197,6 +232,7 @@ impl Task {
             replayed_usd: run.replayed_usd + score.replayed_usd,
             cached: false,
             objectives,
+            timed_out: if run.timed_out { Some(TimedOut::System) } else { score.timed_out.then_some(TimedOut::Scorer) },
         })
     }
 }

@@ -130,6 +130,6 @@ impl ChatSystem {
                 }
             }
         }
-        Ok(RunOutput { output: last, trace, error: None, cost_usd: cost, replayed_usd: replayed })
+        Ok(RunOutput { output: last, trace, error: None, cost_usd: cost, replayed_usd: replayed, timed_out: false })
     }
 }

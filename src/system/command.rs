@@ -1,8 +1,9 @@
 //! A `command` system: an external program (argv, no shell) run in the project folder. It reads
 //! `{"candidate":{…},"example":{…}}` on stdin and prints `{"output":…,"trace":…}` on stdout.
 //!
-//! The process runner here is shared with the `command` evaluator: output is capped, a timeout
-//! kills the program, and every failure becomes a message with the tail of its stderr.
+//! The process runner here is shared with the `command` evaluator: at most `concurrency` programs
+//! of one kind run at once, output is capped, a timeout kills the program (and is recorded as a
+//! timeout), and every failure becomes a message with the tail of its stderr.
 
 use super::{RunOutput, Trace};
 use crate::project::{Candidate, Example, ProjectError};
@@ -12,6 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
 
 /// Bytes of stdout and of stderr kept from one process.
 pub const OUTPUT_CAP: usize = 1024 * 1024;
@@ -25,17 +27,29 @@ pub struct CommandSystem {
     argv: Vec<String>,
     root: PathBuf,
     timeout: Duration,
+    slots: Arc<Semaphore>,
 }
 
 impl CommandSystem {
-    pub fn new(argv: &[String], root: &Path, timeout_secs: f64) -> Result<CommandSystem, ProjectError> {
+    /// `concurrency`: at most this many copies run at once (None: the machine's CPU count).
+    pub fn new(
+        argv: &[String],
+        root: &Path,
+        timeout_secs: f64,
+        concurrency: Option<usize>,
+    ) -> Result<CommandSystem, ProjectError> {
         if argv.first().is_none_or(|a| a.trim().is_empty()) {
             return Err(ProjectError::config(
                 None,
                 "[system] kind = \"command\" needs command = [\"program\", \"arg\", …]",
             ));
         }
-        Ok(CommandSystem { argv: argv.to_vec(), root: root.to_path_buf(), timeout: secs(timeout_secs) })
+        Ok(CommandSystem {
+            argv: argv.to_vec(),
+            root: root.to_path_buf(),
+            timeout: secs(timeout_secs),
+            slots: process_slots(concurrency),
+        })
     }
 
     pub fn argv(&self) -> &[String] {
@@ -48,12 +62,15 @@ impl CommandSystem {
             Ok(b) => b,
             Err(e) => return RunOutput::failed(format!("cannot encode the input: {e}"), Trace::default(), 0.0),
         };
-        let done = match run_process(&self.argv, &self.root, stdin, self.timeout).await {
+        let done = match run_process(&self.argv, &self.root, stdin, self.timeout, &self.slots).await {
             Ok(done) => done,
             Err(failure) => {
                 let trace =
                     Trace { stderr: Some(failure.stderr.clone()).filter(|s| !s.is_empty()), ..Trace::default() };
-                return RunOutput::failed(failure.to_string(), trace, 0.0);
+                return RunOutput {
+                    timed_out: failure.timed_out,
+                    ..RunOutput::failed(failure.to_string(), trace, 0.0)
+                };
             }
         };
         let mut trace = Trace { stderr: Some(done.stderr.clone()).filter(|s| !s.is_empty()), ..Trace::default() };
@@ -76,8 +93,22 @@ impl CommandSystem {
             }
             Some(other) => other.to_string(),
         };
-        RunOutput { output, trace, error: None, cost_usd: 0.0, replayed_usd: 0.0 }
+        RunOutput { output, trace, error: None, cost_usd: 0.0, replayed_usd: 0.0, timed_out: false }
     }
+}
+
+/// The machine's CPU count: how many CPU-bound programs can run side by side without slowing
+/// each other down (the default `concurrency` of `command` systems and scorers).
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The permits of one kind of program (a `command` system's, or an evaluator's scorers'): the
+/// engine plans evaluations ahead, and without a cap they would all start at once and push
+/// CPU-bound programs into their timeout.
+pub(crate) fn process_slots(concurrency: Option<usize>) -> Arc<Semaphore> {
+    let n = concurrency.unwrap_or_else(default_concurrency).clamp(1, Semaphore::MAX_PERMITS);
+    Arc::new(Semaphore::new(n))
 }
 
 pub(crate) fn secs(s: f64) -> Duration {
@@ -134,6 +165,8 @@ impl ProcessDone {
 pub(crate) struct ProcessFailure {
     pub message: String,
     pub stderr: String,
+    /// It ran out of its `timeout_secs` and was stopped.
+    pub timed_out: bool,
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -215,15 +248,21 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Runs `argv` in `cwd` with `input` on stdin. A relative program path with a `/` is taken
-/// relative to `cwd` (the project folder), as users write it in gepa.toml.
+/// Runs `argv` in `cwd` with `input` on stdin, once one of `slots` is free (the timeout starts
+/// when the program does, not while it waits its turn). A relative program path with a `/` is
+/// taken relative to `cwd` (the project folder), as users write it in gepa.toml.
 pub(crate) async fn run_process(
     argv: &[String],
     cwd: &Path,
     input: Vec<u8>,
     timeout: Duration,
+    slots: &Semaphore,
 ) -> Result<ProcessDone, ProcessFailure> {
-    let fail = |message: String| ProcessFailure { message, stderr: String::new() };
+    let fail = |message: String| ProcessFailure { message, stderr: String::new(), timed_out: false };
+    // Held until the program and everything it started are gone (dropped after `_group`).
+    let Ok(_slot) = slots.acquire().await else {
+        return Err(fail("the program's slots were closed".to_string()));
+    };
     let Some(program) = argv.first() else {
         return Err(fail("no program to run (the command is empty)".to_string()));
     };
@@ -284,12 +323,16 @@ pub(crate) async fn run_process(
     }
     let (stdout, stdout_truncated) = take_text(&out, OUTPUT_CAP, false);
     let (stderr, _) = take_text(&err, OUTPUT_CAP, true);
-    let with_stderr = |message: String| ProcessFailure { message, stderr: stderr.clone() };
+    let with_stderr = |message: String| ProcessFailure { message, stderr: stderr.clone(), timed_out: false };
     match status {
-        Err(_) => Err(with_stderr(format!(
-            "`{program}` did not finish within {} s and was stopped (raise timeout_secs if it needs longer)",
-            timeout.as_secs_f64()
-        ))),
+        Err(_) => Err(ProcessFailure {
+            timed_out: true,
+            ..with_stderr(format!(
+                "`{program}` timed out: it did not finish within {} s and was stopped (raise timeout_secs if it needs \
+                 longer, or lower concurrency if it competes for the CPU)",
+                timeout.as_secs_f64()
+            ))
+        }),
         Ok(Err(e)) => Err(with_stderr(format!("waiting for `{program}` failed: {e}"))),
         Ok(Ok(s)) if !s.success() => Err(with_stderr(match s.code() {
             Some(code) => format!("`{program}` exited with status {code}"),
@@ -321,7 +364,7 @@ mod tests {
 
     async fn run(script: &str, timeout: f64) -> RunOutput {
         let dir = std::env::temp_dir();
-        let sys = CommandSystem::new(&sh(script), &dir, timeout).unwrap();
+        let sys = CommandSystem::new(&sh(script), &dir, timeout, None).unwrap();
         sys.run(&candidate(), &example()).await
     }
 
@@ -385,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn missing_program() {
         let dir = std::env::temp_dir();
-        let sys = CommandSystem::new(&["no-such-program-gepa".to_string()], &dir, 5.0).unwrap();
+        let sys = CommandSystem::new(&["no-such-program-gepa".to_string()], &dir, 5.0, None).unwrap();
         let out = sys.run(&candidate(), &example()).await;
         assert!(out.error.unwrap().contains("program not found"));
     }

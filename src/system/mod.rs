@@ -53,6 +53,9 @@ pub struct RunOutput {
     /// The part of `cost_usd` served from the response cache: not paid this time.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub replayed_usd: f64,
+    /// The run failed because it ran out of time (a `command` system past its `timeout_secs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
 }
 
 pub(crate) fn is_zero(x: &f64) -> bool {
@@ -75,9 +78,12 @@ impl System {
         let sys = &project.config.system;
         Ok(match sys.kind {
             SystemKind::Chat => System::Chat(chat::ChatSystem::from_steps(&sys.steps)?),
-            SystemKind::Command => {
-                System::Command(command::CommandSystem::new(&sys.command, &project.root, sys.timeout_secs)?)
-            }
+            SystemKind::Command => System::Command(command::CommandSystem::new(
+                &sys.command,
+                &project.root,
+                sys.timeout_secs,
+                sys.concurrency,
+            )?),
         })
     }
 
@@ -111,6 +117,13 @@ impl System {
 impl RunOutput {
     /// A run that failed before producing anything.
     pub fn failed(error: impl Into<String>, trace: Trace, cost_usd: f64) -> RunOutput {
-        RunOutput { output: String::new(), trace, error: Some(error.into()), cost_usd, replayed_usd: 0.0 }
+        RunOutput {
+            output: String::new(),
+            trace,
+            error: Some(error.into()),
+            cost_usd,
+            replayed_usd: 0.0,
+            timed_out: false,
+        }
     }
 }

@@ -177,6 +177,7 @@ impl Engine {
             cost_usd_replayed: s.cost_usd_replayed,
             cost_usd_dropped: s.cost_usd_dropped,
             failed_evaluations: failed,
+            timed_out_evaluations: s.timed_out_evaluations,
             wall_seconds: self.active_secs(),
             best_texts: s.candidates[best].texts.clone(),
             guided_proposals: s.guided_proposals,

@@ -95,6 +95,8 @@ pub struct RunState {
     pub test_score: Option<f64>,
     /// Committed evaluations that failed (model or program errors), scored 0.
     pub failed_evaluations: u64,
+    /// Of those, the ones a program ran out of its timeout in (`ExampleEval::timed_out`).
+    pub timed_out_evaluations: u64,
     /// Evaluations served from the evaluation cache (not run again, not counted as metric calls).
     pub evaluations_cached: u64,
     /// Children waiting for a person, oldest first.
@@ -138,6 +140,7 @@ impl RunState {
         | Event::TestEvaluated { evals, .. } = event
         {
             self.failed_evaluations += evals.iter().filter(|e| e.error.is_some()).count() as u64;
+            self.timed_out_evaluations += evals.iter().filter(|e| e.timed_out.is_some()).count() as u64;
             self.evaluations_cached += evals.iter().filter(|e| e.cached).count() as u64;
         }
         match event {

@@ -44,6 +44,10 @@ pub struct EvaluatorConfig {
     pub command: Vec<String>,
     #[serde(default = "default_command_timeout")]
     pub timeout_secs: f64,
+    /// command: at most this many scorer programs run at once, over every part of a `combined`
+    /// evaluator (default: the machine's CPU count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
     /// judge: the model to ask (default `reflection`).
     pub model: Option<String>,
     /// judge: what a good answer is. `{{output}}` is the answer, `{{expected}}` the value of `field`,

@@ -72,6 +72,9 @@ pub struct SystemConfig {
     pub command: Vec<String>,
     #[serde(default = "default_command_timeout")]
     pub timeout_secs: f64,
+    /// For `command`: at most this many copies run at once (default: the machine's CPU count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
 }
 
 pub(crate) fn default_command_timeout() -> f64 {

@@ -15,6 +15,12 @@ impl Validator {
         splits: Option<&[(&str, &[Example]); 3]>,
     ) {
         let ev = &config.evaluator;
+        if ev.concurrency == Some(0) {
+            self.problem(
+                "evaluator.concurrency",
+                "[evaluator] concurrency must be at least 1 (scorer programs run at once; default: the CPU count)",
+            );
+        }
         if ev.kind == EvaluatorKind::Combined {
             if ev.parts.is_empty() {
                 self.problem(

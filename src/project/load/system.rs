@@ -11,6 +11,12 @@ impl Validator {
         if !(sys.timeout_secs.is_finite() && sys.timeout_secs > 0.0) {
             self.problem("system.timeout_secs", "[system] timeout_secs must be a positive number of seconds");
         }
+        if sys.concurrency == Some(0) {
+            self.problem(
+                "system.concurrency",
+                "[system] concurrency must be at least 1 (copies of the command run at once; default: the CPU count)",
+            );
+        }
         match sys.kind {
             SystemKind::Command => {
                 if sys.command.first().is_none_or(|c| c.trim().is_empty()) {

@@ -470,7 +470,14 @@ impl TracesView {
                 let change = m.example_change(split, &e.example_id);
                 // ⊘: out of the run (counts for nothing); ✎: a field corrected.
                 let out = change.excluded.is_some();
-                let g = if out { "⊘" } else { glyph(Some(e.score), failed) };
+                // ⧗: a program ran out of its timeout (not an answer the candidate gave).
+                let g = if out {
+                    "⊘"
+                } else if e.timed_out.is_some() {
+                    "⧗"
+                } else {
+                    glyph(Some(e.score), failed)
+                };
                 let style = if Some(i) == selected {
                     theme.selection
                 } else if out {
@@ -523,7 +530,13 @@ impl TracesView {
         }
         lines.extend(self.change_lines(ctx, split, &e.example_id));
         if let Some(err) = &e.error {
-            lines.push(heading("── Error ──", theme));
+            lines.push(heading(
+                match e.timed_out {
+                    Some(t) => format!("── Timed out: {} ran past {} timeout_secs ──", t.what(), t.section()),
+                    None => "── Error ──".to_string(),
+                },
+                theme,
+            ));
             lines.extend(text_lines(err, theme.error));
         }
         if let Some(ex) = m.example(split, &e.example_id) {
