@@ -1,7 +1,7 @@
 //! gepa-tui: a terminal workbench for evolving the prompts of LLM systems with GEPA.
 //!
 //! Layers, each only importing the ones below it:
-//! `cli` -> `tui` -> `engine` -> `store` -> `eval`/`system` -> `llm` -> `project` -> `text`.
+//! `cli` -> `tui` -> `tracking` -> `engine` -> `store` -> `eval`/`system` -> `llm` -> `project` -> `text`.
 
 pub mod cli;
 pub mod engine;
@@ -12,4 +12,5 @@ pub mod project;
 pub mod store;
 pub mod system;
 pub mod text;
+pub mod tracking;
 pub mod tui;

@@ -37,6 +37,7 @@ field = "expected"
 [optimizer]
 [review]
 [reflection]
+[tracking]
 "#;
 
 /// The tables of gepa.toml whose keys the loader checks. `models.<name>.extra` is free-form (any
@@ -53,6 +54,7 @@ const TABLES: &[&str] = &[
     "optimizer",
     "review",
     "reflection",
+    "tracking",
 ];
 
 const PROBE: &str = "zz_not_a_key";

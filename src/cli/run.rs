@@ -1,9 +1,10 @@
 //! `gepa-tui run --headless`: the engine without a screen, for CI and scripts.
 
-use crate::engine::setup::{open_engine, prepare, RunArgs, HALTED_EXIT_CODE};
+use crate::engine::setup::{prepare, RunArgs, HALTED_EXIT_CODE};
 use crate::engine::{Event, Notice, RunResult, Status};
 use crate::eval::objective::format_natural;
 use crate::project::config::ReviewPolicy;
+use crate::tracking::RunEnd;
 use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -30,7 +31,7 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, wait_for_review: boo
             );
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let (engine, handle) = open_engine(project, task, args, args.engine_options(tx))?;
+        let (engine, handle, mut tracking) = crate::tracking::open_tracked(project, task, args, tx)?;
         let run_id = engine.run_id().to_string();
         let mut progress = Progress::new();
         progress.candidates = engine.state().candidates.len();
@@ -75,7 +76,13 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, wait_for_review: boo
         }
         ctrl_c.abort();
         progress.done();
-        let outcome = match engine_task.await.context("the engine task failed")? {
+        let ended = engine_task.await.context("the engine task failed")?;
+        // The MLflow run learns how this one ended; its last updates get a bounded time to go.
+        if let Some(mut t) = tracking.take() {
+            t.end(RunEnd::of(&ended));
+            eprintln!("{}", t.done().await);
+        }
+        let outcome = match ended {
             Ok(outcome) => outcome,
             Err(e) => {
                 let Some(halt) = e.downcast_ref::<crate::engine::Halted>() else { return Err(e) };

@@ -176,9 +176,15 @@ pub struct RunOutcome {
     pub result: Option<RunResult>,
 }
 
+/// Something that sees every notice as the engine sends it, and must never block (experiment
+/// tracking copies what it needs into its own bounded queue).
+pub type NoticeObserver = std::sync::Arc<dyn Fn(&Notice) + Send + Sync>;
+
 #[derive(Clone, Default)]
 pub struct EngineOptions {
     pub notices: Option<mpsc::UnboundedSender<Notice>>,
+    /// Also shown each notice, before the front end gets it (`tracking`).
+    pub observer: Option<NoticeObserver>,
     /// Start paused (the TUI's "new run, paused" and tests).
     pub start_paused: bool,
     /// Treat `approve` review policies as `auto` (headless runs with nobody to ask).

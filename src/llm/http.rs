@@ -12,6 +12,11 @@ use std::time::Duration;
 pub(crate) fn build_client(config: &ModelConfig) -> Result<reqwest::Client, String> {
     let connect = seconds("connect_timeout_secs", config.connect_timeout_secs)?;
     let request = seconds("request_timeout_secs", config.request_timeout_secs)?;
+    client_with_timeouts(connect, request)
+}
+
+/// The same client for any other server gepa-tui talks to (an MLflow tracking server).
+pub(crate) fn client_with_timeouts(connect: Duration, request: Duration) -> Result<reqwest::Client, String> {
     let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
         .map(|der| reqwest::Certificate::from_der(der))
@@ -198,7 +203,7 @@ async fn post_json(
 /// The reply body, read piece by piece and refused as soon as it is longer than `limit` bytes
 /// (or says it will be), so a server cannot make us hold more than the user allowed. Reading can
 /// fail on its own: a dropped connection or the request timeout mid-body.
-async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<String, AttemptError> {
+async fn read_body(response: reqwest::Response, limit: u64) -> Result<String, AttemptError> {
     let too_long = |size: String| AttemptError::Retryable {
         message: format!(
             "the reply is {size}, more than max_reply_bytes = {limit} allows; refused (a runaway model \
@@ -209,14 +214,30 @@ async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<String
     if let Some(announced) = response.content_length().filter(|&n| n > limit) {
         return Err(too_long(format!("{announced} bytes (its Content-Length)")));
     }
+    let body = read_capped(response, limit)
+        .await
+        .map_err(|e| classify_transport(&e))?
+        .ok_or_else(|| too_long(format!("over {limit} bytes (stopped reading there)")))?;
+    Ok(String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// A reply body read piece by piece, given up (None) as soon as it is longer than `limit` bytes
+/// or says it will be, so no server makes us hold more than we allow.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
     let mut body = Vec::new();
-    while let Some(piece) = response.chunk().await.map_err(|e| classify_transport(&e))? {
+    while let Some(piece) = response.chunk().await? {
         if (body.len() + piece.len()) as u64 > limit {
-            return Err(too_long(format!("over {limit} bytes (stopped reading at {})", body.len() + piece.len())));
+            return Ok(None);
         }
         body.extend_from_slice(&piece);
     }
-    Ok(String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(Some(body))
 }
 
 /// How long the provider says nothing more may be sent, when a reply says its remaining requests

@@ -19,10 +19,11 @@ pub mod theme;
 pub mod views;
 
 use crate::engine::run::load_events;
-use crate::engine::setup::{open_engine, prepare, RunArgs, HALTED_EXIT_CODE};
+use crate::engine::setup::{prepare, RunArgs, HALTED_EXIT_CODE};
 use crate::engine::{EngineHandle, Notice, RunOutcome};
 use crate::eval::Task;
 use crate::project::Project;
+use crate::tracking::{EndStatus, RunEnd, Tracking};
 use anyhow::{anyhow, bail, Context, Result};
 use app::App;
 use crossterm::event::Event as TermEvent;
@@ -121,6 +122,9 @@ pub fn run(args: TuiArgs) -> Result<ExitCode> {
     if let Some(msg) = outcome.message(&args.dir) {
         eprintln!("{msg}");
     }
+    if let Some(msg) = &outcome.tracking {
+        eprintln!("{msg}");
+    }
     Ok(match (&outcome.error, outcome.halted) {
         (Some(_), true) => ExitCode::from(HALTED_EXIT_CODE),
         (Some(_), false) => ExitCode::from(2),
@@ -151,6 +155,8 @@ struct SessionOutcome {
     next: Option<StartChoice>,
     /// What was said of the runs left earlier in this session (by branching).
     earlier: Vec<String>,
+    /// What became of the run's MLflow tracking.
+    tracking: Option<String>,
 }
 
 impl SessionOutcome {
@@ -334,6 +340,7 @@ struct LiveEngine {
     task: Arc<Task>,
     notices: mpsc::UnboundedReceiver<Notice>,
     join: tokio::task::JoinHandle<Result<RunOutcome>>,
+    tracking: Option<Tracking>,
 }
 
 /// Logs go to `tui.log` in the run folder, never to the terminal.
@@ -410,7 +417,7 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             let (project, task) = prepare(&ctx.args.dir, &args)?;
             let (tx, mut rx) = mpsc::unbounded_channel();
             // `--auto-approve` holds here as headless: `approve` policies are treated as `auto`.
-            let (engine, handle) = open_engine(project.clone(), task.clone(), &args, args.engine_options(tx))?;
+            let (engine, handle, tracking) = crate::tracking::open_tracked(project.clone(), task.clone(), &args, tx)?;
             let run_dir = engine.run_dir().to_path_buf();
             // The folder name is what `--run` takes (it is the run id unless the folder was copied).
             let run_id = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -440,7 +447,7 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
             Ok(Opened {
                 model,
                 run_id,
-                engine: Some(LiveEngine { handle, task, notices: rx, join }),
+                engine: Some(LiveEngine { handle, task, notices: rx, join, tracking }),
                 follower: None,
                 _log_guard: log,
             })
@@ -485,9 +492,9 @@ async fn engine_end(join: &mut Option<EngineJoin>) -> std::result::Result<Result
 async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, opened: Opened) -> Result<SessionOutcome> {
     let Opened { model, run_id, engine, mut follower, _log_guard } = opened;
     let live = engine.is_some() || follower.is_some();
-    let (mut notices, mut join, handle, task) = match engine {
-        Some(e) => (Some(e.notices), Some(e.join), Some(e.handle), Some(e.task)),
-        None => (None, None, None, None),
+    let (mut notices, mut join, handle, task, mut tracking) = match engine {
+        Some(e) => (Some(e.notices), Some(e.join), Some(e.handle), Some(e.task), e.tracking),
+        None => (None, None, None, None, None),
     };
     let mut app = App::new(model, ctx.keymap.clone(), ctx.theme.clone());
     app.view = if live { views::View::Dashboard } else { views::View::Frontier };
@@ -543,6 +550,9 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
                     }
                 }
                 app.model.engine_ended();
+                if let Some(t) = tracking.as_mut() {
+                    t.end(run_end(&res));
+                }
                 match res {
                     Ok(Ok(out)) => outcome.finished = out.result.map(|r| r.stop_reason),
                     Ok(Err(e)) => {
@@ -620,7 +630,11 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         app.flash = Some("stopping the engine; the run stays resumable…".into());
         term.draw(|f| app.render(f))?;
         h.stop();
-        match tokio::time::timeout(Duration::from_secs(10), j).await {
+        let res = tokio::time::timeout(Duration::from_secs(10), j).await;
+        if let (Some(t), Ok(res)) = (tracking.as_mut(), &res) {
+            t.end(run_end(res));
+        }
+        match res {
             Ok(Ok(Ok(out))) => outcome.finished = out.result.map(|r| r.stop_reason),
             Ok(Ok(Err(err))) => outcome.error = Some(format!("{err:#}")),
             _ => tracing::warn!("the engine did not stop within 10s"),
@@ -628,5 +642,23 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         outcome.stopped = outcome.finished.is_none() && outcome.error.is_none();
         tracing::info!("stopped by the user");
     }
+    if let Some(t) = tracking {
+        app.flash =
+            Some(format!("sending the run's last updates to MLflow (at most {}s)…", crate::tracking::FLUSH_SECS));
+        term.draw(|f| app.render(f))?;
+        let report = t.done().await;
+        tracing::info!("{report}");
+        outcome.tracking = Some(report);
+    }
     Ok(outcome)
+}
+
+/// How the engine's task ended, for the run's MLflow status.
+fn run_end(res: &std::result::Result<Result<RunOutcome>, tokio::task::JoinError>) -> RunEnd {
+    match res {
+        Ok(ended) => RunEnd::of(ended),
+        Err(e) => {
+            RunEnd { status: EndStatus::Failed(format!("the engine task ended abnormally: {e}")), finished: None }
+        }
+    }
 }

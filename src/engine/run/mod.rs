@@ -122,6 +122,7 @@ struct Shared {
     log: Mutex<EventLog>,
     seq: AtomicU64,
     notices: Option<mpsc::UnboundedSender<Notice>>,
+    observer: Option<crate::engine::handle::NoticeObserver>,
     paused: watch::Receiver<bool>,
     eval_slots: Arc<Semaphore>,
     /// Whether the task model's server answers requests side by side (see `engine::gauge`), and

@@ -352,6 +352,7 @@ impl Engine {
             log: Mutex::new(log),
             seq: AtomicU64::new(seq),
             notices: opts.notices,
+            observer: opts.observer,
             paused: prx,
             started: Instant::now(),
             activity: Mutex::new(Activity::default()),

@@ -51,6 +51,9 @@ impl Shared {
     }
 
     pub(super) fn notify(&self, n: Notice) {
+        if let Some(observe) = &self.observer {
+            observe(&n);
+        }
         if let Some(tx) = &self.notices {
             let _ = tx.send(n);
         }

@@ -35,6 +35,43 @@ pub struct ProjectConfig {
     pub review: ReviewConfig,
     #[serde(default)]
     pub reflection: ReflectionConfig,
+    #[serde(default)]
+    pub tracking: TrackingConfig,
+}
+
+/// `[tracking]`: where each run is also recorded for the team (MLflow's tracking server).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingConfig {
+    /// An MLflow tracking server's URL (`http://127.0.0.1:5000`); `""` turns tracking off even
+    /// when `MLFLOW_TRACKING_URI` is set. Not written: `MLFLOW_TRACKING_URI`, else no tracking.
+    #[serde(deserialize_with = "tracking_url", skip_serializing_if = "Option::is_none")]
+    pub mlflow: Option<String>,
+    /// The MLflow experiment the runs go to (made when missing). Not written:
+    /// `MLFLOW_EXPERIMENT_NAME`, else the project folder's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+}
+
+/// An http(s) URL or "" (off), refused at load with its line like any other bad value (by a
+/// visitor, so the refusal is the value's own and names its key).
+fn tracking_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Url;
+    impl serde::de::Visitor<'_> for Url {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an MLflow tracking server's URL, http://host:port (e.g. \"http://127.0.0.1:5000\"), or \"\" for no tracking")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            let url = v.trim();
+            if url.is_empty() || url.starts_with("http://") || url.starts_with("https://") {
+                Ok(url.to_string())
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+    }
+    d.deserialize_str(Url).map(Some)
 }
 
 // `[models.<name>]` is the model layer's own settings type, read from gepa.toml as written.

@@ -163,3 +163,21 @@ fn integers_for_numbers_and_free_tables_are_taken() {
     let as_json = serde_json::to_string(&extra).unwrap();
     assert_eq!(as_json, r#"{"o":{"x":1},"stop":["a"],"top_p":0.5}"#);
 }
+
+/// `[tracking]` is checked like every other table: a typo is named, a URL that is not one too.
+#[test]
+fn tracking_keys_parse_and_their_mistakes_are_named() {
+    let c = parse(&format!("{BASE}\n[tracking]\nmlflow = \"http://127.0.0.1:5000\"\nexperiment = \"e\"\n")).unwrap();
+    assert_eq!(c.tracking.mlflow.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(c.tracking.experiment.as_deref(), Some("e"));
+    assert_eq!(parse(BASE).unwrap().tracking, TrackingConfig::default());
+    assert_eq!(
+        err(&format!("{BASE}\n[tracking]\nmlflw = \"http://x\"\n")),
+        "gepa.toml:24: unknown key `mlflw` in [tracking]; did you mean `mlflow`?"
+    );
+    assert_eq!(
+        err(&format!("{BASE}\n[tracking]\nmlflow = \"127.0.0.1:5000\"\n")),
+        "gepa.toml:24: bad value for `mlflow` in [tracking]: expected an MLflow tracking server's URL, \
+         http://host:port (e.g. \"http://127.0.0.1:5000\"), or \"\" for no tracking, found string \"127.0.0.1:5000\""
+    );
+}
