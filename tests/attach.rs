@@ -141,7 +141,7 @@ fn the_attached_fold_equals_the_fold_of_the_finished_log() {
     });
     let lines: Vec<String> = app.model.remote.as_ref().unwrap().requests.iter().map(|r| r.line()).collect();
     assert_eq!(lines[0], "pause: sent → taken");
-    assert!(lines[2].starts_with("guide: sent → taken (round "), "{lines:?}");
+    assert!(lines[2].starts_with("guidance for a reflection on #0: sent → taken (round "), "{lines:?}");
     assert!(app.model.sent.is_empty() || app.model.decisions.is_empty(), "the guide is on its way or recorded");
 
     let mut polls = 0;

@@ -1853,6 +1853,30 @@ fn traces_cursor(a: &App) -> String {
     evals[row].1.example_id.clone()
 }
 
+/// The workbench sends only what the engine takes, and says why not in the engine's words: the
+/// last val example still in the run cannot be excluded (the engine keeps one), so excluding every
+/// val example by keys sends all but the last, and the last prompt says why and stays open.
+#[test]
+fn the_workbench_refuses_what_the_engine_would_refuse_in_its_words() {
+    let mut a = live_traces();
+    let n = a.model.state.val_ids.len();
+    assert!(n >= 2, "the fixture has {n} val examples");
+    for i in 0..n {
+        press(&mut a, "x");
+        assert!(a.input().is_some(), "the reason prompt for the {i}th example: {:?}", a.flash);
+        press(&mut a, "wrong label");
+        press_code(&mut a, KeyCode::Enter, 1);
+        if i + 1 < n {
+            assert!(a.input().is_none(), "example {i} sent: {:?}", a.input());
+            press(&mut a, "j");
+        }
+    }
+    assert_eq!(acts(&a).len(), n - 1, "{:?}", acts(&a));
+    let why = a.input().and_then(|i| i.error.clone()).expect("the last prompt stays open, saying why");
+    assert!(why.contains("is the only val example left in this run; it cannot be excluded"), "{why}");
+    assert!(why.contains("nothing was sent"), "{why}");
+}
+
 /// `x` excludes the example under the cursor, with the reason typed (required); `f` corrects a
 /// field, starting from its value (tab: the next field); each is sent as the engine's decision.
 /// Then the engine's events mark both in the list and above the trace, and the dashboard counts

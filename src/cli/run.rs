@@ -64,7 +64,7 @@ pub fn run_headless(dir: &Path, args: &RunArgs, json: bool, wait_for_review: boo
                         println!("{}", serde_json::to_string(&*ev).expect("events serialize"));
                     }
                     if let Event::Human { round, action, request: Some(id) } = &*ev {
-                        progress.line(&format!("steered (request {id}, round {round}): {}", steered(action)));
+                        progress.line(&format!("steered (request {id}, round {round}): {}", action.describe()));
                     }
                     progress.event(&ev);
                 }
@@ -206,27 +206,6 @@ pub fn summary(r: &RunResult, run_dir: &Path) -> String {
     s
 }
 
-/// A person's exclusion or fix in words, untrusted text made safe.
-fn data_action_text(a: &crate::engine::event::HumanAction) -> String {
-    use crate::engine::event::HumanAction;
-    let safe = crate::text::sanitize;
-    match a {
-        HumanAction::ExcludeExample { split, example, reason } => {
-            format!("{} example {} excluded: {}", split.as_str(), safe(example), safe(reason))
-        }
-        HumanAction::FixExample { split, example, field, value } => {
-            format!(
-                "{} example {}: {} corrected to {}",
-                split.as_str(),
-                safe(example),
-                safe(field),
-                safe(&value.to_string())
-            )
-        }
-        _ => String::new(),
-    }
-}
-
 /// The live progress line on stderr: redrawn in place on a terminal, one line per round otherwise.
 struct Progress {
     tty: bool,
@@ -321,7 +300,7 @@ impl Progress {
             }
             // A person's exclusion or fix (from the workbench or `gepa-tui steer`), as taken.
             Event::Human { round, action, .. } if action.example().is_some() => {
-                self.line(&format!("round {round}: {}", data_action_text(action)))
+                self.line(&format!("round {round}: {}", action.describe()))
             }
             _ => {}
         }
@@ -338,21 +317,5 @@ impl Progress {
         if self.drawn {
             eprintln!();
         }
-    }
-}
-
-/// A steering decision in a few words, for the progress log.
-fn steered(a: &crate::engine::event::HumanAction) -> String {
-    use crate::engine::event::HumanAction;
-    let quote =
-        |t: &str| format!("\"{}\"", crate::text::truncate_chars(&crate::text::sanitize(t).replace('\n', " "), 60));
-    match a {
-        HumanAction::Guide { candidate, note, example, .. } => {
-            let with =
-                example.as_ref().map(|e| format!(" with {} example {}", e.split.as_str(), e.id)).unwrap_or_default();
-            format!("a reflection on #{candidate}{with}, guided by {}", quote(note))
-        }
-        HumanAction::Protect { component, text } => format!("{} protected in {component}", quote(text)),
-        other => other.word().to_string(),
     }
 }

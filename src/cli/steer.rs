@@ -188,7 +188,7 @@ pub fn run(dir: &Path, run: &str, action: &SteerAction, wait: Duration) -> Resul
     }
     let action = action.action(dir, &state, run)?;
     // What the run would refuse now is refused here, without a round trip.
-    if let Err(why) = crate::engine::run::check_request(&action, &state) {
+    if let Err(why) = action.check(&state, &[]) {
         println!("refused: {why}");
         return Ok(ExitCode::from(REFUSED_EXIT_CODE));
     }

@@ -621,9 +621,9 @@ mod tests {
             example: Some(crate::engine::event::GuideExample { split: Split::Val, id: id.into() }),
             component: None,
         };
-        let why = crate::engine::run::check_request(&guide("e0"), &s).unwrap_err();
+        let why = guide("e0").check(&s, &[]).unwrap_err();
         assert!(why.contains("`e0` is excluded"), "{why}");
-        assert_eq!(crate::engine::run::check_request(&guide("e1"), &s), Ok(()));
+        assert_eq!(guide("e1").check(&s, &[]), Ok(()));
         let test = HumanAction::ExcludeExample { split: Split::Test, example: "e1".into(), reason: "x".into() };
         assert!(s.check_data_action(&test).is_err());
     }

@@ -596,20 +596,3 @@ impl Event {
         }
     }
 }
-
-impl HumanAction {
-    /// A decision in a word or two ("approve", "veto", "edit").
-    pub fn word(&self) -> &'static str {
-        match self {
-            HumanAction::Approve { .. } => "approve",
-            HumanAction::Veto { .. } => "veto",
-            HumanAction::Edit { .. } => "edit, then approve",
-            HumanAction::AddCandidate { .. } => "add a candidate",
-            HumanAction::SetPolicy { .. } => "review policy",
-            HumanAction::ExcludeExample { .. } => "exclude an example",
-            HumanAction::FixExample { .. } => "fix an example",
-            HumanAction::Guide { .. } => "guide",
-            HumanAction::Protect { .. } => "protect",
-        }
-    }
-}

@@ -5,6 +5,7 @@
 pub mod adapt;
 pub mod data_changes;
 pub mod data_fixes;
+pub mod decision;
 pub mod event;
 pub mod gauge;
 pub mod handle;

@@ -318,7 +318,7 @@ impl App {
                 self.goto(View::Candidate);
             }
             Outcome::Prompt(line) => self.overlays.push(Overlay::Input(line)),
-            Outcome::Send(action) => self.flash = Some(self.steer().send(action)),
+            Outcome::Send(action) => self.flash = Some(self.steer().send(action).unwrap_or_else(|why| why)),
             Outcome::Edit { target, texts, external } => self.start_edit(target, &texts, external),
             Outcome::SubmitEdit { target, texts } => match self.steer().submit_edit(target, texts) {
                 Ok(msg) => {

@@ -75,13 +75,3 @@ impl Remote {
         }
     }
 }
-
-/// The words for a decision sent ("approval of item 3").
-pub(super) fn what(a: &HumanAction) -> String {
-    match a {
-        HumanAction::Approve { item } => format!("approval of item {item}"),
-        HumanAction::Veto { item, .. } => format!("veto of item {item}"),
-        HumanAction::Edit { item, .. } => format!("edit of item {item}"),
-        other => other.word().to_string(),
-    }
-}

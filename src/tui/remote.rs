@@ -11,7 +11,6 @@ use crate::engine::steer::{self, RunControl, SteerAnswer};
 use crate::engine::{Event, Notice, RunState, Status};
 use crate::store::{LockHolder, RunLock, Tail};
 use crate::tui::app::App;
-use crate::tui::attached::what;
 pub use crate::tui::attached::{Remote, SentRequest};
 use crate::tui::steer::EngineCommand;
 use anyhow::{bail, Result};
@@ -147,7 +146,7 @@ impl Follower {
     /// is shown as sent until the run answers.
     pub fn send(&mut self, app: &mut App, cmd: EngineCommand) {
         let (what, action, control) = match cmd {
-            EngineCommand::Act(a) => (what(&a), Some(a), None),
+            EngineCommand::Act(a) => (a.noun(), Some(a), None),
             EngineCommand::Pause => ("pause".to_string(), None, Some(RunControl::Pause)),
             EngineCommand::Resume => ("resume".to_string(), None, Some(RunControl::Resume)),
             EngineCommand::RetryNow => ("retry now".to_string(), None, Some(RunControl::RetryNow)),

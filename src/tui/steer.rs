@@ -7,7 +7,7 @@ use crate::engine::event::HumanAction;
 use crate::engine::{CandidateId, Origin};
 use crate::project::config::ReviewPolicy;
 use crate::project::{Candidate, Split};
-use crate::tui::model::{policy_name, Model};
+use crate::tui::model::Model;
 use crate::tui::views::editor::{EditSession, EditTarget};
 
 /// What the workbench asks of the engine; the event loop carries it out.
@@ -46,30 +46,16 @@ pub struct Steer<'a> {
 }
 
 impl Steer<'_> {
-    /// Sends a decision to the engine and remembers it until the engine records it.
-    pub fn send(&mut self, action: HumanAction) -> String {
-        let what = match &action {
-            HumanAction::Approve { item } => format!("approval of item {item}"),
-            HumanAction::Veto { item, reason: Some(_) } => format!("veto of item {item} (with its reason)"),
-            HumanAction::Veto { item, reason: None } => format!("veto of item {item}"),
-            HumanAction::Edit { item, .. } => format!("edited texts of item {item}"),
-            HumanAction::AddCandidate { note, .. } => format!("new candidate ({note})"),
-            HumanAction::SetPolicy { mutations, merges } => {
-                format!("review policy (mutations {}, merges {})", policy_name(*mutations), policy_name(*merges))
-            }
-            a @ (HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. }) => {
-                crate::tui::model::data_action_line(a)
-            }
-            HumanAction::Guide { candidate, example: Some(e), .. } => {
-                format!("guidance for a reflection on #{candidate} (with {} example {})", e.split.as_str(), e.id)
-            }
-            HumanAction::Guide { candidate, .. } => format!("guidance for a reflection on #{candidate}"),
-            HumanAction::Protect { component, .. } => format!("protection of text in {component}"),
-        };
+    /// Sends a decision to the engine, when the engine's own check (`HumanAction::check`) takes
+    /// it against the state the engine will plan from, and remembers it until the engine records
+    /// it. Err: why it was not sent, in the engine's words.
+    pub fn send(&mut self, action: HumanAction) -> Result<String, String> {
+        self.model.check_decision(&action).map_err(|why| format!("{why}; nothing was sent"))?;
+        let what = action.noun();
         self.commands.push(EngineCommand::Act(action.clone()));
         self.model.sent.push(action);
         self.model.version += 1;
-        format!("{what} sent; {}", self.model.when_applied())
+        Ok(format!("{what} sent; {}", self.model.when_applied()))
     }
 
     /// Pause or resume a live engine. The model's pause state follows the engine handle once the
@@ -145,7 +131,7 @@ impl Steer<'_> {
         let flip = |p: ReviewPolicy| if p == ReviewPolicy::Auto { ReviewPolicy::Approve } else { ReviewPolicy::Auto };
         let (m, g) = self.model.review_policy();
         let (m, g) = if mutations { (flip(m), g) } else { (m, flip(g)) };
-        let mut msg = self.send(HumanAction::SetPolicy { mutations: m, merges: g });
+        let mut msg = self.send(HumanAction::SetPolicy { mutations: m, merges: g })?;
         let pending = self.model.state.review_queue.len();
         if pending > 0 && (m == ReviewPolicy::Auto || g == ReviewPolicy::Auto) {
             msg.push_str(&format!("; the {pending} pending item(s) still wait ({approve_all_keys} approves them all)"));
@@ -182,32 +168,29 @@ impl Steer<'_> {
     fn submit_plain_edit(&mut self, target: EditTarget, texts: Candidate) -> Result<String, String> {
         match target {
             EditTarget::ReviewItem { item } => {
-                let Some(it) = self.model.state.review_item(item).cloned() else {
-                    return Err(format!("item {item} is no longer pending"));
-                };
-                if let Some((_, a)) = self.model.item_decision(item) {
-                    return Err(format!("item {item} already has a decision ({})", a.word()));
+                if let Some(why) = self.model.item_taken(item) {
+                    return Err(why);
                 }
-                if texts == it.texts {
-                    self.send(HumanAction::Approve { item });
+                if self.model.state.review_item(item).is_some_and(|it| it.texts == texts) {
+                    self.send(HumanAction::Approve { item })?;
                     return Ok(format!(
                         "nothing was changed: item {item} approved as it is; {}",
                         self.model.when_applied()
                     ));
                 }
-                Ok(self.send(HumanAction::Edit { item, texts }))
+                self.send(HumanAction::Edit { item, texts })
             }
             EditTarget::HandEdit { parent } => {
                 let same = self.model.state.candidates.get(parent).is_some_and(|c| c.texts == texts);
                 if same {
                     return Err(format!("the texts are those of #{parent}; change something first (esc leaves)"));
                 }
-                Ok(self.send(HumanAction::AddCandidate {
+                self.send(HumanAction::AddCandidate {
                     texts,
                     parents: vec![parent],
                     origin: Origin::Human,
                     note: "edited by hand".into(),
-                }))
+                })
             }
         }
     }
@@ -246,13 +229,10 @@ impl Steer<'_> {
             return Ok(why);
         }
         let note = typed.trim();
-        if note.is_empty() {
-            return Err("type what the reflection should take into account (esc cancels)".into());
-        }
         let example = example.and_then(|(split, i)| {
             Some(crate::engine::event::GuideExample { split, id: self.model.example_id(split, i)?.to_string() })
         });
-        Ok(self.send(HumanAction::Guide { candidate, note: note.to_string(), example, component: None }))
+        self.send(HumanAction::Guide { candidate, note: note.to_string(), example, component: None })
     }
 
     /// A veto of `item` with the reason typed (none when blank).
@@ -260,14 +240,11 @@ impl Steer<'_> {
         if let Some(why) = self.model.why_not_live("vetoing") {
             return why;
         }
-        if self.model.state.review_item(item).is_none() {
-            return format!("item {item} is no longer pending; the veto was not sent");
-        }
-        if let Some((_, a)) = self.model.item_decision(item) {
-            return format!("item {item} already has a decision ({})", a.word());
+        if let Some(why) = self.model.item_taken(item) {
+            return why;
         }
         let reason = Some(typed.trim().to_string()).filter(|r| !r.is_empty());
-        self.send(HumanAction::Veto { item, reason })
+        self.send(HumanAction::Veto { item, reason }).unwrap_or_else(|why| why)
     }
 
     /// Excludes an example from the run, with the reason typed (required). Err: why not (the
@@ -276,14 +253,8 @@ impl Steer<'_> {
         if let Some(why) = self.model.why_not_live("excluding an example") {
             return Err(why);
         }
-        let reason = typed.trim();
-        if reason.is_empty() {
-            return Err("type why it is excluded (a reason is required)".into());
-        }
-        if self.model.example_change(split, example).excluded.is_some() {
-            return Err(format!("{} example {example} is already excluded", split.as_str()));
-        }
-        Ok(self.send(HumanAction::ExcludeExample { split, example: example.to_string(), reason: reason.to_string() }))
+        let reason = typed.trim().to_string();
+        self.send(HumanAction::ExcludeExample { split, example: example.to_string(), reason })
     }
 
     /// Corrects a field of an example to the value typed (a string field takes the text as it
@@ -297,7 +268,7 @@ impl Steer<'_> {
         if now.as_ref() == Some(&value) {
             return Err(format!("that is the value `{field}` has; change it first (esc leaves)"));
         }
-        Ok(self.send(HumanAction::FixExample { split, example: example.to_string(), field: field.to_string(), value }))
+        self.send(HumanAction::FixExample { split, example: example.to_string(), field: field.to_string(), value })
     }
 
     /// A new candidate from the folder typed. Err: why the folder will not do (the prompt stays
@@ -313,7 +284,7 @@ impl Steer<'_> {
             parents: vec![],
             origin: Origin::Human,
             note: format!("added from {dir}"),
-        });
+        })?;
         if let Some(d) = dup {
             msg.push_str(&format!(" (its texts equal #{d}'s)"));
         }
@@ -324,14 +295,14 @@ impl Steer<'_> {
         Ok(msg)
     }
 
-    /// Sends a `protect` for each span not protected (or on its way) yet; returns how many.
+    /// Sends a `protect` for each span the engine would take (one not protected, nor on its way,
+    /// yet); returns how many.
     fn protect_new(&mut self, protected: crate::project::markers::Protected) -> usize {
         let mut n = 0;
         for (component, spans) in protected {
             for text in spans {
-                let known = self.model.state.protected.get(&component).is_some_and(|s| s.contains(&text));
                 let a = HumanAction::Protect { component: component.clone(), text };
-                if known || self.model.sent.contains(&a) || self.model.uncommitted_actions().any(|(_, b)| *b == a) {
+                if self.model.check_decision(&a).is_err() {
                     continue;
                 }
                 self.commands.push(EngineCommand::Act(a.clone()));

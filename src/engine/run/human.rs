@@ -1,7 +1,7 @@
 //! Human decisions: commands and inbox requests checked against the run, taken into a plan, deferred or refused.
 
 use super::{Engine, NewCandidate, Shared};
-use crate::engine::event::{Guidance, GuideExample, HumanAction, Origin, PlannedProposal, ReviewKind};
+use crate::engine::event::{Guidance, HumanAction, Origin, PlannedProposal, ReviewKind};
 use crate::engine::handle::{Command, EngineHandle, Notice};
 use crate::engine::pareto::CandidateId;
 use crate::engine::state::RunState;
@@ -11,105 +11,8 @@ use crate::project::Candidate;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Whether the run whose committed state is `state` would take decision `a` now (`gepa-tui
-/// steer` asks before it sends; the engine asks again when it plans).
-pub fn check_request(a: &HumanAction, state: &RunState) -> std::result::Result<(), String> {
-    check_action(a, state, state.candidates.len(), &[])
-}
-
 pub(super) fn is_guide(a: &HumanAction) -> bool {
     matches!(a, HumanAction::Guide { .. })
-}
-
-/// Whether a decision can be taken on `view`: `committed` candidates exist for good (a guide names
-/// one of them), `added` are texts earlier decisions of the same batch add.
-pub(super) fn check_action(
-    a: &HumanAction,
-    view: &RunState,
-    committed: usize,
-    added: &[Candidate],
-) -> std::result::Result<(), String> {
-    let texts_ok = |texts: &Candidate| -> std::result::Result<(), String> {
-        let mut want: Vec<&String> = view.components.iter().collect();
-        want.sort();
-        if texts.keys().collect::<Vec<_>>() != want {
-            return Err(format!("texts must have exactly the components {:?}", view.components));
-        }
-        Ok(())
-    };
-    match a {
-        HumanAction::Approve { item } | HumanAction::Veto { item, .. } => {
-            view.review_item(*item).map(|_| ()).ok_or_else(|| format!("no pending review item {item}"))
-        }
-        HumanAction::Edit { item, texts } => {
-            view.review_item(*item).ok_or_else(|| format!("no pending review item {item}"))?;
-            texts_ok(texts)
-        }
-        HumanAction::AddCandidate { texts, parents, .. } => {
-            if let Some(p) = parents.iter().find(|p| **p >= view.candidates.len()) {
-                return Err(format!("no candidate {p}"));
-            }
-            texts_ok(texts)
-        }
-        HumanAction::SetPolicy { .. } => Ok(()),
-        HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. } => view.check_data_action(a),
-        HumanAction::Guide { candidate, note, example, component } => {
-            if *candidate >= committed {
-                return Err(format!(
-                    "no candidate {candidate} (the run has {committed}: 0 to {})",
-                    committed.max(1) - 1
-                ));
-            }
-            if note.trim().is_empty() {
-                return Err("a guide needs a note: what should the reflection take into account?".into());
-            }
-            if let Some(c) = component.as_ref().filter(|c| !view.components.contains(c)) {
-                return Err(format!("no component `{c}` (the components are {})", view.components.join(", ")));
-            }
-            match example {
-                Some(GuideExample { split: crate::project::Split::Test, .. }) => {
-                    Err("test examples are never shown to the optimizer; guide with a train or val example".into())
-                }
-                Some(GuideExample { split, id }) => {
-                    let ids = if *split == crate::project::Split::Val { &view.val_ids } else { &view.train_ids };
-                    if view.data.is_excluded(*split, id) {
-                        Err(format!(
-                            "{} example `{id}` is excluded from this run; guide with an example it still uses",
-                            split.as_str()
-                        ))
-                    } else if ids.contains(id) {
-                        Ok(())
-                    } else {
-                        Err(format!("no {} example `{id}` in this run", split.as_str()))
-                    }
-                }
-                None => Ok(()),
-            }
-        }
-        HumanAction::Protect { component, text } => {
-            if !view.components.contains(component) {
-                return Err(format!("no component `{component}` (the components are {})", view.components.join(", ")));
-            }
-            if text.trim().is_empty() {
-                return Err("nothing to protect: the text is empty".into());
-            }
-            if crate::project::markers::has_markers(text) {
-                return Err("the text to protect holds a keep marker; give the plain text".into());
-            }
-            if view.protected.get(component).is_some_and(|spans| spans.contains(text)) {
-                return Err(format!("that text of `{component}` is already protected"));
-            }
-            let has = |texts: &Candidate| texts.get(component).is_some_and(|t| t.contains(text.as_str()));
-            if view.candidates.iter().any(|c| has(&c.texts)) || added.iter().any(has) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "\"{}\" is not in component `{component}` of any candidate; protect text exactly as a candidate has it",
-                    crate::text::truncate_chars(&text.replace('\n', " "), 60)
-                ))
-            }
-        }
-    }
 }
 
 /// Reads the run folder's steering inbox a few times a second and hands each new request to the
@@ -242,7 +145,7 @@ impl Engine {
                     });
                     continue;
                 }
-                match check_action(&a, view, committed, &added) {
+                match a.check_planned(view, committed, &added) {
                     Ok(()) => {
                         match &a {
                             HumanAction::AddCandidate { texts, .. } | HumanAction::Edit { texts, .. } => {

@@ -53,7 +53,6 @@ mod status;
 
 use cache::EvalCache;
 pub use finish::best_file_names;
-pub use human::check_request;
 use human::{inbox_commands, poll_inbox};
 pub use open::load_events;
 use pipeline::plans;

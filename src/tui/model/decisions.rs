@@ -3,7 +3,9 @@
 use super::Model;
 use crate::engine::event::HumanAction;
 use crate::engine::Event;
+use crate::engine::RunState;
 use crate::project::config::ReviewPolicy;
+use crate::project::Candidate;
 
 impl Model {
     /// Decisions that stopping the engine now would lose: sent and not yet applied, or applied in
@@ -27,6 +29,34 @@ impl Model {
             return Some((None, a));
         }
         self.uncommitted_actions().find(|(_, a)| action_item(a) == Some(item)).map(|(r, a)| (Some(r), a))
+    }
+
+    /// Why item `item` takes no decision from here now, when a decision is already on its way to
+    /// the engine or applied in the round in flight (the committed state still lists it).
+    pub fn item_taken(&self, item: u64) -> Option<String> {
+        let (round, a) = self.item_decision(item)?;
+        let when = match round {
+            None => "on its way to the engine".to_string(),
+            Some(r) => format!("applied in round {r}"),
+        };
+        Some(format!("item {item} already has a decision ({}) {when}", a.word()))
+    }
+
+    /// The engine's check of decision `a` (`HumanAction::check`) against the state it will plan
+    /// from: the committed state with the decisions sent and those of the round in flight taken.
+    pub fn check_decision(&self, a: &HumanAction) -> Result<(), String> {
+        let mut view: RunState = self.state.clone();
+        let mut added: Vec<Candidate> = Vec::new();
+        let earlier = self.uncommitted_actions().map(|(_, b)| b).chain(&self.sent);
+        for b in earlier {
+            match b {
+                HumanAction::AddCandidate { texts, .. } | HumanAction::Edit { texts, .. } => added.push(texts.clone()),
+                HumanAction::Approve { item } => added.extend(view.review_item(*item).map(|i| i.texts.clone())),
+                _ => {}
+            }
+            view.apply_human_action(b);
+        }
+        a.check(&view, &added)
     }
 
     /// The review policies (mutations, merges) as they will be at the next round: the last one
@@ -84,40 +114,6 @@ impl Model {
         } else {
             "applied at the start of the next round"
         }
-    }
-}
-
-pub fn policy_name(p: ReviewPolicy) -> &'static str {
-    match p {
-        ReviewPolicy::Auto => "auto",
-        ReviewPolicy::Approve => "approve",
-    }
-}
-
-/// An exclusion or a fix on one line, as a person reads it: `val example va-03 excluded: label
-/// is wrong`, `val example va-03: team corrected to "billing"`. Untrusted text is made safe.
-pub fn data_action_line(a: &HumanAction) -> String {
-    use crate::text::one_line;
-    match a {
-        HumanAction::ExcludeExample { split, example, reason } => {
-            format!("{} example {} excluded: {}", split.as_str(), one_line(example), one_line(reason))
-        }
-        HumanAction::FixExample { split, example, field, value } => format!(
-            "{} example {}: {} corrected to {}",
-            split.as_str(),
-            one_line(example),
-            one_line(field),
-            crate::text::truncate_chars(&one_line(&value_text(value)), 60)
-        ),
-        other => other.word().to_string(),
-    }
-}
-
-/// A field's value as a person reads it: strings as they are (quoted), other JSON compact.
-pub fn value_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => format!("\"{s}\""),
-        other => other.to_string(),
     }
 }
 

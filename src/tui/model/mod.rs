@@ -45,7 +45,7 @@ mod examples;
 mod proposals;
 mod stats;
 
-pub use decisions::{action_item, data_action_line, policy_name, value_text};
+pub use decisions::action_item;
 pub use examples::{ExampleChange, Stage};
 pub use proposals::{MergeView, ProposalView, ReflectionView};
 

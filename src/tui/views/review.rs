@@ -11,9 +11,10 @@ use super::{
     answers_line, fmt_score, heading, inner, one_line, pane, parents_label, step, text_lines, Ctx, ListLayout, Outcome,
     Scroll, View,
 };
+use crate::engine::decision::policy_word;
 use crate::engine::event::{HumanAction, ReviewItem, ReviewKind};
 use crate::tui::keymap::Action;
-use crate::tui::model::{policy_name, Model, ProposalView};
+use crate::tui::model::{Model, ProposalView};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
@@ -46,16 +47,8 @@ impl ReviewView {
         if let Some(why) = m.why_not_live(what) {
             return Err(why);
         }
-        if let Some((round, a)) = m.item_decision(it.item) {
-            return Err(format!(
-                "item {} already has a decision ({}) {}",
-                it.item,
-                a.word(),
-                match round {
-                    None => "on its way to the engine".to_string(),
-                    Some(r) => format!("applied in round {r}"),
-                }
-            ));
+        if let Some(why) = m.item_taken(it.item) {
+            return Err(why);
         }
         Ok(it)
     }
@@ -184,9 +177,9 @@ fn policy_line(ctx: &Ctx, theme: &Theme) -> Line<'static> {
     let k = |a: Action| ctx.keymap.keys_for(a).first().map(|k| k.to_string()).unwrap_or_default();
     Line::from(vec![
         Span::styled("mutations ", theme.muted),
-        Span::styled(policy_name(m), theme.accent),
+        Span::styled(policy_word(m), theme.accent),
         Span::styled(format!(" ({}) · merges ", k(Action::ToggleMutationReview)), theme.muted),
-        Span::styled(policy_name(g), theme.accent),
+        Span::styled(policy_word(g), theme.accent),
         Span::styled(format!(" ({})", k(Action::ToggleMergeReview)), theme.muted),
     ])
 }
@@ -276,26 +269,7 @@ fn decision_lines(ctx: &Ctx, theme: &Theme, max: usize) -> Vec<Line<'static>> {
         .rev()
         .take(max)
         .map(|(round, a)| {
-            let what = match a {
-                HumanAction::Approve { item } => format!("item {item} approved"),
-                HumanAction::Veto { item, reason: Some(r) } => format!("item {item} vetoed: {}", one_line(r)),
-                HumanAction::Veto { item, reason: None } => format!("item {item} vetoed"),
-                HumanAction::Edit { item, .. } => format!("item {item} edited, then approved"),
-                HumanAction::AddCandidate { note, parents, .. } if parents.is_empty() => one_line(note),
-                HumanAction::AddCandidate { note, parents, .. } => {
-                    format!("{} (from {})", one_line(note), parents_label(parents))
-                }
-                HumanAction::SetPolicy { mutations, merges } => {
-                    format!("policy: mutations {}, merges {}", policy_name(*mutations), policy_name(*merges))
-                }
-                a @ (HumanAction::ExcludeExample { .. } | HumanAction::FixExample { .. }) => {
-                    crate::tui::model::data_action_line(a)
-                }
-                HumanAction::Guide { candidate, note, .. } => format!("#{candidate} guided: {}", one_line(note)),
-                HumanAction::Protect { component, text } => {
-                    format!("{} protected: {}", one_line(component), crate::text::truncate_chars(&one_line(text), 60))
-                }
-            };
+            let what = a.describe();
             Line::from(vec![Span::styled(format!("r{round:<3} "), theme.muted), Span::styled(what, theme.text)])
         })
         .collect()
@@ -478,11 +452,7 @@ fn render_empty(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     if !sent.is_empty() {
         lines.push(Line::raw(""));
         for a in sent {
-            let what = match a {
-                HumanAction::AddCandidate { note, .. } => format!("new candidate ({})", one_line(note)),
-                a => a.word().to_string(),
-            };
-            lines.push(Line::styled(format!("⧗ {what} sent; {}", ctx.model.when_applied()), theme.warning));
+            lines.push(Line::styled(format!("⧗ {} sent; {}", a.noun(), ctx.model.when_applied()), theme.warning));
         }
     }
     if !m.decisions.is_empty() {

@@ -7,11 +7,12 @@
 
 use super::input::{InputLine, InputTarget};
 use super::{fmt_score, heading, inner, one_line, pane, step, text_lines, Ctx, ListLayout, Outcome, Scroll, View};
+use crate::engine::decision::value_text;
 use crate::eval::ExampleEval;
 use crate::llm::Role;
 use crate::project::Split;
 use crate::tui::keymap::Action;
-use crate::tui::model::{value_text, Model, Stage};
+use crate::tui::model::{Model, Stage};
 use crate::tui::views::win_matrix::glyph;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
