@@ -478,6 +478,37 @@ impl Gate {
         }
     }
 
+    /// Lets a seeded random number of replies go (1 to 16), waits a seeded random moment (up to
+    /// 20 ms) for what they set going, and kills the run with SIGKILL: mid-run whatever the load,
+    /// as the replies it still needs are held. `what` names the kill, `stderr` is the run's.
+    fn kill_after_random_replies(
+        &self,
+        child: &mut Running,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        what: &str,
+        stderr: &Path,
+    ) {
+        use gepa_tui::engine::rng::below;
+        self.let_through(1 + below(rng, 16) as usize, child);
+        std::thread::sleep(Duration::from_millis(below(rng, 20) as u64));
+        assert!(kill_9(child), "{what} did not land mid-run:\n{}", std::fs::read_to_string(stderr).unwrap());
+    }
+
+    /// Lets replies go one at a time, each once the run has taken the one before, until `done`
+    /// says so: the run moves on only as far as `done` needs, so it is still running then
+    /// however fast or slow the machine is (it fails if the run ends first).
+    fn feed_until(&self, child: &mut Running, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(child.0.try_wait().unwrap().is_none(), "the run ended before {what}");
+            assert!(Instant::now() < deadline, "the run never got to {what}");
+            if self.0.available_permits() == 0 {
+                self.0.add_permits(1);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// No reply is held from now on.
     fn open(&self) {
         self.0.close();
@@ -500,7 +531,6 @@ const TORN_LINE: &str = "{\"seq\":99999,\"t\":0,\"event\":\"round_finished\",\"r
 /// kill lands mid-run however busy the machine is.
 #[test]
 fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
-    use gepa_tui::engine::rng::below;
     use rand::SeedableRng;
     let reference = reference().clone();
     let gate = Gate::new();
@@ -534,14 +564,7 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
             let stderr = std::fs::read_to_string(&path).unwrap();
             assert!(stderr.contains("warning:") && stderr.contains("events.jsonl"), "{stderr}");
         }
-        gate.let_through(1 + below(&mut rng, 16) as usize, &mut child);
-        // A moment for what those replies set going (scoring, events written): the kill lands in it.
-        std::thread::sleep(Duration::from_millis(below(&mut rng, 20) as u64));
-        assert!(
-            kill_9(&mut child),
-            "kill {attempt} did not land mid-run:\n{}",
-            std::fs::read_to_string(&err_path).unwrap()
-        );
+        gate.kill_after_random_replies(&mut child, &mut rng, &format!("kill {attempt}"), &err_path);
         landed += 1;
         // Whatever the moment, the log reads back (at worst with a torn last line).
         gepa_tui::store::read_log::<serde_json::Value>(&log, false)
@@ -713,22 +736,32 @@ fn a_run_killed_while_waiting_for_review_resumes_to_the_same_result() {
 // ---------------------------------------------------------------------------------------------
 // 2b. Steering a run from outside (`gepa-tui steer`, the run folder's inbox)
 
-/// Waits until the run's seed is scored (its first `round_finished` is in the log).
-fn wait_for_seed(dir: &Path, run: &str, child: &mut Running) {
+/// Feeds the run replies until its seed is scored (its first `round_finished` is in the log).
+fn feed_until_seed_scored(gate: &Gate, dir: &Path, run: &str, child: &mut Running) {
     let log = dir.join(".gepa/runs").join(run).join("events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"event\":\"round_finished\"") {
-        assert!(child.0.try_wait().unwrap().is_none(), "the run ended before its seed was scored");
-        assert!(Instant::now() < deadline, "the seed was never scored");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    gate.feed_until(child, "its seed was scored", || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("\"event\":\"round_finished\"")
+    });
+}
+
+fn steer_command(dir: &Path, run: &str, args: &[&str]) -> Command {
+    let mut all = vec!["steer", dir.to_str().unwrap(), "--run", run];
+    all.extend_from_slice(args);
+    gepa(&all)
 }
 
 /// `gepa-tui steer DIR --run RUN <args…>`.
 fn steer(dir: &Path, run: &str, args: &[&str]) -> Output {
-    let mut all = vec!["steer", dir.to_str().unwrap(), "--run", run];
-    all.extend_from_slice(args);
-    gepa(&all).output().unwrap()
+    steer_command(dir, run, args).output().unwrap()
+}
+
+/// `steer` to a live run whose replies `gate` holds: the run is fed replies one at a time until
+/// the steer command has its answer (a run takes a request when it plans its next round), so the
+/// run is live when it answers however busy the machine is.
+fn steer_live(gate: &Gate, child: &mut Running, dir: &Path, run: &str, args: &[&str]) -> Output {
+    let mut cmd = steer_command(dir, run, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    gate.feed_until(child, &format!("`steer {}` was answered", args.join(" ")), || cmd.try_wait().unwrap().is_some());
+    cmd.wait_with_output().unwrap()
 }
 
 /// A guide and a protection handed to a live headless run are taken and answered; what the run
@@ -736,37 +769,39 @@ fn steer(dir: &Path, run: &str, args: &[&str]) -> Output {
 /// result.
 #[test]
 fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take() {
-    let server = FaultServer::start(Plan { latency: Duration::from_millis(60), ..Plan::default() });
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
     let err_path = p.dir.join("stderr.txt");
     let mut child = spawn_headless(&p.dir, &[], &err_path);
     let run = wait_for_run_start(&p.dir, &mut child);
-    wait_for_seed(&p.dir, &run, &mut child);
+    feed_until_seed_scored(&gate, &p.dir, &run, &mut child);
+    let mut live = |args: &[&str]| steer_live(&gate, &mut child, &p.dir, &run, args);
 
-    let out = steer(&p.dir, &run, &["guide", "0", "every group has its own rule", "--example", "ex105"]);
+    let out = live(&["guide", "0", "every group has its own rule", "--example", "ex105"]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
     assert!(said.contains(&format!("taken by run {run}: recorded with round ")), "{said}");
-    let out = steer(&p.dir, &run, &["protect", "instruction", "Answer the item."]);
+    let out = live(&["protect", "instruction", "Answer the item."]);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     // The same again: refused, by the run itself while the round that took the first is in flight
     // ("refused by run …"), or here once it has committed ("refused: …").
-    let out = steer(&p.dir, &run, &["protect", "instruction", "Answer the item."]);
+    let out = live(&["protect", "instruction", "Answer the item."]);
     assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("is already protected"), "{}", text(&out.stdout));
     // Refused before anything is sent: what is not in any candidate, a candidate that does not
     // exist; an example the run does not have is a usage error.
-    let out = steer(&p.dir, &run, &["protect", "instruction", "not in any prompt"]);
+    let out = live(&["protect", "instruction", "not in any prompt"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains("refused: \"not in any prompt\" is not in component `instruction`"),
         "{}",
         text(&out.stdout)
     );
-    let out = steer(&p.dir, &run, &["guide", "99", "look"]);
+    let out = live(&["guide", "99", "look"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("no candidate 99"), "{}", text(&out.stdout));
-    let out = steer(&p.dir, &run, &["guide", "0", "look", "--example", "nope"]);
+    let out = live(&["guide", "0", "look", "--example", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains(&format!("run {run} has no train or val example `nope`")),
@@ -774,6 +809,7 @@ fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take(
         text(&out.stderr)
     );
 
+    gate.open();
     let (code, err) = wait_exit(&mut child, &err_path);
     assert_eq!(code, Some(0), "{err}");
     // The headless run's own log says what it took.
@@ -810,26 +846,29 @@ fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take(
 /// the run lacks is refused before anything is sent, and the data files are not touched.
 #[test]
 fn steer_excludes_and_fixes_examples_of_a_live_headless_run() {
-    let server = FaultServer::start(Plan { latency: Duration::from_millis(60), ..Plan::default() });
+    let gate = Gate::new();
+    let server = FaultServer::start(gate.holding(Plan::default()));
     let p = project_at(&server.base_url(), OPT, FAST_MODEL);
     let val_before = std::fs::read(p.dir.join("data/val.jsonl")).unwrap();
     let err_path = p.dir.join("stderr.txt");
     let mut child = spawn_headless(&p.dir, &[], &err_path);
     let run = wait_for_run_start(&p.dir, &mut child);
-    wait_for_seed(&p.dir, &run, &mut child);
+    feed_until_seed_scored(&gate, &p.dir, &run, &mut child);
+    let mut live = |args: &[&str]| steer_live(&gate, &mut child, &p.dir, &run, args);
 
-    let out = steer(&p.dir, &run, &["exclude", "ex103", "--reason", "the label is wrong"]);
+    let out = live(&["exclude", "ex103", "--reason", "the label is wrong"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     // The evaluator's reference field by default.
-    let out = steer(&p.dir, &run, &["fix", "ex104", "--expected", "E-ok"]);
+    let out = live(&["fix", "ex104", "--expected", "E-ok"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     // Excluded already: refused (by the run, or here once it committed); no such example: an error.
-    let out = steer(&p.dir, &run, &["exclude", "ex103", "--reason", "again"]);
+    let out = live(&["exclude", "ex103", "--reason", "again"]);
     assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
-    let out = steer(&p.dir, &run, &["fix", "nope", "--expected", "x"]);
+    let out = live(&["fix", "nope", "--expected", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no train or val example `nope`"), "{}", text(&out.stderr));
 
+    gate.open();
     let (code, err) = wait_exit(&mut child, &err_path);
     assert_eq!(code, Some(0), "{err}");
     let r = read_result(&p.dir, &run);
@@ -888,7 +927,6 @@ fn a_run_stopped_with_steering_waiting(p: &TestProject, stderr_to: &Path) -> Str
 /// inbox), resumed each time: the result is that of the same steered run never killed.
 #[test]
 fn a_steered_run_killed_with_sigkill_resumes_to_the_same_result() {
-    use gepa_tui::engine::rng::below;
     use rand::SeedableRng;
     let logs = tempfile::tempdir().unwrap();
     let clean_gate = Gate::new();
@@ -913,13 +951,7 @@ fn a_steered_run_killed_with_sigkill_resumes_to_the_same_result() {
     for attempt in 0..8 {
         let err_path = logs.path().join(format!("{attempt}.txt"));
         let mut child = spawn_headless(&p.dir, &["--resume", &id], &err_path);
-        gate.let_through(1 + below(&mut rng, 16) as usize, &mut child);
-        std::thread::sleep(Duration::from_millis(below(&mut rng, 20) as u64));
-        assert!(
-            kill_9(&mut child),
-            "kill {attempt} did not land mid-run:\n{}",
-            std::fs::read_to_string(&err_path).unwrap()
-        );
+        gate.kill_after_random_replies(&mut child, &mut rng, &format!("kill {attempt}"), &err_path);
         landed += 1;
     }
     gate.open();
