@@ -1,7 +1,7 @@
 //! The workbench's router, with no terminal: keys become `Action`s through the keymap and go to
 //! the overlay on top of the stack (editor, merge screen, input line, help: `app/overlay.rs`),
 //! else to the active view, else to the global actions here; what a view asks back (`Outcome`) is carried out here. Each view owns
-//! its state, keys and drawing (`views/`); decisions for the engine go through `steer`. The event
+//! its state, keys and drawing (`views/`); decisions for the engine go through `outbox`. The event
 //! loop (`tui::run`) feeds this input and engine notices and draws it when something changed.
 //! Tests drive it directly.
 //!
@@ -11,7 +11,7 @@
 use crate::engine::CandidateId;
 use crate::tui::keymap::{Action, Key, Keymap, Layer};
 use crate::tui::model::Model;
-use crate::tui::steer::Steer;
+use crate::tui::outbox::Outbox;
 use crate::tui::theme::Theme;
 use crate::tui::views::editor::{EditSession, EditTarget};
 use crate::tui::views::help::HelpView;
@@ -29,7 +29,7 @@ use ratatui::Frame;
 mod overlay;
 mod prompt;
 
-pub use crate::tui::steer::{EngineCommand, ExternalEdit, ExternalOutcome};
+pub use crate::tui::outbox::{EngineCommand, ExternalEdit, ExternalOutcome};
 pub use crate::tui::views::candidate::DiffMode;
 pub use crate::tui::views::win_matrix::MatrixPane;
 pub use crate::tui::views::View;
@@ -93,8 +93,8 @@ impl App {
         app
     }
 
-    fn steer(&mut self) -> Steer<'_> {
-        Steer { model: &mut self.model, commands: &mut self.commands }
+    fn outbox(&mut self) -> Outbox<'_> {
+        Outbox { model: &mut self.model, commands: &mut self.commands }
     }
 
     /// Until the user selects a candidate, keep the best one selected, so a finished or reopened
@@ -247,8 +247,8 @@ impl App {
         let flash = match action {
             Action::Quit => return self.request_quit(),
             Action::Help => return self.overlays.push(Overlay::Help(HelpView::default())),
-            Action::TogglePause => self.steer().toggle_pause(),
-            Action::RetryNow => self.steer().retry_now(),
+            Action::TogglePause => self.outbox().toggle_pause(),
+            Action::RetryNow => self.outbox().retry_now(),
             Action::ViewTraces => {
                 // The tab shows the selected candidate's traces (not a proposal's minibatch).
                 self.views.traces.proposal = None;
@@ -256,15 +256,15 @@ impl App {
             }
             a if self.view.after(a).is_some() => return self.goto(self.view.after(a).expect("checked")),
             Action::OpenTraces => return self.apply(Outcome::ValTraces(None)),
-            Action::ApproveAll => self.steer().approve_all().unwrap_or_else(|e| e),
+            Action::ApproveAll => self.outbox().approve_all().unwrap_or_else(|e| e),
             Action::ToggleMutationReview | Action::ToggleMergeReview => {
                 let keys = self.keymap.describe(Action::ApproveAll);
-                self.steer().toggle_policy(action == Action::ToggleMutationReview, &keys).unwrap_or_else(|e| e)
+                self.outbox().toggle_policy(action == Action::ToggleMutationReview, &keys).unwrap_or_else(|e| e)
             }
             Action::Mark => views::merge::toggle_mark(&mut self.marked, self.selected, &self.model, &self.keymap),
             Action::Branch => {
                 let keys = self.keymap.describe(Action::Branch);
-                crate::tui::steer::branch_press(
+                crate::tui::outbox::branch_press(
                     &self.model,
                     self.selected,
                     &mut self.branch_armed,
@@ -318,9 +318,9 @@ impl App {
                 self.goto(View::Candidate);
             }
             Outcome::Prompt(line) => self.overlays.push(Overlay::Input(line)),
-            Outcome::Send(action) => self.flash = Some(self.steer().send(action).unwrap_or_else(|why| why)),
+            Outcome::Send(action) => self.flash = Some(self.outbox().send(action).unwrap_or_else(|why| why)),
             Outcome::Edit { target, texts, external } => self.start_edit(target, &texts, external),
-            Outcome::SubmitEdit { target, texts } => match self.steer().submit_edit(target, texts) {
+            Outcome::SubmitEdit { target, texts } => match self.outbox().submit_edit(target, texts) {
                 Ok(msg) => {
                     self.overlays.close(Kind::Editor);
                     self.flash = Some(msg);
@@ -345,7 +345,7 @@ impl App {
     /// Then the first `q` says so; pending items stay pending either way.
     fn request_quit(&mut self) {
         let quit_keys = self.keymap.describe(Action::Quit);
-        match crate::tui::steer::quit_warning(&self.model, &quit_keys).filter(|_| !self.quit_armed) {
+        match crate::tui::outbox::quit_warning(&self.model, &quit_keys).filter(|_| !self.quit_armed) {
             Some(warning) => {
                 self.quit_armed = true;
                 self.flash = Some(warning);
@@ -388,10 +388,10 @@ impl App {
         }
     }
 
-    /// What `$EDITOR` gave back (see `Steer::external_done`).
+    /// What `$EDITOR` gave back (see `Outbox::external_done`).
     pub fn external_edit_done(&mut self, request: ExternalEdit, outcome: ExternalOutcome) {
         let save = self.keymap.describe_in(Layer::Editor, Action::Save);
-        let (kept, msg) = self.steer().external_done(request, outcome, &save);
+        let (kept, msg) = self.outbox().external_done(request, outcome, &save);
         if let Some(ed) = kept {
             self.overlays.push(Overlay::Editor(ed));
         }

@@ -5,7 +5,7 @@
 
 use crate::project::config::ComponentConfig;
 use crate::project::Candidate;
-use crate::tui::steer::{ExternalEdit, ExternalOutcome};
+use crate::tui::outbox::{ExternalEdit, ExternalOutcome};
 use std::path::{Path, PathBuf};
 
 /// The editor command: `$VISUAL`, else `$EDITOR`, else `vi`, split on whitespace (so

@@ -11,9 +11,9 @@ pub mod editor;
 pub mod external;
 pub mod keymap;
 pub mod model;
+pub mod outbox;
 pub mod remote;
 pub mod start;
-pub mod steer;
 pub mod terminal;
 pub mod theme;
 pub mod views;
@@ -29,13 +29,13 @@ use app::App;
 use crossterm::event::Event as TermEvent;
 use keymap::Keymap;
 use model::Model;
+use outbox::EngineCommand;
 use start::{RunEntry, StartChoice, StartScreen};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use steer::EngineCommand;
 use terminal::Term;
 use theme::Theme;
 use tokio::sync::mpsc;
@@ -459,9 +459,9 @@ fn open_choice(ctx: &Ctx<'_>, choice: &StartChoice) -> Result<Opened> {
 fn edit_externally(
     term: &mut Term,
     input: &mut InputReader,
-    request: &steer::ExternalEdit,
+    request: &outbox::ExternalEdit,
     components: &[crate::project::config::ComponentConfig],
-) -> Result<steer::ExternalOutcome> {
+) -> Result<outbox::ExternalOutcome> {
     let command = external::editor_command();
     input.hold();
     terminal::suspend();

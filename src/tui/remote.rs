@@ -12,7 +12,7 @@ use crate::engine::{Event, Notice, RunState, Status};
 use crate::store::{LockHolder, RunLock, Tail};
 use crate::tui::app::App;
 pub use crate::tui::attached::{Remote, SentRequest};
-use crate::tui::steer::EngineCommand;
+use crate::tui::outbox::EngineCommand;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -150,7 +150,7 @@ impl Follower {
             EngineCommand::Pause => ("pause".to_string(), None, Some(RunControl::Pause)),
             EngineCommand::Resume => ("resume".to_string(), None, Some(RunControl::Resume)),
             EngineCommand::RetryNow => ("retry now".to_string(), None, Some(RunControl::RetryNow)),
-            // One approval per item still waiting with one sent from here (as `Steer` marked them).
+            // One approval per item still waiting with one sent from here (as `Outbox` marked them).
             EngineCommand::ApproveAll => {
                 let items: Vec<u64> = app.model.state.review_queue.iter().map(|i| i.item).collect();
                 for item in items {

@@ -302,7 +302,7 @@ impl Engine {
 
 /// What a person asked of a round's reflections: vetoes' reasons and protected text, per component.
 #[derive(Clone, Copy)]
-struct Steering<'a> {
+struct ReflectionConstraints<'a> {
     vetoes: &'a BTreeMap<String, Vec<String>>,
     protected: &'a BTreeMap<String, Vec<String>>,
 }

@@ -2,7 +2,8 @@
 
 use super::cache::EvalSplit;
 use super::{
-    MergeJob, NewCandidate, Passed, Preview, ProposalJob, RoundOutput, RoundPlan, Shared, SlotResult, Steering,
+    MergeJob, NewCandidate, Passed, Preview, ProposalJob, ReflectionConstraints, RoundOutput, RoundPlan, Shared,
+    SlotResult,
 };
 use crate::engine::adapt::InForce;
 use crate::engine::data_fixes::DataChanges;
@@ -206,8 +207,8 @@ impl Shared {
             let news = plan.proposals.len() == 1 && to_score.is_empty();
             let auto = plan.mutation_policy == ReviewPolicy::Auto;
             let results = join_all(plan.proposals.iter().map(|p| {
-                let steer = Steering { vetoes: &plan.vetoes, protected: &plan.protected };
-                self.run_proposal(round, gen, (plan.planned_after, &plan.data), p, steer, news && auto)
+                let asked = ReflectionConstraints { vetoes: &plan.vetoes, protected: &plan.protected };
+                self.run_proposal(round, gen, (plan.planned_after, &plan.data), p, asked, news && auto)
             }))
             .await;
             if news {
@@ -293,7 +294,7 @@ impl Shared {
         gen: u64,
         reuse: (u64, &DataChanges),
         job: &ProposalJob,
-        steer: Steering<'_>,
+        asked: ReflectionConstraints<'_>,
         early: bool,
     ) -> Result<SlotResult> {
         let p = &job.plan;
@@ -402,9 +403,9 @@ impl Shared {
             if let (Some(ex), Some(ev)) = (pointed_example, &pointed_eval) {
                 records.extend(self.reflective_dataset(component, &[ex], std::slice::from_ref(ev)));
             }
-            let notes = steer.vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
+            let notes = asked.vetoes.get(component).map(Vec::as_slice).unwrap_or(&[]);
             // The protected spans this parent's text holds: the child must keep them.
-            let kept: Vec<String> = steer
+            let kept: Vec<String> = asked
                 .protected
                 .get(component)
                 .map(|spans| spans.iter().filter(|s| parent[component].contains(s.as_str())).cloned().collect())

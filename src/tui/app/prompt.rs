@@ -76,14 +76,14 @@ impl App {
         match target {
             InputTarget::VetoReason { item } => {
                 self.close_input();
-                self.flash = Some(self.steer().veto(item, text));
+                self.flash = Some(self.outbox().veto(item, text));
             }
             InputTarget::GuideNote { candidate, example } => {
-                let sent = self.steer().guide(candidate, example, text);
+                let sent = self.outbox().guide(candidate, example, text);
                 self.prompt_result(sent);
             }
             InputTarget::Folder => {
-                let sent = self.steer().add_from_folder(text);
+                let sent = self.outbox().add_from_folder(text);
                 self.prompt_result(sent);
             }
             InputTarget::ExcludeReason | InputTarget::FixValue => {
@@ -92,9 +92,9 @@ impl App {
                     return;
                 };
                 let sent = if target == InputTarget::ExcludeReason {
-                    self.steer().exclude(mark.split, &mark.example, text)
+                    self.outbox().exclude(mark.split, &mark.example, text)
                 } else {
-                    self.steer().fix(mark.split, &mark.example, mark.field(), text)
+                    self.outbox().fix(mark.split, &mark.example, mark.field(), text)
                 };
                 if sent.is_ok() {
                     self.views.traces.pending = None;

@@ -47,7 +47,7 @@ mod stats;
 
 pub use decisions::action_item;
 pub use examples::{ExampleChange, Stage};
-pub use proposals::{MergeView, ProposalView, ReflectionView};
+pub use proposals::{MergeAttempt, Proposal, ReflectionCall};
 
 #[derive(Debug, Clone, Default)]
 pub struct Model {
@@ -57,7 +57,7 @@ pub struct Model {
     pub val_evals: Vec<Vec<ExampleEval>>,
     pub test_evals: BTreeMap<CandidateId, Vec<ExampleEval>>,
     /// Proposals in the order they started (uncommitted ones last, `committed == false`).
-    pub proposals: Vec<ProposalView>,
+    pub proposals: Vec<Proposal>,
     /// Events of the rounds in flight, applied to `state` when each commits.
     pending: CommitBuffer<Event>,
     /// The engine's latest live status (None when browsing a run without an engine).

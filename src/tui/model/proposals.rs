@@ -9,7 +9,7 @@ use crate::project::Candidate;
 
 /// One reflection call of a proposal.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReflectionView {
+pub struct ReflectionCall {
     pub component: String,
     pub dataset: Vec<ReflectiveRecord>,
     pub prompt: String,
@@ -24,7 +24,7 @@ pub struct ReflectionView {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct MergeView {
+pub struct MergeAttempt {
     pub id1: CandidateId,
     pub id2: CandidateId,
     pub ancestor: CandidateId,
@@ -37,7 +37,7 @@ pub struct MergeView {
 
 /// A reflective proposal or a merge attempt, and what became of it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProposalView {
+pub struct Proposal {
     pub round: u64,
     pub slot: usize,
     /// The parent (for a merge, the first of the two).
@@ -46,11 +46,11 @@ pub struct ProposalView {
     pub minibatch: Vec<String>,
     pub parent_evals: Vec<ExampleEval>,
     pub child_evals: Vec<ExampleEval>,
-    pub reflections: Vec<ReflectionView>,
+    pub reflections: Vec<ReflectionCall>,
     /// None while the proposal is running.
     pub outcome: Option<ProposalOutcome>,
     pub child_texts: Option<Candidate>,
-    pub merge: Option<MergeView>,
+    pub merge: Option<MergeAttempt>,
     /// The candidate it became, once added.
     pub child: Option<CandidateId>,
     /// Its round was committed (an uncommitted round is redone after a crash).
@@ -63,14 +63,14 @@ pub struct ProposalView {
     pub adaptations: usize,
 }
 
-impl ProposalView {
+impl Proposal {
     pub fn truncated(&self) -> bool {
         self.reflections.iter().any(|r| r.truncated)
     }
 }
 
 impl Model {
-    fn proposal_mut(&mut self, round: u64, slot: usize) -> Option<&mut ProposalView> {
+    fn proposal_mut(&mut self, round: u64, slot: usize) -> Option<&mut Proposal> {
         self.proposals.iter_mut().rev().find(|p| p.round == round && p.slot == slot && p.merge.is_none())
     }
 
@@ -78,7 +78,7 @@ impl Model {
         match ev {
             Event::RoundStarted { round, proposals, .. } => {
                 for PlannedProposal { slot, parent, minibatch, components, guide, adaptations, .. } in proposals {
-                    self.proposals.push(ProposalView {
+                    self.proposals.push(Proposal {
                         round: *round,
                         slot: *slot,
                         parent: *parent,
@@ -122,7 +122,7 @@ impl Model {
                 ..
             } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
-                    p.reflections.push(ReflectionView {
+                    p.reflections.push(ReflectionCall {
                         component: component.clone(),
                         dataset: dataset.clone(),
                         prompt: prompt.clone(),
@@ -155,7 +155,7 @@ impl Model {
                 evals,
                 ..
             } => {
-                self.proposals.push(ProposalView {
+                self.proposals.push(Proposal {
                     round: *round,
                     slot: 0,
                     parent: *id1,
@@ -166,7 +166,7 @@ impl Model {
                     reflections: Vec::new(),
                     outcome: None,
                     child_texts: Some(texts.clone()),
-                    merge: Some(MergeView {
+                    merge: Some(MergeAttempt {
                         id1: *id1,
                         id2: *id2,
                         ancestor: *ancestor,

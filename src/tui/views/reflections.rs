@@ -11,7 +11,7 @@ use crate::engine::reflect::format_dataset;
 use crate::engine::ProposalOutcome;
 use crate::tui::keymap::Action;
 use crate::tui::model::Model;
-use crate::tui::model::ProposalView;
+use crate::tui::model::Proposal;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::Style;
@@ -20,7 +20,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 /// A glyph and a word for a proposal's outcome.
-pub fn outcome_label(p: &ProposalView, theme: &Theme) -> (&'static str, String, Style) {
+pub fn outcome_label(p: &Proposal, theme: &Theme) -> (&'static str, String, Style) {
     if let Some(mg) = &p.merge {
         return if mg.accepted {
             ("✓", "merged".into(), theme.score_high)
@@ -199,7 +199,7 @@ impl ReflectionsView {
     }
 }
 
-fn detail(m: &Model, p: &ProposalView, theme: &Theme) -> Vec<Line<'static>> {
+fn detail(m: &Model, p: &Proposal, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines: Vec<Line<'static>> = Vec::new();
     let (g, word, style) = outcome_label(p, theme);
     let became = |lines: &mut Vec<Line<'static>>| {

@@ -14,7 +14,7 @@ use super::{
 use crate::engine::decision::policy_word;
 use crate::engine::event::{HumanAction, ReviewItem, ReviewKind};
 use crate::tui::keymap::Action;
-use crate::tui::model::{Model, ProposalView};
+use crate::tui::model::{Model, Proposal};
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
@@ -276,7 +276,7 @@ fn decision_lines(ctx: &Ctx, theme: &Theme, max: usize) -> Vec<Line<'static>> {
 }
 
 /// The proposal (or merge attempt) the item came from: its outputs and feedback per example.
-fn proposal_for<'m>(m: &'m Model, it: &ReviewItem) -> Option<&'m ProposalView> {
+fn proposal_for<'m>(m: &'m Model, it: &ReviewItem) -> Option<&'m Proposal> {
     m.proposals.iter().rev().find(|p| {
         p.round == it.round
             && p.child_texts.as_ref() == Some(&it.texts)

@@ -1,6 +1,6 @@
-//! What the workbench asks of the engine, in one place: each decision is checked against the model
-//! (is the run live, is the item still pending, does it already have a decision), sent as an
-//! `EngineCommand`, and remembered in `Model::sent` until the engine records it. Every function
+//! The workbench's outbox: what it asks of the engine, in one place. Each decision is checked (is
+//! the run live, does the item already have a decision, and the engine's own `HumanAction::check`),
+//! sent as an `EngineCommand`, and remembered in `Model::sent` until the engine records it. Every function
 //! returns the line the status bar shows; an `Err` is why nothing was sent.
 
 use crate::engine::event::HumanAction;
@@ -40,12 +40,12 @@ pub struct ExternalOutcome {
 }
 
 /// The model and the queue of commands for the engine, borrowed together.
-pub struct Steer<'a> {
+pub struct Outbox<'a> {
     pub model: &'a mut Model,
     pub commands: &'a mut Vec<EngineCommand>,
 }
 
-impl Steer<'_> {
+impl Outbox<'_> {
     /// Sends a decision to the engine, when the engine's own check (`HumanAction::check`) takes
     /// it against the state the engine will plan from, and remembers it until the engine records
     /// it. Err: why it was not sent, in the engine's words.
