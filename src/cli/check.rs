@@ -1,7 +1,6 @@
 //! `gepa-tui check [DIR]`: validate a project, show what it would run, and ping its models.
 
 use crate::cli::CommonArgs;
-use crate::eval::Evaluator;
 use crate::llm::{ChatRequest, LlmError, Message, Models, ModelsOptions};
 use crate::project::config::{EvaluatorKind, ProviderKind, SystemKind};
 use crate::project::{Project, Split};
@@ -31,16 +30,12 @@ pub fn run(dir: &Path, common: &CommonArgs) -> anyhow::Result<ExitCode> {
 
     // Build what a run would build, to list every program it would start.
     let system = System::from_config(&project);
-    let evaluator = Evaluator::from_config(&project);
     let mut commands: Vec<(String, Vec<String>)> = Vec::new();
     match &system {
         Ok(s) => commands.extend(s.command().map(|argv| ("system".to_string(), argv.to_vec()))),
         Err(e) => problems.extend(e.problems()),
     }
-    match &evaluator {
-        Ok(ev) => commands.extend(ev.commands().into_iter().map(|argv| ("evaluator".to_string(), argv.to_vec()))),
-        Err(e) => problems.extend(e.problems()),
-    }
+    commands.extend(project.evaluator.commands().into_iter().map(|argv| ("evaluator".to_string(), argv.to_vec())));
     println!();
     if commands.is_empty() {
         println!("External commands: none (this project only calls models)");
@@ -161,7 +156,7 @@ fn print_report(project: &Project) {
         line.push_str(&format!(", feedback fields: {}", ev.feedback_fields.join(", ")));
     }
     println!("{}", sanitize(&line));
-    if let Some(line) = objectives_line(c) {
+    if let Some(line) = objectives_line(project) {
         println!("{}", sanitize(&line));
     }
     println!();
@@ -187,13 +182,14 @@ fn print_report(project: &Project) {
 
 /// `Objectives: correct, leak (evaluator parts), prompt_tokens (built in, lower is better) ·
 /// frontier hybrid`, when the project records any or selects over them.
-fn objectives_line(c: &crate::project::config::ProjectConfig) -> Option<String> {
-    let ev = &c.evaluator;
+fn objectives_line(project: &Project) -> Option<String> {
+    let (c, ev) = (&project.config, &project.evaluator);
     let mut parts = Vec::new();
-    if ev.kind == EvaluatorKind::Combined {
-        parts.push(format!("{} (evaluator parts)", crate::project::config::part_labels(&ev.parts).join(", ")));
+    let part_objectives = ev.part_objectives();
+    if !part_objectives.is_empty() {
+        parts.push(format!("{} (evaluator parts)", part_objectives.join(", ")));
     }
-    let commands = ev.kind == EvaluatorKind::Command || ev.parts.iter().any(|p| p.kind == EvaluatorKind::Command);
+    let commands = !ev.commands().is_empty();
     if !c.optimizer.objectives.is_empty() {
         let names: Vec<&str> = c.optimizer.objectives.iter().map(|b| b.as_str()).collect();
         parts.push(format!("{} (built in, lower is better)", names.join(", ")));

@@ -2,48 +2,18 @@
 //! `{"example":{…},"output":"…"}` on stdin and prints `{"score":…,"feedback":"…"}`.
 
 use super::Score;
-use crate::project::config::EvaluatorPart;
-use crate::project::{Example, ProjectError};
-use crate::system::command::{example_json, parse_json_object, run_process, secs};
+use crate::project::evaluator::CommandScorer;
+use crate::project::Example;
+use crate::system::command::{example_json, parse_json_object, run_process};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Semaphore;
 
-#[derive(Debug)]
-pub struct CommandScorer {
-    argv: Vec<String>,
-    root: PathBuf,
-    timeout: Duration,
-    /// Shared with the evaluator's other command parts: at most this many scorers run at once.
-    slots: Arc<Semaphore>,
-}
-
 impl CommandScorer {
-    pub fn from_part(part: &EvaluatorPart, root: &Path, slots: Arc<Semaphore>) -> Result<CommandScorer, ProjectError> {
-        if part.command.first().is_none_or(|c| c.trim().is_empty()) {
-            return Err(ProjectError::config(
-                None,
-                "[evaluator] kind = \"command\" needs command = [\"program\", \"arg\", …]",
-            ));
-        }
-        Ok(CommandScorer {
-            argv: part.command.clone(),
-            root: root.to_path_buf(),
-            timeout: secs(part.timeout_secs),
-            slots,
-        })
-    }
-
-    pub fn argv(&self) -> &[String] {
-        &self.argv
-    }
-
-    pub async fn score(&self, example: &Example, output: &str) -> Score {
+    /// Runs the scorer once a slot of `slots` is free (the wait is not timed).
+    pub async fn score(&self, example: &Example, output: &str, slots: &Semaphore) -> Score {
         let input = json!({ "example": example_json(example), "output": output });
         let stdin = serde_json::to_vec(&input).unwrap_or_default();
-        let done = match run_process(&self.argv, &self.root, stdin, self.timeout, &self.slots).await {
+        let done = match run_process(&self.argv, &self.root, stdin, self.timeout, slots).await {
             Ok(done) => done,
             Err(failure) => {
                 return Score { timed_out: failure.timed_out, ..Score::failed(format!("the scorer failed: {failure}")) }
@@ -116,24 +86,11 @@ impl CommandScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::project::config::EvaluatorKind;
+    use std::time::Duration;
 
     fn scorer(script: &str) -> CommandScorer {
-        let part = EvaluatorPart {
-            kind: EvaluatorKind::Command,
-            name: None,
-            weight: 1.0,
-            field: None,
-            case_sensitive: None,
-            pattern: None,
-            json_key: None,
-            json_keys: vec![],
-            command: vec!["sh".into(), "-c".into(), script.into()],
-            timeout_secs: 10.0,
-            model: None,
-            rubric: None,
-        };
-        CommandScorer::from_part(&part, &std::env::temp_dir(), crate::system::command::process_slots(None)).unwrap()
+        let argv = vec!["sh".into(), "-c".into(), script.into()];
+        CommandScorer::new(argv, std::env::temp_dir(), Duration::from_secs(10))
     }
 
     fn example() -> Example {
@@ -142,7 +99,9 @@ mod tests {
 
     #[tokio::test]
     async fn reads_score_and_feedback() {
-        let s = scorer(r#"cat >/dev/null; echo '{"score": 0.25, "feedback": "close"}'"#).score(&example(), "5").await;
+        let s = scorer(r#"cat >/dev/null; echo '{"score": 0.25, "feedback": "close"}'"#)
+            .score(&example(), "5", &Semaphore::new(1))
+            .await;
         assert_eq!((s.score, s.feedback.as_str(), s.error), (0.25, "close", None));
     }
 
@@ -150,21 +109,25 @@ mod tests {
     /// higher is better); a non-number is a scorer failure, not a silent 0.
     #[tokio::test]
     async fn reads_named_objective_scores() {
-        let s =
-            scorer(r#"echo '{"score": 0.5, "scores": {"brevity": 0.9, "words": -12}}'"#).score(&example(), "x").await;
+        let s = scorer(r#"echo '{"score": 0.5, "scores": {"brevity": 0.9, "words": -12}}'"#)
+            .score(&example(), "x", &Semaphore::new(1))
+            .await;
         assert_eq!(s.error, None);
         assert_eq!(
             s.objectives.into_iter().collect::<Vec<_>>(),
             vec![("brevity".into(), 0.9), ("words".into(), -12.0)]
         );
-        let s = scorer(r#"echo '{"score": 0.5, "scores": {"brevity": "high"}}'"#).score(&example(), "x").await;
+        let s = scorer(r#"echo '{"score": 0.5, "scores": {"brevity": "high"}}'"#)
+            .score(&example(), "x", &Semaphore::new(1))
+            .await;
         assert_eq!(s.score, 0.0);
         assert!(s.error.unwrap().contains("\"brevity\": \"high\"}, expected a number"));
-        let s = scorer(r#"echo '{"score": 0.5, "scores": [1]}'"#).score(&example(), "x").await;
+        let s = scorer(r#"echo '{"score": 0.5, "scores": [1]}'"#).score(&example(), "x", &Semaphore::new(1)).await;
         assert!(s.error.unwrap().contains("expected an object"));
         // A name with an escape sequence in it is cleaned before it can reach a terminal.
-        let s =
-            scorer(r#"printf '{"score": 1, "scores": {"\\u001b[31mred\\u001b[0m": 1}}'"#).score(&example(), "x").await;
+        let s = scorer(r#"printf '{"score": 1, "scores": {"\\u001b[31mred\\u001b[0m": 1}}'"#)
+            .score(&example(), "x", &Semaphore::new(1))
+            .await;
         assert_eq!(s.objectives.keys().collect::<Vec<_>>(), vec!["red"]);
     }
 
@@ -172,20 +135,20 @@ mod tests {
     async fn gets_example_and_output() {
         // Score 1 only when the input carries both.
         let s = scorer(r#"grep -q '"output":"5"' && echo '{"score": 1}' || echo '{"score": 0}'"#)
-            .score(&example(), "5")
+            .score(&example(), "5", &Semaphore::new(1))
             .await;
         assert_eq!(s.score, 1.0);
     }
 
     #[tokio::test]
     async fn out_of_range_is_clamped_and_failures_score_zero() {
-        let s = scorer(r#"echo '{"score": 7}'"#).score(&example(), "x").await;
+        let s = scorer(r#"echo '{"score": 7}'"#).score(&example(), "x", &Semaphore::new(1)).await;
         assert_eq!(s.score, 1.0);
-        let s = scorer("echo 'KeyError: x' >&2; exit 1").score(&example(), "x").await;
+        let s = scorer("echo 'KeyError: x' >&2; exit 1").score(&example(), "x", &Semaphore::new(1)).await;
         assert_eq!(s.score, 0.0);
         assert!(s.feedback.contains("KeyError: x"), "{}", s.feedback);
         assert!(s.error.is_some());
-        let s = scorer(r#"echo '{"score": "high"}'"#).score(&example(), "x").await;
+        let s = scorer(r#"echo '{"score": "high"}'"#).score(&example(), "x", &Semaphore::new(1)).await;
         assert_eq!(s.score, 0.0);
         assert!(s.feedback.contains("expected a number"), "{}", s.feedback);
     }

@@ -2,9 +2,9 @@
 //! `exact`, `contains`, `regex` and `json_field`.
 
 use super::Score;
-use crate::project::config::{EvaluatorKind, EvaluatorPart};
+use crate::project::evaluator::CompareScorer;
 use crate::project::template::Template;
-use crate::project::{json_path, json_path_in_map, Example, ProjectError};
+use crate::project::{json_path, json_path_in_map, Example};
 use crate::text::truncate_chars;
 use serde_json::{Map, Value};
 
@@ -28,83 +28,7 @@ fn quote_tail(s: &str, max: usize) -> String {
     format!("{:?}", format!("…{tail}"))
 }
 
-#[derive(Debug)]
-pub enum CompareScorer {
-    Exact {
-        field: String,
-        case_sensitive: bool,
-    },
-    Contains {
-        field: String,
-        case_sensitive: bool,
-    },
-    Regex {
-        pattern: Template,
-        /// Add `(?i)`: only when `case_sensitive = false` is written (a regex says what it means).
-        ignore_case: bool,
-    },
-    JsonField {
-        /// With `key`: the example field holding the expected value. With `keys`: the field holding
-        /// an object of expected values (else each key is its own example field).
-        field: Option<String>,
-        key: Option<String>,
-        keys: Vec<String>,
-        case_sensitive: bool,
-    },
-}
-
-fn bad(message: String) -> ProjectError {
-    ProjectError::config(None, message)
-}
-
 impl CompareScorer {
-    pub fn from_part(part: &EvaluatorPart) -> Result<CompareScorer, ProjectError> {
-        let kind = part.kind.as_str();
-        let field = || {
-            part.field
-                .clone()
-                .filter(|f| !f.trim().is_empty())
-                .ok_or_else(|| bad(format!("[evaluator] kind = \"{kind}\" needs field = \"…\"")))
-        };
-        let case_sensitive = part.case_sensitive.unwrap_or(false);
-        Ok(match part.kind {
-            EvaluatorKind::Exact => CompareScorer::Exact { field: field()?, case_sensitive },
-            EvaluatorKind::Contains => CompareScorer::Contains { field: field()?, case_sensitive },
-            EvaluatorKind::Regex => {
-                let source = part
-                    .pattern
-                    .clone()
-                    .ok_or_else(|| bad("[evaluator] kind = \"regex\" needs pattern = \"…\"".into()))?;
-                let pattern = Template::parse(&source).map_err(|e| bad(format!("[evaluator] pattern: {e}")))?;
-                CompareScorer::Regex { pattern, ignore_case: part.case_sensitive == Some(false) }
-            }
-            EvaluatorKind::JsonField => {
-                if part.json_key.is_none() && part.json_keys.is_empty() {
-                    return Err(bad(
-                        "[evaluator] kind = \"json_field\" needs json_key (with field) or json_keys".into()
-                    ));
-                }
-                CompareScorer::JsonField {
-                    field: if part.json_key.is_some() { Some(field()?) } else { part.field.clone() },
-                    key: part.json_key.clone(),
-                    keys: part.json_keys.clone(),
-                    case_sensitive,
-                }
-            }
-            other => return Err(bad(format!("internal: `{}` is not a comparison evaluator", other.as_str()))),
-        })
-    }
-
-    /// The example fields the output is compared with.
-    pub fn reference_fields(&self) -> Vec<String> {
-        match self {
-            CompareScorer::Exact { field, .. } | CompareScorer::Contains { field, .. } => vec![field.clone()],
-            CompareScorer::Regex { pattern, .. } => pattern.placeholders().into_iter().map(String::from).collect(),
-            CompareScorer::JsonField { field: Some(f), .. } => vec![f.clone()],
-            CompareScorer::JsonField { field: None, keys, .. } => keys.clone(),
-        }
-    }
-
     pub fn score(&self, example: &Example, output: &str) -> Score {
         match self {
             CompareScorer::Exact { field, case_sensitive } => match example.fields.get(field) {
@@ -355,20 +279,16 @@ mod tests {
         Example { id: "e1".into(), line: 1, fields: fields.as_object().cloned().unwrap() }
     }
 
-    fn part(kind: EvaluatorKind) -> EvaluatorPart {
-        EvaluatorPart {
-            kind,
-            name: None,
-            weight: 1.0,
-            field: None,
-            case_sensitive: None,
-            pattern: None,
-            json_key: None,
-            json_keys: vec![],
-            command: vec![],
-            timeout_secs: 60.0,
-            model: None,
-            rubric: None,
+    fn regex(pattern: &str, ignore_case: bool) -> CompareScorer {
+        CompareScorer::Regex { pattern: Template::parse(pattern).unwrap(), ignore_case }
+    }
+
+    fn json_field(field: Option<&str>, key: Option<&str>, keys: &[&str]) -> CompareScorer {
+        CompareScorer::JsonField {
+            field: field.map(String::from),
+            key: key.map(String::from),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            case_sensitive: false,
         }
     }
 
@@ -404,16 +324,13 @@ mod tests {
 
     #[test]
     fn regex_fills_placeholders_escaped() {
-        let mut p = part(EvaluatorKind::Regex);
-        p.pattern = Some(r"^Answer: {{answer}}$".into());
-        let s = CompareScorer::from_part(&p).unwrap();
+        let s = regex(r"^Answer: {{answer}}$", false);
         let ex = example(json!({"answer": "3.5 (approx)"}));
         assert_eq!(s.score(&ex, "Answer: 3.5 (approx)").score, 1.0);
         // `.` is escaped: it must not match any character.
         assert_eq!(s.score(&ex, "Answer: 3x5 (approx)").score, 0.0);
         assert_eq!(s.score(&ex, "answer: 3.5 (approx)").score, 0.0);
-        p.case_sensitive = Some(false);
-        let s = CompareScorer::from_part(&p).unwrap();
+        let s = regex(r"^Answer: {{answer}}$", true);
         assert_eq!(s.score(&ex, "answer: 3.5 (approx)").score, 1.0);
         let missing = s.score(&example(json!({})), "x");
         assert!(missing.error.is_some());
@@ -421,9 +338,7 @@ mod tests {
 
     #[test]
     fn regex_feedback_quotes_the_end_of_a_long_output() {
-        let mut p = part(EvaluatorKind::Regex);
-        p.pattern = Some(r"\n{{answer}}\z".into());
-        let s = CompareScorer::from_part(&p).unwrap();
+        let s = regex(r"\n{{answer}}\z", false);
         let ex = example(json!({"answer": "30"}));
         let long = format!("{}\nSo the bus has 30 passengers.", "Let me think step by step. ".repeat(20));
         let got = s.score(&ex, &long);
@@ -459,10 +374,7 @@ mod tests {
 
     #[test]
     fn json_field_single_key_with_dotted_path() {
-        let mut p = part(EvaluatorKind::JsonField);
-        p.field = Some("expected".into());
-        p.json_key = Some("result.label".into());
-        let s = CompareScorer::from_part(&p).unwrap();
+        let s = json_field(Some("expected"), Some("result.label"), &[]);
         let ex = example(json!({"expected": "Billing"}));
         assert_eq!(s.score(&ex, r#"{"result": {"label": "billing"}}"#).score, 1.0);
         let wrong = s.score(&ex, r#"{"result": {"label": "shipping"}}"#);
@@ -474,9 +386,7 @@ mod tests {
 
     #[test]
     fn json_field_many_keys_fraction_and_mismatch_list() {
-        let mut p = part(EvaluatorKind::JsonField);
-        p.json_keys = vec!["label".into(), "priority".into(), "team".into()];
-        let s = CompareScorer::from_part(&p).unwrap();
+        let s = json_field(None, None, &["label", "priority", "team"]);
         let ex = example(json!({"label": "billing", "priority": 2, "team": "ops"}));
         let r = s.score(&ex, "```json\n{\"label\": \"Billing\", \"priority\": \"2\", \"team\": \"dev\"}\n```");
         assert!((r.score - 2.0 / 3.0).abs() < 1e-9);
@@ -488,10 +398,7 @@ mod tests {
 
     #[test]
     fn json_field_keys_against_an_object_field() {
-        let mut p = part(EvaluatorKind::JsonField);
-        p.field = Some("gold".into());
-        p.json_keys = vec!["a".into(), "b".into()];
-        let s = CompareScorer::from_part(&p).unwrap();
+        let s = json_field(Some("gold"), None, &["a", "b"]);
         let ex = example(json!({"gold": {"a": 1, "b": [1, 2]}}));
         assert_eq!(s.score(&ex, r#"{"a": 1.0, "b": [1, 2]}"#).score, 1.0);
         assert_eq!(s.score(&ex, r#"{"a": 1, "b": [2, 1]}"#).score, 0.5);

@@ -3,9 +3,8 @@
 
 use super::Score;
 use crate::llm::{ChatRequest, Draw, LlmError, Message, Models};
-use crate::project::config::EvaluatorPart;
-use crate::project::template::Template;
-use crate::project::{Example, ProjectError};
+use crate::project::evaluator::JudgeScorer;
+use crate::project::Example;
 use regex::Regex;
 use std::sync::OnceLock;
 
@@ -14,43 +13,7 @@ Explain briefly what the answer gets right and what it gets wrong, concretely en
 author could fix it. Then end with a final line of exactly this form:\nScore: N/10\nwhere N is a \
 whole number from 0 (useless) to 10 (perfect).";
 
-#[derive(Debug)]
-pub struct JudgeScorer {
-    model: String,
-    rubric: Template,
-    /// The example field holding a reference answer, usable as `{{expected}}`.
-    field: Option<String>,
-    uses_output: bool,
-    uses_expected: bool,
-}
-
 impl JudgeScorer {
-    /// The example field holding the reference answer, if one is set.
-    pub fn reference_field(&self) -> Option<&str> {
-        self.field.as_deref()
-    }
-
-    pub fn from_part(part: &EvaluatorPart) -> Result<JudgeScorer, ProjectError> {
-        let source = part
-            .rubric
-            .as_deref()
-            .ok_or_else(|| ProjectError::config(None, "[evaluator] kind = \"judge\" needs rubric = \"…\""))?;
-        let rubric =
-            Template::parse(source).map_err(|e| ProjectError::config(None, format!("[evaluator] rubric: {e}")))?;
-        let names = rubric.placeholders();
-        Ok(JudgeScorer {
-            model: part.model.clone().unwrap_or_else(|| "reflection".to_string()),
-            uses_output: names.contains(&"output"),
-            uses_expected: names.contains(&"expected"),
-            field: part.field.clone(),
-            rubric,
-        })
-    }
-
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-
     /// The messages sent to the judge. A rubric that does not place `{{output}}` (or
     /// `{{expected}}`, when a reference field is set) gets them appended, so it always sees both.
     pub fn request(&self, example: &Example, output: &str) -> Result<ChatRequest, String> {

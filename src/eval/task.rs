@@ -4,9 +4,11 @@
 use super::{Evaluator, Score};
 use crate::llm::{Draw, LlmError, Models};
 use crate::project::{Candidate, Example, Project, ProjectError};
+use crate::system::command::process_slots;
 use crate::system::{System, Trace};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// The result of scoring one candidate on one example.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,14 +111,15 @@ pub struct Task {
     project: Arc<Project>,
     models: Arc<Models>,
     system: System,
-    evaluator: Evaluator,
+    /// The scorer programs running at once (`[evaluator] concurrency`).
+    scorer_slots: Arc<Semaphore>,
 }
 
 impl Task {
     pub fn new(project: Arc<Project>, models: Arc<Models>) -> Result<Task, ProjectError> {
         let system = System::from_config(&project)?;
-        let evaluator = Evaluator::from_config(&project)?;
-        Ok(Task { project, models, system, evaluator })
+        let scorer_slots = process_slots(project.config.evaluator.concurrency);
+        Ok(Task { project, models, system, scorer_slots })
     }
 
     pub fn models(&self) -> &Arc<Models> {
@@ -132,7 +135,7 @@ impl Task {
     }
 
     pub fn evaluator(&self) -> &Evaluator {
-        &self.evaluator
+        &self.project.evaluator
     }
 
     /// The evaluator's feedback, then the example's `feedback_fields` as `name: value` lines.
@@ -170,7 +173,7 @@ impl Task {
             replayed_usd: 0.0,
             timed_out: false,
         };
-        let score = self.evaluator.score(example, &run, &self.models, draw).await?;
+        let score = self.project.evaluator.score(example, &run, &self.models, draw, &self.scorer_slots).await?;
         let builtin = &self.project.config.optimizer.objectives;
         let mut objectives = score.objectives;
         for (name, v) in &recorded.objectives {
@@ -208,12 +211,12 @@ impl Task {
         let run = self.system.run(candidate, example, &self.models, draw).await?;
         let score = match &run.error {
             Some(e) => Score { feedback: format!("The run failed: {e}"), ..Score::new(0.0, "") },
-            None => self.evaluator.score(example, &run, &self.models, draw).await?,
+            None => self.project.evaluator.score(example, &run, &self.models, draw, &self.scorer_slots).await?,
         };
         let mut objectives = score.objectives;
         if run.error.is_some() {
             // A failed run scores 0 on every part, as it does on the main score.
-            for name in self.evaluator.part_objectives() {
+            for name in self.project.evaluator.part_objectives() {
                 objectives.insert(name.to_string(), 0.0);
             }
         }

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod evaluator;
 mod load;
 pub mod markers;
 pub mod template;
@@ -69,6 +70,8 @@ pub struct Project {
     pub config_text: String,
     /// Where each key of gepa.toml is written, for problems found after loading.
     pub config_lines: config::KeyLines,
+    /// The evaluator `[evaluator]` defines, built while loading.
+    pub evaluator: evaluator::Evaluator,
     /// The seed candidate: each component's file text, keep markers taken out.
     pub seed: Candidate,
     /// What the component files mark as protected (`<<keep>>` … `<</keep>>`), per component.

@@ -51,16 +51,19 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
         ]),
         _ => None,
     };
-    v.evaluator(&config, fields.as_deref(), all_examples.as_ref());
+    let evaluator = v.evaluator(&config, fields.as_deref(), all_examples.as_ref());
     v.optimizer(&config);
     v.reflection(&config);
     v.run_store();
     ProjectError::from_list(v.errors)?;
+    // Built whenever nothing was wrong with it (`Validator::evaluator`).
+    let evaluator = evaluator.ok_or_else(|| ProjectError::config(None, "[evaluator] could not be built"))?;
     Ok(Project {
         root,
         config,
         config_text,
         config_lines: v.keys,
+        evaluator,
         seed: seed.unwrap_or_default(),
         protected: protected.unwrap_or_default(),
         train: train.unwrap_or_default(),

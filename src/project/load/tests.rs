@@ -256,3 +256,31 @@ fn resolve_inside_rules() {
     assert!(resolve_inside(&root, "prompts").unwrap_err().contains("is not a file"));
     assert!(resolve_inside(&root, "").unwrap_err().contains("empty"));
 }
+
+/// The evaluator is built while loading, as gepa.toml defines it (labels, weights, each part's
+/// rule), and kept on the project; a timeout no clock can hold is refused at its line.
+#[test]
+fn the_evaluator_is_built_while_loading() {
+    use crate::project::evaluator::{CompareScorer, Scorer};
+    let combined = "kind = \"combined\"\n[[evaluator.parts]]\nkind = \"exact\"\nfield = \"answer\"\nname = \"correct\"\nweight = 3\n\
+                    [[evaluator.parts]]\nkind = \"regex\"\npattern = \"{{answer}}\"\ncase_sensitive = false";
+    let dir = folder(&TOML.replace("kind = \"exact\"\nfield = \"answer\"", combined), &[]);
+    let p = Project::load(dir.path()).unwrap();
+    assert_eq!(p.evaluator.describe(), "combined: 0.75 × correct + 0.25 × regex");
+    assert_eq!(p.evaluator.part_objectives(), ["correct", "regex"]);
+    assert_eq!(p.evaluator.reference_fields(), ["answer"]);
+    assert!(p.evaluator.is_local());
+    match &p.evaluator.parts()[1].scorer {
+        Scorer::Compare(CompareScorer::Regex { ignore_case, .. }) => assert!(*ignore_case),
+        other => panic!("{other:?}"),
+    }
+
+    let command = "kind = \"command\"\ncommand = [\"score.sh\"]\ntimeout_secs = 1e300";
+    let toml = TOML.replace("kind = \"exact\"\nfield = \"answer\"", command);
+    let e = one_problem(&toml);
+    let line = toml.lines().position(|l| l.starts_with("timeout_secs")).unwrap() + 1;
+    assert_eq!(e, format!("gepa.toml:{line}: [evaluator] timeout_secs must be a positive number of seconds"));
+    let dir = folder(&toml.replace("1e300", "2.5"), &[]);
+    let p = Project::load(dir.path()).unwrap();
+    assert_eq!(p.evaluator.commands(), [["score.sh".to_string()]]);
+}

@@ -139,9 +139,7 @@ impl Model {
             }
         }
         self.expected_field = project.config.evaluator.field.clone();
-        self.reference_fields = crate::eval::Evaluator::from_config(project)
-            .map(|e| e.reference_fields())
-            .unwrap_or_else(|_| self.expected_field.iter().cloned().collect());
+        self.reference_fields = project.evaluator.reference_fields();
         self.max_cost_usd = project.config.optimizer.max_cost_usd;
         self.component_files = project.config.components.clone();
         self.project_root = Some(project.root.clone());
