@@ -99,3 +99,92 @@ fn a_typo_in_acceptance_is_refused_with_a_suggestion() {
     let err = Project::load(&dir).unwrap_err().to_string();
     assert!(err.contains("did you mean \"improvement_or_equal\""), "{err}");
 }
+
+/// The scripted problem's own reflection (it learns rules from the feedback).
+fn learns(req: &ChatRequest) -> String {
+    common::reflection_reply(req)
+}
+
+/// result.json as written, and the summary a headless run prints, name the rule that stopped it.
+fn stopped_by(r: &RunResult, dir: &Path) -> String {
+    let run_dir = dir.join(".gepa/runs").join(&r.run_id);
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("result.json")).unwrap()).unwrap();
+    let by = on_disk["stopped_by"].as_str().unwrap_or_else(|| panic!("no stopped_by in {on_disk}")).to_string();
+    let summary = gepa_tui::cli::run::summary(r, &run_dir);
+    assert!(summary.contains(&by), "the summary does not name {by}: {summary}");
+    by
+}
+
+/// gepa utils/stop_condition.py, MaxCandidateProposalsStopper: checked before each iteration,
+/// stops once `state.i >= max_proposals - 1`, so exactly `max_proposals` proposals are made.
+/// Planning ahead (the default lag) must not make more.
+#[test]
+fn max_proposals_stops_after_exactly_that_many_proposals() {
+    let (_t, dir) = project("max_metric_calls = 2000\nseed = 1\nmax_proposals = 5");
+    let (r, events) = run_with(&dir, learns);
+    assert_eq!(outcomes(&events).len(), 5, "{:?}", outcomes(&events));
+    assert_eq!(stopped_by(&r, &dir), "max_proposals");
+    assert!(r.stop_reason.contains("max_proposals"), "{}", r.stop_reason);
+
+    // Siblings count one by one: rounds of 2 make 2 + 2 + 1.
+    let (_t, dir) = project("max_metric_calls = 2000\nseed = 1\nmax_proposals = 5\nproposals_per_round = 2");
+    let (_, events) = run_with(&dir, learns);
+    let sizes: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RoundStarted { round, proposals, .. } if *round > 0 => Some(proposals.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes, [2, 2, 1]);
+}
+
+/// gepa utils/stop_condition.py, MaxTrackedCandidatesStopper: stops before an iteration once
+/// `len(program_candidates) >= max`; one proposal per iteration adds at most one, so the run ends
+/// with exactly `max` candidates.
+#[test]
+fn max_candidates_stops_with_exactly_that_many_candidates() {
+    let (_t, dir) = project("max_metric_calls = 2000\nseed = 2\nmax_candidates = 3");
+    let (r, events) = run_with(&dir, learns);
+    let added = events.iter().filter(|e| matches!(e, Event::CandidateAdded { .. })).count();
+    assert_eq!((r.candidates, added), (3, 3));
+    assert_eq!(stopped_by(&r, &dir), "max_candidates");
+}
+
+/// gepa utils/stop_condition.py, MaxReflectionCostStopper: stops before an iteration once the
+/// reflection model's total cost `>= max`. So the run's reflections cost at least the cap, and
+/// without the last proposal's reflections less than it (it started below the cap).
+#[test]
+fn max_reflection_cost_stops_once_the_reflections_cost_that_much() {
+    let (_t, dir) = project("max_metric_calls = 2000\nseed = 4\nmax_reflection_cost_usd = 0.001");
+    // The reflection model at a price: $1 per million tokens in and out.
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap().replace(
+        "model = \"scripted-reflection\"",
+        "model = \"scripted-reflection\"\nprice_input_per_mtok = 1.0\nprice_output_per_mtok = 1.0",
+    );
+    std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+    let (r, events) = run_with(&dir, learns);
+    let costs: Vec<(u64, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reflection { round, cost_usd, .. } => Some((*round, *cost_usd)),
+            _ => None,
+        })
+        .collect();
+    let total: f64 = costs.iter().map(|c| c.1).sum();
+    let last_round = costs.last().unwrap().0;
+    let before_last: f64 = costs.iter().filter(|c| c.0 < last_round).map(|c| c.1).sum();
+    assert!(costs.len() >= 2, "{costs:?}");
+    assert!(total >= 0.001 && before_last < 0.001, "{before_last} then {total}");
+    assert_eq!(stopped_by(&r, &dir), "max_reflection_cost_usd");
+    // The task model's spend does not count: the run as a whole paid more.
+    assert!(r.cost_usd > total, "{} vs {total}", r.cost_usd);
+}
+
+#[test]
+fn a_typo_in_a_stop_key_is_refused_with_a_suggestion() {
+    let (_t, dir) = project("max_proposal = 5");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("did you mean `max_proposals`"), "{err}");
+}

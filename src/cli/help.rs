@@ -141,8 +141,9 @@ candidate (highest val mean) is scored on test, its texts are written to RUN/bes
 outcome to RUN/result.json.
 
 The run stops when the budget (max_metric_calls; one example scored is one metric call) is used, \
-or on max_cost_usd, max_wall_secs, score_threshold, patience_rounds or max_rounds from \
-[optimizer], or when a file named `stop` appears in the run folder (the best is still scored on \
+or on max_cost_usd, max_reflection_cost_usd, max_wall_secs, score_threshold, patience_rounds, \
+max_rounds, max_proposals or max_candidates from [optimizer] (result.json's stopped_by names \
+which), or when a file named `stop` appears in the run folder (the best is still scored on \
 test). The budget can be exceeded by at most what the rounds in flight (pipeline_lag of them, and \
 a few more whose parent is already perfect) spend: a round that starts under budget runs to its \
 end. With pipeline_lag not written, up to 4 \

@@ -486,6 +486,10 @@ pub enum Event {
     TestEvaluated { candidate: CandidateId, evals: Vec<ExampleEval>, mean: f64 },
     Finished {
         reason: String,
+        /// The setting or rule that stopped the run (`max_metric_calls`, `max_proposals`, …;
+        /// absent in runs recorded before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped_by: Option<String>,
         best: CandidateId,
         best_val: f64,
         test_score: Option<f64>,

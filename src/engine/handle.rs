@@ -122,6 +122,12 @@ impl Notice {
 pub struct RunResult {
     pub run_id: String,
     pub stop_reason: String,
+    /// The setting or rule that stopped the run: `max_metric_calls`, `max_cost_usd`,
+    /// `max_reflection_cost_usd`, `max_wall_secs`, `score_threshold`, `patience_rounds`,
+    /// `max_rounds`, `max_proposals`, `max_candidates`, `stop_file`, `no_child` (reflections keep
+    /// making no child) or `idle` (rounds spend nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     pub best_candidate: CandidateId,
     pub best_val_score: f64,
     pub seed_val_score: f64,

@@ -1,7 +1,7 @@
 //! Finishing a run: the result, `result.json`, the best prompts, and what recorded events cost.
 
 use super::cache::EvalSplit;
-use super::{mean, Engine};
+use super::{mean, Engine, Stop};
 use crate::engine::event::{Event, HumanAction};
 use crate::engine::handle::{Halted, RunResult};
 use crate::eval::ExampleEval;
@@ -98,7 +98,8 @@ impl Engine {
     }
 
     /// Scores the best candidate on test, records `finished`, and writes result.json and best/.
-    pub(super) async fn finish(&mut self, reason: &str) -> Result<RunResult> {
+    pub(super) async fn finish(&mut self, stop: &Stop) -> Result<RunResult> {
+        let reason = stop.text.as_str();
         let sh = self.sh.clone();
         let over_cost = sh.over_cost();
         let best = self.state.best().ok_or_else(|| match sh.opt.max_cost_usd.filter(|_| over_cost) {
@@ -137,6 +138,7 @@ impl Engine {
         let s = &self.state;
         let fin = Event::Finished {
             reason: reason.clone(),
+            stopped_by: Some(stop.by.to_string()),
             best,
             best_val: s.candidates[best].val_mean,
             test_score: s.candidates[best].test_mean,
@@ -164,6 +166,7 @@ impl Engine {
         Ok(RunResult {
             run_id: s.run_id.clone(),
             stop_reason: reason,
+            stopped_by: s.stopped_by.clone(),
             best_candidate: best,
             best_val_score: bv,
             seed_val_score: s.candidates.first().map(|c| c.val_mean).unwrap_or(0.0),

@@ -345,6 +345,14 @@ struct RoundPlan {
     data: Arc<DataChanges>,
 }
 
+/// Why a run stops: the setting or rule that stopped it (`result.json`'s `stopped_by`) and the
+/// sentence a person reads (`stop_reason`).
+#[derive(Debug, Clone)]
+pub(super) struct Stop {
+    by: &'static str,
+    text: String,
+}
+
 /// A round in flight: its plan and its work (a task of its own).
 struct Running {
     plan: PlannedRound,

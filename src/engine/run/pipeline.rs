@@ -3,7 +3,7 @@
 
 use super::cache::EvalSplit;
 use super::human::is_guide;
-use super::{Engine, PlannedRound, RoundOutput, Running};
+use super::{Engine, PlannedRound, RoundOutput, Running, Stop};
 use crate::engine::event::{candidate_hash, Event};
 use crate::engine::handle::{Command, RunResult};
 use crate::eval::ExampleEval;
@@ -223,43 +223,68 @@ impl Engine {
         Ok(())
     }
 
-    /// The reason to stop planning, counting `in_flight_calls` not yet committed.
-    pub(super) fn stop_reason(&self, in_flight_calls: u64) -> Option<String> {
+    /// The reason to stop planning, counting `in_flight_calls` not yet committed. Each rule reads
+    /// the committed state, as gepa's stoppers read its state before each iteration
+    /// (`core/engine.py`, `while not self._should_stop(state)`); a round planned ahead that a
+    /// commit brings past one is dropped when the rounds in flight are checked again.
+    pub(super) fn stop_reason(&self, in_flight_calls: u64) -> Option<Stop> {
         let s = &self.state;
         let opt = &self.sh.opt;
+        let stop = |by: &'static str, text: String| Some(Stop { by, text });
         if s.metric_calls + in_flight_calls >= opt.max_metric_calls {
-            return Some(format!("budget of {} metric calls used", opt.max_metric_calls));
+            return stop("max_metric_calls", format!("budget of {} metric calls used", opt.max_metric_calls));
         }
         if let Some(max) = opt.max_cost_usd {
             // Every paid call, dropped work and rounds in flight included: depends on timing.
             if self.sh.paid_total() >= max {
-                return Some(format!("cost limit of ${max:.2} reached"));
+                return stop("max_cost_usd", format!("cost limit of ${max:.2} reached"));
+            }
+        }
+        if let Some(max) = opt.max_reflection_cost_usd {
+            // gepa utils/stop_condition.py, MaxReflectionCostStopper: `total_cost >= max`.
+            if s.reflection_cost_usd >= max {
+                return stop(
+                    "max_reflection_cost_usd",
+                    format!(
+                        "max_reflection_cost_usd reached: the reflection model's calls cost ${:.4} of ${max:.4}",
+                        s.reflection_cost_usd
+                    ),
+                );
             }
         }
         if let Some(max) = opt.max_wall_secs {
             if self.active_secs() >= max {
-                return Some(format!("time limit of {max:.0}s reached"));
+                return stop("max_wall_secs", format!("time limit of {max:.0}s reached"));
             }
         }
         if let Some(t) = opt.score_threshold {
             if s.best_val() >= t {
-                return Some(format!("best val score reached the threshold {t}"));
+                return stop("score_threshold", format!("best val score reached the threshold {t}"));
             }
         }
         if let Some(p) = opt.patience_rounds {
             if s.rounds_without_improvement >= p {
-                return Some(format!("no improvement in {p} rounds"));
+                return stop("patience_rounds", format!("no improvement in {p} rounds"));
+            }
+        }
+        if let Some(max) = opt.max_candidates {
+            // gepa utils/stop_condition.py, MaxTrackedCandidatesStopper: `len(candidates) >= max`.
+            if s.candidates.len() >= max {
+                return stop(
+                    "max_candidates",
+                    format!("max_candidates reached: {} candidates kept", s.candidates.len()),
+                );
             }
         }
         if self.run_dir.join("stop").exists() {
-            return Some("stop file found in the run folder".into());
+            return stop("stop_file", "stop file found in the run folder".into());
         }
         // Reflections keep making no child, and every change of course allowed was taken.
         if self.sh.allowed.adapt {
             if let Some((no_child, _)) = s.adapt.due() {
                 // The proposals in a row that made no child say it (`stalled`); else the window.
                 let window = format!("{no_child} of the last {} proposals made no child to test", s.adapt.window.len());
-                return Some(self.stalled(s.adapt.streak_text().is_none().then_some(window)));
+                return stop("no_child", self.stalled(s.adapt.streak_text().is_none().then_some(window)));
             }
         }
         // Proposals that cost nothing learn nothing. Without the budget moving, this would go on
@@ -267,13 +292,19 @@ impl Engine {
         let idle = (2 * self.sh.project.train.len().div_ceil(opt.minibatch_size.max(1)) as u64).max(10);
         if s.rounds_without_calls >= idle {
             if s.idle_no_child == 0 {
-                return Some(format!("nothing left to learn: {idle} proposals in a row found their parent perfect on minibatches it was already scored on"));
+                return stop("idle", format!("nothing left to learn: {idle} proposals in a row found their parent perfect on minibatches it was already scored on"));
             }
-            return Some(self.stalled(Some(format!("{idle} rounds in a row spent no metric call"))));
+            return stop("idle", self.stalled(Some(format!("{idle} rounds in a row spent no metric call"))));
         }
         if let Some(max) = opt.max_rounds {
             if s.round.unwrap_or(0) >= max {
-                return Some(format!("{max} rounds done"));
+                return stop("max_rounds", format!("{max} rounds done"));
+            }
+        }
+        if let Some(max) = opt.max_proposals {
+            // gepa utils/stop_condition.py, MaxCandidateProposalsStopper: exactly max proposals.
+            if s.proposals_made >= max {
+                return stop("max_proposals", format!("max_proposals reached: {max} proposals made"));
             }
         }
         None

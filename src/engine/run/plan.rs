@@ -173,6 +173,20 @@ impl Engine {
         if self.stop_reason(projected).is_some() || opt.max_rounds.is_some_and(|max| round > max) {
             return None;
         }
+        // Proposals planned in the rounds in flight count against `max_proposals` too.
+        let proposals_left = opt.max_proposals.map_or(usize::MAX, |max| {
+            let planned: u64 = inflight
+                .iter()
+                .map(|f| match &f.started {
+                    Event::RoundStarted { proposals, .. } => proposals.len() as u64,
+                    _ => 0,
+                })
+                .sum();
+            max.saturating_sub(self.state.proposals_made + planned) as usize
+        });
+        if proposals_left == 0 {
+            return None;
+        }
         let (mutation_policy, merge_policy) = self.policies(view);
         let room = if mutation_policy == ReviewPolicy::Auto && merge_policy == ReviewPolicy::Auto {
             usize::MAX
@@ -191,7 +205,7 @@ impl Engine {
                 return Some((vec![], Some(m)));
             }
         }
-        Some((self.plan_proposals(view, round, opt.proposals_per_round.min(room), guess), None))
+        Some((self.plan_proposals(view, round, opt.proposals_per_round.min(room).min(proposals_left), guess), None))
     }
 
     /// Plans the next round from the committed state and the rounds in flight, records its plan,

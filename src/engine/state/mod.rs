@@ -75,6 +75,11 @@ pub struct RunState {
     pub reflections_cut_off: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// What the committed reflections cost at the model's prices (replies replayed from the
+    /// response cache included, so a resume or a replay stops where the run did).
+    pub reflection_cost_usd: f64,
+    /// Reflective proposals committed (each sibling of a round; skipped ones too).
+    pub proposals_made: u64,
     /// Round-robin pointer per candidate: the index into `components` to rewrite next.
     pub next_component: Vec<usize>,
     /// Minibatches drawn so far over the run.
@@ -92,6 +97,8 @@ pub struct RunState {
     /// the evaluation cache: parents perfect on minibatches already seen).
     pub rounds_without_calls: u64,
     pub finished: Option<String>,
+    /// The setting or rule that stopped the run (`max_proposals`, `max_metric_calls`, …).
+    pub stopped_by: Option<String>,
     pub test_score: Option<f64>,
     /// Committed evaluations that failed (model or program errors), scored 0.
     pub failed_evaluations: u64,
@@ -309,8 +316,9 @@ impl RunState {
                 }
                 self.test_score = Some(*mean);
             }
-            Event::Finished { reason, cost_usd, cost_usd_dropped, .. } => {
+            Event::Finished { reason, stopped_by, cost_usd, cost_usd_dropped, .. } => {
                 self.finished = Some(reason.clone());
+                self.stopped_by = stopped_by.clone();
                 // Dropped work still running when the last round committed is booked here.
                 self.cost_usd = *cost_usd;
                 self.cost_usd_dropped = *cost_usd_dropped;
@@ -323,6 +331,7 @@ impl RunState {
             // The round robin moves on for every proposal that reflected: not for one skipped
             // because its parent was perfect (gepa's selector runs after the skip check).
             Event::ProposalFinished { parent, outcome, .. } => {
+                self.proposals_made += 1;
                 if *outcome != ProposalOutcome::SkippedPerfect {
                     self.advance_round_robin(*parent);
                 }
@@ -337,8 +346,8 @@ impl RunState {
                     _ => {}
                 }
             }
+            Event::Reflection { cost_usd, .. } => self.reflection_cost_usd += cost_usd,
             Event::MinibatchEvaluated { .. }
-            | Event::Reflection { .. }
             | Event::Resumed { .. }
             | Event::RoundVoided { .. }
             | Event::Paused { .. } => {}

@@ -179,6 +179,12 @@ pub struct OptimizerConfig {
     /// Stop after this many rounds (proposals, with one per round) past the seed.
     pub max_rounds: Option<u64>,
     pub max_cost_usd: Option<f64>,
+    /// Stop once the reflection model's calls cost this much (gepa's `MaxReflectionCostStopper`).
+    pub max_reflection_cost_usd: Option<f64>,
+    /// Stop after this many reflective proposals (gepa's `MaxCandidateProposalsStopper`).
+    pub max_proposals: Option<u64>,
+    /// Stop once this many candidates are kept (gepa's `MaxTrackedCandidatesStopper`).
+    pub max_candidates: Option<usize>,
     pub max_wall_secs: Option<f64>,
     /// Seconds a model's provider may fail every request (down, unreachable, overloaded) before
     /// the run stops, resumably. Until then its requests are held and probed, never scored.
@@ -227,6 +233,9 @@ impl Default for OptimizerConfig {
             patience_rounds: None,
             max_rounds: None,
             max_cost_usd: None,
+            max_reflection_cost_usd: None,
+            max_proposals: None,
+            max_candidates: None,
             max_wall_secs: None,
             max_outage_secs: 1800.0,
         }
