@@ -1,10 +1,13 @@
 //! Small local models: a reflection that needs more than max_tokens gets room on its re-ask, an
 //! answer that echoes the parent is asked again differently, a run whose proposals keep making no
 //! child changes course (recorded, replayed the same) and says truthfully why it stops, and a run
-//! against a server that is not running fails at once.
+//! against a server that is not running fails at once (but waits for one that answered before in
+//! the run, and with `--wait` for one that has not started yet).
 
 mod common;
+mod fault_server;
 
+use fault_server::{FaultServer, Plan};
 use gepa_tui::engine::adapt::{AdaptStep, NoChild, REASK_TEMPERATURE};
 use gepa_tui::engine::event::MinibatchRole;
 use gepa_tui::engine::run::load_events;
@@ -13,6 +16,7 @@ use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, Models, ModelsOption
 use gepa_tui::project::config::TemplateKind;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -285,6 +289,146 @@ fn a_run_against_a_server_that_is_not_running_fails_at_once_naming_the_url() {
     assert_eq!(stdout.matches("nothing listens").count(), 1, "{stdout}");
     assert!(stdout.contains(&format!("models `reflection`, `task`: nothing listens at {url}")), "{stdout}");
     assert!(!stdout.contains("os error") && !stdout.contains("tcp connect"), "{stdout}");
+}
+
+/// The variable the served projects read their key from (the fault server takes any key).
+const KEY_ENV: &str = "GEPA_SMALL_MODELS_TEST_KEY";
+
+/// The scripted problem served by `server`, with a budget that needs many more requests than a
+/// seed's val pass, and retries used up within a fraction of a second (so a refused connection
+/// turns into a wait, probed again soon).
+fn served_project(server: &FaultServer) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("proj");
+    let model = "max_retries = 3\nretry_base_delay_secs = 0.01";
+    common::write_project_served(&dir, "max_metric_calls = 120\nseed = 1", &server.base_url(), KEY_ENV, model);
+    (t, dir)
+}
+
+/// `gepa-tui run --headless DIR EXTRA…` in the background, its stderr into a file; killed if the
+/// test fails first.
+struct Headless {
+    child: std::process::Child,
+    stderr: PathBuf,
+}
+
+impl Headless {
+    fn spawn(dir: &Path, extra: &[&str]) -> Headless {
+        let stderr = dir.with_extension("stderr.txt");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gepa-tui"))
+            .args(["run", "--headless"])
+            .arg(dir)
+            .args(extra)
+            .env(KEY_ENV, "sk-test")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Headless { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until `done()` holds while the run still runs: a run that ends first fails the test
+    /// with what it said. (The deadline only guards against a hang; nothing here is timed.)
+    fn wait_running_until(&mut self, what: &str, done: impl Fn(&Headless) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done(self) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the run ended ({status}) before {what}:\n{}", self.stderr());
+            }
+            assert!(Instant::now() < deadline, "no {what} in 120 s:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the end: the exit code and stderr.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        (status.code(), self.stderr())
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The one run's result.json under `dir`.
+fn served_result(dir: &Path) -> serde_json::Value {
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir.join(".gepa/runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    serde_json::from_slice(&std::fs::read(runs[0].join("result.json")).unwrap()).unwrap()
+}
+
+/// Whether the run's log holds an event of this kind yet.
+fn logged(dir: &Path, kind: &str) -> bool {
+    let Ok(runs) = std::fs::read_dir(dir.join(".gepa/runs")) else { return false };
+    let needle = format!("\"event\":\"{kind}\"");
+    runs.flatten().any(|r| std::fs::read_to_string(r.path().join("events.jsonl")).is_ok_and(|l| l.contains(&needle)))
+}
+
+#[test]
+fn a_server_that_stops_listening_after_it_answered_is_waited_for_not_failed_fast() {
+    // Replies are held until the test lets them go, so the run is mid-way when the server stops:
+    // it cannot finish first, however busy the machine is.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let server = FaultServer::start(Plan { gate: Some(gate.clone()), ..Plan::default() });
+    let (_t, dir) = served_project(&server);
+    let mut run = Headless::spawn(&dir, &[]);
+    // The server answers the seed's val pass (one reply at a time, until the run has recorded it):
+    // from then on the run knows the server answered.
+    run.wait_running_until("the seed's val pass", |_| {
+        if !logged(&dir, "val_evaluated") {
+            gate.add_permits(1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        logged(&dir, "val_evaluated")
+    });
+    // Nothing listens any more; the replies already asked for are let through (the connections
+    // were accepted before), and every new request is refused.
+    server.go_down();
+    gate.add_permits(1 << 20);
+    run.wait_running_until("a wait for the server", |r| r.stderr().contains("waiting for model"));
+    let said = run.stderr();
+    assert!(said.contains("connection refused"), "{said}");
+    assert!(!said.contains("nothing listens"), "an outage after an answer failed fast:\n{said}");
+    // Back: the run goes on by itself and ends, nothing scored for the outage.
+    server.come_up();
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("answers again"), "{err}");
+    let r = served_result(&dir);
+    assert_eq!(r["failed_evaluations"], 0, "{r}");
+}
+
+#[test]
+fn with_wait_a_run_waits_for_a_server_that_is_not_listening_yet() {
+    let server = FaultServer::start(Plan::default());
+    let (_t, dir) = served_project(&server);
+    server.go_down();
+    // Without --wait: exit 2 at once, naming the URL (the same server, the same state).
+    let (code, err) = Headless::spawn(&dir, &[]).finish();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("nothing listens at {}", server.base_url())), "{err}");
+    std::fs::remove_dir_all(dir.join(".gepa/runs")).unwrap();
+
+    // With --wait: it waits, saying so, and starts when the server does.
+    let mut run = Headless::spawn(&dir, &["--wait"]);
+    run.wait_running_until("a wait for the server", |r| r.stderr().contains("waiting for model"));
+    let said = run.stderr();
+    assert!(said.contains("connection refused") && !said.contains("nothing listens"), "{said}");
+    server.come_up();
+    let (code, err) = run.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("answers again"), "{err}");
+    let r = served_result(&dir);
+    assert_eq!(r["failed_evaluations"], 0, "{r}");
 }
 
 #[test]
