@@ -188,3 +188,74 @@ fn a_typo_in_a_stop_key_is_refused_with_a_suggestion() {
     let err = Project::load(&dir).unwrap_err().to_string();
     assert!(err.contains("did you mean `max_proposals`"), "{err}");
 }
+
+/// Adds `extra` under a `[[components]]` table of the scripted project (`instruction` or `format`).
+fn component_keys(dir: &Path, component: &str, extra: &str) {
+    let file = format!("file = \"prompts/{component}.md\"");
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap().replace(&file, &format!("{file}\n{extra}"));
+    std::fs::write(dir.join("gepa.toml"), toml).unwrap();
+}
+
+fn reflection_prompts(events: &[Event]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reflection { component, prompt, .. } => Some((component.clone(), prompt.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// gepa proposer/reflective_mutation/reflection_lm.py, `_resolve_template`: with a template per
+/// component, a component that has one is asked with it, the others with the default. Here a
+/// component's `template_file` or built-in `template` overrides `[reflection]`.
+#[test]
+fn a_component_with_its_own_template_is_asked_with_it_and_the_others_with_reflections() {
+    let (_t, dir) = project("max_metric_calls = 150\nseed = 5\ncomponent_selection = \"all\"");
+    std::fs::write(
+        dir.join("format-reflection.md"),
+        "FORMAT ONLY. The current format rule:\n```\n<curr_instructions>\n```\nWhat happened:\n<inputs_outputs_feedback>\nReply with the new rule in ```.",
+    )
+    .unwrap();
+    component_keys(&dir, "format", "template_file = \"format-reflection.md\"");
+    let (_, events) = run_with(&dir, learns);
+    let prompts = reflection_prompts(&events);
+    let of = |c: &str| prompts.iter().filter(|(k, _)| k == c).map(|(_, p)| p.as_str()).collect::<Vec<_>>();
+    assert!(!of("format").is_empty() && !of("instruction").is_empty(), "{prompts:?}");
+    for p in of("format") {
+        assert!(p.starts_with("FORMAT ONLY. The current format rule:\n```\nReply with the code only."), "{p}");
+    }
+    for p in of("instruction") {
+        assert!(p.starts_with("I provided an assistant with the following instructions"), "{p}");
+    }
+
+    // A built-in per component: `compact` for `instruction`, gepa's for the rest.
+    let (_t, dir) = project("max_metric_calls = 150\nseed = 5\ncomponent_selection = \"all\"");
+    component_keys(&dir, "instruction", "template = \"compact\"");
+    let (_, events) = run_with(&dir, learns);
+    let prompts = reflection_prompts(&events);
+    assert!(!prompts.is_empty());
+    for (c, p) in &prompts {
+        let compact = p.starts_with("You are improving the instruction an assistant follows.");
+        assert_eq!(compact, c == "instruction", "{c}: {p}");
+    }
+}
+
+#[test]
+fn a_component_template_is_checked_when_the_project_loads() {
+    let (_t, dir) = project("");
+    component_keys(&dir, "format", "template_fil = \"x.md\"");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("did you mean `template_file`"), "{err}");
+
+    let (_t, dir) = project("");
+    std::fs::write(dir.join("bad.md"), "no placeholders here").unwrap();
+    component_keys(&dir, "format", "template_file = \"bad.md\"");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("bad.md") && err.contains("<curr_instructions>"), "{err}");
+
+    let (_t, dir) = project("");
+    component_keys(&dir, "format", "template = \"compakt\"");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("did you mean \"compact\""), "{err}");
+}

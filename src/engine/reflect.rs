@@ -43,6 +43,14 @@ Write a better instruction: keep what works, and add the rules the feedback show
 
 Reply with only the new instruction, inside one ``` block.";
 
+/// The text of a built-in template.
+pub fn builtin_template(kind: crate::project::config::TemplateKind) -> &'static str {
+    match kind {
+        crate::project::config::TemplateKind::Gepa => DEFAULT_TEMPLATE,
+        crate::project::config::TemplateKind::Compact => COMPACT_TEMPLATE,
+    }
+}
+
 /// The note a cut-off reflection is asked again with.
 pub const CUT_OFF_NOTE: &str = "Your answer was cut off before it ended. Reply again with only the complete new instruction inside one ``` block: no explanation before or after it, and keep it short enough to finish.";
 

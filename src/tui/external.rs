@@ -100,7 +100,13 @@ mod tests {
 
     #[test]
     fn the_editor_s_changes_come_back_and_the_files_go() {
-        let comps = vec![ComponentConfig { name: "a".into(), file: "prompts/a.md".into(), max_growth: None }];
+        let comps = vec![ComponentConfig {
+            name: "a".into(),
+            file: "prompts/a.md".into(),
+            max_growth: None,
+            template: None,
+            template_file: None,
+        }];
         // A scripted "editor": appends to the first file, as a person saving it would.
         let cmd: Vec<String> = vec!["sh".into(), "-c".into(), "printf 'alpha, edited\\n' > \"$1\"".into(), "sh".into()];
         let out = edit(&request(), &comps, &cmd);

@@ -116,6 +116,10 @@ struct Shared {
     draws: String,
     opt: OptimizerConfig,
     template: String,
+    /// The templates of components that have their own (`[[components]] template` or
+    /// `template_file`): kept as written, whatever `[reflection]` or the engine's changes of
+    /// course use.
+    component_templates: BTreeMap<String, String>,
     /// What the engine may change by itself when reflections make no child (`engine::adapt`).
     allowed: crate::engine::adapt::Allowed,
     log: Mutex<EventLog>,

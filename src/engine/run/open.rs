@@ -4,7 +4,7 @@ use super::cache::EvalCache;
 use super::{Activity, Engine, HeldEvents, Live, Shared, Spend};
 use crate::engine::event::{Event, HumanAction};
 use crate::engine::handle::{EngineHandle, EngineOptions, Notice};
-use crate::engine::reflect::{validate_template, COMPACT_TEMPLATE, DEFAULT_TEMPLATE};
+use crate::engine::reflect::{builtin_template, validate_template};
 use crate::engine::settings;
 use crate::engine::state::{CommitBuffer, RunState};
 use crate::engine::steer::Inbox;
@@ -311,17 +311,31 @@ impl Engine {
                 })?;
                 t
             }
-            None => match project.config.reflection.template {
-                crate::project::config::TemplateKind::Gepa => DEFAULT_TEMPLATE.to_string(),
-                crate::project::config::TemplateKind::Compact => COMPACT_TEMPLATE.to_string(),
-            },
+            None => builtin_template(project.config.reflection.template).to_string(),
         };
+        let mut component_templates = BTreeMap::new();
+        for c in &project.config.components {
+            let text = match (&c.template_file, c.template) {
+                (Some(file), _) => {
+                    let what = format!("[[components]] `{}` template_file", c.name);
+                    let t = project.template_text(file, &what)?;
+                    validate_template(&t).map_err(|e| anyhow!("{file}: {e}"))?;
+                    t
+                }
+                (None, Some(kind)) => builtin_template(kind).to_string(),
+                (None, None) => continue,
+            };
+            component_templates.insert(c.name.clone(), text);
+        }
         let allowed = {
             let r = &project.config.reflection;
             let model = project.config.models.get("reflection");
             crate::engine::adapt::Allowed {
                 adapt: r.adapt,
-                template: r.template_file.is_none().then_some(r.template),
+                // Components with their own template keep it: with all of them so, no swap is left.
+                template: (r.template_file.is_none()
+                    && !project.config.components.iter().all(|c| c.has_own_template()))
+                .then_some(r.template),
                 temperature: model.and_then(|m| m.temperature),
                 retry_max_tokens: r.retry_tokens(model.and_then(|m| m.max_tokens)),
                 truncation_retries: r.truncation_retries,
@@ -348,6 +362,7 @@ impl Engine {
             task,
             opt,
             template,
+            component_templates,
             allowed,
             log: Mutex::new(log),
             seq: AtomicU64::new(seq),

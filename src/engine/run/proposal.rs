@@ -12,8 +12,7 @@ use crate::engine::event::{
 };
 use crate::engine::handle::Halted;
 use crate::engine::reflect::{
-    build_prompt, extract_instruction, is_cut_off, unchanged_note, ReflectiveRecord, COMPACT_TEMPLATE, CUT_OFF_NOTE,
-    DEFAULT_TEMPLATE,
+    build_prompt, builtin_template, extract_instruction, is_cut_off, unchanged_note, ReflectiveRecord, CUT_OFF_NOTE,
 };
 use crate::eval::ExampleEval;
 use crate::llm::{ChatRequest, Draw, Message};
@@ -391,10 +390,12 @@ impl Shared {
         let mut child = parent.clone();
         let mut reasoning = String::new();
         let asking = self.allowed.in_force(&job.steps);
-        let template = match asking.template {
-            Some(crate::project::config::TemplateKind::Gepa) => DEFAULT_TEMPLATE,
-            Some(crate::project::config::TemplateKind::Compact) => COMPACT_TEMPLATE,
-            None => self.template.as_str(),
+        // A component's own template first, as gepa's per-component dict; then a built-in the
+        // engine turned to, then `[reflection]`'s.
+        let template_of = |component: &str| match (self.component_templates.get(component), asking.template) {
+            (Some(own), _) => own.as_str(),
+            (None, Some(kind)) => builtin_template(kind),
+            (None, None) => self.template.as_str(),
         };
         // Which records the parent failed (their number in the prompt), for a re-ask's note.
         let scores: Vec<f64> = parent_evals.iter().chain(pointed_eval.as_ref()).map(|e| e.score).collect();
@@ -410,7 +411,7 @@ impl Shared {
                 .get(component)
                 .map(|spans| spans.iter().filter(|s| parent[component].contains(s.as_str())).cloned().collect())
                 .unwrap_or_default();
-            let mut prompt = build_prompt(template, &parent[component], &records, notes);
+            let mut prompt = build_prompt(template_of(component), &parent[component], &records, notes);
             prompt.push_str(&crate::engine::protect::protected_section(&kept));
             if let Some(g) = guide {
                 // The example is in the dataset: pointed at and evaluated, or in the minibatch.

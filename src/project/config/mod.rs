@@ -87,6 +87,22 @@ pub struct ComponentConfig {
     /// refused before it is evaluated (for users fighting prompt bloat). None: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_growth: Option<i64>,
+    /// This component's reflection prompt: a built-in (`gepa` or `compact`) instead of
+    /// `[reflection]`'s (gepa's `reflection_prompt_template` given as a dict, proposer/
+    /// reflective_mutation/reflection_lm.py `_resolve_template`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateKind>,
+    /// This component's own reflection template file (the placeholders of `[reflection]
+    /// template_file`); wins over `template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_file: Option<String>,
+}
+
+impl ComponentConfig {
+    /// Whether this component asks with a template of its own rather than `[reflection]`'s.
+    pub fn has_own_template(&self) -> bool {
+        self.template.is_some() || self.template_file.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

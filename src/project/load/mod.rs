@@ -227,8 +227,20 @@ impl Validator {
     }
 
     fn reflection(&mut self, config: &ProjectConfig) {
-        let Some(file) = &config.reflection.template_file else { return };
-        let Some(text) = self.read_text(file, "reflection.template_file", "[reflection] template_file") else {
+        if let Some(file) = &config.reflection.template_file {
+            self.reflection_template(file, "reflection.template_file", "[reflection] template_file");
+        }
+        for (i, c) in config.components.iter().enumerate() {
+            if let Some(file) = &c.template_file {
+                let what = format!("[[components]] `{}` template_file", c.name);
+                self.reflection_template(file, &format!("components[{i}].template_file"), &what);
+            }
+        }
+    }
+
+    /// Reads a reflection template file and checks it has the placeholders gepa's have.
+    fn reflection_template(&mut self, file: &str, key: &str, what: &str) {
+        let Some(text) = self.read_text(file, key, what) else {
             return;
         };
         for tag in ["<curr_instructions>", "<inputs_outputs_feedback>"] {
@@ -325,9 +337,14 @@ impl Project {
         let Some(file) = &self.config.reflection.template_file else {
             return Ok(None);
         };
-        let path = resolve_inside(&self.root, file)
-            .map_err(|why| ProjectError::config(None, format!("[reflection] template_file: {why}")))?;
-        std::fs::read_to_string(&path).map(Some).map_err(|source| ProjectError::Io { path: file.clone(), source })
+        self.template_text(file, "[reflection] template_file").map(Some)
+    }
+
+    /// The text of a reflection template file named in gepa.toml (`what` says where).
+    pub fn template_text(&self, file: &str, what: &str) -> Result<String, ProjectError> {
+        let path =
+            resolve_inside(&self.root, file).map_err(|why| ProjectError::config(None, format!("{what}: {why}")))?;
+        std::fs::read_to_string(&path).map_err(|source| ProjectError::Io { path: file.to_string(), source })
     }
 }
 
