@@ -5,7 +5,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Check { dir }) => gepa_tui::cli::check::run(&gepa_tui::cli::project_dir(dir), &cli.common),
+        Some(Command::Check { dir, estimate_only }) => {
+            gepa_tui::cli::check::run(&gepa_tui::cli::project_dir(dir), &cli.common, *estimate_only)
+        }
         Some(Command::Eval { dir, split, candidate, json }) => {
             gepa_tui::cli::eval::run(&gepa_tui::cli::project_dir(dir), split, candidate.as_deref(), *json, &cli.common)
         }

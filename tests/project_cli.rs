@@ -326,7 +326,13 @@ async fn check_pings_models() {
     let o = run_async(cmd).await;
     assert_eq!(o.code, Some(0), "{}", o.all());
     assert!(o.stdout.contains("✓ task: answered"), "{}", o.stdout);
-    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    // Two pings, then the forecast's dry run: the seed on 3 val examples, one step each.
+    assert!(
+        o.stdout.contains("Forecast (the seed scored on 3 val examples as a dry run; part of no run"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 2 + 3);
 
     // A server that refuses the key is a problem check reports.
     server.reset().await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// How long a ping may take in all (one retry), whatever the model's own timeouts say.
 const PING_TIMEOUT_SECS: f64 = 60.0;
 
-pub fn run(dir: &Path, common: &CommonArgs) -> anyhow::Result<ExitCode> {
+pub fn run(dir: &Path, common: &CommonArgs, estimate_only: bool) -> anyhow::Result<ExitCode> {
     let project = match Project::load(dir) {
         Ok(p) => p,
         Err(e) => {
@@ -50,11 +50,22 @@ pub fn run(dir: &Path, common: &CommonArgs) -> anyhow::Result<ExitCode> {
     }
 
     println!();
-    if common.offline {
+    let mut pinged = true;
+    if estimate_only {
+        println!("Models: not pinged (--estimate-only calls no model)");
+    } else if common.offline {
         println!("Models: not pinged (--offline: every call must come from .gepa/cache/)");
     } else {
         println!("Pinging models…");
-        problems.extend(ping_models(&project));
+        let failed = ping_models(&project);
+        pinged = failed.is_empty();
+        problems.extend(failed);
+    }
+    println!();
+    // A dry evaluation needs models that answer (or the cache, offline) and a system that builds.
+    let dry = !estimate_only && pinged && system.is_ok();
+    for line in super::forecast::report(&project, dry, common.offline) {
+        println!("{}", sanitize(&line));
     }
 
     if let Some(hint) = compact_hint(&project) {

@@ -72,10 +72,15 @@ each data split, the system's steps, the evaluator, and the models with their pr
 and whether their key variable is set (never the key); and every external program the project would start (a `command` system or \
 evaluator), so you can read them before running someone else's project.
 
-Last, it pings each model with a tiny request (one retry, at most 60 s in all). With --offline no \
+Then it pings each model with a tiny request (one retry, at most 60 s in all). With --offline no \
 model is called: use it to validate a project whose recorded replies are in .gepa/cache/.
 
-Nothing is written.";
+Last, it forecasts a run: the proposals the budget buys, the reflection calls, and the tokens and \
+dollars of the task and reflection models, each as low – likely – high. It first scores the seed on \
+3 val examples (a dry run through the response cache, part of no run); --estimate-only calls no \
+model at all and estimates from the prompt sizes.
+
+Nothing is written but the dry run's replies, to the response cache (.gepa/cache/).";
 
 pub const CHECK_AFTER: &str = "\
 Exit status:
@@ -88,7 +93,9 @@ Examples:
   gepa-tui check my-project
       validate it and ping its models
   gepa-tui check --offline my-project
-      validate without calling any model";
+      validate without calling any model (the dry run from the cache)
+  gepa-tui check --estimate-only my-project
+      validate and forecast from the prompt sizes, calling no model";
 
 pub const EVAL_LONG: &str = "\
 Runs a candidate on every example of one data split and scores it with the project's evaluator, \

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod eval;
+pub mod forecast;
 pub mod help;
 pub mod init;
 pub mod run;
@@ -49,6 +50,9 @@ pub enum Command {
     Check {
         /// The project folder (default: the current folder).
         dir: Option<PathBuf>,
+        /// Forecast the run's use from the prompt sizes alone: no dry evaluation, no model called.
+        #[arg(long)]
+        estimate_only: bool,
     },
     /// Score a candidate (default: the seed) on a data split.
     #[command(long_about = help::EVAL_LONG, after_long_help = help::EVAL_AFTER)]

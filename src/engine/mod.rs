@@ -7,6 +7,7 @@ pub mod data_changes;
 pub mod data_fixes;
 pub mod decision;
 pub mod event;
+pub mod forecast;
 pub mod gauge;
 pub mod handle;
 pub mod merge;

@@ -108,6 +108,20 @@ pub struct ReflectiveRecord {
     pub feedback: String,
 }
 
+/// The reflection template a project uses: its `template_file` (read inside the project folder
+/// only, its placeholders checked), else the built-in one `template` names.
+pub fn template_for(project: &crate::project::Project) -> anyhow::Result<String> {
+    match project.reflection_template()? {
+        Some(t) => {
+            validate_template(&t).map_err(|e| {
+                anyhow::anyhow!("{}: {e}", project.config.reflection.template_file.as_deref().unwrap_or_default())
+            })?;
+            Ok(t)
+        }
+        None => Ok(builtin_template(project.config.reflection.template).to_string()),
+    }
+}
+
 /// Checks a custom template has both placeholders (in either naming).
 pub fn validate_template(t: &str) -> Result<(), String> {
     let has_curr = t.contains("<curr_instructions>") || t.contains("<curr_param>");

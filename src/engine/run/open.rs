@@ -303,16 +303,7 @@ impl Engine {
                 "gepa.toml: [optimizer] proposals_per_round, pipeline_lag, minibatch_size and concurrency must be at least 1"
             );
         }
-        // The project reads it (inside the project folder only); the engine checks its placeholders.
-        let template = match project.reflection_template()? {
-            Some(t) => {
-                validate_template(&t).map_err(|e| {
-                    anyhow!("{}: {e}", project.config.reflection.template_file.as_deref().unwrap_or_default())
-                })?;
-                t
-            }
-            None => builtin_template(project.config.reflection.template).to_string(),
-        };
+        let template = crate::engine::reflect::template_for(&project)?;
         let mut component_templates = BTreeMap::new();
         for c in &project.config.components {
             let text = match (&c.template_file, c.template) {
