@@ -16,7 +16,7 @@ use gepa_tui::engine::{Engine, EngineOptions, Event, Notice, Origin, RunState};
 use gepa_tui::project::config::ReviewPolicy;
 use gepa_tui::project::Project;
 use gepa_tui::tui::app::{App, DiffMode, EngineCommand, MatrixPane, View};
-use gepa_tui::tui::keymap::Keymap;
+use gepa_tui::tui::keymap::{Keymap, Layer};
 use gepa_tui::tui::model::Model;
 use gepa_tui::tui::theme::Theme;
 use ratatui::backend::TestBackend;
@@ -241,8 +241,18 @@ fn help_overlay_and_start_screen() {
     assert!(end.contains("the wheel scrolls"), "the last line is in view:\n{end}");
     press(&mut a, "?");
     press(&mut a, "?");
+    // At 160x48 it fits whole, in two columns (the view's keys and the editor's and input line's
+    // beside the global ones): every key's description is on the screen, nothing above or below.
     let wide = text(&draw(&mut a, 160, 48));
-    assert!(wide.contains("more below") && !wide.contains("more above"), "reopened at the top:\n{wide}");
+    assert!(!wide.contains("more below") && !wide.contains("more above"), "fits at 160x48:\n{wide}");
+    let km = Keymap::default();
+    for layer in [Layer::Global, Layer::Editor, Layer::Input] {
+        for (action, _) in km.layer_bindings(layer) {
+            let d: String = action.description_in(layer).chars().take(28).collect();
+            assert!(wide.contains(&d), "{d:?} ({}) at 160x48:\n{wide}", action.name());
+        }
+    }
+    insta::assert_snapshot!("help_dashboard_160x48", wide);
     press(&mut a, "?");
     press(&mut a, "2?");
     let frontier = text(&draw(&mut a, 80, 24));
@@ -750,6 +760,38 @@ fn ctrl(c: char) -> KeyEvent {
         kind: KeyEventKind::Press,
         state: KeyEventState::NONE,
     }
+}
+
+/// The editor's undo and redo and the input line's enter and esc are keymap tables too: rebound
+/// in keymap.toml's [editor] and [input], the new keys act and the old ones no longer do.
+#[test]
+fn editor_undo_and_input_line_keys_are_keymap_layers() {
+    let mut a = at_view(View::Frontier);
+    a.model.attached = true;
+    a.model.state.finished = None;
+    a.keymap
+        .apply_overrides("[editor]\n\"ctrl-u\" = \"undo\"\n\"ctrl-z\" = \"none\"\n[input]\n\"ctrl-g\" = \"back\"\n")
+        .unwrap();
+    press(&mut a, "e");
+    let before = a.editor().expect("the editor is open").texts();
+    press(&mut a, "abc");
+    assert_ne!(a.editor().unwrap().texts(), before);
+    a.on_key(ctrl('z'));
+    assert_ne!(a.editor().unwrap().texts(), before, "ctrl-z is unbound in [editor] here");
+    a.on_key(ctrl('u'));
+    assert_eq!(a.editor().unwrap().texts(), before, "ctrl-u undoes the typing");
+    press_code(&mut a, KeyCode::Esc, 1);
+    assert!(a.editor().is_none());
+    // The filter line: ctrl-g now cancels it (esc still does: the default stays).
+    press(&mut a, "/merge");
+    assert!(a.input().is_some());
+    a.on_key(ctrl('g'));
+    assert!(a.input().is_none(), "ctrl-g closes the input line");
+    // The help lists both tables with the keys in force.
+    press(&mut a, "?");
+    let help = text(&draw(&mut a, 160, 48));
+    assert!(help.contains("In the editor") && help.contains("ctrl-u  undo the last change"), "{help}");
+    assert!(help.contains("On the input line") && help.contains("ctrl-g"), "{help}");
 }
 
 /// Runs an approve-mode engine until its review queue is full and it waits for a person, then
@@ -1377,6 +1419,39 @@ fn the_docs_keys_table_matches_the_keymap() {
     let want = gepa_tui::tui::views::help::readme_keys(&Keymap::default());
     let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/keys.md")).unwrap();
     assert!(page.contains(&want), "docs/keys.md's table should be this one (from the keymap):\n{want}");
+}
+
+/// Every binding of the default keymap, in every table, is on docs/keys.md, in its table's row
+/// with its label there: read from the page, not from the generator, so a key the table leaves
+/// out fails here.
+#[test]
+fn the_docs_keys_page_lists_every_binding_of_every_table() {
+    use gepa_tui::tui::keymap::Layer;
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/keys.md")).unwrap();
+    let km = Keymap::default();
+    let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| ")).collect();
+    let row_of = |layer: Layer| {
+        let title = layer.title().trim_start_matches("in the ").trim_start_matches("on the ");
+        rows.iter().find(|r| r.split(" | ").next().is_some_and(|w| w.ends_with(title))).copied()
+    };
+    let mut missing = Vec::new();
+    let all = km.bindings();
+    assert!(all.len() > 60, "{} bindings", all.len());
+    for (layer, key, action) in all {
+        // A global key a view's table takes over is listed in that view's row instead.
+        if layer == Layer::Global && km.action_at(Layer::Global, key) != Some(action) {
+            continue;
+        }
+        let Some(row) = row_of(layer) else {
+            missing.push(format!("no row for [{}]", layer.name()));
+            continue;
+        };
+        let item = row.split(" · ").find(|i| i.contains(&format!("`{key}`")));
+        if !item.is_some_and(|i| i.trim_end_matches(" |").ends_with(action.label_in(layer))) {
+            missing.push(format!("[{}] {key} = {}", layer.name(), action.name()));
+        }
+    }
+    assert!(missing.is_empty(), "docs/keys.md leaves out:\n{}", missing.join("\n"));
 }
 
 #[test]

@@ -167,7 +167,7 @@ impl App {
                 return true;
             }
             Some(Kind::Input) => {
-                if let Some(k) = self.overlays.input_mut().map(|i| i.on_key(key)) {
+                if let Some(k) = self.overlays.input_mut().map(|i| i.on_key(key, &self.keymap)) {
                     self.on_input(k);
                 }
                 return true;
@@ -280,14 +280,13 @@ impl App {
                 Some(why) => why,
                 None => return self.overlays.push(Overlay::Input(InputLine::new(InputTarget::Folder, ""))),
             },
-            Action::Edit | Action::EditExternal => format!(
-                "{} edits in the Review (7), Candidate (4) and Frontier (2) views",
-                self.keymap.describe(action)
-            ),
-            Action::Guide => format!(
-                "{} guides a reflection from the Frontier (2), Candidate (4), Traces (5) and Reflections (6) views",
-                self.keymap.describe(action)
-            ),
+            // An action of some views' tables that the view here did not take: say where it works.
+            a if self.keymap.layer_bindings(Layer::Global).iter().all(|(g, _)| *g != a) => {
+                match self.keymap.where_it_works(a) {
+                    Some(w) => w,
+                    None => return,
+                }
+            }
             _ => return,
         };
         self.flash = Some(flash);
@@ -439,8 +438,9 @@ impl App {
         self.overlays.layers(self.view.layer())[0]
     }
 
-    /// The footer's keys: the open overlay's, else the active view's, then help and quit.
-    fn hints(&self) -> Vec<(Action, &'static str)> {
+    /// The footer's keys: the open overlay's, else the active view's, then help and quit (each
+    /// shown with its label in the layer).
+    fn hints(&self) -> Vec<Action> {
         match self.overlays.under_help(self.view.layer()) {
             // The editor shows its own keys on its last line.
             Layer::Editor => return vec![],
@@ -449,7 +449,7 @@ impl App {
         }
         let ctx = ctx!(self);
         let mut h = self.views.hints(self.view, &ctx);
-        h.extend([(Action::Help, "help"), (Action::Quit, "quit")]);
+        h.extend([Action::Help, Action::Quit]);
         h
     }
 

@@ -359,12 +359,6 @@ impl TextEditor {
         }
         let page = self.height.max(2) as isize - 1;
         match key.code {
-            KeyCode::Char('z') if ctrl => {
-                self.undo();
-            }
-            KeyCode::Char('y') if ctrl => {
-                self.redo();
-            }
             KeyCode::Char(c) if !ctrl && !alt => self.insert_char(c),
             KeyCode::Enter => self.newline(),
             KeyCode::Backspace => self.backspace(),
@@ -458,14 +452,6 @@ mod tests {
     fn k(code: KeyCode) -> KeyEvent {
         KeyEvent { code, modifiers: KeyModifiers::NONE, kind: KeyEventKind::Press, state: KeyEventState::NONE }
     }
-    fn ctrl(c: char) -> KeyEvent {
-        KeyEvent {
-            code: KeyCode::Char(c),
-            modifiers: KeyModifiers::CONTROL,
-            kind: KeyEventKind::Press,
-            state: KeyEventState::NONE,
-        }
-    }
     fn typ(e: &mut TextEditor, s: &str) {
         for c in s.chars() {
             e.input(k(if c == '\n' { KeyCode::Enter } else { KeyCode::Char(c) }));
@@ -501,14 +487,14 @@ mod tests {
     fn undo_takes_back_a_word_at_a_time_and_redo_restores() {
         let mut e = TextEditor::new("");
         typ(&mut e, "one two");
-        e.input(ctrl('z'));
+        e.undo();
         assert_eq!(e.text(), "one ");
-        e.input(ctrl('z'));
+        e.undo();
         assert_eq!(e.text(), "one");
-        e.input(ctrl('z'));
+        e.undo();
         assert_eq!(e.text(), "");
-        e.input(ctrl('y'));
-        e.input(ctrl('y'));
+        e.redo();
+        e.redo();
         assert_eq!(e.text(), "one ");
     }
 

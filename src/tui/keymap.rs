@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::Path;
 
 macro_rules! actions {
-    ($($variant:ident = $name:literal, $desc:literal;)*) => {
+    ($($variant:ident = $name:literal, $label:literal, $desc:literal;)*) => {
         /// Everything a key can do.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Action { $($variant),* }
@@ -33,6 +33,10 @@ macro_rules! actions {
             /// The name used in keymap.toml.
             pub fn name(self) -> &'static str {
                 match self { $(Action::$variant => $name),* }
+            }
+            /// A word or two for the footer and the keys table (`label_in` says it per layer).
+            pub fn label(self) -> &'static str {
+                match self { $(Action::$variant => $label),* }
             }
             /// One line for the help overlay.
             pub fn description(self) -> &'static str {
@@ -46,60 +50,63 @@ macro_rules! actions {
 }
 
 actions! {
-    Quit = "quit", "leave (a live run is stopped cleanly and stays resumable)";
-    Help = "help", "show or hide this help";
-    TogglePause = "toggle_pause", "pause or resume the engine";
-    RetryNow = "retry_now", "try a model that is not answering again now";
-    ViewDashboard = "view_dashboard", "dashboard: budget, best score, activity";
-    ViewFrontier = "view_frontier", "frontier: every candidate";
-    ViewWinMatrix = "view_win_matrix", "win matrix: candidates x val examples";
-    ViewCandidate = "view_candidate", "candidate: texts, diff, lineage";
-    ViewTraces = "view_traces", "traces of the selected candidate";
-    ViewReflections = "view_reflections", "reflections: each proposal";
-    ViewReview = "view_review", "review queue";
-    NextView = "next_view", "next view";
-    PrevView = "prev_view", "previous view";
-    Up = "up", "move up";
-    Down = "down", "move down";
-    Left = "left", "move left";
-    Right = "right", "move right";
-    PageUp = "page_up", "page up (scrolls the detail pane)";
-    PageDown = "page_down", "page down (scrolls the detail pane)";
-    ScrollUp = "scroll_up", "scroll the detail pane up a line";
-    ScrollDown = "scroll_down", "scroll the detail pane down a line";
-    Top = "top", "go to the first item";
-    Bottom = "bottom", "go to the last item";
-    Open = "open", "open the selected item";
-    Back = "back", "close the overlay / clear the filter";
-    Sort = "sort", "change the sort order";
-    TradeOff = "trade_off", "frontier: show or hide the trade-off plot of two objectives";
-    Lineage = "lineage", "frontier: the whole run's lineage as a tree instead of the table (enter opens a candidate)";
-    Detail = "detail", "frontier: show or hide the selected candidate's texts beside the table";
-    AxisX = "axis_x", "trade-off plot: the next objective (or the val score) on the x axis";
-    AxisY = "axis_y", "trade-off plot: the next objective (or the val score) on the y axis";
-    Search = "search", "filter (frontier) or search (traces)";
-    SwitchPane = "switch_pane", "win matrix: heat map <-> wins/ties/losses";
-    NextObjective = "next_objective", "win matrix: show the next objective instead of the main score";
-    Diff = "diff", "candidate: diff off / against parent / against another";
-    CompareNext = "compare_next", "candidate: compare with the next candidate";
-    ComparePrev = "compare_prev", "candidate: compare with the previous candidate";
-    OpenTraces = "open_traces", "traces of the selected candidate (from Reflections: the proposal's minibatch)";
-    ExcludeExample = "exclude_example", "traces: take the example out of this run, with a reason";
-    FixExample = "fix_example", "traces: correct the example's expected value (tab: next field)";
-    Approve = "approve", "review: approve the selected item (scored on val, then it may join the frontier)";
-    Veto = "veto", "review: veto the selected item, with an optional reason for later reflections";
-    Edit = "edit", "review: edit the item's texts, then approve; candidate/frontier: edit into a new candidate";
-    EditExternal = "edit_external", "like edit, in $EDITOR (one file per component)";
-    ApproveAll = "approve_all", "approve every pending review item";
-    ToggleMutationReview = "toggle_mutation_review", "mutations: switch between auto and approve";
-    ToggleMergeReview = "toggle_merge_review", "merges: switch between auto and approve";
-    Mark = "mark", "mark / unmark the selected candidate for a manual merge";
-    MergeMarked = "merge_marked", "merge the two marked candidates by hand";
-    AddCandidate = "add_candidate", "add a candidate from a folder of component files";
-    Branch = "branch", "start a new run seeded with the selected candidate (press twice; a live run stops, resumable)";
-    Save = "save", "editor: approve / send the edited texts";
-    Guide = "guide", "guide a reflection on this candidate with a note";
-    Protect = "protect", "editor: protect this line from mutation (<<keep>> markers; again removes them)";
+    Quit = "quit", "quit", "leave (a live run is stopped cleanly and stays resumable)";
+    Help = "help", "help", "show or hide this help";
+    TogglePause = "toggle_pause", "pause", "pause or resume the engine";
+    RetryNow = "retry_now", "retry", "try a model that is not answering again now";
+    ViewDashboard = "view_dashboard", "dashboard", "dashboard: budget, best score, activity";
+    ViewFrontier = "view_frontier", "frontier", "frontier: every candidate";
+    ViewWinMatrix = "view_win_matrix", "win matrix", "win matrix: candidates x val examples";
+    ViewCandidate = "view_candidate", "candidate", "candidate: texts, diff, lineage";
+    ViewTraces = "view_traces", "traces", "traces of the selected candidate";
+    ViewReflections = "view_reflections", "reflections", "reflections: each proposal";
+    ViewReview = "view_review", "review", "review queue";
+    NextView = "next_view", "next view", "next view";
+    PrevView = "prev_view", "previous view", "previous view";
+    Up = "up", "up", "move up";
+    Down = "down", "down", "move down";
+    Left = "left", "left", "move left";
+    Right = "right", "right", "move right";
+    PageUp = "page_up", "page up", "page up (scrolls the detail pane)";
+    PageDown = "page_down", "page down", "page down (scrolls the detail pane)";
+    ScrollUp = "scroll_up", "scroll up", "scroll the detail pane up a line";
+    ScrollDown = "scroll_down", "scroll down", "scroll the detail pane down a line";
+    Top = "top", "first", "go to the first item";
+    Bottom = "bottom", "last", "go to the last item";
+    Open = "open", "open", "open the selected item";
+    Back = "back", "back", "close the overlay / clear the filter";
+    Sort = "sort", "sort", "change the sort order";
+    TradeOff = "trade_off", "plot", "frontier: show or hide the trade-off plot of two objectives";
+    Lineage = "lineage", "lineage", "frontier: the whole run's lineage as a tree instead of the table (enter opens a candidate)";
+    Detail = "detail", "texts", "frontier: show or hide the selected candidate's texts beside the table";
+    AxisX = "axis_x", "x axis", "trade-off plot: the next objective (or the val score) on the x axis";
+    AxisY = "axis_y", "y axis", "trade-off plot: the next objective (or the val score) on the y axis";
+    Search = "search", "search", "filter (frontier) or search (traces)";
+    SwitchPane = "switch_pane", "switch pane", "win matrix: heat map <-> wins/ties/losses";
+    NextObjective = "next_objective", "objective", "win matrix: show the next objective instead of the main score";
+    Diff = "diff", "diff mode", "candidate: diff off / against parent / against another";
+    CompareNext = "compare_next", "compare +", "candidate: compare with the next candidate";
+    ComparePrev = "compare_prev", "compare -", "candidate: compare with the previous candidate";
+    OpenTraces = "open_traces", "traces", "traces of the selected candidate (from Reflections: the proposal's minibatch)";
+    ExcludeExample = "exclude_example", "exclude", "traces: take the example out of this run, with a reason";
+    FixExample = "fix_example", "fix", "traces: correct the example's expected value (tab: next field)";
+    Approve = "approve", "approve", "review: approve the selected item (scored on val, then it may join the frontier)";
+    Veto = "veto", "veto", "review: veto the selected item, with an optional reason for later reflections";
+    Edit = "edit", "edit", "edit the texts (a review item's, then approve; a candidate's, into a new candidate)";
+    EditExternal = "edit_external", "$EDITOR", "like edit, in $EDITOR (one file per component)";
+    ApproveAll = "approve_all", "approve all", "approve every pending review item";
+    ToggleMutationReview = "toggle_mutation_review", "mutations auto/approve", "mutations: switch between auto and approve";
+    ToggleMergeReview = "toggle_merge_review", "merges auto/approve", "merges: switch between auto and approve";
+    Mark = "mark", "mark", "mark / unmark the selected candidate for a manual merge";
+    MergeMarked = "merge_marked", "merge marked", "merge the two marked candidates by hand";
+    AddCandidate = "add_candidate", "add", "add a candidate from a folder of component files";
+    Branch = "branch", "branch", "start a new run seeded with the selected candidate (press twice; a live run stops, resumable)";
+    Save = "save", "send", "editor: approve / send the edited texts";
+    Guide = "guide", "guide", "guide a reflection on this candidate with a note";
+    Protect = "protect", "protect", "editor: protect this line from mutation (<<keep>> markers; again removes them)";
+    Undo = "undo", "undo", "editor: undo the last change (a word at a time)";
+    Redo = "redo", "redo", "editor: redo what undo took back";
+    NextField = "next_field", "next field", "input line: the next field of the example being fixed";
 }
 
 impl Action {
@@ -118,8 +125,49 @@ impl Action {
             (Layer::Editor, Back) => "cancel (the first esc warns when something changed)",
             (Layer::Editor, NextView) => "the next component",
             (Layer::Editor, PrevView) => "the previous component",
-            (Layer::Editor, Protect) => "protect this line from mutation (<<keep>> markers; again removes them)",
-            _ => self.description(),
+            (Layer::Input, Open) => "send the text (a filter or a search: keep it and close the line)",
+            (Layer::Input, Back) => "cancel (a filter or a search: clear it)",
+            (Layer::Frontier | Layer::Candidate, Edit) => "edit the candidate's texts into a new candidate",
+            (Layer::Review, Edit) => "edit the item's texts, then approve",
+            // In its own table, "frontier: …" needs no "frontier:".
+            _ => {
+                let d = self.description();
+                let own = match layer {
+                    Layer::Frontier => "frontier: ",
+                    Layer::WinMatrix => "win matrix: ",
+                    Layer::Candidate => "candidate: ",
+                    Layer::Traces => "traces: ",
+                    Layer::Review => "review: ",
+                    Layer::Editor => "editor: ",
+                    Layer::Input => "input line: ",
+                    _ => return d,
+                };
+                d.strip_prefix(own).unwrap_or(d)
+            }
+        }
+    }
+
+    /// A word or two for the footer and the keys table in `layer`, where the action does there
+    /// something more particular than its label says (the merge screen's arrows choose sides).
+    pub fn label_in(self, layer: Layer) -> &'static str {
+        use Action::*;
+        match (layer, self) {
+            (Layer::Frontier, Search) => "filter",
+            (Layer::WinMatrix, Sort) => "order examples",
+            (Layer::Reflections, Open) => "open child",
+            (Layer::Reflections, OpenTraces) => "minibatch traces",
+            (Layer::Reflections, PageDown) => "scroll",
+            (Layer::Traces, Left) => "prev",
+            (Layer::Traces, Right) => "next",
+            (Layer::Merge, Left) => "left side",
+            (Layer::Merge, Right) => "right side",
+            (Layer::Merge, Up) => "previous component",
+            (Layer::Merge, Down) => "next component",
+            (Layer::Merge | Layer::Input, Open) | (Layer::Merge, Save) => "send",
+            (Layer::Merge | Layer::Editor | Layer::Input, Back) => "cancel",
+            (Layer::Editor, NextView) => "next component",
+            (Layer::Editor, PrevView) => "previous component",
+            _ => self.label(),
         }
     }
 
@@ -270,12 +318,14 @@ pub enum Layer {
     Reflections,
     Review,
     Editor,
+    /// The line a filter, a search, a reason or a note is typed on.
+    Input,
     Merge,
     Help,
 }
 
 impl Layer {
-    pub const ALL: [Layer; 11] = [
+    pub const ALL: [Layer; 12] = [
         Layer::Global,
         Layer::Dashboard,
         Layer::Frontier,
@@ -285,6 +335,7 @@ impl Layer {
         Layer::Reflections,
         Layer::Review,
         Layer::Editor,
+        Layer::Input,
         Layer::Merge,
         Layer::Help,
     ];
@@ -301,6 +352,7 @@ impl Layer {
             Layer::Reflections => "reflections",
             Layer::Review => "review",
             Layer::Editor => "editor",
+            Layer::Input => "input",
             Layer::Merge => "merge",
             Layer::Help => "help",
         }
@@ -318,6 +370,7 @@ impl Layer {
             Layer::Reflections => "in the Reflections",
             Layer::Review => "in the Review queue",
             Layer::Editor => "in the editor",
+            Layer::Input => "on the input line",
             Layer::Merge => "on the merge screen",
             Layer::Help => "in the help",
         }
@@ -377,9 +430,6 @@ impl Default for Keymap {
             (p(K::Enter), Open),
             (p(K::Esc), Back),
             (c('t'), OpenTraces),
-            // Answered by the Frontier, Candidate and Review views; elsewhere they say where.
-            (c('e'), Edit),
-            (c('E'), EditExternal),
             (c('A'), ApproveAll),
             (c('p'), ToggleMutationReview),
             (c('P'), ToggleMergeReview),
@@ -400,6 +450,12 @@ impl Default for Keymap {
             (L::WinMatrix, c('s'), Sort),
             (L::WinMatrix, c('v'), NextObjective),
             (L::Frontier, c('n'), Guide),
+            (L::Frontier, c('e'), Edit),
+            (L::Frontier, c('E'), EditExternal),
+            (L::Candidate, c('e'), Edit),
+            (L::Candidate, c('E'), EditExternal),
+            (L::Review, c('e'), Edit),
+            (L::Review, c('E'), EditExternal),
             (L::Candidate, c('d'), Diff),
             (L::Candidate, c('n'), Guide),
             (L::Candidate, c(']'), CompareNext),
@@ -416,6 +472,11 @@ impl Default for Keymap {
             (L::Editor, p(K::Esc), Back),
             (L::Editor, p(K::Tab), NextView),
             (L::Editor, p(K::BackTab), PrevView),
+            (L::Editor, ctrl('z'), Undo),
+            (L::Editor, ctrl('y'), Redo),
+            (L::Input, p(K::Enter), Open),
+            (L::Input, p(K::Esc), Back),
+            (L::Input, p(K::Tab), NextField),
             (L::Merge, p(K::Left), Left),
             (L::Merge, p(K::Right), Right),
             (L::Merge, p(K::Up), Up),
@@ -434,6 +495,19 @@ impl Default for Keymap {
 }
 
 impl Keymap {
+    /// Every binding in effect: (table, key, action), in definition order (an unbinding, or a
+    /// binding replaced later in the same table, left out).
+    pub fn bindings(&self) -> Vec<(Layer, Key, Action)> {
+        let mut out = Vec::new();
+        for (i, (l, k, a)) in self.bindings.iter().enumerate() {
+            let later = self.bindings[i + 1..].iter().any(|(l2, k2, _)| l2 == l && k2 == k);
+            if let (Some(a), false) = (a, later) {
+                out.push((*l, *k, *a));
+            }
+        }
+        out
+    }
+
     /// What `key` is bound to in `layer` alone: Some(None) when it is unbound there on purpose.
     fn lookup(&self, layer: Layer, key: Key) -> Option<Option<Action>> {
         self.bindings.iter().rev().find(|(l, k, _)| *l == layer && *k == key).map(|(_, _, a)| *a)
@@ -485,6 +559,24 @@ impl Keymap {
             }
             None => format!("{key} is not bound; ? lists the keys"),
         }
+    }
+
+    /// Where `action` works when it does nothing here: its keys and the views (with their number)
+    /// whose tables bind it, e.g. "e (edit) works in the Frontier (2), the Candidate view (4) and
+    /// the Review queue (7)". Drawn from the tables, so a rebinding changes it too.
+    pub fn where_it_works(&self, action: Action) -> Option<String> {
+        let places: Vec<String> = Layer::ALL[1..]
+            .iter()
+            .filter(|l| **l != Layer::Help && self.layer_bindings(**l).iter().any(|(a, _)| *a == action))
+            .map(|l| {
+                let n = Layer::ALL[1..8].iter().position(|v| v == l).map(|i| format!(" ({})", i + 1));
+                format!("{}{}", l.title().trim_start_matches("in ").trim_start_matches("on "), n.unwrap_or_default())
+            })
+            .collect();
+        let keys = join(&self.keys_for(action));
+        let (last, rest) = places.split_last()?;
+        let at = if rest.is_empty() { last.clone() } else { format!("{} and {last}", rest.join(", ")) };
+        Some(format!("{keys} ({}) works in {at}", action.name()))
     }
 
     /// Keys that do `action` in `layer` (its own first, then the global ones it does not

@@ -121,15 +121,9 @@ impl CandidateView {
         Outcome::Done
     }
 
-    pub fn hints(&self) -> Vec<(Action, &'static str)> {
+    pub fn hints(&self) -> Vec<Action> {
         use Action::*;
-        vec![
-            (Diff, "diff mode"),
-            (ComparePrev, "compare -"),
-            (CompareNext, "compare +"),
-            (Edit, "edit"),
-            (Guide, "guide"),
-        ]
+        vec![Diff, ComparePrev, CompareNext, Edit, Guide]
     }
 
     fn diff_target(&self, ctx: &Ctx) -> Option<CandidateId> {

@@ -11,8 +11,8 @@ use ratatui::widgets::{Axis, Chart, Dataset, Gauge, GraphType, Paragraph, Wrap};
 use ratatui::Frame;
 
 /// The keys worth a hint in the footer.
-pub fn hints() -> Vec<(Action, &'static str)> {
-    vec![(Action::TogglePause, "pause"), (Action::NextView, "next view")]
+pub fn hints() -> Vec<Action> {
+    vec![Action::TogglePause, Action::NextView]
 }
 
 pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx) {

@@ -131,6 +131,16 @@ impl EditSession {
                     None => "an empty line has nothing to protect".into(),
                 });
             }
+            Some(Action::Undo) => {
+                if let Some(e) = self.editors.get_mut(self.current) {
+                    e.undo();
+                }
+            }
+            Some(Action::Redo) => {
+                if let Some(e) = self.editors.get_mut(self.current) {
+                    e.redo();
+                }
+            }
             Some(Action::NextView) => self.current = (self.current + 1) % n,
             Some(Action::PrevView) => self.current = (self.current + n - 1) % n,
             Some(Action::Quit) => {
@@ -184,12 +194,14 @@ impl EditSession {
             EditTarget::ReviewItem { .. } => ("approve the edited texts", "approve"),
             EditTarget::HandEdit { .. } => ("send as a new candidate", "send"),
         };
-        let mut keys = vec![(k(Action::Save), save, short), (k(Action::Back), "cancel", "cancel")];
+        let label = |a: Action| a.label_in(Layer::Editor);
+        let mut keys =
+            vec![(k(Action::Save), save, short), (k(Action::Back), label(Action::Back), label(Action::Back))];
         if ed.names.len() > 1 {
-            keys.push((k(Action::NextView), "next component", "next component"));
+            keys.push((k(Action::NextView), label(Action::NextView), label(Action::NextView)));
         }
-        keys.push((k(Action::Protect), "protect line", "protect"));
-        keys.push(("ctrl-z".into(), "undo", "undo"));
+        keys.push((k(Action::Protect), "protect line", label(Action::Protect)));
+        keys.push((k(Action::Undo), label(Action::Undo), label(Action::Undo)));
         // The long labels when they fit, else the short ones, and as many keys as fit.
         let fits = |long: bool| {
             keys.iter().map(|(k, l, s)| k.chars().count() + 3 + if long { l } else { s }.chars().count()).sum::<usize>()

@@ -234,24 +234,16 @@ impl FrontierView {
     }
 
     /// The keys worth a hint in the footer.
-    pub fn hints(&self, ctx: &Ctx) -> Vec<(Action, &'static str)> {
+    pub fn hints(&self, ctx: &Ctx) -> Vec<Action> {
         use Action::*;
         if self.tree {
-            vec![(Open, "open"), (Lineage, "table"), (Search, "filter"), (Edit, "edit"), (Mark, "mark")]
+            vec![Open, Lineage, Search, Edit, Mark]
         } else if ctx.marked.len() == 2 {
-            vec![(MergeMarked, "merge marked"), (Mark, "unmark"), (Open, "open"), (Edit, "edit"), (AddCandidate, "add")]
+            vec![MergeMarked, Mark, Open, Edit, AddCandidate]
         } else if self.trade_off {
-            vec![(AxisX, "x axis"), (AxisY, "y axis"), (TradeOff, "hide plot"), (Open, "open"), (Sort, "sort")]
+            vec![AxisX, AxisY, TradeOff, Open, Sort]
         } else {
-            vec![
-                (Open, "open"),
-                (Sort, "sort"),
-                (Search, "filter"),
-                (TradeOff, "plot"),
-                (Edit, "edit"),
-                (Guide, "guide"),
-                (Mark, "mark"),
-            ]
+            vec![Open, Sort, Search, TradeOff, Edit, Guide, Mark]
         }
     }
 

@@ -2,6 +2,8 @@
 //! veto's reason, a folder to add) sent on Enter. The router owns it while it is open; the status
 //! bar draws it.
 
+use crate::tui::keymap::{Action, Keymap, Layer};
+
 /// What the typed text is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputTarget {
@@ -78,22 +80,26 @@ pub enum InputKey {
 }
 
 impl InputLine {
-    /// Typing, Enter and Esc; the router carries the outcome out.
-    pub fn on_key(&mut self, key: crossterm::event::KeyEvent) -> InputKey {
+    /// Typing goes into the text; the input layer's keys (`[input]`: enter, esc, tab) send,
+    /// cancel and step to the next field. The router carries the outcome out.
+    pub fn on_key(&mut self, key: crossterm::event::KeyEvent, keymap: &Keymap) -> InputKey {
         use crossterm::event::{KeyCode, KeyModifiers};
         match key.code {
-            KeyCode::Enter if self.target.is_prompt() => InputKey::Submit(self.text.clone()),
-            KeyCode::Enter => InputKey::Keep,
-            KeyCode::Tab if self.target == InputTarget::FixValue => InputKey::NextField,
-            KeyCode::Esc => InputKey::Cancel,
-            KeyCode::Backspace => {
-                self.text.pop();
-                InputKey::Typed(self.text.clone())
-            }
             KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
                 self.text.push(c);
-                InputKey::Typed(self.text.clone())
+                return InputKey::Typed(self.text.clone());
             }
+            KeyCode::Backspace => {
+                self.text.pop();
+                return InputKey::Typed(self.text.clone());
+            }
+            _ => {}
+        }
+        match keymap.action_in(Layer::Input, &key) {
+            Some(Action::Open) if self.target.is_prompt() => InputKey::Submit(self.text.clone()),
+            Some(Action::Open) => InputKey::Keep,
+            Some(Action::NextField) if self.target == InputTarget::FixValue => InputKey::NextField,
+            Some(Action::Back) => InputKey::Cancel,
             _ => InputKey::None,
         }
     }

@@ -125,16 +125,9 @@ impl MergeView {
         Outcome::Done
     }
 
-    pub fn hints(&self) -> Vec<(Action, &'static str)> {
+    pub fn hints(&self) -> Vec<Action> {
         use Action::*;
-        vec![
-            (Left, "left side"),
-            (Right, "right side"),
-            (Down, "next component"),
-            (Open, "send"),
-            (Back, "cancel"),
-            (Help, "help"),
-        ]
+        vec![Left, Right, Down, Open, Back, Help]
     }
 
     pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {

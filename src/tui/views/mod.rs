@@ -231,7 +231,7 @@ impl Views {
     }
 
     /// The keys worth a hint in the footer, in the active view.
-    pub fn hints(&self, view: View, ctx: &Ctx) -> Vec<(crate::tui::keymap::Action, &'static str)> {
+    pub fn hints(&self, view: View, ctx: &Ctx) -> Vec<crate::tui::keymap::Action> {
         match view {
             View::Dashboard => dashboard::hints(),
             View::Frontier => self.frontier.hints(ctx),

@@ -111,9 +111,9 @@ impl ReflectionsView {
         }
     }
 
-    pub fn hints(&self) -> Vec<(Action, &'static str)> {
+    pub fn hints(&self) -> Vec<Action> {
         use Action::*;
-        vec![(Open, "open child"), (OpenTraces, "minibatch traces"), (Guide, "guide"), (PageDown, "scroll")]
+        vec![Open, OpenTraces, Guide, PageDown]
     }
 
     pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {

@@ -120,19 +120,12 @@ impl ReviewView {
         }
     }
 
-    pub fn hints(&self, ctx: &Ctx) -> Vec<(Action, &'static str)> {
+    pub fn hints(&self, ctx: &Ctx) -> Vec<Action> {
         use Action::*;
         if ctx.model.state.review_queue.is_empty() {
-            vec![(ToggleMutationReview, "mutations auto/approve"), (ToggleMergeReview, "merges auto/approve")]
+            vec![ToggleMutationReview, ToggleMergeReview]
         } else {
-            vec![
-                (Approve, "approve"),
-                (Veto, "veto"),
-                (Edit, "edit"),
-                (EditExternal, "$EDITOR"),
-                (ApproveAll, "all"),
-                (ToggleMutationReview, "policy"),
-            ]
+            vec![Approve, Veto, Edit, EditExternal, ApproveAll]
         }
     }
 

@@ -1,6 +1,6 @@
 //! Draws the start screen: "new run" and the project's earlier runs, newest first.
 
-use super::{centered, fmt_score, one_line, pane, scroll_window};
+use super::{fmt_score, one_line, pane, scroll_window};
 use crate::tui::start::StartScreen;
 use crate::tui::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -79,14 +79,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &StartScreen, theme: &Theme) {
     }
     frame.render_widget(Paragraph::new(foot_lines).wrap(Wrap { trim: false }), foot);
     if s.help {
-        let lines = super::help::lines(
-            &s.keymap,
-            crate::tui::keymap::Layer::Global,
-            theme,
-            84.min(area.width).saturating_sub(2),
-        );
-        let rect = centered(area, 84, lines.len() as u16 + 2);
-        frame.render_widget(ratatui::widgets::Clear, rect);
-        frame.render_widget(Paragraph::new(lines).block(pane(" Help ", theme, true)), rect);
+        let layer = crate::tui::keymap::Layer::Global;
+        super::help::draw(frame, area, &s.keymap, layer, theme, &mut super::Scroll::default());
     }
 }

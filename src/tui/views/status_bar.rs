@@ -15,7 +15,7 @@ use ratatui::Frame;
 pub struct Footer<'a> {
     pub flash: Option<&'a str>,
     pub editor: Option<&'a EditSession>,
-    pub hints: Vec<(Action, &'static str)>,
+    pub hints: Vec<Action>,
     /// The keymap layer the hints' keys are looked up in.
     pub layer: Layer,
 }
@@ -23,25 +23,31 @@ pub struct Footer<'a> {
 pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
     let theme = ctx.theme;
     let left: Line = if let Some(input) = ctx.prompt {
-        let (label, keys) = match input.target {
+        // What enter and esc do for this line; their keys come from the `[input]` table.
+        let (label, enter, esc) = match input.target {
             InputTarget::FrontierFilter => {
-                ("filter candidates (id, origin, component, text)".to_string(), "  enter keep · esc clear")
+                ("filter candidates (id, origin, component, text)".to_string(), "keep", "clear")
             }
-            InputTarget::TraceSearch => ("search traces".to_string(), "  enter keep · esc clear"),
-            InputTarget::VetoReason { item } => {
-                (format!("veto item {item} · reason (optional)"), "  enter veto · esc cancel")
-            }
-            InputTarget::Folder => ("add a candidate from folder".to_string(), "  enter add · esc cancel"),
-            InputTarget::ExcludeReason => ("exclude · reason".to_string(), "  enter exclude · esc cancel"),
-            InputTarget::FixValue => ("corrected value".to_string(), "  enter send · tab field · esc cancel"),
+            InputTarget::TraceSearch => ("search traces".to_string(), "keep", "clear"),
+            InputTarget::VetoReason { item } => (format!("veto item {item} · reason (optional)"), "veto", "cancel"),
+            InputTarget::Folder => ("add a candidate from folder".to_string(), "add", "cancel"),
+            InputTarget::ExcludeReason => ("exclude · reason".to_string(), "exclude", "cancel"),
+            InputTarget::FixValue => ("corrected value".to_string(), "send", "cancel"),
             InputTarget::GuideNote { candidate, example } => {
                 let on = match example.and_then(|(split, i)| Some((split, ctx.model.example_id(split, i)?))) {
                     Some((split, id)) => format!(" + {} {}", split.as_str(), super::one_line(id)),
                     None => String::new(),
                 };
-                (format!("guide #{candidate}{on} · note"), "  enter send · esc cancel")
+                (format!("guide #{candidate}{on} · note"), "send", "cancel")
             }
         };
+        let key = |a: Action| ctx.keymap.keys_in(Layer::Input, a).first().map(|k| k.to_string());
+        let mut parts = vec![key(Action::Open).map(|k| format!("{k} {enter}"))];
+        if input.target == InputTarget::FixValue {
+            parts.push(key(Action::NextField).map(|k| format!("{k} {}", Action::NextField.label_in(Layer::Input))));
+        }
+        parts.push(key(Action::Back).map(|k| format!("{k} {esc}")));
+        let keys = format!("  {}", parts.into_iter().flatten().collect::<Vec<_>>().join(" · "));
         let label = input.label.as_deref().map(super::one_line).unwrap_or(label);
         let after = match &input.error {
             Some(e) => Span::styled(format!("  {}", super::one_line(e)), theme.error),
@@ -80,10 +86,10 @@ pub fn render(frame: &mut Frame, area: Rect, ctx: &Ctx, footer: &Footer) {
         Line::from(Span::styled(format!(" {msg}"), theme.warning))
     } else {
         let mut spans = vec![Span::raw(" ")];
-        for &(action, label) in &footer.hints {
+        for &action in &footer.hints {
             if let Some(k) = ctx.keymap.keys_in(footer.layer, action).first() {
                 spans.push(Span::styled(k.to_string(), theme.accent));
-                spans.push(Span::styled(format!(" {label}  "), theme.muted));
+                spans.push(Span::styled(format!(" {}  ", action.label_in(footer.layer)), theme.muted));
             }
         }
         Line::from(spans)

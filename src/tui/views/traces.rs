@@ -381,28 +381,14 @@ impl TracesView {
         Outcome::Ignored
     }
 
-    pub fn hints(&self) -> Vec<(Action, &'static str)> {
+    pub fn hints(&self) -> Vec<Action> {
         use Action::*;
+        let mut h = vec![Guide, Search, Left, Right, ExcludeExample, FixExample];
+        // Opened from a proposal, esc goes back to the Reflections.
         if self.proposal.is_some() {
-            vec![
-                (Guide, "guide"),
-                (Search, "search"),
-                (Left, "older"),
-                (Right, "newer"),
-                (ExcludeExample, "exclude"),
-                (FixExample, "fix"),
-                (Back, "back"),
-            ]
-        } else {
-            vec![
-                (Guide, "guide"),
-                (Search, "search"),
-                (Left, "prev"),
-                (Right, "next"),
-                (ExcludeExample, "exclude"),
-                (FixExample, "fix"),
-            ]
+            h.push(Back);
         }
+        h
     }
 
     pub fn render(&mut self, frame: &mut Frame, area: Rect, ctx: &Ctx) {

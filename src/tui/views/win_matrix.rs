@@ -166,14 +166,14 @@ impl MatrixView {
         Outcome::Ignored
     }
 
-    pub fn hints(&self, ctx: &Ctx) -> Vec<(Action, &'static str)> {
+    pub fn hints(&self, ctx: &Ctx) -> Vec<Action> {
         use Action::*;
         let mut h = match self.pane {
-            MatrixPane::Heat => vec![(Open, "trace"), (Sort, "order examples"), (SwitchPane, "wins/ties/losses")],
-            MatrixPane::Pairwise => vec![(Open, "diff the pair"), (SwitchPane, "heat map")],
+            MatrixPane::Heat => vec![Open, Sort, SwitchPane],
+            MatrixPane::Pairwise => vec![Open, SwitchPane],
         };
         if !ctx.model.state.objective_names().is_empty() {
-            h.push((NextObjective, "objective"));
+            h.push(NextObjective);
         }
         h
     }
