@@ -354,3 +354,16 @@ fn the_reader_sees_imports_of_every_form() {
         [(1, [2].into()), (2, [3].into()), (3, [1].into()), (4, [1].into())].into_iter().collect();
     assert_eq!(circles(&g), vec![vec![1, 2, 3]]);
 }
+
+/// No file of src/ passes 900 lines: a file that grows past it is split along its seams.
+#[test]
+fn no_src_file_is_over_900_lines() {
+    let long: Vec<String> = modules()
+        .values()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).unwrap().lines().count();
+            (n > 900).then(|| format!("{} ({n} lines)", f.strip_prefix(SRC).unwrap().display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "src/ files over 900 lines:\n{}", long.join("\n"));
+}
