@@ -259,3 +259,75 @@ fn a_component_template_is_checked_when_the_project_loads() {
     let err = Project::load(&dir).unwrap_err().to_string();
     assert!(err.contains("did you mean \"compact\""), "{err}");
 }
+
+fn seed_folder(dir: &Path, name: &str, instruction: &str, format: Option<&str>) {
+    let d = dir.join("seeds").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("instruction.md"), instruction).unwrap();
+    if let Some(f) = format {
+        std::fs::write(d.join("format.md"), f).unwrap();
+    }
+}
+
+/// Several seed candidates (gepa #134; in gepa 0.1.4 `initialize_gepa_state`, core/state.py,
+/// scores the one seed on val before the loop): every seed is scored on all of val before the first
+/// proposal, and each goes on the fronts it wins. Here prompts/ knows rule A and seeds/bc/ rules B
+/// and C: neither dominates, so both are on the frontier and both are parents.
+#[test]
+fn several_seeds_are_all_scored_on_val_first_and_all_on_the_frontier() {
+    let (_t, dir) = project("max_metric_calls = 200\nseed = 6");
+    seed_folder(&dir, "bc", "Answer the item. rule B rule C", Some("Reply with the code only."));
+    let (r, events) = run_with(&dir, learns);
+    // The seeds are candidates 0 and 1, scored in round 0, before any proposal is planned.
+    let first_proposal = events
+        .iter()
+        .position(|e| matches!(e, Event::RoundStarted { proposals, .. } if !proposals.is_empty()))
+        .expect("a proposal");
+    let seeds: Vec<(usize, Option<String>)> = events[..first_proposal]
+        .iter()
+        .filter_map(|e| match e {
+            Event::CandidateAdded { id, origin: gepa_tui::engine::Origin::Seed, note, .. } => Some((*id, note.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seeds.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1], "{seeds:?}");
+    assert!(seeds[1].1.as_deref().is_some_and(|n| n.contains("seeds/bc/")), "{seeds:?}");
+    let val_scored = events[..first_proposal].iter().filter(|e| matches!(e, Event::ValEvaluated { .. })).count();
+    assert_eq!(val_scored, 2);
+    // Val has 16 examples, two per group: the seeds hold A's and B's + C's fronts alone.
+    let state = gepa_tui::engine::RunState::from_events(&events[..first_proposal]);
+    let fronts = state.front_sets();
+    assert_eq!(fronts.iter().filter(|f| f.contains(&0) && !f.contains(&1)).count(), 2);
+    assert_eq!(fronts.iter().filter(|f| f.contains(&1) && !f.contains(&0)).count(), 4);
+    assert_eq!(state.metric_calls, 32, "both seeds cost a val pass");
+    // Both are chosen as parents at some point.
+    let parents: std::collections::BTreeSet<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProposalFinished { parent, .. } => Some(*parent),
+            _ => None,
+        })
+        .collect();
+    assert!(parents.contains(&0) && parents.contains(&1), "{parents:?}");
+    assert!(r.candidates > 2);
+}
+
+#[test]
+fn a_seed_folder_is_checked_when_the_project_loads() {
+    // A component file missing.
+    let (_t, dir) = project("");
+    seed_folder(&dir, "short", "rule B", None);
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("seeds/short/format.md") && err.contains("component `format`"), "{err}");
+    // A file that names no component.
+    let (_t, dir) = project("");
+    seed_folder(&dir, "typo", "rule B", Some("x"));
+    std::fs::write(dir.join("seeds/typo/instructon.md"), "rule C").unwrap();
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("seeds/typo/instructon.md") && err.contains("did you mean `instruction.md`"), "{err}");
+    // A copy of the component files' seed.
+    let (_t, dir) = project("");
+    seed_folder(&dir, "same", "Answer the item. rule A", Some("Reply with the code only."));
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("seeds/same") && err.contains("same texts"), "{err}");
+}

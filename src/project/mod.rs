@@ -12,6 +12,9 @@ pub use config::ProjectConfig;
 pub(crate) use data::{json_path, json_path_in_map};
 pub use error::ProjectError;
 
+/// The folder of further seed candidates inside a project folder, one `seeds/<name>/` each.
+pub const SEEDS_DIR: &str = "seeds";
+
 /// The config file's name inside a project folder.
 pub const CONFIG_FILE: &str = "gepa.toml";
 
@@ -74,6 +77,9 @@ pub struct Project {
     pub evaluator: evaluator::Evaluator,
     /// The seed candidate: each component's file text, keep markers taken out.
     pub seed: Candidate,
+    /// Further seed candidates, from `seeds/<name>/` (one file per component, named like the
+    /// component files), sorted by name: scored on val with the first and on the frontier.
+    pub seeds: Vec<(String, Candidate)>,
     /// What the component files mark as protected (`<<keep>>` … `<</keep>>`), per component.
     pub protected: markers::Protected,
     pub train: Vec<Example>,

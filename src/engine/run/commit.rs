@@ -181,19 +181,37 @@ impl Engine {
         sh.stage(0, Some("scoring the seed candidate on val".into()));
         let seed = self.seed_texts.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| sh.project.seed.clone());
         let val_ids: Vec<&str> = sh.project.val.iter().map(|e| e.id.as_str()).collect();
-        let min_calls = sh.uncached(&seed, &val_ids, EvalSplit::Val, 0, &self.state.data);
+        // The further seeds of `seeds/<name>/` (not when branching from another run's candidate).
+        let extra = if self.seed_texts.is_none() { sh.project.seeds.clone() } else { vec![] };
+        let min_calls = std::iter::once(&seed)
+            .chain(extra.iter().map(|(_, t)| t))
+            .map(|t| sh.uncached(t, &val_ids, EvalSplit::Val, 0, &self.state.data))
+            .sum();
         let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
         sh.seed_gen.store(gen, Ordering::Relaxed);
         sh.held.lock().expect("held events").live.insert(gen);
-        let texts = seed.clone();
+        // With one seed the first proposal may start while it is scored: its parent can only be
+        // the seed. With several, selection among them waits for their scores.
+        let preview = extra.is_empty().then(|| Preview::Passed(seed.clone()));
         let work = tokio::spawn(async move {
             let val: Vec<&Example> = sh.project.val.iter().collect();
-            let place = sh.place(0).at("eval", "seed");
-            let (evals, calls, cost) = sh.evaluate(gen, &place, &texts, &val, EvalSplit::Val, None).await?;
-            let seed = NewCandidate { texts, parents: vec![], origin: Origin::Seed, changed: vec![], note: None };
-            Ok(RoundOutput { calls, cost, scored: vec![(seed, evals, 0, None)], ..Default::default() })
+            let seeds = std::iter::once((None, seed)).chain(extra.into_iter().map(|(n, t)| (Some(n), t)));
+            let mut out = RoundOutput::default();
+            // Every seed is scored on all of val before the first proposal (gepa #134).
+            for (name, texts) in seeds {
+                let place = match &name {
+                    None => sh.place(0).at("eval", "seed"),
+                    Some(n) => sh.place(0).at("eval", "seed").at("seed", n),
+                };
+                let (evals, calls, cost) = sh.evaluate(gen, &place, &texts, &val, EvalSplit::Val, None).await?;
+                let note = name.map(|n| format!("a seed candidate, from {}/{n}/", crate::project::SEEDS_DIR));
+                let seed = NewCandidate { texts, parents: vec![], origin: Origin::Seed, changed: vec![], note };
+                out.scored.push((seed, evals, out.calls, None));
+                out.calls += calls;
+                out.cost += cost;
+            }
+            Ok(out)
         });
-        let preview = Some(Preview::Passed(seed));
         Ok(Running { plan: PlannedRound { started, gen, preview, actions: vec![], min_calls, may_queue: 0 }, work })
     }
 }

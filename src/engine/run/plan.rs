@@ -79,7 +79,8 @@ impl Engine {
     /// rounds behind it are planned right), up to three lags. A parent perfect on everything
     /// has many such rounds before the run ends, and they need not wait their turn four by four.
     pub(super) fn room(&self, inflight: &[Running]) -> usize {
-        if self.state.round.is_none() && !self.command_buf.is_empty() {
+        // Several seeds: the first parent is chosen among them once they are all scored.
+        if self.state.round.is_none() && (!self.command_buf.is_empty() || !self.sh.project.seeds.is_empty()) {
             // Decisions wait (a steered run's inbox at start): the first proposal waits for the
             // seed's commit to take them, as it would without the head start.
             return 1;

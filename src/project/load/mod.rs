@@ -4,6 +4,7 @@
 mod evaluator;
 mod models;
 mod optimizer;
+mod seeds;
 mod system;
 
 use super::config::{self, strsim_best, KeyLines, ProjectConfig};
@@ -31,7 +32,8 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
     };
     let (config, keys) = config::parse_with_lines(&config_text)?;
     let mut v = Validator { root: root.clone(), keys, errors: Vec::new() };
-    let (seed, protected) = v.components(&config).unzip();
+    let (seed, mut protected) = v.components(&config).unzip();
+    let seeds = v.seeds(&config, seed.as_ref(), protected.get_or_insert_with(Default::default));
     let train = v.split(&config.data.train, "data.train", true);
     let val = v.split(&config.data.val, "data.val", true);
     let test = match &config.data.test {
@@ -65,6 +67,7 @@ pub(super) fn load(dir: &Path) -> Result<Project, ProjectError> {
         config_lines: v.keys,
         evaluator,
         seed: seed.unwrap_or_default(),
+        seeds,
         protected: protected.unwrap_or_default(),
         train: train.unwrap_or_default(),
         val: val.unwrap_or_default(),
