@@ -792,6 +792,8 @@ fn editor_undo_and_input_line_keys_are_keymap_layers() {
     let help = text(&draw(&mut a, 160, 48));
     assert!(help.contains("In the editor") && help.contains("ctrl-u  undo the last change"), "{help}");
     assert!(help.contains("On the input line") && help.contains("ctrl-g"), "{help}");
+    // A view key keeps its view's name in the Frontier's help too.
+    assert!(help.contains("2  frontier: every candidate"), "{help}");
 }
 
 /// Runs an approve-mode engine until its review queue is full and it waits for a person, then

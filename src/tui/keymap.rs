@@ -129,7 +129,12 @@ impl Action {
             (Layer::Input, Back) => "cancel (a filter or a search: clear it)",
             (Layer::Frontier | Layer::Candidate, Edit) => "edit the candidate's texts into a new candidate",
             (Layer::Review, Edit) => "edit the item's texts, then approve",
-            // In its own table, "frontier: …" needs no "frontier:".
+            // In its own table, "frontier: …" needs no "frontier:" (a view key keeps its view's name).
+            (
+                _,
+                ViewDashboard | ViewFrontier | ViewWinMatrix | ViewCandidate | ViewTraces | ViewReflections
+                | ViewReview,
+            ) => self.description(),
             _ => {
                 let d = self.description();
                 let own = match layer {
