@@ -1,7 +1,7 @@
 //! The user docs stay true to the code: every `gepa.toml` key the loader accepts is documented in
 //! docs/, the README links every docs/ page, and no doc points outside the repository.
 
-use gepa_tui::project::config::ProjectConfig;
+use gepa_tui::project::config;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -59,11 +59,11 @@ const TABLES: &[&str] = &[
 
 const PROBE: &str = "zz_not_a_key";
 
-/// The keys the loader accepts in one table, read from its own refusal of a key it does not know
-/// (serde lists the fields it expected), so this follows the config types with no list to keep.
+/// The keys the loader accepts in one table, as it lists them when it refuses a key it does not
+/// know there, so this follows the config types with no list to keep.
 fn accepted_keys(table: &str) -> Vec<String> {
     let mut doc: toml::Value = toml::from_str(BASE).unwrap();
-    assert!(toml::from_str::<ProjectConfig>(BASE).is_ok(), "the base project should parse");
+    assert!(config::parse(BASE).is_ok(), "the base project should parse");
     let mut at = &mut doc;
     for part in table.split('.').filter(|p| !p.is_empty()) {
         at = match part.parse::<usize>() {
@@ -73,16 +73,10 @@ fn accepted_keys(table: &str) -> Vec<String> {
     }
     at.as_table_mut().unwrap().insert(PROBE.into(), toml::Value::Integer(1));
     let text = toml::to_string(&doc).unwrap();
-    let err = toml::from_str::<ProjectConfig>(&text).expect_err("an unknown key is refused").message().to_string();
-    let expected = err
-        .split_once(&format!("unknown field `{PROBE}`"))
-        .and_then(|(_, rest)| rest.split_once("expected"))
-        .map(|(_, list)| list)
-        .unwrap_or_else(|| panic!("[{table}] should refuse {PROBE} listing its keys, said: {err}"));
-    let keys: Vec<String> =
-        expected.split('`').enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, k)| k.to_string()).collect();
-    assert!(!keys.is_empty(), "[{table}]: no keys in {err}");
-    keys
+    let keys = config::keys_expected_instead(&text)
+        .unwrap_or_else(|| panic!("[{table}] should refuse {PROBE}: {:?}", config::parse(&text).err()));
+    assert!(!keys.is_empty(), "[{table}]: no keys listed");
+    keys.iter().map(|k| k.to_string()).collect()
 }
 
 fn docs_text() -> String {

@@ -13,7 +13,7 @@ pub use optimizer::{
     AcceptPerRound, Acceptance, BuiltinObjective, CandidateSelection, ComponentSelection, Frontier, OptimizerConfig,
     ReflectionConfig, ReviewConfig, ReviewPolicy, TemplateKind, DEFAULT_PIPELINE_LAG, RETRY_MAX_TOKENS_FACTOR,
 };
-pub use parse::{parse, KeyLines};
+pub use parse::{keys_expected_instead, parse, KeyLines};
 pub(crate) use parse::{parse_with_lines, strsim_best};
 
 use serde::{Deserialize, Serialize};

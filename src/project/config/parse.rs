@@ -21,18 +21,37 @@ pub fn parse(text: &str) -> Result<ProjectConfig, ProjectError> {
 
 /// `parse`, with where each key of the text is written.
 pub(crate) fn parse_with_lines(text: &str) -> Result<(ProjectConfig, KeyLines), ProjectError> {
+    let root = tree(text)?;
+    let config = from_tree(text, &root).map_err(DeError::explain)?;
+    Ok((config, KeyLines::of(text, &root)))
+}
+
+/// The keys a table of gepa.toml accepts, as the config types list them: what the refusal of an
+/// unknown key written in `text` expected (None when `text` has no unknown key). tests/docs.rs
+/// reads it to check that every key is documented.
+#[doc(hidden)]
+pub fn keys_expected_instead(text: &str) -> Option<&'static [&'static str]> {
+    match from_tree(text, &tree(text).ok()?) {
+        Err(DeError { refusal: Refusal::UnknownKey { expected, .. }, .. }) => Some(expected),
+        _ => None,
+    }
+}
+
+/// The one parse of the text: toml's spanned tree, the document as a table value.
+fn tree(text: &str) -> Result<Spanned<DeValue<'_>>, ProjectError> {
     let root = DeTable::parse(text).map_err(|e| syntax_error(text, &e))?;
     let (span, table) = (root.span(), root.into_inner());
-    let root = Spanned::new(span, DeValue::Table(table));
-    let config = ProjectConfig::deserialize(ValueDe {
+    Ok(Spanned::new(span, DeValue::Table(table)))
+}
+
+fn from_tree(text: &str, root: &Spanned<DeValue<'_>>) -> Result<ProjectConfig, DeError> {
+    ProjectConfig::deserialize(ValueDe {
         src: text,
-        value: &root,
+        value: root,
         path: String::new(),
         key: None,
         section: String::new(),
     })
-    .map_err(|e| e.explain())?;
-    Ok((config, KeyLines::of(text, &root)))
 }
 
 /// A TOML syntax error: toml's own message at toml's own span.
@@ -73,13 +92,7 @@ impl KeyLines {
     /// The lines of the keys of a TOML text (none if it does not parse).
     #[cfg(test)]
     pub(super) fn new(text: &str) -> Self {
-        match DeTable::parse(text) {
-            Ok(root) => {
-                let (span, table) = (root.span(), root.into_inner());
-                KeyLines::of(text, &Spanned::new(span, DeValue::Table(table)))
-            }
-            Err(_) => KeyLines::default(),
-        }
+        tree(text).map(|root| KeyLines::of(text, &root)).unwrap_or_default()
     }
 
     fn of(text: &str, root: &Spanned<DeValue<'_>>) -> Self {
