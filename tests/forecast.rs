@@ -84,6 +84,23 @@ fn the_recorded_runs_fall_in_the_forecast_range() {
             low <= reflections && reflections <= high,
             "{name}: {reflections} reflection calls, forecast {low}–{high}"
         );
+        // The dashboard's forecast: made from the run's own scoring of the seed on all of val.
+        let project = gepa_tui::project::Project::load(&dir).unwrap();
+        let events: Vec<gepa_tui::engine::Event> =
+            events.iter().map(|e| serde_json::from_value(e.clone()).unwrap()).collect();
+        let model = gepa_tui::tui::model::Model::from_events(&events).with_project(&project);
+        let f = model.forecast().expect("a forecast with the project at hand");
+        assert_eq!(f.per_call.examples, project.val.len(), "{name}: measured on the seed's val pass");
+        assert!(f.proposals.low <= proposals && proposals <= f.proposals.high.ceil(), "{name}: {:?}", f.proposals);
+        let (used, against, dollars) = model.use_against_forecast().unwrap();
+        assert!(!dollars && against == f.total_tokens(), "{name}: the samples are not priced: tokens");
+        let last_round = events.iter().rev().find_map(|e| match e {
+            gepa_tui::engine::Event::RoundFinished { input_tokens, output_tokens, .. } => {
+                Some(input_tokens + output_tokens)
+            }
+            _ => None,
+        });
+        assert_eq!(used, last_round.unwrap() as f64, "{name}");
         let budget = span(&check, "metric calls")[0];
         let last: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
         let used = last["metric_calls"].as_f64().unwrap();

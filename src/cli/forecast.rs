@@ -117,17 +117,9 @@ fn tokens_in_out(i: f64, o: f64) -> String {
     format!("{} tokens in, {} out", short(i), short(o))
 }
 
-/// 950, 12k, 1.2M.
-pub fn short(n: f64) -> String {
-    if n >= 1e6 {
-        format!("{:.1}M", n / 1e6)
-    } else if n >= 1e4 {
-        format!("{:.0}k", n / 1e3)
-    } else if n >= 1e3 {
-        format!("{:.1}k", n / 1e3)
-    } else {
-        format!("{n:.0}")
-    }
+/// 950, 12k, 1.2M (as the dashboard writes them).
+fn short(n: f64) -> String {
+    crate::tui::views::fmt_tokens(n.max(0.0).round() as u64)
 }
 
 pub fn usd(s: Span) -> String {

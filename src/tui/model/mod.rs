@@ -47,7 +47,7 @@ mod stats;
 
 pub use decisions::action_item;
 pub use examples::{ExampleChange, Stage};
-pub use proposals::{MergeAttempt, Proposal, ReflectionCall};
+pub use proposals::{MergeAttempt, Proposal, ProposalSpend, ReflectionCall};
 
 #[derive(Debug, Clone, Default)]
 pub struct Model {
@@ -102,6 +102,9 @@ pub struct Model {
     pub decisions: Vec<(u64, HumanAction)>,
     /// Candidates whose proposal a person guided with a note (`guide`).
     pub guided_children: std::collections::BTreeSet<CandidateId>,
+    /// What the run's forecast is made from (`engine::forecast`): the project's settings, and one
+    /// metric call estimated from its prompt sizes until the seed's val scores say better.
+    pub forecast_basis: Option<(crate::engine::forecast::Plan, crate::engine::forecast::PerCall)>,
     /// Increments on every change, so views can cache derived rows.
     pub version: u64,
     /// Committed rounds folded so far (keys the derived numbers).
@@ -144,6 +147,8 @@ impl Model {
         self.component_files = project.config.components.clone();
         self.project_root = Some(project.root.clone());
         self.review_config = project.config.review.clone();
+        self.forecast_basis =
+            Some((crate::engine::forecast::Plan::of(project), crate::engine::forecast::estimate(project)));
         self.version += 1;
     }
 

@@ -17,6 +17,8 @@ pub struct ReflectionCall {
     pub new_text: String,
     pub truncated: bool,
     pub cost_usd: f64,
+    /// Tokens of all its attempts.
+    pub usage: crate::llm::Usage,
     /// Earlier answers that were cut off and asked again.
     pub cut_answers: Vec<String>,
     /// Earlier answers that returned the parent's text unchanged, asked again with a note.
@@ -66,6 +68,58 @@ pub struct Proposal {
 impl Proposal {
     pub fn truncated(&self) -> bool {
         self.reflections.iter().any(|r| r.truncated)
+    }
+
+    /// What this proposal used: its reflection calls, its minibatch evaluations (the parent's and
+    /// the child's), and the val pass of the candidate it became (`val`).
+    pub fn spend(&self, val: Option<&[ExampleEval]>) -> ProposalSpend {
+        let mut s = ProposalSpend::default();
+        for r in &self.reflections {
+            s.reflection_usd += r.cost_usd;
+            s.reflection_calls += 1 + r.cut_answers.len() + r.unchanged_answers.len();
+            s.reflection_tokens += r.usage.input_tokens + r.usage.output_tokens;
+        }
+        let tokens = |e: &ExampleEval| {
+            e.trace.steps.iter().map(|st| st.usage.input_tokens + st.usage.output_tokens).sum::<u64>()
+        };
+        for e in self.parent_evals.iter().chain(&self.child_evals).chain(&self.guide_evals) {
+            if e.cached {
+                s.evals_reused += 1;
+                continue;
+            }
+            s.evals_run += 1;
+            s.eval_usd += e.cost_usd;
+            s.eval_tokens += tokens(e);
+        }
+        for e in val.into_iter().flatten().filter(|e| !e.cached) {
+            s.val_usd += e.cost_usd;
+            s.val_tokens += tokens(e);
+        }
+        s
+    }
+}
+
+/// A proposal's own use (`Proposal::spend`), priced as gepa.toml prices the models whether or
+/// not a reply came from the response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ProposalSpend {
+    pub reflection_usd: f64,
+    pub reflection_calls: usize,
+    pub reflection_tokens: u64,
+    pub eval_usd: f64,
+    pub evals_run: usize,
+    pub evals_reused: usize,
+    pub eval_tokens: u64,
+    pub val_usd: f64,
+    pub val_tokens: u64,
+}
+
+impl ProposalSpend {
+    pub fn usd(&self) -> f64 {
+        self.reflection_usd + self.eval_usd + self.val_usd
+    }
+    pub fn tokens(&self) -> u64 {
+        self.reflection_tokens + self.eval_tokens + self.val_tokens
     }
 }
 
@@ -117,6 +171,7 @@ impl Model {
                 new_text,
                 truncated,
                 cost_usd,
+                usage,
                 cut_answers,
                 unchanged_answers,
                 ..
@@ -130,6 +185,7 @@ impl Model {
                         new_text: new_text.clone(),
                         truncated: *truncated,
                         cost_usd: *cost_usd,
+                        usage: *usage,
                         cut_answers: cut_answers.clone(),
                         unchanged_answers: unchanged_answers.clone(),
                     });

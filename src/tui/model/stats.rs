@@ -142,6 +142,37 @@ impl Model {
         }
     }
 
+    /// The run's forecast, as `gepa-tui check` makes it: from the seed's own scores on val once
+    /// they are in (measured, as `check`'s dry run), else from the prompt sizes. None without the
+    /// project at hand.
+    pub fn forecast(&self) -> Option<crate::engine::forecast::Forecast> {
+        let (plan, estimated) = self.forecast_basis.as_ref()?;
+        let seed: Vec<(&crate::project::Example, &ExampleEval)> = self
+            .val_evals
+            .first()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((self.examples.get(&(crate::project::Split::Val, e.example_id.clone()))?, e)))
+            .collect();
+        let per_call = if seed.is_empty() {
+            estimated.clone()
+        } else {
+            crate::engine::forecast::measure(plan.perfect_score(), &seed)
+        };
+        Some(plan.forecast(per_call))
+    }
+
+    /// What the run used so far against its forecast: (used, the forecast), in dollars when the
+    /// project prices its models (paid and replayed from the cache alike), else in tokens.
+    pub fn use_against_forecast(&self) -> Option<(f64, crate::engine::forecast::Span, bool)> {
+        let f = self.forecast()?;
+        Some(if f.priced {
+            (self.cost_usd() + self.state.cost_usd_replayed, f.total_usd(), true)
+        } else {
+            ((self.state.input_tokens + self.state.output_tokens) as f64, f.total_tokens(), false)
+        })
+    }
+
     /// Seconds left at this session's pace, when it can be told.
     pub fn eta_secs(&self) -> Option<f64> {
         let s = self.live.as_ref()?;

@@ -300,6 +300,20 @@ fn render_stats(frame: &mut Frame, area: Rect, ctx: &Ctx, theme: &Theme) {
         cost.push(Span::styled(format!(" · ${:.4} replayed free", s.cost_usd_replayed), theme.muted));
     }
     lines.push(kv("cost", cost, theme));
+    // Spend against what `check` would forecast (low – likely – high), from the seed's scores.
+    if let Some((used, f, dollars)) = m.use_against_forecast() {
+        let show = |v: f64| if dollars { format!("${v:.4}") } else { fmt_tokens(v.round() as u64) };
+        let share = if f.mid > 0.0 { format!(" · {:.0}% of likely", 100.0 * used / f.mid) } else { String::new() };
+        let style = if used > f.high { theme.warning } else { theme.muted };
+        lines.push(kv(
+            "forecast",
+            vec![
+                t(format!("{} of {}–{}–{}", show(used), show(f.low), show(f.mid), show(f.high))),
+                Span::styled(format!("{}{share}", if dollars { "" } else { " tokens" }), style),
+            ],
+            theme,
+        ));
+    }
     if let Some(l) = m.live.as_ref().filter(|_| m.is_live()) {
         let eta = m.eta_secs().map(fmt_duration).unwrap_or_else(|| "-".into());
         lines.push(kv(

@@ -5,7 +5,8 @@
 
 use super::candidate::word_diff;
 use super::{
-    answers_line, fmt_score, heading, inner, one_line, pane, step, text_lines, Ctx, ListLayout, Outcome, Scroll, View,
+    answers_line, fmt_score, fmt_tokens, heading, inner, one_line, pane, step, text_lines, Ctx, ListLayout, Outcome,
+    Scroll, View,
 };
 use crate::engine::reflect::format_dataset;
 use crate::engine::ProposalOutcome;
@@ -199,6 +200,44 @@ impl ReflectionsView {
     }
 }
 
+/// The proposal's own cost: its reflection calls, its minibatch evaluations and, when it became a
+/// candidate, that candidate's val pass; in dollars when the project prices its models, in tokens
+/// always.
+fn spend_line(m: &Model, p: &Proposal, theme: &Theme) -> Line<'static> {
+    let val = p.child.and_then(|c| m.val_evals.get(c)).map(Vec::as_slice);
+    let s = p.spend(val);
+    let priced = s.usd() > 0.0;
+    let part = |usd: f64, tokens: u64| {
+        if priced {
+            format!("${usd:.5} ({} tokens)", fmt_tokens(tokens))
+        } else {
+            format!("{} tokens", fmt_tokens(tokens))
+        }
+    };
+    let reflections = match s.reflection_calls {
+        0 => "no reflection".to_string(),
+        n => format!(
+            "{n} reflection call{} {}",
+            if n == 1 { "" } else { "s" },
+            part(s.reflection_usd, s.reflection_tokens)
+        ),
+    };
+    let mut text = format!(
+        "cost {}: {reflections}, {} minibatch evaluation{} {}",
+        if priced { format!("${:.5}", s.usd()) } else { format!("{} tokens", fmt_tokens(s.tokens())) },
+        s.evals_run,
+        if s.evals_run == 1 { "" } else { "s" },
+        part(s.eval_usd, s.eval_tokens),
+    );
+    if s.evals_reused > 0 {
+        text.push_str(&format!(" (+{} reused, free)", s.evals_reused));
+    }
+    if val.is_some_and(|v| !v.is_empty()) {
+        text.push_str(&format!(", val {}", part(s.val_usd, s.val_tokens)));
+    }
+    Line::styled(text, theme.muted)
+}
+
 fn detail(m: &Model, p: &Proposal, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines: Vec<Line<'static>> = Vec::new();
     let (g, word, style) = outcome_label(p, theme);
@@ -309,6 +348,7 @@ fn detail(m: &Model, p: &Proposal, theme: &Theme) -> Vec<Line<'static>> {
         ),
         theme.muted,
     ));
+    lines.push(spend_line(m, p, theme));
     if let Some(g) = &p.guide {
         lines.push(Line::from(vec![
             Span::styled("✎ guided by you: ", theme.accent),
