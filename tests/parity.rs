@@ -331,3 +331,64 @@ fn a_seed_folder_is_checked_when_the_project_loads() {
     let err = Project::load(&dir).unwrap_err().to_string();
     assert!(err.contains("seeds/same") && err.contains("same texts"), "{err}");
 }
+
+fn planned_parents(events: &[Event]) -> Vec<Vec<usize>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RoundStarted { round, proposals, .. } if *round > 0 && !proposals.is_empty() => {
+                Some(proposals.iter().map(|p| p.parent).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// gepa strategies/proposal_sampling.py, PxNSampling(p, n): p parents drawn by the candidate
+/// selector, n proposals from each. Two seeds that split the fronts make both likely parents.
+#[test]
+fn parents_per_round_gives_p_parents_n_children_each() {
+    let (_t, dir) = project("max_metric_calls = 300\nseed = 3\nproposals_per_round = 4\nparents_per_round = 2");
+    seed_folder(&dir, "bc", "Answer the item. rule B rule C", Some("Reply with the code only."));
+    let (_, events) = run_with(&dir, learns);
+    let rounds = planned_parents(&events);
+    assert!(rounds.len() >= 3, "{rounds:?}");
+    for p in rounds.iter().filter(|p| p.len() == 4) {
+        assert!(p[0] == p[1] && p[2] == p[3], "{rounds:?}");
+    }
+    assert!(rounds.iter().any(|p| p.len() == 4 && p[0] != p[2]), "two different parents in a round: {rounds:?}");
+
+    // One parent per round: gepa's SameParentSampling.
+    let (_t, dir) = project("max_metric_calls = 300\nseed = 3\nproposals_per_round = 4\nparents_per_round = 1");
+    seed_folder(&dir, "bc", "Answer the item. rule B rule C", Some("Reply with the code only."));
+    let (_, events) = run_with(&dir, learns);
+    let rounds = planned_parents(&events);
+    assert!(rounds.iter().all(|p| p.iter().all(|&x| x == p[0])), "{rounds:?}");
+
+    let (_t, dir) = project("proposals_per_round = 4\nparents_per_round = 3");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("parents_per_round") && err.contains("divide proposals_per_round"), "{err}");
+}
+
+/// gepa strategies/proposal_selection.py, TopKImprovements(k): of a round's passing proposals the
+/// k with the largest gains go on; the others are reported as not selected.
+#[test]
+fn accept_per_round_top_k_sends_the_k_best_passing_proposals_to_val() {
+    let (_t, dir) = project(
+        "max_metric_calls = 400\nseed = 2\nproposals_per_round = 3\naccept_per_round = \"top_k\"\naccept_top_k = 2",
+    );
+    let (_, events) = run_with(&dir, learns);
+    let mut per_round: std::collections::BTreeMap<u64, (usize, usize)> = Default::default();
+    for e in &events {
+        if let Event::ProposalFinished { round, outcome, .. } = e {
+            let r = per_round.entry(*round).or_default();
+            match outcome {
+                ProposalOutcome::Accepted { .. } => r.0 += 1,
+                ProposalOutcome::NotSelected { .. } => r.1 += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(per_round.values().all(|(acc, not)| *acc <= 2 && (*not == 0 || *acc == 2)), "{per_round:?}");
+    assert!(per_round.values().any(|(acc, _)| *acc == 2), "{per_round:?}");
+}

@@ -2,7 +2,8 @@
 
 use super::pareto::{dominators, CandidateId};
 use super::rng::{below, unit};
-use crate::project::config::CandidateSelection;
+use crate::project::config::{AcceptPerRound, CandidateSelection};
+use crate::project::Candidate;
 use rand::Rng;
 use std::collections::BTreeSet;
 
@@ -74,6 +75,37 @@ pub fn select_parent<R: Rng>(
     }
 }
 
+/// Which proposals of a round that passed their minibatch test go on to val: per slot, the
+/// child's texts and its minibatch gain when it passed. gepa strategies/proposal_selection.py:
+/// `best` is BestImprovement (the largest gain, the earliest slot on ties), `all`
+/// AllImprovements, `top_k` TopKImprovements (sorted by gain, largest first, stable: the earlier
+/// slot on ties; the first k). As gepa's engine does after selecting (core/engine.py,
+/// `_run_reflective_batch`), a child whose texts an earlier chosen one has is dropped.
+pub fn select_passing(passed: &[Option<(&Candidate, f64)>], mode: AcceptPerRound, k: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..passed.len()).filter(|&i| passed[i].is_some()).collect();
+    let gain = |i: usize| passed[i].map_or(f64::NEG_INFINITY, |p| p.1);
+    let take = match mode {
+        AcceptPerRound::All => order.len(),
+        AcceptPerRound::Best => 1,
+        AcceptPerRound::TopK => k,
+    };
+    if mode != AcceptPerRound::All {
+        // `sort_by` is stable, as Python's `sort(reverse=True)`.
+        order.sort_by(|a, b| gain(*b).total_cmp(&gain(*a)));
+    }
+    order.truncate(take);
+    let mut chosen = vec![false; passed.len()];
+    let mut kept: Vec<&Candidate> = Vec::new();
+    for i in order {
+        let texts = passed[i].expect("passed").0;
+        if !kept.contains(&texts) {
+            chosen[i] = true;
+            kept.push(texts);
+        }
+    }
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +161,28 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(select_parent(CandidateSelection::TopKPareto, &fronts, &s, 0.1, 1, &mut rng), 2);
         }
+    }
+
+    fn texts(t: &str) -> Candidate {
+        [("p".to_string(), t.to_string())].into()
+    }
+
+    /// Gains 1, 3, 3 (the same texts as slot 1), 2, and a failed slot: TopKImprovements(2) sorts
+    /// 3, 3, 2, 1 and takes slots 1 and 2; slot 2 repeats slot 1's texts, so only slot 1 goes on
+    /// (gepa dedupes after selecting). k = 3 adds slot 3; `best` is slot 1; `all` every passing
+    /// slot but the copy.
+    #[test]
+    fn passing_proposals_are_selected_as_gepas_strategies_do() {
+        let (a, b, c, d) = (texts("a"), texts("b"), texts("c"), texts("d"));
+        let passed = [Some((&a, 1.0)), Some((&b, 3.0)), Some((&b, 3.0)), Some((&c, 2.0)), None];
+        let pick = |mode, k| select_passing(&passed, mode, k);
+        assert_eq!(pick(AcceptPerRound::TopK, 2), [false, true, false, false, false]);
+        assert_eq!(pick(AcceptPerRound::TopK, 3), [false, true, false, true, false]);
+        assert_eq!(pick(AcceptPerRound::Best, 9), [false, true, false, false, false]);
+        assert_eq!(pick(AcceptPerRound::All, 9), [true, true, false, true, false]);
+        // Ties in gain go to the earlier slot.
+        let tied = [Some((&c, 2.0)), Some((&d, 2.0)), Some((&a, 2.0))];
+        assert_eq!(select_passing(&tied, AcceptPerRound::TopK, 2), [true, true, false]);
     }
 
     #[test]

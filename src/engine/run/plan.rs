@@ -349,12 +349,20 @@ impl Engine {
         let means = s.val_means();
         let n_comp = s.components.len();
         let mut pointer_bumps: BTreeMap<CandidateId, usize> = BTreeMap::new();
+        // With `parents_per_round = P`, slots come in P groups of N children of one parent (gepa's
+        // PxNSampling, strategies/proposal_sampling.py); a group's parent is drawn with its first
+        // slot's generator, so without it every slot draws its own (IndependentSampling).
+        let children = opt.parents_per_round.map_or(1, |p| opt.proposals_per_round.div_ceil(p.max(1)));
+        let mut parents: BTreeMap<usize, CandidateId> = BTreeMap::new();
         (0..slots)
             .map(|slot| {
-                let mut rng = derive_rng(opt.seed, &["select", &round.to_string(), &slot.to_string()]);
+                let first = slot - slot % children;
                 let parent = match guess {
                     Some(g) => g,
-                    None => select_parent(opt.candidate_selection, &fronts, &means, opt.epsilon, opt.top_k, &mut rng),
+                    None => *parents.entry(first).or_insert_with(|| {
+                        let mut rng = derive_rng(opt.seed, &["select", &round.to_string(), &first.to_string()]);
+                        select_parent(opt.candidate_selection, &fronts, &means, opt.epsilon, opt.top_k, &mut rng)
+                    }),
                 };
                 let minibatch_index = s.minibatches_drawn + slot as u64;
                 // Excluded train examples are not drawn (see data_fixes.rs).

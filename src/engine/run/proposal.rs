@@ -61,23 +61,11 @@ fn records_hold(batch: &[&Example], pointed: Option<&Example>, id: &str) -> bool
     batch.iter().any(|e| e.id == id) || pointed.is_some_and(|e| e.id == id)
 }
 
-/// Which accepted proposals of a round go on to val: all of them, or only the one with the largest
-/// minibatch gain (the earliest slot on ties), as gepa's `AllImprovements` / `BestImprovement`.
-/// With `all`, siblings with the same texts go on once (the earliest slot), as gepa dedupes them.
-fn select_accepted(results: &[SlotResult], mode: AcceptPerRound) -> Vec<bool> {
-    let accepted: Vec<bool> = results.iter().map(|r| r.accepted.is_some()).collect();
-    if mode == AcceptPerRound::All {
-        let texts = |i: usize| results[i].accepted.as_ref().map(|(c, _)| &c.texts);
-        return (0..results.len()).map(|i| accepted[i] && (0..i).all(|j| texts(j) != texts(i))).collect();
-    }
-    let mut best: Option<(usize, f64)> = None;
-    for (i, r) in results.iter().enumerate() {
-        let gain = r.sums.1 - r.sums.0;
-        if accepted[i] && best.is_none_or(|(_, g)| gain > g) {
-            best = Some((i, gain));
-        }
-    }
-    (0..results.len()).map(|i| best.is_some_and(|(b, _)| b == i)).collect()
+/// Which accepted proposals of a round go on to val (`engine::select::select_passing`).
+fn select_accepted(results: &[SlotResult], mode: AcceptPerRound, top_k: usize) -> Vec<bool> {
+    let passed: Vec<Option<(&Candidate, f64)>> =
+        results.iter().map(|r| r.accepted.as_ref().map(|(c, _)| (&c.texts, r.sums.1 - r.sums.0))).collect();
+    crate::engine::select::select_passing(&passed, mode, top_k)
 }
 
 impl Shared {
@@ -222,7 +210,7 @@ impl Shared {
                 }
             }
             let results: Vec<SlotResult> = results.into_iter().collect::<Result<_>>()?;
-            let selected = select_accepted(&results, self.opt.accept_per_round);
+            let selected = select_accepted(&results, self.opt.accept_per_round, self.opt.accept_top_k);
             for ((p, r), chosen) in plan.proposals.iter().zip(results).zip(selected) {
                 out.calls += r.calls;
                 out.cost += r.cost;

@@ -22,6 +22,8 @@ pub enum AcceptPerRound {
     Best,
     /// All of them (gepa's AllImprovements).
     All,
+    /// The `accept_top_k` with the largest gains (gepa's TopKImprovements).
+    TopK,
 }
 
 /// When a child passes its minibatch test (gepa's `acceptance_criterion`,
@@ -166,6 +168,12 @@ pub struct OptimizerConfig {
     /// `best`: of a round's proposals that pass their minibatch, only the largest gain is scored on
     /// val; `all`: every one is.
     pub accept_per_round: AcceptPerRound,
+    /// `accept_per_round = "top_k"`: how many of a round's passing proposals go on to val.
+    pub accept_top_k: usize,
+    /// The parents a round's `proposals_per_round` proposals come from: None, each proposal
+    /// chooses its own (gepa's IndependentSampling); P, P parents with proposals_per_round / P
+    /// children each (gepa's PxNSampling; 1 is its SameParentSampling).
+    pub parents_per_round: Option<usize>,
     /// When a child passes its minibatch test: `strict` (greater, the default) or
     /// `improvement_or_equal`.
     pub acceptance: Acceptance,
@@ -227,6 +235,8 @@ impl Default for OptimizerConfig {
             cache_minibatches: true,
             accept_per_round: AcceptPerRound::Best,
             acceptance: Acceptance::Strict,
+            accept_top_k: 2,
+            parents_per_round: None,
             concurrency: 32,
             seed: 0,
             score_threshold: None,

@@ -16,6 +16,12 @@ impl Validator {
                 "must be at least 1 (1 = the reference's sequential loop)",
             ),
             ("top_k", o.top_k >= 1, "must be at least 1"),
+            ("accept_top_k", o.accept_top_k >= 1, "must be at least 1"),
+            (
+                "parents_per_round",
+                o.parents_per_round.is_none_or(|p| p >= 1 && o.proposals_per_round.is_multiple_of(p)),
+                "must be at least 1 and divide proposals_per_round (P parents x N children = proposals_per_round)",
+            ),
             ("merge_subsample", o.merge_subsample >= 1, "must be at least 1"),
             ("max_metric_calls", o.max_metric_calls >= 1, "must be at least 1"),
             ("epsilon", (0.0..=1.0).contains(&o.epsilon), "must be between 0 and 1"),
