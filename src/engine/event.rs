@@ -1,5 +1,5 @@
 //! Everything that happens in a run, as appended to `events.jsonl`. The run's state is a fold over
-//! these (see `state.rs`); the TUI, `--resume` and `export` all read the same events.
+//! these (see `state/`); the TUI, `--resume` and `export` all read the same events.
 //!
 //! Round-scoped events (`round_started` .. `round_finished`) only change the state when their round
 //! commits with `round_finished`; a round cut short by a crash is discarded on resume and redone
