@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Peak memory (RSS) of gepa-tui on big inputs: loading a 10,000-example val set (check, eval, a run)
 # and folding a synthetic 2,000-candidate run (runs, export, resume). Prints the markdown table that
-# BENCHMARKS.md records. Needs GNU time at /usr/bin/time.
+# BENCHMARKS.md records and writes it to benches/results/memory-<date>.txt (scripts/bench.sh).
+# Needs GNU time at /usr/bin/time.
 #
 #   scripts/bench-memory.sh                  # debug build, as `cargo test` builds it (benches/memory.rs)
 #   PROFILE=release scripts/bench-memory.sh  # optimized build (slower to compile, faster to run)
@@ -9,6 +10,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x /usr/bin/time ]] || { echo "needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 1; }
-profile=${PROFILE:-dev}
-echo "gepa-tui memory benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, profile ${PROFILE:-dev}"
-cargo bench --profile "$profile" --bench memory 2>&1 | grep -E '^\||panicked|error'
+exec scripts/bench.sh memory

@@ -24,6 +24,13 @@ const OPT: &str =
 /// Model settings for runs against the fault server: short timeouts, quick retries.
 const FAST_MODEL: &str = "request_timeout_secs = 2.0\nmax_retries = 8\nretry_base_delay_secs = 0.01";
 
+/// A measured figure RELIABILITY.md quotes, one line on stderr named by the test that measured it:
+/// `scripts/reliability-figures.sh` collects them into a results file.
+fn figure(what: impl std::fmt::Display) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("figure: {test}: {}", what.to_string().replace('\n', " "));
+}
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gepa-tui")
 }
@@ -153,7 +160,8 @@ fn a_run_through_twenty_percent_faults_matches_the_fault_free_run() {
     let counts = server.fault_counts();
     let attempts = server.attempts();
     let injected: usize = counts.values().sum();
-    eprintln!("{} attempts, {injected} faults {counts:?}, {:.1}s", attempts.len(), started.elapsed().as_secs_f64());
+    eprintln!("{:.1}s", started.elapsed().as_secs_f64());
+    figure(format!("{} attempts, {injected} faults {counts:?}", attempts.len()));
     // Every kind of fault was really tried, at about the rate asked for.
     for f in Fault::TRANSIENT {
         assert!(counts.contains_key(f), "{f:?} was never injected: {counts:?}");
@@ -235,12 +243,13 @@ fn survives_an_outage(outage: impl Fn(&FaultServer), restore: impl Fn(&FaultServ
     assert!(err.contains("waiting for model \"task\"") || err.contains("waiting for model \"reflection\""), "{err}");
     assert!(err.contains("answers again"), "{err}");
     assert!(log_lines(&p.dir, &run) > held_at, "the run went on after the outage");
-    eprintln!(
-        "held at event {held_at} of {}; {} attempts in all, faults {:?}; stderr:\n{err}",
+    figure(format!(
+        "held at event {held_at} of {}; {} attempts in all, faults {:?}",
         log_lines(&p.dir, &run),
         server.attempts().len(),
         server.fault_counts()
-    );
+    ));
+    eprintln!("stderr:\n{err}");
     err
 }
 
@@ -288,7 +297,8 @@ fn a_revoked_key_and_an_empty_account_stop_the_run_resumably_with_the_fix_named(
     assert_eq!(asked.len(), quota.len(), "a request was asked again after the account was found empty");
     // At most what was in flight when it emptied: 32 evaluations and the rounds' reflections.
     assert!(quota.len() <= 32 + 4, "{} attempts hit the empty account", quota.len());
-    eprintln!("faults {:?}; quota stderr:\n{err}", server.fault_counts());
+    figure(format!("faults {:?}", server.fault_counts()));
+    eprintln!("quota stderr:\n{err}");
 
     server.set_plan(|p| p.fail_all = None);
     let mut child = spawn_headless(&p.dir, &["--resume", &run], &err_path);
@@ -595,7 +605,7 @@ fn a_run_killed_with_sigkill_at_random_moments_resumes_to_the_same_result() {
             answered.insert(a.body_hash.clone());
         }
     }
-    eprintln!("{landed} kills; {} requests, {asked_again} asked again after an answer", attempts.len());
+    figure(format!("{landed} kills; {} requests, {asked_again} asked again after an answer", attempts.len()));
     assert!(asked_again <= landed * 16, "{asked_again} requests were paid for twice");
 }
 
@@ -1111,9 +1121,9 @@ fn a_run_resumed_without_its_response_cache_ends_as_the_uninterrupted_run() {
     let before = server.attempts().len();
     assert_finished(&run_headless(&bare, &["--resume", &id]));
     let asked_without = server.attempts().len() - before;
-    eprintln!(
+    figure(format!(
         "asked: {asked_fresh} by a fresh run; on resume {asked_with_cache} with the cache, {asked_without} without"
-    );
+    ));
 
     assert_eq!(comparable(read_result(&bare, &id)), *reference());
     assert_eq!(comparable(read_result(&p.dir, &id)), *reference());
@@ -1357,7 +1367,7 @@ fn a_full_disk_stops_the_run_with_a_clear_error_and_it_resumes_once_there_is_roo
     assert_clear_error(&out, &["No space left on device"]);
     eprintln!("{}", text(&out.stderr));
     let id = only_run(&dir);
-    eprintln!("full at {} bytes", du(&dir));
+    figure(format!("full at {} bytes", du(&dir)));
 
     fs.resize("64m");
     let out = run_headless(&dir, &["--resume", &id]);
@@ -1926,7 +1936,7 @@ mod containment {
         let stderr = text(&out.stderr);
         assert_no_panic(&stderr);
         let kb = peak_rss_kb(&stderr).unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"));
-        eprintln!("gepa-tui eval with a 50 MB-printing system: peak RSS {kb} kB");
+        figure(format!("gepa-tui eval with a 50 MB-printing system: peak RSS {kb} kB"));
         assert!(kb < 100 * 1024, "peak RSS {kb} kB");
     }
 
@@ -2024,7 +2034,7 @@ mod containment {
             assert_no_panic(&stderr);
             assert!(!out.status.success(), "a refused reply is not a score:\n{stderr}");
             let kb = peak_rss_kb(&stderr).unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"));
-            eprintln!("a {SIZE}-byte reply (Content-Length announced: {announce}): peak RSS {kb} kB");
+            figure(format!("a {SIZE}-byte reply (Content-Length announced: {announce}): peak RSS {kb} kB"));
             assert!(kb < 200 * 1024, "peak RSS {kb} kB");
             assert!(stderr.contains(said) && stderr.contains("max_reply_bytes = 16777216"), "{stderr}");
         }
