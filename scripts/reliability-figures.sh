@@ -14,12 +14,16 @@ cd "$(dirname "$0")/.."
 out=${OUT:-tests/results/reliability-$(date -u +%Y-%m-%d).txt}
 mkdir -p "$(dirname "$out")"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+summary=$(mktemp)
+trap 'rm -f "$log" "$summary"' EXIT
 status=0
-cargo test --test reliability -- --nocapture >/dev/null 2>"$log" || status=$?
+cargo test --test reliability -- --nocapture >"$summary" 2>"$log" || status=$?
 {
     echo "# tests/reliability.rs figures, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src tests || echo ' (with local changes)')"
-    echo "# $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB; cargo test exit status $status"
+    echo "# $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# cargo test exit status $status; $(grep -m1 '^test result' "$summary" || echo 'no test result line')"
+    # A failed test's figures are not to be quoted: name the failures.
+    grep -E '^test .* FAILED$' "$summary" | sed 's/^/# /' || true
     grep '^figure: ' "$log" | sed 's/^figure: //' | sort
     skipped=$(grep '^skipped: ' "$log" | sed 's/^skipped: //' | sort -u || true)
     if [[ -n $skipped ]]; then
