@@ -384,12 +384,14 @@ fn a_run_replayed_from_the_cache_costs_nothing_and_says_what_it_would_have_cost(
     assert_eq!(comparable(second), comparable(first), "the replay is the same run");
 }
 
-/// A server that answers one request at a time (a llama-server with one slot): with
-/// `pipeline_lag` left to the engine, the seed's val pass shows the queue, the run says so, and
-/// every proposal is then planned from the state the one before it committed (nothing planned
-/// ahead waits in the server's queue). The result is the sequential loop's.
+/// A server that answers one request at a time (a llama-server with one slot), the real binary
+/// with `pipeline_lag` left to the engine: whatever lag the engine picks from its timings, the
+/// run ends with the sequential loop's result. Whether it plans ahead there is timing: a starved
+/// client misreads such a server as parallel (RELIABILITY.md, "Under load": 5 of 50 on one busy
+/// core), so that claim is checked on tokio's paused clock, where it is exact
+/// (`tests/engine.rs::against_a_one_slot_server_the_defaults_are_no_slower_than_lag_one`).
 #[test]
-fn a_server_answering_in_turn_gets_one_proposal_at_a_time() {
+fn a_server_answering_in_turn_ends_with_the_sequential_loop_s_result() {
     let opt = "max_metric_calls = 150\nminibatch_size = 3\nseed = 5";
     let server = FaultServer::start(Plan {
         latency: Duration::from_millis(15),
@@ -399,17 +401,13 @@ fn a_server_answering_in_turn_gets_one_proposal_at_a_time() {
     let p = project_at(&server.base_url(), opt, FAST_MODEL);
     let out = run_headless(&p.dir, &[]);
     assert_finished(&out);
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("answers requests one after another"), "{stderr}");
     let run = only_run(&p.dir);
     let log = std::fs::read_to_string(p.dir.join(".gepa/runs").join(&run).join("events.jsonl")).unwrap();
-    let mut rounds = 0;
-    for ev in log.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()) {
-        if ev["event"] == "round_started" && ev["round"].as_u64().unwrap() > 0 {
-            assert_eq!(ev["planned_after"].as_u64().unwrap() + 1, ev["round"].as_u64().unwrap(), "planned ahead: {ev}");
-            rounds += 1;
-        }
-    }
+    let rounds = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|ev| ev["event"] == "round_started" && ev["round"].as_u64().unwrap() > 0)
+        .count();
     assert!(rounds >= 3, "{rounds} rounds");
     assert_eq!(comparable(read_result(&p.dir, &run)), reference_result(&format!("{opt}\npipeline_lag = 1")));
 }
