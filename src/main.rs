@@ -69,6 +69,11 @@ fn main() -> ExitCode {
             out.as_deref(),
             *force,
         ),
+        Some(Command::Export { dir, run, candidate, blame: true, .. }) => gepa_tui::cli::runs::export_blame(
+            &gepa_tui::cli::project_dir(dir),
+            run.as_deref().unwrap_or_default(),
+            candidate.as_deref(),
+        ),
         Some(Command::Export { dir, run, candidate, out, write_prompts, yes, .. }) => gepa_tui::cli::runs::export(
             &gepa_tui::cli::project_dir(dir),
             run.as_deref().unwrap_or_default(),

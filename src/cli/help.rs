@@ -245,6 +245,11 @@ prompt file, so the next run protects it too (--out writes the plain texts the m
 gepa-tui asks first, naming each file; --yes skips the question, and without a \
 terminal to ask on it refuses unless --yes is given. Files are replaced atomically.
 
+With --blame it writes nothing: it prints the candidate's texts with, beside each line, the \
+candidate and round that first wrote it (followed down the lineage from the seed with a line \
+diff), then what wrote each of those candidates: a reflection, with the minibatch examples and the \
+feedback it read and a person's guidance if any; a person's own edit, with its note; or a merge.
+
 The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json, which \
 also names each objective's best candidate and the non-dominated ones.
 
@@ -269,6 +274,8 @@ Examples:
       candidate 4's texts
   gepa-tui export --run 20261125-084012-3fa9 --candidate prompt_tokens --out short/
       the candidate with the shortest prompt (with objectives = [\"prompt_tokens\"])
+  gepa-tui export --run 20261125-084012-3fa9 --candidate 4 --blame
+      where each line of candidate 4's texts came from
   gepa-tui export --run 20261125-084012-3fa9 --write-prompts
       over prompts/*.md, after asking
   gepa-tui export --data-fixes --out fixed-data/

@@ -147,6 +147,10 @@ pub enum Command {
         /// With --write-prompts: overwrite without asking.
         #[arg(long)]
         yes: bool,
+        /// Print the candidate's texts with, beside each line, the candidate and round that first
+        /// wrote it, then what wrote each of those (a reflection and the feedback it read, or a person).
+        #[arg(long, conflicts_with_all = ["out", "write_prompts"])]
+        blame: bool,
         /// Write corrected copies of the data files a run changed (examples excluded, fields fixed)
         /// to --out (default: RUN's folder, data-fixes/); the data files themselves are never written.
         #[arg(long, conflicts_with_all = ["candidate", "write_prompts"])]

@@ -67,15 +67,21 @@ fn chosen_candidate(state: &RunState, run: &str, arg: &str) -> Result<usize> {
     bail!("--candidate {arg}: give a candidate id or one of run `{run}`'s objectives: {}", names.join(", "))
 }
 
-pub fn export(
-    dir: &Path,
+/// `export --blame`: the candidate's texts, each line with the candidate that first wrote it.
+pub fn export_blame(dir: &Path, run: &str, candidate: Option<&str>) -> Result<ExitCode> {
+    let project = Project::load(dir)?;
+    let (events, state, id) = run_candidate(&project, run, candidate)?;
+    let authors = crate::engine::blame::authors(&events);
+    print!("{}", crate::engine::blame::plain_text(&state, &authors, id));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A run's events, its state, and the candidate `--candidate` names (default: the best).
+fn run_candidate(
+    project: &Project,
     run: &str,
     candidate: Option<&str>,
-    out: Option<&Path>,
-    write_prompts: bool,
-    yes: bool,
-) -> Result<ExitCode> {
-    let project = Project::load(dir)?;
+) -> Result<(Vec<crate::engine::Event>, RunState, crate::engine::CandidateId)> {
     let run_dir = project.runs_dir().join(run);
     if !run_dir.join("events.jsonl").is_file() {
         bail!("no run `{run}` in {} (see `gepa-tui runs`)", project.root.display());
@@ -86,9 +92,23 @@ pub fn export(
         Some(c) => chosen_candidate(&state, run, c)?,
         None => state.best().context("the run has no scored candidates yet")?,
     };
-    let Some(cand) = state.candidates.get(id) else {
+    if state.candidates.get(id).is_none() {
         bail!("run `{run}` has no candidate {id} (it has {})", state.candidates.len());
-    };
+    }
+    Ok((events, state, id))
+}
+
+pub fn export(
+    dir: &Path,
+    run: &str,
+    candidate: Option<&str>,
+    out: Option<&Path>,
+    write_prompts: bool,
+    yes: bool,
+) -> Result<ExitCode> {
+    let project = Project::load(dir)?;
+    let (_, state, id) = run_candidate(&project, run, candidate)?;
+    let cand = &state.candidates[id];
     if out.is_none() && !write_prompts {
         bail!("say where to export: --out DIR, or --write-prompts to overwrite the project's prompt files");
     }

@@ -3,6 +3,7 @@
 //! appended to the run's `events.jsonl`, and the run's state is a fold over those events.
 
 pub mod adapt;
+pub mod blame;
 pub mod data_changes;
 pub mod data_fixes;
 pub mod decision;
