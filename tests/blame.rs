@@ -100,3 +100,51 @@ fn a_reflections_lines_name_the_feedback_it_read() {
     assert_eq!(fed.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), planned);
     assert!(fed.iter().any(|(_, f)| f.contains("needs rule")), "{fed:?}");
 }
+
+/// The Candidate view's blame mode (`d` twice from the diff against the parent: another, blame) on the recorded
+/// support-triage run, at 80×24 and 160×48: beside each line who wrote it, then who they are.
+#[test]
+fn the_candidate_views_blame_on_a_recorded_sample() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers};
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-projects/support-triage");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("support-triage");
+    common::copy_tree(&sample, &dir, &["runs"]);
+    let out =
+        Command::cargo_bin("gepa-tui").unwrap().args(["run", "--headless", "--offline"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run_dir = std::fs::read_dir(dir.join(".gepa/runs")).unwrap().flatten().next().unwrap().path();
+    let (events, _) = gepa_tui::engine::run::load_events(&run_dir, false).unwrap();
+    let project = gepa_tui::project::Project::load(&dir).unwrap();
+    let model = gepa_tui::tui::model::Model::from_events(&events).with_project(&project);
+    let best = model.state.best().unwrap();
+    for (w, h) in [(80u16, 24u16), (160, 48)] {
+        let mut app = gepa_tui::tui::app::App::new(
+            model.clone(),
+            gepa_tui::tui::keymap::Keymap::default(),
+            gepa_tui::tui::theme::Theme::default(),
+        );
+        app.select_candidate(best);
+        for c in "4dd".chars() {
+            app.on_key(KeyEvent {
+                code: KeyCode::Char(c),
+                modifiers: KeyModifiers::NONE,
+                kind: KeyEventKind::Press,
+                state: KeyEventState::NONE,
+            });
+        }
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+        term.draw(|f| app.render(f)).unwrap();
+        let buf = term.backend().buffer().clone();
+        let mut screen = String::new();
+        for y in 0..h {
+            let line: String = (0..w).map(|x| buf[(x, y)].symbol()).collect();
+            screen.push_str(line.trim_end());
+            screen.push('\n');
+        }
+        // Run ids and folders differ between runs: the screen is the same otherwise.
+        let screen = screen.replace(&run_dir.file_name().unwrap().to_string_lossy().to_string(), "RUN");
+        assert!(screen.contains("blame: who wrote each line"), "{screen}");
+        insta::assert_snapshot!(format!("blame_support_triage_{w}x{h}"), screen);
+    }
+}

@@ -84,7 +84,7 @@ actions! {
     Search = "search", "search", "filter (frontier) or search (traces)";
     SwitchPane = "switch_pane", "switch pane", "win matrix: heat map <-> wins/ties/losses";
     NextObjective = "next_objective", "objective", "win matrix: show the next objective instead of the main score";
-    Diff = "diff", "diff mode", "candidate: diff off / against parent / against another";
+    Diff = "diff", "diff mode", "candidate: diff off / against parent / against another / blame (who wrote each line)";
     CompareNext = "compare_next", "compare +", "candidate: compare with the next candidate";
     ComparePrev = "compare_prev", "compare -", "candidate: compare with the previous candidate";
     OpenTraces = "open_traces", "traces", "traces of the selected candidate (from Reflections: the proposal's minibatch)";

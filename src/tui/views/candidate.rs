@@ -53,6 +53,8 @@ pub enum DiffMode {
     Off,
     Parent,
     Other,
+    /// Beside each line, the candidate that first wrote it, and who wrote those.
+    Blame,
 }
 
 /// The Candidate view's state.
@@ -99,7 +101,8 @@ impl CandidateView {
                 self.diff = match self.diff {
                     DiffMode::Off => DiffMode::Parent,
                     DiffMode::Parent => DiffMode::Other,
-                    DiffMode::Other => DiffMode::Off,
+                    DiffMode::Other => DiffMode::Blame,
+                    DiffMode::Blame => DiffMode::Off,
                 };
             }
             Action::CompareNext | Action::ComparePrev => {
@@ -129,11 +132,78 @@ impl CandidateView {
     fn diff_target(&self, ctx: &Ctx) -> Option<CandidateId> {
         let rec = ctx.model.state.candidates.get(ctx.selected)?;
         match self.diff {
-            DiffMode::Off => None,
+            DiffMode::Off | DiffMode::Blame => None,
             DiffMode::Parent => rec.parents.first().copied(),
             DiffMode::Other => Some(self.compare).filter(|c| *c != ctx.selected && *c < ctx.n_candidates()),
         }
     }
+}
+
+/// The selected candidate's texts with, beside each line, the candidate and round that first
+/// wrote it (`engine::blame`), then who wrote each of those: the reflection and the feedback it
+/// read, a person's guidance, or a person's own edit.
+pub fn blame_body(ctx: &Ctx) -> Vec<Line<'static>> {
+    let (m, theme) = (ctx.model, ctx.theme);
+    let id = ctx.selected;
+    let mut lines = Vec::new();
+    let mut who: Vec<CandidateId> = Vec::new();
+    for name in &m.state.components {
+        lines.push(heading(format!("── {} ──", one_line(name)), theme));
+        for l in crate::engine::blame::blame(&m.state, id, name) {
+            let round = m.state.candidates.get(l.by).map_or(0, |c| c.round);
+            let style = if l.by == id { theme.diff_added } else { theme.accent };
+            lines.push(Line::from(vec![
+                Span::styled(format!("#{:<3} r{:<3}│ ", l.by, round), style),
+                Span::styled(one_line(&l.text), theme.text),
+            ]));
+            if !who.contains(&l.by) {
+                who.push(l.by);
+            }
+        }
+        lines.push(Line::raw(""));
+    }
+    who.sort();
+    lines.push(heading("── who wrote the lines ──".to_string(), theme));
+    for c in who {
+        let a = author_of(m, c);
+        lines.push(Line::styled(one_line(&a.describe(c)), theme.text));
+        for (component, fed) in &a.reflections {
+            lines.push(Line::styled(format!("  it read, for {}:", one_line(component)), theme.muted));
+            for (example, feedback) in fed {
+                let f = crate::text::truncate_chars(&one_line(feedback), 120);
+                lines.push(Line::styled(format!("    {}: {f}", one_line(example)), theme.muted));
+            }
+        }
+    }
+    lines
+}
+
+/// What wrote candidate `c`, from the workbench's model: its record, and the proposal it came
+/// from (the reflections' datasets, the minibatch, a person's guidance).
+fn author_of(m: &Model, c: CandidateId) -> crate::engine::blame::Author {
+    let Some(rec) = m.state.candidates.get(c) else { return Default::default() };
+    let mut a = crate::engine::blame::Author {
+        round: rec.round,
+        origin: Some(rec.origin),
+        parent: rec.parents.first().copied(),
+        note: rec.note.clone(),
+        ..Default::default()
+    };
+    if let Some(p) = m.proposals.iter().find(|p| p.child == Some(c) && p.merge.is_none()) {
+        a.guided = p.guide.as_ref().map(|g| g.note.clone());
+        for r in &p.reflections {
+            let fed = r
+                .dataset
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    (p.minibatch.get(i).cloned().unwrap_or_else(|| format!("example {}", i + 1)), d.feedback.clone())
+                })
+                .collect();
+            a.reflections.insert(r.component.clone(), fed);
+        }
+    }
+    a
 }
 
 /// The selected candidate's texts, each diffed word by word against `target`'s when given.
@@ -205,13 +275,14 @@ impl CandidateView {
         title.push(Span::styled(
             match (self.diff, target) {
                 (DiffMode::Off, _) => "· no diff ".to_string(),
+                (DiffMode::Blame, _) => "· blame: who wrote each line ".to_string(),
                 (_, Some(t)) => format!("· diff against #{t} "),
                 (DiffMode::Parent, None) => "· the seed has no parent ".to_string(),
                 (DiffMode::Other, None) => "· choose a candidate to compare with [ ] ".to_string(),
             },
             theme.accent,
         ));
-        let lines = text_body(ctx, target);
+        let lines = if self.diff == DiffMode::Blame { blame_body(ctx) } else { text_body(ctx, target) };
         let body_area = super::inner(text_area);
         let at = self.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
         frame.render_widget(
