@@ -636,7 +636,11 @@ async fn workbench(term: &mut Term, ctx: &Ctx<'_>, input: &mut InputReader, open
         }
         match res {
             Ok(Ok(Ok(out))) => outcome.finished = out.result.map(|r| r.stop_reason),
-            Ok(Ok(Err(err))) => outcome.error = Some(format!("{err:#}")),
+            Ok(Ok(Err(err))) => {
+                // A provider's stop that came as the user quit is still resumable (exit 3).
+                outcome.halted = err.downcast_ref::<crate::engine::Halted>().is_some();
+                outcome.error = Some(format!("{err:#}"));
+            }
             _ => tracing::warn!("the engine did not stop within 10s"),
         }
         outcome.stopped = outcome.finished.is_none() && outcome.error.is_none();
