@@ -78,7 +78,15 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The lock file says who holds it (`LockHolder`, one JSON line), so a workbench opened on the
 /// run can say what it is attached to.
 pub struct RunLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for RunLock {
+    /// Unlocked here, not only by closing the file: a process forked by another thread (spawning
+    /// a command) holds a copy of the descriptor until it execs, and the lock with it.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// Who holds a run's lock: the process running it, where, and since when.
@@ -145,7 +153,7 @@ impl RunLock {
                 let _ = file.set_len(0);
                 let me = serde_json::to_string(&LockHolder::me()).unwrap_or_default();
                 let _ = writeln!(file, "{me}");
-                Ok(Self { _file: file })
+                Ok(Self { file })
             }
             Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
                 path: run_dir.display().to_string(),
@@ -289,10 +297,13 @@ mod tests {
         assert!(!h.host.is_empty());
         assert!(h.since > 1_700_000_000, "{h:?}");
         assert!(h.describe().starts_with(&format!("pid {} on ", h.pid)), "{}", h.describe());
+        // A copy of its descriptor, as a child forked by another thread holds until it execs.
+        let forked_copy = lock.file.try_clone().unwrap();
         drop(lock);
         // The file stays behind (as after kill -9): nobody holds it, the run is resumable.
         assert!(d.path().join("lock").is_file());
         assert_eq!(RunLock::holder(d.path()), None);
+        drop(forked_copy);
         // An older lock file, pid only.
         assert_eq!(LockHolder::parse("4242\n"), Some(LockHolder { pid: 4242, host: String::new(), since: 0 }));
     }
