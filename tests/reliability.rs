@@ -888,13 +888,26 @@ fn steer_excludes_and_fixes_examples_of_a_live_headless_run() {
     assert_eq!(fixes.len(), 1, "{r}");
     assert_eq!((fixes[0]["id"].as_str(), fixes[0]["field"].as_str()), (Some("ex104"), Some("expected")));
     assert_eq!(fixes[0]["new"], "E-ok");
-    let log = std::fs::read_to_string(p.dir.join(".gepa/runs").join(&run).join("events.jsonl")).unwrap();
-    let taken = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["event"] == "human" && v["request"].is_string())
-        .count();
-    assert_eq!(taken, 2, "both recorded with their request ids");
+    // Both recorded with their request ids, once each in what the run kept (the raw log also
+    // holds a request taken by a round planned ahead and voided, then taken again: timing), and
+    // each answered as taken by the round that kept it.
+    let run_dir = p.dir.join(".gepa/runs").join(&run);
+    let kept = common::committed(&gepa_tui::engine::run::load_events(&run_dir, false).unwrap().0);
+    let taken: Vec<&str> = kept
+        .iter()
+        .filter_map(|e| match e {
+            gepa_tui::engine::Event::Human { request: Some(id), .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    let recorded = gepa_tui::engine::steer::recorded_requests(&kept);
+    assert_eq!(recorded.len(), 2, "{taken:?}");
+    let answers = gepa_tui::engine::steer::answers(&run_dir);
+    assert!(
+        recorded.iter().all(|(id, round)| answers.get(id).is_some_and(|a| a.accepted && a.round == Some(*round))),
+        "{recorded:?} {answers:?}"
+    );
     assert_eq!(std::fs::read(p.dir.join("data/val.jsonl")).unwrap(), val_before, "the data file is untouched");
     assert_no_panic(&err);
 }
