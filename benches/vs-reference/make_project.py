@@ -85,6 +85,8 @@ def main():
     ap.add_argument("--pipeline-lag", type=int, help="[optimizer] pipeline_lag (default: not written)")
     ap.add_argument("--cache-evaluations", choices=("true", "false"),
                     help="[optimizer] cache_evaluations (default: not written)")
+    ap.add_argument("--extra-optimizer", default="",
+                    help="more [optimizer] lines, ';'-separated (e.g. 'parents_per_round = 2; accept_per_round = \"top_k\"')")
     args = ap.parse_args()
     bench_task.configure(args.task)
 
@@ -96,6 +98,8 @@ def main():
         optional += f"pipeline_lag = {args.pipeline_lag}\n"
     if args.cache_evaluations is not None:
         optional += f"cache_evaluations = {args.cache_evaluations}\n"
+    for line in filter(None, (l.strip() for l in args.extra_optimizer.split(";"))):
+        optional += line + "\n"
     components = "\n".join(
         f'[[components]]\nname = "{c}"\nfile = "prompts/{c}.md"\n' for c in bench_task.components()
     )

@@ -21,7 +21,10 @@
 #   --concurrency N         gepa-tui [optimizer] concurrency (default 32, the engine default)
 #   --model-concurrency N   gepa-tui [models.*] concurrency (default 32, the engine default)
 #   --ref-workers N         threads the reference's adapter scores a batch with (default 10)
-#   --ref-args "..."        more arguments for run_reference.py (e.g. "--independent-sampling 4")
+#   --ref-args "..."        more arguments for run_reference.py (e.g. "--independent-sampling 4",
+#                           "--pxn 2,2 --top-k 2")
+#   --tui-optimizer "..."   more gepa-tui [optimizer] lines, ';'-separated
+#                           (e.g. "proposals_per_round = 4; parents_per_round = 2")
 #   --only ref|tui          run one side only
 #   --out DIR               where results go (default /tmp/gepa-bench-<time>)
 #
@@ -35,7 +38,7 @@ root="$(cd "$here/../.." && pwd)"
 
 task=main budget=300 reps=3 latency=0.1 rpr="" slots="" backlog="" lpc="" cap=""
 python=/tmp/gepa-ref-venv/bin/python
-bin="" ppr="" lag="" cache="" conc=32 mconc=32 ref_workers=10 ref_args="" only=""
+bin="" ppr="" lag="" cache="" conc=32 mconc=32 ref_workers=10 ref_args="" only="" tui_extra=""
 out="/tmp/gepa-bench-$(date +%Y%m%d-%H%M%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -59,7 +62,8 @@ while [ $# -gt 0 ]; do
     --ref-args) ref_args=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    --tui-optimizer) tui_extra=$2; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -129,15 +133,15 @@ EOF
     proj="$out/project-$rep"
     rm -rf "$proj"
     python3 "$here/make_project.py" "$proj" --port "$port" --task "$task" --max-metric-calls "$budget" --seed "$seed" \
-      --concurrency "$conc" --model-concurrency "$mconc" ${tui_opts[@]+"${tui_opts[@]}"}
+      --concurrency "$conc" --model-concurrency "$mconc" --extra-optimizer "$tui_extra" ${tui_opts[@]+"${tui_opts[@]}"}
     reset; t0=$(now)
     "$bin" run --headless --json "$proj" --seed "$seed" --max-metric-calls "$budget" \
       >"$out/tui-$rep.events.jsonl" 2>"$out/tui-$rep.stderr"
     t1=$(now); read -r reqs peak < <(stats)
     python3 - "$out/tui-$rep.events.jsonl" "$out/tui-$rep.json" "$t0" "$t1" "$reqs" "$peak" "$seed" "$budget" \
-      "$task" "$served_rpr" "$conc" "$mconc" "$ppr" "$lag" "$cache" <<'EOF'
+      "$task" "$served_rpr" "$conc" "$mconc" "$ppr" "$lag" "$cache" "$tui_extra" <<'EOF'
 import json, sys
-ev, outp, t0, t1, reqs, peak, seed, budget, task, rpr, conc, mconc, ppr, lag, cache = sys.argv[1:]
+ev, outp, t0, t1, reqs, peak, seed, budget, task, rpr, conc, mconc, ppr, lag, cache, extra = sys.argv[1:]
 fin = [json.loads(l) for l in open(ev) if l.strip()][-1]
 assert fin.get("event") == "finished", fin
 d = {
@@ -148,6 +152,7 @@ d = {
     "proposals_per_round": int(ppr) if ppr else None,
     "pipeline_lag": int(lag) if lag else None,
     "cache_evaluations": {"true": True, "false": False}[cache] if cache else None,
+    "extra_optimizer": extra or None,
     "wall_seconds": fin["wall_seconds"], "best_val_score": fin["best_val_score"],
     "metric_calls": fin["metric_calls"], "candidates": fin["candidates"],
     "process_seconds": round(float(t1) - float(t0), 3), "mock_requests": int(reqs),

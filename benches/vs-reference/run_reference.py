@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--workers", type=int, default=10, help="threads scoring a batch (default 10)")
     ap.add_argument("--independent-sampling", type=int, default=0,
                     help="N > 0: the reference's IndependentSampling(N) (N proposals per iteration)")
+    ap.add_argument("--pxn", help="P,N: the reference's PxNSampling(P, N) (P parents x N proposals per iteration)")
+    ap.add_argument("--top-k", type=int, default=0, help="K > 0: the reference's TopKImprovements(K) selection")
     ap.add_argument("--best-improvement", action="store_true",
                     help="the reference's BestImprovement selection (one accepted child per iteration)")
     ap.add_argument("--json-out")
@@ -156,6 +158,15 @@ def main():
         from gepa.strategies.proposal_sampling import IndependentSampling
 
         extra["sampling_strategy"] = IndependentSampling(args.independent_sampling)
+    if args.pxn:
+        from gepa.strategies.proposal_sampling import PxNSampling
+
+        p, n = (int(x) for x in args.pxn.split(","))
+        extra["sampling_strategy"] = PxNSampling(p, n)
+    if args.top_k > 0:
+        from gepa.strategies.proposal_selection import TopKImprovements
+
+        extra["selection_strategy"] = TopKImprovements(args.top_k)
     if args.best_improvement:
         from gepa.strategies.proposal_selection import BestImprovement
 
@@ -191,6 +202,8 @@ def main():
         "workers": args.workers,
         "independent_sampling": args.independent_sampling,
         "best_improvement": args.best_improvement,
+        "pxn": args.pxn,
+        "top_k": args.top_k,
         "wall_seconds": round(wall, 3),
         "best_val_score": result.val_aggregate_scores[best],
         "seed_val_score": result.val_aggregate_scores[0],

@@ -91,11 +91,13 @@ def main():
     if tui:
         print(f"gepa-tui settings: proposals_per_round {setting(tui, 'proposals_per_round')}, "
               f"pipeline_lag {setting(tui, 'pipeline_lag')}, cache_evaluations {setting(tui, 'cache_evaluations')}, "
-              f"concurrency {setting(tui, 'concurrency')}, model concurrency {setting(tui, 'model_concurrency')}")
+              f"concurrency {setting(tui, 'concurrency')}, model concurrency {setting(tui, 'model_concurrency')}, "
+              f"more [optimizer]: {setting(tui, 'extra_optimizer')}")
     if ref:
         print(f"reference settings: workers {joined(ref, 'workers', '?')}, "
               f"independent_sampling {joined(ref, 'independent_sampling', '?')}, "
-              f"best_improvement {joined(ref, 'best_improvement', '?')}")
+              f"best_improvement {joined(ref, 'best_improvement', '?')}, pxn {joined(ref, 'pxn', '?')}, "
+              f"top_k {joined(ref, 'top_k', '?')}")
 
 
 if __name__ == "__main__":
