@@ -10,19 +10,10 @@ use gepa_tui::eval::Task;
 use gepa_tui::llm::scripted::ScriptedBackend;
 use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest};
 use gepa_tui::project::Project;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-fn project(extra: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("proj");
-    common::write_project(&p, extra);
-    (dir, p)
-}
+use common::{rt, scripted_project as project};
 
 /// Runs the project with the scripted task model and `reflect` answering reflections.
 fn run_with(dir: &Path, reflect: impl Fn(&ChatRequest) -> String + Send + Sync + 'static) -> (RunResult, Vec<Event>) {

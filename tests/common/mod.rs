@@ -94,6 +94,19 @@ feedback_fields = ["hint"]
     std::fs::write(dir.join("data/test.jsonl"), test).unwrap();
 }
 
+/// A runtime as the engine tests use: two worker threads, like the CI machine.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// The scripted project in a fresh temporary folder, `extra` under `[optimizer]`.
+pub fn scripted_project(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("proj");
+    write_project(&p, extra);
+    (dir, p)
+}
+
 /// The scripted task model: "G-ok" when the system prompt mentions "rule G", else a wrong answer.
 pub fn task_reply(req: &ChatRequest) -> String {
     let system =
