@@ -929,6 +929,8 @@ fn lag_one_and_lag_four_end_with_the_same_candidates_and_result() {
 /// sees them, apart from the engine's accounting.
 struct MeteredTask {
     inner: gepa_tui::llm::ScriptedBackend,
+    /// Each reply waits a time fixed by its request, on tokio's clock (see `MeteredTask::paced`).
+    paced: bool,
     answered: std::sync::atomic::AtomicU64,
     in_flight: std::sync::atomic::AtomicU64,
     peak: std::sync::atomic::AtomicU64,
@@ -938,6 +940,16 @@ const PER_CALL_USD: f64 = 0.001;
 
 impl MeteredTask {
     fn new() -> Arc<Self> {
+        Self::build(false)
+    }
+
+    /// Replies after 1–8 ms fixed by the request (not random): on a paused clock the run, its
+    /// reply order and its calls in flight are the same every time, whatever the machine's load.
+    fn paced() -> Arc<Self> {
+        Self::build(true)
+    }
+
+    fn build(paced: bool) -> Arc<Self> {
         let inner = gepa_tui::llm::ScriptedBackend::raw(|req| {
             Ok(gepa_tui::llm::RawReply {
                 text: common::task_reply(req),
@@ -945,9 +957,9 @@ impl MeteredTask {
                 usage: gepa_tui::llm::Usage { input_tokens: 1000, output_tokens: 0 },
                 hold: None,
             })
-        })
-        .with_jitter(std::time::Duration::from_millis(4));
-        Arc::new(MeteredTask { inner, answered: 0.into(), in_flight: 0.into(), peak: 0.into() })
+        });
+        let inner = if paced { inner } else { inner.with_jitter(std::time::Duration::from_millis(4)) };
+        Arc::new(MeteredTask { inner, paced, answered: 0.into(), in_flight: 0.into(), peak: 0.into() })
     }
 
     fn paid_usd(&self) -> f64 {
@@ -960,10 +972,16 @@ impl gepa_tui::llm::ChatBackend for MeteredTask {
         &'a self,
         req: &'a gepa_tui::llm::ChatRequest,
     ) -> gepa_tui::llm::BoxFuture<'a, Result<gepa_tui::llm::RawReply, gepa_tui::llm::AttemptError>> {
+        use std::hash::{Hash, Hasher};
         use std::sync::atomic::Ordering::SeqCst;
         Box::pin(async move {
             let now = self.in_flight.fetch_add(1, SeqCst) + 1;
             self.peak.fetch_max(now, SeqCst);
+            if self.paced {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                req.messages.iter().for_each(|m| m.content.hash(&mut h));
+                tokio::time::sleep(std::time::Duration::from_millis(1 + h.finish() % 8)).await;
+            }
             let out = self.inner.send(req).await;
             self.in_flight.fetch_sub(1, SeqCst);
             self.answered.fetch_add(1, SeqCst);
@@ -981,6 +999,40 @@ fn run_metered(opt: &str) -> (RunResult, Arc<MeteredTask>) {
     let models = Arc::new(common::models_from(&project, task_model.clone(), refl));
     let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), models).unwrap());
     let r = rt().block_on(async {
+        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().result.unwrap()
+    });
+    (r, task_model)
+}
+
+/// `run_metered` against the paced metered model on a paused clock (one thread, no response
+/// cache: its files are read and written off the runtime, which the paused clock does not wait
+/// for): every run is the same, so what it asserts holds on a loaded machine as on a quiet one.
+fn run_metered_on_clock(opt: &str) -> (RunResult, Arc<MeteredTask>) {
+    let (_t, dir) = project(opt);
+    let project = Arc::new(gepa_tui::project::Project::load(&dir).unwrap());
+    let task_model = MeteredTask::paced();
+    let (task_backend, refl): (Arc<dyn gepa_tui::llm::ChatBackend>, Arc<dyn gepa_tui::llm::ChatBackend>) =
+        (task_model.clone(), Arc::new(gepa_tui::llm::ScriptedBackend::new(|req| Ok(common::reflection_reply(req)))));
+    let models =
+        gepa_tui::llm::Models::from_config(
+            &project.config.models,
+            gepa_tui::llm::ModelsOptions {
+                cache_dir: None,
+                backend_override: Some(Arc::new(move |name: &str, _: &gepa_tui::project::config::ModelConfig| {
+                    if name == "reflection" {
+                        refl.clone()
+                    } else {
+                        task_backend.clone()
+                    }
+                })),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    let r = rt.block_on(async {
         let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
         engine.run().await.unwrap().result.unwrap()
     });
@@ -1019,7 +1071,7 @@ fn dropped_work_is_paid_and_cost_usd_counts_every_paid_call() {
 fn max_cost_usd_is_overshot_by_at_most_the_calls_in_flight() {
     for max in [0.03, 0.05, 0.08] {
         let opt = OPT_PIPE.replace("max_metric_calls = 200", "max_metric_calls = 100000");
-        let (r, server) = run_metered(&format!("{opt}\nmax_cost_usd = {max}\nconcurrency = 4"));
+        let (r, server) = run_metered_on_clock(&format!("{opt}\nmax_cost_usd = {max}\nconcurrency = 4"));
         let paid = server.paid_usd();
         let peak = server.peak.load(std::sync::atomic::Ordering::SeqCst);
         assert!(r.stop_reason.contains("cost limit"), "{max}: {}", r.stop_reason);

@@ -126,7 +126,6 @@ impl Shared {
                 let sent = tokio::time::Instant::now();
                 let e = self.task.evaluate(candidate, ex, Some(&place.at("example", &ex.id))).await;
                 let secs = sent.elapsed().as_secs_f64();
-                drop(in_flight);
                 let e = e.map_err(Halted)?;
                 // Replayed replies say nothing of the server (their time is the scorer's, a
                 // command's or a script's): only evaluations that asked the server are timed.
@@ -137,8 +136,11 @@ impl Shared {
                 if let Some(err) = &e.error {
                     tracing::warn!(example = %ex.id, error = %err, "evaluation failed; scored 0");
                 }
-                // Paid only: a reply replayed from the response cache is free.
+                // Paid only: a reply replayed from the response cache is free. Booked before it
+                // leaves the count of calls in flight, which a finishing run waits on (another
+                // thread may finish the run between the two otherwise, without this reply's cost).
                 self.book(gen, 1, e.paid_and_replayed().0);
+                drop(in_flight);
                 self.send_status();
                 Ok(e)
             }
@@ -413,11 +415,13 @@ impl Shared {
             let reflect_place = place.at("reflect", component);
             let asked = {
                 let _reflecting = Counted::enter(&self.live.reflecting);
-                self.reflect(&prompt, &reflect_place, &asking).await
+                let asked = self.reflect(&prompt, &reflect_place, &asking).await;
+                // Booked while still counted in flight (see `evaluate`).
+                if let Ok((reply, _, replayed)) = &asked {
+                    self.book(gen, 0, reply.cost_usd - replayed);
+                }
+                asked
             };
-            if let Ok((reply, _, replayed)) = &asked {
-                self.book(gen, 0, reply.cost_usd - replayed);
-            }
             let (reply, cut_answers, mut replayed) = match asked {
                 Ok(asked) => asked,
                 Err(e) if e.stops_run() => return Err(Halted(e).into()),
@@ -447,11 +451,12 @@ impl Shared {
                 );
                 let again = {
                     let _reflecting = Counted::enter(&self.live.reflecting);
-                    self.reask((&prompt, &reply.text, &note), &reflect_place, &asking).await
+                    let again = self.reask((&prompt, &reply.text, &note), &reflect_place, &asking).await;
+                    if let Ok((again, _, again_replayed)) = &again {
+                        self.book(gen, 0, again.cost_usd - again_replayed);
+                    }
+                    again
                 };
-                if let Ok((again, _, again_replayed)) = &again {
-                    self.book(gen, 0, again.cost_usd - again_replayed);
-                }
                 let again = match again {
                     Ok(again) => again,
                     Err(e) if e.stops_run() => return Err(Halted(e).into()),
