@@ -408,6 +408,120 @@ fn a_steered_run_killed_at_any_point_resumes_to_the_same_result() {
     }
 }
 
+/// The guided, protected, pipelined run of `a_steered_run_killed_at_any_point_resumes_...`, to
+/// the end: its result, its run folder, and its log's lines.
+fn a_full_steered_run(dir: &Path, sent: &Arc<Sent>) -> (RunResult, PathBuf, Vec<String>) {
+    let actions = vec![
+        HumanAction::Protect { component: "instruction".into(), text: "Answer the item.".into() },
+        guide(0, "every group has its own rule", Some((Split::Val, "ex106"))),
+        guide(0, "and a train example", Some((Split::Train, "ex5"))),
+    ];
+    let (full, run_dir, _) = run_steered(dir, actions, sent, answer_it);
+    assert_eq!(full.guided_proposals, 2);
+    let log = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    (full, run_dir, log.lines().map(String::from).collect())
+}
+
+const PIPELINED: &str =
+    "max_metric_calls = 160\nminibatch_size = 3\nproposals_per_round = 1\nseed = 7\nmerge = true\nmax_merges = 2\npipeline_lag = 3";
+
+fn answer_it(a: String) -> String {
+    a.replace("Answer the item.", "Answer it.")
+}
+
+/// The index of the first line of `lines` that `f` matches (parsed).
+fn line_where(lines: &[String], f: impl Fn(&serde_json::Value) -> bool) -> usize {
+    lines.iter().position(|l| f(&serde_json::from_str(l).unwrap())).expect("a line that matches")
+}
+
+/// `event` as the next line after `lines` (seq one more than the last's).
+fn next_line(lines: &[String], mut event: serde_json::Value) -> String {
+    let last: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    event["seq"] = (last["seq"].as_u64().unwrap() + 1).into();
+    event["t"] = last["t"].clone();
+    event.to_string()
+}
+
+/// Resumes a copy of `run_dir` (its settings and inbox) whose log is `lines`, with the answers
+/// that log had written, as a crash left it, to the end; returns the result and the copy's folder.
+fn resume_copy(dir: &Path, run_dir: &Path, id: &str, lines: &[String], sent: &Arc<Sent>) -> (RunResult, PathBuf) {
+    let copy = dir.join(".gepa/runs").join(id);
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["gepa.toml", steer::INBOX] {
+        std::fs::copy(run_dir.join(f), copy.join(f)).unwrap();
+    }
+    // The answers the killed run wrote: each request recorded in `lines` taken by its round.
+    let answered: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "human" && v["request"].is_string())
+        .map(|v| {
+            serde_json::to_string(&SteerAnswer::taken(v["request"].as_str().unwrap(), v["round"].as_u64().unwrap()))
+        })
+        .map(Result::unwrap)
+        .collect();
+    std::fs::write(copy.join(steer::ANSWERS), answered.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+    std::fs::write(copy.join("events.jsonl"), format!("{}\n", lines.join("\n"))).unwrap();
+    let project = Arc::new(Project::load(dir).unwrap());
+    let task = recording_task(&project, sent, answer_it);
+    let resumed = rt().block_on(async {
+        let (engine, _h) = Engine::resume(project, task, id, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().result.unwrap()
+    });
+    // Each request taken once, recorded with its id and answered as taken by its round.
+    let log = load_events(&copy, false).unwrap().0;
+    let recorded = steer::recorded_requests(&common::committed(&log));
+    assert_eq!(recorded.len(), 3, "{id}: {recorded:?}");
+    let answers = steer::answers(&copy);
+    assert!(recorded.iter().all(|(r, round)| answers[r] == SteerAnswer::taken(r, *round)), "{id}: {answers:?}");
+    (resumed, copy)
+}
+
+/// A round planned with a person's guide is dropped (`round_voided`: its plan went stale), and the
+/// run is killed before the next plan takes the guide again: the log holds the guide only in the
+/// dropped round, and the inbox's answers say it was taken. The resumed run takes it from the log
+/// (it was once lost, taken in no round: one guided proposal fewer, another run).
+#[test]
+fn a_guide_of_a_round_voided_just_before_a_crash_is_taken_on_resume() {
+    let (_t, dir) = project(PIPELINED);
+    let sent = Arc::new(Sent::default());
+    let (full, run_dir, lines) = a_full_steered_run(&dir, &sent);
+    let at = line_where(&lines, |v| v["event"] == "human" && v["action"]["note"] == "and a train example");
+    let mut cut = lines[..=at].to_vec();
+    let round: serde_json::Value = serde_json::from_str::<serde_json::Value>(&lines[at]).unwrap()["round"].clone();
+    cut.push(next_line(&cut, serde_json::json!({"event": "round_voided", "round": round})));
+    let (resumed, _) = resume_copy(&dir, &run_dir, "voided", &cut, &sent);
+    assert_eq!(comparable(resumed), comparable(full));
+}
+
+/// A resume redoes a round planned before the kill: it records the plan again, then its human
+/// decisions one line each. Killed between those lines (after the protection, before the guide),
+/// the next resume still redoes the round with both (it once took the plan recorded again as a
+/// new one and lost the guide: one guided proposal fewer, another run; 1 of 30 SIGKILL runs of
+/// tests/reliability.rs).
+#[test]
+fn a_resume_killed_while_it_records_a_redone_plan_again_keeps_its_guide() {
+    let (_t, dir) = project(PIPELINED);
+    let sent = Arc::new(Sent::default());
+    let (full, run_dir, lines) = a_full_steered_run(&dir, &sent);
+    let guide_at =
+        line_where(&lines, |v| v["event"] == "human" && v["action"]["note"] == "every group has its own rule");
+    let protect_at = line_where(&lines, |v| v["event"] == "human" && v["action"]["action"] == "protect");
+    let round = serde_json::from_str::<serde_json::Value>(&lines[protect_at]).unwrap()["round"].clone();
+    let started_at = line_where(&lines[..protect_at], |v| v["event"] == "round_started" && v["round"] == round);
+    assert!(protect_at < guide_at, "the plan, then the protection, then the guide");
+    let mut cut = lines[..=guide_at].to_vec();
+    let after = round.as_u64().unwrap() - 1;
+    cut.push(next_line(&cut, serde_json::json!({"event": "resumed", "after_round": after})));
+    for at in [started_at, protect_at] {
+        let mut again: serde_json::Value = serde_json::from_str(&lines[at]).unwrap();
+        again.as_object_mut().unwrap().retain(|k, _| k != "seq" && k != "t");
+        cut.push(next_line(&cut, again));
+    }
+    let (resumed, _) = resume_copy(&dir, &run_dir, "redo-cut", &cut, &sent);
+    assert_eq!(comparable(resumed), comparable(full));
+}
+
 /// Two guided children of the seed are siblings a merge can pair: the run merges right after the
 /// round that found the second. Cut right after that merge was planned and resumed, the engine
 /// redoes the merge as recorded (it once took the recorded merge as having used up the chance to

@@ -148,7 +148,8 @@ pub fn answers(run_dir: &Path) -> BTreeMap<String, SteerAnswer> {
 /// The ids of requests the log records as taken, with the round of their `human` event: in a
 /// committed round, or in one still to be redone on resume. One recorded only in a round that was
 /// dropped (`round_voided`, or left unfinished before a `resumed`) is not: the engine takes it
-/// again when that round is planned again, and a crash before then must not lose it.
+/// again when that round is planned again (on resume, from the log: `recovered_rounds`), and a
+/// crash before then must not lose it.
 pub fn recorded_requests(events: &[Event]) -> BTreeMap<String, u64> {
     let mut commits = CommitBuffer::default();
     let mut out = BTreeMap::new();
@@ -227,6 +228,12 @@ impl Inbox {
             }
         }
         out
+    }
+
+    /// A request the engine takes again from its log (recorded in a round that was dropped): it
+    /// is not handed over a second time.
+    pub fn taken_again(&mut self, id: &str) {
+        self.done.insert(id.to_string());
     }
 
     /// Writes the answer to a request. Errors are the caller's to report.

@@ -3,7 +3,7 @@
 use super::cache::EvalCache;
 use super::{Activity, Engine, HeldEvents, Live, Shared, Spend};
 use crate::engine::event::{Event, HumanAction};
-use crate::engine::handle::{EngineHandle, EngineOptions, Notice};
+use crate::engine::handle::{Command, EngineHandle, EngineOptions, Notice};
 use crate::engine::reflect::{builtin_template, validate_template};
 use crate::engine::settings;
 use crate::engine::state::{CommitBuffer, RunState};
@@ -65,31 +65,56 @@ pub fn load_events(run_dir: &Path, repair: bool) -> Result<(Vec<Event>, Option<S
 }
 
 /// The rounds a log planned after its last committed round, each with the human decisions taken
-/// with it, in round order; and the decisions of rounds whose plan cannot be redone (logs from
-/// before the pipeline, whose merges were not recorded), to be taken again.
+/// with it, in round order; and the decisions to be taken again, with their steering request's id
+/// if they came from the inbox: those of a dropped round (`round_voided`) not recorded in a round
+/// planned after it (a crash came between the void and the next plan), then those of rounds whose
+/// plan cannot be redone (logs from before the pipeline, whose merges were not recorded).
 pub(super) fn recovered_rounds(
     events: &[Event],
     committed: Option<u64>,
-) -> (Vec<(Event, Vec<HumanAction>)>, Vec<HumanAction>) {
+) -> (Vec<(Event, Vec<HumanAction>)>, Vec<Command>) {
     let mut planned: BTreeMap<u64, (Event, Vec<HumanAction>)> = BTreeMap::new();
-    let mut orphans: Vec<HumanAction> = Vec::new();
+    // The request id each decision was recorded with, by round.
+    let mut ids: BTreeMap<u64, Vec<(HumanAction, String)>> = BTreeMap::new();
+    let mut again: Vec<(HumanAction, Option<String>)> = Vec::new();
     let Some(last) = committed else { return (vec![], vec![]) };
     for ev in events {
         match ev {
-            Event::RoundStarted { round, .. } if *round > last => {
+            // A resume redoing this very plan records it again, then its decisions one by one:
+            // a kill in between must not lose those not recorded again yet.
+            Event::RoundStarted { round, .. }
+                if *round > last && planned.get(round).is_none_or(|(started, _)| started != ev) =>
+            {
                 planned.insert(*round, (ev.clone(), vec![]));
+                ids.remove(round);
             }
             Event::RoundVoided { round } => {
                 if let Some((_, actions)) = planned.remove(round) {
-                    // The decisions of a dropped round went on to the round planned after it.
-                    orphans.retain(|a| !actions.contains(a));
+                    // The live run takes them again with the next plan (`void_from`), before the
+                    // decisions waiting: a crash before that plan must not lose them.
+                    let mut recorded = ids.remove(round).unwrap_or_default();
+                    for a in actions {
+                        let id = recorded.iter().position(|(b, _)| *b == a).map(|i| recorded.remove(i).1);
+                        again.push((a, id));
+                    }
                 }
             }
-            Event::Human { round, action, .. } if *round > last => match planned.get_mut(round) {
-                Some((_, actions)) if !actions.contains(action) => actions.push(action.clone()),
-                Some(_) => {}
-                None => orphans.push(action.clone()),
-            },
+            Event::Human { round, action, request } if *round > last => {
+                // Recorded again with a later plan: taken there, not again.
+                if let Some(i) = again.iter().position(|(a, _)| a == action) {
+                    again.remove(i);
+                }
+                match planned.get_mut(round) {
+                    Some((_, actions)) if !actions.contains(action) => {
+                        actions.push(action.clone());
+                        if let Some(id) = request {
+                            ids.entry(*round).or_default().push((action.clone(), id.clone()));
+                        }
+                    }
+                    Some(_) => {}
+                    None => again.push((action.clone(), request.clone())),
+                }
+            }
             _ => {}
         }
     }
@@ -101,14 +126,23 @@ pub(super) fn recovered_rounds(
             out.push((started, actions));
             expect += 1;
         } else {
+            let mut recorded = ids.remove(&round).unwrap_or_default();
             for a in actions {
-                if !orphans.contains(&a) {
-                    orphans.push(a);
+                if !again.iter().any(|(b, _)| *b == a) {
+                    let id = recorded.iter().position(|(b, _)| *b == a).map(|i| recorded.remove(i).1);
+                    again.push((a, id));
                 }
             }
         }
     }
-    (out, orphans)
+    let again = again
+        .into_iter()
+        .map(|(action, id)| match id {
+            Some(id) => Command::Request { id, action },
+            None => Command::Act(action),
+        })
+        .collect();
+    (out, again)
 }
 
 impl Engine {
@@ -234,7 +268,7 @@ impl Engine {
         let handle = engine.handle.clone();
         if engine.state.finished.is_none() {
             engine.rebuild_cache(&events);
-            let (recovered, lost_actions) = recovered_rounds(&events, engine.state.round);
+            let (recovered, again) = recovered_rounds(&events, engine.state.round);
             let after_round = engine.state.round.unwrap_or(0);
             engine.sh.emit(Event::Resumed { after_round }, true)?;
             if !changes.is_empty() {
@@ -274,11 +308,15 @@ impl Engine {
                 );
             engine.merge_ready = engine.state.last_round_found_new && !consumed;
             engine.recovered = recovered;
-            // Decisions recorded in a round whose plan cannot be redone (a log from before the
-            // pipeline) are taken again when the next round is planned.
-            for action in lost_actions {
-                handle.act(action);
+            // Decisions recorded in a round dropped or not redoable are taken again by the next
+            // plan, first, as the live run would have; a steering request keeps its id, and the
+            // inbox does not hand it over a second time.
+            for cmd in &again {
+                if let Command::Request { id, .. } = cmd {
+                    engine.inbox.lock().expect("inbox").taken_again(id);
+                }
             }
+            engine.command_buf = again;
         }
         Ok((engine, handle))
     }
