@@ -767,7 +767,17 @@ fn steer(dir: &Path, run: &str, args: &[&str]) -> Output {
 /// the steer command has its answer (a run takes a request when it plans its next round), so the
 /// run is live when it answers however busy the machine is.
 fn steer_live(gate: &Gate, child: &mut Running, dir: &Path, run: &str, args: &[&str]) -> Output {
+    let inbox = dir.join(".gepa/runs").join(run).join(gepa_tui::engine::steer::INBOX);
+    let lines = || std::fs::read(&inbox).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0);
+    let before = lines();
     let mut cmd = steer_command(dir, run, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // No reply goes until the request is in the inbox (or the command ended, refusing it before
+    // sending): however long the command takes to start, the run waits for it, not the reverse.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lines() == before && cmd.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "`steer {}` never wrote its request", args.join(" "));
+        std::thread::sleep(Duration::from_millis(1));
+    }
     gate.feed_until(child, &format!("`steer {}` was answered", args.join(" ")), || cmd.try_wait().unwrap().is_some());
     cmd.wait_with_output().unwrap()
 }
@@ -779,7 +789,10 @@ fn steer_live(gate: &Gate, child: &mut Running, dir: &Path, run: &str, args: &[&
 fn steer_hands_decisions_to_a_live_headless_run_and_refuses_what_it_cannot_take() {
     let gate = Gate::new();
     let server = FaultServer::start(gate.holding(Plan::default()));
-    let p = project_at(&server.base_url(), OPT, FAST_MODEL);
+    // Budget enough that the run is live through every command below however many rounds the
+    // guide waits for its parent (the replies go only while a command waits for its answer).
+    let opt = OPT.replace("max_metric_calls = 160", "max_metric_calls = 600");
+    let p = project_at(&server.base_url(), &opt, FAST_MODEL);
     let err_path = p.dir.join("stderr.txt");
     let mut child = spawn_headless(&p.dir, &[], &err_path);
     let run = wait_for_run_start(&p.dir, &mut child);
