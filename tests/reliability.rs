@@ -190,8 +190,13 @@ const OUTAGE_MODEL: &str = "request_timeout_secs = 2.0\nmax_retries = 3\nretry_b
 
 /// The lines of a run's events.jsonl so far.
 fn log_lines(dir: &Path, run: &str) -> usize {
-    let log = dir.join(".gepa/runs").join(run).join("events.jsonl");
-    std::fs::read(&log).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
+    run_file_lines(dir, run, "events.jsonl")
+}
+
+/// Complete lines in the run folder's file `name` (0 while it does not exist).
+fn run_file_lines(dir: &Path, run: &str, name: &str) -> usize {
+    let path = dir.join(".gepa/runs").join(run).join(name);
+    std::fs::read(&path).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
 }
 
 /// Waits until the run has written `n` events (it must still be running).
@@ -767,8 +772,7 @@ fn steer(dir: &Path, run: &str, args: &[&str]) -> Output {
 /// the steer command has its answer (a run takes a request when it plans its next round), so the
 /// run is live when it answers however busy the machine is.
 fn steer_live(gate: &Gate, child: &mut Running, dir: &Path, run: &str, args: &[&str]) -> Output {
-    let inbox = dir.join(".gepa/runs").join(run).join(gepa_tui::engine::steer::INBOX);
-    let lines = || std::fs::read(&inbox).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0);
+    let lines = || run_file_lines(dir, run, gepa_tui::engine::steer::INBOX);
     let before = lines();
     let mut cmd = steer_command(dir, run, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // No reply goes until the request is in the inbox (or the command ended, refusing it before
