@@ -383,3 +383,33 @@ fn accept_per_round_top_k_sends_the_k_best_passing_proposals_to_val() {
     assert!(per_round.values().all(|(acc, not)| *acc <= 2 && (*not == 0 || *acc == 2)), "{per_round:?}");
     assert!(per_round.values().any(|(acc, _)| *acc == 2), "{per_round:?}");
 }
+
+/// `max_wall_secs` stops the run inside a round: a reflection on a slow local model can take
+/// longer than the whole limit (a 480 s cap ran to 1797 s when it was checked between rounds
+/// only). The round in flight is dropped (recorded as voided; the finish still waits for its call
+/// so that what it paid is booked), the seed's scoring is kept, and result.json names the rule.
+/// Checked between rounds only, the reflection answers, its child is tested and the proposal is
+/// recorded.
+#[test]
+fn max_wall_secs_stops_inside_a_round_whose_reflection_is_slower_than_the_limit() {
+    let (_t, dir) = project("max_metric_calls = 500\nseed = 1\nmax_wall_secs = 1.5");
+    let project = Arc::new(Project::load(&dir).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    // Each reflection answers after 5 s: a local model on a long generation, past the limit.
+    let slow = ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::reflection_reply(req)))
+        .with_latency(std::time::Duration::from_secs(5));
+    let models = Arc::new(common::models_from(&project, task, Arc::new(slow)));
+    let task = Arc::new(Task::new(project.clone(), models).unwrap());
+    let (r, events) = rt().block_on(async {
+        let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        let out = engine.run().await.unwrap();
+        let (events, _) = load_events(&out.run_dir, false).unwrap();
+        (out.result.unwrap(), events)
+    });
+    assert_eq!(stopped_by(&r, &dir), "max_wall_secs");
+    assert!(r.stop_reason.contains("max_wall_secs"), "{}", r.stop_reason);
+    assert_eq!(r.candidates, 1, "only the seed: the limit came before any reflection answered");
+    assert!(events.iter().any(|e| matches!(e, Event::RoundVoided { round } if *round > 0)), "no round was voided");
+    assert!(!events.iter().any(|e| matches!(e, Event::ProposalFinished { .. })), "a proposal was recorded");
+}

@@ -393,6 +393,16 @@ struct PlannedRound {
     may_queue: usize,
 }
 
+impl PlannedRound {
+    /// Its round number (0 scores the seed).
+    fn round(&self) -> u64 {
+        match self.started {
+            Event::RoundStarted { round, .. } => round,
+            _ => unreachable!("a plan is a round_started"),
+        }
+    }
+}
+
 /// A proposal that passed its test, as the commit records it.
 struct Passed {
     slot: usize,

@@ -9,6 +9,7 @@ use crate::engine::handle::{Command, RunResult};
 use crate::eval::ExampleEval;
 use anyhow::{anyhow, Result};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// The plans of rounds in flight.
 pub(super) fn plans(inflight: &[Running]) -> Vec<PlannedRound> {
@@ -63,6 +64,10 @@ impl Engine {
                 continue;
             }
             let room_for_more = inflight.len() < self.room(inflight);
+            // The time limit stops proposals mid-round: a round on a slow local model can take
+            // longer than the whole limit. The seed's scoring always finishes (no run without it).
+            let first_proposal = inflight.iter().position(|r| r.plan.round() > 0);
+            let wall_left = self.sh.opt.max_wall_secs.map(|max| (max - self.active_secs()).max(0.0));
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(None),
@@ -90,6 +95,13 @@ impl Engine {
                     if !inflight[0].work.is_finished() {
                         self.void_from(inflight, 0)?;
                     }
+                }
+                // At the time limit the rounds in flight are dropped (their paid calls are counted
+                // as dropped work); the next check of the stop rules ends the run.
+                _ = tokio::time::sleep(Duration::from_secs_f64(wall_left.unwrap_or(0.0))),
+                    if wall_left.is_some() && first_proposal.is_some() =>
+                {
+                    self.void_from(inflight, first_proposal.unwrap_or(0))?;
                 }
                 // A decision while the pipeline has room (the review queue was full): plan now.
                 cmd = self.commands.recv(), if room_for_more => {
@@ -254,7 +266,7 @@ impl Engine {
         }
         if let Some(max) = opt.max_wall_secs {
             if self.active_secs() >= max {
-                return stop("max_wall_secs", format!("time limit of {max:.0}s reached"));
+                return stop("max_wall_secs", format!("max_wall_secs reached: the time limit of {max} s of running"));
             }
         }
         if let Some(t) = opt.score_threshold {
