@@ -1009,11 +1009,23 @@ fn run_metered(opt: &str) -> (RunResult, Arc<MeteredTask>) {
 /// cache: its files are read and written off the runtime, which the paused clock does not wait
 /// for): every run is the same, so what it asserts holds on a loaded machine as on a quiet one.
 fn run_metered_on_clock(opt: &str) -> (RunResult, Arc<MeteredTask>) {
+    let task_model = MeteredTask::paced();
+    let refl = Arc::new(gepa_tui::llm::ScriptedBackend::new(|req| Ok(common::reflection_reply(req))));
+    let (r, _) = run_backends_on_clock(opt, task_model.clone(), refl).unwrap();
+    (r, task_model)
+}
+
+/// A run of the scripted project with these task and reflection backends, on a paused clock (one
+/// thread, no response cache): its result and events. An hour of that clock with the run not
+/// finished is an error (the clock only moves when every task waits, so a run stuck for good
+/// ends there at once).
+fn run_backends_on_clock(
+    opt: &str,
+    task_backend: Arc<dyn gepa_tui::llm::ChatBackend>,
+    refl: Arc<dyn gepa_tui::llm::ChatBackend>,
+) -> anyhow::Result<(RunResult, Vec<Event>)> {
     let (_t, dir) = project(opt);
     let project = Arc::new(gepa_tui::project::Project::load(&dir).unwrap());
-    let task_model = MeteredTask::paced();
-    let (task_backend, refl): (Arc<dyn gepa_tui::llm::ChatBackend>, Arc<dyn gepa_tui::llm::ChatBackend>) =
-        (task_model.clone(), Arc::new(gepa_tui::llm::ScriptedBackend::new(|req| Ok(common::reflection_reply(req)))));
     let models =
         gepa_tui::llm::Models::from_config(
             &project.config.models,
@@ -1032,11 +1044,13 @@ fn run_metered_on_clock(opt: &str) -> (RunResult, Arc<MeteredTask>) {
         .unwrap();
     let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
-    let r = rt.block_on(async {
+    let out = rt.block_on(async {
         let (engine, _h) = Engine::create(project, task, EngineOptions::default()).unwrap();
-        engine.run().await.unwrap().result.unwrap()
+        tokio::time::timeout(std::time::Duration::from_secs(3600), engine.run()).await
     });
-    (r, task_model)
+    let out = out.map_err(|_| anyhow::anyhow!("the run had not finished after an hour on the paused clock"))??;
+    let (events, _) = load_events(&out.run_dir, false).unwrap();
+    Ok((out.result.ok_or_else(|| anyhow::anyhow!("the run stopped without a result"))?, events))
 }
 
 /// Work planned ahead and then dropped still pays for the calls it made: `cost_usd` is every
@@ -1084,6 +1098,59 @@ fn max_cost_usd_is_overshot_by_at_most_the_calls_in_flight() {
         );
         assert_eq!(r.test_score, None, "{max}: the test split would pay past the limit");
     }
+}
+
+/// A task model whose every reply costs $0.001: a val example's reply after 100 ms, a train
+/// example's after 1 ms (on tokio's clock), counting the replies it sent.
+struct SlowValTask {
+    answered: std::sync::atomic::AtomicU64,
+}
+
+impl gepa_tui::llm::ChatBackend for SlowValTask {
+    fn send<'a>(
+        &'a self,
+        req: &'a gepa_tui::llm::ChatRequest,
+    ) -> gepa_tui::llm::BoxFuture<'a, Result<gepa_tui::llm::RawReply, gepa_tui::llm::AttemptError>> {
+        Box::pin(async move {
+            // The scripted project's val examples are items 100 to 115; train ones 0 to 23.
+            let user = &req.messages.last().unwrap().content;
+            let item: u32 = user.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap();
+            let ms = if (100..200).contains(&item) { 100 } else { 1 };
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            self.answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(gepa_tui::llm::RawReply {
+                text: common::task_reply(req),
+                truncated: false,
+                usage: gepa_tui::llm::Usage { input_tokens: 1000, output_tokens: 0 },
+                hold: None,
+            })
+        })
+    }
+}
+
+/// The cost limit drops only the rounds it holds back. Here the seed's val pass (16 calls of
+/// 100 ms) is under way when the first proposal beside it pays for its minibatch (3 calls of 1 ms)
+/// and so reaches `max_cost_usd` = $0.003: the proposal's reflection is held back at the limit and
+/// its round is dropped, while the seed's calls, sent before the limit, are answered and paid, and
+/// the seed is committed: the run ends with it, and its cost is every reply the server sent.
+#[test]
+fn the_cost_limit_drops_the_rounds_it_holds_back_not_the_round_before_them() {
+    let server = Arc::new(SlowValTask { answered: 0.into() });
+    let refl = Arc::new(gepa_tui::llm::ScriptedBackend::new(|req| Ok(common::reflection_reply(req))));
+    let opt = "max_metric_calls = 1000\nseed = 7\npipeline_lag = 2\nconcurrency = 32\nmax_cost_usd = 0.003";
+    let (r, events) = run_backends_on_clock(opt, server.clone(), refl).unwrap();
+    let paid = server.answered.load(std::sync::atomic::Ordering::SeqCst) as f64 * PER_CALL_USD;
+    assert!(r.stop_reason.contains("cost limit"), "{}", r.stop_reason);
+    // The seed on its 16 val examples, and the 3 minibatch calls of the proposal dropped.
+    assert_eq!(r.candidates, 1, "{r:?}");
+    assert!((paid - 0.019).abs() < 1e-9, "the server was paid ${paid}");
+    assert!((r.cost_usd - paid).abs() < 1e-9, "cost_usd {} but the server was paid ${paid}", r.cost_usd);
+    assert!((r.cost_usd_dropped - 0.003).abs() < 1e-9, "{r:?}");
+    // The seed's val scores are the committed ones: group A (2 of the 16 val examples) only.
+    assert!((r.best_val_score - 0.125).abs() < 1e-9, "{r:?}");
+    let voided: Vec<u64> =
+        events.iter().filter_map(|e| if let Event::RoundVoided { round } = e { Some(*round) } else { None }).collect();
+    assert_eq!(voided, [1], "rounds voided");
 }
 
 /// A frontier over objectives with a command scorer that prints no `scores` is a clear error

@@ -98,6 +98,8 @@ struct HeldEvents {
     /// Voided work told to start nothing new: what it has in flight finishes (a round planned
     /// again may be waiting for those very replies), then it ends.
     stopped: std::collections::HashSet<u64>,
+    /// Work with a call held back at the cost limit (`Shared::cost_gate`): it can never end.
+    at_cost_gate: std::collections::HashSet<u64>,
 }
 
 /// What the rounds in flight are doing, for the Activity line.
@@ -150,7 +152,7 @@ struct Shared {
     seed_gen: AtomicU64,
     /// What the run has paid (lock order: `held`, then `spend`).
     spend: Mutex<Spend>,
-    /// Told when a call is held back because `max_cost_usd` is reached.
+    /// Told when a call is held back because `max_cost_usd` is reached (which work: `held`).
     cost_stop: tokio::sync::Notify,
     /// The run is finishing: no call starts any more (see `Shared::cost_gate`).
     closing: std::sync::atomic::AtomicBool,

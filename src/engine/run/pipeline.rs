@@ -22,6 +22,7 @@ impl Engine {
     pub(super) async fn pipeline(&mut self, inflight: &mut Vec<Running>) -> Result<Option<RunResult>> {
         let cancel = self.handle.cancel.clone();
         loop {
+            self.drop_held(inflight)?;
             while inflight.len() < self.room(inflight) {
                 let Some(f) = self.plan_next(&plans(inflight)) else { break };
                 inflight.push(f);
@@ -90,12 +91,8 @@ impl Engine {
                         self.revalidate_from(inflight, i + 1)?;
                     }
                 }
-                // A call was held back at the cost limit: the rounds still working cannot end.
-                _ = self.sh.cost_stop.notified(), if self.sh.opt.max_cost_usd.is_some() => {
-                    if !inflight[0].work.is_finished() {
-                        self.void_from(inflight, 0)?;
-                    }
-                }
+                // A call was held back at the cost limit: its round is dropped at the loop's top.
+                _ = self.sh.cost_stop.notified(), if self.sh.opt.max_cost_usd.is_some() => {}
                 // At the time limit the rounds in flight are dropped (their paid calls are counted
                 // as dropped work); the next check of the stop rules ends the run.
                 _ = tokio::time::sleep(Duration::from_secs_f64(wall_left.unwrap_or(0.0))),
@@ -110,6 +107,21 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    /// Drops the rounds in flight from the first one with a call held back at the cost limit: it
+    /// can never end, and the rounds after it were planned on what it would do. The rounds before
+    /// it go on: their calls were sent before the limit and are paid whatever happens, so they
+    /// are committed (a round that needs another call is held in its turn).
+    fn drop_held(&mut self, inflight: &mut Vec<Running>) -> Result<()> {
+        let first = {
+            let held = self.sh.held.lock().expect("held events");
+            inflight.iter().position(|r| held.at_cost_gate.contains(&r.plan.gen))
+        };
+        match first {
+            Some(i) => self.void_from(inflight, i),
+            None => Ok(()),
         }
     }
 

@@ -113,7 +113,7 @@ impl Shared {
                 }
                 self.gate().await;
                 let _permit = loop {
-                    self.cost_gate().await;
+                    self.cost_gate(gen).await;
                     let permit = self.eval_slots.acquire().await.expect("semaphore never closed");
                     // The limit may have been reached while this one waited for its turn.
                     if !self.over_cost() {
@@ -410,7 +410,7 @@ impl Shared {
                 prompt.push_str(&crate::engine::protect::guidance_section(&g.note, shown));
             }
             self.gate().await;
-            self.cost_gate().await;
+            self.cost_gate(gen).await;
             self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
             let reflect_place = place.at("reflect", component);
             let asked = {

@@ -64,10 +64,14 @@ impl Shared {
         self.opt.max_cost_usd.is_some_and(|max| self.paid_total() >= max)
     }
 
-    /// Holds a call back for good once `max_cost_usd` is reached (the engine is told, finishes and
-    /// drops the work waiting here) or the run is finishing; returns at once otherwise.
-    pub(super) async fn cost_gate(&self) {
+    /// Holds a call of the work of generation `gen` back for good once `max_cost_usd` is reached
+    /// or the run is finishing; returns at once otherwise. The work is marked held before the
+    /// engine is woken, and the engine drops the rounds in flight from the first one marked (see
+    /// `Engine::drop_held`): a mark, not the wake-up, says which, so no wake-up can be spent on a
+    /// round that was about to end while a held one waits for ever.
+    pub(super) async fn cost_gate(&self, gen: u64) {
         if self.closing.load(Ordering::Relaxed) || self.over_cost() {
+            self.held.lock().expect("held events").at_cost_gate.insert(gen);
             self.cost_stop.notify_one();
             std::future::pending::<()>().await;
         }
