@@ -99,10 +99,28 @@ impl ResponseCache {
     /// Stores `reply` atomically: a temp file in the same folder, then a rename over the entry, so a
     /// reader (or a crash) never sees half a file.
     pub async fn put(&self, key: &CacheKey, reply: &RawReply) -> io::Result<()> {
+        self.start_put(key, reply, ()).await.map_err(io::Error::other)?
+    }
+
+    /// Starts storing `reply` now, on a thread of its own, and returns the write to wait on: it
+    /// lands whether or not anyone waits (a caller dropped meanwhile does not lose a reply paid
+    /// for). `hold` is dropped once the entry is written (or the write failed).
+    pub fn start_put<T: Send + 'static>(
+        &self,
+        key: &CacheKey,
+        reply: &RawReply,
+        hold: T,
+    ) -> tokio::task::JoinHandle<io::Result<()>> {
         let path = self.path(key);
-        let mut json = serde_json::to_vec_pretty(reply).map_err(io::Error::other)?;
-        json.push(b'\n');
-        tokio::task::spawn_blocking(move || write_atomically(&path, &json)).await.map_err(io::Error::other)?
+        let json = serde_json::to_vec_pretty(reply).map(|mut json| {
+            json.push(b'\n');
+            json
+        });
+        tokio::task::spawn_blocking(move || {
+            let written = json.map_err(io::Error::other).and_then(|json| write_atomically(&path, &json));
+            drop(hold);
+            written
+        })
     }
 }
 

@@ -30,13 +30,13 @@ use tokio::sync::{OwnedMutexGuard, Semaphore};
 type Gates = Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>;
 
 /// The right to make the one call for a request key; identical requests wait for it.
-struct Turn<'a> {
-    gates: &'a Gates,
+struct Turn {
+    gates: Arc<Gates>,
     key: CacheKey,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
-impl Drop for Turn<'_> {
+impl Drop for Turn {
     fn drop(&mut self) {
         let guard = self.guard.take().expect("a turn holds its guard until dropped");
         let gate = Arc::clone(OwnedMutexGuard::mutex(&guard));
@@ -68,7 +68,7 @@ pub struct Model {
     permits: Semaphore,
     retry: RetryPolicy,
     counters: Counters,
-    gates: Gates,
+    gates: Arc<Gates>,
     max_outage: Option<Duration>,
     /// `requests_per_minute` / `tokens_per_minute`, and the provider's own "0 remaining".
     limiter: RateLimiter,
@@ -141,7 +141,7 @@ impl Model {
             permits: Semaphore::new(config.concurrency.min(Semaphore::MAX_PERMITS)),
             retry,
             counters: Counters::default(),
-            gates: Mutex::default(),
+            gates: Arc::default(),
             max_outage: opts.max_outage,
             limiter: RateLimiter::new(config.requests_per_minute, config.tokens_per_minute),
             held: Mutex::default(),
@@ -230,7 +230,7 @@ impl Model {
             return Err(LlmError::OfflineMiss { model: self.label.clone(), draw: self.samples(req) });
         }
         // Identical requests in flight share one paid call: the others wait, then replay it.
-        let _turn = match &key {
+        let turn = match &key {
             Some(key) => {
                 let turn = self.take_turn(key).await;
                 if let Some(reply) = self.replay(Some(key)).await {
@@ -272,14 +272,19 @@ impl Model {
         }
         match outcome {
             Ok(raw) => {
-                if let (Some(cache), Some(key)) = (&self.cache, &key) {
-                    if let Err(e) = cache.put(key, &raw).await {
-                        tracing::warn!(model = %self.label, error = %e, "could not write the cache entry");
-                    }
-                }
+                // The server answered: what was paid is booked, and the reply's entry started,
+                // before any await, so a caller dropped from here on loses neither. The entry is
+                // written on a thread of its own, holding the turn, so an identical request
+                // waiting for it replays this reply rather than paying for it again.
                 let c = &self.counters;
                 c.paid_input.fetch_add(raw.usage.input_tokens, Ordering::Relaxed);
                 c.paid_output.fetch_add(raw.usage.output_tokens, Ordering::Relaxed);
+                if let (Some(cache), Some(key)) = (&self.cache, &key) {
+                    let written = cache.start_put(key, &raw, turn).await;
+                    if let Err(e) = written.map_err(std::io::Error::other).and_then(|w| w) {
+                        tracing::warn!(model = %self.label, error = %e, "could not write the cache entry");
+                    }
+                }
                 Ok(self.reply(raw, false))
             }
             Err(gave_up) => {
@@ -331,12 +336,12 @@ impl Model {
         }
     }
 
-    async fn take_turn(&self, key: &CacheKey) -> Turn<'_> {
+    async fn take_turn(&self, key: &CacheKey) -> Turn {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(gates.entry(key.clone()).or_default())
         };
-        Turn { gates: &self.gates, key: key.clone(), guard: Some(gate.lock_owned().await) }
+        Turn { gates: Arc::clone(&self.gates), key: key.clone(), guard: Some(gate.lock_owned().await) }
     }
 
     fn explain(&self, gave_up: GaveUp) -> LlmError {
@@ -494,6 +499,40 @@ mod tests {
         assert!(replies.iter().all(|r| r.text == "echo same"));
         assert_eq!(model.stats().cache_hits, 4);
         assert!(model.gates.lock().unwrap().is_empty());
+    }
+
+    /// A call dropped just after the server answered (where it waits for its cache entry to be
+    /// written) has its tokens and cost booked, and its reply kept: asked again, the request is
+    /// replayed, not paid a second time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_dropped_once_the_server_answered_is_booked_and_its_reply_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(ScriptedBackend::raw(|_| {
+            Ok(RawReply {
+                text: "paid for".into(),
+                truncated: false,
+                usage: Usage { input_tokens: 1000, output_tokens: 10 },
+                hold: None,
+            })
+        }));
+        let opts = ModelsOptions { cache_dir: Some(dir.path().to_path_buf()), ..fast() };
+        let cfg = config("provider = \"openai\"\nmodel = \"m\"\ntemperature = 0.0\nprice_input_per_mtok = 1.0");
+        let model = Model::new("task", &cfg, backend.clone(), &opts).unwrap();
+        let req = ask("q");
+        let mut first = Box::pin(model.chat(&req));
+        // Polled until the server has answered (the scripted one answers as it is asked), then
+        // dropped where it stands: waiting for the entry's write, a thread away.
+        while backend.calls() == 0 {
+            assert!(futures::poll!(first.as_mut()).is_pending(), "the call ended before it could be dropped");
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        let stats = model.stats();
+        assert_eq!((stats.input_tokens, stats.output_tokens), (1000, 10), "the paid reply was not booked");
+        assert!((stats.cost_usd - 0.001).abs() < 1e-12, "{stats:?}");
+        let again = model.chat(&req).await.unwrap();
+        assert!(again.cached && again.text == "paid for", "{again:?}");
+        assert_eq!(backend.calls(), 1, "the request was paid twice");
     }
 
     #[tokio::test]
