@@ -63,6 +63,14 @@ pub fn parse_field_value(current: Option<&Value>, typed: &str) -> Result<Value, 
     }
 }
 
+/// A `val_evaluated` placed by val index (`RunState::place_val`).
+pub(super) struct PlacedVal {
+    pub scores: Vec<f64>,
+    pub objectives: Vec<ObjectiveScores>,
+    /// Each example's draws' scores, when val was scored more than once; else empty.
+    pub draws: Vec<Vec<f64>>,
+}
+
 impl RunState {
     /// Whether val example `i` counts (it was not excluded).
     pub fn val_counted(&self, i: usize) -> bool {
@@ -90,22 +98,32 @@ impl RunState {
     }
 
     /// A `val_evaluated`'s evaluations placed by val index: scores (0 where the example was not
-    /// evaluated: it was excluded) and objective scores. A log from before exclusions lists every
-    /// val example in order, and is read as it always was.
-    pub(super) fn place_val(&self, evals: &[ExampleEval]) -> (Vec<f64>, Vec<ObjectiveScores>) {
+    /// evaluated: it was excluded), objective scores, and each example's draws' scores when it
+    /// was scored more than once (`val_repeats`; empty otherwise): the score is their mean. A log
+    /// from before exclusions lists every val example in order, and is read as it always was.
+    pub(super) fn place_val(&self, evals: &[ExampleEval]) -> PlacedVal {
         let n = self.val_ids.len();
-        if evals.len() == n || n == 0 {
-            return (evals.iter().map(|e| e.score).collect(), evals.iter().map(|e| e.objectives.clone()).collect());
+        let repeated = evals.iter().any(|e| e.repeat > 0);
+        if !repeated && (evals.len() == n || n == 0) {
+            let (scores, objectives) =
+                (evals.iter().map(|e| e.score).collect(), evals.iter().map(|e| e.objectives.clone()).collect());
+            return PlacedVal { scores, objectives, draws: Vec::new() };
         }
-        let mut scores = vec![0.0; n];
-        let mut objectives = vec![ObjectiveScores::new(); n];
-        for e in evals {
-            if let Some(i) = self.val_ids.iter().position(|id| *id == e.example_id) {
-                scores[i] = e.score;
-                objectives[i] = e.objectives.clone();
+        let mut placed =
+            PlacedVal { scores: vec![0.0; n], objectives: vec![ObjectiveScores::new(); n], draws: Vec::new() };
+        if repeated {
+            placed.draws = vec![Vec::new(); n];
+        }
+        for d in crate::eval::repeats::by_example(evals) {
+            if let Some(i) = self.val_ids.iter().position(|id| id == d.example_id) {
+                placed.scores[i] = d.mean();
+                placed.objectives[i] = d.objectives();
+                if repeated {
+                    placed.draws[i] = d.scores();
+                }
             }
         }
-        (scores, objectives)
+        placed
     }
 
     /// Takes a person's exclusion or fix (other actions are not about the data).
@@ -166,16 +184,26 @@ impl RunState {
         }
         let Some(i) = self.val_ids.iter().position(|id| id == example) else { return };
         let n = self.val_ids.len();
+        // Every recorded draw of a candidate is scored again in the same event (`val_repeats`).
+        let mut by_candidate: BTreeMap<CandidateId, Vec<ExampleEval>> = BTreeMap::new();
         for r in rescored {
-            let Some(c) = self.candidates.get_mut(r.candidate) else { continue };
+            by_candidate.entry(r.candidate).or_default().push(r.eval.clone());
+        }
+        for (candidate, evals) in by_candidate {
+            let Some(c) = self.candidates.get_mut(candidate) else { continue };
+            let Some(d) = crate::eval::repeats::by_example(&evals).into_iter().next() else { continue };
             if let Some(s) = c.val_scores.get_mut(i) {
-                *s = r.eval.score;
+                *s = d.mean();
             }
-            if c.val_objectives.is_empty() && !r.eval.objectives.is_empty() {
+            if let Some(draws) = c.val_draws.get_mut(i) {
+                *draws = d.scores();
+            }
+            let objectives = d.objectives();
+            if c.val_objectives.is_empty() && !objectives.is_empty() {
                 c.val_objectives = vec![ObjectiveScores::new(); n];
             }
             if let Some(o) = c.val_objectives.get_mut(i) {
-                *o = r.eval.objectives.clone();
+                *o = objectives;
             }
         }
         self.recompute_val();
@@ -369,28 +397,34 @@ pub fn fixed_in(actions: &[HumanAction]) -> Vec<(Split, String, Vec<String>)> {
     out
 }
 
-/// The latest committed val evaluation of each candidate on each of `examples`, from a run's
-/// events: its `val_evaluated`, or the last `example_fixed` that scored it again.
+/// The latest committed val evaluations of each candidate on each of `examples` (every draw of
+/// it, `val_repeats`), from a run's events: its `val_evaluated`, or the last `example_fixed` that
+/// scored it again.
 pub fn committed_val_evals(
     events: &[Event],
     examples: &[&str],
-) -> BTreeMap<String, BTreeMap<CandidateId, ExampleEval>> {
-    let mut out: BTreeMap<String, BTreeMap<CandidateId, ExampleEval>> = BTreeMap::new();
+) -> BTreeMap<String, BTreeMap<CandidateId, Vec<ExampleEval>>> {
+    let mut out: BTreeMap<String, BTreeMap<CandidateId, Vec<ExampleEval>>> = BTreeMap::new();
     let mut commits = CommitBuffer::default();
     for ev in events {
         for e in commits.feed(ev, ev) {
             match e {
                 Event::ValEvaluated { candidate, evals, .. } => {
-                    for x in evals.iter().filter(|x| examples.contains(&x.example_id.as_str())) {
-                        out.entry(x.example_id.clone()).or_default().insert(*candidate, x.clone());
+                    for id in examples {
+                        let draws: Vec<ExampleEval> = evals.iter().filter(|x| x.example_id == *id).cloned().collect();
+                        if !draws.is_empty() {
+                            out.entry(id.to_string()).or_default().insert(*candidate, draws);
+                        }
                     }
                 }
                 Event::ExampleFixed { split: Split::Val, example, rescored, .. }
                     if examples.contains(&example.as_str()) =>
                 {
+                    let mut fixed: BTreeMap<CandidateId, Vec<ExampleEval>> = BTreeMap::new();
                     for r in rescored {
-                        out.entry(example.clone()).or_default().insert(r.candidate, r.eval.clone());
+                        fixed.entry(r.candidate).or_default().push(r.eval.clone());
                     }
+                    out.entry(example.clone()).or_default().extend(fixed);
                 }
                 _ => {}
             }
@@ -410,7 +444,7 @@ pub async fn rescore_fixes(
     state: &RunState,
     round: u64,
     actions: &[HumanAction],
-    recorded: &BTreeMap<String, BTreeMap<CandidateId, ExampleEval>>,
+    recorded: &BTreeMap<String, BTreeMap<CandidateId, Vec<ExampleEval>>>,
     place: &crate::llm::Draw,
 ) -> Result<(Vec<Event>, u64, f64), LlmError> {
     let mut view = state.clone();
@@ -436,12 +470,16 @@ pub async fn rescore_fixes(
         if split == Split::Val && !view.data.is_excluded(split, &id) {
             let corrected = view.data.apply(split, ex);
             let earlier = recorded.get(&id).into_iter().flatten().filter(|(c, _)| **c < state.candidates.len());
-            for (c, rec) in earlier {
-                let draw = place.at("fix", &id).at("candidate", c);
-                let eval = task.rescore(&corrected, rec, Some(&draw)).await?;
-                example_calls += u64::from(counts);
-                cost += eval.cost_usd;
-                rescored.push(Rescored { candidate: *c, eval });
+            for (c, draws) in earlier {
+                for rec in draws {
+                    // A repeat's output is scored again at its own place (the first at the old one).
+                    let draw = place.at("fix", &id).at("candidate", c);
+                    let draw = if rec.repeat == 0 { draw } else { draw.at("repeat", rec.repeat) };
+                    let eval = task.rescore(&corrected, rec, Some(&draw)).await?;
+                    example_calls += u64::from(counts);
+                    cost += eval.cost_usd;
+                    rescored.push(Rescored { candidate: *c, eval });
+                }
             }
         }
         calls += example_calls;

@@ -268,13 +268,15 @@ impl Plan {
     pub fn forecast(&self, per_call: PerCall) -> Forecast {
         let c = &self.config;
         let o = &c.optimizer;
-        let (v, m, t) = (self.val as f64, o.minibatch_size as f64, self.test as f64);
+        // A val pass scores each example `val_repeats` times, each a metric call.
+        let k = f64::from(o.val_repeats.max(1));
+        let (v, m, t) = (self.val as f64 * k, o.minibatch_size as f64, self.test as f64);
         let budget = o.max_metric_calls as f64;
         // A parent perfect on all of its minibatch is skipped (no reflection, no child).
         let skip = if o.skip_perfect_score { per_call.perfect.powf(m) } else { 0.0 };
         // Merges (when on) take their subsample, and val when accepted, out of the budget.
         let merges = if o.merge { o.max_merges as f64 } else { 0.0 };
-        let merge_calls = |accepted: f64| merges * (o.merge_subsample as f64 + accepted * v);
+        let merge_calls = |accepted: f64| merges * (o.merge_subsample as f64 * k + accepted * v);
         // Metric calls of one proposal, and so the proposals the rest of the budget buys.
         let scenario = |i: usize, accepted: f64| {
             let per = m * PARENT_UNCACHED[i] + (1.0 - skip) * (m + accepted * v);

@@ -27,6 +27,7 @@ impl Overrides {
 const FIXED_ON_RESUME: &[(&str, &str)] = &[
     ("seed", "every random draw the run made (parents, minibatches, merges) came from it"),
     ("frontier", "the fronts it recorded were kept over it"),
+    ("val_repeats", "the val scores it recorded are means over that many draws of each example"),
 ];
 
 /// One setting a resume changed.
@@ -183,5 +184,17 @@ mod tests {
         let edited = opt(|o| o.seed = 3);
         let err = for_resume(&recorded, Some(&file), &edited, &Overrides::default()).unwrap_err();
         assert!(err.contains("[optimizer] seed in gepa.toml asks for 3"), "{err}");
+    }
+
+    #[test]
+    fn val_repeats_cannot_change_on_resume() {
+        let file = opt(|o| o.val_repeats = 3);
+        let edited = opt(|o| o.val_repeats = 1);
+        let err = for_resume(&file, Some(&file), &edited, &Overrides::default()).unwrap_err();
+        assert!(
+            err.starts_with("val_repeats cannot change when a run is resumed: the run has val_repeats = 3"),
+            "{err}"
+        );
+        assert!(for_resume(&file, Some(&file), &file, &Overrides::default()).is_ok());
     }
 }

@@ -7,6 +7,7 @@ pub mod command;
 pub mod compare;
 pub mod judge;
 pub mod objective;
+pub mod repeats;
 pub mod task;
 
 pub use task::{ExampleEval, Task, TimedOut};

@@ -45,6 +45,14 @@ pub struct ExampleEval {
     /// evaluation failed: a timeout is not the candidate's answer, and the user is told so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timed_out: Option<TimedOut>,
+    /// Which draw of the example this is when val examples are scored more than once
+    /// (`[optimizer] val_repeats`): 0 is the first (and only, by default).
+    #[serde(default, skip_serializing_if = "is_first")]
+    pub repeat: u32,
+}
+
+fn is_first(repeat: &u32) -> bool {
+    *repeat == 0
 }
 
 /// Which program of an evaluation ran out of time.
@@ -92,6 +100,7 @@ impl ExampleEval {
             cached: false,
             objectives: Default::default(),
             timed_out: None,
+            repeat: 0,
         }
     }
 
@@ -194,6 +203,7 @@ impl Task {
             cached: false,
             objectives,
             timed_out: score.timed_out.then_some(TimedOut::Scorer),
+            repeat: recorded.repeat,
         })
     }
 
@@ -236,6 +246,7 @@ impl Task {
             cached: false,
             objectives,
             timed_out: if run.timed_out { Some(TimedOut::System) } else { score.timed_out.then_some(TimedOut::Scorer) },
+            repeat: 0,
         })
     }
 }

@@ -90,6 +90,12 @@ pub enum TokenParam {
 }
 
 impl ModelConfig {
+    /// Whether a call at `temperature` (None: the model's own) is a draw: any temperature but 0
+    /// (none set: the provider's default, which samples), unless `samples` says.
+    pub fn samples_at(&self, temperature: Option<f64>) -> bool {
+        self.samples.unwrap_or(temperature.or(self.temperature) != Some(0.0))
+    }
+
     /// The field the output limit is sent as (see `token_param`).
     pub fn token_param(&self) -> TokenParam {
         if let Some(p) = self.token_param {

@@ -32,12 +32,15 @@ pub(super) struct EvalCache {
     entries: HashMap<CacheKey, (u64, Arc<ExampleEval>)>,
 }
 
-/// (texts hash, split, example id, the example's revision).
-pub(super) type CacheKey = (String, EvalSplit, String, u32);
+/// (texts hash, split, example id, the example's revision, which draw of it: `val_repeats`).
+pub(super) type CacheKey = (String, EvalSplit, String, u32, u32);
+
+/// An example and which draw of it (0 the first; see `ExampleEval::repeat`).
+pub(super) type Drawn<'a> = (&'a str, u32);
 
 impl EvalCache {
-    pub(super) fn key(hash: &str, split: EvalSplit, example: &str, data: &DataChanges) -> CacheKey {
-        (hash.to_string(), split, example.to_string(), data.revision(split.data(), example))
+    pub(super) fn key(hash: &str, split: EvalSplit, (example, repeat): Drawn, data: &DataChanges) -> CacheKey {
+        (hash.to_string(), split, example.to_string(), data.revision(split.data(), example), repeat)
     }
 
     /// The evaluation of `example` by texts `hash`, when a round up to `committed_by` committed
@@ -46,7 +49,7 @@ impl EvalCache {
         &self,
         hash: &str,
         split: EvalSplit,
-        example: &str,
+        example: Drawn,
         committed_by: u64,
         data: &DataChanges,
     ) -> Option<&ExampleEval> {
@@ -59,7 +62,7 @@ impl EvalCache {
         &self,
         hash: &str,
         split: EvalSplit,
-        example: &str,
+        example: Drawn,
         committed_by: u64,
         data: &DataChanges,
     ) -> Option<ExampleEval> {
@@ -72,7 +75,7 @@ impl EvalCache {
     pub(super) fn put(&mut self, round: u64, hash: &str, split: EvalSplit, evals: &[ExampleEval], data: &DataChanges) {
         for e in evals.iter().filter(|e| e.error.is_none() && !e.cached) {
             self.entries
-                .entry(Self::key(hash, split, &e.example_id, data))
+                .entry(Self::key(hash, split, (&e.example_id, e.repeat), data))
                 .or_insert_with(|| (round, Arc::new(e.clone())));
         }
     }
@@ -105,5 +108,29 @@ impl EvalCache {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each draw of a repeated val pass (`val_repeats`) is kept and served apart.
+    #[test]
+    fn each_draw_of_an_example_is_kept_apart() {
+        let data = DataChanges::default();
+        let draws: Vec<ExampleEval> = [0.0, 1.0, 0.5]
+            .iter()
+            .zip(0..)
+            .map(|(s, r)| ExampleEval { repeat: r, ..ExampleEval::scored("a", *s) })
+            .collect();
+        let mut cache = EvalCache::default();
+        cache.put(1, "h", EvalSplit::Val, &draws, &data);
+        for (r, want) in [(0, 0.0), (1, 1.0), (2, 0.5)] {
+            let got = cache.get("h", EvalSplit::Val, ("a", r), 1, &data).unwrap();
+            assert_eq!((got.score, got.repeat, got.cached), (want, r, true), "draw {r}");
+        }
+        assert!(cache.get("h", EvalSplit::Val, ("a", 3), 1, &data).is_none());
+        assert!(cache.get("h", EvalSplit::Val, ("a", 1), 0, &data).is_none(), "committed after round 0");
     }
 }

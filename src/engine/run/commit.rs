@@ -203,7 +203,8 @@ impl Engine {
                     None => sh.place(0).at("eval", "seed"),
                     Some(n) => sh.place(0).at("eval", "seed").at("seed", n),
                 };
-                let (evals, calls, cost) = sh.evaluate(gen, &place, &texts, &val, EvalSplit::Val, None).await?;
+                let (evals, calls, cost) =
+                    sh.evaluate(gen, &place, &texts, &val, EvalSplit::Val, None, sh.repeats(EvalSplit::Val)).await?;
                 let note = name.map(|n| format!("a seed candidate, from {}/{n}/", crate::project::SEEDS_DIR));
                 let seed = NewCandidate { texts, parents: vec![], origin: Origin::Seed, changed: vec![], note };
                 out.scored.push((seed, evals, out.calls, None));

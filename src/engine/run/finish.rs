@@ -123,7 +123,7 @@ impl Engine {
             let test: Vec<&Example> = sh.project.test.iter().collect();
             let gen = sh.next_gen.fetch_add(1, Ordering::Relaxed);
             let place = Draw::stream(&sh.draws).at("eval", "test").at("candidate", best);
-            let (evals, _, _) = sh.evaluate(gen, &place, &texts, &test, EvalSplit::Val, None).await?;
+            let (evals, _, _) = sh.evaluate(gen, &place, &texts, &test, EvalSplit::Val, None, 1).await?;
             let m = mean(&evals.iter().map(|e| e.score).collect::<Vec<_>>());
             let ev = Event::TestEvaluated { candidate: best, evals, mean: m };
             sh.emit(ev.clone(), true)?;

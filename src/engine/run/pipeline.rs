@@ -193,9 +193,9 @@ impl Engine {
         let held = self.sh.held.lock().expect("held events");
         let late = |hash: &str, split: EvalSplit, evals: &[ExampleEval]| {
             self.sh.reuses(split)
-                && evals
-                    .iter()
-                    .any(|e| !e.cached && cache.committed(hash, split, &e.example_id, before, data).is_some())
+                && evals.iter().any(|e| {
+                    !e.cached && cache.committed(hash, split, (&e.example_id, e.repeat), before, data).is_some()
+                })
         };
         let events = held.buf.pending_of(*round);
         events.iter().any(|ev| match ev {

@@ -120,7 +120,7 @@ impl Engine {
             let cache = self.sh.cache.lock().expect("cache");
             p.minibatch
                 .iter()
-                .map(|id| cache.committed(&hash, EvalSplit::Train, id, committed, &view.data).map(|e| e.score))
+                .map(|id| cache.committed(&hash, EvalSplit::Train, (id, 0), committed, &view.data).map(|e| e.score))
                 .collect()
         };
         if let Some(scores) = known {

@@ -82,11 +82,21 @@ impl Shared {
         self.opt.cache_evaluations && (split == EvalSplit::Val || self.opt.cache_minibatches)
     }
 
+    /// How many times a val pass scores each example (`val_repeats`); other splits once.
+    pub(super) fn repeats(&self, split: EvalSplit) -> u32 {
+        match split {
+            EvalSplit::Val => self.opt.val_repeats.max(1),
+            EvalSplit::Train => 1,
+        }
+    }
+
     /// Scores a candidate on examples, concurrently within the run-wide limit; results in input
-    /// order. An evaluation committed by round `reuse` (the round, and the data as the round
-    /// sees it) or earlier is served from the cache (free, marked `cached`). Model calls are
-    /// draws under `place` (`example=<id>` below it). Returns the evaluations, the metric calls
-    /// and the cost.
+    /// order, each example `repeats` times (all first draws, then all second ones, …; see
+    /// `val_repeats`). An evaluation committed by round `reuse` (the round, and the data as the
+    /// round sees it) or earlier is served from the cache (free, marked `cached`). Model calls are
+    /// draws under `place` (`example=<id>` below it, then `repeat=<r>` for each draw after the
+    /// first, so the first is the draw a single pass makes). Returns the evaluations, the metric
+    /// calls (one per draw run) and the cost.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn evaluate(
         &self,
@@ -96,6 +106,7 @@ impl Shared {
         examples: &[&Example],
         split: EvalSplit,
         reuse: Option<(u64, &DataChanges)>,
+        repeats: u32,
     ) -> Result<(Vec<ExampleEval>, u64, f64)> {
         let hash = candidate_hash(candidate);
         let timings: Mutex<Vec<(f64, u64)>> = Mutex::new(Vec::new());
@@ -103,11 +114,14 @@ impl Shared {
         // beside it wait behind it on a server that answers in turn, and would read as parallel.
         let gauged = gen == self.seed_gen.load(Ordering::Relaxed) || self.next_commit.load(Ordering::Relaxed) > 0;
         let peak_before = self.live.peak_in_flight.load(Ordering::Relaxed);
-        let evals = futures::future::try_join_all(examples.iter().map(|ex| {
+        let draws: Vec<(&Example, u32)> =
+            (0..repeats.max(1)).flat_map(|r| examples.iter().map(move |ex| (*ex, r))).collect();
+        let evals = futures::future::try_join_all(draws.into_iter().map(|(ex, repeat)| {
             let (hash, timings) = (&hash, &timings);
             async move {
                 if let Some((until, data)) = reuse.filter(|_| self.reuses(split)) {
-                    if let Some(e) = self.cache.lock().expect("cache").get(hash, split, &ex.id, until, data) {
+                    let cache = self.cache.lock().expect("cache");
+                    if let Some(e) = cache.get(hash, split, (&ex.id, repeat), until, data) {
                         return Ok::<_, Halted>(e);
                     }
                 }
@@ -124,9 +138,11 @@ impl Shared {
                 self.live.peak_in_flight.fetch_max(self.live.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
                 // Tokio's clock: a test with the clock paused times its scripted server exactly.
                 let sent = tokio::time::Instant::now();
-                let e = self.task.evaluate(candidate, ex, Some(&place.at("example", &ex.id))).await;
+                let at = place.at("example", &ex.id);
+                let at = if repeat == 0 { at } else { at.at("repeat", repeat) };
+                let e = self.task.evaluate(candidate, ex, Some(&at)).await;
                 let secs = sent.elapsed().as_secs_f64();
-                let e = e.map_err(Halted)?;
+                let e = ExampleEval { repeat, ..e.map_err(Halted)? };
                 // Replayed replies say nothing of the server (their time is the scorer's, a
                 // command's or a script's): only evaluations that asked the server are timed.
                 if !e.trace.steps.iter().any(|s| s.cached) {
@@ -157,7 +173,8 @@ impl Shared {
         Ok((evals, calls, cost))
     }
 
-    /// How many of these evaluations a round planned now would have to run (not in the cache).
+    /// How many of these evaluations a round planned now would have to run (not in the cache),
+    /// every draw of a val pass counted.
     pub(super) fn uncached(
         &self,
         candidate: &Candidate,
@@ -167,11 +184,12 @@ impl Shared {
         data: &DataChanges,
     ) -> u64 {
         if !self.reuses(split) {
-            return ids.len() as u64;
+            return ids.len() as u64 * u64::from(self.repeats(split));
         }
         let hash = candidate_hash(candidate);
         let cache = self.cache.lock().expect("cache");
-        ids.iter().filter(|id| cache.committed(&hash, split, id, reuse_until, data).is_none()).count() as u64
+        let draws = (0..self.repeats(split)).flat_map(|r| ids.iter().map(move |id| (*id, r)));
+        draws.filter(|d| cache.committed(&hash, split, *d, reuse_until, data).is_none()).count() as u64
     }
 
     /// Does a planned round's work: its merge or proposals, then scores the candidates that passed
@@ -256,12 +274,13 @@ impl Shared {
             let val = plan.data.effective(crate::project::Split::Val, &self.project.val);
             let val: Vec<&Example> = val.iter().map(|e| e.as_ref()).collect();
             let reuse = Some((plan.planned_after, &*plan.data));
+            let repeats = self.repeats(EvalSplit::Val);
             let places: Vec<Draw> = (0..n).map(|i| self.place(round).at("eval", "val").at("candidate", i)).collect();
             let evals = futures::future::try_join_all(
                 to_score
                     .iter()
                     .zip(&places)
-                    .map(|((c, _), place)| self.evaluate(gen, place, &c.texts, &val, EvalSplit::Val, reuse)),
+                    .map(|((c, _), place)| self.evaluate(gen, place, &c.texts, &val, EvalSplit::Val, reuse, repeats)),
             )
             .await?;
             for ((c, passed), (evals, calls, cost)) in to_score.into_iter().zip(evals) {
@@ -311,7 +330,7 @@ impl Shared {
         let place = self.place(round).at("slot", p.slot);
         self.stage_in(gen, round, Some(format!("parent {} on minibatch", p.parent)));
         let (parent_evals, calls, cost) = self
-            .evaluate(gen, &place.at("eval", "parent"), parent, &batch, EvalSplit::Train, Some((reuse_until, data)))
+            .evaluate(gen, &place.at("eval", "parent"), parent, &batch, EvalSplit::Train, Some((reuse_until, data)), 1)
             .await?;
         r.calls += calls;
         r.cost += cost;
@@ -359,7 +378,7 @@ impl Shared {
             self.stage_in(gen, round, Some(format!("parent {} on the example you pointed at", p.parent)));
             let guided = place.at("eval", "guided");
             let (evals, calls, cost) =
-                self.evaluate(gen, &guided, parent, &[ex], split, Some((reuse_until, data))).await?;
+                self.evaluate(gen, &guided, parent, &[ex], split, Some((reuse_until, data)), 1).await?;
             r.calls += calls;
             r.cost += cost;
             self.emit_in(
@@ -542,7 +561,7 @@ impl Shared {
         }
         self.stage_in(gen, round, Some("child on minibatch".into()));
         let (child_evals, calls, cost) = self
-            .evaluate(gen, &place.at("eval", "child"), &child, &batch, EvalSplit::Train, Some((reuse_until, data)))
+            .evaluate(gen, &place.at("eval", "child"), &child, &batch, EvalSplit::Train, Some((reuse_until, data)), 1)
             .await?;
         r.calls += calls;
         r.cost += cost;
@@ -743,12 +762,15 @@ impl Shared {
             plan.subsample.iter().map(|&i| data.apply(crate::project::Split::Val, &self.project.val[i])).collect();
         let examples: Vec<&Example> = examples.iter().map(|e| e.as_ref()).collect();
         let place = self.place(round).at("eval", "merge");
+        let reuse = Some((reuse_until, data));
+        let repeats = self.repeats(EvalSplit::Val);
         let (evals, calls, cost) =
-            self.evaluate(gen, &place, &plan.texts, &examples, EvalSplit::Val, Some((reuse_until, data))).await?;
-        let merged_sum: f64 = evals.iter().map(|e| e.score).sum();
+            self.evaluate(gen, &place, &plan.texts, &examples, EvalSplit::Val, reuse, repeats).await?;
+        // Each example's score is the mean of its draws (`val_repeats`), as the parents' are.
+        let child_scores: Vec<f64> = crate::eval::repeats::by_example(&evals).iter().map(|d| d.mean()).collect();
+        let merged_sum: f64 = child_scores.iter().sum();
         let accepted = merged_sum >= job.id1_sum.max(job.id2_sum);
         let subsample: Vec<String> = plan.subsample.iter().map(|&i| self.project.val[i].id.clone()).collect();
-        let child_scores: Vec<f64> = evals.iter().map(|e| e.score).collect();
         self.emit_in(
             gen,
             Event::MergeAttempted {

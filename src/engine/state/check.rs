@@ -47,10 +47,21 @@ impl RunState {
             Event::ValEvaluated { candidate, evals, .. } => {
                 known(candidate)?;
                 // Every val example that counts, in val order (all of them before any exclusion).
+                // With `val_repeats`, each draw lists them so (all first draws, then all second …).
                 let counted = self.counted_val();
-                let ids_fit = evals.len() == self.val_ids.len()
-                    || evals.iter().map(|e| &e.example_id).eq(counted.iter().map(|&i| &self.val_ids[i]));
-                if evals.len() != counted.len() || !ids_fit {
+                let repeats = evals.iter().map(|e| e.repeat + 1).max().unwrap_or(1) as usize;
+                let per_draw = evals.len() / repeats;
+                let ids_fit = per_draw == self.val_ids.len()
+                    || evals[..per_draw.min(evals.len())]
+                        .iter()
+                        .map(|e| &e.example_id)
+                        .eq(counted.iter().map(|&i| &self.val_ids[i]));
+                let draws_fit = evals.len() == per_draw * repeats
+                    && evals.chunks(per_draw.max(1)).enumerate().all(|(r, draw)| {
+                        draw.iter().all(|e| e.repeat as usize == r)
+                            && draw.iter().map(|e| &e.example_id).eq(evals[..per_draw].iter().map(|e| &e.example_id))
+                    });
+                if per_draw != counted.len() || !ids_fit || !draws_fit {
                     return Err(format!("{} scores for {} val examples", evals.len(), counted.len()));
                 }
                 Ok(())

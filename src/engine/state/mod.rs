@@ -25,8 +25,12 @@ pub struct CandidateRecord {
     pub changed: Vec<String>,
     pub round: u64,
     pub discovered_at: u64,
-    /// Score per val example, in val order (empty until `val_evaluated`).
+    /// Score per val example, in val order (empty until `val_evaluated`): the mean of its draws
+    /// when val is scored more than once (`val_repeats`).
     pub val_scores: Vec<f64>,
+    /// Per val example, the scores of its draws in repeat order, when val is scored more than
+    /// once; empty otherwise.
+    pub val_draws: Vec<Vec<f64>>,
     pub val_mean: f64,
     /// Objective scores per val example, in val order (empty without objectives).
     pub val_objectives: Vec<ObjectiveScores>,
@@ -211,6 +215,7 @@ impl RunState {
                     round: *round,
                     discovered_at: *discovered_at,
                     val_scores: Vec::new(),
+                    val_draws: Vec::new(),
                     val_mean: 0.0,
                     val_objectives: Vec::new(),
                     objectives: ObjectiveScores::new(),
@@ -225,7 +230,8 @@ impl RunState {
             Event::ValEvaluated { candidate, evals, .. } => {
                 // Placed by val index; an example excluded before this candidate was scored has
                 // no evaluation, and only the examples that count enter its mean and the fronts.
-                let (scores, per_example) = self.place_val(evals);
+                let placed = self.place_val(evals);
+                let (scores, per_example) = (placed.scores, placed.objectives);
                 for (i, s) in scores.iter().enumerate().take(self.fronts.entries.len()) {
                     if self.val_counted(i) {
                         self.fronts.update(i, *candidate, *s);
@@ -249,6 +255,7 @@ impl RunState {
                 }
                 if let Some(c) = self.candidates.get_mut(*candidate) {
                     c.val_scores = scores;
+                    c.val_draws = placed.draws;
                     c.val_mean = mean;
                     c.objectives = means;
                     c.val_objectives = if per_example.iter().all(|m| m.is_empty()) { Vec::new() } else { per_example };
@@ -448,6 +455,7 @@ impl RunState {
             round: 0,
             discovered_at: 0,
             val_scores: Vec::new(),
+            val_draws: Vec::new(),
             val_mean: 0.0,
             val_objectives: Vec::new(),
             objectives: ObjectiveScores::new(),

@@ -195,8 +195,7 @@ impl Model {
     /// Whether `req` is a draw: the model samples at the temperature it is sent with (anything
     /// but 0, or none set: the provider's default samples), unless `samples` in gepa.toml says.
     pub fn samples(&self, req: &ChatRequest) -> bool {
-        let temperature = req.temperature.or(self.config.temperature);
-        self.config.samples.unwrap_or(temperature != Some(0.0))
+        self.config.samples_at(req.temperature)
     }
 
     /// The cache key of `req` for this model: the request as sent, and for a draw its place.

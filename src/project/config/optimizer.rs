@@ -144,6 +144,10 @@ pub struct OptimizerConfig {
     pub max_merges: u32,
     /// Val examples a merge is first scored on.
     pub merge_subsample: usize,
+    /// Times each val example is scored (gepa #133, #139): for a system that samples, each repeat
+    /// is a new draw and a metric call; the example's score is the mean of its draws. 1: once,
+    /// as gepa does.
+    pub val_repeats: u32,
     /// Proposals planned together in one round from the same state (siblings); 1 (the default)
     /// makes every proposal its own round, as in the reference's loop.
     pub proposals_per_round: usize,
@@ -228,6 +232,7 @@ impl Default for OptimizerConfig {
             merge: false,
             max_merges: 5,
             merge_subsample: 5,
+            val_repeats: 1,
             proposals_per_round: 1,
             pipeline_lag: None,
             keep_stale_plans: false,

@@ -1,7 +1,7 @@
 //! `[optimizer]`: budgets, sizes and the objectives the fronts work over.
 
 use super::Validator;
-use crate::project::config::{EvaluatorKind, ProjectConfig};
+use crate::project::config::{EvaluatorKind, ProjectConfig, SystemKind};
 
 impl Validator {
     pub(super) fn optimizer(&mut self, config: &ProjectConfig) {
@@ -23,6 +23,7 @@ impl Validator {
                 "must be at least 1 and divide proposals_per_round (P parents x N children = proposals_per_round)",
             ),
             ("merge_subsample", o.merge_subsample >= 1, "must be at least 1"),
+            ("val_repeats", o.val_repeats >= 1, "must be at least 1 (1 = each val example scored once)"),
             ("max_metric_calls", o.max_metric_calls >= 1, "must be at least 1"),
             ("epsilon", (0.0..=1.0).contains(&o.epsilon), "must be between 0 and 1"),
             ("perfect_score", o.perfect_score.is_finite(), "must be a number"),
@@ -36,6 +37,9 @@ impl Validator {
             if !ok {
                 self.problem(&format!("optimizer.{key}"), format!("[optimizer] {key} {why}"));
             }
+        }
+        if o.val_repeats > 1 {
+            self.repeats_need_sampling(config);
         }
         for (i, b) in o.objectives.iter().enumerate() {
             if o.objectives[..i].contains(b) {
@@ -56,5 +60,45 @@ impl Validator {
                 ),
             );
         }
+    }
+
+    /// `val_repeats` draws again what a model that samples answers; a system and evaluator that
+    /// only call models at temperature 0 would get the same reply each time, paying k metric calls
+    /// for one score. A `command` system or scorer may sample on its own: taken as written.
+    fn repeats_need_sampling(&mut self, config: &ProjectConfig) {
+        let ev = &config.evaluator;
+        let judges = std::iter::once(ev.as_part()).chain(ev.parts.iter().cloned());
+        let mut models: Vec<(String, String)> = Vec::new();
+        for p in judges {
+            match p.kind {
+                EvaluatorKind::Command => return,
+                EvaluatorKind::Judge => {
+                    models.push((p.model.unwrap_or_else(|| "reflection".into()), "the [evaluator] judge".into()))
+                }
+                _ => {}
+            }
+        }
+        if config.system.kind == SystemKind::Command {
+            return;
+        }
+        for s in &config.system.steps {
+            models.push((s.model.clone(), format!("[[system.steps]] `{}`", s.name)));
+        }
+        let samples = |name: &str| config.models.get(name).is_some_and(|m| m.samples_at(None));
+        if models.iter().any(|(m, _)| samples(m)) {
+            return;
+        }
+        let used: Vec<String> = models.iter().map(|(m, by)| format!("[models.{m}] (used by {by})")).collect();
+        self.problem(
+            "optimizer.val_repeats",
+            format!(
+                "[optimizer] val_repeats = {} scores each val example again, but no model the evaluation \
+                 uses samples: {} answer at temperature 0, so every repeat would get the same reply and \
+                 cost a metric call for nothing. Give the task model a temperature above 0 (or \
+                 samples = true), or remove val_repeats",
+                config.optimizer.val_repeats,
+                used.join(", ")
+            ),
+        );
     }
 }

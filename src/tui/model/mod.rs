@@ -244,7 +244,10 @@ impl Model {
             Event::ExampleFixed { rescored, .. } => {
                 for r in rescored {
                     let Some(slot) = self.val_evals.get_mut(r.candidate) else { continue };
-                    let Some(e) = slot.iter_mut().find(|e| e.example_id == r.eval.example_id) else { continue };
+                    let same = |e: &&mut crate::eval::ExampleEval| {
+                        e.example_id == r.eval.example_id && e.repeat == r.eval.repeat
+                    };
+                    let Some(e) = slot.iter_mut().find(same) else { continue };
                     let (old, cost, replayed) = (e.score, e.cost_usd, e.replayed_usd);
                     *e = crate::eval::ExampleEval {
                         cost_usd: cost + r.eval.cost_usd,

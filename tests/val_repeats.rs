@@ -1,0 +1,192 @@
+//! `[optimizer] val_repeats = k` (gepa #133, #139): a system that samples is scored on each val
+//! example k times, each a draw and a metric call, and the example's score is the mean of its
+//! draws. Checked against what a noisy scripted model answered, as it recorded it itself.
+
+mod common;
+
+use gepa_tui::engine::run::load_events;
+use gepa_tui::engine::{Engine, EngineOptions, Event, RunResult, RunState};
+use gepa_tui::eval::Task;
+use gepa_tui::llm::scripted::ScriptedBackend;
+use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest};
+use gepa_tui::project::Project;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use common::rt;
+
+/// What the noisy task model answered: (the draw's place, whether the answer was right).
+type Answered = Arc<Mutex<Vec<(String, bool)>>>;
+
+/// The scripted problem with the task model sampling (temperature 0.7), `extra` under [optimizer].
+fn noisy_project(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (t, dir) = common::scripted_project(extra);
+    let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
+    let cold = "model = \"scripted-task\"\nbase_url = \"http://127.0.0.1:9/v1\"\ntemperature = 0.0";
+    assert!(toml.contains(cold));
+    let warm = cold.replace("temperature = 0.0", "temperature = 0.7");
+    std::fs::write(dir.join("gepa.toml"), toml.replace(cold, &warm)).unwrap();
+    (t, dir)
+}
+
+/// Right when the prompt has the example's rule (as the scripted problem), and right by luck on
+/// about one draw in three without it: decided by the draw's place, so the same place (a resume,
+/// a replay) answers the same and another place draws anew.
+fn noisy_task(answered: Answered) -> Arc<ScriptedBackend> {
+    Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+        use std::hash::{Hash, Hasher};
+        let place = req.draw.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        let mut h = std::hash::DefaultHasher::new();
+        place.hash(&mut h);
+        let group = req.messages.last().unwrap().content.chars().last().unwrap();
+        let mut reply = common::task_reply(req);
+        if reply == "not sure" && h.finish().is_multiple_of(3) {
+            reply = format!("{group}-ok");
+        }
+        answered.lock().unwrap().push((place, reply == format!("{group}-ok")));
+        Ok::<_, AttemptError>(reply)
+    }))
+}
+
+fn task_for(dir: &Path, answered: Answered) -> (Arc<Project>, Arc<Task>) {
+    let project = Arc::new(Project::load(dir).unwrap());
+    let refl: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::reflection_reply(req))));
+    let models = Arc::new(common::models_from(&project, noisy_task(answered), refl));
+    (project.clone(), Arc::new(Task::new(project, models).unwrap()))
+}
+
+fn run(dir: &Path, answered: Answered, opts: EngineOptions) -> (RunResult, Vec<Event>) {
+    let (project, task) = task_for(dir, answered);
+    rt().block_on(async {
+        let out = Engine::create(project, task, opts).unwrap().0.run().await.unwrap();
+        let (events, _) = load_events(&out.run_dir, false).unwrap();
+        (out.result.unwrap(), common::committed(&events))
+    })
+}
+
+fn fold(events: &[Event]) -> RunState {
+    let mut s = RunState::default();
+    events.iter().for_each(|e| s.apply(e));
+    s
+}
+
+/// What a run decided, apart from its id, time and which replies were paid or replayed.
+fn decided(r: &RunResult) -> (f64, f64, Option<f64>, usize, u64, usize) {
+    (r.best_val_score, r.seed_val_score, r.test_score, r.candidates, r.metric_calls, r.best_candidate)
+}
+
+const OPT: &str = "max_metric_calls = 400\npipeline_lag = 1\nseed = 1\nval_repeats = 3\nmerge = true\nmax_merges = 3";
+
+#[test]
+fn each_val_example_is_scored_k_times_and_its_score_is_the_mean_of_the_draws() {
+    let (_t, dir) = noisy_project(OPT);
+    let answered: Answered = Default::default();
+    let (r, events) = run(&dir, answered.clone(), EngineOptions::default());
+    let state = fold(&events);
+    let answered = answered.lock().unwrap().clone();
+    // The seed's val pass: 16 examples, three draws each, all first draws then all second ones.
+    let seed: Vec<_> = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ValEvaluated { candidate: 0, evals, .. } => Some(evals.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(seed.len(), 48);
+    assert_eq!(seed.iter().map(|e| e.repeat).collect::<Vec<_>>(), [[0; 16], [1; 16], [2; 16]].concat());
+    let mut noisy = 0;
+    for (i, id) in state.val_ids.iter().enumerate() {
+        // The model's own record of its three answers at this example's places.
+        let first = format!("/eval=seed/example={id}");
+        let draws: Vec<f64> = ["".to_string(), "/repeat=1".into(), "/repeat=2".into()]
+            .iter()
+            .map(|r| {
+                // The system's one step, `answer`, is the draw below the example's.
+                let at = format!("{first}{r}/step=answer");
+                let hits: Vec<bool> = answered.iter().filter(|(p, _)| p.ends_with(&at)).map(|(_, ok)| *ok).collect();
+                assert_eq!(hits.len(), 1, "{at} asked {} times", hits.len());
+                f64::from(u8::from(hits[0]))
+            })
+            .collect();
+        noisy += usize::from(draws.iter().any(|d| *d != draws[0]));
+        let mean = draws.iter().sum::<f64>() / 3.0;
+        assert!((state.candidates[0].val_scores[i] - mean).abs() < 1e-12, "{id}: {draws:?}");
+        assert_eq!(state.candidates[0].val_draws[i], draws, "{id}");
+    }
+    assert!(noisy >= 3, "the draws hardly differ ({noisy} of 16 examples): the test says nothing");
+    assert!((r.seed_val_score - state.candidates[0].val_mean).abs() < 1e-12);
+    // Every draw is a metric call: what the model was asked, less the test split's (not counted).
+    let counted = answered.iter().filter(|(p, _)| !p.contains("/eval=test/")).count() as u64;
+    assert_eq!(r.metric_calls, counted, "{r:?}");
+    assert!(r.candidates >= 2, "nothing found past the seed: {r:?}");
+    // Every candidate was scored on every example three times, the draws in their places even
+    // where they were served from the evaluation cache.
+    let order = [[0; 16], [1; 16], [2; 16]].concat();
+    for e in &events {
+        if let Event::ValEvaluated { candidate, evals, .. } = e {
+            assert_eq!(evals.iter().map(|e| e.repeat).collect::<Vec<_>>(), order, "candidate {candidate}");
+        }
+    }
+    let merges: Vec<(usize, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MergeAttempted { evals, accepted, .. } => Some((evals.len(), *accepted)),
+            _ => None,
+        })
+        .collect();
+    assert!(merges.iter().any(|(_, ok)| *ok), "no merge passed: {merges:?}");
+    assert!(merges.iter().all(|(n, _)| n % 3 == 0), "a merge's subsample is scored three times: {merges:?}");
+}
+
+/// A run cut anywhere (as kill -9 leaves it) resumes to the uninterrupted result, and a replay of
+/// its draws ends the same without asking the task model anything.
+#[test]
+fn a_repeated_val_run_resumes_and_replays_to_the_same_result() {
+    let (_t, dir) = noisy_project(OPT);
+    let (full, events) = run(&dir, Default::default(), EngineOptions::default());
+    let scores: Vec<Vec<f64>> = fold(&events).candidates.iter().map(|c| c.val_scores.clone()).collect();
+    let run_dir = dir.join(".gepa/runs").join(&full.run_id);
+    let log = std::fs::read(run_dir.join("events.jsonl")).unwrap();
+    let len = log.len();
+    for cut in [len / 4, len / 2 + 11, len - 3] {
+        let id = format!("cut-{cut}");
+        let copy = dir.join(".gepa/runs").join(&id);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(run_dir.join("gepa.toml"), copy.join("gepa.toml")).unwrap();
+        std::fs::write(copy.join("events.jsonl"), &log[..cut]).unwrap();
+        let (project, task) = task_for(&dir, Default::default());
+        let resumed = rt().block_on(async {
+            Engine::resume(project, task, &id, EngineOptions::default()).unwrap().0.run().await.unwrap()
+        });
+        assert_eq!(decided(&resumed.result.unwrap()), decided(&full), "cut at byte {cut} of {len}");
+        let (events, _) = load_events(&copy, false).unwrap();
+        let resumed: Vec<Vec<f64>> =
+            fold(&common::committed(&events)).candidates.iter().map(|c| c.val_scores.clone()).collect();
+        assert_eq!(resumed, scores, "cut at byte {cut}");
+    }
+    let answered: Answered = Default::default();
+    let replay = EngineOptions { draws_of: Some(full.run_id.clone()), ..Default::default() };
+    let (replayed, _) = run(&dir, answered.clone(), replay);
+    assert_eq!(decided(&replayed), decided(&full));
+    assert_eq!(answered.lock().unwrap().len(), 0, "a replay asked the task model again");
+}
+
+#[test]
+fn val_repeats_is_checked_when_the_project_loads() {
+    let (_t, dir) = noisy_project("val_repeat = 3");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("unknown key `val_repeat` in [optimizer]; did you mean `val_repeats`?"), "{err}");
+    let (_t, dir) = noisy_project("val_repeats = 0");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("[optimizer] val_repeats must be at least 1"), "{err}");
+    // At temperature 0 every repeat would get the same reply: refused, naming the line and the model.
+    let (_t, dir) = common::scripted_project("val_repeats = 3");
+    let err = Project::load(&dir).unwrap_err().to_string();
+    let line =
+        std::fs::read_to_string(dir.join("gepa.toml")).unwrap().lines().position(|l| l.starts_with("val_repeats"));
+    assert!(err.contains(&format!("gepa.toml:{}:", line.unwrap() + 1)), "{err}");
+    assert!(err.contains("no model the evaluation uses samples: [models.task]"), "{err}");
+    let (_t, dir) = noisy_project("val_repeats = 3");
+    assert_eq!(Project::load(&dir).unwrap().config.optimizer.val_repeats, 3);
+}
