@@ -37,7 +37,8 @@ fn noisy_task(answered: Answered) -> Arc<ScriptedBackend> {
         use std::hash::{Hash, Hasher};
         let place = req.draw.as_ref().map(|d| d.to_string()).unwrap_or_default();
         let mut h = std::hash::DefaultHasher::new();
-        place.hash(&mut h);
+        // The place within the run (not the run's id): every run of the project draws alike.
+        place.split_once('/').map_or("", |(_, within)| within).hash(&mut h);
         let group = req.messages.last().unwrap().content.chars().last().unwrap();
         let mut reply = common::task_reply(req);
         if reply == "not sure" && h.finish().is_multiple_of(3) {
@@ -56,12 +57,19 @@ fn task_for(dir: &Path, answered: Answered) -> (Arc<Project>, Arc<Task>) {
     (project.clone(), Arc::new(Task::new(project, models).unwrap()))
 }
 
+/// Runs the project; the result and the committed events.
 fn run(dir: &Path, answered: Answered, opts: EngineOptions) -> (RunResult, Vec<Event>) {
+    let (r, events) = run_log(dir, answered, opts);
+    (r, common::committed(&events))
+}
+
+/// Runs the project; the result and the whole log.
+fn run_log(dir: &Path, answered: Answered, opts: EngineOptions) -> (RunResult, Vec<Event>) {
     let (project, task) = task_for(dir, answered);
     rt().block_on(async {
         let out = Engine::create(project, task, opts).unwrap().0.run().await.unwrap();
         let (events, _) = load_events(&out.run_dir, false).unwrap();
-        (out.result.unwrap(), common::committed(&events))
+        (out.result.unwrap(), events)
     })
 }
 
@@ -189,4 +197,66 @@ fn val_repeats_is_checked_when_the_project_loads() {
     assert!(err.contains("no model the evaluation uses samples: [models.task]"), "{err}");
     let (_t, dir) = noisy_project("val_repeats = 3");
     assert_eq!(Project::load(&dir).unwrap().config.optimizer.val_repeats, 3);
+}
+
+fn screen(app: &mut gepa_tui::tui::app::App, w: u16, h: u16) -> String {
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    term.draw(|f| app.render(f)).unwrap();
+    let buf = term.backend().buffer().clone();
+    (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>().trim_end().to_string() + "\n").collect()
+}
+
+/// The Frontier shows each candidate's val mean with its spread over the repeats (the standard
+/// deviation of its three per-repeat val means, worked out here from the recorded draws), and
+/// the win matrix counts a win only where it holds over every draw. Snapshots at both sizes.
+#[test]
+fn the_frontier_shows_the_mean_and_spread_and_the_win_matrix_wins_over_every_draw() {
+    use gepa_tui::tui::app::{App, MatrixPane, View};
+    let (_t, dir) = noisy_project(OPT);
+    let (_, mut events) = run_log(&dir, Default::default(), EngineOptions::default());
+    for ev in &mut events {
+        if let Event::RunStarted { run_id, .. } = ev {
+            *run_id = "20261207-000000-rep3".into();
+        }
+    }
+    let project = Project::load(&dir).unwrap();
+    let model = gepa_tui::tui::model::Model::from_events(&events).with_project(&project);
+    let mut app = App::new(model, Default::default(), Default::default());
+    app.select_candidate(0);
+    app.goto(View::Frontier);
+    let wide = screen(&mut app, 160, 48);
+    let mut labels = Vec::new();
+    for ev in common::committed(&events) {
+        let Event::ValEvaluated { candidate, evals, .. } = ev else { continue };
+        let means: Vec<f64> =
+            (0..3).map(|r| evals.iter().filter(|e| e.repeat == r).map(|e| e.score).sum::<f64>() / 16.0).collect();
+        let mean = means.iter().sum::<f64>() / 3.0;
+        let sd = (means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        let label = format!("{mean:.3}±{sd:.2}");
+        let id = format!("#{candidate}");
+        let row = wide.lines().find(|l| l.contains('±') && l.split_whitespace().any(|w| w == id)).unwrap_or_default();
+        assert!(row.contains(&label), "candidate {candidate}: {label} not in `{row}`\n{wide}");
+        labels.push(label);
+    }
+    assert!(labels.iter().any(|l| !l.ends_with("±0.00")), "no spread to show: {labels:?}");
+    insta::assert_snapshot!("val_repeats_frontier_160x48", wide);
+    insta::assert_snapshot!("val_repeats_frontier_80x24", screen(&mut app, 80, 24));
+    // The pairwise matrix: a win holds over every draw of the example, else it is a tie.
+    let state = &app.model.state;
+    let (a, b) = (0, state.best().unwrap());
+    let (mut w, mut t, mut l) = (0, 0, 0);
+    for (x, y) in state.candidates[a].val_draws.iter().zip(&state.candidates[b].val_draws) {
+        let (worst_x, best_x) = (x.iter().copied().fold(9.0, f64::min), x.iter().copied().fold(-9.0, f64::max));
+        let (worst_y, best_y) = (y.iter().copied().fold(9.0, f64::min), y.iter().copied().fold(-9.0, f64::max));
+        match (worst_x > best_y, worst_y > best_x) {
+            (true, _) => w += 1,
+            (_, true) => l += 1,
+            _ => t += 1,
+        }
+    }
+    assert_eq!(app.model.wins_ties_losses(a, b), (w, t, l));
+    app.goto(View::WinMatrix);
+    app.views.matrix.pane = MatrixPane::Pairwise;
+    insta::assert_snapshot!("val_repeats_pairwise_160x48", screen(&mut app, 160, 48));
+    insta::assert_snapshot!("val_repeats_pairwise_80x24", screen(&mut app, 80, 24));
 }

@@ -72,6 +72,20 @@ pub(super) struct PlacedVal {
 }
 
 impl RunState {
+    /// How far candidate `c`'s val mean moves from draw to draw when val is scored more than once
+    /// (`val_repeats`): the sample standard deviation of its per-repeat val means over the
+    /// examples that count. None when it was scored once.
+    pub fn val_spread(&self, c: CandidateId) -> Option<f64> {
+        let rec = self.candidates.get(c)?;
+        let repeats = rec.val_draws.iter().map(Vec::len).max().filter(|k| *k > 1)?;
+        let counted: Vec<&Vec<f64>> =
+            rec.val_draws.iter().enumerate().filter(|(i, _)| self.val_counted(*i)).map(|(_, d)| d).collect();
+        let means: Vec<f64> = (0..repeats)
+            .map(|r| crate::eval::repeats::mean(&counted.iter().filter_map(|d| d.get(r).copied()).collect::<Vec<_>>()))
+            .collect();
+        Some(crate::eval::repeats::spread(&means))
+    }
+
     /// Whether val example `i` counts (it was not excluded).
     pub fn val_counted(&self, i: usize) -> bool {
         !self.data.excluded_val.contains(&i)

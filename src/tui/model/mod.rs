@@ -402,4 +402,54 @@ mod tests {
         assert_eq!(m.wins_ties_losses(1, 0), (1, 1, 0));
         assert_eq!(m.lineage(1, 10), vec![(0, 1), (1, 0)]);
     }
+
+    /// With `val_repeats = 3`, each example a candidate's three draws: a win counts only where it
+    /// holds over every repeat (worked by hand: on `b` and `c` one draw of each goes the other way,
+    /// so they are ties, though the means differ), and the spread is the standard deviation of
+    /// the three per-repeat val means.
+    #[test]
+    fn a_win_over_repeated_draws_holds_over_every_draw() {
+        let mut s = start();
+        if let Event::RunStarted { val_ids, settings, .. } = &mut s {
+            *val_ids = vec!["a".into(), "b".into(), "c".into()];
+            *settings =
+                Some(Box::new(crate::project::config::OptimizerConfig { val_repeats: 3, ..Default::default() }));
+        }
+        // Per example, the draws in repeat order.
+        let draws = |d: [[f64; 3]; 3]| -> Vec<ExampleEval> {
+            (0..3u32)
+                .flat_map(|r| {
+                    ["a", "b", "c"]
+                        .iter()
+                        .zip(d)
+                        .map(move |(id, x)| ExampleEval { repeat: r, ..eval(id, x[r as usize]) })
+                })
+                .collect()
+        };
+        let events = vec![
+            s,
+            Event::RoundStarted { round: 0, proposals: vec![], planned_after: None, merge: None },
+            added(0, vec![], 0),
+            Event::ValEvaluated {
+                candidate: 0,
+                evals: draws([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]),
+                round: None,
+            },
+            added(1, vec![0], 0),
+            Event::ValEvaluated {
+                candidate: 1,
+                evals: draws([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]),
+                round: None,
+            },
+            finished(0),
+        ];
+        let m = Model::from_events(&events);
+        assert_eq!(m.state.candidates[0].val_scores, vec![1.0, 2.0 / 3.0, 0.0]);
+        assert_eq!(m.wins_ties_losses(0, 1), (1, 2, 0));
+        assert_eq!(m.wins_ties_losses(1, 0), (0, 2, 1));
+        // Per-repeat means 2/3, 1/3, 2/3 (and 2/3, 1/3, 1/3): a standard deviation of 1/sqrt(27).
+        for c in [0, 1] {
+            assert!((m.state.val_spread(c).unwrap() - (1.0f64 / 27.0).sqrt()).abs() < 1e-12, "candidate {c}");
+        }
+    }
 }

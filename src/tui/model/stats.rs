@@ -99,6 +99,9 @@ impl Model {
         let (Some(ca), Some(cb)) = (self.state.candidates.get(a), self.state.candidates.get(b)) else {
             return (0, 0, 0);
         };
+        if !ca.val_draws.is_empty() && !cb.val_draws.is_empty() {
+            return self.wins_over_repeats(&ca.val_draws, &cb.val_draws);
+        }
         // Branch-free counts (this runs for every visible cell of the pairwise matrix each frame).
         let (mut wins, mut losses) = (0usize, 0usize);
         for (x, y) in ca.val_scores.iter().zip(&cb.val_scores) {
@@ -115,6 +118,26 @@ impl Model {
             n -= 1;
         }
         (wins, n - wins - losses, losses)
+    }
+
+    /// Wins, ties and losses when val is scored more than once (`val_repeats`): an example is a
+    /// win only when it holds over every repeat (the worst draw beats the other's best; see
+    /// `eval::repeats::beats`), a loss likewise, and a tie otherwise: a difference the draws
+    /// themselves contradict is noise, not a win.
+    fn wins_over_repeats(&self, a: &[Vec<f64>], b: &[Vec<f64>]) -> (usize, usize, usize) {
+        let (mut w, mut t, mut l) = (0, 0, 0);
+        for (_, (x, y)) in a.iter().zip(b).enumerate().filter(|(i, _)| self.state.val_counted(*i)) {
+            if x.is_empty() || y.is_empty() {
+                // Not scored there (excluded before one of them was scored).
+                continue;
+            }
+            match (crate::eval::repeats::beats(x, y), crate::eval::repeats::beats(y, x)) {
+                (true, _) => w += 1,
+                (_, true) => l += 1,
+                _ => t += 1,
+            }
+        }
+        (w, t, l)
     }
 
     /// The models the engine is waiting for (not answering), from the last status.

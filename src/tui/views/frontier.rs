@@ -257,7 +257,7 @@ impl FrontierView {
         // The table keeps the width its columns need (all objectives included); the detail pane
         // comes by default when what is left is wide enough to read a prompt in.
         let objectives: u16 = ctx.model.state.objective_names().iter().map(|n| objective_width(n) + 1).sum();
-        let table_w = (FIXED_COLUMNS + objectives + 2).max(area.width * 55 / 100);
+        let table_w = (fixed_columns(ctx.model) + objectives + 2).max(area.width * 55 / 100);
         self.wide = area.width >= table_w + DETAIL_MIN_WIDTH;
         if !self.trade_off && !self.detail_shown() {
             return self.render_table(frame, area, ctx);
@@ -310,7 +310,8 @@ impl FrontierView {
         }
         let n_fronts = m.state.front_count();
         let all_objectives = m.state.objective_names();
-        let objectives = objective_columns(&all_objectives, self.sort, inner(area).width);
+        let objectives =
+            objective_columns(&all_objectives, self.sort, inner(area).width.saturating_sub(spread_width(m)));
         let mut title = vec![Span::styled(format!(" Frontier: {} candidates", m.state.candidates.len()), theme.title)];
         title.push(Span::styled(
             format!(
@@ -389,7 +390,7 @@ impl FrontierView {
                 Cell::from(parents_label(&c.parents)),
                 Cell::from(super::origin_label(ctx.model, c)),
                 Cell::from(one_line(&changed)),
-                Cell::from(Span::styled(if scored { fmt_score(c.val_mean) } else { "…".into() }, st(val_style))),
+                Cell::from(Span::styled(val_label(m, id), st(val_style))),
                 Cell::from(format!("{held}/{n_fronts}")),
             ];
             // Each objective the natural way round; the best on it in bold.
@@ -418,7 +419,7 @@ impl FrontierView {
             Constraint::Length(9),
             Constraint::Length(8),
             Constraint::Min(9),
-            Constraint::Length(6),
+            Constraint::Length(6 + spread_width(m)),
             Constraint::Length(7),
         ];
         widths.extend(objectives.iter().map(|(_, w)| Constraint::Length(*w)));
@@ -429,6 +430,33 @@ impl FrontierView {
         let table = Table::new(visible, widths).header(header).column_spacing(1);
         frame.render_widget(table, body);
     }
+}
+
+/// A candidate's val mean, with how far it spreads over the repeats when val is scored more
+/// than once (`val_repeats`): `0.667±0.05`.
+fn val_label(m: &crate::tui::model::Model, c: crate::engine::CandidateId) -> String {
+    let rec = &m.state.candidates[c];
+    if rec.val_scores.is_empty() {
+        return "…".into();
+    }
+    match m.state.val_spread(c) {
+        Some(sd) => format!("{}±{sd:.2}", fmt_score(rec.val_mean)),
+        None => fmt_score(rec.val_mean),
+    }
+}
+
+/// What the val column needs beyond a mean's width for its spread (`±0.05`), in a run that
+/// scores val more than once.
+fn spread_width(m: &crate::tui::model::Model) -> u16 {
+    if m.state.settings.val_repeats > 1 {
+        5
+    } else {
+        0
+    }
+}
+
+fn fixed_columns(m: &crate::tui::model::Model) -> u16 {
+    FIXED_COLUMNS + spread_width(m)
 }
 
 /// The narrowest detail pane shown by default beside the table.

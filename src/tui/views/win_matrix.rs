@@ -395,11 +395,17 @@ impl MatrixView {
         if body.height < 3 || body.width <= PAIR_LABEL_W + PAIR_W {
             return;
         }
-        let info = Line::from(vec![
+        let mut info = vec![
             Span::styled(format!("#{a} vs #{b}: "), theme.accent),
             Span::styled(format!("{w} wins, {t} ties, {l} losses"), theme.text),
             Span::styled(format!(" over {} val examples", m.state.val_ids.len()), theme.muted),
-        ]);
+        ];
+        // With repeated val scoring a win must hold over every draw (see `wins_ties_losses`).
+        let repeats = m.state.settings.val_repeats;
+        if repeats > 1 && objective.is_none() {
+            info.push(Span::styled(format!(" × {repeats} draws"), theme.muted));
+        }
+        let info = Line::from(info);
         frame.render_widget(Paragraph::new(info), Rect { height: 1, ..body });
         let body = Rect { y: body.y + 1, height: body.height - 1, ..body };
         let rows_h = body.height as usize - 1;
