@@ -8,6 +8,8 @@
 #               before = the behaviour before issue 31's change, on the same binary:
 #                        adapt = false (one way of asking, no note re-ask of an unchanged answer)
 #                        and retry_max_tokens = the reflection model's max_tokens (no more room)
+#               cutoff = before, with cut-off answers used as they stood (gepa's way:
+#                        use_cut_off_answers = true), the comparison issue 31 asks best val to match
 #     TEMPLATE  gepa | compact
 #     PROJECT   a folder of sample-projects/
 #   --bin       the gepa-tui binary (build it once: cargo build --release)
@@ -46,7 +48,7 @@ rows="$here/results/rows.jsonl"
 
 for spec in "${runs[@]}"; do
   IFS=: read -r build template project seed <<<"$spec"
-  case "$build" in before|after) ;; *) echo "$spec: BUILD is before or after" >&2; exit 2 ;; esac
+  case "$build" in before|after|cutoff) ;; *) echo "$spec: BUILD is before, after or cutoff" >&2; exit 2 ;; esac
   case "$template" in gepa|compact) ;; *) echo "$spec: TEMPLATE is gepa or compact" >&2; exit 2 ;; esac
   [ -f "$root/sample-projects/$project/gepa.toml" ] || { echo "$spec: no sample-projects/$project" >&2; exit 2; }
   name="$build-$template-$project-s$seed"
@@ -65,8 +67,10 @@ for s in sections:
         m = re.search(r"(?m)^max_tokens\s*=\s*(\d+)", s)
         refl_max = int(m.group(1)) if m else None
 new = f'[reflection]\ntemplate = "{template}"\n'
-if build == "before":
+if build in ("before", "cutoff"):
     new += "adapt = false\n"
+if build == "cutoff":
+    new += "use_cut_off_answers = true\n"
     if refl_max is not None:
         new += f"retry_max_tokens = {refl_max}\n"
 out = []

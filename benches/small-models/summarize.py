@@ -94,8 +94,9 @@ def row(name, run_dir, build, template, project, seed):
 
 
 def table(path):
-    rows = [json.loads(l) for l in open(path) if l.strip()]
-    rows.sort(key=lambda r: (r["project"], r["template"], r["seed"], r["build"] != "before"))
+    # A run done again (same name) replaces its earlier row.
+    rows = list({r["name"]: r for r in (json.loads(l) for l in open(path) if l.strip())}.values())
+    rows.sort(key=lambda r: (r["project"], r["template"], r["seed"], {"before": 0, "cutoff": 1}.get(r["build"], 2)))
     print(
         "| project | template | seed | build | proposals that reflected | ended with no child "
         "| changes of course | stop | metric calls | best val (seed) | test | wall | reflection tokens (in / out) |"
