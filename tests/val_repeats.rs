@@ -260,3 +260,45 @@ fn the_frontier_shows_the_mean_and_spread_and_the_win_matrix_wins_over_every_dra
     insta::assert_snapshot!("val_repeats_pairwise_160x48", screen(&mut app, 160, 48));
     insta::assert_snapshot!("val_repeats_pairwise_80x24", screen(&mut app, 80, 24));
 }
+
+/// A person's fix of a val example scores every recorded draw again (each repeat's own output),
+/// and the example's score is the mean of the draws scored again.
+#[test]
+fn a_fixed_val_example_has_every_draw_scored_again() {
+    use gepa_tui::engine::event::HumanAction;
+    let (_t, dir) = noisy_project(OPT);
+    let (project, task) = task_for(&dir, Default::default());
+    // ex100 is a group E example: right answers say "E-ok"; from now on "not sure" is right.
+    let fix = HumanAction::FixExample {
+        split: gepa_tui::project::Split::Val,
+        example: "ex100".into(),
+        field: "expected".into(),
+        value: "not sure".into(),
+    };
+    let events = rt().block_on(async {
+        let (engine, h) = Engine::create(project, task, EngineOptions::default()).unwrap();
+        h.act(fix);
+        let out = engine.run().await.unwrap();
+        common::committed(&load_events(&out.run_dir, false).unwrap().0)
+    });
+    let at = events.iter().position(|e| matches!(e, Event::ExampleFixed { .. })).expect("the fix was taken");
+    let before = fold(&events[..at]);
+    let Event::ExampleFixed { rescored, .. } = &events[at] else { unreachable!() };
+    assert!(!before.candidates.is_empty());
+    assert_eq!(rescored.len(), 3 * before.candidates.len(), "every draw of every earlier candidate");
+    let after = fold(&events[..=at]);
+    for c in &before.candidates {
+        let old = &c.val_draws[0];
+        // Exact match flips: an output that was right ("E-ok") is wrong now, and the reverse.
+        let flipped: Vec<f64> = old.iter().map(|s| 1.0 - s).collect();
+        let again: Vec<f64> = rescored.iter().filter(|r| r.candidate == c.id).map(|r| r.eval.score).collect();
+        assert_eq!(again, flipped, "candidate {}", c.id);
+        assert_eq!(after.candidates[c.id].val_draws[0], flipped, "candidate {}", c.id);
+        let mean = flipped.iter().sum::<f64>() / 3.0;
+        assert!((after.candidates[c.id].val_scores[0] - mean).abs() < 1e-12);
+    }
+    assert!(
+        before.candidates.iter().any(|c| c.val_draws[0].iter().any(|s| *s != c.val_draws[0][0])),
+        "no draw of ex100 differed from another: the test says little"
+    );
+}
