@@ -61,6 +61,7 @@ fn events() -> Vec<Event> {
             round: c as u64,
             discovered_at: (c * EXAMPLES) as u64,
             note: None,
+            review_item: None,
         });
         let evals = (0..EXAMPLES).map(|e| ExampleEval::scored(val_ids[e].clone(), score(c, e))).collect();
         out.push(Event::ValEvaluated { candidate: c, evals, round: None });

@@ -247,8 +247,11 @@ terminal to ask on it refuses unless --yes is given. Files are replaced atomical
 
 With --blame it writes nothing: it prints the candidate's texts with, beside each line, the \
 candidate and round that first wrote it (followed down the lineage from the seed with a line \
-diff), then what wrote each of those candidates: a reflection, with the minibatch examples and the \
-feedback it read and a person's guidance if any; a person's own edit, with its note; or a merge.
+diff; ✎ marks a line a person wrote), then what wrote each of those candidates: a reflection, with \
+the minibatch examples and the feedback it read, a person's guidance if any, and the review item it \
+was if a person approved it; a person's own edit, with its note; or a merge. A review item a person \
+edited before approving it has two writers: the lines its reflection wrote stay the reflection's \
+(in the round it was proposed), the lines the person changed are the person's edit.
 
 The ids of a run's candidates are in the workbench's Frontier view and in RUN/result.json, which \
 also names each objective's best candidate and the non-dominated ones.

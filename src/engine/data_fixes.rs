@@ -543,6 +543,7 @@ mod tests {
             round: 0,
             discovered_at: 0,
             note: None,
+            review_item: None,
         }
     }
 

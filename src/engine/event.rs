@@ -426,6 +426,10 @@ pub enum Event {
         /// Why a person added it, or how a reviewed item got here ("approved", "edited before approval").
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// The review item it was, when a person approved it or edited it before approval (absent
+        /// in older logs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        review_item: Option<u64>,
     },
     /// A child waits in the review queue instead of being scored on val.
     ReviewQueued { item: ReviewItem },

@@ -222,6 +222,7 @@ mod tests {
             round,
             discovered_at: 0,
             note: None,
+            review_item: None,
         }))
     }
 

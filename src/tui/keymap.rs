@@ -128,6 +128,12 @@ impl Action {
             (Layer::Input, Open) => "send the text (a filter or a search: keep it and close the line)",
             (Layer::Input, Back) => "cancel (a filter or a search: clear it)",
             (Layer::Frontier | Layer::Candidate, Edit) => "edit the candidate's texts into a new candidate",
+            (Layer::Candidate, Up) => "blame: the line above (else: scroll up)",
+            (Layer::Candidate, Down) => "blame: the line below (else: scroll down)",
+            (Layer::Candidate, Open) => {
+                "blame: who wrote the selected line: its reflection and the minibatch feedback it read, a person's guidance, approval or edit (else: the candidate's val traces)"
+            }
+            (Layer::Candidate, Back) => "blame: close the selected line's writer",
             (Layer::Review, Edit) => "edit the item's texts, then approve",
             // In its own table, "frontier: …" needs no "frontier:" (a view key keeps its view's name).
             (
@@ -160,6 +166,9 @@ impl Action {
             (Layer::Frontier, Search) => "filter",
             (Layer::WinMatrix, Sort) => "order examples",
             (Layer::Reflections, Open) => "open child",
+            (Layer::Candidate, Open) => "who wrote it",
+            (Layer::Candidate, Down) => "next line",
+            (Layer::Candidate, Back) => "close",
             (Layer::Reflections, OpenTraces) => "minibatch traces",
             (Layer::Reflections, PageDown) => "scroll",
             (Layer::Traces, Left) => "prev",

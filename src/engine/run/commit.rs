@@ -77,6 +77,7 @@ impl Engine {
                     round,
                     discovered_at: self.state.metric_calls + calls_before,
                     note: c.note,
+                    review_item: c.review_item,
                 },
                 false,
             )?;
@@ -206,7 +207,14 @@ impl Engine {
                 let (evals, calls, cost) =
                     sh.evaluate(gen, &place, &texts, &val, EvalSplit::Val, None, sh.repeats(EvalSplit::Val)).await?;
                 let note = name.map(|n| format!("a seed candidate, from {}/{n}/", crate::project::SEEDS_DIR));
-                let seed = NewCandidate { texts, parents: vec![], origin: Origin::Seed, changed: vec![], note };
+                let seed = NewCandidate {
+                    texts,
+                    parents: vec![],
+                    origin: Origin::Seed,
+                    changed: vec![],
+                    note,
+                    review_item: None,
+                };
                 out.scored.push((seed, evals, out.calls, None));
                 out.calls += calls;
                 out.cost += cost;

@@ -195,6 +195,7 @@ impl Engine {
                     origin,
                     changed: it.changed.clone(),
                     note: Some(format!("approved by a person (review item {n})")),
+                    review_item: Some(*n),
                 })
             }
             HumanAction::Edit { item: n, texts } => {
@@ -205,6 +206,7 @@ impl Engine {
                     origin: Origin::Human,
                     changed: changed_from(texts, it.parents.first()),
                     note: Some(format!("edited by a person before approval (review item {n})")),
+                    review_item: Some(*n),
                 })
             }
             HumanAction::AddCandidate { texts, parents, origin, note } => Some(NewCandidate {
@@ -213,6 +215,7 @@ impl Engine {
                 origin: *origin,
                 changed: changed_from(texts, parents.first()),
                 note: Some(note.clone()),
+                review_item: None,
             }),
             HumanAction::Veto { .. }
             | HumanAction::SetPolicy { .. }

@@ -445,4 +445,6 @@ struct NewCandidate {
     origin: Origin,
     changed: Vec<String>,
     note: Option<String>,
+    /// The review item a person approved or edited into it.
+    review_item: Option<u64>,
 }

@@ -599,8 +599,14 @@ impl Shared {
                 reasoning,
                 cost_usd: r.cost,
             };
-            let cand =
-                NewCandidate { texts: child, parents: vec![p.parent], origin: Origin::Mutation, changed, note: None };
+            let cand = NewCandidate {
+                texts: child,
+                parents: vec![p.parent],
+                origin: Origin::Mutation,
+                changed,
+                note: None,
+                review_item: None,
+            };
             r.accepted = Some((cand, item));
         } else {
             self.emit_in(gen, finish(ProposalOutcome::Rejected { parent_sum, child_sum }, Some(child)), false)?;
@@ -796,6 +802,7 @@ impl Shared {
                 origin: Origin::Merge,
                 changed: job.changed.clone(),
                 note: None,
+                review_item: None,
             };
             let item = ReviewItem {
                 item: 0,

@@ -204,7 +204,7 @@ impl RunState {
                 self.review_queue.push(item.clone());
             }
             Event::Human { action, .. } => self.apply_human(action),
-            Event::CandidateAdded { id, texts, parents, origin, changed, round, discovered_at, note } => {
+            Event::CandidateAdded { id, texts, parents, origin, changed, round, discovered_at, note, .. } => {
                 debug_assert_eq!(*id, self.candidates.len());
                 self.candidates.push(CandidateRecord {
                     id: *id,
@@ -547,6 +547,7 @@ mod tests {
                 round: c as u64,
                 discovered_at: 0,
                 note: None,
+                review_item: None,
             });
             let evals = (0..3).map(|i| eval(i, main[i], main[i], short[i])).collect();
             s.apply(&Event::ValEvaluated { candidate: c, evals, round: None });

@@ -102,6 +102,8 @@ pub struct Model {
     pub decisions: Vec<(u64, HumanAction)>,
     /// Candidates whose proposal a person guided with a note (`guide`).
     pub guided_children: std::collections::BTreeSet<CandidateId>,
+    /// What wrote each candidate (blame), folded as rounds commit.
+    pub authorship: crate::engine::blame::Authorship,
     /// What the run's forecast is made from (`engine::forecast`): the project's settings, and one
     /// metric call estimated from its prompt sizes until the seed's val scores say better.
     pub forecast_basis: Option<(crate::engine::forecast::Plan, crate::engine::forecast::PerCall)>,
@@ -265,6 +267,7 @@ impl Model {
             }
             _ => {}
         }
+        self.authorship.commit(&p);
         self.state.apply(&p);
     }
 
@@ -329,6 +332,7 @@ mod tests {
             round,
             discovered_at: 0,
             note: None,
+            review_item: None,
         }
     }
 

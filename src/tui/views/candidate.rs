@@ -63,11 +63,18 @@ pub struct CandidateView {
     pub diff: DiffMode,
     pub compare: CandidateId,
     pub scroll: Scroll,
+    /// Blame mode's line cursor and the writer pane.
+    pub blame: super::blame::BlameView,
 }
 
 impl Default for CandidateView {
     fn default() -> Self {
-        CandidateView { diff: DiffMode::Parent, compare: 0, scroll: Scroll::default() }
+        CandidateView {
+            diff: DiffMode::Parent,
+            compare: 0,
+            scroll: Scroll::default(),
+            blame: super::blame::BlameView::default(),
+        }
     }
 }
 
@@ -75,6 +82,7 @@ impl CandidateView {
     /// A newly selected candidate shows from the top, compared with its first parent.
     pub fn on_select(&mut self, m: &Model, c: CandidateId) {
         self.scroll.reset();
+        self.blame.reset();
         if let Some(rec) = m.state.candidates.get(c) {
             self.compare = rec.parents.first().copied().unwrap_or(c);
         }
@@ -89,6 +97,11 @@ impl CandidateView {
 
     pub fn handle(&mut self, action: Action, ctx: &Ctx) -> Outcome {
         let n_c = ctx.n_candidates();
+        if self.diff == DiffMode::Blame {
+            if let Some(out) = self.blame.handle(action) {
+                return out;
+            }
+        }
         match action {
             Action::Up | Action::ScrollUp => self.scroll.by(-1),
             Action::Down | Action::ScrollDown => self.scroll.by(1),
@@ -101,7 +114,10 @@ impl CandidateView {
                 self.diff = match self.diff {
                     DiffMode::Off => DiffMode::Parent,
                     DiffMode::Parent => DiffMode::Other,
-                    DiffMode::Other => DiffMode::Blame,
+                    DiffMode::Other => {
+                        self.blame.reset();
+                        DiffMode::Blame
+                    }
                     DiffMode::Blame => DiffMode::Off,
                 };
             }
@@ -126,7 +142,19 @@ impl CandidateView {
 
     pub fn hints(&self) -> Vec<Action> {
         use Action::*;
-        vec![Diff, ComparePrev, CompareNext, Edit, Guide]
+        match (self.diff, self.blame.open) {
+            (DiffMode::Blame, false) => vec![Down, Open, Diff, Edit, Guide],
+            (DiffMode::Blame, true) => vec![Down, Back, Diff, Edit, Guide],
+            _ => vec![Diff, ComparePrev, CompareNext, Edit, Guide],
+        }
+    }
+
+    /// A click in blame mode puts the line cursor on the line clicked.
+    pub fn click(&mut self, pos: ratatui::layout::Position) -> Outcome {
+        match self.diff {
+            DiffMode::Blame => self.blame.click(pos),
+            _ => Outcome::Ignored,
+        }
     }
 
     fn diff_target(&self, ctx: &Ctx) -> Option<CandidateId> {
@@ -137,73 +165,6 @@ impl CandidateView {
             DiffMode::Other => Some(self.compare).filter(|c| *c != ctx.selected && *c < ctx.n_candidates()),
         }
     }
-}
-
-/// The selected candidate's texts with, beside each line, the candidate and round that first
-/// wrote it (`engine::blame`), then who wrote each of those: the reflection and the feedback it
-/// read, a person's guidance, or a person's own edit.
-pub fn blame_body(ctx: &Ctx) -> Vec<Line<'static>> {
-    let (m, theme) = (ctx.model, ctx.theme);
-    let id = ctx.selected;
-    let mut lines = Vec::new();
-    let mut who: Vec<CandidateId> = Vec::new();
-    for name in &m.state.components {
-        lines.push(heading(format!("── {} ──", one_line(name)), theme));
-        for l in crate::engine::blame::blame(&m.state, id, name) {
-            let round = m.state.candidates.get(l.by).map_or(0, |c| c.round);
-            let style = if l.by == id { theme.diff_added } else { theme.accent };
-            lines.push(Line::from(vec![
-                Span::styled(format!("#{:<3} r{:<3}│ ", l.by, round), style),
-                Span::styled(one_line(&l.text), theme.text),
-            ]));
-            if !who.contains(&l.by) {
-                who.push(l.by);
-            }
-        }
-        lines.push(Line::raw(""));
-    }
-    who.sort();
-    lines.push(heading("── who wrote the lines ──".to_string(), theme));
-    for c in who {
-        let a = author_of(m, c);
-        lines.push(Line::styled(one_line(&a.describe(c)), theme.text));
-        for (component, fed) in &a.reflections {
-            lines.push(Line::styled(format!("  it read, for {}:", one_line(component)), theme.muted));
-            for (example, feedback) in fed {
-                let f = crate::text::truncate_chars(&one_line(feedback), 120);
-                lines.push(Line::styled(format!("    {}: {f}", one_line(example)), theme.muted));
-            }
-        }
-    }
-    lines
-}
-
-/// What wrote candidate `c`, from the workbench's model: its record, and the proposal it came
-/// from (the reflections' datasets, the minibatch, a person's guidance).
-fn author_of(m: &Model, c: CandidateId) -> crate::engine::blame::Author {
-    let Some(rec) = m.state.candidates.get(c) else { return Default::default() };
-    let mut a = crate::engine::blame::Author {
-        round: rec.round,
-        origin: Some(rec.origin),
-        parent: rec.parents.first().copied(),
-        note: rec.note.clone(),
-        ..Default::default()
-    };
-    if let Some(p) = m.proposals.iter().find(|p| p.child == Some(c) && p.merge.is_none()) {
-        a.guided = p.guide.as_ref().map(|g| g.note.clone());
-        for r in &p.reflections {
-            let fed = r
-                .dataset
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    (p.minibatch.get(i).cloned().unwrap_or_else(|| format!("example {}", i + 1)), d.feedback.clone())
-                })
-                .collect();
-            a.reflections.insert(r.component.clone(), fed);
-        }
-    }
-    a
 }
 
 /// The selected candidate's texts, each diffed word by word against `target`'s when given.
@@ -252,13 +213,18 @@ impl CandidateView {
             );
             return;
         };
-        let (text_area, tree_area) = if area.width >= 110 {
+        let wide = area.width >= 110;
+        let blame_open = self.diff == DiffMode::Blame && self.blame.open;
+        let (text_area, tree_area) = if wide {
             let [a, b] = Layout::horizontal([Constraint::Min(40), Constraint::Length(44)]).areas(area);
-            (a, b)
+            (a, Some(b))
+        } else if blame_open {
+            // The writer of a line needs the room more than the lineage does.
+            (area, None)
         } else {
             let h = (area.height / 3).clamp(4, 8);
             let [a, b] = Layout::vertical([Constraint::Min(5), Constraint::Length(h)]).areas(area);
-            (a, b)
+            (a, Some(b))
         };
 
         let target = self.diff_target(ctx);
@@ -275,14 +241,24 @@ impl CandidateView {
         title.push(Span::styled(
             match (self.diff, target) {
                 (DiffMode::Off, _) => "· no diff ".to_string(),
-                (DiffMode::Blame, _) => "· blame: who wrote each line ".to_string(),
+                (DiffMode::Blame, _) => format!(
+                    "· blame · {}: who wrote the line ",
+                    ctx.keymap.describe_in(crate::tui::keymap::Layer::Candidate, Action::Open)
+                ),
                 (_, Some(t)) => format!("· diff against #{t} "),
                 (DiffMode::Parent, None) => "· the seed has no parent ".to_string(),
                 (DiffMode::Other, None) => "· choose a candidate to compare with [ ] ".to_string(),
             },
             theme.accent,
         ));
-        let lines = if self.diff == DiffMode::Blame { blame_body(ctx) } else { text_body(ctx, target) };
+        if let Some(t) = tree_area {
+            render_lineage(frame, t, m, rec.id, theme);
+        }
+        if self.diff == DiffMode::Blame {
+            self.blame.render(frame, text_area, Line::from(title), ctx);
+            return;
+        }
+        let lines = text_body(ctx, target);
         let body_area = super::inner(text_area);
         let at = self.scroll.at(super::wrapped_rows(&lines, body_area.width), body_area.height);
         frame.render_widget(
@@ -293,7 +269,6 @@ impl CandidateView {
             )),
             text_area,
         );
-        render_lineage(frame, tree_area, m, rec.id, theme);
     }
 }
 

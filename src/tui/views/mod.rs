@@ -14,6 +14,7 @@
 //! helpers here) before it is drawn.
 
 pub mod attach_bar;
+pub mod blame;
 pub mod candidate;
 pub mod dashboard;
 pub mod editor;
@@ -214,7 +215,8 @@ impl Views {
             View::Traces => self.traces.click(pos, ctx),
             View::Review => self.review.click(pos, ctx),
             View::Reflections => self.reflections.click(pos, ctx),
-            View::Dashboard | View::Candidate => Outcome::Ignored,
+            View::Candidate => self.candidate.click(pos),
+            View::Dashboard => Outcome::Ignored,
         }
     }
 
