@@ -396,6 +396,17 @@ mod tests {
         assert!(f.priced && f.total_usd().mid > f.task_usd.mid);
     }
 
+    /// With `val_repeats = 3` a val pass is 30 metric calls: the seed takes 30 of the 100, and a
+    /// likely proposal 3 × 0.75 + 3 + 0.25 × 30 = 12.75, so the 70 left buy 70 / 12.75.
+    #[test]
+    fn a_repeated_val_pass_costs_k_times_the_val_examples() {
+        let mut p = plan();
+        p.config.optimizer.val_repeats = 3;
+        let f = p.forecast(per_call(0.0));
+        assert_eq!(f.seed_calls, 30);
+        assert!((f.proposals.mid - 70.0 / 12.75).abs() < 0.01, "{:?}", f.proposals);
+    }
+
     /// A seed already perfect on most examples makes most proposals skip: more of them, fewer reflections each.
     #[test]
     fn perfect_parents_skip_their_reflection() {
