@@ -1222,9 +1222,14 @@ impl gepa_tui::llm::ChatBackend for TimedServer {
 /// A run against `server` (task and reflection model alike) with tokio's clock paused, so every
 /// wait is the server's alone and exact: the result, the run's time on that clock, its events.
 fn run_on_clock(opt: &str, server: TimedServer) -> (RunResult, std::time::Duration, Vec<Event>) {
+    run_on_clock_at(opt, Arc::new(server))
+}
+
+/// `run_on_clock` with the server kept by the caller (to read its count of requests).
+fn run_on_clock_at(opt: &str, server: Arc<TimedServer>) -> (RunResult, std::time::Duration, Vec<Event>) {
     let (_t, dir) = project(opt);
     let project = Arc::new(gepa_tui::project::Project::load(&dir).unwrap());
-    let server: Arc<dyn gepa_tui::llm::ChatBackend> = Arc::new(server);
+    let server: Arc<dyn gepa_tui::llm::ChatBackend> = server;
     let models = gepa_tui::llm::Models::from_config(
         &project.config.models,
         gepa_tui::llm::ModelsOptions {
@@ -1270,6 +1275,32 @@ fn a_cold_first_burst_does_not_stop_the_defaults_planning_ahead() {
     assert!(planned_ahead(&events) >= 3, "{} rounds planned ahead", planned_ahead(&events));
     assert!(auto_time < one_time, "defaults {auto_time:?}, pipeline_lag = 1 {one_time:?}");
     assert_eq!(comparable(auto), comparable(one));
+}
+
+/// With the lag left to the engine, planning ahead pays for the work it drops only up to a share of
+/// what the committed work asks: against a parallel server the defaults ask at most a third more
+/// requests than the sequential loop (`pipeline_lag = 1`, which drops nothing), where four rounds
+/// in flight ask more than half as many again, and they are still faster, with the same result.
+#[test]
+fn the_defaults_pay_for_a_bounded_share_of_dropped_work() {
+    for seed in [0, 7] {
+        let opt = format!("max_metric_calls = 200\nseed = {seed}");
+        let run = |extra: &str| {
+            let server = Arc::new(TimedServer { slots: None, cold: false, requests: 0.into() });
+            let (r, took, events) = run_on_clock_at(&format!("{opt}{extra}"), server.clone());
+            (r, took, events, server.requests.load(std::sync::atomic::Ordering::SeqCst))
+        };
+        let (auto, auto_time, events, auto_asked) = run("");
+        let (one, one_time, _, one_asked) = run("\npipeline_lag = 1");
+        let (four, _, _, four_asked) = run("\npipeline_lag = 4");
+        eprintln!("seed {seed}: asked {auto_asked} (defaults), {one_asked} (lag 1), {four_asked} (lag 4); {auto_time:?} vs {one_time:?}; {} planned ahead", planned_ahead(&events));
+        assert!(planned_ahead(&events) >= 3, "seed {seed}: {} rounds planned ahead", planned_ahead(&events));
+        assert!(auto_time < one_time, "seed {seed}: defaults {auto_time:?}, pipeline_lag = 1 {one_time:?}");
+        assert!(3 * auto_asked <= 4 * one_asked, "seed {seed}: the defaults asked {auto_asked}, lag 1 {one_asked}");
+        assert!(2 * four_asked > 3 * one_asked, "seed {seed}: lag 4 asked {four_asked}, lag 1 {one_asked}");
+        assert_eq!(comparable(auto), comparable(one.clone()), "seed {seed}");
+        assert_eq!(comparable(four), comparable(one), "seed {seed}");
+    }
 }
 
 /// Against a server that answers one request at a time, planning ahead would only queue work in

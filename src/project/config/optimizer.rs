@@ -56,8 +56,11 @@ pub enum ComponentSelection {
     All,
 }
 
-/// Rounds in flight at most when `pipeline_lag` is not written.
-pub const DEFAULT_PIPELINE_LAG: usize = 4;
+/// Rounds in flight at most when `pipeline_lag` is not written. Two, not four: work planned ahead
+/// and dropped is paid for, and against a parallel mock (BENCHMARKS.md, 2026-12-07 "bills") four
+/// rounds asked 1.54× the sequential loop's requests, two 1.14×, for 1.2–1.3× the wall of four
+/// (and the same wall behind a concurrency cap). A default must be safe on a paid API.
+pub const DEFAULT_PIPELINE_LAG: usize = 2;
 
 /// Which Pareto fronts parent selection, domination removal and the merge pool work over
 /// (gepa's `frontier_type`, core/state.py).
