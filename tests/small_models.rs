@@ -451,3 +451,58 @@ fn check_warns_when_the_reflection_model_has_little_room_for_the_template() {
     assert!(!check(&small.replace("max_tokens = 100", "max_tokens = 1000")).contains("is small for"));
     assert!(!check(&toml).contains("is small for"));
 }
+
+/// A reflection model that, as a 1.5B model often does with gepa's template, answers a request
+/// for input instead of an instruction; once the engine turned to the compact template, the
+/// usual scripted answer (the text plus the rules the feedback names).
+fn asking_back_reflection(asked: Asked) -> Arc<ScriptedBackend> {
+    Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+        asked.lock().unwrap().push(req.clone());
+        let prompt = &req.messages[0].content;
+        if prompt.contains("I provided an assistant with the following instructions") {
+            Ok::<_, AttemptError>("Certainly! Please provide the new instruction.".to_string())
+        } else {
+            Ok(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
+        }
+    }))
+}
+
+#[test]
+fn an_answer_with_no_instruction_makes_no_child_and_the_run_turns_to_the_other_template() {
+    // A seed of a few lines (the rule measures the answer against the parent's length).
+    let seed = "Answer each question about the product catalogue in one short line. Name the group the \
+                question is about, then the answer. Be exact; when unsure, say so.";
+    let (_t, dir) = project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
+    std::fs::write(dir.join("prompts/instruction.md"), seed).unwrap();
+    std::fs::write(dir.join("prompts/format.md"), seed).unwrap();
+    let (r, events) = run(&dir, asking_back_reflection(Arc::default()), None);
+    let all = outcomes(&events);
+    // The first proposals make no child: nothing is spent testing "Please provide …".
+    assert!(all.len() >= 4, "{all:?}");
+    assert!(all[..4].iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
+    let steps = adaptations(&events);
+    assert_eq!(
+        steps.first().map(|s| (&s.1, s.2)),
+        Some((&AdaptStep::Template { template: TemplateKind::Compact }, NoChild::Empty)),
+        "{steps:?}"
+    );
+    // On the compact template the reflections learn: the run improves on its seed.
+    assert!(all.iter().any(|o| matches!(o, ProposalOutcome::Accepted { .. })), "{all:?}");
+    assert!(r.candidates > 1, "{r:?}");
+    let children: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reflection { new_text, .. } => Some(new_text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!children.contains(&"Certainly! Please provide the new instruction."), "{children:?}");
+
+    // adapt = false keeps gepa's way: the answer whole is the child's text, tested and rejected.
+    let (_t, dir) = project("max_metric_calls = 60\nseed = 3", "template = \"gepa\"\nadapt = false");
+    std::fs::write(dir.join("prompts/instruction.md"), seed).unwrap();
+    std::fs::write(dir.join("prompts/format.md"), seed).unwrap();
+    let (_, events) = run(&dir, asking_back_reflection(Arc::default()), None);
+    let all = outcomes(&events);
+    assert!(all.iter().all(|o| matches!(o, ProposalOutcome::Rejected { .. })), "{all:?}");
+}

@@ -35,7 +35,7 @@ pub enum NoChild {
     CutOff,
     /// The answer was the parent's text.
     Unchanged,
-    /// The answer held no text.
+    /// The answer held no text, or no instruction (`reflect::holds_no_instruction`).
     Empty,
     /// The reflection call failed for this request.
     Failed,
@@ -127,9 +127,12 @@ impl Allowed {
             .filter(|_| self.truncation_retries > 0)
             .map(|n| AdaptStep::RetryTokens { max_tokens: n.saturating_mul(2) });
         // More room helps only an answer that was cut off.
+        // A re-ask's temperature helps an answer that is re-asked (unchanged); an answer with no
+        // instruction is not re-asked: the other template first.
         let order = match why {
             NoChild::CutOff => [tokens, template, temperature],
-            NoChild::Unchanged | NoChild::Empty => [temperature, template, None],
+            NoChild::Unchanged => [temperature, template, None],
+            NoChild::Empty => [template, temperature, None],
             NoChild::Failed => [template, temperature, None],
         };
         let kind = |s: &AdaptStep| std::mem::discriminant(s);

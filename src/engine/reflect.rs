@@ -199,6 +199,19 @@ pub fn build_prompt(template: &str, current: &str, records: &[ReflectiveRecord],
     p
 }
 
+/// An answer that holds no instruction: the template asks for the new text in ``` blocks, the
+/// answer has no fence at all, and what it says is under a quarter of the parent's words. A small
+/// model given gepa's template often answers like this ("Certainly! Please provide the new
+/// instruction.", 9 tokens against a 110-token parent: 10 of 16 proposals of a 1.5B model on
+/// support-triage); gepa's `output_extractor` takes such text whole as the new instruction, which
+/// then costs a minibatch evaluation to be rejected. An unfenced answer of a fair length (a model
+/// that leaves out the fence) is still the new text, and a template that asks for no fence is
+/// never judged this way.
+pub fn holds_no_instruction(template: &str, answer: &str, parent: &str) -> bool {
+    let words = |s: &str| s.split_whitespace().count();
+    template.contains("```") && !answer.contains("```") && words(answer) * 4 < words(parent)
+}
+
 /// The text between the first and the last ``` fence, without a language tag; unfenced or
 /// half-fenced answers handled as gepa's `output_extractor` does.
 pub fn extract_instruction(answer: &str) -> String {
@@ -228,6 +241,27 @@ pub fn extract_instruction(answer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_unfenced_answer_to_a_template_asking_for_a_fence_holds_no_instruction() {
+        let parent = "Route the customer message to one team and one priority. Teams: billing, tech, \
+                      account, shipping. Priorities: low, normal, high. A refund over $500 is high; a lost \
+                      package is shipping/normal. Reply with JSON holding team and priority.";
+        let gepa = builtin_template(crate::project::config::TemplateKind::Gepa);
+        let compact = builtin_template(crate::project::config::TemplateKind::Compact);
+        for t in [gepa, compact] {
+            assert!(t.contains("```"), "the built-in templates ask for a fence");
+            assert!(holds_no_instruction(t, "Certainly! Please provide the new instruction.", parent));
+            // Fenced, however short: the model answered in the format asked.
+            assert!(!holds_no_instruction(t, "```\nBe brief.\n```", parent));
+            // Unfenced but of a fair length: an instruction without its fence, used whole.
+            let long = "Route each message to one team (billing, tech, account, shipping) and a priority.";
+            assert!(!holds_no_instruction(t, long, parent));
+        }
+        // A template of the user's that asks for no fence: short unfenced answers are its format.
+        let own = "Improve:\n<curr_instructions>\n<inputs_outputs_feedback>\nAnswer with the new text only.";
+        assert!(!holds_no_instruction(own, "Be brief.", parent));
+    }
 
     #[test]
     fn extracts_between_first_and_last_fence() {

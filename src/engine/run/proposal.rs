@@ -12,7 +12,8 @@ use crate::engine::event::{
 };
 use crate::engine::handle::Halted;
 use crate::engine::reflect::{
-    build_prompt, builtin_template, extract_instruction, is_cut_off, unchanged_note, ReflectiveRecord, CUT_OFF_NOTE,
+    build_prompt, builtin_template, extract_instruction, holds_no_instruction, is_cut_off, unchanged_note,
+    ReflectiveRecord, CUT_OFF_NOTE,
 };
 use crate::eval::ExampleEval;
 use crate::llm::{ChatRequest, Draw, Message};
@@ -498,6 +499,14 @@ impl Shared {
                 } else {
                     Some(extract_instruction(&reply.text))
                 };
+            }
+            // A reply with no instruction in it is no new text (adapt = false: gepa's way, the
+            // reply whole is the child's text).
+            if self.allowed.adapt
+                && new_text.is_some()
+                && holds_no_instruction(template_of(component), &reply.text, &parent[component])
+            {
+                new_text = Some(String::new());
             }
             r.cost += reply.cost_usd;
             let cut = new_text.is_none();
