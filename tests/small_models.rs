@@ -506,3 +506,56 @@ fn an_answer_with_no_instruction_makes_no_child_and_the_run_turns_to_the_other_t
     let all = outcomes(&events);
     assert!(all.iter().all(|o| matches!(o, ProposalOutcome::Rejected { .. })), "{all:?}");
 }
+
+/// A reflection model that answers gepa's template with a request for input, and writes the
+/// instruction (the usual scripted answer) once told its answer held none, as the local 1.5B
+/// model did in 2 of 3 tries.
+fn told_reflection(asked: Asked) -> Arc<ScriptedBackend> {
+    Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+        asked.lock().unwrap().push(req.clone());
+        let told = req.messages.get(2).is_some_and(|m| m.content.contains("held no new instruction"));
+        if told {
+            Ok::<_, AttemptError>(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
+        } else {
+            Ok("Certainly! Please provide the inputs for the new task.".to_string())
+        }
+    }))
+}
+
+#[test]
+fn an_answer_with_no_instruction_is_asked_again_with_a_note_and_its_child_tested() {
+    let seed = "Answer each question about the product catalogue in one short line. Name the group the \
+                question is about, then the answer. Be exact; when unsure, say so.";
+    let (_t, dir) = project("max_metric_calls = 120\nseed = 3", "template = \"gepa\"");
+    std::fs::write(dir.join("prompts/instruction.md"), seed).unwrap();
+    std::fs::write(dir.join("prompts/format.md"), seed).unwrap();
+    let asked: Asked = Arc::default();
+    let (r, events) = run(&dir, told_reflection(asked.clone()), None);
+    // Each non-answer was asked again once, as the next turn: the question, the non-answer, a note.
+    let asked = asked.lock().unwrap();
+    let reasks: Vec<&ChatRequest> = asked.iter().filter(|q| q.messages.len() == 3).collect();
+    assert_eq!(reasks.len() * 2, asked.len(), "one re-ask per first answer: {:?}", outcomes(&events));
+    for q in &reasks {
+        assert_eq!(q.messages[1].content, "Certainly! Please provide the inputs for the new task.");
+        assert!(q.messages[2].content.starts_with("Your answer held no new instruction."), "{:?}", q.messages[2]);
+    }
+    let empties: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reflection { empty_answers, .. } => Some(empty_answers.len()),
+            _ => None,
+        })
+        .collect();
+    assert!(!empties.is_empty() && empties.iter().all(|n| *n == 1), "{empties:?}");
+    // Every proposal made a child that was tested, so the run never had to change course.
+    let outs = outcomes(&events);
+    assert!(outs.iter().all(|o| o.no_child() == Some(None)), "{outs:?}");
+    assert!(outs.iter().any(|o| matches!(o, ProposalOutcome::Accepted { .. })), "{outs:?}");
+    assert!(adaptations(&events).is_empty());
+    assert!(r.candidates > 1, "{r:?}");
+
+    // A replay from the recorded replies asks and ends the same.
+    let (replayed, again) = run(&dir, told_reflection(Arc::default()), Some(&r.run_id));
+    assert_eq!(outcomes(&again), outs);
+    assert_eq!((replayed.best_val_score, replayed.metric_calls), (r.best_val_score, r.metric_calls));
+}

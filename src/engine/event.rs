@@ -356,6 +356,10 @@ pub enum Event {
         /// naming the examples the parent failed; in `cost_usd` and `usage` too.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unchanged_answers: Vec<String>,
+        /// Earlier answers that held no instruction ("Certainly! Please provide the new
+        /// instruction."), asked again with a note saying so; in `cost_usd` and `usage` too.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        empty_answers: Vec<String>,
         /// When some attempts (not all: see `cached`) were served from the response cache, the
         /// part of `cost_usd` they would have cost.
         #[serde(default, skip_serializing_if = "crate::system::is_zero")]

@@ -79,6 +79,12 @@ pub fn unchanged_note(records: &[ReflectiveRecord], failed: &[usize]) -> String 
     note
 }
 
+/// The note an answer that held no instruction (`holds_no_instruction`) is asked again with, as
+/// the next turn of the conversation. A 1.5B model that answered gepa's template with "Certainly!
+/// Please provide the inputs for the new task." wrote an instruction when told this, in 2 of 3
+/// tries (support-triage, temperature 0).
+pub const NO_INSTRUCTION_NOTE: &str = "Your answer held no new instruction. Write the new instruction for the assistant now, using the examples and feedback above: reply with only the new instruction inside one ``` block.";
+
 /// An answer cut off at max_tokens, or with a ``` fence opened and never closed, holds half a
 /// prompt at best: it is not used. Fences are read as Markdown (CommonMark) reads them: a fence
 /// is a line that starts with ```; a ``` inside a line is text, and inside an open block a fence
@@ -200,17 +206,30 @@ pub fn build_prompt(template: &str, current: &str, records: &[ReflectiveRecord],
 }
 
 /// An answer that holds no instruction: the template asks for the new text in ``` blocks, the
-/// answer has no fence at all, and what it says is under a quarter of the parent's words. A small
-/// model given gepa's template often answers like this ("Certainly! Please provide the new
-/// instruction.", 9 tokens against a 110-token parent: 10 of 16 proposals of a 1.5B model on
-/// support-triage); gepa's `output_extractor` takes such text whole as the new instruction, which
-/// then costs a minibatch evaluation to be rejected. An unfenced answer of a fair length (a model
-/// that leaves out the fence) is still the new text, and a template that asks for no fence is
-/// never judged this way.
+/// answer has no fence at all, and it is either under a quarter of the parent's words, or short
+/// (under `SHORT_ANSWER_WORDS`) and shares no word of four letters or more with the parent. A
+/// small model given gepa's template often answers like this: "Certainly! Please provide the
+/// inputs for the new task." (6 to 9 words; 82 of the 1.5B model's 95 unfenced answers on
+/// support-triage and math-word-problems, whose seeds are 31 and 5 words long), while its
+/// unfenced instructions ran from 75 to 232 words. gepa's `output_extractor` takes such text whole
+/// as the new instruction, which then costs a minibatch evaluation to be rejected. An unfenced
+/// answer of a fair length, or a short one that speaks of what the parent speaks of (a model that
+/// leaves out the fence), is still the new text, and a template that asks for no fence is never
+/// judged this way.
 pub fn holds_no_instruction(template: &str, answer: &str, parent: &str) -> bool {
-    let words = |s: &str| s.split_whitespace().count();
-    template.contains("```") && !answer.contains("```") && words(answer) * 4 < words(parent)
+    fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+        s.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+    }
+    let n = words(answer).count();
+    let of_parent: std::collections::HashSet<String> = words(parent).filter(|w| w.chars().count() >= 4).collect();
+    let unrelated = || words(answer).filter(|w| w.chars().count() >= 4).all(|w| !of_parent.contains(&w));
+    template.contains("```")
+        && !answer.contains("```")
+        && (n * 4 < words(parent).count() || (n < SHORT_ANSWER_WORDS && unrelated()))
 }
+
+/// Words under which an unfenced answer that shares no word with the parent holds no instruction.
+pub const SHORT_ANSWER_WORDS: usize = 20;
 
 /// The text between the first and the last ``` fence, without a language tag; unfenced or
 /// half-fenced answers handled as gepa's `output_extractor` does.
@@ -257,6 +276,12 @@ mod tests {
             // Unfenced but of a fair length: an instruction without its fence, used whole.
             let long = "Route each message to one team (billing, tech, account, shipping) and a priority.";
             assert!(!holds_no_instruction(t, long, parent));
+            // However short the parent, an answer that speaks of something else holds none …
+            let seed = "Solve the math word problem.";
+            assert!(holds_no_instruction(t, "Certainly! Please provide the inputs for the task.", seed));
+            assert!(holds_no_instruction(t, "Certainly! Please provide the inputs for the new task.", parent));
+            // … and a short one about the task is an instruction, unfenced.
+            assert!(!holds_no_instruction(t, "Solve the problem step by step, then give the number.", seed));
         }
         // A template of the user's that asks for no fence: short unfenced answers are its format.
         let own = "Improve:\n<curr_instructions>\n<inputs_outputs_feedback>\nAnswer with the new text only.";

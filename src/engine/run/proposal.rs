@@ -13,7 +13,7 @@ use crate::engine::event::{
 use crate::engine::handle::Halted;
 use crate::engine::reflect::{
     build_prompt, builtin_template, extract_instruction, holds_no_instruction, is_cut_off, unchanged_note,
-    ReflectiveRecord, CUT_OFF_NOTE,
+    ReflectiveRecord, CUT_OFF_NOTE, NO_INSTRUCTION_NOTE,
 };
 use crate::eval::ExampleEval;
 use crate::llm::{ChatRequest, Draw, Message};
@@ -456,22 +456,32 @@ impl Shared {
             } else {
                 Some(extract_instruction(&reply.text))
             };
-            let mut unchanged_answers = Vec::new();
+            let (mut unchanged_answers, mut empty_answers) = (Vec::new(), Vec::new());
             let (mut reply, mut cut_answers) = (reply, cut_answers);
-            if self.allowed.adapt && new_text.as_deref().is_some_and(|t| t.trim() == parent[component].trim()) {
+            let no_instruction = |reply: &crate::llm::ChatReply, new_text: &Option<String>| {
+                new_text.is_some() && holds_no_instruction(template_of(component), &reply.text, &parent[component])
+            };
+            let echoed = new_text.as_deref().is_some_and(|t| t.trim() == parent[component].trim());
+            let empty = no_instruction(&reply, &new_text);
+            if self.allowed.adapt && (echoed || empty) {
                 // Asked the same way, a model at temperature 0 answers the same way: the re-ask
-                // says what went wrong, naming the examples the parent failed.
-                let failed: Vec<usize> =
-                    scores.iter().enumerate().filter(|(_, s)| **s < self.opt.perfect_score).map(|(i, _)| i).collect();
-                let note = unchanged_note(&records, &failed);
-                self.stage_in(
-                    gen,
-                    round,
-                    Some(format!("re-asking on `{component}`: the answer was the instruction unchanged")),
-                );
+                // says what went wrong (for an echo, naming the examples the parent failed), once.
+                let (note, kind, why) = if echoed {
+                    let failed: Vec<usize> = scores
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| **s < self.opt.perfect_score)
+                        .map(|(i, _)| i)
+                        .collect();
+                    (unchanged_note(&records, &failed), "unchanged", "the answer was the instruction unchanged")
+                } else {
+                    (NO_INSTRUCTION_NOTE.to_string(), "no_instruction", "the answer held no instruction")
+                };
+                self.stage_in(gen, round, Some(format!("re-asking on `{component}`: {why}")));
                 let again = {
                     let _reflecting = Counted::enter(&self.live.reflecting);
-                    let again = self.reask((&prompt, &reply.text, &note), &reflect_place, &asking).await;
+                    let again =
+                        self.reask((&prompt, &reply.text, &note), &reflect_place.at("reask", kind), &asking).await;
                     if let Ok((again, _, again_replayed)) = &again {
                         self.book(gen, 0, again.cost_usd - again_replayed);
                     }
@@ -493,7 +503,7 @@ impl Shared {
                 reply.cached &= first.cached;
                 replayed += again.2;
                 cut_answers.extend(again.1);
-                unchanged_answers.push(first.text);
+                if echoed { &mut unchanged_answers } else { &mut empty_answers }.push(first.text);
                 new_text = if is_cut_off(&reply.text, reply.truncated) && !use_cut {
                     None
                 } else {
@@ -502,15 +512,12 @@ impl Shared {
             }
             // A reply with no instruction in it is no new text (adapt = false: gepa's way, the
             // reply whole is the child's text).
-            if self.allowed.adapt
-                && new_text.is_some()
-                && holds_no_instruction(template_of(component), &reply.text, &parent[component])
-            {
+            if self.allowed.adapt && no_instruction(&reply, &new_text) {
                 new_text = Some(String::new());
             }
             r.cost += reply.cost_usd;
             let cut = new_text.is_none();
-            let attempts = (cut_answers.len() + unchanged_answers.len()) as u32 + 1;
+            let attempts = (cut_answers.len() + unchanged_answers.len() + empty_answers.len()) as u32 + 1;
             let new_text = new_text.unwrap_or_default();
             if !reasoning.is_empty() {
                 reasoning.push_str("\n\n");
@@ -533,6 +540,7 @@ impl Shared {
                     cached: reply.cached,
                     cut_answers,
                     unchanged_answers,
+                    empty_answers,
                     cost_usd_replayed: if reply.cached { 0.0 } else { replayed },
                 },
                 false,
@@ -638,10 +646,11 @@ impl Shared {
         self.ask_reflection(vec![Message::user(prompt.to_string())], place, asking, false).await
     }
 
-    /// Asks the reflection model again after an answer that returned the instruction unchanged:
-    /// the prompt, that answer and `note`, at the re-ask temperature once the run turned to
-    /// sampling (each attempt the draw `reask=unchanged/attempt=<n>` under `place`). A cut-off
-    /// answer is asked again as `reflect` does.
+    /// Asks the reflection model again after an answer that returned the instruction unchanged or
+    /// held none: the prompt, that answer and `note`, at the re-ask temperature once the run
+    /// turned to sampling (each attempt the draw `attempt=<n>` under `place`, which is
+    /// `reask=unchanged` or `reask=no_instruction` under the reflection's). A cut-off answer is
+    /// asked again as `reflect` does.
     pub(super) async fn reask(
         &self,
         (prompt, answer, note): (&str, &str, &str),
@@ -649,7 +658,7 @@ impl Shared {
         asking: &InForce,
     ) -> Result<Asked, crate::llm::LlmError> {
         let messages = vec![Message::user(prompt.to_string()), Message::assistant(answer), Message::user(note)];
-        self.ask_reflection(messages, &place.at("reask", "unchanged"), asking, true).await
+        self.ask_reflection(messages, place, asking, true).await
     }
 
     /// `messages`, then a re-ask for each cut-off answer (see `reflect`); `reask`: the first

@@ -23,6 +23,8 @@ pub struct ReflectionCall {
     pub cut_answers: Vec<String>,
     /// Earlier answers that returned the parent's text unchanged, asked again with a note.
     pub unchanged_answers: Vec<String>,
+    /// Earlier answers that held no instruction, asked again with a note.
+    pub empty_answers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +78,7 @@ impl Proposal {
         let mut s = ProposalSpend::default();
         for r in &self.reflections {
             s.reflection_usd += r.cost_usd;
-            s.reflection_calls += 1 + r.cut_answers.len() + r.unchanged_answers.len();
+            s.reflection_calls += 1 + r.cut_answers.len() + r.unchanged_answers.len() + r.empty_answers.len();
             s.reflection_tokens += r.usage.input_tokens + r.usage.output_tokens;
         }
         let tokens = |e: &ExampleEval| {
@@ -174,6 +176,7 @@ impl Model {
                 usage,
                 cut_answers,
                 unchanged_answers,
+                empty_answers,
                 ..
             } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
@@ -188,6 +191,7 @@ impl Model {
                         usage: *usage,
                         cut_answers: cut_answers.clone(),
                         unchanged_answers: unchanged_answers.clone(),
+                        empty_answers: empty_answers.clone(),
                     });
                 }
             }

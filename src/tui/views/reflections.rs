@@ -454,6 +454,13 @@ fn detail(m: &Model, p: &Proposal, theme: &Theme) -> Vec<Line<'static>> {
             ));
             lines.extend(text_lines(echo, theme.muted));
         }
+        for empty in &r.empty_answers {
+            lines.push(heading(
+                "── An answer held no instruction: asked again with a note saying so ──".to_string(),
+                theme,
+            ));
+            lines.extend(text_lines(empty, theme.muted));
+        }
         lines.push(heading(
             format!("── Answer{} (${:.5}) ──", if r.truncated { ", TRUNCATED" } else { "" }, r.cost_usd),
             theme,
