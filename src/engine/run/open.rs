@@ -16,6 +16,7 @@ use crate::store::{read_log, EventLog, RunLock};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
@@ -25,14 +26,23 @@ use tokio_util::sync::CancellationToken;
 
 /// How long the processes that wrote a run's log were running it, from the `t` stamps: each part
 /// runs from its first event (`run_started`, or `resumed`) to the last event before the next
-/// `resumed`.
+/// `resumed`. Read a line at a time, keeping only `t` and `event`: the log is as big as its
+/// traces, and a resume holds its events already (reading it whole took a second copy: 391 MiB
+/// instead of 240 MiB to resume a 152 MiB log).
 pub(super) fn active_ms(log: &Path) -> u64 {
-    let Ok(text) = std::fs::read_to_string(log) else { return 0 };
+    /// The two fields read of an event line (the rest is skipped, not held).
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        t: Option<Value>,
+        event: Option<Value>,
+    }
+    let Ok(file) = std::fs::File::open(log) else { return 0 };
     let (mut total, mut part) = (0u64, None::<(u64, u64)>);
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
-        let Some(t) = v.get("t").and_then(Value::as_u64) else { continue };
-        if v.get("event").and_then(Value::as_str) == Some("resumed") {
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let Ok(line) = line else { return 0 };
+        let Ok(v) = serde_json::from_slice::<Stamp>(&line) else { continue };
+        let Some(t) = v.t.as_ref().and_then(Value::as_u64) else { continue };
+        if v.event.as_ref().and_then(Value::as_str) == Some("resumed") {
             if let Some((first, last)) = part.take() {
                 total += last.saturating_sub(first);
             }
