@@ -147,7 +147,7 @@ impl Engine {
             best_val = next.best_val(),
             "round committed"
         );
-        sh.cache.lock().expect("cache").put_events(round, &batch, &next);
+        sh.cache.lock().expect("cache").put_events(round, batch, &next);
         sh.live.metric_calls.store(next.metric_calls, Ordering::Relaxed);
         self.state = next;
         self.merge_ready = out.found_new;

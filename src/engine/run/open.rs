@@ -6,7 +6,7 @@ use crate::engine::event::{Event, HumanAction};
 use crate::engine::handle::{Command, EngineHandle, EngineOptions, Notice};
 use crate::engine::reflect::{builtin_template, validate_template};
 use crate::engine::settings;
-use crate::engine::state::{CommitBuffer, RunState};
+use crate::engine::state::RunState;
 use crate::engine::steer::Inbox;
 use crate::eval::Task;
 use crate::project::config::OptimizerConfig;
@@ -277,7 +277,6 @@ impl Engine {
         }
         let handle = engine.handle.clone();
         if engine.state.finished.is_none() {
-            engine.rebuild_cache(&events);
             let (recovered, again) = recovered_rounds(&events, engine.state.round);
             let after_round = engine.state.round.unwrap_or(0);
             engine.sh.emit(Event::Resumed { after_round }, true)?;
@@ -327,6 +326,8 @@ impl Engine {
                 }
             }
             engine.command_buf = again;
+            // Last: the cache takes the evaluations out of the events (a trace is held once).
+            *engine.sh.cache.lock().expect("cache") = EvalCache::rebuild(events);
         }
         Ok((engine, handle))
     }
@@ -442,26 +443,6 @@ impl Engine {
             recovered: Vec::new(),
             _lock: lock,
         })
-    }
-
-    /// Files every committed evaluation of the log in the evaluation cache, with its round.
-    pub(super) fn rebuild_cache(&self, events: &[Event]) {
-        let mut commits = CommitBuffer::default();
-        let mut state = RunState::default();
-        let mut cache = self.sh.cache.lock().expect("cache");
-        for ev in events {
-            let batch = commits.feed(ev, ev);
-            let Some(Event::RoundFinished { round, .. }) = batch.last() else {
-                batch.into_iter().for_each(|e| state.apply(e));
-                continue;
-            };
-            let round = *round;
-            let owned: Vec<Event> = batch.iter().map(|e| (*e).clone()).collect();
-            for e in batch {
-                state.apply(e);
-            }
-            cache.put_events(round, &owned, &state);
-        }
     }
 }
 

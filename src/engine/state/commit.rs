@@ -23,7 +23,11 @@ impl<T> Default for CommitBuffer<T> {
 impl<T> CommitBuffer<T> {
     /// Takes one event (carried as `item`) and returns what now counts, in order.
     pub fn feed(&mut self, ev: &Event, item: T) -> Vec<T> {
-        match ev.scope() {
+        self.feed_scoped(ev.scope(), item)
+    }
+
+    fn feed_scoped(&mut self, scope: Scope, item: T) -> Vec<T> {
+        match scope {
             Scope::Run => vec![item],
             Scope::Void => {
                 self.pending.clear();
@@ -63,5 +67,12 @@ impl<T> CommitBuffer<T> {
     /// Takes the held events of one round (the engine commits it itself).
     pub fn take(&mut self, round: u64) -> Vec<T> {
         self.pending.remove(&round).unwrap_or_default()
+    }
+}
+
+impl CommitBuffer<Event> {
+    /// `feed` of an event owned: what counts comes back owned (nothing copied).
+    pub fn feed_owned(&mut self, ev: Event) -> Vec<Event> {
+        self.feed_scoped(ev.scope(), ev)
     }
 }
