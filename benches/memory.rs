@@ -1,6 +1,8 @@
 //! Peak memory (RSS) of the real binary on big inputs: a benchmark, not a test (it asserts
 //! nothing but that each command succeeds). `scripts/bench-memory.sh` runs it and BENCHMARKS.md
-//! records the table it prints: `cargo bench --profile dev --bench memory`.
+//! records the table it prints: `cargo bench --profile dev --bench memory`. With
+//! `GEPA_MEMORY_BASELINE=<an older gepa-tui binary>` each row is measured with that binary too,
+//! just before this build, on the same input: a before/after ratio from one run.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -33,27 +35,78 @@ fn write_project_in(dir: &Path, base_url: &str, optimizer: &str, model_extra: &s
     common::write_project_served(dir, optimizer, base_url, KEY_ENV, model_extra);
 }
 
-/// Peak RSS in kB of `gepa-tui args…`, measured by /usr/bin/time; also its exit status.
-fn measure(label: &str, args: &[&str]) -> u64 {
+/// Peak RSS in kB of `<bin> args…`, measured by /usr/bin/time, and its wall time in seconds.
+fn peak(bin: &Path, label: &str, args: &[&str]) -> (u64, f64) {
     let started = Instant::now();
     let out = Command::new("/usr/bin/time")
         .args(["-f", "PEAK_RSS_KB=%M"])
-        .arg(bin())
+        .arg(bin)
         .args(args)
         .env(KEY_ENV, FAKE_KEY)
         .stdin(Stdio::null())
         .output()
         .expect("/usr/bin/time is needed for the memory benchmark");
     let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{label}: {:?}\n{stderr}", out.status);
+    assert!(out.status.success(), "{label} ({}): {:?}\n{stderr}", bin.display(), out.status);
     let kb: u64 = stderr
         .lines()
         .rev()
         .find_map(|l| l.trim().strip_prefix("PEAK_RSS_KB="))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no peak RSS in:\n{stderr}"));
-    println!("| {label} | {:.1} MiB | {:.1} s |", kb as f64 / 1024.0, started.elapsed().as_secs_f64());
-    kb
+    (kb, started.elapsed().as_secs_f64())
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// The binaries measured: this build, and with `GEPA_MEMORY_BASELINE=<an older gepa-tui>` that
+/// one too, run just before it on the same input (each row a before/after pair side by side).
+struct Bench {
+    baseline: Option<PathBuf>,
+}
+
+impl Bench {
+    fn header(&self) {
+        match &self.baseline {
+            None => println!("\n| what | peak RSS | wall |\n|---|---|---|"),
+            Some(b) => println!(
+                "\nbaseline: {}\n\n| what | peak RSS (baseline) | peak RSS | ratio | wall (baseline / this) |\n|---|---|---|---|---|",
+                b.display()
+            ),
+        }
+    }
+
+    /// A row saying what the input is, its cells empty.
+    fn note(&self, what: String) {
+        let empty = if self.baseline.is_some() { " | | | | |" } else { " | | |" };
+        println!("| {what}{empty}");
+    }
+
+    /// One row: `reset` runs before each binary (a resume changes the run it resumes).
+    fn measure(&self, label: &str, args: &[&str], reset: impl Fn()) {
+        let this = Path::new(bin());
+        match &self.baseline {
+            None => {
+                reset();
+                let (kb, secs) = peak(this, label, args);
+                println!("| {label} | {:.1} MiB | {secs:.1} s |", mib(kb));
+            }
+            Some(base) => {
+                reset();
+                let (kb0, secs0) = peak(base, label, args);
+                reset();
+                let (kb, secs) = peak(this, label, args);
+                let ratio = kb as f64 / kb0 as f64;
+                println!(
+                    "| {label} | {:.1} MiB | {:.1} MiB | {ratio:.2}x | {secs0:.1} s / {secs:.1} s |",
+                    mib(kb0),
+                    mib(kb)
+                );
+            }
+        }
+    }
 }
 
 fn words(n: usize, salt: usize) -> String {
@@ -103,9 +156,15 @@ fn eval_json(id: &str, text: &str, score: f64) -> serde_json::Value {
     })
 }
 
-/// A finished run with `n` candidates, one accepted mutation per round, each scored on
-/// `val_ids`: the events a long run of the scripted project would leave.
-fn synthetic_run(run_dir: &Path, n: usize, val_ids: &[String], train_ids: &[String], test_ids: &[String]) -> u64 {
+/// A run with `n` candidates, one accepted mutation per round, each scored on `val_ids`: the
+/// events a long run of the scripted project would leave, finished (the best scored on test) or
+/// stopped after its last round. Its size, and the metric calls it made.
+fn synthetic_run(
+    run_dir: &Path,
+    n: usize,
+    finished: bool,
+    (val_ids, train_ids, test_ids): (&[String], &[String], &[String]),
+) -> (u64, u64) {
     std::fs::create_dir_all(run_dir).unwrap();
     let file = std::fs::File::create(run_dir.join("events.jsonl")).unwrap();
     let mut w = std::io::BufWriter::new(file);
@@ -182,13 +241,15 @@ fn synthetic_run(run_dir: &Path, n: usize, val_ids: &[String], train_ids: &[Stri
             "best": 0, "best_val": 0.34, "merges_due": 0, "found_new": c > 0}),
         );
     }
-    let evals: Vec<_> = test_ids.iter().map(|id| eval_json(id, &system(0), 1.0)).collect();
-    put(&mut w, json!({"event": "test_evaluated", "candidate": 0, "evals": evals, "mean": 1.0}));
-    put(
-        &mut w,
-        json!({"event": "finished", "reason": "budget", "best": 0, "best_val": 0.34, "test_score": 1.0,
-        "candidates": n, "metric_calls": calls, "cost_usd": calls as f64 * 0.00012}),
-    );
+    if finished {
+        let evals: Vec<_> = test_ids.iter().map(|id| eval_json(id, &system(0), 1.0)).collect();
+        put(&mut w, json!({"event": "test_evaluated", "candidate": 0, "evals": evals, "mean": 1.0}));
+        put(
+            &mut w,
+            json!({"event": "finished", "reason": "budget", "best": 0, "best_val": 0.34, "test_score": 1.0,
+            "candidates": n, "metric_calls": calls, "cost_usd": calls as f64 * 0.00012}),
+        );
+    }
     w.flush().unwrap();
     drop(w);
     std::fs::copy(
@@ -196,10 +257,10 @@ fn synthetic_run(run_dir: &Path, n: usize, val_ids: &[String], train_ids: &[Stri
         run_dir.join("gepa.toml"),
     )
     .unwrap();
-    file_len(&run_dir.join("events.jsonl"))
+    (file_len(&run_dir.join("events.jsonl")), calls)
 }
 
-/// Peak memory of loading a 10,000-example val set, and of folding a 2,000-candidate run.
+/// Peak memory of loading a 10,000-example val set, and of folding and resuming a 2,000-candidate run.
 fn main() {
     let server = FaultServer::start(Plan::default());
     // GEPA_BENCH_DIR keeps the generated projects for a look afterwards.
@@ -207,38 +268,73 @@ fn main() {
     let root = std::env::var_os("GEPA_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| holder.path().to_path_buf());
     std::fs::create_dir_all(&root).unwrap();
     let tmp = &root;
-    println!("\n| what | peak RSS | wall |\n|---|---|---|");
+    let bench = Bench { baseline: std::env::var_os("GEPA_MEMORY_BASELINE").map(PathBuf::from) };
+    bench.header();
+    let nothing = || {};
 
     // (a) 10,000 val examples: load and validate; score the seed on all of them; a run whose
     // budget is the seed's val scoring.
     let big = tmp.join("big-val");
     big_project(&big, &server.base_url(), 10_000);
     let val_bytes = file_len(&big.join("data/val.jsonl"));
-    println!("| (val.jsonl: 10,000 examples, {:.1} MiB) | | |", val_bytes as f64 / 1048576.0);
+    bench.note(format!("(val.jsonl: 10,000 examples, {:.1} MiB)", val_bytes as f64 / 1048576.0));
     let d = big.to_str().unwrap();
-    measure("`check --offline`: load + validate 10,000 val examples", &["check", "--offline", d]);
-    measure("`eval --split val`: score the seed on 10,000 examples", &["eval", d, "--split", "val", "--json"]);
-    measure(
+    bench.measure("`check --offline`: load + validate 10,000 val examples", &["check", "--offline", d], nothing);
+    bench.measure(
+        "`eval --split val`: score the seed on 10,000 examples",
+        &["eval", d, "--split", "val", "--json"],
+        nothing,
+    );
+    bench.measure(
         "`run --headless`: seed scored on 10,000 val examples, then test",
         &["run", "--headless", "--max-metric-calls", "10000", d],
+        nothing,
     );
 
-    // (b) A finished run with 2,000 candidates, each scored on 50 val examples.
+    // (b) A finished run with 2,000 candidates, each scored on 50 val examples; and the same run
+    // stopped before its end (its resume rebuilds the evaluation cache, then finishes it).
     let long = tmp.join("long-run");
     big_project(&long, &server.base_url(), 50);
     let project = gepa_tui::project::Project::load(&long).unwrap();
     let ids = |xs: &[gepa_tui::project::Example]| xs.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
-    let run_dir = long.join(".gepa/runs/20260101-000000-0000");
-    let bytes = synthetic_run(&run_dir, 2000, &ids(&project.val), &ids(&project.train), &ids(&project.test));
-    println!("| (events.jsonl: 2,000 candidates x 50 val, {:.0} MiB) | | |", bytes as f64 / 1048576.0);
+    let splits = (ids(&project.val), ids(&project.train), ids(&project.test));
+    let splits = (&splits.0[..], &splits.1[..], &splits.2[..]);
+    let (done, stopped) = ("20260101-000000-0000", "20260101-000000-0001");
+    let runs = long.join(".gepa/runs");
+    let (bytes, _) = synthetic_run(&runs.join(done), 2000, true, splits);
+    let (_, calls) = synthetic_run(&runs.join(stopped), 2000, false, splits);
+    // The stopped run's log as written, put back before each resume of it (a resume finishes it).
+    let pristine = tmp.join("stopped-events.jsonl");
+    std::fs::copy(runs.join(stopped).join("events.jsonl"), &pristine).unwrap();
+    bench.note(format!("(events.jsonl: 2,000 candidates x 50 val, {:.0} MiB)", bytes as f64 / 1048576.0));
     let d = long.to_str().unwrap();
-    measure("`runs`: fold the 2,000-candidate run", &["runs", d]);
-    measure(
+    bench.measure("`runs`: fold the 2,000-candidate run", &["runs", d], nothing);
+    let out = tmp.join("out");
+    bench.measure(
         "`export`: fold it and write the best",
-        &["export", d, "--run", "20260101-000000-0000", "--out", tmp.join("out").to_str().unwrap()],
+        &["export", d, "--run", done, "--out", out.to_str().unwrap()],
+        || {
+            let _ = std::fs::remove_dir_all(&out);
+        },
     );
-    measure(
+    bench.measure(
         "`run --headless --resume` of it (finished: rebuilds result.json)",
-        &["run", "--headless", "--resume", "20260101-000000-0000", d],
+        &["run", "--headless", "--resume", done, d],
+        || {
+            let _ = std::fs::remove_file(runs.join(done).join("result.json"));
+        },
+    );
+    let budget = calls.to_string();
+    bench.measure(
+        "`run --headless --resume` of it stopped after its last round (rebuilds the evaluation cache, scores the best on test)",
+        &["run", "--headless", "--resume", stopped, "--max-metric-calls", &budget, d],
+        || {
+            let dir = runs.join(stopped);
+            std::fs::copy(&pristine, dir.join("events.jsonl")).unwrap();
+            for f in ["result.json", "status.json"] {
+                let _ = std::fs::remove_file(dir.join(f));
+            }
+            let _ = std::fs::remove_dir_all(dir.join("best"));
+        },
     );
 }

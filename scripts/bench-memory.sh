@@ -7,6 +7,8 @@
 #   scripts/bench-memory.sh                  # debug build, as `cargo test` builds it (benches/memory.rs)
 #   PROFILE=release scripts/bench-memory.sh  # optimized build (slower to compile, faster to run)
 #   GEPA_BENCH_DIR=/tmp/bench scripts/bench-memory.sh   # keep the generated projects
+#   GEPA_MEMORY_BASELINE=/tmp/old/gepa-tui scripts/bench-memory.sh   # each row also with an older
+#                                            # build, side by side (e.g. `git worktree add` + cargo build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x /usr/bin/time ]] || { echo "needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 1; }
