@@ -497,6 +497,10 @@ fn an_answer_with_no_instruction_makes_no_child_and_the_run_turns_to_the_other_t
         })
         .collect();
     assert!(!children.contains(&"Certainly! Please provide the new instruction."), "{children:?}");
+    // Each was asked again once with a note (the model never complies), and the stop, if any, says so.
+    let empties =
+        events.iter().filter(|e| matches!(e, Event::Reflection { empty_answers, .. } if empty_answers.len() == 1));
+    assert!(empties.count() >= 4);
 
     // adapt = false keeps gepa's way: the answer whole is the child's text, tested and rejected.
     let (_t, dir) = project("max_metric_calls = 60\nseed = 3", "template = \"gepa\"\nadapt = false");

@@ -67,6 +67,8 @@ def row(name, run_dir, build, template, project, seed):
     refl = [e for e in evs if e.get("event") == "reflection" and not e.get("cached")]
     tin = sum(e.get("usage", {}).get("input_tokens", 0) for e in refl)
     tout = sum(e.get("usage", {}).get("output_tokens", 0) for e in refl)
+    # best val after each committed round, to compare runs at equal metric calls
+    curve = [[e["metric_calls"], e["best_val"]] for e in evs if e.get("event") == "round_finished"]
     adapted = [
         f"r{e['round']}: {e['step']['kind']}" for e in evs if e.get("event") == "reflection_adapted"
     ]
@@ -90,6 +92,7 @@ def row(name, run_dir, build, template, project, seed):
         "wall_seconds": res["wall_seconds"],
         "reflection_input_tokens": tin,
         "reflection_output_tokens": tout,
+        "curve": curve,
     }
 
 

@@ -261,6 +261,9 @@ impl Adaptation {
         if adapt && self.streak.contains_key(&NoChild::Unchanged) {
             tried.push("re-asking an unchanged answer with a note naming the failed examples".to_string());
         }
+        if adapt && self.streak.contains_key(&NoChild::Empty) {
+            tried.push("re-asking an answer that held no instruction with a note saying so".to_string());
+        }
         tried.extend(self.steps.iter().map(AdaptStep::tried));
         if !adapt {
             tried.push("nothing more ([reflection] adapt = false)".into());
@@ -281,6 +284,19 @@ mod tests {
             retry_max_tokens: Some(900),
             truncation_retries: 1,
         }
+    }
+
+    #[test]
+    fn what_was_tried_names_the_re_asks_made_for_the_streak() {
+        let mut a = Adaptation::default();
+        for _ in 0..3 {
+            a.record(Some(Some(NoChild::Empty)));
+        }
+        let tried = a.tried_text(true, Some(900));
+        assert_eq!(tried, "re-asking an answer that held no instruction with a note saying so");
+        assert_eq!(a.tried_text(false, Some(900)), "nothing more ([reflection] adapt = false)");
+        a.record(Some(Some(NoChild::Unchanged)));
+        assert!(a.tried_text(true, None).starts_with("re-asking an unchanged answer with a note"));
     }
 
     #[test]
