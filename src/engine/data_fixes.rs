@@ -513,24 +513,7 @@ mod tests {
     }
 
     fn start(val: &[&str], frontier: Frontier) -> Event {
-        Event::RunStarted {
-            run_id: "r".into(),
-            version: "0".into(),
-            seed: 0,
-            components: vec!["p".into()],
-            train_ids: vec!["t0".into(), "t1".into(), "t2".into()],
-            val_ids: val.iter().map(|s| s.to_string()).collect(),
-            test_ids: vec![],
-            max_metric_calls: 100,
-            proposals_per_round: 1,
-            pipeline_lag: None,
-            config_hash: String::new(),
-            branched_from: None,
-            draws: None,
-            frontier,
-            protected: Default::default(),
-            settings: None,
-        }
+        Event::run_started_for_tests(&["t0", "t1", "t2"], val, frontier)
     }
 
     fn added(c: usize) -> Event {

@@ -607,4 +607,29 @@ impl Event {
             Event::Finished { .. } => "finished",
         }
     }
+
+    /// A `run_started` for unit tests: run `r`, seed 0, one component `p`, no test split, a
+    /// budget of 100 metric calls, one proposal a round, nothing protected, no settings.
+    #[cfg(test)]
+    pub(crate) fn run_started_for_tests(train: &[&str], val: &[&str], frontier: Frontier) -> Event {
+        let ids = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect();
+        Event::RunStarted {
+            run_id: "r".into(),
+            version: "0".into(),
+            seed: 0,
+            components: vec!["p".into()],
+            train_ids: ids(train),
+            val_ids: ids(val),
+            test_ids: vec![],
+            max_metric_calls: 100,
+            proposals_per_round: 1,
+            pipeline_lag: None,
+            config_hash: String::new(),
+            branched_from: None,
+            draws: None,
+            frontier,
+            protected: Default::default(),
+            settings: None,
+        }
+    }
 }

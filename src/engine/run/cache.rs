@@ -172,9 +172,6 @@ mod tests {
             "error": null, "cost_usd": 0.001})
         };
         let log = [
-            serde_json::json!({"event": "run_started", "run_id": "r", "version": "0", "seed": 0, "components": ["p"],
-            "train_ids": ["t"], "val_ids": ["a", "b"], "test_ids": [], "max_metric_calls": 100, "proposals_per_round": 1,
-            "config_hash": ""}),
             serde_json::json!({"event": "round_started", "round": 0, "proposals": []}),
             serde_json::json!({"event": "candidate_added", "id": 0, "texts": texts, "parents": [], "origin": "seed",
             "changed": [], "round": 0, "discovered_at": 0}),
@@ -185,7 +182,9 @@ mod tests {
             serde_json::json!({"event": "minibatch_evaluated", "round": 1, "slot": 0, "candidate_role": "parent",
             "candidate_hash": hash, "evals": [eval("t")]}),
         ];
-        let events: Vec<Event> = log.into_iter().map(|v| serde_json::from_value(v).unwrap()).collect();
+        let start = Event::run_started_for_tests(&["t"], &["a", "b"], Default::default());
+        let events: Vec<Event> =
+            std::iter::once(start).chain(log.into_iter().map(|v| serde_json::from_value(v).unwrap())).collect();
         let Event::ValEvaluated { evals, .. } = &events[3] else { panic!("val_evaluated") };
         let read: Vec<(ExampleEval, *const u8, *const u8)> = evals
             .iter()

@@ -499,24 +499,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn start(frontier: Frontier) -> Event {
-        Event::RunStarted {
-            run_id: "r".into(),
-            version: "0".into(),
-            seed: 0,
-            components: vec!["p".into()],
-            train_ids: vec![],
-            val_ids: vec!["e0".into(), "e1".into(), "e2".into()],
-            test_ids: vec![],
-            max_metric_calls: 100,
-            proposals_per_round: 1,
-            pipeline_lag: None,
-            config_hash: String::new(),
-            branched_from: None,
-            draws: None,
-            frontier,
-            protected: Default::default(),
-            settings: None,
-        }
+        Event::run_started_for_tests(&[], &["e0", "e1", "e2"], frontier)
     }
 
     fn eval(i: usize, score: f64, acc: f64, short: f64) -> ExampleEval {

@@ -354,24 +354,7 @@ mod tests {
     }
 
     fn start() -> Event {
-        Event::RunStarted {
-            run_id: "r".into(),
-            version: "0".into(),
-            seed: 0,
-            components: vec!["p".into()],
-            train_ids: vec![],
-            val_ids: vec!["a".into(), "b".into()],
-            test_ids: vec![],
-            max_metric_calls: 10,
-            proposals_per_round: 1,
-            pipeline_lag: None,
-            config_hash: String::new(),
-            branched_from: None,
-            draws: None,
-            frontier: Default::default(),
-            protected: Default::default(),
-            settings: None,
-        }
+        Event::run_started_for_tests(&[], &["a", "b"], Default::default())
     }
 
     #[test]
