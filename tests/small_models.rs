@@ -452,6 +452,17 @@ fn check_warns_when_the_reflection_model_has_little_room_for_the_template() {
     assert!(!check(&toml).contains("is small for"));
 }
 
+/// `project` with a seed of a few lines in both components (the no-instruction rule measures an
+/// answer against the parent's length).
+fn short_seed_project(optimizer: &str, reflection: &str) -> (tempfile::TempDir, PathBuf) {
+    let seed = "Answer each question about the product catalogue in one short line. Name the group the \
+                question is about, then the answer. Be exact; when unsure, say so.";
+    let (t, dir) = project(optimizer, reflection);
+    std::fs::write(dir.join("prompts/instruction.md"), seed).unwrap();
+    std::fs::write(dir.join("prompts/format.md"), seed).unwrap();
+    (t, dir)
+}
+
 /// A reflection model that, as a 1.5B model often does with gepa's template, answers a request
 /// for input instead of an instruction; once the engine turned to the compact template, the
 /// usual scripted answer (the text plus the rules the feedback names).
@@ -469,12 +480,7 @@ fn asking_back_reflection(asked: Asked) -> Arc<ScriptedBackend> {
 
 #[test]
 fn an_answer_with_no_instruction_makes_no_child_and_the_run_turns_to_the_other_template() {
-    // A seed of a few lines (the rule measures the answer against the parent's length).
-    let seed = "Answer each question about the product catalogue in one short line. Name the group the \
-                question is about, then the answer. Be exact; when unsure, say so.";
-    let (_t, dir) = project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
-    std::fs::write(dir.join("prompts/instruction.md"), seed).unwrap();
-    std::fs::write(dir.join("prompts/format.md"), seed).unwrap();
+    let (_t, dir) = short_seed_project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
     let (r, events) = run(&dir, asking_back_reflection(Arc::default()), None);
     let all = outcomes(&events);
     // The first proposals make no child: nothing is spent testing "Please provide …".
@@ -503,44 +509,51 @@ fn an_answer_with_no_instruction_makes_no_child_and_the_run_turns_to_the_other_t
     assert!(empties.count() >= 4);
 
     // adapt = false keeps gepa's way: the answer whole is the child's text, tested and rejected.
-    let (_t, dir) = project("max_metric_calls = 60\nseed = 3", "template = \"gepa\"\nadapt = false");
-    std::fs::write(dir.join("prompts/instruction.md"), seed).unwrap();
-    std::fs::write(dir.join("prompts/format.md"), seed).unwrap();
+    let (_t, dir) = short_seed_project("max_metric_calls = 60\nseed = 3", "template = \"gepa\"\nadapt = false");
     let (_, events) = run(&dir, asking_back_reflection(Arc::default()), None);
     let all = outcomes(&events);
     assert!(all.iter().all(|o| matches!(o, ProposalOutcome::Rejected { .. })), "{all:?}");
 }
 
-/// A reflection model that answers gepa's template with a request for input, and writes the
+/// A reflection model whose first answer to each question is `first`, and which writes the
 /// instruction (the usual scripted answer) once told its answer held none, as the local 1.5B
 /// model did in 2 of 3 tries.
-fn told_reflection(asked: Asked) -> Arc<ScriptedBackend> {
+fn told_reflection(asked: Asked, first: &'static str) -> Arc<ScriptedBackend> {
     Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
         asked.lock().unwrap().push(req.clone());
         let told = req.messages.get(2).is_some_and(|m| m.content.contains("held no new instruction"));
         if told {
             Ok::<_, AttemptError>(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
         } else {
-            Ok("Certainly! Please provide the inputs for the new task.".to_string())
+            Ok(first.to_string())
         }
     }))
 }
 
 #[test]
 fn an_answer_with_no_instruction_is_asked_again_with_a_note_and_its_child_tested() {
-    let seed = "Answer each question about the product catalogue in one short line. Name the group the \
-                question is about, then the answer. Be exact; when unsure, say so.";
-    let (_t, dir) = project("max_metric_calls = 120\nseed = 3", "template = \"gepa\"");
-    std::fs::write(dir.join("prompts/instruction.md"), seed).unwrap();
-    std::fs::write(dir.join("prompts/format.md"), seed).unwrap();
+    asked_again_with_a_note_and_its_child_tested("Certainly! Please provide the inputs for the new task.");
+}
+
+#[test]
+fn an_answer_to_an_example_is_asked_again_with_a_note_and_its_child_tested() {
+    // The model did the task instead: its answer is the output the examples show ("not sure").
+    asked_again_with_a_note_and_its_child_tested("Example 1 would be answered:\n```\nnot sure\n```");
+}
+
+/// A reflection model whose first answer is `first` (one holding no instruction), and which
+/// writes the instruction once told so; each first answer must be asked again with the note, the
+/// child of the second tested, and a replay must do the same.
+fn asked_again_with_a_note_and_its_child_tested(first: &'static str) {
+    let (_t, dir) = short_seed_project("max_metric_calls = 120\nseed = 3", "template = \"gepa\"");
     let asked: Asked = Arc::default();
-    let (r, events) = run(&dir, told_reflection(asked.clone()), None);
+    let (r, events) = run(&dir, told_reflection(asked.clone(), first), None);
     // Each non-answer was asked again once, as the next turn: the question, the non-answer, a note.
     let asked = asked.lock().unwrap();
     let reasks: Vec<&ChatRequest> = asked.iter().filter(|q| q.messages.len() == 3).collect();
     assert_eq!(reasks.len() * 2, asked.len(), "one re-ask per first answer: {:?}", outcomes(&events));
     for q in &reasks {
-        assert_eq!(q.messages[1].content, "Certainly! Please provide the inputs for the new task.");
+        assert_eq!(q.messages[1].content, first);
         assert!(q.messages[2].content.starts_with("Your answer held no new instruction."), "{:?}", q.messages[2]);
     }
     let empties: Vec<usize> = events
@@ -559,7 +572,7 @@ fn an_answer_with_no_instruction_is_asked_again_with_a_note_and_its_child_tested
     assert!(r.candidates > 1, "{r:?}");
 
     // A replay from the recorded replies asks and ends the same.
-    let (replayed, again) = run(&dir, told_reflection(Arc::default()), Some(&r.run_id));
+    let (replayed, again) = run(&dir, told_reflection(Arc::default(), first), Some(&r.run_id));
     assert_eq!(outcomes(&again), outs);
     assert_eq!((replayed.best_val_score, replayed.metric_calls), (r.best_val_score, r.metric_calls));
 }

@@ -6,6 +6,10 @@
       result.json, never typed by hand
   summarize.py table rows.jsonl > table.md
       the markdown table BENCHMARKS.md quotes
+  summarize.py proposals RUN_DIR
+      each committed proposal of one run, a line each: round, slot, parent, how the answers
+      ended (cut off / unchanged / no instruction), the new text's start, and the outcome; for
+      reading why two runs of one cell differ
 
 A proposal "reflected" when its parent was not perfect on its minibatch (gepa's skip); it "ended
 with no child" when its outcome is one the engine's adapt window counts as no child (every answer
@@ -119,9 +123,37 @@ def table(path):
         )
 
 
+def proposals(run_dir):
+    evs = committed_events(f"{run_dir}/events.jsonl")
+    refl = {(e["round"], e["slot"]): e for e in evs if e.get("event") == "reflection"}
+    evals = {}
+    for e in evs:
+        if e.get("event") == "minibatch_evaluated":
+            scores = "".join("1" if x["score"] >= 1 else ("." if x["score"] <= 0 else "h") for x in e["evals"])
+            evals.setdefault((e["round"], e["slot"]), {})[e["candidate_role"]] = scores
+    for e in evs:
+        if e.get("event") == "round_finished":
+            print(f"-- round {e['round']}: {e['metric_calls']} calls, best val {e['best_val']:.3f}")
+        if e.get("event") != "proposal_finished":
+            continue
+        key = (e["round"], e["slot"])
+        r = refl.get(key)
+        o = e["outcome"]
+        sc = evals.get(key, {})
+        line = f"r{key[0]} s{key[1]} {o['kind']:<22} parent {sc.get('parent', '?'):<3} child {sc.get('child', '-'):<3}"
+        if r:
+            tries = [f"{len(r.get(k) or [])} {w}" for k, w in
+                     (("cut_answers", "cut"), ("unchanged_answers", "unchanged"), ("empty_answers", "no instr")) if r.get(k)]
+            text = " ".join(r["new_text"].split())
+            line += f" out {r['usage']['output_tokens']:>4} tok [{', '.join(tries)}] {len(text.split())} words: {text[:110]!r}"
+        print(line)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 8 and sys.argv[1] == "row":
         print(json.dumps(row(*sys.argv[2:])))
+    elif len(sys.argv) == 3 and sys.argv[1] == "proposals":
+        proposals(sys.argv[2])
     elif len(sys.argv) == 3 and sys.argv[1] == "table":
         table(sys.argv[2])
     else:

@@ -231,6 +231,52 @@ pub fn holds_no_instruction(template: &str, answer: &str, parent: &str) -> bool 
 /// Words under which an unfenced answer that shares no word with the parent holds no instruction.
 pub const SHORT_ANSWER_WORDS: usize = 20;
 
+/// A new text that is an answer to the task, not an instruction: one of the outputs the dataset
+/// shows, word for word (whitespace aside), or nothing but JSON shaped as the outputs are (the
+/// same keys). Asked with gepa's template, the 1.5B model sometimes answers an example
+/// (```` ```json {"team": "billing", "priority": "low"}``` ````): taken as the new instruction it
+/// cost a minibatch evaluation, and once passed it (the JSON format was asked in the user
+/// message, so the task still answered). A parent that is itself such text (a component holding
+/// data, not an instruction) is never judged this way.
+pub fn answers_an_example(new_text: &str, parent: &str, records: &[ReflectiveRecord]) -> bool {
+    fn norm(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+    /// The key sets of a text that is only JSON objects (one or several, or an array of them).
+    fn shapes(s: &str) -> Option<Vec<std::collections::BTreeSet<String>>> {
+        let mut out = Vec::new();
+        for v in serde_json::Deserializer::from_str(s.trim()).into_iter::<Value>() {
+            let items = match v.ok()? {
+                Value::Array(a) => a,
+                v => vec![v],
+            };
+            for item in items {
+                out.push(item.as_object()?.keys().cloned().collect());
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Object(m) => m.values().for_each(|v| strings(v, out)),
+            Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let text = norm(new_text);
+    if text.is_empty() || text == norm(parent) || shapes(parent).is_some() {
+        return false;
+    }
+    let mut outputs = Vec::new();
+    records.iter().for_each(|r| strings(&r.generated_outputs, &mut outputs));
+    if outputs.iter().any(|o| norm(o) == text) {
+        return true;
+    }
+    let shown: Vec<_> = outputs.iter().filter_map(|o| shapes(&extract_instruction(o))).flatten().collect();
+    shapes(new_text).is_some_and(|mine| mine.iter().all(|k| shown.contains(k)))
+}
+
 /// The text between the first and the last ``` fence, without a language tag; unfenced or
 /// half-fenced answers handled as gepa's `output_extractor` does.
 pub fn extract_instruction(answer: &str) -> String {
@@ -286,6 +332,36 @@ mod tests {
         // A template of the user's that asks for no fence: short unfenced answers are its format.
         let own = "Improve:\n<curr_instructions>\n<inputs_outputs_feedback>\nAnswer with the new text only.";
         assert!(!holds_no_instruction(own, "Be brief.", parent));
+    }
+
+    #[test]
+    fn a_text_that_is_one_of_the_outputs_or_shaped_as_them_answers_an_example() {
+        let record = |out: &str| ReflectiveRecord {
+            inputs: serde_json::Map::new(),
+            generated_outputs: Value::String(out.into()),
+            feedback: "Expected team tech".into(),
+        };
+        let parent = "Route the message to a team and a priority.";
+        let shown = [record("```json\n{\"team\": \"billing\", \"priority\": \"normal\"}\n```"), record("not sure")];
+        // The JSON the task answers with, or several of them, is an answer, not an instruction.
+        assert!(answers_an_example("{\"team\": \"billing\", \"priority\": \"low\"}", parent, &shown));
+        assert!(answers_an_example(
+            "{\"priority\": \"high\", \"team\": \"tech\"}\n{\"team\": \"x\", \"priority\": \"y\"}",
+            parent,
+            &shown
+        ));
+        assert!(answers_an_example("[{\"team\": \"tech\", \"priority\": \"low\"}]", parent, &shown));
+        // An output word for word.
+        assert!(answers_an_example(" not\nsure ", parent, &shown));
+        // An instruction that shows the format, JSON of another shape, or prose, is not.
+        assert!(!answers_an_example("Reply {\"team\": \"tech\", \"priority\": \"low\"}", parent, &shown));
+        assert!(!answers_an_example("{\"rules\": [\"refunds are billing\"]}", parent, &shown));
+        assert!(!answers_an_example("Route refunds to billing. When not sure, say so.", parent, &shown));
+        // A component that holds JSON itself is data: its child may be JSON.
+        let data = "{\"team\": \"billing\", \"priority\": \"normal\"}";
+        assert!(!answers_an_example("{\"team\": \"tech\", \"priority\": \"low\"}", data, &shown));
+        // Nor is the parent's own text (an echo is judged as one).
+        assert!(!answers_an_example("not sure", "not sure", &shown));
     }
 
     #[test]

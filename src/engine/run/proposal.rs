@@ -12,8 +12,8 @@ use crate::engine::event::{
 };
 use crate::engine::handle::Halted;
 use crate::engine::reflect::{
-    build_prompt, builtin_template, extract_instruction, holds_no_instruction, is_cut_off, unchanged_note,
-    ReflectiveRecord, CUT_OFF_NOTE, NO_INSTRUCTION_NOTE,
+    answers_an_example, build_prompt, builtin_template, extract_instruction, holds_no_instruction, is_cut_off,
+    unchanged_note, ReflectiveRecord, CUT_OFF_NOTE, NO_INSTRUCTION_NOTE,
 };
 use crate::eval::ExampleEval;
 use crate::llm::{ChatRequest, Draw, Message};
@@ -459,7 +459,10 @@ impl Shared {
             let (mut unchanged_answers, mut empty_answers) = (Vec::new(), Vec::new());
             let (mut reply, mut cut_answers) = (reply, cut_answers);
             let no_instruction = |reply: &crate::llm::ChatReply, new_text: &Option<String>| {
-                new_text.is_some() && holds_no_instruction(template_of(component), &reply.text, &parent[component])
+                new_text.as_deref().is_some_and(|t| {
+                    holds_no_instruction(template_of(component), &reply.text, &parent[component])
+                        || answers_an_example(t, &parent[component], &records)
+                })
             };
             let echoed = new_text.as_deref().is_some_and(|t| t.trim() == parent[component].trim());
             let empty = no_instruction(&reply, &new_text);
