@@ -57,15 +57,27 @@ fn wordy_reflection(needs: u32, asked: Asked) -> Arc<ScriptedBackend> {
     }))
 }
 
-/// A reflection model that always answers with the current instruction, unchanged.
-fn echoing_reflection(asked: Asked) -> Arc<ScriptedBackend> {
+/// A reflection model that always answers with the current instruction: unchanged, or
+/// `rewrapped` (a word a line, as a small model rewraps it, which with adapt on is unchanged too).
+fn echoing_reflection(asked: Asked, rewrapped: bool) -> Arc<ScriptedBackend> {
     Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
         asked.lock().unwrap().push(req.clone());
-        let prompt = &req.messages[0].content;
-        let start = prompt.find("```\n").map(|i| i + 4).unwrap_or(0);
-        let end = prompt[start..].find("\n```").map(|i| start + i).unwrap_or(start);
-        Ok::<_, AttemptError>(format!("```\n{}\n```", &prompt[start..end]))
+        if !rewrapped {
+            return Ok::<_, AttemptError>(format!("```\n{}\n```", current_text(req)));
+        }
+        Ok::<_, AttemptError>(format!(
+            "```\n{}\n```",
+            current_text(req).split_whitespace().collect::<Vec<_>>().join("\n")
+        ))
     }))
+}
+
+/// The current instruction a reflection prompt shows (between its first fences).
+fn current_text(req: &ChatRequest) -> String {
+    let prompt = &req.messages[0].content;
+    let start = prompt.find("```\n").map(|i| i + 4).unwrap_or(0);
+    let end = prompt[start..].find("\n```").map(|i| start + i).unwrap_or(start);
+    prompt[start..end].to_string()
 }
 
 fn models(dir: &Path, refl: Arc<dyn ChatBackend>, offline: bool) -> (Arc<gepa_tui::project::Project>, Models) {
@@ -196,7 +208,7 @@ fn answers_that_never_fit_make_the_run_change_course_recorded_and_replayed_the_s
 fn an_echo_is_asked_again_differently_and_the_run_says_it_kept_coming_back_unchanged() {
     let (_t, dir) = project("max_metric_calls = 400\nseed = 3", "");
     let asked: Asked = Arc::default();
-    let (r, events) = run(&dir, echoing_reflection(asked.clone()), None);
+    let (r, events) = run(&dir, echoing_reflection(asked.clone(), true), None);
     let asked = asked.lock().unwrap();
     // Each echo is asked again with a note naming the examples the parent failed.
     let reasks: Vec<&ChatRequest> = asked.iter().filter(|q| q.messages.len() == 3).collect();
@@ -243,7 +255,7 @@ fn nothing_left_to_learn_is_said_only_when_the_parents_were_perfect() {
     // The same idle rounds from echoes (the engine asking one way, as before it adapted): the
     // budget stands still too, but the parents were not perfect, and the stop says what happened.
     let (_t2, dir) = project("max_metric_calls = 400\nseed = 3", "adapt = false");
-    let (echoed, events) = run(&dir, echoing_reflection(Arc::default()), None);
+    let (echoed, events) = run(&dir, echoing_reflection(Arc::default(), false), None);
     assert!(outcomes(&events).iter().all(|o| *o == ProposalOutcome::Unchanged));
     assert!(adaptations(&events).is_empty(), "adapt = false changes nothing by itself");
     assert!(!echoed.stop_reason.contains("nothing left to learn"), "{}", echoed.stop_reason);
@@ -575,4 +587,33 @@ fn asked_again_with_a_note_and_its_child_tested(first: &'static str) {
     let (replayed, again) = run(&dir, told_reflection(Arc::default(), first), Some(&r.run_id));
     assert_eq!(outcomes(&again), outs);
     assert_eq!((replayed.best_val_score, replayed.metric_calls), (r.best_val_score, r.metric_calls));
+}
+
+#[test]
+fn an_answer_with_no_instruction_then_the_instruction_back_makes_no_child_and_the_run_turns_to_compact() {
+    // The 1.5B model on support-triage: "Certainly! …", and told so, the seed back with its lines
+    // joined. Nothing is spent testing the seed again as its own child.
+    let (_t, dir) = short_seed_project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
+    let refl = Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
+        let told = req.messages.get(2).is_some_and(|m| m.content.contains("held no new instruction"));
+        if !req.messages[0].content.contains("I provided an assistant with the following instructions") {
+            // The compact template: the usual scripted answer.
+            Ok::<_, AttemptError>(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
+        } else if told {
+            Ok(format!("```\n{}\n```", current_text(req).replace(". ", ".\n")))
+        } else {
+            Ok("Certainly! Please provide the inputs for the new task.".to_string())
+        }
+    }));
+    let (r, events) = run(&dir, refl, None);
+    let all = outcomes(&events);
+    assert!(all.len() >= 4 && all[..4].iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
+    let steps = adaptations(&events);
+    assert_eq!(
+        steps.first().map(|s| (&s.1, s.2)),
+        Some((&AdaptStep::Template { template: TemplateKind::Compact }, NoChild::Empty)),
+        "{steps:?}"
+    );
+    assert!(all.iter().any(|o| matches!(o, ProposalOutcome::Accepted { .. })), "{all:?}");
+    assert!(r.candidates > 1, "{r:?}");
 }

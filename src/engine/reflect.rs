@@ -228,12 +228,21 @@ pub fn holds_no_instruction(template: &str, answer: &str, parent: &str) -> bool 
         && (n * 4 < words(parent).count() || (n < SHORT_ANSWER_WORDS && unrelated()))
 }
 
+/// The same text but for whitespace: the same words in the same order. A 1.5B model asked to
+/// rewrite an instruction often gives it back with its lines joined, or a newline fewer at the end
+/// (support-triage, gepa's template: 4 of its first 6 answers); a child that differs from its
+/// parent only so is the parent, and testing it spends a minibatch to learn nothing.
+pub fn same_words(a: &str, b: &str) -> bool {
+    a.split_whitespace().eq(b.split_whitespace())
+}
+
 /// Words under which an unfenced answer that shares no word with the parent holds no instruction.
 pub const SHORT_ANSWER_WORDS: usize = 20;
 
 /// A new text that is an answer to the task, not an instruction: one of the outputs the dataset
-/// shows, word for word (whitespace aside), or nothing but JSON shaped as the outputs are (the
-/// same keys). Asked with gepa's template, the 1.5B model sometimes answers an example
+/// shows, word for word (whitespace aside), or nothing but JSON objects that each hold the keys
+/// an output has (with the input beside them, as the model also wrote:
+/// `{"message": "Nobody on our team can log in…", "team": "oncall", "priority": "urgent"}`). Asked with gepa's template, the 1.5B model sometimes answers an example
 /// (```` ```json {"team": "billing", "priority": "low"}``` ````): taken as the new instruction it
 /// cost a minibatch evaluation, and once passed it (the JSON format was asked in the user
 /// message, so the task still answered). A parent that is itself such text (a component holding
@@ -274,7 +283,7 @@ pub fn answers_an_example(new_text: &str, parent: &str, records: &[ReflectiveRec
         return true;
     }
     let shown: Vec<_> = outputs.iter().filter_map(|o| shapes(&extract_instruction(o))).flatten().collect();
-    shapes(new_text).is_some_and(|mine| mine.iter().all(|k| shown.contains(k)))
+    shapes(new_text).is_some_and(|mine| mine.iter().all(|k| shown.iter().any(|o| o.is_subset(k))))
 }
 
 /// The text between the first and the last ``` fence, without a language tag; unfenced or
@@ -351,6 +360,14 @@ mod tests {
             &shown
         ));
         assert!(answers_an_example("[{\"team\": \"tech\", \"priority\": \"low\"}]", parent, &shown));
+        // With the example's input beside its answer.
+        assert!(answers_an_example(
+            "{\"message\": \"I was charged twice\", \"team\": \"billing\", \"priority\": \"high\"}",
+            parent,
+            &shown
+        ));
+        // Part of the output's keys is not the output.
+        assert!(!answers_an_example("{\"team\": \"billing\"}", parent, &shown));
         // An output word for word.
         assert!(answers_an_example(" not\nsure ", parent, &shown));
         // An instruction that shows the format, JSON of another shape, or prose, is not.
@@ -362,6 +379,15 @@ mod tests {
         assert!(!answers_an_example("{\"team\": \"tech\", \"priority\": \"low\"}", data, &shown));
         // Nor is the parent's own text (an echo is judged as one).
         assert!(!answers_an_example("not sure", "not sure", &shown));
+    }
+
+    #[test]
+    fn a_text_with_only_its_whitespace_changed_has_the_same_words() {
+        let parent = "Route the message.\nTeams: billing, tech.\n";
+        assert!(same_words("Route the message. Teams: billing, tech.", parent));
+        assert!(same_words("  Route the\tmessage.\n\nTeams: billing,\ntech.", parent));
+        assert!(!same_words("Route the message. Teams: billing, tech, shipping.", parent));
+        assert!(!same_words("Route the message.Teams: billing, tech.", parent));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::engine::event::{
 use crate::engine::handle::Halted;
 use crate::engine::reflect::{
     answers_an_example, build_prompt, builtin_template, extract_instruction, holds_no_instruction, is_cut_off,
-    unchanged_note, ReflectiveRecord, CUT_OFF_NOTE, NO_INSTRUCTION_NOTE,
+    same_words, unchanged_note, ReflectiveRecord, CUT_OFF_NOTE, NO_INSTRUCTION_NOTE,
 };
 use crate::eval::ExampleEval;
 use crate::llm::{ChatRequest, Draw, Message};
@@ -464,7 +464,7 @@ impl Shared {
                         || answers_an_example(t, &parent[component], &records)
                 })
             };
-            let echoed = new_text.as_deref().is_some_and(|t| t.trim() == parent[component].trim());
+            let echoed = new_text.as_deref().is_some_and(|t| same_words(t, &parent[component]));
             let empty = no_instruction(&reply, &new_text);
             if self.allowed.adapt && (echoed || empty) {
                 // Asked the same way, a model at temperature 0 answers the same way: the re-ask
@@ -514,8 +514,9 @@ impl Shared {
                 };
             }
             // A reply with no instruction in it is no new text (adapt = false: gepa's way, the
-            // reply whole is the child's text).
-            if self.allowed.adapt && no_instruction(&reply, &new_text) {
+            // reply whole is the child's text); so is the parent given back when told to write one.
+            let told_then_echoed = empty && new_text.as_deref().is_some_and(|t| same_words(t, &parent[component]));
+            if self.allowed.adapt && (no_instruction(&reply, &new_text) || told_then_echoed) {
                 new_text = Some(String::new());
             }
             r.cost += reply.cost_usd;
@@ -568,7 +569,9 @@ impl Shared {
             }
             child.insert(component.clone(), new_text);
         }
-        if child == *parent {
+        // With adapt on, a child that differs from its parent only in whitespace is the parent.
+        let same = |(k, v): (&String, &String)| parent.get(k).is_some_and(|p| same_words(v, p));
+        if child == *parent || (self.allowed.adapt && child.iter().all(same)) {
             self.emit_in(gen, finish(ProposalOutcome::Unchanged, None), false)?;
             return Ok(r);
         }
