@@ -494,19 +494,8 @@ fn asking_back_reflection(asked: Asked) -> Arc<ScriptedBackend> {
 fn an_answer_with_no_instruction_makes_no_child_and_the_run_turns_to_the_other_template() {
     let (_t, dir) = short_seed_project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
     let (r, events) = run(&dir, asking_back_reflection(Arc::default()), None);
-    let all = outcomes(&events);
     // The first proposals make no child: nothing is spent testing "Please provide …".
-    assert!(all.len() >= 4, "{all:?}");
-    assert!(all[..4].iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
-    let steps = adaptations(&events);
-    assert_eq!(
-        steps.first().map(|s| (&s.1, s.2)),
-        Some((&AdaptStep::Template { template: TemplateKind::Compact }, NoChild::Empty)),
-        "{steps:?}"
-    );
-    // On the compact template the reflections learn: the run improves on its seed.
-    assert!(all.iter().any(|o| matches!(o, ProposalOutcome::Accepted { .. })), "{all:?}");
-    assert!(r.candidates > 1, "{r:?}");
+    no_child_then_compact_learns(&r, &events);
     let children: Vec<&str> = events
         .iter()
         .filter_map(|e| match e {
@@ -606,9 +595,15 @@ fn an_answer_with_no_instruction_then_the_instruction_back_makes_no_child_and_th
         }
     }));
     let (r, events) = run(&dir, refl, None);
-    let all = outcomes(&events);
+    no_child_then_compact_learns(&r, &events);
+}
+
+/// The first four proposals ended with no instruction (no child tested), the run's first change
+/// of course was to the compact template for that reason, and there the reflections learned.
+fn no_child_then_compact_learns(r: &RunResult, events: &[Event]) {
+    let all = outcomes(events);
     assert!(all.len() >= 4 && all[..4].iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
-    let steps = adaptations(&events);
+    let steps = adaptations(events);
     assert_eq!(
         steps.first().map(|s| (&s.1, s.2)),
         Some((&AdaptStep::Template { template: TemplateKind::Compact }, NoChild::Empty)),
