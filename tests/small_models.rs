@@ -476,13 +476,13 @@ fn short_seed_project(optimizer: &str, reflection: &str) -> (tempfile::TempDir, 
 }
 
 /// A reflection model that, as a 1.5B model often does with gepa's template, answers a request
-/// for input instead of an instruction; once the engine turned to the compact template, the
-/// usual scripted answer (the text plus the rules the feedback names).
-fn asking_back_reflection(asked: Asked) -> Arc<ScriptedBackend> {
+/// for input instead of an instruction; asked with the compact template, the usual scripted
+/// answer (the text plus the rules the feedback names), unless `never` (it asks back then too).
+fn asking_back_reflection(asked: Asked, never: bool) -> Arc<ScriptedBackend> {
     Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
         asked.lock().unwrap().push(req.clone());
         let prompt = &req.messages[0].content;
-        if prompt.contains("I provided an assistant with the following instructions") {
+        if never || prompt.contains("I provided an assistant with the following instructions") {
             Ok::<_, AttemptError>("Certainly! Please provide the new instruction.".to_string())
         } else {
             Ok(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
@@ -491,29 +491,75 @@ fn asking_back_reflection(asked: Asked) -> Arc<ScriptedBackend> {
 }
 
 #[test]
-fn an_answer_with_no_instruction_makes_no_child_and_the_run_turns_to_the_other_template() {
-    let (_t, dir) = short_seed_project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
-    let (r, events) = run(&dir, asking_back_reflection(Arc::default()), None);
-    // The first proposals make no child: nothing is spent testing "Please provide …".
-    no_child_then_compact_learns(&r, &events);
-    let children: Vec<&str> = events
+fn an_answer_with_no_instruction_is_asked_again_with_the_other_template_and_its_child_tested() {
+    let (_t, dir) = short_seed_project("max_metric_calls = 120\nseed = 3", "template = \"gepa\"");
+    let asked: Asked = Arc::default();
+    let (r, events) = run(&dir, asking_back_reflection(asked.clone(), false), None);
+    // Each "Certainly! …" was asked again once, as a question of its own with the compact template.
+    let asked = asked.lock().unwrap();
+    assert!(asked.iter().all(|q| q.messages.len() == 1), "no note turn");
+    let compact = |q: &&ChatRequest| q.messages[0].content.starts_with("You are improving the instruction");
+    let reasks: Vec<&ChatRequest> = asked.iter().filter(compact).collect();
+    assert_eq!(reasks.len() * 2, asked.len(), "one re-ask per first answer");
+    let reflections: Vec<(usize, bool)> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Reflection { new_text, .. } => Some(new_text.as_str()),
+            // The prompt recorded is the one that wrote the child.
+            Event::Reflection { empty_answers, prompt, .. } => {
+                Some((empty_answers.len(), prompt.starts_with("You are improving the instruction")))
+            }
             _ => None,
         })
         .collect();
-    assert!(!children.contains(&"Certainly! Please provide the new instruction."), "{children:?}");
-    // Each was asked again once with a note (the model never complies), and the stop, if any, says so.
-    let empties =
-        events.iter().filter(|e| matches!(e, Event::Reflection { empty_answers, .. } if empty_answers.len() == 1));
-    assert!(empties.count() >= 4);
+    assert!(!reflections.is_empty() && reflections.iter().all(|r| *r == (1, true)), "{reflections:?}");
+    // Every proposal made a child that was tested: no change of course was needed, and the run learned.
+    let outs = outcomes(&events);
+    assert!(outs.iter().all(|o| o.no_child() == Some(None)), "{outs:?}");
+    assert!(outs.iter().any(|o| matches!(o, ProposalOutcome::Accepted { .. })), "{outs:?}");
+    assert!(adaptations(&events).is_empty());
+    assert!(r.candidates > 1, "{r:?}");
+    // A replay from the recorded replies asks and ends the same.
+    let (replayed, again) = run(&dir, asking_back_reflection(Arc::default(), false), Some(&r.run_id));
+    assert_eq!(outcomes(&again), outs);
+    assert_eq!((replayed.best_val_score, replayed.metric_calls), (r.best_val_score, r.metric_calls));
 
     // adapt = false keeps gepa's way: the answer whole is the child's text, tested and rejected.
     let (_t, dir) = short_seed_project("max_metric_calls = 60\nseed = 3", "template = \"gepa\"\nadapt = false");
-    let (_, events) = run(&dir, asking_back_reflection(Arc::default()), None);
+    let (_, events) = run(&dir, asking_back_reflection(Arc::default(), false), None);
     let all = outcomes(&events);
     assert!(all.iter().all(|o| matches!(o, ProposalOutcome::Rejected { .. })), "{all:?}");
+}
+
+#[test]
+fn answers_with_no_instruction_on_both_templates_make_no_child_and_the_run_says_so_when_it_stops() {
+    let (_t, dir) = short_seed_project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
+    let (r, events) = run(&dir, asking_back_reflection(Arc::default(), true), None);
+    let all = outcomes(&events);
+    assert!(all.len() >= 4 && all.iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
+    // Nothing was spent testing "Certainly! …" as a child.
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::MinibatchEvaluated { candidate_role: MinibatchRole::Child, .. })));
+    // The run changed course (the other template first), and stopped saying what happened and what it tried.
+    let steps = adaptations(&events);
+    assert_eq!(
+        steps.first().map(|s| (&s.1, s.2)),
+        Some((&AdaptStep::Template { template: TemplateKind::Compact }, NoChild::Empty)),
+        "{steps:?}"
+    );
+    assert!(r.stop_reason.contains("answered with no instruction"), "{}", r.stop_reason);
+    assert!(r.stop_reason.contains("with the other built-in template"), "{}", r.stop_reason);
+    assert!(!r.stop_reason.contains("nothing left to learn"), "{}", r.stop_reason);
+}
+
+/// `short_seed_project` with a template of the user's (`template_file`) that asks for the new text
+/// in a fence: an answer with no instruction is asked again with a note, there being no built-in
+/// template to turn to.
+fn own_template_project(optimizer: &str) -> (tempfile::TempDir, PathBuf) {
+    let (t, dir) = short_seed_project(optimizer, "template_file = \"reflect.md\"");
+    let template = "The assistant's instruction:\n```\n<curr_instructions>\n```\n\nWhat it did:\n<inputs_outputs_feedback>\n\nWrite a better instruction inside one ``` block.";
+    std::fs::write(dir.join("reflect.md"), template).unwrap();
+    (t, dir)
 }
 
 /// A reflection model whose first answer to each question is `first`, and which writes the
@@ -546,7 +592,7 @@ fn an_answer_to_an_example_is_asked_again_with_a_note_and_its_child_tested() {
 /// writes the instruction once told so; each first answer must be asked again with the note, the
 /// child of the second tested, and a replay must do the same.
 fn asked_again_with_a_note_and_its_child_tested(first: &'static str) {
-    let (_t, dir) = short_seed_project("max_metric_calls = 120\nseed = 3", "template = \"gepa\"");
+    let (_t, dir) = own_template_project("max_metric_calls = 120\nseed = 3");
     let asked: Asked = Arc::default();
     let (r, events) = run(&dir, told_reflection(asked.clone(), first), None);
     // Each non-answer was asked again once, as the next turn: the question, the non-answer, a note.
@@ -579,36 +625,31 @@ fn asked_again_with_a_note_and_its_child_tested(first: &'static str) {
 }
 
 #[test]
-fn an_answer_with_no_instruction_then_the_instruction_back_makes_no_child_and_the_run_turns_to_compact() {
+fn an_answer_with_no_instruction_then_the_instruction_back_makes_no_child_and_the_run_says_so() {
     // The 1.5B model on support-triage: "Certainly! …", and told so, the seed back with its lines
     // joined. Nothing is spent testing the seed again as its own child.
-    let (_t, dir) = short_seed_project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
+    let (_t, dir) = own_template_project("max_metric_calls = 300\nseed = 3");
     let refl = Arc::new(ScriptedBackend::new(move |req: &ChatRequest| {
         let told = req.messages.get(2).is_some_and(|m| m.content.contains("held no new instruction"));
-        if !req.messages[0].content.contains("I provided an assistant with the following instructions") {
-            // The compact template: the usual scripted answer.
-            Ok::<_, AttemptError>(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
-        } else if told {
-            Ok(format!("```\n{}\n```", current_text(req).replace(". ", ".\n")))
+        if told {
+            Ok::<_, AttemptError>(format!("```\n{}\n```", current_text(req).replace(". ", ".\n")))
         } else {
             Ok("Certainly! Please provide the inputs for the new task.".to_string())
         }
     }));
     let (r, events) = run(&dir, refl, None);
-    no_child_then_compact_learns(&r, &events);
-}
-
-/// The first four proposals ended with no instruction (no child tested), the run's first change
-/// of course was to the compact template for that reason, and there the reflections learned.
-fn no_child_then_compact_learns(r: &RunResult, events: &[Event]) {
-    let all = outcomes(events);
-    assert!(all.len() >= 4 && all[..4].iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
-    let steps = adaptations(events);
+    let all = outcomes(&events);
+    assert!(all.len() >= 4 && all.iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::MinibatchEvaluated { candidate_role: MinibatchRole::Child, .. })));
+    // No built-in template to turn to: re-asks at temperature 0.7, and the stop says what happened.
+    let steps = adaptations(&events);
     assert_eq!(
         steps.first().map(|s| (&s.1, s.2)),
-        Some((&AdaptStep::Template { template: TemplateKind::Compact }, NoChild::Empty)),
+        Some((&AdaptStep::ReaskTemperature { temperature: REASK_TEMPERATURE }, NoChild::Empty)),
         "{steps:?}"
     );
-    assert!(all.iter().any(|o| matches!(o, ProposalOutcome::Accepted { .. })), "{all:?}");
-    assert!(r.candidates > 1, "{r:?}");
+    assert!(r.stop_reason.contains("answered with no instruction"), "{}", r.stop_reason);
+    assert!(r.stop_reason.contains("with a note saying so"), "{}", r.stop_reason);
 }

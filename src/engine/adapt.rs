@@ -71,7 +71,7 @@ impl AdaptStep {
     /// `now re-asking at temperature 0.7`.
     pub fn now(&self) -> String {
         match self {
-            AdaptStep::Template { template } => format!("now using the {} template", template_name(*template)),
+            AdaptStep::Template { template } => format!("now using the {} template", template.name()),
             AdaptStep::ReaskTemperature { temperature } => format!("now re-asking at temperature {temperature}"),
             AdaptStep::RetryTokens { max_tokens } => format!("now re-asking cut-off answers with {max_tokens} tokens"),
         }
@@ -80,17 +80,10 @@ impl AdaptStep {
     /// `temperature 0.7`, for the list of what was tried.
     pub fn tried(&self) -> String {
         match self {
-            AdaptStep::Template { template } => format!("the {} template", template_name(*template)),
+            AdaptStep::Template { template } => format!("the {} template", template.name()),
             AdaptStep::ReaskTemperature { temperature } => format!("re-asks at temperature {temperature}"),
             AdaptStep::RetryTokens { max_tokens } => format!("re-asks with {max_tokens} tokens"),
         }
-    }
-}
-
-fn template_name(t: TemplateKind) -> &'static str {
-    match t {
-        TemplateKind::Gepa => "gepa",
-        TemplateKind::Compact => "compact",
     }
 }
 
@@ -115,9 +108,7 @@ impl Allowed {
         if !self.adapt {
             return None;
         }
-        let template = self.template.map(|t| AdaptStep::Template {
-            template: if t == TemplateKind::Gepa { TemplateKind::Compact } else { TemplateKind::Gepa },
-        });
+        let template = self.template.map(|t| AdaptStep::Template { template: t.other() });
         let temperature = self
             .temperature
             .filter(|t| *t < REASK_TEMPERATURE)
@@ -253,16 +244,20 @@ impl Adaptation {
 
     /// What was tried, for a stop reason: the re-asks made for the failures of the streak, then
     /// the steps taken.
-    pub fn tried_text(&self, adapt: bool, retry_max_tokens: Option<u32>) -> String {
+    pub fn tried_text(&self, al: &Allowed) -> String {
+        let adapt = al.adapt;
         let mut tried = Vec::new();
-        if let (Some(n), true) = (retry_max_tokens, self.streak.contains_key(&NoChild::CutOff)) {
+        if let (Some(n), true) = (al.retry_max_tokens, self.streak.contains_key(&NoChild::CutOff)) {
             tried.push(format!("re-asking cut-off answers with {n} tokens"));
         }
         if adapt && self.streak.contains_key(&NoChild::Unchanged) {
             tried.push("re-asking an unchanged answer with a note naming the failed examples".to_string());
         }
         if adapt && self.streak.contains_key(&NoChild::Empty) {
-            tried.push("re-asking an answer that held no instruction with a note saying so".to_string());
+            tried.push(match al.template {
+                Some(_) => "re-asking an answer that held no instruction with the other built-in template".to_string(),
+                None => "re-asking an answer that held no instruction with a note saying so".to_string(),
+            });
         }
         tried.extend(self.steps.iter().map(AdaptStep::tried));
         if !adapt {
@@ -292,11 +287,16 @@ mod tests {
         for _ in 0..3 {
             a.record(Some(Some(NoChild::Empty)));
         }
-        let tried = a.tried_text(true, Some(900));
-        assert_eq!(tried, "re-asking an answer that held no instruction with a note saying so");
-        assert_eq!(a.tried_text(false, Some(900)), "nothing more ([reflection] adapt = false)");
+        let al = allowed();
+        let tried = a.tried_text(&al);
+        assert_eq!(tried, "re-asking an answer that held no instruction with the other built-in template");
+        // With a template of the user's, the re-ask is a note.
+        let own = Allowed { template: None, ..allowed() };
+        assert_eq!(a.tried_text(&own), "re-asking an answer that held no instruction with a note saying so");
+        assert_eq!(a.tried_text(&Allowed { adapt: false, ..allowed() }), "nothing more ([reflection] adapt = false)");
         a.record(Some(Some(NoChild::Unchanged)));
-        assert!(a.tried_text(true, None).starts_with("re-asking an unchanged answer with a note"));
+        let no_room = Allowed { retry_max_tokens: None, ..allowed() };
+        assert!(a.tried_text(&no_room).starts_with("re-asking an unchanged answer with a note"));
     }
 
     #[test]

@@ -341,7 +341,7 @@ impl Engine {
         let al = &self.sh.allowed;
         // What happened: `what`, then the proposals in a row that made no child.
         let happened = [what, s.adapt.streak_text()].into_iter().flatten().collect::<Vec<_>>().join(": ");
-        let tried = s.adapt.tried_text(al.adapt, al.retry_max_tokens);
+        let tried = s.adapt.tried_text(al);
         let cut =
             s.adapt.streak.keys().max_by_key(|k| s.adapt.streak[*k]) == Some(&crate::engine::adapt::NoChild::CutOff);
         let advice = match (cut, al.adapt) {

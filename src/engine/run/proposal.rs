@@ -17,7 +17,7 @@ use crate::engine::reflect::{
 };
 use crate::eval::ExampleEval;
 use crate::llm::{ChatRequest, Draw, Message};
-use crate::project::config::{AcceptPerRound, ReviewPolicy, SystemKind};
+use crate::project::config::{AcceptPerRound, ReviewPolicy, SystemKind, TemplateKind};
 use crate::project::{Candidate, Example};
 use anyhow::Result;
 use futures::future::join_all;
@@ -421,14 +421,26 @@ impl Shared {
                 .get(component)
                 .map(|spans| spans.iter().filter(|s| parent[component].contains(s.as_str())).cloned().collect())
                 .unwrap_or_default();
-            let mut prompt = build_prompt(template_of(component), &parent[component], &records, notes);
-            prompt.push_str(&crate::engine::protect::protected_section(&kept));
-            if let Some(g) = guide {
-                // The example is in the dataset: pointed at and evaluated, or in the minibatch.
-                let shown =
-                    g.example.as_ref().map(|e| e.id.as_str()).filter(|id| records_hold(&batch, pointed_example, id));
-                prompt.push_str(&crate::engine::protect::guidance_section(&g.note, shown));
-            }
+            let prompt_with = |template: &str| {
+                let mut prompt = build_prompt(template, &parent[component], &records, notes);
+                prompt.push_str(&crate::engine::protect::protected_section(&kept));
+                if let Some(g) = guide {
+                    // The example is in the dataset: pointed at and evaluated, or in the minibatch.
+                    let shown = g
+                        .example
+                        .as_ref()
+                        .map(|e| e.id.as_str())
+                        .filter(|id| records_hold(&batch, pointed_example, id));
+                    prompt.push_str(&crate::engine::protect::guidance_section(&g.note, shown));
+                }
+                prompt
+            };
+            let mut prompt = prompt_with(template_of(component));
+            // The other built-in template, when this component is asked with a built-in one.
+            let other_template = match self.component_templates.contains_key(component) {
+                true => None,
+                false => asking.template.or(self.allowed.template).map(TemplateKind::other),
+            };
             self.gate().await;
             self.cost_gate(gen).await;
             self.stage_in(gen, round, Some(format!("reflecting on `{component}` of candidate {}", p.parent)));
@@ -480,11 +492,27 @@ impl Shared {
                 } else {
                     (NO_INSTRUCTION_NOTE.to_string(), "no_instruction", "the answer held no instruction")
                 };
-                self.stage_in(gen, round, Some(format!("re-asking on `{component}`: {why}")));
+                // An answer with no instruction is asked again with the other built-in template, a
+                // question of its own (a 1.5B model told with a note gave the parent back); with a
+                // template of the user's, with the note.
+                let fresh = other_template.filter(|_| !echoed).map(|t| prompt_with(builtin_template(t)));
+                let how = match other_template.filter(|_| fresh.is_some()) {
+                    Some(t) => format!(" (with the {} template)", t.name()),
+                    None => String::new(),
+                };
+                self.stage_in(gen, round, Some(format!("re-asking on `{component}`: {why}{how}")));
                 let again = {
                     let _reflecting = Counted::enter(&self.live.reflecting);
-                    let again =
-                        self.reask((&prompt, &reply.text, &note), &reflect_place.at("reask", kind), &asking).await;
+                    let again = match &fresh {
+                        Some(other) => {
+                            let messages = vec![Message::user(other.clone())];
+                            self.ask_reflection(messages, &reflect_place.at("reask", "template"), &asking, true).await
+                        }
+                        None => {
+                            let place = reflect_place.at("reask", kind);
+                            self.reask((&prompt, &reply.text, &note), &place, &asking).await
+                        }
+                    };
                     if let Ok((again, _, again_replayed)) = &again {
                         self.book(gen, 0, again.cost_usd - again_replayed);
                     }
@@ -507,6 +535,10 @@ impl Shared {
                 replayed += again.2;
                 cut_answers.extend(again.1);
                 if echoed { &mut unchanged_answers } else { &mut empty_answers }.push(first.text);
+                // The prompt recorded is the one whose answer makes the child.
+                if let Some(other) = fresh {
+                    prompt = other;
+                }
                 new_text = if is_cut_off(&reply.text, reply.truncated) && !use_cut {
                     None
                 } else {

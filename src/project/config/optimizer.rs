@@ -359,3 +359,21 @@ pub enum TemplateKind {
     Gepa,
     Compact,
 }
+
+impl TemplateKind {
+    /// The other built-in template.
+    pub fn other(self) -> TemplateKind {
+        match self {
+            TemplateKind::Gepa => TemplateKind::Compact,
+            TemplateKind::Compact => TemplateKind::Gepa,
+        }
+    }
+
+    /// `gepa` or `compact`, as `[reflection] template` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateKind::Gepa => "gepa",
+            TemplateKind::Compact => "compact",
+        }
+    }
+}
