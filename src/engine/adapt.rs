@@ -119,7 +119,8 @@ impl Allowed {
             .map(|n| AdaptStep::RetryTokens { max_tokens: n.saturating_mul(2) });
         // More room helps only an answer that was cut off.
         // A re-ask's temperature helps an answer that is re-asked (unchanged); an answer with no
-        // instruction is not re-asked: the other template first.
+        // instruction was already re-asked with the other template (or a note): that template
+        // for every reflection first.
         let order = match why {
             NoChild::CutOff => [tokens, template, temperature],
             NoChild::Unchanged => [temperature, template, None],
