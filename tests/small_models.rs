@@ -501,17 +501,18 @@ fn an_answer_with_no_instruction_is_asked_again_with_the_other_template_and_its_
     let compact = |q: &&ChatRequest| q.messages[0].content.starts_with("You are improving the instruction");
     let reasks: Vec<&ChatRequest> = asked.iter().filter(compact).collect();
     assert_eq!(reasks.len() * 2, asked.len(), "one re-ask per first answer");
-    let reflections: Vec<(usize, bool)> = events
+    let reflections: Vec<(usize, bool, Option<TemplateKind>)> = events
         .iter()
         .filter_map(|e| match e {
-            // The prompt recorded is the one that wrote the child.
-            Event::Reflection { empty_answers, prompt, .. } => {
-                Some((empty_answers.len(), prompt.starts_with("You are improving the instruction")))
+            // The prompt recorded is the one that wrote the child, and the event says whose it is.
+            Event::Reflection { empty_answers, prompt, reasked_with, .. } => {
+                Some((empty_answers.len(), prompt.starts_with("You are improving the instruction"), *reasked_with))
             }
             _ => None,
         })
         .collect();
-    assert!(!reflections.is_empty() && reflections.iter().all(|r| *r == (1, true)), "{reflections:?}");
+    let each = (1, true, Some(TemplateKind::Compact));
+    assert!(!reflections.is_empty() && reflections.iter().all(|r| *r == each), "{reflections:?}");
     // Every proposal made a child that was tested: no change of course was needed, and the run learned.
     let outs = outcomes(&events);
     assert!(outs.iter().all(|o| o.no_child() == Some(None)), "{outs:?}");

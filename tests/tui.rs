@@ -2458,3 +2458,41 @@ fn random_keys_at_any_moment_never_break_the_workbench() {
         }
     }
 }
+
+/// An answer with no instruction asked again with the other built-in template: Reflections shows
+/// the first answer as not used, says which template the re-ask used, and shows that prompt.
+#[test]
+fn an_answer_with_no_instruction_shows_the_template_it_was_asked_again_with() {
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, "max_metric_calls = 40\nmax_rounds = 2\nseed = 3");
+    let project = Arc::new(Project::load(&dir).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
+    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(|req: &ChatRequest| {
+        if req.messages[0].content.starts_with("I provided an assistant") {
+            Ok::<_, AttemptError>("Certainly! Please provide the new instruction.".to_string())
+        } else {
+            Ok(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
+        }
+    }));
+    let models = common::models_from(&project, task, refl);
+    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let run_dir = rt.block_on(async {
+        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
+        engine.run().await.unwrap().run_dir
+    });
+    let (events, _) = load_events(&run_dir, false).unwrap();
+    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
+    a.goto(View::Reflections);
+    let screen = text(&draw(&mut a, 160, 300));
+    assert!(
+        screen.contains("An answer held no instruction: asked again with the compact template (the prompt above)"),
+        "{screen}"
+    );
+    assert!(screen.contains("Certainly! Please provide the new instruction."), "{screen}");
+    assert!(screen.contains("You are improving the instruction an assistant follows."), "{screen}");
+}

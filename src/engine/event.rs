@@ -357,9 +357,14 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         unchanged_answers: Vec<String>,
         /// Earlier answers that held no instruction ("Certainly! Please provide the new
-        /// instruction."), asked again with a note saying so; in `cost_usd` and `usage` too.
+        /// instruction."), asked again (with the other built-in template, `reasked_with`, or a
+        /// note saying so); in `cost_usd` and `usage` too.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         empty_answers: Vec<String>,
+        /// The built-in template an answer with no instruction was asked again with: `prompt` is
+        /// then that question's (None: no such re-ask, or one with a note).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reasked_with: Option<crate::project::config::TemplateKind>,
         /// When some attempts (not all: see `cached`) were served from the response cache, the
         /// part of `cost_usd` they would have cost.
         #[serde(default, skip_serializing_if = "crate::system::is_zero")]

@@ -468,7 +468,7 @@ impl Shared {
             } else {
                 Some(extract_instruction(&reply.text))
             };
-            let (mut unchanged_answers, mut empty_answers) = (Vec::new(), Vec::new());
+            let (mut unchanged_answers, mut empty_answers, mut reasked_with) = (Vec::new(), Vec::new(), None);
             let (mut reply, mut cut_answers) = (reply, cut_answers);
             let no_instruction = |reply: &crate::llm::ChatReply, new_text: &Option<String>| {
                 new_text.as_deref().is_some_and(|t| {
@@ -538,6 +538,7 @@ impl Shared {
                 // The prompt recorded is the one whose answer makes the child.
                 if let Some(other) = fresh {
                     prompt = other;
+                    reasked_with = other_template;
                 }
                 new_text = if is_cut_off(&reply.text, reply.truncated) && !use_cut {
                     None
@@ -577,6 +578,7 @@ impl Shared {
                     cut_answers,
                     unchanged_answers,
                     empty_answers,
+                    reasked_with,
                     cost_usd_replayed: if reply.cached { 0.0 } else { replayed },
                 },
                 false,

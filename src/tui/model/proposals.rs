@@ -23,8 +23,10 @@ pub struct ReflectionCall {
     pub cut_answers: Vec<String>,
     /// Earlier answers that returned the parent's text unchanged, asked again with a note.
     pub unchanged_answers: Vec<String>,
-    /// Earlier answers that held no instruction, asked again with a note.
+    /// Earlier answers that held no instruction, asked again with a note, or with this other
+    /// built-in template (`prompt` is then that question's).
     pub empty_answers: Vec<String>,
+    pub reasked_with: Option<crate::project::config::TemplateKind>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +179,7 @@ impl Model {
                 cut_answers,
                 unchanged_answers,
                 empty_answers,
+                reasked_with,
                 ..
             } => {
                 if let Some(p) = self.proposal_mut(*round, *slot) {
@@ -192,6 +195,7 @@ impl Model {
                         cut_answers: cut_answers.clone(),
                         unchanged_answers: unchanged_answers.clone(),
                         empty_answers: empty_answers.clone(),
+                        reasked_with: *reasked_with,
                     });
                 }
             }

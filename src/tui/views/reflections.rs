@@ -455,10 +455,11 @@ fn detail(m: &Model, p: &Proposal, theme: &Theme) -> Vec<Line<'static>> {
             lines.extend(text_lines(echo, theme.muted));
         }
         for empty in &r.empty_answers {
-            lines.push(heading(
-                "── An answer held no instruction: asked again with a note saying so ──".to_string(),
-                theme,
-            ));
+            let how = match r.reasked_with {
+                Some(t) => format!("with the {} template (the prompt above)", t.name()),
+                None => "with a note saying so".to_string(),
+            };
+            lines.push(heading(format!("── An answer held no instruction: asked again {how} ──"), theme));
             lines.extend(text_lines(empty, theme.muted));
         }
         lines.push(heading(
