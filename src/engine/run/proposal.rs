@@ -689,8 +689,10 @@ impl Shared {
     /// Asks the reflection model again after an answer that returned the instruction unchanged or
     /// held none: the prompt, that answer and `note`, at the re-ask temperature once the run
     /// turned to sampling (each attempt the draw `attempt=<n>` under `place`, which is
-    /// `reask=unchanged` or `reask=no_instruction` under the reflection's). A cut-off answer is
-    /// asked again as `reflect` does.
+    /// `reask=unchanged` or `reask=no_instruction` under the reflection's; an answer with no
+    /// instruction asked again with the other built-in template is the draw `reask=template`,
+    /// asked as a question of its own, not by this). A cut-off answer is asked again as `reflect`
+    /// does.
     pub(super) async fn reask(
         &self,
         (prompt, answer, note): (&str, &str, &str),
