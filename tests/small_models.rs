@@ -535,19 +535,8 @@ fn an_answer_with_no_instruction_is_asked_again_with_the_other_template_and_its_
 fn answers_with_no_instruction_on_both_templates_make_no_child_and_the_run_says_so_when_it_stops() {
     let (_t, dir) = short_seed_project("max_metric_calls = 300\nseed = 3", "template = \"gepa\"");
     let (r, events) = run(&dir, asking_back_reflection(Arc::default(), true), None);
-    let all = outcomes(&events);
-    assert!(all.len() >= 4 && all.iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
-    // Nothing was spent testing "Certainly! …" as a child.
-    assert!(!events
-        .iter()
-        .any(|e| matches!(e, Event::MinibatchEvaluated { candidate_role: MinibatchRole::Child, .. })));
     // The run changed course (the other template first), and stopped saying what happened and what it tried.
-    let steps = adaptations(&events);
-    assert_eq!(
-        steps.first().map(|s| (&s.1, s.2)),
-        Some((&AdaptStep::Template { template: TemplateKind::Compact }, NoChild::Empty)),
-        "{steps:?}"
-    );
+    no_child_then_first_step(&events, AdaptStep::Template { template: TemplateKind::Compact });
     assert!(r.stop_reason.contains("answered with no instruction"), "{}", r.stop_reason);
     assert!(r.stop_reason.contains("with the other built-in template"), "{}", r.stop_reason);
     assert!(!r.stop_reason.contains("nothing left to learn"), "{}", r.stop_reason);
@@ -639,18 +628,19 @@ fn an_answer_with_no_instruction_then_the_instruction_back_makes_no_child_and_th
         }
     }));
     let (r, events) = run(&dir, refl, None);
-    let all = outcomes(&events);
-    assert!(all.len() >= 4 && all.iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
-    assert!(!events
-        .iter()
-        .any(|e| matches!(e, Event::MinibatchEvaluated { candidate_role: MinibatchRole::Child, .. })));
     // No built-in template to turn to: re-asks at temperature 0.7, and the stop says what happened.
-    let steps = adaptations(&events);
-    assert_eq!(
-        steps.first().map(|s| (&s.1, s.2)),
-        Some((&AdaptStep::ReaskTemperature { temperature: REASK_TEMPERATURE }, NoChild::Empty)),
-        "{steps:?}"
-    );
+    no_child_then_first_step(&events, AdaptStep::ReaskTemperature { temperature: REASK_TEMPERATURE });
     assert!(r.stop_reason.contains("answered with no instruction"), "{}", r.stop_reason);
     assert!(r.stop_reason.contains("with a note saying so"), "{}", r.stop_reason);
+}
+
+/// Every proposal ended with no instruction, nothing was spent testing a child, and the run's
+/// first change of course was `first`, taken for answers with no instruction.
+fn no_child_then_first_step(events: &[Event], first: AdaptStep) {
+    let all = outcomes(events);
+    assert!(all.len() >= 4 && all.iter().all(|o| *o == ProposalOutcome::EmptyAnswer), "{all:?}");
+    let child = |e: &Event| matches!(e, Event::MinibatchEvaluated { candidate_role: MinibatchRole::Child, .. });
+    assert!(!events.iter().any(child));
+    let steps = adaptations(events);
+    assert_eq!(steps.first().map(|s| (&s.1, s.2)), Some((&first, NoChild::Empty)), "{steps:?}");
 }
