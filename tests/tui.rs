@@ -1633,16 +1633,10 @@ fn a_decision_the_engine_never_took_is_reported_when_it_ends() {
 /// off every time ends as "reflection cut off", with what to do about it.
 #[test]
 fn cut_off_reflections_are_shown_as_such_in_reflections() {
-    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, RawReply, ScriptedBackend, Usage};
+    use gepa_tui::llm::{ChatRequest, RawReply, ScriptedBackend, Usage};
     use std::sync::Arc;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("proj");
-    common::write_project(&dir, "max_metric_calls = 60\nmax_rounds = 6\nseed = 3");
-    let project = Arc::new(Project::load(&dir).unwrap());
-    let task: Arc<dyn ChatBackend> =
-        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
     // Reflections on a minibatch holding ex15 are cut off every time; the others once, then whole.
-    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::raw(|req: &ChatRequest| {
+    let refl = Arc::new(ScriptedBackend::raw(|req: &ChatRequest| {
         let always = req.messages[0].content.contains("item 15 of");
         let (text, truncated) = if req.messages.len() > 1 && !always {
             (common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])), false)
@@ -1651,16 +1645,7 @@ fn cut_off_reflections_are_shown_as_such_in_reflections() {
         };
         Ok(RawReply { text, truncated, usage: Usage::default(), hold: None })
     }));
-    let models = common::models_from(&project, task, refl);
-    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let run_dir = rt.block_on(async {
-        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
-        engine.run().await.unwrap().run_dir
-    });
-    let (events, _) = load_events(&run_dir, false).unwrap();
-    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
-    a.goto(View::Reflections);
+    let (_tmp, mut a) = reflections_of_a_scripted_run("max_metric_calls = 60\nmax_rounds = 6\nseed = 3", refl);
     // The first proposal, last in the list (minibatch ex15, ex0, ex20 with seed 3): every answer
     // cut off, none tried.
     press(&mut a, "G");
@@ -2463,21 +2448,39 @@ fn random_keys_at_any_moment_never_break_the_workbench() {
 /// the first answer as not used, says which template the re-ask used, and shows that prompt.
 #[test]
 fn an_answer_with_no_instruction_shows_the_template_it_was_asked_again_with() {
-    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
+    use gepa_tui::llm::{AttemptError, ChatRequest, ScriptedBackend};
     use std::sync::Arc;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("proj");
-    common::write_project(&dir, "max_metric_calls = 40\nmax_rounds = 2\nseed = 3");
-    let project = Arc::new(Project::load(&dir).unwrap());
-    let task: Arc<dyn ChatBackend> =
-        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
-    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(|req: &ChatRequest| {
+    let refl = Arc::new(ScriptedBackend::new(|req: &ChatRequest| {
         if req.messages[0].content.starts_with("I provided an assistant") {
             Ok::<_, AttemptError>("Certainly! Please provide the new instruction.".to_string())
         } else {
             Ok(common::reflection_reply(&ChatRequest::new(vec![req.messages[0].clone()])))
         }
     }));
+    let (_tmp, mut a) = reflections_of_a_scripted_run("max_metric_calls = 40\nmax_rounds = 2\nseed = 3", refl);
+    let screen = text(&draw(&mut a, 160, 300));
+    assert!(
+        screen.contains("An answer held no instruction: asked again with the compact template (the prompt above)"),
+        "{screen}"
+    );
+    assert!(screen.contains("Certainly! Please provide the new instruction."), "{screen}");
+    assert!(screen.contains("You are improving the instruction an assistant follows."), "{screen}");
+}
+
+/// Runs the scripted project (`optimizer` in its [optimizer]) with the scripted task model and
+/// `refl` as the reflection model to its end, and opens the workbench on its Reflections view.
+fn reflections_of_a_scripted_run(
+    optimizer: &str,
+    refl: std::sync::Arc<dyn gepa_tui::llm::ChatBackend>,
+) -> (tempfile::TempDir, App) {
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    common::write_project(&dir, optimizer);
+    let project = Arc::new(Project::load(&dir).unwrap());
+    let task: Arc<dyn ChatBackend> =
+        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
     let models = common::models_from(&project, task, refl);
     let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -2488,11 +2491,5 @@ fn an_answer_with_no_instruction_shows_the_template_it_was_asked_again_with() {
     let (events, _) = load_events(&run_dir, false).unwrap();
     let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
     a.goto(View::Reflections);
-    let screen = text(&draw(&mut a, 160, 300));
-    assert!(
-        screen.contains("An answer held no instruction: asked again with the compact template (the prompt above)"),
-        "{screen}"
-    );
-    assert!(screen.contains("Certainly! Please provide the new instruction."), "{screen}");
-    assert!(screen.contains("You are improving the instruction an assistant follows."), "{screen}");
+    (tmp, a)
 }
