@@ -242,15 +242,13 @@ pub const SHORT_ANSWER_WORDS: usize = 20;
 /// A new text that is an answer to the task, not an instruction: one of the outputs the dataset
 /// shows, word for word (whitespace aside), or nothing but JSON objects that each hold the keys
 /// an output has (with the input beside them, as the model also wrote:
-/// `{"message": "Nobody on our team can log in…", "team": "oncall", "priority": "urgent"}`). Asked with gepa's template, the 1.5B model sometimes answers an example
+/// `{"message": "Nobody on our team can log in…", "team": "oncall", "priority": "urgent"}`).
+/// Asked with gepa's template, the 1.5B model sometimes answers an example
 /// (```` ```json {"team": "billing", "priority": "low"}``` ````): taken as the new instruction it
 /// cost a minibatch evaluation, and once passed it (the JSON format was asked in the user
 /// message, so the task still answered). A parent that is itself such text (a component holding
 /// data, not an instruction) is never judged this way.
 pub fn answers_an_example(new_text: &str, parent: &str, records: &[ReflectiveRecord]) -> bool {
-    fn norm(s: &str) -> String {
-        s.split_whitespace().collect::<Vec<_>>().join(" ")
-    }
     /// The key sets of a text that is only JSON objects (one or several, or an array of them).
     fn shapes(s: &str) -> Option<Vec<std::collections::BTreeSet<String>>> {
         let mut out = Vec::new();
@@ -273,13 +271,12 @@ pub fn answers_an_example(new_text: &str, parent: &str, records: &[ReflectiveRec
             _ => {}
         }
     }
-    let text = norm(new_text);
-    if text.is_empty() || text == norm(parent) || shapes(parent).is_some() {
+    if new_text.trim().is_empty() || same_words(new_text, parent) || shapes(parent).is_some() {
         return false;
     }
     let mut outputs = Vec::new();
     records.iter().for_each(|r| strings(&r.generated_outputs, &mut outputs));
-    if outputs.iter().any(|o| norm(o) == text) {
+    if outputs.iter().any(|o| same_words(o, new_text)) {
         return true;
     }
     let shown: Vec<_> = outputs.iter().filter_map(|o| shapes(&extract_instruction(o))).flatten().collect();
