@@ -69,10 +69,10 @@ for s in sections:
 new = f'[reflection]\ntemplate = "{template}"\n'
 if build in ("before", "cutoff"):
     new += "adapt = false\n"
-if build == "cutoff":
-    new += "use_cut_off_answers = true\n"
     if refl_max is not None:
         new += f"retry_max_tokens = {refl_max}\n"
+if build == "cutoff":
+    new += "use_cut_off_answers = true\n"
 out = []
 for s in sections:
     if s.startswith("[reflection]"):
