@@ -144,6 +144,8 @@ def proposals(run_dir):
         if r:
             tries = [f"{len(r.get(k) or [])} {w}" for k, w in
                      (("cut_answers", "cut"), ("unchanged_answers", "unchanged"), ("empty_answers", "no instr")) if r.get(k)]
+            if r.get("reasked_with"):
+                tries.append(f"asked again with {r['reasked_with']}")
             text = " ".join(r["new_text"].split())
             line += f" out {r['usage']['output_tokens']:>4} tok [{', '.join(tries)}] {len(text.split())} words: {text[:110]!r}"
         print(line)
