@@ -2324,11 +2324,9 @@ fn a_guided_proposal_in_reflections_at_both_sizes() {
 /// child lost, or how much it grew over max_growth.
 #[test]
 fn refused_children_are_explained_in_reflections() {
-    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
+    use gepa_tui::llm::{AttemptError, ChatRequest, ScriptedBackend};
     use std::sync::Arc;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("proj");
-    common::write_project(&dir, "max_metric_calls = 80\nmax_rounds = 6\nseed = 3\npipeline_lag = 1");
+    let (_tmp, dir) = scripted_project("max_metric_calls = 80\nmax_rounds = 6\nseed = 3\npipeline_lag = 1");
     std::fs::write(dir.join("prompts/instruction.md"), "<<keep>>Answer the item.<</keep>> rule A").unwrap();
     let toml = std::fs::read_to_string(dir.join("gepa.toml")).unwrap();
     std::fs::write(
@@ -2336,23 +2334,11 @@ fn refused_children_are_explained_in_reflections() {
         toml.replace("file = \"prompts/format.md\"", "file = \"prompts/format.md\"\nmax_growth = 3"),
     )
     .unwrap();
-    let project = Arc::new(Project::load(&dir).unwrap());
-    let task: Arc<dyn ChatBackend> =
-        Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
     // Reflections reword the protected sentence; on `format` they add rules (7 characters each).
-    let refl: Arc<dyn ChatBackend> = Arc::new(ScriptedBackend::new(|req: &ChatRequest| {
+    let refl = Arc::new(ScriptedBackend::new(|req: &ChatRequest| {
         Ok::<_, AttemptError>(common::reflection_reply(req).replace("Answer the item.", "Answer."))
     }));
-    let models = common::models_from(&project, task, refl);
-    let task = Arc::new(gepa_tui::eval::Task::new(project.clone(), Arc::new(models)).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let run_dir = rt.block_on(async {
-        let (engine, _h) = Engine::create(project.clone(), task, EngineOptions::default()).unwrap();
-        engine.run().await.unwrap().run_dir
-    });
-    let (events, _) = load_events(&run_dir, false).unwrap();
-    let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
-    a.goto(View::Reflections);
+    let mut a = reflections_of(&dir, refl);
     let n = a.model.proposals.len();
     let find = |a: &App, word: &str| {
         a.model.proposals.iter().position(|p| p.outcome.as_ref().is_some_and(|o| format!("{o:?}").starts_with(word)))
@@ -2473,12 +2459,24 @@ fn reflections_of_a_scripted_run(
     optimizer: &str,
     refl: std::sync::Arc<dyn gepa_tui::llm::ChatBackend>,
 ) -> (tempfile::TempDir, App) {
-    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
-    use std::sync::Arc;
+    let (tmp, dir) = scripted_project(optimizer);
+    (tmp, reflections_of(&dir, refl))
+}
+
+/// The scripted project (`optimizer` in its [optimizer]) in a temporary folder, and its path.
+fn scripted_project(optimizer: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("proj");
     common::write_project(&dir, optimizer);
-    let project = Arc::new(Project::load(&dir).unwrap());
+    (tmp, dir)
+}
+
+/// Runs the project at `dir` with the scripted task model and `refl` as the reflection model to
+/// its end, and opens the workbench on its Reflections view.
+fn reflections_of(dir: &std::path::Path, refl: std::sync::Arc<dyn gepa_tui::llm::ChatBackend>) -> App {
+    use gepa_tui::llm::{AttemptError, ChatBackend, ChatRequest, ScriptedBackend};
+    use std::sync::Arc;
+    let project = Arc::new(Project::load(dir).unwrap());
     let task: Arc<dyn ChatBackend> =
         Arc::new(ScriptedBackend::new(|req: &ChatRequest| Ok::<_, AttemptError>(common::task_reply(req))));
     let models = common::models_from(&project, task, refl);
@@ -2491,5 +2489,5 @@ fn reflections_of_a_scripted_run(
     let (events, _) = load_events(&run_dir, false).unwrap();
     let mut a = App::new(Model::from_events(&events).with_project(&project), Keymap::default(), Theme::default());
     a.goto(View::Reflections);
-    (tmp, a)
+    a
 }
